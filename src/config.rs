@@ -1,0 +1,465 @@
+//! Typed settings: defaults, then `portico.toml`, then `PORTICO_*` environment variables.
+//!
+//! Parsing happens once, at start, into types that cannot hold a bad value: a listen address is a
+//! `SocketAddr`, the issuer an absolute http(s) URL without a trailing slash, the database URL one
+//! of the two back ends we support. A bad value stops the start with one line naming the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use url::Url;
+
+/// Sections an environment variable may name as `PORTICO_<SECTION>_<KEY>`.
+const SECTIONS: &[&str] = &["server", "database", "secrets", "bootstrap", "log", "keys"];
+
+/// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
+const SHORT_FORMS: &[(&str, &str)] = &[
+    ("listen", "server.listen"),
+    ("issuer", "server.issuer"),
+    ("data_dir", "server.data_dir"),
+    ("master_key", "secrets.master_key"),
+    ("master_key_file", "secrets.master_key_file"),
+    ("log", "log.filter"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration file {path}: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // figment names the key and the source (file or variable); keep it on one line.
+        let line = err
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        ConfigError::Invalid(line)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub secrets: SecretsSettings,
+    pub bootstrap: BootstrapSettings,
+    pub log: LogSettings,
+    pub keys: KeySettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub issuer: Issuer,
+    /// Where the generated master key and the default SQLite database live.
+    pub data_dir: PathBuf,
+    /// Actix worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds that in-flight requests get to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: Issuer::parse("http://127.0.0.1:8080").expect("valid default issuer"),
+            data_dir: PathBuf::from("data"),
+            workers: 0,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; unset means `sqlite://<data_dir>/portico.db`.
+    pub url: Option<DatabaseUrl>,
+    /// Pool size; 0 picks a default that suits the back end.
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    #[serde(deserialize_with = "lenient_secret", serialize_with = "redact_secret")]
+    pub master_key: Option<SecretString>,
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapSettings {
+    pub admin_email: Option<String>,
+    #[serde(deserialize_with = "lenient_secret", serialize_with = "redact_secret")]
+    pub admin_password: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A `tracing` filter such as `info` or `portico=debug,sqlx=warn`.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeySettings {
+    /// A new signing key is made when the active one is this many days old; 0 turns it off.
+    pub rotation_days: u64,
+    /// How often an instance re-reads the key table, so a rotation elsewhere reaches it.
+    pub refresh_secs: u64,
+    /// The longest lifetime of any JWT Portico signs; a retired key stays published this long.
+    pub max_token_lifetime_secs: u64,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            rotation_days: 90,
+            refresh_secs: 60,
+            max_token_lifetime_secs: 24 * 3600,
+        }
+    }
+}
+
+impl KeySettings {
+    pub fn rotation_period(&self) -> Option<Duration> {
+        (self.rotation_days > 0).then(|| Duration::from_secs(self.rotation_days * 86_400))
+    }
+}
+
+/// The public base URL: absolute, http or https, no query or fragment, no trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer(String);
+
+impl Issuer {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("`{raw}` must use http or https"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("`{raw}` must not have a query or fragment"));
+        }
+        if url.host_str().is_none() {
+            return Err(format!("`{raw}` has no host"));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+
+    /// An absolute URL under the issuer; `path` starts with `/`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.0, path)
+    }
+}
+
+impl<'de> Deserialize<'de> for Issuer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Issuer::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Issuer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A database URL for one of the supported back ends. Its password is a secret.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let scheme = raw.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" | "postgres" | "postgresql" => Ok(Self(SecretString::from(raw.to_owned()))),
+            _ => Err("the database URL must start with sqlite:// or postgres://".to_owned()),
+        }
+    }
+
+    pub fn sqlite_in(data_dir: &Path) -> Self {
+        Self(SecretString::from(format!(
+            "sqlite://{}",
+            data_dir.join("portico.db").display()
+        )))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.expose().starts_with("sqlite:")
+    }
+
+    /// The URL with any password replaced, for logs and `config check`.
+    pub fn redacted(&self) -> String {
+        match Url::parse(self.expose()) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("redacted"));
+                url.to_string()
+            }
+            Ok(url) => url.to_string(),
+            Err(_) => "<unparseable>".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        DatabaseUrl::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// Environment values are parsed as TOML scalars, so a numeric password arrives as a number.
+fn lenient_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Str(String),
+        Int(i64),
+        Float(f64),
+        Bool(bool),
+    }
+    let value = Option::<Scalar>::deserialize(d)?;
+    Ok(value.map(|v| {
+        let text = match v {
+            Scalar::Str(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        };
+        SecretString::from(text)
+    }))
+}
+
+fn redact_secret<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+/// Maps `PORTICO_<SECTION>_<KEY>` (already stripped of `PORTICO_`) to `section.key`.
+fn env_key(key: &str) -> Option<String> {
+    let key = key.to_ascii_lowercase();
+    if let Some((_, mapped)) = SHORT_FORMS.iter().find(|(short, _)| *short == key) {
+        return Some((*mapped).to_owned());
+    }
+    let (section, rest) = key.split_once('_')?;
+    SECTIONS
+        .contains(&section)
+        .then(|| format!("{section}.{rest}"))
+}
+
+impl Settings {
+    /// Loads defaults, then the file (if any), then the environment.
+    ///
+    /// `config_path` comes from `--config` or `PORTICO_CONFIG`; without one, `portico.toml` in the
+    /// working directory is read if it exists.
+    pub fn load(config_path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        match config_path {
+            Some(path) => {
+                if let Err(source) = std::fs::metadata(path) {
+                    return Err(ConfigError::Unreadable {
+                        path: path.to_owned(),
+                        source,
+                    });
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            // The implicit `portico.toml` in the working directory is optional.
+            None if Path::new("portico.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("portico.toml"));
+            }
+            None => {}
+        }
+        let env = Env::prefixed("PORTICO_").filter_map(|k| env_key(k.as_str()).map(Into::into));
+        Self::from_figment(figment.merge(env))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.keys.refresh_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "keys.refresh_secs must be at least 1".into(),
+            ));
+        }
+        if self.keys.max_token_lifetime_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "keys.max_token_lifetime_secs must be at least 1".into(),
+            ));
+        }
+        if self.bootstrap.admin_email.is_some() != self.bootstrap.admin_password.is_some() {
+            return Err(ConfigError::Invalid(
+                "bootstrap.admin_email and bootstrap.admin_password must be set together".into(),
+            ));
+        }
+        if self.secrets.master_key.is_some() && self.secrets.master_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "set only one of secrets.master_key (PORTICO_MASTER_KEY) and \
+                 secrets.master_key_file (PORTICO_MASTER_KEY_FILE)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one or the SQLite file in the data directory.
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::sqlite_in(&self.server.data_dir))
+    }
+
+    /// The effective settings as TOML, secrets redacted: what `portico config check` prints.
+    pub fn redacted_toml(&self) -> String {
+        let mut effective = self.clone();
+        effective.database.url = Some(self.database_url());
+        toml::to_string_pretty(&effective).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn from_pairs(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new();
+        for (key, value) in pairs {
+            let mapped = env_key(key).expect("known key");
+            figment = figment.merge(Serialized::default(&mapped, *value));
+        }
+        Settings::from_figment(figment)
+    }
+
+    #[test]
+    fn zero_config_has_the_contract_defaults() {
+        let s = Settings::from_figment(Figment::new()).unwrap();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.issuer.as_str(), "http://127.0.0.1:8080");
+        assert_eq!(s.database_url().expose(), "sqlite://data/portico.db");
+        assert_eq!(s.log.filter, "info");
+    }
+
+    #[test]
+    fn env_keys_map_to_sections_and_short_forms() {
+        assert_eq!(env_key("LISTEN").as_deref(), Some("server.listen"));
+        assert_eq!(env_key("DATABASE_URL").as_deref(), Some("database.url"));
+        assert_eq!(
+            env_key("MASTER_KEY_FILE").as_deref(),
+            Some("secrets.master_key_file")
+        );
+        assert_eq!(
+            env_key("BOOTSTRAP_ADMIN_EMAIL").as_deref(),
+            Some("bootstrap.admin_email")
+        );
+        assert_eq!(env_key("LOG_FORMAT").as_deref(), Some("log.format"));
+        assert_eq!(env_key("LOG").as_deref(), Some("log.filter"));
+        assert_eq!(env_key("CONFIG"), None);
+        assert_eq!(env_key("TEST_POSTGRES_URL"), None);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = from_pairs(&[("ISSUER", "ftp://example.com")]).unwrap_err();
+        assert!(err.to_string().contains("http or https"), "{err}");
+        let err = from_pairs(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(
+            err.to_string().contains("sqlite:// or postgres://"),
+            "{err}"
+        );
+        let err = from_pairs(&[("LISTEN", "not-an-address")]).unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        let err = from_pairs(&[("LOG_FORMAT", "xml")]).unwrap_err();
+        assert!(err.to_string().contains("format"), "{err}");
+    }
+
+    #[test]
+    fn issuer_loses_its_trailing_slash() {
+        let s = from_pairs(&[("ISSUER", "https://id.example.com/")]).unwrap();
+        assert_eq!(s.server.issuer.as_str(), "https://id.example.com");
+        assert!(s.server.issuer.is_https());
+    }
+
+    #[test]
+    fn redacted_output_hides_secrets() {
+        let s = from_pairs(&[
+            ("MASTER_KEY", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="),
+            ("DATABASE_URL", "postgres://portico:hunter2@db/portico"),
+            ("BOOTSTRAP_ADMIN_EMAIL", "admin@example.com"),
+            ("BOOTSTRAP_ADMIN_PASSWORD", "12345678"),
+        ])
+        .unwrap();
+        let out = s.redacted_toml();
+        assert!(!out.contains("hunter2"), "{out}");
+        assert!(!out.contains("c2VjcmV0"), "{out}");
+        assert!(!out.contains("12345678"), "{out}");
+        assert!(out.contains("<redacted>"), "{out}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Domain events (CONTRACT.md, "Webhook events"), recorded in the transactional outbox.
+//!
+//! Callers pass the connection of the transaction that makes the change, so an event exists
+//! exactly when its change committed.
+
+use serde_json::{Value, json};
+use sqlx::AnyConnection;
+
+use crate::store::{self, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    LoginSucceeded,
+    LoginFailed,
+    UserCreated,
+    IdentityLinked,
+    SessionEnded,
+    TokenReuseDetected,
+    WebhookTest,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 7] = [
+        EventType::LoginSucceeded,
+        EventType::LoginFailed,
+        EventType::UserCreated,
+        EventType::IdentityLinked,
+        EventType::SessionEnded,
+        EventType::TokenReuseDetected,
+        EventType::WebhookTest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::LoginSucceeded => "login.succeeded",
+            EventType::LoginFailed => "login.failed",
+            EventType::UserCreated => "user.created",
+            EventType::IdentityLinked => "identity.linked",
+            EventType::SessionEnded => "session.ended",
+            EventType::TokenReuseDetected => "token.reuse_detected",
+            EventType::WebhookTest => "webhook.test",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+}
+
+/// A recorded event: its id (the `webhook-id` receivers see) and its exact body.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    pub id: String,
+    pub event_type: EventType,
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// Writes an event inside the caller's transaction.
+pub async fn record(
+    conn: &mut AnyConnection,
+    event_type: EventType,
+    data: Value,
+) -> Result<RecordedEvent, StoreError> {
+    let created_at = store::now();
+    let timestamp = chrono::DateTime::from_timestamp(created_at, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let body =
+        json!({ "type": event_type.as_str(), "timestamp": timestamp, "data": data }).to_string();
+    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&id)
+        .bind(event_type.as_str())
+        .bind(&body)
+        .bind(created_at)
+        .execute(&mut *conn)
+        .await?;
+    Ok(RecordedEvent {
+        id,
+        event_type,
+        body,
+        created_at,
+    })
+}

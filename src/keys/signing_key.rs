@@ -1,0 +1,215 @@
+//! One signing key: generation, its public JWK and `kid`, and signing with ring.
+//!
+//! Private-key operations run on ring (constant-time, unlike the pure-Rust `rsa` crate).
+//! ring cannot generate RSA keys, so RSA generation uses the system OpenSSL.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::SystemRandom;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair,
+};
+use secrecy::{ExposeSecret, SecretSlice};
+use serde_json::{Value, json};
+
+use super::SigningAlg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key generation failed: {0}")]
+    Generate(String),
+    #[error("stored {alg} key {kid} is unusable: {reason}")]
+    Rejected {
+        alg: SigningAlg,
+        kid: String,
+        reason: String,
+    },
+}
+
+/// A freshly generated key, ready to be sealed and stored.
+pub struct GeneratedKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub pkcs8: SecretSlice<u8>,
+    /// The public JWK with `kid`, `alg` and `use`, as published.
+    pub public_jwk: Value,
+}
+
+impl GeneratedKey {
+    /// Generates a key; RSA takes tens of milliseconds, so call this off the async executor.
+    pub fn generate(alg: SigningAlg) -> Result<Self, KeyError> {
+        let rng = SystemRandom::new();
+        let gen_err = |e: &dyn std::fmt::Display| KeyError::Generate(e.to_string());
+        let (pkcs8, members): (Vec<u8>, BTreeMap<&str, String>) = match alg {
+            SigningAlg::RS256 => {
+                let rsa = openssl::rsa::Rsa::generate(2048).map_err(|e| gen_err(&e))?;
+                let members = BTreeMap::from([
+                    ("e", b64(&rsa.e().to_vec())),
+                    ("kty", "RSA".to_owned()),
+                    ("n", b64(&rsa.n().to_vec())),
+                ]);
+                let pkey = openssl::pkey::PKey::from_rsa(rsa).map_err(|e| gen_err(&e))?;
+                let der = pkey.private_key_to_pkcs8().map_err(|e| gen_err(&e))?;
+                (der, members)
+            }
+            SigningAlg::ES256 => {
+                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                    .map_err(|e| gen_err(&e))?;
+                let pair =
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng)
+                        .map_err(|e| gen_err(&e))?;
+                // Uncompressed point: 0x04 | x (32) | y (32).
+                let point = pair.public_key().as_ref();
+                let members = BTreeMap::from([
+                    ("crv", "P-256".to_owned()),
+                    ("kty", "EC".to_owned()),
+                    ("x", b64(&point[1..33])),
+                    ("y", b64(&point[33..65])),
+                ]);
+                (doc.as_ref().to_vec(), members)
+            }
+            SigningAlg::EdDSA => {
+                let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| gen_err(&e))?;
+                let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|e| gen_err(&e))?;
+                let members = BTreeMap::from([
+                    ("crv", "Ed25519".to_owned()),
+                    ("kty", "OKP".to_owned()),
+                    ("x", b64(pair.public_key().as_ref())),
+                ]);
+                (doc.as_ref().to_vec(), members)
+            }
+        };
+        let kid = thumbprint(&members);
+        let mut jwk = json!(members);
+        jwk["kid"] = json!(kid);
+        jwk["alg"] = json!(alg.as_str());
+        jwk["use"] = json!("sig");
+        Ok(Self {
+            kid,
+            alg,
+            pkcs8: SecretSlice::from(pkcs8),
+            public_jwk: jwk,
+        })
+    }
+
+    pub fn signing_key(&self) -> Result<SigningKey, KeyError> {
+        SigningKey::from_pkcs8(&self.kid, self.alg, self.pkcs8.expose_secret())
+    }
+}
+
+/// RFC 7638 thumbprint: SHA-256 over the required members, sorted, without white space.
+fn thumbprint(members: &BTreeMap<&str, String>) -> String {
+    let canonical = serde_json::to_string(members).expect("a string map serialises");
+    b64(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()).as_ref())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
+
+/// A private key loaded for signing.
+pub struct SigningKey {
+    kid: String,
+    alg: SigningAlg,
+    pair: Pair,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({} {})", self.alg, self.kid)
+    }
+}
+
+impl SigningKey {
+    pub fn from_pkcs8(kid: &str, alg: SigningAlg, der: &[u8]) -> Result<Self, KeyError> {
+        let rng = SystemRandom::new();
+        let rejected = |e: ring::error::KeyRejected| KeyError::Rejected {
+            alg,
+            kid: kid.to_owned(),
+            reason: e.to_string(),
+        };
+        let pair = match alg {
+            SigningAlg::RS256 => Pair::Rsa(RsaKeyPair::from_pkcs8(der).map_err(rejected)?),
+            SigningAlg::ES256 => Pair::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
+                    .map_err(rejected)?,
+            ),
+            SigningAlg::EdDSA => Pair::Ed(Ed25519KeyPair::from_pkcs8(der).map_err(rejected)?),
+        };
+        Ok(Self {
+            kid: kid.to_owned(),
+            alg,
+            pair,
+            rng,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn alg(&self) -> SigningAlg {
+        self.alg
+    }
+
+    /// The JWS signature over `message` (for ES256, the fixed-size `r || s` form JWS requires).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        const FAILED: &str = "signing with a validated in-memory key cannot fail";
+        match &self.pair {
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
+                    .expect(FAILED);
+                sig
+            }
+            Pair::Ec(pair) => pair
+                .sign(&self.rng, message)
+                .expect(FAILED)
+                .as_ref()
+                .to_vec(),
+            Pair::Ed(pair) => pair.sign(message).as_ref().to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_generates_a_loadable_key_with_a_thumbprint_kid() {
+        for alg in SigningAlg::ALL {
+            let key = GeneratedKey::generate(alg).unwrap();
+            assert_eq!(key.kid.len(), 43, "{alg}: SHA-256 in base64url");
+            assert_eq!(key.public_jwk["kid"], key.kid);
+            assert_eq!(key.public_jwk["alg"], alg.as_str());
+            assert_eq!(key.public_jwk["use"], "sig");
+            let signer = key.signing_key().unwrap();
+            assert!(!signer.sign(b"message").is_empty());
+        }
+    }
+
+    #[test]
+    fn rfc7638_thumbprint_example() {
+        // RFC 7638 section 3.1.
+        let members = BTreeMap::from([
+            ("e", "AQAB".to_owned()),
+            ("kty", "RSA".to_owned()),
+            ("n", "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw".to_owned()),
+        ]);
+        assert_eq!(
+            thumbprint(&members),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! Portico: a self-hosted identity broker.
+//!
+//! Layout by domain: `oidc` is the provider apps talk to; `keys` its signing keys and JWTs;
+//! `crypto` the master key, sealing and hashing; `store` persistence; `ops` health, metrics
+//! and response hardening; `startup` wires them into an actix-web server; `cli` is the binary.
+
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod events;
+pub mod keys;
+pub mod oidc;
+pub mod ops;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

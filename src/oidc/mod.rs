@@ -1,0 +1,4 @@
+//! The OpenID Connect provider that downstream apps talk to.
+
+pub mod discovery;
+pub mod jwks;

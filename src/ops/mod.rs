@@ -1,0 +1,5 @@
+//! Operating Portico: health checks, Prometheus metrics, response hardening.
+
+pub mod headers;
+pub mod health;
+pub mod metrics;

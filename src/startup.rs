@@ -1,0 +1,151 @@
+//! Wiring: from settings to a running server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::crypto::{MasterKey, MasterKeySource, Sealer};
+use crate::keys::KeyRing;
+use crate::oidc::discovery::ProviderMetadata;
+use crate::state::AppState;
+use crate::store::{KeyCheck, Store};
+use crate::{oidc, ops};
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let url = settings.database_url();
+    let store = Store::connect(&url, settings.database.max_connections)
+        .await
+        .with_context(|| format!("cannot open the database {}", url.redacted()))?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Loads the master key (generating one on a first zero-config run) and checks it against
+/// the database.
+pub async fn unlock(settings: &Settings, store: &Store) -> anyhow::Result<(MasterKey, Sealer)> {
+    let (key, source) = MasterKey::load(&settings.secrets, &settings.server.data_dir)?;
+    if let MasterKeySource::Generated(path) = &source {
+        tracing::warn!(
+            path = %path.display(),
+            "GENERATED A NEW MASTER KEY. Every stored secret is sealed with it: back it up, and in \
+             production set PORTICO_MASTER_KEY_FILE instead of relying on this file"
+        );
+    }
+    let sealer = Sealer::new(&key);
+    match store.check_master_key(&sealer, &key.id_hex()).await? {
+        KeyCheck::Initialised => {
+            tracing::info!(key_id = %key.id_hex(), "sealed a new database with the master key")
+        }
+        KeyCheck::Matched => {
+            tracing::debug!(key_id = %key.id_hex(), "master key matches the database")
+        }
+    }
+    Ok((key, sealer))
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    /// Everything `portico serve` does before accepting connections.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.server.listen)
+            .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// As `build`, on a listener the caller bound (tests bind port 0 first to learn the issuer).
+    pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
+            anyhow::bail!("jsonwebtoken has no crypto provider: the build enables none or two");
+        }
+        let store = open_store(&settings).await?;
+        let (_key, sealer) = unlock(&settings, &store).await?;
+        let keys = KeyRing::load(store.clone(), sealer.clone(), settings.keys.clone()).await?;
+
+        let port = listener.local_addr()?.port();
+
+        let state = web::Data::new(AppState {
+            discovery: ProviderMetadata::new(&settings.server.issuer).to_bytes(),
+            settings: Arc::new(settings),
+            store,
+            sealer,
+            keys: keys.clone(),
+            metrics: ops::metrics::handle(),
+        });
+        let tasks = vec![keys.spawn_maintenance()];
+        let server = build_server(listener, state.clone())?;
+        Ok(Self {
+            port,
+            server,
+            state,
+            tasks,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM or ctrl-c; in-flight requests get the grace period to finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(port = self.port, issuer = %self.state.settings.server.issuer.as_str(), "portico is serving");
+        let result = self.server.await;
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.state.store.close().await;
+        result
+    }
+}
+
+fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let settings = state.settings.clone();
+    let https = settings.server.issuer.is_https();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(ops::headers::security_headers(https))
+            .wrap(from_fn(ops::metrics::track))
+            .wrap(TracingLogger::default())
+            .configure(routes)
+    })
+    .shutdown_timeout(settings.server.shutdown_grace_secs)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen(listener)?;
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server.run())
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(ops::health::healthz)
+        .service(ops::health::readyz)
+        .service(ops::metrics::render)
+        .service(oidc::jwks::jwks)
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(oidc::discovery::document),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(oidc::discovery::document),
+        );
+}

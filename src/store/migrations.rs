@@ -1,0 +1,73 @@
+//! Migrations are embedded in the binary, one list per back end, kept in step by version.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use super::Backend;
+
+type Source = (i64, &'static str, &'static str);
+
+const SQLITE: &[Source] = &[(
+    1,
+    "foundation",
+    include_str!("../../migrations/sqlite/0001_foundation.sql"),
+)];
+
+const POSTGRES: &[Source] = &[(
+    1,
+    "foundation",
+    include_str!("../../migrations/postgres/0001_foundation.sql"),
+)];
+
+fn sources(backend: Backend) -> &'static [Source] {
+    match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    }
+}
+
+pub(super) fn migrator(backend: Backend) -> Migrator {
+    let migrations = sources(backend)
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ignore_missing: false,
+        locking: true,
+        no_tx: false,
+    }
+}
+
+pub(super) fn latest_version(backend: Backend) -> i64 {
+    sources(backend)
+        .iter()
+        .map(|(v, _, _)| *v)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_back_ends_have_the_same_versions() {
+        let versions = |b| {
+            sources(b)
+                .iter()
+                .map(|(v, d, _)| (*v, *d))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(versions(Backend::Sqlite), versions(Backend::Postgres));
+    }
+}

@@ -1,0 +1,155 @@
+//! Persistence on SQLite or PostgreSQL, chosen at run time from the URL.
+//!
+//! One API serves both: queries go through sqlx's `Any` driver with `$n` placeholders and a
+//! portable SQL subset (`ON CONFLICT`, `RETURNING`), and use only the types every back end
+//! maps alike (`i64`, `String`, `Vec<u8>`). Times are Unix seconds. Each back end has its own
+//! migrations directory, because column types differ (`BLOB`/`BYTEA`).
+
+mod master_key_check;
+mod migrations;
+mod rotate_master;
+pub mod signing_keys;
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseUrl;
+
+pub use master_key_check::{KeyCheck, MasterKeyMismatch};
+pub use rotate_master::{SEALED_COLUMNS, SealedColumn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Seal(#[from] crate::crypto::SealError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Connects (creating the SQLite file and its directory if needed). Does not migrate.
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Self, StoreError> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = if url.is_sqlite() {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let raw = match backend {
+            Backend::Sqlite => prepare_sqlite_url(url.expose())?,
+            Backend::Postgres => url.expose().to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&raw)?;
+        let max = match (max_connections, backend) {
+            (0, Backend::Sqlite) => 8,
+            (0, Backend::Postgres) => 16,
+            (n, _) => n,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations; safe to run on every start and from several instances at once
+    /// (PostgreSQL takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::migrator(self.backend).run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Ready when the database answers and every migration this binary knows is applied.
+    pub async fn is_ready(&self) -> bool {
+        let latest = migrations::latest_version(self.backend);
+        let applied: Result<Option<i64>, _> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
+                .bind(true)
+                .fetch_one(&self.pool)
+                .await;
+        matches!(applied, Ok(Some(v)) if v >= latest)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Ensures the SQLite file's directory exists and asks sqlx to create the file.
+fn prepare_sqlite_url(raw: &str) -> Result<String, StoreError> {
+    let rest = raw.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.is_empty()
+        && path != ":memory:"
+        && let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Directory {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    if query.split('&').any(|kv| kv.starts_with("mode=")) {
+        Ok(raw.to_owned())
+    } else if query.is_empty() {
+        Ok(format!("{raw}?mode=rwc"))
+    } else {
+        Ok(format!("{raw}&mode=rwc"))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

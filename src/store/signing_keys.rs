@@ -1,0 +1,140 @@
+//! Rows of the `signing_keys` table.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub alg: String,
+    /// Sealed PKCS#8; open with `SealTarget::new("signing_keys", "private_key", kid)`.
+    pub private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+    pub publish_until: Option<i64>,
+}
+
+impl SigningKeyRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            kid: row.try_get("kid")?,
+            alg: row.try_get("alg")?,
+            private_key: row.try_get("private_key")?,
+            public_jwk: row.try_get("public_jwk")?,
+            created_at: row.try_get("created_at")?,
+            retired_at: row.try_get("retired_at")?,
+            publish_until: row.try_get("publish_until")?,
+        })
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.retired_at.is_none()
+    }
+}
+
+/// What a rotation does to the keys it replaces.
+#[derive(Debug, Clone, Copy)]
+pub enum Retire<'a> {
+    /// Retire every active key of the algorithm (an operator's `keys rotate`).
+    AllActive,
+    /// Retire exactly this key, and do nothing if another instance already did (timed rotation).
+    Only(&'a str),
+    /// Add the key only if the algorithm has no active key (first start).
+    NoneIfActiveExists,
+}
+
+impl Store {
+    /// Keys still in the JWKS at `now`, newest first.
+    pub async fn published_signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kid, alg, private_key, public_jwk, created_at, retired_at, publish_until \
+             FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
+             ORDER BY created_at DESC, kid",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(SigningKeyRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Inserts `key` and retires its predecessors as `retire` says, in one transaction.
+    /// Returns false (and changes nothing) when the condition in `retire` did not hold.
+    pub async fn add_signing_key(
+        &self,
+        key: &SigningKeyRow,
+        retire: Retire<'_>,
+        publish_until: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let proceed = match retire {
+            Retire::AllActive => {
+                sqlx::query(
+                    "UPDATE signing_keys SET retired_at = $1, publish_until = $2 \
+                     WHERE alg = $3 AND retired_at IS NULL",
+                )
+                .bind(key.created_at)
+                .bind(publish_until)
+                .bind(&key.alg)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+            Retire::Only(kid) => {
+                sqlx::query(
+                    "UPDATE signing_keys SET retired_at = $1, publish_until = $2 \
+                     WHERE kid = $3 AND retired_at IS NULL",
+                )
+                .bind(key.created_at)
+                .bind(publish_until)
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1
+            }
+            Retire::NoneIfActiveExists => {
+                let active: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM signing_keys WHERE alg = $1 AND retired_at IS NULL",
+                )
+                .bind(&key.alg)
+                .fetch_one(&mut *tx)
+                .await?;
+                active == 0
+            }
+        };
+        if !proceed {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, retired_at, publish_until) \
+             VALUES ($1, $2, $3, $4, $5, NULL, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_key)
+        .bind(&key.public_jwk)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes keys whose publication has ended: no token they signed is still valid.
+    pub async fn delete_expired_signing_keys(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM signing_keys WHERE publish_until IS NOT NULL AND publish_until <= $1",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+}

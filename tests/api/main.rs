@@ -1,0 +1,12 @@
+//! Integration tests: Portico spawned on port 0 and driven over HTTP, on SQLite always and on
+//! PostgreSQL when `PORTICO_TEST_POSTGRES_URL` names a server (CI sets it).
+//!
+//! One test binary (this file's modules) keeps link time down.
+
+mod helpers;
+
+mod cli;
+mod keys;
+mod ops;
+mod secrets;
+mod store;

@@ -1,0 +1,167 @@
+//! The store API on both back ends.
+
+use portico::config::DatabaseUrl;
+use portico::crypto::{MasterKey, Sealer};
+use portico::events::{self, EventType};
+use portico::store::signing_keys::{Retire, SigningKeyRow};
+use portico::store::{KeyCheck, Store};
+
+use crate::helpers::TestDb;
+use crate::on_both_backends;
+
+on_both_backends!(
+    migrations_are_idempotent_and_make_the_store_ready,
+    the_key_check_is_written_once_and_then_enforced,
+    signing_key_rotation_is_conditional,
+    events_commit_and_roll_back_with_their_transaction,
+);
+
+async fn open(db: &TestDb) -> Store {
+    let store = Store::connect(&DatabaseUrl::parse(&db.url).unwrap(), 3)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn key_row(kid: &str, created_at: i64) -> SigningKeyRow {
+    SigningKeyRow {
+        kid: kid.into(),
+        alg: "ES256".into(),
+        private_key: vec![1, 2, 3],
+        public_jwk: "{}".into(),
+        created_at,
+        retired_at: None,
+        publish_until: None,
+    }
+}
+
+async fn migrations_are_idempotent_and_make_the_store_ready(db: &TestDb) {
+    let store = Store::connect(&DatabaseUrl::parse(&db.url).unwrap(), 3)
+        .await
+        .unwrap();
+    assert!(!store.is_ready().await, "not ready before migrations");
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert!(store.is_ready().await);
+    store.close().await;
+}
+
+async fn the_key_check_is_written_once_and_then_enforced(db: &TestDb) {
+    let store = open(db).await;
+    let key = MasterKey::generate();
+    let sealer = Sealer::new(&key);
+    assert_eq!(
+        store
+            .check_master_key(&sealer, &key.id_hex())
+            .await
+            .unwrap(),
+        KeyCheck::Initialised
+    );
+    assert_eq!(
+        store
+            .check_master_key(&sealer, &key.id_hex())
+            .await
+            .unwrap(),
+        KeyCheck::Matched
+    );
+    let other = MasterKey::generate();
+    let err = store
+        .check_master_key(&Sealer::new(&other), &other.id_hex())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&key.id_hex()),
+        "names the stored key id: {err}"
+    );
+    store.close().await;
+}
+
+async fn signing_key_rotation_is_conditional(db: &TestDb) {
+    let store = open(db).await;
+    assert!(
+        store
+            .add_signing_key(&key_row("a", 100), Retire::NoneIfActiveExists, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_signing_key(&key_row("b", 101), Retire::NoneIfActiveExists, 0)
+            .await
+            .unwrap(),
+        "an active key exists"
+    );
+    // Two instances race to rotate key a on schedule: only the first adds a key.
+    assert!(
+        store
+            .add_signing_key(&key_row("c", 200), Retire::Only("a"), 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_signing_key(&key_row("d", 200), Retire::Only("a"), 500)
+            .await
+            .unwrap()
+    );
+
+    let keys = store.published_signing_keys(300).await.unwrap();
+    let kids: Vec<_> = keys
+        .iter()
+        .map(|k| (k.kid.as_str(), k.is_active()))
+        .collect();
+    assert_eq!(kids, vec![("c", true), ("a", false)]);
+    // After its publication window the retired key leaves the JWKS, then the table.
+    assert_eq!(store.published_signing_keys(500).await.unwrap().len(), 1);
+    assert_eq!(store.delete_expired_signing_keys(499).await.unwrap(), 0);
+    assert_eq!(store.delete_expired_signing_keys(500).await.unwrap(), 1);
+
+    // An operator's rotation retires every active key of the algorithm.
+    assert!(
+        store
+            .add_signing_key(&key_row("e", 600), Retire::AllActive, 900)
+            .await
+            .unwrap()
+    );
+    let active: Vec<_> = store
+        .published_signing_keys(600)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.is_active())
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(active, vec!["e".to_owned()]);
+    store.close().await;
+}
+
+async fn events_commit_and_roll_back_with_their_transaction(db: &TestDb) {
+    let store = open(db).await;
+    let mut tx = store.pool().begin().await.unwrap();
+    let event = events::record(
+        &mut tx,
+        EventType::UserCreated,
+        serde_json::json!({"user_id": "u1"}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let body: serde_json::Value = serde_json::from_str(&event.body).unwrap();
+    assert_eq!(body["type"], "user.created");
+    assert_eq!(body["data"]["user_id"], "u1");
+    assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
+
+    let mut tx = store.pool().begin().await.unwrap();
+    events::record(&mut tx, EventType::LoginFailed, serde_json::json!({}))
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+
+    let types: Vec<String> = sqlx::query_scalar("SELECT type FROM events")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(types, vec!["user.created".to_owned()]);
+    store.close().await;
+}
