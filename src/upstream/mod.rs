@@ -1,0 +1,3 @@
+//! Upstream identity providers.
+
+pub mod http;
