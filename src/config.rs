@@ -15,7 +15,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 /// Sections an environment variable may name as `PORTICO_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["server", "database", "secrets", "bootstrap", "log", "keys"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "secrets",
+    "bootstrap",
+    "log",
+    "keys",
+    "oidc",
+];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
 const SHORT_FORMS: &[(&str, &str)] = &[
@@ -59,6 +67,11 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub keys: KeySettings,
+    pub oidc: crate::oidc::settings::OidcSettings,
+    /// `[[clients]]`: downstream applications kept in the config file.
+    pub clients: Vec<crate::oidc::settings::ClientConfig>,
+    /// `[[providers]]`: upstream providers kept in the config file.
+    pub providers: Vec<crate::oidc::settings::ProviderConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -365,6 +378,11 @@ impl Settings {
                     .into(),
             ));
         }
+        self.oidc
+            .validate(self.keys.max_token_lifetime_secs)
+            .map_err(ConfigError::Invalid)?;
+        crate::clients::validate_config(&self.clients, &self.providers)
+            .map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

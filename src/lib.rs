@@ -5,14 +5,17 @@
 //! and response hardening; `startup` wires them into an actix-web server; `cli` is the binary.
 
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod events;
 pub mod keys;
 pub mod oidc;
 pub mod ops;
+pub mod providers;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod users;

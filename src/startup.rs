@@ -77,6 +77,20 @@ impl Application {
 
         let port = listener.local_addr()?.port();
 
+        store
+            .upsert_config_providers(&settings.providers, &sealer)
+            .await
+            .context("cannot store [[providers]] from the configuration")?;
+        store
+            .upsert_config_clients(&settings.clients, &settings.oidc)
+            .await
+            .context("cannot store [[clients]] from the configuration")?;
+        let limits = oidc::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
+        let connectors = Arc::new(crate::providers::Connectors::new(
+            sealer.clone(),
+            upstream_http_client()?,
+        ));
+
         let state = web::Data::new(AppState {
             discovery: ProviderMetadata::new(&settings.server.issuer).to_bytes(),
             settings: Arc::new(settings),
@@ -84,8 +98,10 @@ impl Application {
             sealer,
             keys: keys.clone(),
             metrics: ops::metrics::handle(),
+            connectors,
+            limits: limits.clone(),
         });
-        let tasks = vec![keys.spawn_maintenance()];
+        let tasks = vec![keys.spawn_maintenance(), limits.spawn_maintenance()];
         let server = build_server(listener, state.clone())?;
         Ok(Self {
             port,
@@ -135,6 +151,18 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
     Ok(server.run())
 }
 
+/// The client for calls to upstream providers: no redirects followed (an upstream must not
+/// bounce Portico elsewhere), bounded connect and total times.
+fn upstream_http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(ops::health::healthz)
         .service(ops::health::readyz)
@@ -147,5 +175,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/.well-known/oauth-authorization-server",
             web::get().to(oidc::discovery::document),
-        );
+        )
+        .configure(oidc::routes);
 }

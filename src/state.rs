@@ -8,6 +8,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::Settings;
 use crate::crypto::Sealer;
 use crate::keys::KeyRing;
+use crate::oidc::ratelimit::RateLimits;
+use crate::providers::Connectors;
 use crate::store::Store;
 
 pub struct AppState {
@@ -18,4 +20,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The discovery document, serialised once at start.
     pub discovery: Bytes,
+    /// Upstream connectors, built from the providers table and cached.
+    pub connectors: Arc<Connectors>,
+    /// Rate limits of /token, /authorize and /userinfo.
+    pub limits: Arc<RateLimits>,
 }

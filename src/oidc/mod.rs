@@ -1,4 +1,39 @@
 //! The OpenID Connect provider that downstream apps talk to.
 
+pub mod authorize;
+pub mod callback;
+pub mod client_auth;
 pub mod discovery;
+pub mod error;
 pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod pending;
+pub mod ratelimit;
+pub mod revoke;
+pub mod scope;
+pub mod session;
+pub mod settings;
+pub mod token;
+pub mod tokens;
+pub mod userinfo;
+pub mod web;
+
+use actix_web::web as actix;
+
+/// The provider's routes.
+pub fn routes(cfg: &mut actix::ServiceConfig) {
+    cfg.service(authorize::authorize)
+        .service(login::login_page)
+        .service(callback::callback)
+        .service(token::token_endpoint)
+        .service(
+            actix::resource("/userinfo")
+                .route(actix::get().to(userinfo::userinfo))
+                .route(actix::post().to(userinfo::userinfo)),
+        )
+        .service(revoke::revoke)
+        .service(revoke::introspect)
+        .service(logout::logout)
+        .service(web::stylesheet);
+}

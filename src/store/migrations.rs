@@ -8,17 +8,31 @@ use super::Backend;
 
 type Source = (i64, &'static str, &'static str);
 
-const SQLITE: &[Source] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/sqlite/0001_foundation.sql"),
-)];
+const SQLITE: &[Source] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "oidc",
+        include_str!("../../migrations/sqlite/0002_oidc.sql"),
+    ),
+];
 
-const POSTGRES: &[Source] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/postgres/0001_foundation.sql"),
-)];
+const POSTGRES: &[Source] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "oidc",
+        include_str!("../../migrations/postgres/0002_oidc.sql"),
+    ),
+];
 
 fn sources(backend: Backend) -> &'static [Source] {
     match backend {

@@ -28,6 +28,21 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         id_column: "kid",
         column: "private_key",
     },
+    SealedColumn {
+        table: "providers",
+        id_column: "id",
+        column: "client_secret",
+    },
+    SealedColumn {
+        table: "identities",
+        id_column: "id",
+        column: "refresh_token",
+    },
+    SealedColumn {
+        table: "pending_authorizations",
+        id_column: "id",
+        column: "upstream_secret",
+    },
 ];
 
 impl Store {

@@ -1,3 +1,100 @@
-//! Upstream identity providers.
+//! The upstream interface: how Portico logs a user in at another identity provider.
+//!
+//! Modelled on Dex's connectors. A [`Connector`] names itself and exposes optional
+//! capabilities; the server core (authorize, callback, token) only ever talks to these traits,
+//! so a new provider kind is a new implementation, never a change to the core.
+//!
+//! - [`CallbackLogin`]: redirect the browser to the provider, then finish from the redirect back
+//!   (`/callback/{provider}`). OAuth2 and OIDC providers implement it.
+//! - [`RefreshIdentity`]: refresh an identity's claims (and upstream tokens) without the user,
+//!   used on a downstream refresh. Providers that cannot do this return `None`.
+//!
+//! SAML's HTTP-POST login will be one more capability beside these.
 
+mod error;
 pub mod http;
+mod identity;
+pub mod oidc;
+mod provider;
+
+use std::collections::HashMap;
+
+use futures_util::future::BoxFuture;
+use secrecy::SecretString;
+use url::Url;
+
+pub use error::UpstreamError;
+pub use identity::{UpstreamIdentity, UpstreamTokens};
+pub use provider::{ProviderId, ProviderKind};
+
+/// One configured upstream provider.
+pub trait Connector: Send + Sync {
+    /// The provider's slug, as used in URLs (`/callback/{id}`).
+    fn id(&self) -> &ProviderId;
+    fn kind(&self) -> ProviderKind;
+    fn display_name(&self) -> &str;
+
+    /// Redirect-based login, finished at `/callback/{id}`.
+    fn callback_login(&self) -> Option<&dyn CallbackLogin> {
+        None
+    }
+
+    /// Refreshing an identity without the user present.
+    fn refresh(&self) -> Option<&dyn RefreshIdentity> {
+        None
+    }
+}
+
+/// What the core asks of a redirect login.
+#[derive(Debug, Clone)]
+pub struct LoginRequest<'a> {
+    /// Portico's callback URL for this provider, exactly as registered upstream.
+    pub redirect_uri: &'a str,
+    /// The downstream `login_hint`, passed on where the provider understands it.
+    pub login_hint: Option<&'a str>,
+    /// The downstream asked for `prompt=login`: the user must authenticate again upstream.
+    pub force_login: bool,
+    /// The downstream `max_age`, in seconds.
+    pub max_age: Option<u64>,
+}
+
+/// The start of a redirect login.
+pub struct LoginStart {
+    /// Where to send the browser.
+    pub url: Url,
+    /// The `state` value the provider will echo to the callback. The core finds the pending
+    /// authorization by it, so a callback whose state matches nothing is refused.
+    pub state: SecretString,
+    /// Connector-private values needed to finish (nonce, PKCE verifier...). The core seals it
+    /// in the pending authorization's database row and hands it back unchanged to `finish`.
+    pub secret: SecretString,
+}
+
+/// The query of the redirect back from the provider.
+pub type CallbackParams = HashMap<String, String>;
+
+/// Redirect login: `begin` sends the user away, `finish` turns the callback into an identity.
+pub trait CallbackLogin: Send + Sync {
+    fn begin<'a>(
+        &'a self,
+        request: LoginRequest<'a>,
+    ) -> BoxFuture<'a, Result<LoginStart, UpstreamError>>;
+
+    /// Finishes a login. The core has already matched `state` to the pending authorization;
+    /// `secret` is the value `begin` returned, `redirect_uri` the same as in `begin`.
+    fn finish<'a>(
+        &'a self,
+        params: &'a CallbackParams,
+        secret: &'a SecretString,
+        redirect_uri: &'a str,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>>;
+}
+
+/// Refreshes claims (and upstream tokens) from what an earlier login or refresh returned.
+/// An [`UpstreamError::InvalidGrant`] means the user must log in upstream again.
+pub trait RefreshIdentity: Send + Sync {
+    fn refresh_identity<'a>(
+        &'a self,
+        previous: &'a UpstreamIdentity,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>>;
+}

@@ -7,6 +7,10 @@ mod helpers;
 
 mod cli;
 mod keys;
+mod oidc;
+mod oidc_support;
+mod oidc_upstream;
 mod ops;
 mod secrets;
 mod store;
+mod upstream_idp;

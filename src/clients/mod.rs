@@ -1,0 +1,188 @@
+//! Downstream applications (OAuth clients): their protocol values, validation, and the
+//! service layer that the admin UI and API call.
+
+mod redirect;
+mod service;
+
+use crate::crypto::TokenDigest;
+use crate::keys::SigningAlg;
+use crate::oidc::settings::{ClientConfig, ProviderConfig, supported_kind};
+use crate::upstream::ProviderId;
+
+pub use redirect::RedirectUri;
+pub use service::{ClientError, NewClient};
+
+/// An OAuth `client_id`: 1-128 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() || raw.len() > 128 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "client_id `{raw}` must be 1-128 visible ASCII characters"
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    /// Can keep a secret: authenticates at the token endpoint.
+    Confidential,
+    /// Cannot (SPAs, native apps): no secret, PKCE required.
+    Public,
+}
+
+impl ClientType {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "confidential" => Ok(Self::Confidential),
+            "public" => Ok(Self::Public),
+            _ => Err(format!(
+                "client type `{raw}` must be `confidential` or `public`"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confidential => "confidential",
+            Self::Public => "public",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum GrantType {
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == raw)
+    }
+}
+
+/// Scopes a client may ask for when its configuration names none.
+pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
+
+/// A stored client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: ClientId,
+    pub name: String,
+    pub client_type: ClientType,
+    pub secret_digest: Option<TokenDigest>,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    /// Empty: every enabled provider.
+    pub allowed_providers: Vec<ProviderId>,
+    pub id_token_alg: SigningAlg,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub managed_by_config: bool,
+    pub created_at: i64,
+}
+
+impl Client {
+    /// The registered redirect URI that `candidate` matches: exactly, or for a loopback
+    /// registration, exactly but for the port (RFC 8252 section 7.3).
+    pub fn redirect_uri(&self, candidate: &str) -> Option<RedirectUri> {
+        self.redirect_uris
+            .iter()
+            .find(|r| r.matches(candidate))
+            .and_then(|_| RedirectUri::parse(candidate).ok())
+    }
+
+    pub fn post_logout_redirect_uri(&self, candidate: &str) -> Option<&RedirectUri> {
+        self.post_logout_redirect_uris
+            .iter()
+            .find(|r| r.as_str() == candidate)
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    pub fn allows_provider(&self, provider: &ProviderId) -> bool {
+        self.allowed_providers.is_empty() || self.allowed_providers.contains(provider)
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.client_type == ClientType::Public
+    }
+
+    /// Constant-time check of a presented client secret.
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        self.secret_digest
+            .as_ref()
+            .is_some_and(|d| d.matches(presented))
+    }
+}
+
+/// Checks `[[clients]]` and `[[providers]]` at load time, so a bad entry stops the start
+/// with a message naming it.
+pub fn validate_config(
+    clients: &[ClientConfig],
+    providers: &[ProviderConfig],
+) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for p in providers {
+        p.checked_kind()?;
+        if !seen.insert(p.id.clone()) {
+            return Err(format!("provider `{}` is declared twice", p.id));
+        }
+        supported_kind(&p.kind)?;
+        if p.issuer.as_deref().is_none_or(str::is_empty) {
+            return Err(format!("provider `{}`: kind oidc needs `issuer`", p.id));
+        }
+        if p.client_id.is_empty() {
+            return Err(format!("provider `{}` needs `client_id`", p.id));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in clients {
+        let new =
+            NewClient::from_config(c).map_err(|e| format!("client `{}`: {e}", c.client_id))?;
+        if !seen.insert(new.client_id.clone()) {
+            return Err(format!("client `{}` is declared twice", c.client_id));
+        }
+    }
+    Ok(())
+}

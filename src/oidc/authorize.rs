@@ -1,0 +1,384 @@
+//! `GET /authorize` (RFC 6749 4.1.1, OIDC Core 3.1.2).
+//!
+//! `client_id` and `redirect_uri` are checked first: while either is wrong the browser gets
+//! an HTML error page and is never redirected. Every later error goes back to the client.
+//! With a live SSO session the code is issued at once; otherwise the request is saved as a
+//! pending authorization (a database row) and the user goes to the login chooser.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+
+use super::error::{ErrorCode, redirect_error, redirect_with};
+use super::scope::Scope;
+use super::session::{self, LOGIN_COOKIE, Session};
+use super::web::error_page;
+use crate::clients::{Client, GrantType};
+use crate::crypto::{TokenDigest, random_token};
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+
+/// A validated authorization request, as saved in a pending authorization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    /// The S256 challenge; `None` only for a confidential client that sent none.
+    pub code_challenge: Option<String>,
+    pub resource: Option<String>,
+    pub max_age: Option<u64>,
+    pub prompt_login: bool,
+    pub login_hint: Option<String>,
+}
+
+/// An error to report to the client by redirect.
+struct Refusal(ErrorCode, String);
+
+fn refuse(code: ErrorCode, text: impl Into<String>) -> Refusal {
+    Refusal(code, text.into())
+}
+
+/// Whether `s` is a PKCE S256 challenge: 43 base64url characters (RFC 7636 4.2).
+fn is_s256_challenge(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn validate(
+    client: &Client,
+    redirect_uri: &str,
+    q: &HashMap<String, String>,
+    state: &AppState,
+) -> Result<(AuthRequest, Option<String>, bool), Refusal> {
+    let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    match get("response_type") {
+        Some("code") => {}
+        None => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "response_type is required",
+            ));
+        }
+        Some(_) => {
+            return Err(refuse(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(refuse(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the authorization code flow",
+        ));
+    }
+    if get("request").is_some() || get("request_uri").is_some() {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            "request objects are not supported",
+        ));
+    }
+    let scope = Scope::parse(get("scope").unwrap_or("openid"))
+        .map_err(|e| refuse(ErrorCode::InvalidScope, e))?;
+    if !scope.within(&client.scopes) {
+        return Err(refuse(
+            ErrorCode::InvalidScope,
+            "a requested scope is not allowed for this client",
+        ));
+    }
+    let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
+        (None, None) if client.is_public() => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "PKCE (code_challenge with S256) is required for public clients",
+            ));
+        }
+        (None, None) => None,
+        (Some(c), Some("S256")) if is_s256_challenge(c) => Some(c.to_owned()),
+        (Some(_), Some("S256")) => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "code_challenge is not a valid S256 challenge",
+            ));
+        }
+        (_, None) | (_, Some("plain")) => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method must be S256; plain is not accepted",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method must be S256",
+            ));
+        }
+    };
+    let prompts: Vec<&str> = get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .collect();
+    let prompt_none = prompts.contains(&"none");
+    if prompt_none && prompts.len() > 1 {
+        return Err(refuse(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match get("max_age") {
+        None => None,
+        Some(m) => Some(m.parse::<u64>().map_err(|_| {
+            refuse(
+                ErrorCode::InvalidRequest,
+                "max_age must be a number of seconds",
+            )
+        })?),
+    };
+    let resource = match get("resource") {
+        None => None,
+        Some(r) => {
+            let url = url::Url::parse(r).map_err(|_| {
+                refuse(
+                    ErrorCode::InvalidRequest,
+                    "resource must be an absolute URI",
+                )
+            })?;
+            if url.fragment().is_some() {
+                return Err(refuse(
+                    ErrorCode::InvalidRequest,
+                    "resource must not have a fragment",
+                ));
+            }
+            Some(r.to_owned())
+        }
+    };
+    let provider = get("provider").map(str::to_owned);
+    if let Some(p) = &provider {
+        let allowed = crate::upstream::ProviderId::parse(p)
+            .map(|id| client.allows_provider(&id))
+            .unwrap_or(false);
+        if !allowed {
+            return Err(refuse(
+                ErrorCode::InvalidRequest,
+                "the requested provider is not available to this client",
+            ));
+        }
+    }
+    let _ = state;
+    Ok((
+        AuthRequest {
+            client_id: client.client_id.to_string(),
+            redirect_uri: redirect_uri.to_owned(),
+            scope: scope.to_string(),
+            state: get("state").map(str::to_owned),
+            nonce: get("nonce").map(str::to_owned),
+            code_challenge,
+            resource,
+            max_age,
+            prompt_login: prompts.contains(&"login"),
+            login_hint: get("login_hint").map(|h| h.chars().take(256).collect()),
+        },
+        provider,
+        prompt_none,
+    ))
+}
+
+#[get("/authorize")]
+pub async fn authorize(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let q = query.into_inner();
+    let bad_request =
+        |msg: &str| error_page(StatusCode::BAD_REQUEST, "Invalid sign-in request", msg);
+    let Some(client_id) = q.get("client_id").filter(|c| !c.is_empty()) else {
+        return bad_request("The request names no client (client_id is missing).");
+    };
+    if let Some(limited) = state.limits.check_client(client_id) {
+        return limited;
+    }
+    let client = match state.store.client(client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return bad_request("The application that sent you here is not registered."),
+        Err(e) => return server_error_page(e),
+    };
+    let Some(redirect_uri) = q.get("redirect_uri").filter(|r| !r.is_empty()) else {
+        return bad_request("The request has no redirect_uri.");
+    };
+    let Some(redirect) = client.redirect_uri(redirect_uri) else {
+        return bad_request("The redirect_uri is not registered for this application.");
+    };
+    let issuer = state.settings.server.issuer.as_str();
+    let (request, provider, prompt_none) = match validate(&client, redirect.as_str(), &q, &state) {
+        Ok(v) => v,
+        Err(Refusal(code, text)) => {
+            return redirect_error(
+                redirect.as_str(),
+                code,
+                &text,
+                q.get("state").map(String::as_str),
+                issuer,
+            );
+        }
+    };
+    let state_param = request.state.as_deref();
+
+    let session = match state.store.current_session(&req, &state.settings).await {
+        Ok(s) => s.filter(|s| session_satisfies(s, &request, provider.as_deref(), &client)),
+        Err(e) => return server_error_page(e),
+    };
+    if let Some(session) = session {
+        let mut conn = match state.store.pool().acquire().await {
+            Ok(c) => c,
+            Err(e) => return server_error_page(e),
+        };
+        return match issue_code(
+            &mut conn,
+            &request,
+            &session,
+            state.settings.oidc.code_ttl_secs,
+        )
+        .await
+        {
+            Ok(code) => code_redirect(&request, &code, issuer),
+            Err(e) => server_error_page(e),
+        };
+    }
+    if prompt_none {
+        return redirect_error(
+            redirect.as_str(),
+            ErrorCode::LoginRequired,
+            "the user is not signed in",
+            state_param,
+            issuer,
+        );
+    }
+
+    // Reuse the browser's login cookie, so that two tabs logging in at once both work.
+    let browser_token = req
+        .cookie(LOGIN_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() >= 43)
+        .unwrap_or_else(|| random_token("").expose_secret().to_owned());
+    let ttl = state.settings.oidc.pending_login_ttl_secs;
+    let id = match state
+        .store
+        .create_pending(&request, &browser_token, ttl)
+        .await
+    {
+        Ok(id) => id,
+        Err(e) => return server_error_page(e),
+    };
+    let mut location = format!("/login?req={}", urlencode(&id));
+    if let Some(p) = provider {
+        location.push_str("&provider=");
+        location.push_str(&urlencode(&p));
+    }
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(session::cookie(
+            &state.settings,
+            LOGIN_COOKIE,
+            browser_token,
+            ttl as i64,
+        ))
+        .finish()
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Whether a live session can answer this request without a new login.
+fn session_satisfies(
+    session: &Session,
+    request: &AuthRequest,
+    provider: Option<&str>,
+    client: &Client,
+) -> bool {
+    if request.prompt_login {
+        return false;
+    }
+    if let Some(max_age) = request.max_age
+        && store::now() - session.auth_time > max_age as i64
+    {
+        return false;
+    }
+    if provider.is_some_and(|p| p != session.provider_id) {
+        return false;
+    }
+    crate::upstream::ProviderId::parse(&session.provider_id)
+        .map(|p| client.allows_provider(&p))
+        .unwrap_or(false)
+}
+
+/// Stores a new authorization code for `request` (by digest) and returns it.
+pub async fn issue_code(
+    conn: &mut AnyConnection,
+    request: &AuthRequest,
+    session: &Session,
+    ttl_secs: u64,
+) -> Result<String, StoreError> {
+    let code = random_token("").expose_secret().to_owned();
+    sqlx::query(
+        "INSERT INTO auth_codes (code_digest, client_id, redirect_uri, user_id, identity_id, \
+         session_id, scope, nonce, code_challenge, resource, auth_time, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(TokenDigest::of(&code).as_bytes().to_vec())
+    .bind(&request.client_id)
+    .bind(&request.redirect_uri)
+    .bind(&session.user_id)
+    .bind(&session.identity_id)
+    .bind(&session.id)
+    .bind(&request.scope)
+    .bind(&request.nonce)
+    .bind(&request.code_challenge)
+    .bind(&request.resource)
+    .bind(session.auth_time)
+    .bind(store::now() + ttl_secs as i64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(code)
+}
+
+/// The successful authorization response: code, state and issuer (RFC 9207).
+pub fn code_redirect(request: &AuthRequest, code: &str, issuer: &str) -> HttpResponse {
+    let mut params = vec![("code", code)];
+    if let Some(s) = &request.state {
+        params.push(("state", s.as_str()));
+    }
+    params.push(("iss", issuer));
+    redirect_with(&request.redirect_uri, &params)
+}
+
+pub fn server_error_page(e: impl std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "browser flow failed");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "Portico could not complete this step. Please try again in a moment.",
+    )
+}
+
+/// S256: BASE64URL(SHA-256(verifier)), compared in constant time.
+pub fn pkce_matches(challenge: &str, verifier: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
+    computed.as_bytes().ct_eq(challenge.as_bytes()).into()
+}

@@ -1,0 +1,243 @@
+//! `GET /callback/{provider}`: the upstream redirect back.
+//!
+//! The `state` finds (and consumes) the pending authorization in the database, which must
+//! belong to this browser and this provider. The connector turns the callback into an
+//! identity; then, in one transaction, the user is found, linked or created, the SSO session
+//! starts, the code is issued and `login.succeeded` is recorded.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde_json::json;
+
+use super::authorize::{code_redirect, issue_code, server_error_page};
+use super::error::{ErrorCode, redirect_error};
+use super::login::{expired_page, upstream_error_page};
+use super::session::{self, LOGIN_COOKIE};
+use super::web::error_page;
+use crate::events::{self, EventType};
+use crate::state::AppState;
+use crate::upstream::UpstreamError;
+use crate::users::{self, LoginError};
+
+fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(512).collect())
+}
+
+fn ip_text(req: &HttpRequest) -> Option<String> {
+    super::ratelimit::peer_ip(req).map(|ip| ip.to_string())
+}
+
+/// Records `login.failed` in its own transaction; a failure to record is logged, not fatal.
+pub async fn record_failure(
+    state: &AppState,
+    req: &HttpRequest,
+    provider: Option<&str>,
+    client_id: Option<&str>,
+    reason: &dyn std::fmt::Display,
+) {
+    let reason = reason.to_string();
+    tracing::info!(provider, client_id, %reason, "upstream login failed");
+    let result = async {
+        let mut tx = state.store.pool().begin().await?;
+        events::record(
+            &mut tx,
+            EventType::LoginFailed,
+            json!({
+                "provider": provider,
+                "client_id": client_id,
+                "reason": reason,
+                "ip": ip_text(req),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "recording login.failed failed");
+    }
+}
+
+#[get("/callback/{provider}")]
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let provider_id = path.into_inner();
+    let params = query.into_inner();
+    let Some(upstream_state) = params.get("state").filter(|s| !s.is_empty()) else {
+        record_failure(
+            &state,
+            &req,
+            Some(&provider_id),
+            None,
+            &"the callback has no state",
+        )
+        .await;
+        return expired_page();
+    };
+    let (pending, secret) = match state
+        .store
+        .take_pending_by_state(&state.sealer, upstream_state)
+        .await
+    {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            record_failure(
+                &state,
+                &req,
+                Some(&provider_id),
+                None,
+                &"state mismatch: the callback matches no pending login (forged, replayed or expired)",
+            )
+            .await;
+            return expired_page();
+        }
+        Err(e) => return server_error_page(e),
+    };
+    let client_id = pending.request.client_id.clone();
+    let cookie = req.cookie(LOGIN_COOKIE);
+    let reject = |reason: &'static str| reason;
+    let problem = if pending.provider_id.as_deref() != Some(provider_id.as_str()) {
+        Some(reject("the callback came to another provider's endpoint"))
+    } else if !pending.belongs_to(cookie.as_ref().map(|c| c.value())) {
+        Some(reject(
+            "the callback reached a browser that did not start the login",
+        ))
+    } else if !pending.is_live() {
+        Some(reject("the login took too long and expired"))
+    } else {
+        None
+    };
+    if let Some(reason) = problem {
+        record_failure(&state, &req, Some(&provider_id), Some(&client_id), &reason).await;
+        return expired_page();
+    }
+
+    let provider = match state.store.provider(&provider_id).await {
+        Ok(Some(p)) if p.enabled => p,
+        Ok(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Unknown sign-in method",
+                "This sign-in method is not available.",
+            );
+        }
+        Err(e) => return server_error_page(e),
+    };
+    let connector = match state.connectors.connector(&provider) {
+        Ok(c) => c,
+        Err(e) => return server_error_page(e),
+    };
+    let Some(login) = connector.callback_login() else {
+        return upstream_error_page(&UpstreamError::Misconfigured(
+            "the provider has no redirect login".into(),
+        ));
+    };
+    let redirect_uri = state
+        .settings
+        .server
+        .issuer
+        .url(&format!("/callback/{}", provider.id));
+    let issuer = state.settings.server.issuer.as_str();
+    let request = &pending.request;
+    let identity = match login.finish(&params, &secret, &redirect_uri).await {
+        Ok(identity) => identity,
+        Err(err) => {
+            record_failure(
+                &state,
+                &req,
+                Some(&provider_id),
+                Some(&client_id),
+                &err.reason(),
+            )
+            .await;
+            let code = match err {
+                UpstreamError::Denied { .. } | UpstreamError::Refused(_) => ErrorCode::AccessDenied,
+                UpstreamError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
+                _ => ErrorCode::AccessDenied,
+            };
+            return redirect_error(
+                &request.redirect_uri,
+                code,
+                "the upstream sign-in failed",
+                request.state.as_deref(),
+                issuer,
+            );
+        }
+    };
+
+    let result = async {
+        let mut tx = state.store.pool().begin().await?;
+        let outcome =
+            users::apply_login(&mut tx, &state.sealer, &identity, provider.trust_email).await?;
+        let (session, cookie) = session::start(
+            &mut tx,
+            &state.settings,
+            &outcome.user_id,
+            &outcome.identity_id,
+            provider.id.as_str(),
+        )
+        .await?;
+        let code = issue_code(
+            &mut tx,
+            request,
+            &session,
+            state.settings.oidc.code_ttl_secs,
+        )
+        .await?;
+        events::record(
+            &mut tx,
+            EventType::LoginSucceeded,
+            json!({
+                "user_id": outcome.user_id,
+                "provider": provider.id.as_str(),
+                "client_id": client_id,
+                "email": identity.email,
+                "ip": ip_text(&req),
+                "user_agent": header_text(&req, "user-agent"),
+                "new_user": outcome.new_user,
+            }),
+        )
+        .await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok::<_, LoginError>((code, cookie))
+    }
+    .await;
+
+    match result {
+        Ok((code, cookie)) => {
+            let mut response = code_redirect(request, &code, issuer);
+            if let Err(e) = response.add_cookie(&cookie) {
+                return server_error_page(e);
+            }
+            response
+        }
+        Err(LoginError::Disabled { user_id }) => {
+            record_failure(
+                &state,
+                &req,
+                Some(&provider_id),
+                Some(&client_id),
+                &format!("user {user_id} is disabled"),
+            )
+            .await;
+            redirect_error(
+                &request.redirect_uri,
+                ErrorCode::AccessDenied,
+                "the account is disabled",
+                request.state.as_deref(),
+                issuer,
+            )
+        }
+        Err(LoginError::Store(e)) => server_error_page(e),
+    }
+}

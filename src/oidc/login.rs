@@ -1,0 +1,179 @@
+//! `GET /login`: the provider chooser, and the start of the upstream login.
+//!
+//! `/login?req=ID` shows the providers the client allows (with a field for a work e-mail
+//! that picks the provider serving its domain: the home-realm hint); `&provider=P` or
+//! `&email=E` starts the login at that provider through its `CallbackLogin` capability.
+
+use std::collections::HashMap;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+
+use super::authorize::server_error_page;
+use super::callback::record_failure;
+use super::pending::Pending;
+use super::session::LOGIN_COOKIE;
+use super::web::{LoginPage, ProviderChoice, error_page, render};
+use crate::providers::Provider;
+use crate::state::AppState;
+use crate::upstream::{LoginRequest, UpstreamError};
+
+pub fn expired_page() -> HttpResponse {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This sign-in has expired",
+        "This sign-in link is no longer valid or was opened in another browser.",
+    )
+}
+
+#[get("/login")]
+pub async fn login_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(id) = query.get("req") else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Nothing to sign in to",
+            "Start from the application you want to use; it will send you here.",
+        );
+    };
+    let pending = match state.store.pending(id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
+    let cookie = req.cookie(LOGIN_COOKIE);
+    if !pending.is_live() || !pending.belongs_to(cookie.as_ref().map(|c| c.value())) {
+        return expired_page();
+    }
+    let client = match state.store.client(&pending.request.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
+    let providers: Vec<Provider> = match state.store.enabled_providers().await {
+        Ok(list) => list
+            .into_iter()
+            .filter(|p| client.allows_provider(&p.id))
+            .collect(),
+        Err(e) => return server_error_page(e),
+    };
+
+    let email = query.get("email").map(|e| e.trim().to_ascii_lowercase());
+    let chosen = match (query.get("provider"), &email) {
+        (Some(p), _) => match providers.iter().find(|x| x.id.as_str() == p) {
+            Some(found) => Some(found),
+            None => {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "Unknown sign-in method",
+                    "That sign-in method is not available for this application.",
+                );
+            }
+        },
+        (None, Some(e)) => providers.iter().find(|p| p.serves_email(e)),
+        // One way in: no need to ask.
+        (None, None) if providers.len() == 1 => providers.first(),
+        (None, None) => None,
+    };
+    let Some(provider) = chosen else {
+        let note = email
+            .as_ref()
+            .map(|_| "No organisation sign-in is set up for that e-mail domain.".to_owned());
+        let page = LoginPage {
+            client_name: client.name.clone(),
+            request_id: pending.id.clone(),
+            show_email: providers.iter().any(|p| !p.email_domains.is_empty()),
+            email: email.unwrap_or_default(),
+            providers: providers
+                .iter()
+                .map(|p| ProviderChoice {
+                    id: p.id.to_string(),
+                    name: p.display_name.clone(),
+                })
+                .collect(),
+            note,
+        };
+        return render(StatusCode::OK, &page);
+    };
+    start_upstream(&req, &state, &pending, provider, email.as_deref()).await
+}
+
+async fn start_upstream(
+    req: &HttpRequest,
+    state: &AppState,
+    pending: &Pending,
+    provider: &Provider,
+    email: Option<&str>,
+) -> HttpResponse {
+    let connector = match state.connectors.connector(provider) {
+        Ok(c) => c,
+        Err(e) => return server_error_page(e),
+    };
+    let Some(login) = connector.callback_login() else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Unsupported sign-in method",
+            "This provider does not sign in by redirect.",
+        );
+    };
+    let redirect_uri = state
+        .settings
+        .server
+        .issuer
+        .url(&format!("/callback/{}", provider.id));
+    let request = LoginRequest {
+        redirect_uri: &redirect_uri,
+        login_hint: pending.request.login_hint.as_deref().or(email),
+        force_login: pending.request.prompt_login,
+        max_age: pending.request.max_age,
+    };
+    match login.begin(request).await {
+        Ok(start) => {
+            if let Err(e) = state
+                .store
+                .pending_started(
+                    &state.sealer,
+                    &pending.id,
+                    provider.id.as_str(),
+                    &start.state,
+                    &start.secret,
+                )
+                .await
+            {
+                return server_error_page(e);
+            }
+            HttpResponse::Found()
+                .insert_header((header::LOCATION, start.url.to_string()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        Err(err) => {
+            record_failure(
+                state,
+                req,
+                Some(provider.id.as_str()),
+                Some(&pending.request.client_id),
+                &err,
+            )
+            .await;
+            upstream_error_page(&err)
+        }
+    }
+}
+
+pub fn upstream_error_page(err: &UpstreamError) -> HttpResponse {
+    let (status, message) = match err {
+        UpstreamError::Unavailable(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider could not be reached. Please try again in a moment.",
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider's answer could not be accepted.",
+        ),
+    };
+    error_page(status, "Sign-in failed", message)
+}

@@ -1,0 +1,193 @@
+//! `POST /revoke` (RFC 7009) and `POST /introspect` (RFC 7662).
+//!
+//! Revoking a refresh token ends its whole family; revoking an access token puts its `jti`
+//! on the revocation list until it would have expired. Unknown tokens revoke "successfully".
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use super::client_auth;
+use super::error::{ErrorCode, OAuthError};
+use super::ratelimit::peer_ip;
+use super::token::{no_store, parse_form};
+use super::tokens::AccessClaims;
+use crate::clients::Client;
+use crate::crypto::TokenDigest;
+use crate::keys::JwtType;
+use crate::keys::jwt::Expect;
+use crate::state::AppState;
+use crate::store;
+
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+async fn access_claims(state: &AppState, token: &str, unexpired: bool) -> Option<AccessClaims> {
+    let expect = Expect {
+        issuer: state.settings.server.issuer.as_str(),
+        audience: None,
+        typ: JwtType::AccessToken,
+        require_unexpired: unexpired,
+    };
+    state.keys.verify(token, &expect).await.ok()
+}
+
+async fn authenticated(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<(Client, HashMap<String, String>), HttpResponse> {
+    if let Some(limited) = state.limits.check_ip(peer_ip(req)) {
+        return Err(limited);
+    }
+    let form = parse_form(body).map_err(|e| e.response())?;
+    let client = client_auth::authenticate(req, &form, state)
+        .await
+        .map_err(|r| r.into_response())?;
+    Ok((client, form))
+}
+
+#[post("/revoke")]
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (client, form) = match authenticated(&req, &state, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
+        return OAuthError::new(ErrorCode::InvalidRequest, "token is required").response();
+    };
+    let now = store::now();
+    let result = if looks_like_jwt(token) {
+        match access_claims(&state, token, false).await {
+            Some(c) if c.client_id == client.client_id.as_str() && c.exp > now => sqlx::query(
+                "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (jti) DO NOTHING",
+            )
+            .bind(&c.jti)
+            .bind(c.exp)
+            .execute(state.store.pool())
+            .await
+            .map(|_| ()),
+            _ => Ok(()),
+        }
+    } else {
+        // A refresh token ends its family, but only for the client it was issued to.
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id = \
+             (SELECT family_id FROM refresh_tokens WHERE token_digest = $2 AND client_id = $3)",
+        )
+        .bind(now)
+        .bind(TokenDigest::of(token).as_bytes().to_vec())
+        .bind(client.client_id.as_str())
+        .execute(state.store.pool())
+        .await
+        .map(|_| ())
+    };
+    match result {
+        Ok(()) => no_store(HttpResponse::Ok()).finish(),
+        Err(e) => OAuthError::server(e).response(),
+    }
+}
+
+#[post("/introspect")]
+pub async fn introspect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (client, form) = match authenticated(&req, &state, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if client.is_public() {
+        return OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "introspection is for confidential clients",
+        )
+        .response();
+    }
+    let Some(token) = form.get("token").filter(|t| !t.is_empty()) else {
+        return OAuthError::new(ErrorCode::InvalidRequest, "token is required").response();
+    };
+    let answer = match introspection(&state, &client, token).await {
+        Ok(v) => v,
+        Err(e) => return OAuthError::server(e).response(),
+    };
+    no_store(HttpResponse::Ok()).json(answer)
+}
+
+async fn introspection(
+    state: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Value, sqlx::Error> {
+    let inactive = json!({ "active": false });
+    let now = store::now();
+    if looks_like_jwt(token) {
+        let Some(c) = access_claims(state, token, true).await else {
+            return Ok(inactive);
+        };
+        let revoked: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $1")
+                .bind(&c.jti)
+                .fetch_one(state.store.pool())
+                .await?;
+        if revoked != 0 {
+            return Ok(inactive);
+        }
+        return Ok(json!({
+            "active": true,
+            "token_type": "Bearer",
+            "scope": c.scope,
+            "client_id": c.client_id,
+            "sub": c.sub,
+            "aud": c.aud,
+            "iss": c.iss,
+            "exp": c.exp,
+            "iat": c.iat,
+            "jti": c.jti,
+        }));
+    }
+    let row = sqlx::query(
+        "SELECT r.client_id, r.user_id, r.scope, r.created_at, r.expires_at, \
+         r.rotated_at, r.revoked_at, u.disabled FROM refresh_tokens r \
+         JOIN users u ON u.id = r.user_id WHERE r.token_digest = $1",
+    )
+    .bind(TokenDigest::of(token).as_bytes().to_vec())
+    .fetch_optional(state.store.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(inactive);
+    };
+    let owner: String = row.try_get(0)?;
+    let expires_at: i64 = row.try_get(4)?;
+    let rotated: Option<i64> = row.try_get(5)?;
+    let revoked: Option<i64> = row.try_get(6)?;
+    let disabled: i64 = row.try_get(7)?;
+    // Only the client a refresh token belongs to learns about it.
+    if owner != client.client_id.as_str()
+        || expires_at <= now
+        || rotated.is_some()
+        || revoked.is_some()
+        || disabled != 0
+    {
+        return Ok(inactive);
+    }
+    Ok(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "client_id": owner,
+        "sub": row.try_get::<String, _>(1)?,
+        "scope": row.try_get::<String, _>(2)?,
+        "iat": row.try_get::<i64, _>(3)?,
+        "exp": expires_at,
+        "iss": state.settings.server.issuer.as_str(),
+    }))
+}

@@ -1,0 +1,149 @@
+//! SSO sessions: a server-side row behind an `HttpOnly` cookie holding a random token (the
+//! database keeps its digest). Idle and absolute timeouts; ended by logout (and by admins).
+
+use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+
+use crate::config::Settings;
+use crate::crypto::{TokenDigest, random_token};
+use crate::events::{self, EventType};
+use crate::store::{self, Store, StoreError};
+
+pub const SESSION_COOKIE: &str = "portico_session";
+/// Binds a pending authorization to the browser that started it (login CSRF defence).
+pub const LOGIN_COOKIE: &str = "portico_login";
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub identity_id: String,
+    pub provider_id: String,
+    pub auth_time: i64,
+}
+
+/// A cookie with Portico's attributes: HttpOnly, SameSite=Lax, Secure behind https.
+pub fn cookie(
+    settings: &Settings,
+    name: &'static str,
+    value: String,
+    max_age: i64,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .secure(settings.server.issuer.is_https())
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::seconds(max_age))
+        .finish()
+}
+
+pub fn removal(settings: &Settings, name: &'static str) -> Cookie<'static> {
+    cookie(settings, name, String::new(), 0)
+}
+
+impl Store {
+    /// The live session behind the request's cookie, touched (idle timer restarted).
+    pub async fn current_session(
+        &self,
+        req: &HttpRequest,
+        settings: &Settings,
+    ) -> Result<Option<Session>, StoreError> {
+        let Some(c) = req.cookie(SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let now = store::now();
+        let idle_from = now - settings.oidc.session_idle_secs as i64;
+        let digest = TokenDigest::of(c.value());
+        let row = sqlx::query(
+            "UPDATE sso_sessions SET last_seen_at = $1 WHERE token_digest = $2 \
+             AND ended_at IS NULL AND expires_at > $1 AND last_seen_at > $3 \
+             RETURNING id, user_id, identity_id, provider_id, auth_time",
+        )
+        .bind(now)
+        .bind(digest.as_bytes().to_vec())
+        .bind(idle_from)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(Session {
+                id: r.try_get(0)?,
+                user_id: r.try_get(1)?,
+                identity_id: r.try_get(2)?,
+                provider_id: r.try_get(3)?,
+                auth_time: r.try_get(4)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// Starts a session in the caller's transaction; returns it and the cookie to set.
+pub async fn start(
+    conn: &mut AnyConnection,
+    settings: &Settings,
+    user_id: &str,
+    identity_id: &str,
+    provider_id: &str,
+) -> Result<(Session, Cookie<'static>), StoreError> {
+    let now = store::now();
+    let token = random_token("");
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO sso_sessions (id, token_digest, user_id, identity_id, provider_id, \
+         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+    )
+    .bind(&id)
+    .bind(TokenDigest::of(token.expose_secret()).as_bytes().to_vec())
+    .bind(user_id)
+    .bind(identity_id)
+    .bind(provider_id)
+    .bind(now)
+    .bind(now + settings.oidc.session_absolute_secs as i64)
+    .execute(&mut *conn)
+    .await?;
+    let cookie = cookie(
+        settings,
+        SESSION_COOKIE,
+        token.expose_secret().to_owned(),
+        settings.oidc.session_absolute_secs as i64,
+    );
+    Ok((
+        Session {
+            id,
+            user_id: user_id.to_owned(),
+            identity_id: identity_id.to_owned(),
+            provider_id: provider_id.to_owned(),
+            auth_time: now,
+        },
+        cookie,
+    ))
+}
+
+/// Ends the session behind `cookie_value` and records `session.ended`; false if none was live.
+pub async fn end(store: &Store, cookie_value: &str, reason: &str) -> Result<bool, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    let row = sqlx::query(
+        "UPDATE sso_sessions SET ended_at = $1 WHERE token_digest = $2 AND ended_at IS NULL \
+         RETURNING user_id",
+    )
+    .bind(store::now())
+    .bind(TokenDigest::of(cookie_value).as_bytes().to_vec())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(false);
+    };
+    let user_id: String = row.try_get(0)?;
+    events::record(
+        &mut tx,
+        EventType::SessionEnded,
+        json!({ "user_id": user_id, "reason": reason }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}

@@ -1,0 +1,134 @@
+//! `GET`/`POST /userinfo` (OIDC Core 5.3): the claims of the access token's user, as its
+//! scopes allow. The token is verified offline (allow-listed algorithms, `typ: at+jwt`);
+//! one query fetches the user and checks the revocation list.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::ratelimit::peer_ip;
+use super::scope::Scope;
+use super::tokens::{AccessClaims, ProfileClaims};
+use crate::keys::JwtType;
+use crate::keys::jwt::Expect;
+use crate::state::AppState;
+use crate::users::user_from_row;
+
+#[derive(Serialize)]
+struct UserInfo {
+    sub: String,
+    #[serde(flatten)]
+    profile: ProfileClaims,
+}
+
+fn bearer_error(
+    status: actix_web::http::StatusCode,
+    error: &str,
+    description: &str,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((
+            header::WWW_AUTHENTICATE,
+            format!(r#"Bearer error="{error}", error_description="{description}""#),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "error": error, "error_description": description }))
+}
+
+fn invalid_token(description: &str) -> HttpResponse {
+    bearer_error(
+        actix_web::http::StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        description,
+    )
+}
+
+/// The bearer token from the header, or (POST only) the form body (RFC 6750 2.1, 2.2).
+fn bearer(req: &HttpRequest, body: &[u8]) -> Option<String> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))?;
+        return Some(token.trim().to_owned());
+    }
+    if req.method() == actix_web::http::Method::POST {
+        return url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned());
+    }
+    None
+}
+
+pub async fn userinfo(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(limited) = state.limits.check_ip(peer_ip(&req)) {
+        return limited;
+    }
+    let Some(token) = bearer(&req, &body) else {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portico""#))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+    };
+    let issuer = state.settings.server.issuer.as_str();
+    let expect = Expect {
+        issuer,
+        audience: None,
+        typ: JwtType::AccessToken,
+        require_unexpired: true,
+    };
+    let claims: AccessClaims = match state.keys.verify(&token, &expect).await {
+        Ok(c) => c,
+        Err(e) => return invalid_token(&e.to_string()),
+    };
+    if let Some(limited) = state.limits.check_client(&claims.client_id) {
+        return limited;
+    }
+    let scope = Scope::parse(&claims.scope).unwrap_or_default();
+    if !scope.contains("openid") {
+        return bearer_error(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the token lacks the openid scope",
+        );
+    }
+    let row = sqlx::query(
+        "SELECT u.id, u.email, u.email_verified, u.name, u.picture, u.groups, u.disabled, \
+         (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $2) AS revoked \
+         FROM users u WHERE u.id = $1",
+    )
+    .bind(&claims.sub)
+    .bind(&claims.jti)
+    .fetch_optional(state.store.pool())
+    .await;
+    let row = match row {
+        Ok(Some(r)) => r,
+        Ok(None) => return invalid_token("the token has no user"),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo query failed");
+            return HttpResponse::InternalServerError().finish();
+        }
+    };
+    if row.try_get::<i64, _>("revoked").unwrap_or(1) != 0 {
+        return invalid_token("the token is revoked");
+    }
+    let user = match user_from_row(&row) {
+        Ok(u) if !u.disabled => u,
+        Ok(_) => return invalid_token("the user is disabled"),
+        Err(e) => {
+            tracing::error!(error = %e, "userinfo row unreadable");
+            return HttpResponse::InternalServerError().finish();
+        }
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(UserInfo {
+            sub: user.id.clone(),
+            profile: ProfileClaims::for_scope(&user, &scope),
+        })
+}

@@ -1,0 +1,60 @@
+//! Browser-facing pages: the one error page every browser flow uses, the login chooser, the
+//! signed-out page, and Portico's stylesheet.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, get};
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// The HTML error page, with `status`. Never a redirect: used when the client cannot be
+/// trusted with the error (unknown client or redirect URI) or there is no client to tell.
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    render(status, &ErrorPage { title, message })
+}
+
+pub struct ProviderChoice {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub client_name: String,
+    pub request_id: String,
+    pub providers: Vec<ProviderChoice>,
+    pub show_email: bool,
+    pub email: String,
+    pub note: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "logged_out.html")]
+pub struct LoggedOutPage;
+
+pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
+    match page.render() {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(html),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+#[get("/static/portico.css")]
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(include_str!("../../static/portico.css"))
+}

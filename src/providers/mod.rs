@@ -1,0 +1,235 @@
+//! The provider registry: the `providers` table, `[[providers]]` from portico.toml, and the
+//! connectors built from them.
+//!
+//! Connectors are cached per provider and rebuilt when the row's `updated_at` changes, so a
+//! connector's discovery and JWKS cache survives between requests; nothing in the cache is
+//! needed by another instance (it is rebuilt from the database on a miss).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::crypto::{SealTarget, Sealer};
+use crate::oidc::settings::{ProviderConfig, supported_kind};
+use crate::store::{self, Store, StoreError};
+use crate::upstream::oidc::{ClaimMapping, OidcConfig, OidcConnector};
+use crate::upstream::{Connector, ProviderId, ProviderKind};
+
+/// A provider row, secret still sealed.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub id: ProviderId,
+    pub kind: ProviderKind,
+    pub display_name: String,
+    pub enabled: bool,
+    pub client_id: String,
+    sealed_secret: Option<Vec<u8>>,
+    pub issuer: Option<String>,
+    pub scopes: Vec<String>,
+    /// Kind-specific options (for oidc: `{"claims": ClaimMapping}`).
+    pub settings: serde_json::Value,
+    pub email_domains: Vec<String>,
+    pub trust_email: bool,
+    pub managed_by_config: bool,
+    pub updated_at: i64,
+}
+
+impl Provider {
+    pub fn has_secret(&self) -> bool {
+        self.sealed_secret.is_some()
+    }
+
+    /// Whether `email`'s domain is one of this provider's home-realm domains.
+    pub fn serves_email(&self, email: &str) -> bool {
+        email.rsplit_once('@').is_some_and(|(_, domain)| {
+            self.email_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+        })
+    }
+}
+
+const COLUMNS: &str = "id, kind, display_name, enabled, client_id, client_secret, issuer, \
+                       scopes, settings, email_domains, trust_email, managed_by_config, updated_at";
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split_whitespace().map(str::to_owned).collect()
+}
+
+fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
+    let id: String = row.try_get("id")?;
+    let kind: String = row.try_get("kind")?;
+    // A row of a kind this build has no connector for is skipped, never served.
+    let Some(kind) = ProviderKind::parse(&kind).filter(|k| k.is_supported()) else {
+        return Ok(None);
+    };
+    let settings: String = row.try_get("settings")?;
+    Ok(Some(Provider {
+        id: ProviderId::parse(&id).map_err(StoreError::Corrupt)?,
+        kind,
+        display_name: row.try_get("display_name")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        client_id: row.try_get("client_id")?,
+        sealed_secret: row.try_get("client_secret")?,
+        issuer: row.try_get("issuer")?,
+        scopes: split_list(&row.try_get::<String, _>("scopes")?),
+        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
+        email_domains: split_list(&row.try_get::<String, _>("email_domains")?),
+        trust_email: row.try_get::<i64, _>("trust_email")? != 0,
+        managed_by_config: row.try_get::<i64, _>("managed_by_config")? != 0,
+        updated_at: row.try_get("updated_at")?,
+    }))
+}
+
+impl Store {
+    pub async fn provider(&self, id: &str) -> Result<Option<Provider>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM providers WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(provider_from_row).transpose()?.flatten())
+    }
+
+    pub async fn enabled_providers(&self) -> Result<Vec<Provider>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM providers WHERE enabled = 1 ORDER BY display_name, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(p) = provider_from_row(row)? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Inserts or replaces the providers of `[[providers]]`, marked managed by config.
+    pub async fn upsert_config_providers(
+        &self,
+        providers: &[ProviderConfig],
+        sealer: &Sealer,
+    ) -> Result<(), StoreError> {
+        let now = store::now();
+        for p in providers {
+            let kind = supported_kind(&p.kind).map_err(StoreError::Corrupt)?;
+            let secret = p.client_secret.as_ref().map(|s| {
+                sealer.seal_str(
+                    s.expose_secret(),
+                    SealTarget::new("providers", "client_secret", p.id.as_str()),
+                )
+            });
+            let scopes = p
+                .scopes
+                .clone()
+                .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()])
+                .join(" ");
+            let settings = serde_json::json!({ "claims": p.claims }).to_string();
+            sqlx::query(
+                "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
+                 issuer, scopes, settings, email_domains, trust_email, managed_by_config, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
+                 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+                 display_name = excluded.display_name, enabled = excluded.enabled, \
+                 client_id = excluded.client_id, client_secret = excluded.client_secret, \
+                 issuer = excluded.issuer, scopes = excluded.scopes, settings = excluded.settings, \
+                 email_domains = excluded.email_domains, trust_email = excluded.trust_email, \
+                 managed_by_config = 1, updated_at = excluded.updated_at",
+            )
+            .bind(p.id.as_str())
+            .bind(kind.as_str())
+            .bind(p.display_name.clone().unwrap_or_else(|| p.id.to_string()))
+            .bind(i64::from(p.enabled))
+            .bind(&p.client_id)
+            .bind(secret)
+            .bind(&p.issuer)
+            .bind(scopes)
+            .bind(settings)
+            .bind(p.email_domains.join(" "))
+            .bind(i64::from(p.trust_email))
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds connectors from provider rows and caches them.
+pub struct Connectors {
+    sealer: Sealer,
+    http: reqwest::Client,
+    cache: RwLock<HashMap<ProviderId, (i64, Arc<dyn Connector>)>>,
+}
+
+impl Connectors {
+    pub fn new(sealer: Sealer, http: reqwest::Client) -> Self {
+        Self {
+            sealer,
+            http,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The connector for `provider`, built anew if its row changed since it was cached.
+    pub fn connector(&self, provider: &Provider) -> Result<Arc<dyn Connector>, StoreError> {
+        if let Some((at, c)) = self
+            .cache
+            .read()
+            .expect("connector cache")
+            .get(&provider.id)
+            && *at == provider.updated_at
+        {
+            return Ok(c.clone());
+        }
+        let connector = self.build(provider)?;
+        self.cache.write().expect("connector cache").insert(
+            provider.id.clone(),
+            (provider.updated_at, connector.clone()),
+        );
+        Ok(connector)
+    }
+
+    fn build(&self, provider: &Provider) -> Result<Arc<dyn Connector>, StoreError> {
+        let secret = provider
+            .sealed_secret
+            .as_deref()
+            .map(|s| {
+                self.sealer.open_string(
+                    s,
+                    SealTarget::new("providers", "client_secret", provider.id.as_str()),
+                )
+            })
+            .transpose()?;
+        match provider.kind {
+            ProviderKind::Oidc => {
+                let claims: ClaimMapping = provider
+                    .settings
+                    .get("claims")
+                    .cloned()
+                    .and_then(|c| serde_json::from_value(c).ok())
+                    .unwrap_or_default();
+                let config = OidcConfig {
+                    id: provider.id.clone(),
+                    display_name: provider.display_name.clone(),
+                    issuer: provider.issuer.clone().unwrap_or_default(),
+                    client_id: provider.client_id.clone(),
+                    client_secret: secret.map(|s: SecretString| s),
+                    scopes: provider.scopes.clone(),
+                    claims,
+                };
+                Ok(Arc::new(OidcConnector::new(config, self.http.clone())))
+            }
+            // provider_from_row never yields an unsupported kind.
+            other => Err(StoreError::Corrupt(format!(
+                "provider `{}` has kind {other}, which this build cannot serve",
+                provider.id
+            ))),
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! What a successful upstream login yields.
+
+use secrecy::SecretString;
+
+use super::ProviderId;
+
+/// An identity at one provider: it maps to a Portico user through `(provider, subject)`.
+#[derive(Debug, Clone)]
+pub struct UpstreamIdentity {
+    pub provider: ProviderId,
+    /// The provider's stable identifier for the user (never the e-mail).
+    pub subject: String,
+    pub email: Option<String>,
+    /// Whether the provider vouches for `email`; only then may it link accounts.
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+    pub groups: Vec<String>,
+    /// Upstream tokens, when the provider issued them.
+    pub tokens: Option<UpstreamTokens>,
+}
+
+/// Tokens the provider issued to Portico. Stored only sealed.
+#[derive(Debug, Clone)]
+pub struct UpstreamTokens {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub id_token: Option<SecretString>,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub scope: Option<String>,
+}

@@ -1,0 +1,555 @@
+//! The generic OpenID Connect connector: any issuer, by discovery.
+//!
+//! Toward the provider it runs the authorization code flow with state, nonce and PKCE (S256).
+//! The ID token is verified by the `openidconnect` crate against the provider's JWKS
+//! (signature with the advertised algorithms, `iss`, `aud`, `azp`, `exp`, `nonce`), plus an
+//! `iat` sanity check here. Userinfo, when advertised, is merged over the ID token's claims,
+//! and the configured claim names map the result onto an [`UpstreamIdentity`].
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::future::BoxFuture;
+use openidconnect::core::{
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreClientAuthMethod,
+    CoreErrorResponseType, CoreIdToken, CoreProviderMetadata, CoreTokenResponse,
+};
+use openidconnect::{
+    AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{
+    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
+    RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
+};
+
+/// Discovery metadata (and with it the JWKS) is re-read after this long.
+const METADATA_TTL: Duration = Duration::from_secs(3600);
+/// A key the cached JWKS lacks triggers a re-read at most this often.
+const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+/// How far in the future an `iat` may lie (clock skew).
+const IAT_LEEWAY_SECS: i64 = 60;
+
+/// Which claims carry the identity's attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimMapping {
+    pub email: String,
+    pub email_verified: String,
+    pub name: String,
+    pub picture: String,
+    /// The claim holding group names (a list or one string); `None` maps no groups.
+    pub groups: Option<String>,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            email: "email".into(),
+            email_verified: "email_verified".into(),
+            name: "name".into(),
+            picture: "picture".into(),
+            groups: None,
+        }
+    }
+}
+
+/// Everything the connector needs, from the provider registry.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub id: ProviderId,
+    pub display_name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    /// Scopes besides `openid`.
+    pub scopes: Vec<String>,
+    pub claims: ClaimMapping,
+}
+
+pub struct OidcConnector {
+    config: OidcConfig,
+    kind: ProviderKind,
+    http: reqwest::Client,
+    metadata: RwLock<Option<(Instant, Arc<CoreProviderMetadata>)>>,
+    last_refetch: Mutex<Option<Instant>>,
+}
+
+/// What `begin` hands the core to seal, and `finish` gets back.
+#[derive(Serialize, Deserialize)]
+struct PendingSecret {
+    nonce: String,
+    pkce_verifier: String,
+}
+
+impl OidcConnector {
+    pub fn new(config: OidcConfig, http: reqwest::Client) -> Self {
+        Self {
+            config,
+            kind: ProviderKind::Oidc,
+            http,
+            metadata: RwLock::new(None),
+            last_refetch: Mutex::new(None),
+        }
+    }
+
+    pub fn config(&self) -> &OidcConfig {
+        &self.config
+    }
+
+    /// The cached discovery document, re-read when stale or when `force` (a key miss) asks
+    /// and the last forced re-read is old enough.
+    async fn metadata(&self, force: bool) -> Result<Arc<CoreProviderMetadata>, UpstreamError> {
+        if let Some((at, md)) = self.metadata.read().expect("metadata lock").as_ref() {
+            let fresh = at.elapsed() < METADATA_TTL;
+            let may_refetch = force && {
+                let mut last = self.last_refetch.lock().expect("refetch lock");
+                let allowed = last.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL);
+                if allowed {
+                    *last = Some(Instant::now());
+                }
+                allowed
+            };
+            if fresh && !may_refetch {
+                return Ok(md.clone());
+            }
+        }
+        let issuer = IssuerUrl::new(self.config.issuer.clone())
+            .map_err(|e| UpstreamError::Misconfigured(format!("issuer URL: {e}")))?;
+        let md = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| {
+                UpstreamError::Unavailable(format!(
+                    "discovery at {} failed: {}",
+                    self.config.issuer,
+                    error_chain(&e)
+                ))
+            })?;
+        let md = Arc::new(md);
+        *self.metadata.write().expect("metadata lock") = Some((Instant::now(), md.clone()));
+        Ok(md)
+    }
+
+    fn client(
+        &self,
+        md: &CoreProviderMetadata,
+        redirect_uri: &str,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        UpstreamError,
+    > {
+        let redirect = RedirectUrl::new(redirect_uri.to_owned())
+            .map_err(|e| UpstreamError::Misconfigured(format!("redirect URI: {e}")))?;
+        let secret = self
+            .config
+            .client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.expose_secret().to_owned()));
+        // client_secret_basic unless the provider advertises only client_secret_post.
+        let methods = md.token_endpoint_auth_methods_supported();
+        let post_only = methods.is_some_and(|m| {
+            m.contains(&CoreClientAuthMethod::ClientSecretPost)
+                && !m.contains(&CoreClientAuthMethod::ClientSecretBasic)
+        });
+        let client = CoreClient::from_provider_metadata(
+            md.clone(),
+            ClientId::new(self.config.client_id.clone()),
+            secret,
+        )
+        .set_redirect_uri(redirect)
+        .set_auth_type(if post_only {
+            AuthType::RequestBody
+        } else {
+            AuthType::BasicAuth
+        });
+        Ok(client)
+    }
+
+    /// Verifies an ID token and returns its full claim set. A signature failure re-reads the
+    /// provider's keys once (they may have rotated) before giving up.
+    async fn verify_id_token(
+        &self,
+        id_token: &CoreIdToken,
+        redirect_uri: &str,
+        nonce: Option<&Nonce>,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let mut md = self.metadata(false).await?;
+        for attempt in 0..2 {
+            let client = self.client(&md, redirect_uri)?;
+            let verifier = client
+                .id_token_verifier()
+                .set_issue_time_verifier_fn(|iat| {
+                    if iat.timestamp() > crate::store::now() + IAT_LEEWAY_SECS {
+                        Err("issued in the future".to_owned())
+                    } else {
+                        Ok(())
+                    }
+                });
+            let result = match nonce {
+                Some(n) => id_token.claims(&verifier, n).map(|_| ()),
+                None => id_token
+                    .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                    .map(|_| ()),
+            };
+            match result {
+                Ok(()) => return raw_claims(&id_token.to_string()),
+                Err(ClaimsVerificationError::SignatureVerification(_)) if attempt == 0 => {
+                    md = self.metadata(true).await?;
+                }
+                Err(e) => return Err(UpstreamError::InvalidIdToken(e.to_string())),
+            }
+        }
+        Err(UpstreamError::InvalidIdToken(
+            "signature verification failed".into(),
+        ))
+    }
+
+    /// The userinfo claims, when the provider has a userinfo endpoint.
+    async fn userinfo(
+        &self,
+        md: &CoreProviderMetadata,
+        access_token: &str,
+        subject: &str,
+    ) -> Result<Map<String, Value>, UpstreamError> {
+        let Some(endpoint) = md.userinfo_endpoint() else {
+            return Ok(Map::new());
+        };
+        let response = self
+            .http
+            .get(endpoint.url().clone())
+            .bearer_auth(access_token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(format!("userinfo: {}", error_chain(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(UpstreamError::UserInfo(format!("status {status}")));
+        }
+        let body: Map<String, Value> = response
+            .json()
+            .await
+            .map_err(|_| UpstreamError::UserInfo("the response is not a JSON object".into()))?;
+        // OIDC Core 5.3.2: the userinfo `sub` must be the ID token's.
+        if body.get("sub").and_then(Value::as_str) != Some(subject) {
+            return Err(UpstreamError::UserInfo(
+                "its `sub` differs from the ID token's".into(),
+            ));
+        }
+        Ok(body)
+    }
+
+    /// From a token response to an identity: ID token verified, userinfo merged, claims mapped.
+    async fn identity_from(
+        &self,
+        response: &CoreTokenResponse,
+        redirect_uri: &str,
+        nonce: Option<&Nonce>,
+        previous: Option<&UpstreamIdentity>,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        let mut claims = match (response.id_token(), previous) {
+            (Some(id_token), _) => self.verify_id_token(id_token, redirect_uri, nonce).await?,
+            // A refresh response may omit the ID token; the subject stays the known one.
+            (None, Some(prev)) => {
+                let mut m = Map::new();
+                m.insert("sub".into(), Value::String(prev.subject.clone()));
+                m
+            }
+            (None, None) => {
+                return Err(UpstreamError::InvalidIdToken(
+                    "the token response has no id_token".into(),
+                ));
+            }
+        };
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .ok_or_else(|| UpstreamError::MissingClaim("sub".into()))?
+            .to_owned();
+        if let Some(prev) = previous
+            && prev.subject != subject
+        {
+            return Err(UpstreamError::InvalidIdToken(
+                "the refreshed ID token names another subject".into(),
+            ));
+        }
+        let md = self.metadata(false).await?;
+        let userinfo = self
+            .userinfo(&md, response.access_token().secret(), &subject)
+            .await?;
+        for (k, v) in userinfo {
+            if !matches!(k.as_str(), "sub" | "iss" | "aud") {
+                claims.insert(k, v);
+            }
+        }
+        let tokens = UpstreamTokens {
+            access_token: SecretString::from(response.access_token().secret().clone()),
+            refresh_token: response
+                .refresh_token()
+                .map(|t| SecretString::from(t.secret().clone()))
+                .or_else(|| {
+                    previous
+                        .and_then(|p| p.tokens.as_ref())
+                        .and_then(|t| t.refresh_token.clone())
+                }),
+            id_token: response
+                .id_token()
+                .map(|t| SecretString::from(t.to_string())),
+            expires_at: response
+                .expires_in()
+                .map(|d| crate::store::now() + d.as_secs() as i64),
+            scope: response
+                .scopes()
+                .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+        };
+        Ok(map_claims(
+            &self.config.id,
+            &self.config.claims,
+            subject,
+            &claims,
+            Some(tokens),
+        ))
+    }
+}
+
+/// Applies a claim mapping to a merged claim set.
+pub fn map_claims(
+    provider: &ProviderId,
+    mapping: &ClaimMapping,
+    subject: String,
+    claims: &Map<String, Value>,
+    tokens: Option<UpstreamTokens>,
+) -> UpstreamIdentity {
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let email_verified = match claims.get(&mapping.email_verified) {
+        Some(Value::Bool(b)) => *b,
+        // Some providers send the boolean as a string.
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    let groups = match mapping.groups.as_deref().and_then(|g| claims.get(g)) {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    UpstreamIdentity {
+        provider: provider.clone(),
+        subject,
+        email: text(&mapping.email).map(|e| e.to_ascii_lowercase()),
+        email_verified,
+        name: text(&mapping.name),
+        picture: text(&mapping.picture),
+        groups,
+        tokens,
+    }
+}
+
+/// The payload of a JWT whose signature was already verified.
+fn raw_claims(jwt: &str) -> Result<Map<String, Value>, UpstreamError> {
+    let payload = jwt
+        .split('.')
+        .nth(1)
+        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .ok_or_else(|| UpstreamError::InvalidIdToken("unreadable payload".into()))?;
+    Ok(payload)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn token_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
+) -> UpstreamError {
+    match e {
+        RequestTokenError::ServerResponse(r) => {
+            if *r.error() == CoreErrorResponseType::InvalidGrant {
+                return UpstreamError::InvalidGrant;
+            }
+            let mut text = r.error().to_string();
+            if let Some(d) = r.error_description() {
+                text.push_str(": ");
+                text.push_str(d);
+            }
+            UpstreamError::TokenExchange(text)
+        }
+        RequestTokenError::Request(e) => UpstreamError::Unavailable(error_chain(&e)),
+        RequestTokenError::Parse(e, _) => {
+            UpstreamError::TokenExchange(format!("unreadable token response: {e}"))
+        }
+        RequestTokenError::Other(s) => UpstreamError::TokenExchange(s),
+    }
+}
+
+impl Connector for OidcConnector {
+    fn id(&self) -> &ProviderId {
+        &self.config.id
+    }
+
+    fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    fn display_name(&self) -> &str {
+        &self.config.display_name
+    }
+
+    fn callback_login(&self) -> Option<&dyn CallbackLogin> {
+        Some(self)
+    }
+
+    fn refresh(&self) -> Option<&dyn RefreshIdentity> {
+        Some(self)
+    }
+}
+
+impl CallbackLogin for OidcConnector {
+    fn begin<'a>(
+        &'a self,
+        request: LoginRequest<'a>,
+    ) -> BoxFuture<'a, Result<LoginStart, UpstreamError>> {
+        Box::pin(async move {
+            let md = self.metadata(false).await?;
+            let client = self.client(&md, request.redirect_uri)?;
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            let mut auth = client
+                .authorize_url(
+                    CoreAuthenticationFlow::AuthorizationCode,
+                    CsrfToken::new_random,
+                    Nonce::new_random,
+                )
+                .set_pkce_challenge(challenge);
+            for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
+                auth = auth.add_scope(Scope::new(scope.clone()));
+            }
+            if let Some(hint) = request.login_hint {
+                auth = auth.set_login_hint(LoginHint::new(hint.to_owned()));
+            }
+            if request.force_login {
+                auth = auth.add_prompt(CoreAuthPrompt::Login);
+            }
+            if let Some(max_age) = request.max_age {
+                auth = auth.set_max_age(Duration::from_secs(max_age));
+            }
+            let (url, state, nonce) = auth.url();
+            let secret = serde_json::to_string(&PendingSecret {
+                nonce: nonce.secret().clone(),
+                pkce_verifier: verifier.secret().clone(),
+            })
+            .expect("pending secret serialises");
+            Ok(LoginStart {
+                url,
+                state: SecretString::from(state.secret().clone()),
+                secret: SecretString::from(secret),
+            })
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        params: &'a CallbackParams,
+        secret: &'a SecretString,
+        redirect_uri: &'a str,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
+        Box::pin(async move {
+            if let Some(error) = params.get("error") {
+                return Err(UpstreamError::Denied {
+                    error: error.chars().take(100).collect(),
+                    description: params
+                        .get("error_description")
+                        .map(|d| d.chars().take(300).collect()),
+                });
+            }
+            let code = params
+                .get("code")
+                .filter(|c| !c.is_empty())
+                .ok_or(UpstreamError::MissingCode)?;
+            let pending: PendingSecret = serde_json::from_str(secret.expose_secret())
+                .map_err(|_| UpstreamError::Misconfigured("unreadable pending login".into()))?;
+            let md = self.metadata(false).await?;
+            let client = self.client(&md, redirect_uri)?;
+            let response = client
+                .exchange_code(AuthorizationCode::new(code.clone()))
+                .map_err(|e| UpstreamError::Misconfigured(e.to_string()))?
+                .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
+                .request_async(&self.http)
+                .await
+                .map_err(|e| match token_error(e) {
+                    UpstreamError::InvalidGrant => {
+                        UpstreamError::TokenExchange("invalid_grant".into())
+                    }
+                    other => other,
+                })?;
+            self.identity_from(
+                &response,
+                redirect_uri,
+                Some(&Nonce::new(pending.nonce)),
+                None,
+            )
+            .await
+        })
+    }
+}
+
+impl RefreshIdentity for OidcConnector {
+    fn refresh_identity<'a>(
+        &'a self,
+        previous: &'a UpstreamIdentity,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
+        Box::pin(async move {
+            let Some(refresh_token) = previous
+                .tokens
+                .as_ref()
+                .and_then(|t| t.refresh_token.as_ref())
+            else {
+                // Nothing to refresh with: the claims of the last login stand.
+                return Ok(previous.clone());
+            };
+            let md = self.metadata(false).await?;
+            // The redirect URI plays no part in a refresh; the verifier needs a client anyway.
+            let redirect = "http://localhost/";
+            let client = self.client(&md, redirect)?;
+            let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+            let response = client
+                .exchange_refresh_token(&token)
+                .map_err(|e| UpstreamError::Misconfigured(e.to_string()))?
+                .request_async(&self.http)
+                .await
+                .map_err(token_error)?;
+            self.identity_from(&response, redirect, None, Some(previous))
+                .await
+        })
+    }
+}

@@ -1,0 +1,83 @@
+//! Provider identifiers and kinds.
+
+use serde::{Deserialize, Serialize};
+
+/// A provider's slug: lower-case letters, digits and `-`, 1 to 64 characters. It appears in
+/// URLs (`/callback/{id}`), so it is restricted to what needs no escaping.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ProviderId(String);
+
+impl ProviderId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !raw.starts_with('-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(format!(
+                "provider id `{raw}` must be 1-64 lower-case letters, digits or `-`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProviderId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        ProviderId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The kinds in CONTRACT.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    Oidc,
+    Google,
+    Github,
+    Saml,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Oidc => "oidc",
+            ProviderKind::Google => "google",
+            ProviderKind::Github => "github",
+            ProviderKind::Saml => "saml",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Oidc, Self::Google, Self::Github, Self::Saml]
+            .into_iter()
+            .find(|k| k.as_str() == raw)
+    }
+
+    /// Whether this build has a connector for the kind. Kinds without one are refused when a
+    /// provider is configured, so no request can reach a missing connector.
+    pub fn is_supported(self) -> bool {
+        matches!(self, ProviderKind::Oidc)
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

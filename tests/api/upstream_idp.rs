@@ -1,0 +1,310 @@
+//! A real OpenID Connect provider served over HTTP inside the tests: discovery, JWKS, an
+//! authorize endpoint that logs in the "current" user at once and redirects back with a code,
+//! a token endpoint (code with PKCE, refresh) that signs real RS256 ID tokens, and userinfo.
+//! It can be told to misbehave, to test what Portico refuses.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use portico::keys::jwt::{self, JwtType};
+use portico::keys::{GeneratedKey, SigningAlg, SigningKey};
+use serde_json::{Value, json};
+
+pub const UPSTREAM_CLIENT_ID: &str = "portico-at-upstream";
+pub const UPSTREAM_CLIENT_SECRET: &str = "upstream-secret-0123456789";
+
+#[derive(Debug, Clone)]
+pub struct UpUser {
+    pub sub: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl UpUser {
+    pub fn new(sub: &str, email: &str) -> Self {
+        Self {
+            sub: sub.into(),
+            email: email.into(),
+            email_verified: true,
+            name: format!("User {sub}"),
+            groups: vec!["staff".into()],
+        }
+    }
+}
+
+/// Ways the upstream's next ID token can be wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehave {
+    Nothing,
+    WrongIssuer,
+    WrongAudience,
+    Expired,
+    UnknownKey,
+    AlgNone,
+    WrongNonce,
+}
+
+struct Grant {
+    nonce: Option<String>,
+    challenge: String,
+    redirect_uri: String,
+    sub: String,
+}
+
+struct Inner {
+    issuer: String,
+    key: SigningKey,
+    rogue: SigningKey,
+    jwks: Value,
+    users: Mutex<HashMap<String, UpUser>>,
+    current: Mutex<String>,
+    misbehave: Mutex<Misbehave>,
+    codes: Mutex<HashMap<String, Grant>>,
+    access: Mutex<HashMap<String, String>>,
+    refresh: Mutex<HashMap<String, String>>,
+    refresh_calls: AtomicUsize,
+}
+
+pub struct Upstream {
+    pub issuer: String,
+    inner: web::Data<Inner>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn random() -> String {
+    let mut b = [0u8; 24];
+    portico::crypto::random_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+impl Upstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let issuer = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let key = GeneratedKey::generate(SigningAlg::RS256).unwrap();
+        let rogue = GeneratedKey::generate(SigningAlg::RS256).unwrap();
+        let inner = web::Data::new(Inner {
+            issuer: issuer.clone(),
+            key: key.signing_key().unwrap(),
+            rogue: rogue.signing_key().unwrap(),
+            jwks: json!({ "keys": [key.public_jwk] }),
+            users: Mutex::new(HashMap::new()),
+            current: Mutex::new(String::new()),
+            misbehave: Mutex::new(Misbehave::Nothing),
+            codes: Mutex::new(HashMap::new()),
+            access: Mutex::new(HashMap::new()),
+            refresh: Mutex::new(HashMap::new()),
+            refresh_calls: AtomicUsize::new(0),
+        });
+        let data = inner.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route("/jwks", web::get().to(jwks))
+                .route("/authorize", web::get().to(authorize))
+                .route("/token", web::post().to(token))
+                .route("/userinfo", web::get().to(userinfo))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let up = Self {
+            issuer,
+            inner,
+            server: tokio::spawn(server),
+        };
+        up.login_as(UpUser::new("alice-sub", "alice@corp.example"));
+        up
+    }
+
+    /// The user the next authorize request logs in (also updates a known user's claims).
+    pub fn login_as(&self, user: UpUser) {
+        *self.inner.current.lock().unwrap() = user.sub.clone();
+        self.inner.users.lock().unwrap().insert(user.sub.clone(), user);
+    }
+
+    pub fn update_user(&self, user: UpUser) {
+        self.inner.users.lock().unwrap().insert(user.sub.clone(), user);
+    }
+
+    pub fn misbehave(&self, how: Misbehave) {
+        *self.inner.misbehave.lock().unwrap() = how;
+    }
+
+    pub fn refresh_calls(&self) -> usize {
+        self.inner.refresh_calls.load(Ordering::SeqCst)
+    }
+
+    /// Makes every upstream refresh token invalid (the user's upstream grant was revoked).
+    pub fn revoke_refresh_tokens(&self) {
+        self.inner.refresh.lock().unwrap().clear();
+    }
+}
+
+async fn discovery(s: web::Data<Inner>) -> HttpResponse {
+    let i = &s.issuer;
+    HttpResponse::Ok().json(json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/authorize"),
+        "token_endpoint": format!("{i}/token"),
+        "userinfo_endpoint": format!("{i}/userinfo"),
+        "jwks_uri": format!("{i}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "email", "profile", "groups", "offline_access"],
+    }))
+}
+
+async fn jwks(s: web::Data<Inner>) -> HttpResponse {
+    HttpResponse::Ok().json(&s.jwks)
+}
+
+async fn authorize(s: web::Data<Inner>, q: web::Query<HashMap<String, String>>) -> HttpResponse {
+    if q.get("client_id").map(String::as_str) != Some(UPSTREAM_CLIENT_ID)
+        || q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        || q.get("response_type").map(String::as_str) != Some("code")
+    {
+        return HttpResponse::BadRequest().body("bad authorize request");
+    }
+    let code = random();
+    let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
+    s.codes.lock().unwrap().insert(
+        code.clone(),
+        Grant {
+            nonce: q.get("nonce").cloned(),
+            challenge: q.get("code_challenge").cloned().unwrap_or_default(),
+            redirect_uri: redirect_uri.clone(),
+            sub: s.current.lock().unwrap().clone(),
+        },
+    );
+    let mut url = url::Url::parse(&redirect_uri).unwrap();
+    url.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", q.get("state").map(String::as_str).unwrap_or(""));
+    HttpResponse::Found()
+        .insert_header(("location", url.to_string()))
+        .finish()
+}
+
+fn token_error(error: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({ "error": error }))
+}
+
+fn id_token(s: &Inner, user: &UpUser, nonce: Option<&str>) -> String {
+    let how = *s.misbehave.lock().unwrap();
+    let now = portico::store::now();
+    let mut claims = json!({
+        "iss": if how == Misbehave::WrongIssuer { "http://evil.example".to_owned() } else { s.issuer.clone() },
+        "sub": user.sub,
+        "aud": if how == Misbehave::WrongAudience { "someone-else" } else { UPSTREAM_CLIENT_ID },
+        "iat": now,
+        "exp": if how == Misbehave::Expired { now - 600 } else { now + 300 },
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "name": user.name,
+        "groups": user.groups,
+    });
+    match (how, nonce) {
+        (Misbehave::WrongNonce, _) => claims["nonce"] = json!("not-the-nonce"),
+        (_, Some(n)) => claims["nonce"] = json!(n),
+        _ => {}
+    }
+    match how {
+        Misbehave::UnknownKey => jwt::encode(&s.rogue, JwtType::Jwt, &claims),
+        Misbehave::AlgNone => format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        ),
+        _ => jwt::encode(&s.key, JwtType::Jwt, &claims),
+    }
+}
+
+async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let expected = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{UPSTREAM_CLIENT_ID}:{UPSTREAM_CLIENT_SECRET}"))
+    );
+    if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" }));
+    }
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let (sub, nonce) = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some(grant) = form.get("code").and_then(|c| s.codes.lock().unwrap().remove(c)) else {
+                return token_error("invalid_grant");
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let computed = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+            if computed != grant.challenge || form.get("redirect_uri") != Some(&grant.redirect_uri) {
+                return token_error("invalid_grant");
+            }
+            (grant.sub, grant.nonce)
+        }
+        Some("refresh_token") => {
+            s.refresh_calls.fetch_add(1, Ordering::SeqCst);
+            let Some(sub) = form.get("refresh_token").and_then(|t| s.refresh.lock().unwrap().remove(t)) else {
+                return token_error("invalid_grant");
+            };
+            (sub, None)
+        }
+        _ => return token_error("unsupported_grant_type"),
+    };
+    let Some(user) = s.users.lock().unwrap().get(&sub).cloned() else {
+        return token_error("invalid_grant");
+    };
+    let access = random();
+    let refresh = random();
+    s.access.lock().unwrap().insert(access.clone(), sub.clone());
+    s.refresh.lock().unwrap().insert(refresh.clone(), sub);
+    HttpResponse::Ok().json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "refresh_token": refresh,
+        "id_token": id_token(&s, &user, nonce.as_deref()),
+        "scope": "openid email profile groups",
+    }))
+}
+
+async fn userinfo(s: web::Data<Inner>, req: HttpRequest) -> HttpResponse {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let Some(sub) = s.access.lock().unwrap().get(&token).cloned() else {
+        return HttpResponse::Unauthorized().finish();
+    };
+    let user = s.users.lock().unwrap().get(&sub).cloned().unwrap();
+    HttpResponse::Ok().json(json!({
+        "sub": user.sub,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "name": user.name,
+        "picture": format!("https://pics.example/{}.png", user.sub),
+        "groups": user.groups,
+    }))
+}
