@@ -15,7 +15,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 /// Sections an environment variable may name as `PORTICO_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["server", "database", "secrets", "bootstrap", "log", "keys"];
+const SECTIONS: &[&str] = &[
+    "server",
+    "database",
+    "secrets",
+    "bootstrap",
+    "log",
+    "keys",
+    "webhooks",
+];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
 const SHORT_FORMS: &[(&str, &str)] = &[
@@ -59,6 +67,7 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub keys: KeySettings,
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -353,6 +362,7 @@ impl Settings {
                 "keys.max_token_lifetime_secs must be at least 1".into(),
             ));
         }
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         if self.bootstrap.admin_email.is_some() != self.bootstrap.admin_password.is_some() {
             return Err(ConfigError::Invalid(
                 "bootstrap.admin_email and bootstrap.admin_password must be set together".into(),

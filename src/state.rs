@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::crypto::Sealer;
 use crate::keys::KeyRing;
 use crate::store::Store;
+use crate::webhooks::WebhookService;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -18,4 +19,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The discovery document, serialised once at start.
     pub discovery: Bytes,
+    /// Webhook endpoints, deliveries and replay (the admin UI and API call this).
+    pub webhooks: WebhookService,
 }

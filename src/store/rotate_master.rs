@@ -28,6 +28,16 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         id_column: "kid",
         column: "private_key",
     },
+    SealedColumn {
+        table: "webhook_endpoints",
+        id_column: "id",
+        column: "secret",
+    },
+    SealedColumn {
+        table: "webhook_endpoints",
+        id_column: "id",
+        column: "previous_secret",
+    },
 ];
 
 impl Store {
