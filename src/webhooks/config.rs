@@ -199,7 +199,7 @@ impl std::fmt::Display for HumanDuration {
             (1_000, "s"),
         ];
         for (size, unit) in units {
-            if ms >= size && ms % size == 0 {
+            if ms >= size && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }

@@ -10,3 +10,4 @@ mod keys;
 mod ops;
 mod secrets;
 mod store;
+mod webhooks;
