@@ -227,33 +227,67 @@ pub enum Next {
     Failed,
 }
 
-/// Logs an attempt and moves its delivery on, if this worker still holds the lease.
-/// Returns false when the lease was lost (another worker took the delivery over).
-pub(crate) async fn finish_attempt(
+/// A finished attempt waiting to be written.
+#[derive(Debug)]
+pub struct Finished {
+    pub job: Job,
+    pub token: std::sync::Arc<str>,
+    pub record: AttemptRecord,
+    pub next: Next,
+}
+
+/// Logs a batch of attempts and moves their deliveries on, in one transaction (one commit for
+/// many attempts is what lets a busy instance keep up). A delivery whose lease was lost
+/// (another worker took it over) keeps its state; its attempt is still logged.
+/// Returns how many leases were lost.
+pub(crate) async fn finish_attempts(
     store: &Store,
-    job: &Job,
-    token: &str,
-    record: &AttemptRecord,
-    next: Next,
-) -> Result<bool, StoreError> {
+    batch: &[Finished],
+) -> Result<usize, StoreError> {
     let mut tx = store.pool().begin().await?;
-    sqlx::query(
-        "INSERT INTO webhook_attempts \
-         (delivery_id, attempt, started_at_ms, status_code, latency_ms, response_body, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(job.delivery_id)
-    .bind(job.attempt)
-    .bind(record.started_at_ms)
-    .bind(record.status_code.map(i64::from))
-    .bind(record.latency_ms)
-    .bind(record.response_body.as_deref())
-    .bind(record.error.as_deref())
-    .execute(&mut *tx)
-    .await?;
-    let held = move_on(&mut tx, job, token, record, next).await?;
+    let mut lost = 0;
+    for chunk in batch.chunks(100) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let p = |k: usize| format!("${}", i * 7 + k);
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {})",
+                    p(1),
+                    p(2),
+                    p(3),
+                    p(4),
+                    p(5),
+                    p(6),
+                    p(7)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO webhook_attempts \
+             (delivery_id, attempt, started_at_ms, status_code, latency_ms, response_body, error) \
+             VALUES {values}"
+        );
+        let mut insert = sqlx::query(&sql);
+        for f in chunk {
+            insert = insert
+                .bind(f.job.delivery_id)
+                .bind(f.job.attempt)
+                .bind(f.record.started_at_ms)
+                .bind(f.record.status_code.map(i64::from))
+                .bind(f.record.latency_ms)
+                .bind(f.record.response_body.as_deref())
+                .bind(f.record.error.as_deref());
+        }
+        insert.execute(&mut *tx).await?;
+    }
+    for f in batch {
+        if !move_on(&mut tx, &f.job, &f.token, &f.record, f.next).await? {
+            lost += 1;
+        }
+    }
     tx.commit().await?;
-    Ok(held)
+    Ok(lost)
 }
 
 /// Settles a delivery without an attempt (its endpoint was disabled meanwhile).

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::WebhookSettings;
-use super::db::{self, AttemptRecord, Job, Next};
+use super::db::{self, AttemptRecord, Finished, Job, Next};
 use super::guard::{self, GuardedResolver};
 use super::retry::{parse_retry_after, retry_delay};
 use super::signing::{WebhookSecret, signature_header};
@@ -95,13 +95,20 @@ impl Dispatcher {
 
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut in_flight = JoinSet::new();
+        // Attempts end in a channel; one writer logs them in batches (see `db::finish_attempts`).
+        let (done, results) = mpsc::unbounded_channel();
+        let mut writer = JoinSet::new();
+        writer.spawn(Arc::clone(&self).write(results));
+        // A slot is held from claim until the attempt is written, so a slow database slows
+        // claiming instead of letting written-late attempts outlive their leases.
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut stats_at = Instant::now() - STATS_EVERY;
         while !*stop.borrow() {
             while in_flight.try_join_next().is_some() {}
-            let free = self.settings.concurrency - in_flight.len();
+            let free = slots.available_permits();
             let mut claimed = 0;
             if free > 0 {
-                match self.claim(free, &mut in_flight).await {
+                match self.claim(&slots, free, &mut in_flight, &done).await {
                     Ok(n) => claimed = n,
                     Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
                 }
@@ -114,19 +121,24 @@ impl Dispatcher {
                 continue; // a full batch: more may be due
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.settings.poll_interval.0) => {}
-                Some(_) = in_flight.join_next(), if free == 0 => {}
+                _ = tokio::time::sleep(self.settings.poll_interval.0), if free > 0 => {}
+                _ = slots.acquire(), if free == 0 => {}
                 _ = stop.changed() => {}
             }
         }
-        // Stopping: attempts in flight end within the attempt timeout; none is cut off.
+        // Stopping: attempts in flight end within the attempt timeout and are written; none is
+        // cut off.
         while in_flight.join_next().await.is_some() {}
+        drop(done);
+        while writer.join_next().await.is_some() {}
     }
 
     async fn claim(
         self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
         free: usize,
         in_flight: &mut JoinSet<()>,
+        done: &mpsc::UnboundedSender<Done>,
     ) -> Result<usize, crate::store::StoreError> {
         let now = db::now_ms();
         if !db::any_due(&self.store, now).await? {
@@ -140,15 +152,59 @@ impl Dispatcher {
         for job in jobs {
             let me = Arc::clone(self);
             let token = Arc::clone(&token);
+            let done = done.clone();
+            let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
+                break; // cannot happen: at most `free` were claimed
+            };
             in_flight.spawn(async move {
                 let delivery = job.delivery_id;
-                if let Err(e) = me.deliver(job, &token).await {
+                match me.attempt(job, token).await {
+                    Ok(Some(mut result)) => {
+                        result.slot = Some(slot);
+                        let _ = done.send(result);
+                    }
+                    Ok(None) => {}
                     // The lease runs out and another attempt follows.
-                    tracing::warn!(delivery, error = %e, "recording a webhook attempt failed");
+                    Err(e) => {
+                        tracing::warn!(delivery, error = %e, "settling a webhook delivery failed")
+                    }
                 }
             });
         }
         Ok(claimed)
+    }
+
+    /// Writes finished attempts in batches, then applies what they mean for their endpoints.
+    async fn write(self: Arc<Self>, mut results: mpsc::UnboundedReceiver<Done>) {
+        let mut batch = Vec::new();
+        while results.recv_many(&mut batch, 256).await > 0 {
+            let mut slots = Vec::with_capacity(batch.len());
+            let (finished, outcomes): (Vec<Finished>, Vec<Outcome>) = batch
+                .drain(..)
+                .map(|d| {
+                    slots.push(d.slot);
+                    (d.finished, d.outcome)
+                })
+                .unzip();
+            match db::finish_attempts(&self.store, &finished).await {
+                Ok(0) => {}
+                Ok(lost) => tracing::info!(
+                    lost,
+                    "leases ran out during attempts; other workers took those deliveries over"
+                ),
+                Err(e) => {
+                    // Their leases run out and the deliveries are attempted again.
+                    tracing::warn!(error = %e, "recording webhook attempts failed");
+                    continue;
+                }
+            }
+            drop(slots);
+            for (f, outcome) in finished.iter().zip(outcomes) {
+                if let Err(e) = self.settle(f, outcome).await {
+                    tracing::warn!(delivery = f.job.delivery_id, error = %e, "updating a webhook endpoint failed");
+                }
+            }
+        }
     }
 
     async fn report_queue(&self) {
@@ -183,15 +239,19 @@ impl Dispatcher {
         Ok(secrets)
     }
 
+    /// Makes one attempt; `None` when the delivery was settled without one.
     #[tracing::instrument(skip_all, fields(delivery = job.delivery_id, endpoint = %job.endpoint_id, attempt = job.attempt))]
-    async fn deliver(&self, job: Job, token: &str) -> Result<(), crate::store::StoreError> {
+    async fn attempt(
+        &self,
+        job: Job,
+        token: Arc<str>,
+    ) -> Result<Option<Done>, crate::store::StoreError> {
         let now = db::now_ms();
-        let is_test = job.event_type == EventType::WebhookTest.as_str();
-        if !job.enabled && !is_test {
-            db::settle_without_attempt(&self.store, &job, token, "the endpoint is disabled")
+        if !job.enabled && job.event_type != EventType::WebhookTest.as_str() {
+            db::settle_without_attempt(&self.store, &job, &token, "the endpoint is disabled")
                 .await?;
             metrics::counter!("webhook_deliveries_total", "outcome" => "failed").increment(1);
-            return Ok(());
+            return Ok(None);
         }
         let prepared = self.secrets(&job, now).and_then(|secrets| {
             guard::check_url(&job.url, self.settings.allow_private_targets)
@@ -232,13 +292,23 @@ impl Dispatcher {
                 }
             },
         };
-        let held = db::finish_attempt(&self.store, &job, token, &record, next).await?;
-        if !held {
-            tracing::info!(
-                "the lease ran out during the attempt; another worker took the delivery over"
-            );
-        }
-        match next {
+        Ok(Some(Done {
+            finished: Finished {
+                job,
+                token,
+                record,
+                next,
+            },
+            outcome,
+            slot: None,
+        }))
+    }
+
+    /// After an attempt is logged: metrics, and the endpoint's health (410 Gone, or failing for
+    /// too long, disables it).
+    async fn settle(&self, f: &Finished, outcome: Outcome) -> Result<(), crate::store::StoreError> {
+        let job = &f.job;
+        match f.next {
             Next::Succeeded => {
                 metrics::counter!("webhook_deliveries_total", "outcome" => "succeeded")
                     .increment(1);
@@ -247,25 +317,25 @@ impl Dispatcher {
             }
             Next::Failed => {
                 metrics::counter!("webhook_deliveries_total", "outcome" => "failed").increment(1);
-                tracing::warn!(error = ?record.error, status = ?record.status_code, "webhook delivery failed for good");
+                tracing::warn!(delivery = job.delivery_id, endpoint = %job.endpoint_id, error = ?f.record.error, status = ?f.record.status_code, "webhook delivery failed for good");
             }
             Next::RetryAt(_) => {}
         }
         if matches!(outcome, Outcome::Gone) {
             if db::disable_gone(&self.store, &job.endpoint_id).await? {
-                tracing::warn!("webhook endpoint disabled: the receiver answered 410 Gone");
+                tracing::warn!(endpoint = %job.endpoint_id, "webhook endpoint disabled: the receiver answered 410 Gone");
             }
-        } else if !is_test
+        } else if job.event_type != EventType::WebhookTest.as_str()
             && db::note_health(
                 &self.store,
-                &job,
+                job,
                 matches!(outcome, Outcome::Success),
-                now,
+                f.record.started_at_ms,
                 self.settings.disable_after.as_millis(),
             )
             .await?
         {
-            tracing::warn!("webhook endpoint disabled: every attempt failed for too long");
+            tracing::warn!(endpoint = %job.endpoint_id, "webhook endpoint disabled: every attempt failed for too long");
         }
         Ok(())
     }
@@ -350,6 +420,14 @@ impl Dispatcher {
         record.latency_ms = started.elapsed().as_millis() as i64;
         (record, outcome)
     }
+}
+
+/// A finished attempt on its way to the writer.
+struct Done {
+    finished: Finished,
+    outcome: Outcome,
+    /// Released once the attempt is written.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Debug)]
