@@ -23,6 +23,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "keys",
     "oidc",
+    "webhooks",
 ];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
@@ -72,6 +73,7 @@ pub struct Settings {
     pub clients: Vec<crate::oidc::settings::ClientConfig>,
     /// `[[providers]]`: upstream providers kept in the config file.
     pub providers: Vec<crate::oidc::settings::ProviderConfig>,
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -366,6 +368,7 @@ impl Settings {
                 "keys.max_token_lifetime_secs must be at least 1".into(),
             ));
         }
+        self.webhooks.validate().map_err(ConfigError::Invalid)?;
         if self.bootstrap.admin_email.is_some() != self.bootstrap.admin_password.is_some() {
             return Err(ConfigError::Invalid(
                 "bootstrap.admin_email and bootstrap.admin_password must be set together".into(),

@@ -16,7 +16,7 @@ use crate::keys::KeyRing;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::state::AppState;
 use crate::store::{KeyCheck, Store};
-use crate::{oidc, ops};
+use crate::{oidc, ops, webhooks};
 
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -56,6 +56,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    dispatcher: Option<webhooks::DispatcherHandle>,
 }
 
 impl Application {
@@ -76,6 +77,7 @@ impl Application {
         let keys = KeyRing::load(store.clone(), sealer.clone(), settings.keys.clone()).await?;
 
         let port = listener.local_addr()?.port();
+        let (webhook_service, dispatcher) = start_webhooks(&settings, &store, &sealer).await?;
 
         store
             .upsert_config_providers(&settings.providers, &sealer)
@@ -100,6 +102,7 @@ impl Application {
             metrics: ops::metrics::handle(),
             connectors,
             limits: limits.clone(),
+            webhooks: webhook_service,
         });
         let tasks = vec![keys.spawn_maintenance(), limits.spawn_maintenance()];
         let server = build_server(listener, state.clone())?;
@@ -108,6 +111,7 @@ impl Application {
             server,
             state,
             tasks,
+            dispatcher,
         })
     }
 
@@ -126,9 +130,37 @@ impl Application {
         for task in &self.tasks {
             task.abort();
         }
+        if let Some(dispatcher) = self.dispatcher {
+            // Attempts in flight finish (each within the attempt timeout); none is cut off.
+            dispatcher.shutdown().await;
+        }
         self.state.store.close().await;
         result
     }
+}
+
+/// Applies the declared webhook endpoints and starts this instance's dispatcher.
+async fn start_webhooks(
+    settings: &Settings,
+    store: &Store,
+    sealer: &Sealer,
+) -> anyhow::Result<(webhooks::WebhookService, Option<webhooks::DispatcherHandle>)> {
+    let config = Arc::new(settings.webhooks.clone());
+    if config.allow_private_targets {
+        tracing::warn!(
+            "webhooks.allow_private_targets is on: webhooks may reach loopback and private \
+             addresses over plain http. Use this only for development and tests"
+        );
+    }
+    webhooks::managed::apply(store, sealer, &config).await?;
+    let dispatcher = match config.dispatcher {
+        true => {
+            Some(webhooks::Dispatcher::new(store.clone(), sealer.clone(), config.clone())?.spawn())
+        }
+        false => None,
+    };
+    let service = webhooks::WebhookService::new(store.clone(), sealer.clone(), config);
+    Ok((service, dispatcher))
 }
 
 fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {

@@ -11,6 +11,7 @@ use crate::keys::KeyRing;
 use crate::oidc::ratelimit::RateLimits;
 use crate::providers::Connectors;
 use crate::store::Store;
+use crate::webhooks::WebhookService;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -24,4 +25,6 @@ pub struct AppState {
     pub connectors: Arc<Connectors>,
     /// Rate limits of /token, /authorize and /userinfo.
     pub limits: Arc<RateLimits>,
+    /// Webhook endpoints, deliveries and replay (the admin UI and API call this).
+    pub webhooks: WebhookService,
 }

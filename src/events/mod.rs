@@ -56,8 +56,29 @@ pub struct RecordedEvent {
     pub created_at: i64,
 }
 
-/// Writes an event inside the caller's transaction.
+/// Largest body a receiver gets (Standard Webhooks asks senders to keep payloads small).
+pub const MAX_BODY_BYTES: usize = 20 * 1024;
+
+/// Writes an event inside the caller's transaction, with a webhook delivery for every enabled
+/// endpoint subscribed to its type: both commit, or neither does.
 pub async fn record(
+    conn: &mut AnyConnection,
+    event_type: EventType,
+    data: Value,
+) -> Result<RecordedEvent, StoreError> {
+    let event = insert(conn, event_type, data).await?;
+    crate::webhooks::db::enqueue_subscribed(
+        conn,
+        &event.id,
+        event_type.as_str(),
+        crate::webhooks::db::now_ms(),
+    )
+    .await?;
+    Ok(event)
+}
+
+/// Writes the event row only (a test ping picks its single endpoint itself).
+pub(crate) async fn insert(
     conn: &mut AnyConnection,
     event_type: EventType,
     data: Value,
@@ -68,6 +89,9 @@ pub async fn record(
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let body =
         json!({ "type": event_type.as_str(), "timestamp": timestamp, "data": data }).to_string();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(StoreError::EventTooLarge(body.len()));
+    }
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)

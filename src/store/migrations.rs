@@ -19,6 +19,11 @@ const SQLITE: &[Source] = &[
         "oidc",
         include_str!("../../migrations/sqlite/0002_oidc.sql"),
     ),
+    (
+        3,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0003_webhooks.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -31,6 +36,11 @@ const POSTGRES: &[Source] = &[
         2,
         "oidc",
         include_str!("../../migrations/postgres/0002_oidc.sql"),
+    ),
+    (
+        3,
+        "webhooks",
+        include_str!("../../migrations/postgres/0003_webhooks.sql"),
     ),
 ];
 

@@ -37,6 +37,8 @@ pub enum StoreError {
     Seal(#[from] crate::crypto::SealError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("an event body of {0} bytes is over the 20 KB webhook limit")]
+    EventTooLarge(usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

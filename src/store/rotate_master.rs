@@ -43,6 +43,16 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         id_column: "id",
         column: "upstream_secret",
     },
+    SealedColumn {
+        table: "webhook_endpoints",
+        id_column: "id",
+        column: "secret",
+    },
+    SealedColumn {
+        table: "webhook_endpoints",
+        id_column: "id",
+        column: "previous_secret",
+    },
 ];
 
 impl Store {

@@ -14,3 +14,4 @@ mod ops;
 mod secrets;
 mod store;
 mod upstream_idp;
+mod webhooks;

@@ -41,8 +41,10 @@ async fn open_all(app_store: &portico::store::Store, sealer: &Sealer) -> (usize,
     let (mut ok, mut bad) = (0, 0);
     for col in SEALED_COLUMNS {
         let rows = sqlx::query(&format!(
-            "SELECT {}, {} FROM {}",
-            col.id_column, col.column, col.table
+            "SELECT {id}, {c} FROM {t} WHERE {c} IS NOT NULL",
+            id = col.id_column,
+            c = col.column,
+            t = col.table
         ))
         .fetch_all(app_store.pool())
         .await
@@ -61,10 +63,33 @@ async fn open_all(app_store: &portico::store::Store, sealer: &Sealer) -> (usize,
 
 async fn rotate_master_reseals_every_secret(db: &TestDb) {
     let old = MasterKey::generate();
-    let app = spawn_app_with(db, old.clone(), |_| {}).await;
+    let app = spawn_app_with(db, old.clone(), |s| {
+        s.webhooks.allow_private_targets = true;
+    })
+    .await;
+    // A webhook endpoint whose secret was rotated holds two sealed secrets.
+    let (endpoint, _) = app
+        .state
+        .webhooks
+        .create(portico::webhooks::NewEndpoint {
+            url: "http://127.0.0.1:9/hook".into(),
+            events: vec!["login.succeeded".into()],
+            enabled: false,
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    app.state
+        .webhooks
+        .rotate_secret(&endpoint.id)
+        .await
+        .unwrap();
     let store = app.state.store.clone();
     let (before, _) = open_all(&store, &Sealer::new(&old)).await;
-    assert!(before >= 4, "key check and three signing keys are sealed");
+    assert!(
+        before >= 6,
+        "key check, three signing keys and two webhook secrets are sealed"
+    );
     app.stop();
 
     let new = MasterKey::generate();

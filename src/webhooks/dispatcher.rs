@@ -1,0 +1,472 @@
+//! Dispatcher workers: claim due deliveries under a lease, send them signed, log each attempt.
+//!
+//! Any number of instances may run one against the same database: a delivery is claimed by
+//! exactly one worker at a time (see `db::claim`), and a worker that dies leaves a lease that
+//! runs out, after which another worker claims the delivery again. The attempt that died is
+//! counted; the receiver sees the same `webhook-id` again and can deduplicate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::ExposeSecret;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::WebhookSettings;
+use super::db::{self, AttemptRecord, Finished, Job, Next};
+use super::guard::{self, GuardedResolver};
+use super::retry::{parse_retry_after, retry_delay};
+use super::signing::{WebhookSecret, signature_header};
+use crate::crypto::{SealTarget, Sealer};
+use crate::events::EventType;
+use crate::store::Store;
+
+/// Bytes of each response body kept in the log.
+const RESPONSE_KEEP: usize = 1024;
+/// How often a worker refreshes the queue gauges.
+const STATS_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Dispatcher {
+    store: Store,
+    sealer: Sealer,
+    settings: Arc<WebhookSettings>,
+    client: reqwest::Client,
+}
+
+/// A running dispatcher. `shutdown` stops claiming and lets attempts in flight finish;
+/// dropping the handle aborts it at once (what a crash does: its leases run out).
+pub struct DispatcherHandle {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl DispatcherHandle {
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for DispatcherHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        sealer: Sealer,
+        settings: Arc<WebhookSettings>,
+    ) -> anyhow::Result<Self> {
+        let timeout = settings.attempt_timeout.0;
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .no_proxy()
+            .pool_max_idle_per_host(settings.concurrency)
+            .user_agent(concat!("Portico-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if !settings.allow_private_targets {
+            builder = builder
+                .https_only(true)
+                .dns_resolver(Arc::new(GuardedResolver));
+        }
+        Ok(Self {
+            store,
+            sealer,
+            settings,
+            client: builder.build()?,
+        })
+    }
+
+    pub fn spawn(self) -> DispatcherHandle {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(Arc::new(self).run(stopped));
+        DispatcherHandle {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut in_flight = JoinSet::new();
+        // Attempts end in a channel; one writer logs them in batches (see `db::finish_attempts`).
+        let (done, results) = mpsc::unbounded_channel();
+        let mut writer = JoinSet::new();
+        writer.spawn(Arc::clone(&self).write(results));
+        // A slot is held from claim until the attempt is written, so a slow database slows
+        // claiming instead of letting written-late attempts outlive their leases.
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut stats_at = Instant::now() - STATS_EVERY;
+        while !*stop.borrow() {
+            while in_flight.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            let mut claimed = 0;
+            if free > 0 {
+                match self.claim(&slots, free, &mut in_flight, &done).await {
+                    Ok(n) => claimed = n,
+                    Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
+                }
+            }
+            if stats_at.elapsed() >= STATS_EVERY {
+                stats_at = Instant::now();
+                self.report_queue().await;
+            }
+            if free > 0 && claimed == free {
+                continue; // a full batch: more may be due
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.poll_interval.0), if free > 0 => {}
+                _ = slots.acquire(), if free == 0 => {}
+                _ = stop.changed() => {}
+            }
+        }
+        // Stopping: attempts in flight end within the attempt timeout and are written; none is
+        // cut off.
+        while in_flight.join_next().await.is_some() {}
+        drop(done);
+        while writer.join_next().await.is_some() {}
+    }
+
+    async fn claim(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        free: usize,
+        in_flight: &mut JoinSet<()>,
+        done: &mpsc::UnboundedSender<Done>,
+    ) -> Result<usize, crate::store::StoreError> {
+        let now = db::now_ms();
+        if !db::any_due(&self.store, now).await? {
+            return Ok(0);
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let lease_until = now + self.settings.lease.as_millis();
+        let jobs = db::claim(&self.store, &token, now, lease_until, free as i64).await?;
+        let claimed = jobs.len();
+        let token: Arc<str> = token.into();
+        for job in jobs {
+            let me = Arc::clone(self);
+            let token = Arc::clone(&token);
+            let done = done.clone();
+            let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
+                break; // cannot happen: at most `free` were claimed
+            };
+            in_flight.spawn(async move {
+                let delivery = job.delivery_id;
+                match me.attempt(job, token).await {
+                    Ok(Some(mut result)) => {
+                        result.slot = Some(slot);
+                        let _ = done.send(result);
+                    }
+                    Ok(None) => {}
+                    // The lease runs out and another attempt follows.
+                    Err(e) => {
+                        tracing::warn!(delivery, error = %e, "settling a webhook delivery failed")
+                    }
+                }
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Writes finished attempts in batches, then applies what they mean for their endpoints.
+    async fn write(self: Arc<Self>, mut results: mpsc::UnboundedReceiver<Done>) {
+        let mut batch = Vec::new();
+        while results.recv_many(&mut batch, 256).await > 0 {
+            let mut slots = Vec::with_capacity(batch.len());
+            let (finished, outcomes): (Vec<Finished>, Vec<Outcome>) = batch
+                .drain(..)
+                .map(|d| {
+                    slots.push(d.slot);
+                    (d.finished, d.outcome)
+                })
+                .unzip();
+            match db::finish_attempts(&self.store, &finished).await {
+                Ok(0) => {}
+                Ok(lost) => tracing::info!(
+                    lost,
+                    "leases ran out during attempts; other workers took those deliveries over"
+                ),
+                Err(e) => {
+                    // Their leases run out and the deliveries are attempted again.
+                    tracing::warn!(error = %e, "recording webhook attempts failed");
+                    continue;
+                }
+            }
+            drop(slots);
+            for (f, outcome) in finished.iter().zip(outcomes) {
+                if let Err(e) = self.settle(f, outcome).await {
+                    tracing::warn!(delivery = f.job.delivery_id, error = %e, "updating a webhook endpoint failed");
+                }
+            }
+        }
+    }
+
+    async fn report_queue(&self) {
+        match db::queue_stats(&self.store).await {
+            Ok((depth, oldest)) => {
+                metrics::gauge!("webhook_queue_depth").set(depth as f64);
+                let age = oldest.map_or(0.0, |t| (db::now_ms() - t).max(0) as f64 / 1000.0);
+                metrics::gauge!("webhook_oldest_pending_age_seconds").set(age);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the webhook queue failed"),
+        }
+    }
+
+    /// The secrets that sign now: the current one, and the previous one during its overlap.
+    fn secrets(&self, job: &Job, now_ms: i64) -> Result<Vec<WebhookSecret>, String> {
+        let open = |sealed: &[u8], column: &'static str| {
+            let text = self
+                .sealer
+                .open_string(
+                    sealed,
+                    SealTarget::new("webhook_endpoints", column, &job.endpoint_id),
+                )
+                .map_err(|e| format!("cannot open the endpoint secret: {e}"))?;
+            WebhookSecret::parse(text.expose_secret()).map_err(|e| e.to_string())
+        };
+        let mut secrets = vec![open(&job.secret, "secret")?];
+        if let (Some(previous), Some(until)) = (&job.previous_secret, job.previous_secret_until_ms)
+            && until > now_ms
+        {
+            secrets.push(open(previous, "previous_secret")?);
+        }
+        Ok(secrets)
+    }
+
+    /// Makes one attempt; `None` when the delivery was settled without one.
+    #[tracing::instrument(skip_all, fields(delivery = job.delivery_id, endpoint = %job.endpoint_id, attempt = job.attempt))]
+    async fn attempt(
+        &self,
+        job: Job,
+        token: Arc<str>,
+    ) -> Result<Option<Done>, crate::store::StoreError> {
+        let now = db::now_ms();
+        if !job.enabled && job.event_type != EventType::WebhookTest.as_str() {
+            db::settle_without_attempt(&self.store, &job, &token, "the endpoint is disabled")
+                .await?;
+            metrics::counter!("webhook_deliveries_total", "outcome" => "failed").increment(1);
+            return Ok(None);
+        }
+        let prepared = self.secrets(&job, now).and_then(|secrets| {
+            guard::check_url(&job.url, self.settings.allow_private_targets)
+                .map(|url| (secrets, url))
+                .map_err(|e| e.to_string())
+        });
+        let started = Instant::now();
+        let (record, outcome) = match prepared {
+            Ok((secrets, url)) => self.send(&job, &secrets, url, now).await,
+            Err(error) => (
+                AttemptRecord {
+                    started_at_ms: now,
+                    status_code: None,
+                    latency_ms: 0,
+                    response_body: None,
+                    error: Some(error),
+                },
+                Outcome::Refused,
+            ),
+        };
+        metrics::histogram!("webhook_attempt_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("webhook_attempts_total", "result" => outcome.label()).increment(1);
+
+        let next = match &outcome {
+            Outcome::Success => Next::Succeeded,
+            Outcome::Gone => Next::Failed,
+            other => match retry_delay(&self.settings, job.attempt) {
+                None => Next::Failed,
+                Some(delay) => {
+                    let wait = match other {
+                        Outcome::Throttled(Some(after)) => {
+                            delay.max((*after).min(self.settings.max_retry_after.0))
+                        }
+                        _ => delay,
+                    };
+                    Next::RetryAt(db::now_ms() + wait.as_millis() as i64)
+                }
+            },
+        };
+        Ok(Some(Done {
+            finished: Finished {
+                job,
+                token,
+                record,
+                next,
+            },
+            outcome,
+            slot: None,
+        }))
+    }
+
+    /// After an attempt is logged: metrics, and the endpoint's health (410 Gone, or failing for
+    /// too long, disables it).
+    async fn settle(&self, f: &Finished, outcome: Outcome) -> Result<(), crate::store::StoreError> {
+        let job = &f.job;
+        match f.next {
+            Next::Succeeded => {
+                metrics::counter!("webhook_deliveries_total", "outcome" => "succeeded")
+                    .increment(1);
+                metrics::histogram!("webhook_delivery_latency_seconds")
+                    .record((db::now_ms() - job.created_at_ms).max(0) as f64 / 1000.0);
+            }
+            Next::Failed => {
+                metrics::counter!("webhook_deliveries_total", "outcome" => "failed").increment(1);
+                tracing::warn!(delivery = job.delivery_id, endpoint = %job.endpoint_id, error = ?f.record.error, status = ?f.record.status_code, "webhook delivery failed for good");
+            }
+            Next::RetryAt(_) => {}
+        }
+        if matches!(outcome, Outcome::Gone) {
+            if db::disable_gone(&self.store, &job.endpoint_id).await? {
+                tracing::warn!(endpoint = %job.endpoint_id, "webhook endpoint disabled: the receiver answered 410 Gone");
+            }
+        } else if job.event_type != EventType::WebhookTest.as_str()
+            && db::note_health(
+                &self.store,
+                job,
+                matches!(outcome, Outcome::Success),
+                f.record.started_at_ms,
+                self.settings.disable_after.as_millis(),
+            )
+            .await?
+        {
+            tracing::warn!(endpoint = %job.endpoint_id, "webhook endpoint disabled: every attempt failed for too long");
+        }
+        Ok(())
+    }
+
+    /// One HTTP attempt.
+    async fn send(
+        &self,
+        job: &Job,
+        secrets: &[WebhookSecret],
+        url: url::Url,
+        now_ms: i64,
+    ) -> (AttemptRecord, Outcome) {
+        let timestamp = now_ms / 1000;
+        let body = job.body.as_bytes();
+        let signature = signature_header(secrets, &job.event_id, timestamp, body);
+        let started = Instant::now();
+        let sent = self
+            .client
+            .post(url)
+            .header("webhook-id", &job.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(job.body.clone())
+            .send()
+            .await;
+        let mut record = AttemptRecord {
+            started_at_ms: now_ms,
+            status_code: None,
+            latency_ms: 0,
+            response_body: None,
+            error: None,
+        };
+        let outcome = match sent {
+            Ok(mut response) => {
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+                let mut kept = Vec::new();
+                while kept.len() < RESPONSE_KEEP {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
+                        Ok(None) => break,
+                        Err(e) => {
+                            record.error = Some(format!("reading the response: {}", chain(&e)));
+                            break;
+                        }
+                    }
+                }
+                kept.truncate(RESPONSE_KEEP);
+                record.status_code = Some(status.as_u16());
+                record.response_body =
+                    (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned());
+                match status.as_u16() {
+                    200..=299 => Outcome::Success,
+                    410 => Outcome::Gone,
+                    429 | 503 => Outcome::Throttled(retry_after),
+                    code => {
+                        record.error.get_or_insert_with(|| format!("HTTP {code}"));
+                        Outcome::HttpError
+                    }
+                }
+            }
+            Err(e) if e.is_timeout() => {
+                record.error = Some(format!("timed out after {}", self.settings.attempt_timeout));
+                Outcome::Timeout
+            }
+            Err(e) => {
+                let text = chain(&e);
+                let refused = text.contains("non-public address");
+                record.error = Some(text);
+                if refused {
+                    Outcome::Refused
+                } else {
+                    Outcome::NetworkError
+                }
+            }
+        };
+        record.latency_ms = started.elapsed().as_millis() as i64;
+        (record, outcome)
+    }
+}
+
+/// A finished attempt on its way to the writer.
+struct Done {
+    finished: Finished,
+    outcome: Outcome,
+    /// Released once the attempt is written.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Success,
+    Gone,
+    Throttled(Option<Duration>),
+    HttpError,
+    Timeout,
+    NetworkError,
+    /// The SSRF guard or the endpoint's configuration stopped the attempt before any request.
+    Refused,
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Gone => "gone",
+            Outcome::Throttled(_) => "throttled",
+            Outcome::HttpError => "http_error",
+            Outcome::Timeout => "timeout",
+            Outcome::NetworkError => "network_error",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
+}
