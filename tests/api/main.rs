@@ -8,5 +8,7 @@ mod helpers;
 mod cli;
 mod keys;
 mod ops;
+mod saml;
+mod saml_idp;
 mod secrets;
 mod store;

@@ -29,11 +29,7 @@ impl DbReplayCache {
 
     /// Deletes entries whose assertions have expired; run it periodically.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, SamlError> {
-        let done = sqlx::query("DELETE FROM saml_assertion_ids WHERE expires_at < $1")
-            .bind(now)
-            .execute(self.store.pool())
-            .await?;
-        Ok(done.rows_affected())
+        super::requests::purge_expired(&self.store, "saml_assertion_ids", now).await
     }
 }
 

@@ -8,7 +8,9 @@ use libxml::tree::Node;
 
 use super::config::NAMEID_EMAIL;
 use super::signature;
-use super::xml::{NS_ASSERTION, NS_PROTOCOL, attr, child, children, descendants, is, text};
+use super::xml::{
+    NS_ASSERTION, NS_PROTOCOL, attr, child, children, descendants, is, reject_split_text, text,
+};
 use super::{IdpMetadata, OutstandingRequests, ReplayCache, SamlError, SpConfig};
 
 /// Largest `SAMLResponse` form value accepted (base64 text). The HTTP layer should cap the
@@ -92,6 +94,8 @@ fn check_response(
     if !is(&response, NS_PROTOCOL, "Response") {
         return Err(SamlError::NotAResponse);
     }
+
+    reject_split_text(&response)?;
 
     // Status first: an IdP's error reply is usually unsigned and has no assertion, and the
     // admin needs its code, not "unsigned".
@@ -260,10 +264,10 @@ fn check_window(
     skew: i64,
     now: i64,
 ) -> Result<Option<i64>, SamlError> {
-    if let Some(not_before) = attr(node, "NotBefore") {
-        if now + skew < timestamp(&not_before, what)? {
-            return Err(SamlError::NotYetValid);
-        }
+    if let Some(not_before) = attr(node, "NotBefore")
+        && now + skew < timestamp(&not_before, what)?
+    {
+        return Err(SamlError::NotYetValid);
     }
     match attr(node, "NotOnOrAfter") {
         Some(end) => {

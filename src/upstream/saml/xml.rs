@@ -88,6 +88,33 @@ pub fn text(node: &Node) -> Result<String, SamlError> {
     Ok(out.trim().to_owned())
 }
 
+/// Refuses a document where a comment or processing instruction sits beside text in one
+/// element. Signed SAML values never look like that; a comment splitting a NameID is how
+/// CVE-2017-11427 fooled readers that take the first text node. Run before anything is read.
+pub fn reject_split_text(root: &Node) -> Result<(), SamlError> {
+    let mut stack = vec![root.clone()];
+    while let Some(n) = stack.pop() {
+        let kids = n.get_child_nodes();
+        let has_text = kids.iter().any(|c| {
+            matches!(
+                c.get_type(),
+                Some(NodeType::TextNode) | Some(NodeType::CDataSectionNode)
+            ) && !c.get_content().trim().is_empty()
+        });
+        let has_other = kids.iter().any(|c| {
+            matches!(
+                c.get_type(),
+                Some(NodeType::CommentNode) | Some(NodeType::PiNode)
+            )
+        });
+        if has_text && has_other {
+            return Err(SamlError::SplitText);
+        }
+        stack.extend(n.get_child_elements());
+    }
+    Ok(())
+}
+
 /// An unqualified attribute of an element.
 pub fn attr(node: &Node, name: &str) -> Option<String> {
     node.get_attribute(name)
