@@ -47,6 +47,7 @@ on_both_backends!(
     encrypted_assertions_are_refused_clearly,
     any_certificate_of_a_key_rollover_is_accepted,
     expired_rows_are_purged,
+    names_fall_back_to_given_and_family_and_email_to_an_email_name_id,
 );
 
 struct Fixture {
@@ -485,6 +486,23 @@ async fn expired_rows_are_purged(db: &TestDb) {
     assert_eq!(f.replay.purge_expired(v.expires_at + 1).await.unwrap(), 1);
     let later = f.now + portico::upstream::saml::REQUEST_LIFETIME_SECS + 1;
     assert_eq!(f.requests.purge_expired(later).await.unwrap(), 1);
+    f.close().await;
+}
+
+/// Google Workspace style: NameID is the e-mail, the name comes as first and last name.
+async fn names_fall_back_to_given_and_family_and_email_to_an_email_name_id(db: &TestDb) {
+    let mut f = Fixture::new(db).await;
+    f.sp.attributes.email.clear();
+    f.sp.attributes.name.clear();
+    f.sp.attributes.given_name = vec!["mail".into()];
+    f.sp.attributes.family_name = vec!["groups".into()];
+    let mut c = f.claims();
+    c.name_id_xml = "ada@example.org".into();
+    c.name_id_format = portico::upstream::saml::NAMEID_EMAIL.into();
+    let v = f.verify(&f.signed_response(&c)).await.unwrap();
+    assert_eq!(v.email.as_deref(), Some("ada@example.org"));
+    assert_eq!(v.name.as_deref(), Some("ada@example.com engineering"));
+    assert_eq!(v.attributes["groups"], vec!["engineering", "admins"]);
     f.close().await;
 }
 

@@ -53,6 +53,9 @@ impl SpConfig {
 pub struct AttributeMapping {
     pub email: Vec<String>,
     pub name: Vec<String>,
+    /// When no `name` attribute is sent, the name is "given family" from these.
+    pub given_name: Vec<String>,
+    pub family_name: Vec<String>,
     pub groups: Vec<String>,
 }
 
@@ -75,6 +78,19 @@ impl Default for AttributeMapping {
                 "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
                 "cn",
                 "urn:oid:2.5.4.3",
+            ]),
+            given_name: owned(&[
+                "givenName",
+                "firstName",
+                "urn:oid:2.5.4.42",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+            ]),
+            family_name: owned(&[
+                "sn",
+                "surname",
+                "lastName",
+                "urn:oid:2.5.4.4",
+                "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
             ]),
             groups: owned(&[
                 "groups",

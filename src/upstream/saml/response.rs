@@ -179,7 +179,13 @@ fn check_response(
     let mapping = &sp.attributes;
     let email = first_value(&attributes, &mapping.email)
         .or_else(|| (name_id_format.as_deref() == Some(NAMEID_EMAIL)).then(|| name_id.clone()));
-    let name = first_value(&attributes, &mapping.name);
+    let name = first_value(&attributes, &mapping.name).or_else(|| {
+        let parts: Vec<String> = [&mapping.given_name, &mapping.family_name]
+            .into_iter()
+            .filter_map(|names| first_value(&attributes, names))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
     let mut groups: Vec<String> = mapping
         .groups
         .iter()
