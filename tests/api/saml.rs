@@ -33,6 +33,8 @@ on_both_backends!(
     a_wrong_audience_is_refused,
     a_wrong_recipient_is_refused,
     a_wrong_destination_is_refused,
+    a_non_bearer_confirmation_is_refused,
+    in_response_to_must_agree_between_response_and_assertion,
     an_expired_assertion_is_refused,
     a_not_yet_valid_assertion_is_refused,
     an_unknown_in_response_to_is_refused,
@@ -109,7 +111,12 @@ impl Fixture {
             requests: &self.requests,
             replay: &self.replay,
         };
-        verify_response(saml_response, &ctx).await
+        let verifying = verify_response(saml_response, &ctx);
+        // No libxml value lives across an await: the future can go to any worker thread.
+        fn assert_send<T: Send>(t: T) -> T {
+            t
+        }
+        assert_send(verifying).await
     }
 
     async fn refused(&self, saml_response: &str, reason: &str) -> SamlError {
@@ -309,6 +316,33 @@ async fn a_wrong_destination_is_refused(db: &TestDb) {
     c.destination = None;
     f.refused(&f.signed_response(&c), "destination mismatch")
         .await;
+    f.close().await;
+}
+
+async fn a_non_bearer_confirmation_is_refused(db: &TestDb) {
+    let f = Fixture::new(db).await;
+    let c = f.claims();
+    let holder_of_key = assertion(&c, None).replace("cm:bearer", "cm:holder-of-key");
+    f.refused(
+        &b64(&response(&c, &holder_of_key, Some(&f.idp))),
+        "no bearer subject confirmation",
+    )
+    .await;
+    f.close().await;
+}
+
+async fn in_response_to_must_agree_between_response_and_assertion(db: &TestDb) {
+    let f = Fixture::new(db).await;
+    let c = f.claims();
+    let other = assertion(&c, None).replace(
+        &format!(r#"InResponseTo="{}""#, f.request_id),
+        r#"InResponseTo="_another""#,
+    );
+    f.refused(
+        &b64(&response(&c, &other, Some(&f.idp))),
+        "InResponseTo mismatch",
+    )
+    .await;
     f.close().await;
 }
 
