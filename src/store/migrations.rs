@@ -24,6 +24,11 @@ const SQLITE: &[Source] = &[
         "webhooks",
         include_str!("../../migrations/sqlite/0003_webhooks.sql"),
     ),
+    (
+        5,
+        "saml",
+        include_str!("../../migrations/sqlite/0005_saml.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -41,6 +46,11 @@ const POSTGRES: &[Source] = &[
         3,
         "webhooks",
         include_str!("../../migrations/postgres/0003_webhooks.sql"),
+    ),
+    (
+        5,
+        "saml",
+        include_str!("../../migrations/postgres/0005_saml.sql"),
     ),
 ];
 

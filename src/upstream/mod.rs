@@ -15,6 +15,7 @@ mod error;
 pub mod http;
 mod identity;
 pub mod oidc;
+pub mod saml;
 mod provider;
 
 use std::collections::HashMap;

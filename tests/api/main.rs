@@ -11,6 +11,8 @@ mod oidc;
 mod oidc_support;
 mod oidc_upstream;
 mod ops;
+mod saml;
+mod saml_idp;
 mod secrets;
 mod store;
 mod upstream_idp;

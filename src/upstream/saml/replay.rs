@@ -1,0 +1,54 @@
+//! Assertion IDs already used, kept until the assertion would have expired anyway.
+
+use futures_util::future::BoxFuture;
+
+use super::SamlError;
+use crate::store::Store;
+
+/// Remembers assertion IDs. `first_use` records `key` until `expires_at` (Unix seconds) and
+/// answers whether it was new; it must be atomic (insert-if-absent), so two concurrent posts
+/// of one assertion cannot both pass.
+pub trait ReplayCache: Send + Sync {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<bool, SamlError>>;
+}
+
+/// The `saml_assertion_ids` table.
+#[derive(Clone, Debug)]
+pub struct DbReplayCache {
+    store: Store,
+}
+
+impl DbReplayCache {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Deletes entries whose assertions have expired; run it periodically.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, SamlError> {
+        super::requests::purge_expired(&self.store, "saml_assertion_ids", now).await
+    }
+}
+
+impl ReplayCache for DbReplayCache {
+    fn first_use<'a>(
+        &'a self,
+        key: &'a str,
+        expires_at: i64,
+    ) -> BoxFuture<'a, Result<bool, SamlError>> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO saml_assertion_ids (id, expires_at) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(key)
+            .bind(expires_at)
+            .execute(self.store.pool())
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! AuthnRequest IDs we sent and have not yet seen answered: each may be answered once.
+
+use futures_util::future::BoxFuture;
+
+use super::SamlError;
+use crate::store::Store;
+
+/// How long an AuthnRequest may stay unanswered: a user at the IdP's login page.
+pub const REQUEST_LIFETIME_SECS: i64 = 15 * 60;
+
+/// Outstanding AuthnRequests. `consume` must be atomic and answer true at most once per ID,
+/// and only for an unexpired request of this provider.
+pub trait OutstandingRequests: Send + Sync {
+    fn consume<'a>(&'a self, request_id: &'a str) -> BoxFuture<'a, Result<bool, SamlError>>;
+}
+
+/// The `saml_requests` table, scoped to one provider.
+#[derive(Clone, Debug)]
+pub struct DbOutstandingRequests {
+    store: Store,
+    provider: String,
+}
+
+impl DbOutstandingRequests {
+    pub fn new(store: Store, provider: &str) -> Self {
+        Self {
+            store,
+            provider: provider.to_owned(),
+        }
+    }
+
+    /// Records a request just sent, valid for [`REQUEST_LIFETIME_SECS`] from `now`.
+    pub async fn remember(&self, request_id: &str, now: i64) -> Result<(), SamlError> {
+        sqlx::query("INSERT INTO saml_requests (id, provider, expires_at) VALUES ($1, $2, $3)")
+            .bind(request_id)
+            .bind(&self.provider)
+            .bind(now + REQUEST_LIFETIME_SECS)
+            .execute(self.store.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes requests nobody answered; run it periodically.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, SamlError> {
+        purge_expired(&self.store, "saml_requests", now).await
+    }
+}
+
+impl OutstandingRequests for DbOutstandingRequests {
+    fn consume<'a>(&'a self, request_id: &'a str) -> BoxFuture<'a, Result<bool, SamlError>> {
+        Box::pin(async move {
+            // One statement: the DELETE both checks and uses the request.
+            let done = sqlx::query(
+                "DELETE FROM saml_requests WHERE id = $1 AND provider = $2 AND expires_at >= $3",
+            )
+            .bind(request_id)
+            .bind(&self.provider)
+            .bind(crate::store::now())
+            .execute(self.store.pool())
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}
+
+/// Deletes rows of `table` (one of ours, with an `expires_at` column) that expired before `now`.
+pub(super) async fn purge_expired(
+    store: &Store,
+    table: &'static str,
+    now: i64,
+) -> Result<u64, SamlError> {
+    let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
+        .bind(now)
+        .execute(store.pool())
+        .await?;
+    Ok(done.rows_affected())
+}
