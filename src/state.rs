@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
-use crate::crypto::Sealer;
+use crate::crypto::{PasswordHasher, Sealer};
 use crate::keys::KeyRing;
 use crate::store::Store;
 
@@ -18,4 +18,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The discovery document, serialised once at start.
     pub discovery: Bytes,
+    /// argon2id for admin passwords, bounded so sign-in bursts queue.
+    pub passwords: PasswordHasher,
 }

@@ -8,17 +8,31 @@ use super::Backend;
 
 type Source = (i64, &'static str, &'static str);
 
-const SQLITE: &[Source] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/sqlite/0001_foundation.sql"),
-)];
+const SQLITE: &[Source] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        4,
+        "admin",
+        include_str!("../../migrations/sqlite/0004_admin.sql"),
+    ),
+];
 
-const POSTGRES: &[Source] = &[(
-    1,
-    "foundation",
-    include_str!("../../migrations/postgres/0001_foundation.sql"),
-)];
+const POSTGRES: &[Source] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        4,
+        "admin",
+        include_str!("../../migrations/postgres/0004_admin.sql"),
+    ),
+];
 
 fn sources(backend: Backend) -> &'static [Source] {
     match backend {
