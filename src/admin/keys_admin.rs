@@ -63,7 +63,9 @@ pub async fn all(state: &AppState) -> Result<Vec<KeyInfo>, store::StoreError> {
 }
 
 pub async fn list(state: &AppState, page: &PageRequest) -> anyhow::Result<Page<KeyInfo>> {
-    let keys = all(state).await?;
+    let mut keys = all(state).await?;
+    // The cursor's order: newest first, then by kid descending.
+    keys.sort_by(|a, b| (b.created_at_secs, &b.kid).cmp(&(a.created_at_secs, &a.kid)));
     Ok(page_in_memory(keys, page, |k| Cursor {
         at: k.created_at_secs,
         id: k.kid.clone(),
