@@ -29,14 +29,22 @@ pub fn scope() -> actix_web::Scope {
                 ApiError::NotFound(format!("no such resource: {err}")).into()
             }),
         )
-        .route("/openapi.json", web::get().to(openapi::document))
-        .route("/keys", web::get().to(list_keys))
-        .route("/keys/rotate", web::post().to(rotate_keys))
-        .route("/audit", web::get().to(list_audit))
-        .route("/tokens", web::get().to(list_tokens))
-        .route("/tokens", web::post().to(create_token))
-        .route("/tokens/{id}/revoke", web::post().to(revoke_token))
+        .service(resource("/openapi.json").get(openapi::document))
+        .service(resource("/keys").get(list_keys))
+        .service(resource("/keys/rotate").post(rotate_keys))
+        .service(resource("/audit").get(list_audit))
+        .service(resource("/tokens").get(list_tokens).post(create_token))
+        .service(resource("/tokens/{id}/revoke").post(revoke_token))
         .default_service(web::to(not_found))
+}
+
+/// A resource whose other methods get a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(req.method().to_string()))
 }
 
 /// The admin API token behind a request.

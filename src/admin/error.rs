@@ -35,6 +35,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("this endpoint does not take {0}")]
+    MethodNotAllowed(String),
     #[error("some fields are invalid")]
     Validation(FieldErrors),
     #[error("{0}")]
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::Revoked => "token_revoked",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Validation(_) => "validation_failed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Internal(_) => "internal_error",
@@ -76,6 +79,7 @@ impl ResponseError for ApiError {
             ApiError::Revoked => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

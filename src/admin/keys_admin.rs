@@ -24,11 +24,19 @@ pub struct KeyInfo {
     pub active: bool,
     #[serde(skip)]
     pub created_at_secs: i64,
+    #[serde(skip)]
+    pub publish_until_secs: Option<i64>,
 }
 
 impl KeyInfo {
     pub fn display_created(&self) -> String {
         time::display(self.created_at_secs)
+    }
+
+    pub fn display_publish_until(&self) -> String {
+        self.publish_until_secs
+            .map(time::display)
+            .unwrap_or_else(|| "—".to_owned())
     }
 }
 
@@ -58,6 +66,7 @@ pub async fn all(state: &AppState) -> Result<Vec<KeyInfo>, store::StoreError> {
             retired_at: row.retired_at.map(time::rfc3339),
             publish_until: row.publish_until.map(time::rfc3339),
             created_at_secs: row.created_at,
+            publish_until_secs: row.publish_until,
         })
         .collect())
 }

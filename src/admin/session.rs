@@ -94,6 +94,20 @@ pub async fn create(
     Ok(token)
 }
 
+/// Deletes every timed-out session (run at each sign-in, so the table stays small).
+pub async fn purge_expired(
+    conn: &mut AnyConnection,
+    settings: &AdminSettings,
+) -> Result<(), StoreError> {
+    let now = store::now();
+    sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at <= $1 OR created_at <= $2")
+        .bind(now - settings.session_idle_secs as i64)
+        .bind(now - settings.session_max_secs as i64)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// The live session for a cookie value, touched; `None` if unknown or timed out (and then gone).
 pub async fn load(
     store: &Store,

@@ -14,7 +14,7 @@ use crate::state::AppState;
 pub enum SignInError {
     #[error("the e-mail or password is wrong")]
     Invalid,
-    #[error("too many failed attempts; try again in {0} seconds")]
+    #[error("too many failed attempts; try again in {0} s")]
     Wait(u64),
     #[error("too many failed attempts: sign-in is locked for {} more minutes", .0.div_ceil(60))]
     Locked(u64),
@@ -121,6 +121,7 @@ pub async fn sign_in(
         });
     };
     throttle::clear(&mut tx, &account_key).await?;
+    session::purge_expired(&mut tx, settings).await?;
     let token = session::create(&mut tx, &admin, ip).await?;
     audit::record(
         &mut tx,

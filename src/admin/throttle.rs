@@ -84,6 +84,14 @@ pub async fn record_failure(
     now: i64,
 ) -> Result<bool, StoreError> {
     let forget_before = now - (settings.lockout_secs as i64) * 1000;
+    // Keys whose failures are forgotten and whose block is over carry no information.
+    sqlx::query(
+        "DELETE FROM admin_sign_in_throttle WHERE last_failure_ms < $1 AND blocked_until_ms <= $2",
+    )
+    .bind(forget_before)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
     // One atomic statement, so concurrent failures cannot both read the same count.
     let failures: i64 = sqlx::query_scalar(
         "INSERT INTO admin_sign_in_throttle (key, failures, last_failure_ms, blocked_until_ms) \

@@ -435,3 +435,20 @@ async fn the_openapi_document_describes_the_api() {
     app.stop();
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn wrong_methods_get_a_json_405() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db).await;
+    let token = api_token(&app, "methods").await;
+    let res = app
+        .client
+        .delete(app.url("/admin/api/v1/keys"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    error(res, 405, "method_not_allowed").await;
+    app.stop();
+    db.cleanup().await;
+}
