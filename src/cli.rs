@@ -32,6 +32,11 @@ pub enum Command {
     Serve,
     /// Run pending database migrations and exit.
     Migrate,
+    /// Manage admin accounts and admin API tokens.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Manage JWT signing keys.
     Keys {
         #[command(subcommand)]
@@ -46,6 +51,25 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account; the password is prompted for, or read from stdin.
+    Create {
+        /// The admin's e-mail address (their sign-in name).
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Print a new admin API token (shown once; Portico stores only its digest).
+    Token {
+        /// What the token is for.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -87,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             println!("migrations applied");
         }
+        Command::Admin { command } => crate::admin::cli::run(&settings, command).await?,
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {

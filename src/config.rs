@@ -24,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "keys",
     "oidc",
     "webhooks",
+    "admin",
 ];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
@@ -74,6 +75,7 @@ pub struct Settings {
     /// `[[providers]]`: upstream providers kept in the config file.
     pub providers: Vec<crate::oidc::settings::ProviderConfig>,
     pub webhooks: crate::webhooks::WebhookSettings,
+    pub admin: AdminSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -167,6 +169,40 @@ impl Default for KeySettings {
             rotation_days: 90,
             refresh_secs: 60,
             max_token_lifetime_secs: 24 * 3600,
+        }
+    }
+}
+
+/// Admin sign-in and sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// A session unused this long is over.
+    pub session_idle_secs: u64,
+    /// A session ends this long after sign-in, however active.
+    pub session_max_secs: u64,
+    /// Failures in a row on one account before it is locked.
+    pub account_lockout_failures: u32,
+    /// Failures in a row from one IP address before it is locked out.
+    pub ip_lockout_failures: u32,
+    /// How long a lockout lasts; also how long a failure is remembered.
+    pub lockout_secs: u64,
+    /// The wait after the first failure; it doubles with each further one.
+    pub delay_base_ms: u64,
+    /// The longest wait between two attempts before the lockout.
+    pub delay_max_ms: u64,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            session_idle_secs: 30 * 60,
+            session_max_secs: 12 * 3600,
+            account_lockout_failures: 5,
+            ip_lockout_failures: 20,
+            lockout_secs: 15 * 60,
+            delay_base_ms: 1000,
+            delay_max_ms: 30_000,
         }
     }
 }
@@ -372,6 +408,12 @@ impl Settings {
         if self.bootstrap.admin_email.is_some() != self.bootstrap.admin_password.is_some() {
             return Err(ConfigError::Invalid(
                 "bootstrap.admin_email and bootstrap.admin_password must be set together".into(),
+            ));
+        }
+        if self.admin.session_idle_secs == 0 || self.admin.account_lockout_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "admin.session_idle_secs and admin.account_lockout_failures must be at least 1"
+                    .into(),
             ));
         }
         if self.secrets.master_key.is_some() && self.secrets.master_key_file.is_some() {

@@ -4,6 +4,7 @@
 //! `crypto` the master key, sealing and hashing; `store` persistence; `ops` health, metrics
 //! and response hardening; `startup` wires them into an actix-web server; `cli` is the binary.
 
+pub mod admin;
 pub mod cli;
 pub mod clients;
 pub mod config;

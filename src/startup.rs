@@ -11,12 +11,12 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
-use crate::crypto::{MasterKey, MasterKeySource, Sealer};
+use crate::crypto::{MasterKey, MasterKeySource, PasswordHasher, Sealer};
 use crate::keys::KeyRing;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::state::AppState;
 use crate::store::{KeyCheck, Store};
-use crate::{oidc, ops, webhooks};
+use crate::{admin, oidc, ops, webhooks};
 
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -75,6 +75,8 @@ impl Application {
         let store = open_store(&settings).await?;
         let (_key, sealer) = unlock(&settings, &store).await?;
         let keys = KeyRing::load(store.clone(), sealer.clone(), settings.keys.clone()).await?;
+        let passwords = PasswordHasher::default();
+        admin::accounts::bootstrap(&store, &passwords, &settings.bootstrap).await?;
 
         let port = listener.local_addr()?.port();
         let (webhook_service, dispatcher) = start_webhooks(&settings, &store, &sealer).await?;
@@ -103,6 +105,7 @@ impl Application {
             connectors,
             limits: limits.clone(),
             webhooks: webhook_service,
+            passwords,
         });
         let tasks = vec![keys.spawn_maintenance(), limits.spawn_maintenance()];
         let server = build_server(listener, state.clone())?;
@@ -208,5 +211,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/.well-known/oauth-authorization-server",
             web::get().to(oidc::discovery::document),
         )
-        .configure(oidc::routes);
+        .configure(oidc::routes)
+        .configure(admin::routes);
 }

@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
-use crate::crypto::Sealer;
+use crate::crypto::{PasswordHasher, Sealer};
 use crate::keys::KeyRing;
 use crate::oidc::ratelimit::RateLimits;
 use crate::providers::Connectors;
@@ -27,4 +27,6 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Webhook endpoints, deliveries and replay (the admin UI and API call this).
     pub webhooks: WebhookService,
+    /// argon2id for admin passwords, bounded so sign-in bursts queue.
+    pub passwords: PasswordHasher,
 }

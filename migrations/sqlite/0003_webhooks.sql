@@ -61,14 +61,3 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);
 
--- The audit log (shared with the admin UI/API). `details` is JSON.
-CREATE TABLE IF NOT EXISTS audit_log (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at INTEGER NOT NULL,
-    actor      TEXT NOT NULL,
-    action     TEXT NOT NULL,
-    target     TEXT,
-    details    TEXT NOT NULL DEFAULT '{}',
-    ip         TEXT
-);
-CREATE INDEX IF NOT EXISTS audit_log_created ON audit_log (created_at, id);

@@ -25,6 +25,11 @@ const SQLITE: &[Source] = &[
         include_str!("../../migrations/sqlite/0003_webhooks.sql"),
     ),
     (
+        4,
+        "admin",
+        include_str!("../../migrations/sqlite/0004_admin.sql"),
+    ),
+    (
         5,
         "saml",
         include_str!("../../migrations/sqlite/0005_saml.sql"),
@@ -46,6 +51,11 @@ const POSTGRES: &[Source] = &[
         3,
         "webhooks",
         include_str!("../../migrations/postgres/0003_webhooks.sql"),
+    ),
+    (
+        4,
+        "admin",
+        include_str!("../../migrations/postgres/0004_admin.sql"),
     ),
     (
         5,

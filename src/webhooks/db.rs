@@ -60,7 +60,7 @@ pub(crate) async fn enqueue_for(
     .await
 }
 
-/// A row of the audit log.
+/// A row of the audit log (the admin module owns its shape and redaction).
 pub(crate) async fn audit(
     conn: &mut AnyConnection,
     actor: &str,
@@ -68,18 +68,12 @@ pub(crate) async fn audit(
     target: &str,
     details: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO audit_log (created_at, actor, action, target, details, ip) \
-         VALUES ($1, $2, $3, $4, $5, NULL)",
-    )
-    .bind(crate::store::now())
-    .bind(actor)
-    .bind(action)
-    .bind(target)
-    .bind(details.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    crate::admin::audit::record(conn, actor, action, target, details, None)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Database(e) => e,
+            other => sqlx::Error::Protocol(other.to_string()),
+        })
 }
 
 /// Disables an endpoint that is enabled, and audits it; false if it was already disabled.

@@ -1,0 +1,110 @@
+//! The signing keys as admins see them: public facts only, and rotation.
+
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use super::{Caller, audit, time};
+use crate::state::AppState;
+use crate::store;
+
+/// A signing key without its private material.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyInfo {
+    pub kid: String,
+    /// `RS256`, `ES256` or `EdDSA`.
+    pub alg: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// When a newer key replaced it; absent while it signs.
+    pub retired_at: Option<String>,
+    /// Until when the JWKS still publishes it; absent while it signs.
+    pub publish_until: Option<String>,
+    pub active: bool,
+    #[serde(skip)]
+    pub created_at_secs: i64,
+    #[serde(skip)]
+    pub publish_until_secs: Option<i64>,
+}
+
+impl KeyInfo {
+    pub fn display_created(&self) -> String {
+        time::display(self.created_at_secs)
+    }
+
+    pub fn display_publish_until(&self) -> String {
+        self.publish_until_secs
+            .map(time::display)
+            .unwrap_or_else(|| "—".to_owned())
+    }
+}
+
+/// What a rotation made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rotated {
+    /// The new active keys, one per algorithm.
+    pub created: Vec<RotatedKey>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedKey {
+    pub alg: String,
+    pub kid: String,
+}
+
+/// Every key still published, newest first.
+pub async fn all(state: &AppState) -> Result<Vec<KeyInfo>, store::StoreError> {
+    let rows = state.store.published_signing_keys(store::now()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| KeyInfo {
+            active: row.is_active(),
+            kid: row.kid,
+            alg: row.alg,
+            created_at: time::rfc3339(row.created_at),
+            retired_at: row.retired_at.map(time::rfc3339),
+            publish_until: row.publish_until.map(time::rfc3339),
+            created_at_secs: row.created_at,
+            publish_until_secs: row.publish_until,
+        })
+        .collect())
+}
+
+pub async fn list(state: &AppState, page: &PageRequest) -> anyhow::Result<Page<KeyInfo>> {
+    let mut keys = all(state).await?;
+    // The cursor's order: newest first, then by kid descending.
+    keys.sort_by(|a, b| (b.created_at_secs, &b.kid).cmp(&(a.created_at_secs, &a.kid)));
+    Ok(page_in_memory(keys, page, |k| Cursor {
+        at: k.created_at_secs,
+        id: k.kid.clone(),
+    }))
+}
+
+/// Adds a new active key per algorithm; the old ones stay published until their tokens expire.
+///
+/// The key ring writes the keys in its own transaction; the audit entry follows it at once.
+pub async fn rotate(state: &AppState, caller: &Caller) -> anyhow::Result<Rotated> {
+    let created: Vec<RotatedKey> = state
+        .keys
+        .rotate()
+        .await?
+        .into_iter()
+        .map(|(alg, kid)| RotatedKey {
+            alg: alg.to_string(),
+            kid,
+        })
+        .collect();
+    let mut tx = state.store.pool().begin().await?;
+    audit::record(
+        &mut tx,
+        &caller.actor,
+        "keys.rotated",
+        "keys",
+        json!({ "created": created.iter().map(|k| json!({"alg": k.alg, "kid": k.kid})).collect::<Vec<_>>() }),
+        caller.ip(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Rotated { created })
+}

@@ -1,0 +1,39 @@
+//! The admin side of Portico: accounts and sign-in, the web UI under `/admin`, and the JSON API
+//! under `/admin/api/v1`.
+//!
+//! Both faces sit on the same services (`api_tokens`, `keys_admin`, `audit`…): a handler parses its
+//! input into a domain value, calls the service with a [`Caller`], and the service makes the change
+//! and its audit entry in one transaction.
+
+pub mod accounts;
+pub mod api;
+pub mod api_tokens;
+pub mod assets;
+pub mod audit;
+pub mod caller;
+pub mod cli;
+pub mod csrf;
+pub mod error;
+pub mod keys_admin;
+pub mod openapi;
+pub mod pages;
+pub mod pagination;
+pub mod session;
+pub mod sign_in;
+pub mod throttle;
+pub mod time;
+pub mod validation;
+
+use actix_web::web;
+
+pub use caller::Caller;
+
+/// Mounts the admin UI and API. The API scope comes first: the UI scope would shadow it.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin")
+            .service(api::scope())
+            .configure(assets::routes)
+            .configure(pages::routes),
+    );
+}

@@ -1,0 +1,69 @@
+//! The OpenAPI 3 document of the admin API, generated from the handlers' annotations and the
+//! types they exchange, and serialised once.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use actix_web::web::Bytes;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::api;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portico admin API",
+        description = "Configure Portico. Authenticate with `Authorization: Bearer <admin API token>` \
+                       (mint one with `portico admin token --name N` or on the API tokens page). \
+                       Errors are `{\"error\": \"<code>\", \"message\": \"<text>\"}`; lists are paginated \
+                       with `limit` and `cursor`."
+    ),
+    servers((url = "/admin/api/v1")),
+    paths(
+        api::list_keys,
+        api::rotate_keys,
+        api::list_audit,
+        api::list_tokens,
+        api::create_token,
+        api::revoke_token,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "keys", description = "JWT signing keys"),
+        (name = "audit", description = "Who changed what, when, from where"),
+        (name = "tokens", description = "Admin API tokens"),
+    )
+)]
+pub struct AdminApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn serialised() -> Bytes {
+    static DOC: OnceLock<Bytes> = OnceLock::new();
+    DOC.get_or_init(|| {
+        Bytes::from(
+            AdminApiDoc::openapi()
+                .to_pretty_json()
+                .expect("the OpenAPI document serialises"),
+        )
+    })
+    .clone()
+}
+
+/// `GET /admin/api/v1/openapi.json`: public, it describes the API and holds no data.
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(serialised())
+}

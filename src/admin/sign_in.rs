@@ -1,0 +1,137 @@
+//! Admin sign-in: throttled per account and per IP, every failure audited, a fresh session on
+//! success.
+
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::accounts::{self, Admin, AdminEmail};
+use super::audit;
+use super::session;
+use super::throttle::{self, Verdict};
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("the e-mail or password is wrong")]
+    Invalid,
+    #[error("too many failed attempts; try again in {0} s")]
+    Wait(u64),
+    #[error("too many failed attempts: sign-in is locked for {} more minutes", .0.div_ceil(60))]
+    Locked(u64),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for SignInError {
+    fn from(err: crate::store::StoreError) -> Self {
+        SignInError::Internal(err.into())
+    }
+}
+
+impl From<sqlx::Error> for SignInError {
+    fn from(err: sqlx::Error) -> Self {
+        SignInError::Internal(err.into())
+    }
+}
+
+/// Checks the credentials and opens a session; returns the admin and the cookie value.
+#[tracing::instrument(skip(state, password), fields(ip = ip.unwrap_or("-")))]
+pub async fn sign_in(
+    state: &AppState,
+    email_raw: &str,
+    password: SecretString,
+    ip: Option<&str>,
+) -> Result<(Admin, SecretString), SignInError> {
+    let settings = &state.settings.admin;
+    let attempted = email_raw.trim().to_lowercase();
+    let account_key = throttle::account_key(&attempted);
+    let mut keys = vec![(account_key.clone(), settings.account_lockout_failures)];
+    if let Some(ip) = ip {
+        keys.push((throttle::ip_key(ip), settings.ip_lockout_failures));
+    }
+    // The attempted e-mail is what an unknown actor claims to be; keep it short in the log.
+    let actor: String = attempted.chars().take(254).collect();
+
+    let verdict = {
+        let mut conn = state.store.pool().acquire().await?;
+        throttle::check(&mut conn, &keys, throttle::now_ms()).await?
+    };
+    if verdict != Verdict::Allowed {
+        let mut tx = state.store.pool().begin().await?;
+        audit::record(
+            &mut tx,
+            &actor,
+            "admin.sign_in_refused",
+            &format!("account:{actor}"),
+            json!({ "reason": match verdict { Verdict::Locked(_) => "locked", _ => "too_soon" } }),
+            ip,
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(match verdict {
+            Verdict::Locked(secs) => SignInError::Locked(secs),
+            Verdict::Wait(secs) => SignInError::Wait(secs),
+            Verdict::Allowed => unreachable!("checked above"),
+        });
+    }
+
+    let found = match AdminEmail::parse(email_raw) {
+        Ok(email) => accounts::find_for_sign_in(&state.store, &email).await?,
+        Err(_) => None,
+    };
+    let verified = match found {
+        Some((admin, hash)) => state
+            .passwords
+            .verify(password, hash)
+            .await
+            .map_err(anyhow::Error::from)?
+            .then_some(admin),
+        None => {
+            // Unknown accounts cost as much as known ones: no timing oracle for e-mails.
+            state
+                .passwords
+                .burn(password)
+                .await
+                .map_err(anyhow::Error::from)?;
+            None
+        }
+    };
+
+    let mut tx = state.store.pool().begin().await?;
+    let Some(admin) = verified else {
+        let now = throttle::now_ms();
+        let mut locked = false;
+        for (key, threshold) in &keys {
+            locked |= throttle::record_failure(&mut tx, key, *threshold, settings, now).await?;
+        }
+        audit::record(
+            &mut tx,
+            &actor,
+            "admin.sign_in_failed",
+            &format!("account:{actor}"),
+            json!({ "reason": "bad_credentials", "locked": locked }),
+            ip,
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(if locked {
+            SignInError::Locked(settings.lockout_secs)
+        } else {
+            SignInError::Invalid
+        });
+    };
+    throttle::clear(&mut tx, &account_key).await?;
+    session::purge_expired(&mut tx, settings).await?;
+    let token = session::create(&mut tx, &admin, ip).await?;
+    audit::record(
+        &mut tx,
+        &admin.actor(),
+        "admin.signed_in",
+        &format!("admin:{}", admin.id),
+        json!({}),
+        ip,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((admin, token))
+}

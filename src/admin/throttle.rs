@@ -1,0 +1,156 @@
+//! Growing delays and lockouts for failed admin sign-ins, per account and per IP address.
+//!
+//! State lives in the database so every instance enforces the same limits. After the n-th
+//! failure in a row a key must wait `delay_base * 2^(n-1)` (capped) before its next attempt; at
+//! the lockout threshold it is blocked for `lockout_secs`. A failure older than `lockout_secs`
+//! is forgotten, and a successful sign-in clears its account's count.
+
+use sqlx::AnyConnection;
+
+use crate::config::AdminSettings;
+use crate::store::StoreError;
+
+/// What a throttled key may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Too soon after the last failure: wait this many seconds (rounded up).
+    Wait(u64),
+    /// Locked out for this many more seconds.
+    Locked(u64),
+}
+
+pub fn account_key(email: &str) -> String {
+    format!("account:{}", email.trim().to_lowercase())
+}
+
+pub fn ip_key(ip: &str) -> String {
+    format!("ip:{ip}")
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn ceil_secs(ms: i64) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000)
+}
+
+/// The strictest verdict over `keys` (each `(key, lockout threshold)`).
+pub async fn check(
+    conn: &mut AnyConnection,
+    keys: &[(String, u32)],
+    now: i64,
+) -> Result<Verdict, StoreError> {
+    let mut verdict = Verdict::Allowed;
+    for (key, threshold) in keys {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT failures, blocked_until_ms FROM admin_sign_in_throttle WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some((failures, blocked_until)) = row else {
+            continue;
+        };
+        if blocked_until <= now {
+            continue;
+        }
+        let remaining = ceil_secs(blocked_until - now);
+        let this = if failures >= i64::from(*threshold) {
+            Verdict::Locked(remaining)
+        } else {
+            Verdict::Wait(remaining)
+        };
+        verdict = match (verdict, this) {
+            (Verdict::Locked(a), Verdict::Locked(b)) => Verdict::Locked(a.max(b)),
+            (Verdict::Locked(a), _) | (_, Verdict::Locked(a)) => Verdict::Locked(a),
+            (Verdict::Wait(a), Verdict::Wait(b)) => Verdict::Wait(a.max(b)),
+            (Verdict::Wait(a), _) | (_, Verdict::Wait(a)) => Verdict::Wait(a),
+            _ => Verdict::Allowed,
+        };
+    }
+    Ok(verdict)
+}
+
+/// Counts a failure for `key` and sets its next allowed time. Returns whether it is now locked.
+pub async fn record_failure(
+    conn: &mut AnyConnection,
+    key: &str,
+    threshold: u32,
+    settings: &AdminSettings,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let forget_before = now - (settings.lockout_secs as i64) * 1000;
+    // Keys whose failures are forgotten and whose block is over carry no information.
+    sqlx::query(
+        "DELETE FROM admin_sign_in_throttle WHERE last_failure_ms < $1 AND blocked_until_ms <= $2",
+    )
+    .bind(forget_before)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    // One atomic statement, so concurrent failures cannot both read the same count.
+    let failures: i64 = sqlx::query_scalar(
+        "INSERT INTO admin_sign_in_throttle (key, failures, last_failure_ms, blocked_until_ms) \
+         VALUES ($1, 1, $2, 0) \
+         ON CONFLICT (key) DO UPDATE SET \
+           failures = CASE WHEN admin_sign_in_throttle.last_failure_ms < $3 THEN 1 \
+                           ELSE admin_sign_in_throttle.failures + 1 END, \
+           last_failure_ms = $4 \
+         RETURNING failures",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(forget_before)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    let locked = failures >= i64::from(threshold);
+    let blocked_until = if locked {
+        now + (settings.lockout_secs as i64) * 1000
+    } else {
+        now + delay_ms(settings, failures) as i64
+    };
+    sqlx::query("UPDATE admin_sign_in_throttle SET blocked_until_ms = $1 WHERE key = $2")
+        .bind(blocked_until)
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(locked)
+}
+
+/// The wait after `failures` failures in a row: doubling from the base, capped.
+pub fn delay_ms(settings: &AdminSettings, failures: i64) -> u64 {
+    let doublings = (failures.max(1) - 1).min(32) as u32;
+    settings
+        .delay_base_ms
+        .saturating_mul(1u64 << doublings)
+        .min(settings.delay_max_ms)
+}
+
+pub async fn clear(conn: &mut AnyConnection, key: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM admin_sign_in_throttle WHERE key = $1")
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap() {
+        let settings = AdminSettings {
+            delay_base_ms: 1000,
+            delay_max_ms: 5000,
+            ..AdminSettings::default()
+        };
+        let delays: Vec<u64> = (1..=5).map(|n| delay_ms(&settings, n)).collect();
+        assert_eq!(delays, vec![1000, 2000, 4000, 5000, 5000]);
+    }
+}

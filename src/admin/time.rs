@@ -1,0 +1,47 @@
+//! Times as the admin faces show them; the store keeps Unix seconds.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat};
+
+/// RFC 3339 in UTC, as the JSON API returns times.
+pub fn rfc3339(secs: i64) -> String {
+    DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `2026-11-28 16:04 UTC`, as pages show times.
+pub fn display(secs: i64) -> String {
+    DateTime::from_timestamp(secs, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string()
+}
+
+/// Unix seconds, RFC 3339, or a form's `datetime-local` value (read as UTC).
+pub fn parse(raw: &str) -> Option<i64> {
+    let raw = raw.trim();
+    if let Ok(secs) = raw.parse::<i64>() {
+        return Some(secs);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.timestamp());
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|fmt| NaiveDateTime::parse_from_str(raw, fmt).ok())
+        .map(|t| t.and_utc().timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_forms() {
+        assert_eq!(parse("1700000000"), Some(1_700_000_000));
+        assert_eq!(parse("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(parse("2023-11-14T22:13"), Some(1_700_000_000 - 20));
+        assert_eq!(parse("yesterday"), None);
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}

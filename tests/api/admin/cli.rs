@@ -1,0 +1,86 @@
+use std::io::Write;
+use std::process::Stdio;
+
+use portico::crypto::MasterKey;
+
+use super::{EMAIL, PASSWORD, audit_count, client, sign_in};
+use crate::helpers::{Backend, TestDb, portico_command, spawn_app_with};
+
+fn create_admin(db: &TestDb, key: &MasterKey, email: &str, password: &str) -> std::process::Output {
+    let mut child = portico_command(db, key)
+        .args(["admin", "create", "--email", email, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn admin_create_and_token_from_the_command_line() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let key = MasterKey::generate();
+
+    let out = create_admin(&db, &key, EMAIL, PASSWORD);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(EMAIL));
+
+    let out = create_admin(&db, &key, EMAIL, PASSWORD);
+    assert!(!out.status.success(), "a second admin with the same e-mail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let out = create_admin(&db, &key, "bob@example.com", "short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
+
+    let out = portico_command(&db, &key)
+        .args(["admin", "token", "--name", "ci"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("pat_"), "{token}");
+
+    let app = spawn_app_with(&db, key, |_| {}).await;
+    assert_eq!(
+        sign_in(&app, &client(), EMAIL, PASSWORD).await.status(),
+        303
+    );
+    let res = app
+        .client
+        .get(app.url("/admin/api/v1/tokens"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("\"created_by\":\"cli\""), "{body}");
+    assert!(!body.contains(&token));
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT token_digest FROM admin_api_tokens")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 32, "a SHA-256 digest");
+    assert_eq!(audit_count(&app, "admin.created").await, 1);
+    assert_eq!(audit_count(&app, "api_token.created").await, 1);
+    app.stop();
+    db.cleanup().await;
+}

@@ -1,0 +1,107 @@
+//! The admin UI and API: sign-in, sessions, CSRF, lockout, API tokens, keys, audit, OpenAPI,
+//! the CLI, and a real browser.
+
+mod api;
+mod browser;
+mod cli;
+mod ui;
+
+use portico::admin::Caller;
+use portico::admin::accounts::{self, AdminEmail};
+use portico::admin::api_tokens;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::helpers::TestApp;
+
+pub const EMAIL: &str = "ada@example.com";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates the test admin directly through the service, as `portico admin create` does.
+pub async fn create_admin(app: &TestApp) {
+    accounts::create(
+        &app.state.store,
+        &app.state.passwords,
+        &AdminEmail::parse(EMAIL).unwrap(),
+        SecretString::from(PASSWORD),
+        &Caller::cli(),
+    )
+    .await
+    .expect("admin created");
+}
+
+/// Mints an admin API token, as `portico admin token` does.
+pub async fn api_token(app: &TestApp, name: &str) -> String {
+    let (_, token) = api_tokens::mint(&app.state.store, &Caller::cli(), name)
+        .await
+        .expect("token minted");
+    token.expose_secret().to_owned()
+}
+
+/// A browser-like client: its own cookie jar, redirects not followed.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The value of the first hidden `csrf` field in a page.
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("a csrf field") + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
+}
+
+/// Fetches the sign-in form and posts it.
+pub async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let form = client
+        .get(app.url("/admin/sign-in"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    client
+        .post(app.url("/admin/sign-in"))
+        .form(&[
+            ("csrf", csrf_in(&form).as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A client signed in as the test admin.
+pub async fn signed_in(app: &TestApp) -> reqwest::Client {
+    let client = client();
+    let res = sign_in(app, &client, EMAIL, PASSWORD).await;
+    assert_eq!(res.status(), 303, "sign-in succeeds");
+    assert_eq!(res.headers()["location"], "/admin");
+    client
+}
+
+/// A page's body, asserting its status.
+pub async fn page(app: &TestApp, client: &reqwest::Client, path: &str) -> String {
+    let res = client.get(app.url(path)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "GET {path}");
+    res.text().await.unwrap()
+}
+
+/// How many audit entries have `action`.
+pub async fn audit_count(app: &TestApp, action: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = $1")
+        .bind(action)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap()
+}
