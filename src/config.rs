@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "oidc",
     "webhooks",
     "admin",
+    "janitor",
 ];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
@@ -76,6 +77,7 @@ pub struct Settings {
     pub providers: Vec<crate::oidc::settings::ProviderConfig>,
     pub webhooks: crate::webhooks::WebhookSettings,
     pub admin: AdminSettings,
+    pub janitor: crate::store::janitor::JanitorSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -107,7 +107,8 @@ impl Application {
             webhooks: webhook_service,
             passwords,
         });
-        let tasks = vec![keys.spawn_maintenance(), limits.spawn_maintenance()];
+        let mut tasks = vec![keys.spawn_maintenance(), limits.spawn_maintenance()];
+        tasks.extend(state.store.spawn_janitor(state.settings.janitor.clone()));
         let server = build_server(listener, state.clone())?;
         Ok(Self {
             port,

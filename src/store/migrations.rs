@@ -34,6 +34,11 @@ const SQLITE: &[Source] = &[
         "saml",
         include_str!("../../migrations/sqlite/0005_saml.sql"),
     ),
+    (
+        7,
+        "janitor",
+        include_str!("../../migrations/sqlite/0007_janitor.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -61,6 +66,11 @@ const POSTGRES: &[Source] = &[
         5,
         "saml",
         include_str!("../../migrations/postgres/0005_saml.sql"),
+    ),
+    (
+        7,
+        "janitor",
+        include_str!("../../migrations/postgres/0007_janitor.sql"),
     ),
 ];
 

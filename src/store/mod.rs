@@ -5,6 +5,7 @@
 //! maps alike (`i64`, `String`, `Vec<u8>`). Times are Unix seconds. Each back end has its own
 //! migrations directory, because column types differ (`BLOB`/`BYTEA`).
 
+pub mod janitor;
 mod master_key_check;
 mod migrations;
 mod rotate_master;

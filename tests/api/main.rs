@@ -7,6 +7,7 @@ mod helpers;
 
 mod admin;
 mod cli;
+mod janitor;
 mod keys;
 mod oidc;
 mod oidc_support;
