@@ -69,6 +69,7 @@ impl Application {
 
     /// As `build`, on a listener the caller bound (tests bind port 0 first to learn the issuer).
     pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
+        crate::keys::ring_verify::install();
         if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
             anyhow::bail!("jsonwebtoken has no crypto provider: the build enables none or two");
         }
