@@ -12,6 +12,7 @@
 //! SAML's HTTP-POST login will be one more capability beside these.
 
 mod error;
+pub mod http;
 mod identity;
 pub mod oidc;
 mod provider;
