@@ -11,6 +11,7 @@
 //!
 //! SAML's HTTP-POST login will be one more capability beside these.
 
+pub mod callback;
 mod error;
 pub mod http;
 mod identity;
