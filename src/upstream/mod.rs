@@ -13,6 +13,7 @@
 
 pub mod callback;
 mod error;
+pub mod github;
 pub mod google;
 pub mod http;
 mod identity;
