@@ -10,3 +10,8 @@ mod keys;
 mod ops;
 mod secrets;
 mod store;
+
+// Upstream connectors against stand-in providers served over HTTP.
+mod github_connector;
+mod google_connector;
+mod standins;
