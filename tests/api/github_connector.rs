@@ -446,3 +446,36 @@ async fn a_revoked_oauth_token_without_refresh_token_is_invalid_grant() {
     let err = c.refresh_identity(&identity).await.unwrap_err();
     assert_eq!(err, UpstreamError::InvalidGrant);
 }
+
+#[tokio::test]
+async fn a_rotated_refresh_token_survives_an_api_outage_after_the_refresh() {
+    let gh = GithubStandIn::start(Scenario {
+        app_tokens: true,
+        ..Scenario::default()
+    })
+    .await;
+    let c = connector(&gh, &[], &[]);
+    let mut first = login(&c).await.unwrap();
+    first.tokens.as_mut().unwrap().expires_at = Some(portico::store::now() - 1);
+    let spent = first
+        .tokens
+        .as_ref()
+        .unwrap()
+        .refresh_token
+        .clone()
+        .unwrap();
+
+    // The refresh spends the old refresh token, then the API fails: the claims of the last
+    // login stand, but the new tokens are returned rather than lost.
+    gh.change(|s| s.user_failures = 100);
+    let kept = c.refresh_identity(&first).await.unwrap();
+    assert_eq!(kept.groups, first.groups);
+    let successor = kept.tokens.clone().unwrap().refresh_token.unwrap();
+    assert_ne!(successor.expose_secret(), spent.expose_secret());
+
+    // Once GitHub is back, the successor refreshes as usual.
+    gh.change(|s| s.user_failures = 0);
+    let mut expired = kept.clone();
+    expired.tokens.as_mut().unwrap().expires_at = Some(portico::store::now() - 1);
+    assert!(c.refresh_identity(&expired).await.is_ok());
+}
