@@ -479,3 +479,34 @@ async fn a_rotated_refresh_token_survives_an_api_outage_after_the_refresh() {
     expired.tokens.as_mut().unwrap().expires_at = Some(portico::store::now() - 1);
     assert!(c.refresh_identity(&expired).await.is_ok());
 }
+
+#[tokio::test]
+async fn an_identity_stored_with_only_its_refresh_token_refreshes_first() {
+    let gh = GithubStandIn::start(Scenario {
+        app_tokens: true,
+        ..Scenario::default()
+    })
+    .await;
+    let c = connector(&gh, &[], &[]);
+    let mut stored = login(&c).await.unwrap();
+    let tokens = stored.tokens.as_mut().unwrap();
+    tokens.access_token = SecretString::from(String::new());
+    tokens.expires_at = None;
+    let user_calls = gh.calls("/api/v3/user");
+
+    let refreshed = c.refresh_identity(&stored).await.unwrap();
+    assert!(
+        refreshed
+            .tokens
+            .unwrap()
+            .access_token
+            .expose_secret()
+            .starts_with("ghu_")
+    );
+    assert_eq!(gh.calls("/login/oauth/access_token"), 2);
+    assert_eq!(
+        gh.calls("/api/v3/user"),
+        user_calls + 1,
+        "no call with an empty token"
+    );
+}

@@ -17,7 +17,7 @@ mod ratelimit;
 
 use futures_util::future::BoxFuture;
 use openidconnect::{CsrfToken, PkceCodeChallenge};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use config::{BaseUrl, GITHUB_API_BASE, GITHUB_WEB_BASE, GithubConfig, GithubOptions};
@@ -239,9 +239,11 @@ impl RefreshIdentity for GithubConnector {
                 // Nothing to read the API with: the claims of the last login stand.
                 return Ok(previous.clone());
             };
-            let expiring = tokens
-                .expires_at
-                .is_some_and(|at| at <= crate::store::now() + REFRESH_MARGIN_SECS);
+            // A store that keeps only the refresh token hands back no usable access token.
+            let expiring = tokens.access_token.expose_secret().is_empty()
+                || tokens
+                    .expires_at
+                    .is_some_and(|at| at <= crate::store::now() + REFRESH_MARGIN_SECS);
             let grant = if expiring {
                 self.refreshed(tokens).await?
             } else {
