@@ -190,13 +190,8 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
 
 /// The client for calls to upstream providers: no redirects followed (an upstream must not
 /// bounce Portico elsewhere), bounded connect and total times.
-fn upstream_http_client() -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
-        .build()
+fn upstream_http_client() -> anyhow::Result<crate::upstream::http::UpstreamHttp> {
+    crate::upstream::http::UpstreamHttp::new(crate::upstream::http::HttpSettings::default())
         .context("cannot build the HTTP client")
 }
 

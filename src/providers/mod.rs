@@ -15,6 +15,7 @@ use sqlx::any::AnyRow;
 use crate::crypto::{SealTarget, Sealer};
 use crate::oidc::settings::{ProviderConfig, supported_kind};
 use crate::store::{self, Store, StoreError};
+use crate::upstream::http::UpstreamHttp;
 use crate::upstream::oidc::{ClaimMapping, OidcConfig, OidcConnector};
 use crate::upstream::{Connector, ProviderId, ProviderKind};
 
@@ -163,12 +164,12 @@ impl Store {
 /// Builds connectors from provider rows and caches them.
 pub struct Connectors {
     sealer: Sealer,
-    http: reqwest::Client,
+    http: UpstreamHttp,
     cache: RwLock<HashMap<ProviderId, (i64, Arc<dyn Connector>)>>,
 }
 
 impl Connectors {
-    pub fn new(sealer: Sealer, http: reqwest::Client) -> Self {
+    pub fn new(sealer: Sealer, http: UpstreamHttp) -> Self {
         Self {
             sealer,
             http,

@@ -11,7 +11,10 @@
 //!
 //! SAML's HTTP-POST login will be one more capability beside these.
 
+pub mod callback;
 mod error;
+pub mod github;
+pub mod google;
 pub mod http;
 mod identity;
 pub mod oidc;

@@ -25,6 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::http::UpstreamHttp;
 use super::{
     CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
     RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
@@ -77,7 +78,7 @@ pub struct OidcConfig {
 pub struct OidcConnector {
     config: OidcConfig,
     kind: ProviderKind,
-    http: reqwest::Client,
+    http: UpstreamHttp,
     metadata: RwLock<Option<(Instant, Arc<CoreProviderMetadata>)>>,
     last_refetch: Mutex<Option<Instant>>,
 }
@@ -90,7 +91,7 @@ struct PendingSecret {
 }
 
 impl OidcConnector {
-    pub fn new(config: OidcConfig, http: reqwest::Client) -> Self {
+    pub fn new(config: OidcConfig, http: UpstreamHttp) -> Self {
         Self {
             config,
             kind: ProviderKind::Oidc,
@@ -228,14 +229,18 @@ impl OidcConnector {
         let Some(endpoint) = md.userinfo_endpoint() else {
             return Ok(Map::new());
         };
-        let response = self
+        let request = self
             .http
+            .client()
             .get(endpoint.url().clone())
             .bearer_auth(access_token)
             .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(format!("userinfo: {}", error_chain(&e))))?;
+            .build()
+            .map_err(|e| UpstreamError::Misconfigured(format!("userinfo request: {e}")))?;
+        let response =
+            self.http.send(request).await.map_err(|e| {
+                UpstreamError::Unavailable(format!("userinfo: {}", error_chain(&e)))
+            })?;
         let status = response.status();
         if !status.is_success() {
             return Err(UpstreamError::UserInfo(format!("status {status}")));
@@ -369,7 +374,7 @@ pub fn map_claims(
 }
 
 /// The payload of a JWT whose signature was already verified.
-fn raw_claims(jwt: &str) -> Result<Map<String, Value>, UpstreamError> {
+pub(super) fn raw_claims(jwt: &str) -> Result<Map<String, Value>, UpstreamError> {
     let payload = jwt
         .split('.')
         .nth(1)
@@ -379,7 +384,7 @@ fn raw_claims(jwt: &str) -> Result<Map<String, Value>, UpstreamError> {
     Ok(payload)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -464,16 +469,14 @@ impl CallbackLogin for OidcConnector {
                 auth = auth.set_max_age(Duration::from_secs(max_age));
             }
             let (url, state, nonce) = auth.url();
-            let secret = serde_json::to_string(&PendingSecret {
-                nonce: nonce.secret().clone(),
-                pkce_verifier: verifier.secret().clone(),
-            })
-            .expect("pending secret serialises");
-            Ok(LoginStart {
+            Ok(super::callback::login_start(
                 url,
-                state: SecretString::from(state.secret().clone()),
-                secret: SecretString::from(secret),
-            })
+                &state,
+                &PendingSecret {
+                    nonce: nonce.secret().clone(),
+                    pkce_verifier: verifier.secret().clone(),
+                },
+            ))
         })
     }
 
@@ -484,24 +487,12 @@ impl CallbackLogin for OidcConnector {
         redirect_uri: &'a str,
     ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
         Box::pin(async move {
-            if let Some(error) = params.get("error") {
-                return Err(UpstreamError::Denied {
-                    error: error.chars().take(100).collect(),
-                    description: params
-                        .get("error_description")
-                        .map(|d| d.chars().take(300).collect()),
-                });
-            }
-            let code = params
-                .get("code")
-                .filter(|c| !c.is_empty())
-                .ok_or(UpstreamError::MissingCode)?;
-            let pending: PendingSecret = serde_json::from_str(secret.expose_secret())
-                .map_err(|_| UpstreamError::Misconfigured("unreadable pending login".into()))?;
+            let code = super::callback::authorization_code(params)?;
+            let pending: PendingSecret = super::callback::pending(secret)?;
             let md = self.metadata(false).await?;
             let client = self.client(&md, redirect_uri)?;
             let response = client
-                .exchange_code(AuthorizationCode::new(code.clone()))
+                .exchange_code(AuthorizationCode::new(code.to_owned()))
                 .map_err(|e| UpstreamError::Misconfigured(e.to_string()))?
                 .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
                 .request_async(&self.http)

@@ -19,3 +19,8 @@ mod secrets;
 mod store;
 mod upstream_idp;
 mod webhooks;
+
+// Upstream connectors against stand-in providers served over HTTP.
+mod github_connector;
+mod google_connector;
+mod standins;

@@ -1,0 +1,176 @@
+//! What a GitHub provider is configured with.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::upstream::ProviderId;
+
+pub const GITHUB_API_BASE: &str = "https://api.github.com";
+pub const GITHUB_WEB_BASE: &str = "https://github.com";
+
+/// GitHub's own settings (the provider's kind-specific options).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubOptions {
+    /// Who may log in: members of an organisation (`acme`) or of one team (`acme:platform`,
+    /// by team slug). Empty lets in any GitHub user. When set, `read:org` is requested and
+    /// groups are limited to the organisations named here.
+    pub allowed_orgs: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GithubConfig {
+    pub id: ProviderId,
+    pub display_name: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Scopes to request; empty means `read:user user:email` (plus `read:org` when
+    /// `allowed_orgs` is set, which is always added then).
+    pub scopes: Vec<String>,
+    /// The REST API: `https://api.github.com`, or `https://HOST/api/v3` for Enterprise Server.
+    pub api_base: BaseUrl,
+    /// The web host with `/login/oauth/*`: `https://github.com`, or `https://HOST`.
+    pub web_base: BaseUrl,
+    pub options: GithubOptions,
+}
+
+/// An http(s) URL without query or fragment that paths are appended to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url = Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
+            return Err(format!("`{raw}` must be an http(s) URL with a host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            return Err(format!(
+                "`{raw}` must not carry a query, a fragment or credentials"
+            ));
+        }
+        Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// `raw` parsed, or `default` when it is unset.
+    pub fn parse_or(raw: Option<&str>, default: &str) -> Result<Self, String> {
+        Self::parse(raw.filter(|r| !r.trim().is_empty()).unwrap_or(default))
+    }
+
+    pub fn github_api() -> Self {
+        Self(GITHUB_API_BASE.to_owned())
+    }
+
+    pub fn github_web() -> Self {
+        Self(GITHUB_WEB_BASE.to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The base with `path_and_query` (which starts without `/`) appended.
+    pub fn join(&self, path_and_query: &str) -> Url {
+        Url::parse(&format!("{}/{path_and_query}", self.0))
+            .expect("a parsed base URL and a fixed path make a URL")
+    }
+
+    /// Whether `url` lies under this base: same origin, path below the base's. Pagination
+    /// links are only followed there, so a token is never sent to another host.
+    pub fn contains(&self, url: &Url) -> bool {
+        let base = Url::parse(&self.0).expect("parsed at construction");
+        url.origin() == base.origin()
+            && url
+                .path()
+                .strip_prefix(base.path().trim_end_matches('/'))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One entry of `allowed_orgs`: a whole organisation, or one team of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OrgRule {
+    pub org: String,
+    pub team: Option<String>,
+}
+
+impl OrgRule {
+    pub fn parse(raw: &str) -> Self {
+        match raw.trim().split_once(':') {
+            Some((org, team)) => Self {
+                org: org.to_owned(),
+                team: Some(team.to_owned()),
+            },
+            None => Self {
+                org: raw.trim().to_owned(),
+                team: None,
+            },
+        }
+    }
+}
+
+/// The rule as written: `org` or `org:team`, the same shape as the groups it matches.
+impl std::fmt::Display for OrgRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.team {
+            Some(team) => write!(f, "{}:{team}", self.org),
+            None => f.write_str(&self.org),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_normalised_and_checked() {
+        let ghes = BaseUrl::parse("https://ghe.example.com/api/v3/").unwrap();
+        assert_eq!(ghes.as_str(), "https://ghe.example.com/api/v3");
+        assert_eq!(
+            ghes.join("user/orgs?per_page=100").as_str(),
+            "https://ghe.example.com/api/v3/user/orgs?per_page=100"
+        );
+        assert!(BaseUrl::parse("ftp://ghe.example.com").is_err());
+        assert!(BaseUrl::parse("https://ghe.example.com/?x=1").is_err());
+        assert!(BaseUrl::parse("https://user:pw@ghe.example.com").is_err());
+        assert_eq!(
+            BaseUrl::parse_or(None, GITHUB_API_BASE).unwrap(),
+            BaseUrl::github_api()
+        );
+    }
+
+    #[test]
+    fn only_urls_under_the_base_are_contained() {
+        let ghes = BaseUrl::parse("https://ghe.example.com/api/v3").unwrap();
+        let yes = Url::parse("https://ghe.example.com/api/v3/user/orgs?page=2").unwrap();
+        let other_host = Url::parse("https://evil.example.com/api/v3/user/orgs").unwrap();
+        let other_path = Url::parse("https://ghe.example.com/api/v30/user").unwrap();
+        let other_scheme = Url::parse("http://ghe.example.com/api/v3/user").unwrap();
+        assert!(ghes.contains(&yes));
+        assert!(!ghes.contains(&other_host));
+        assert!(!ghes.contains(&other_path));
+        assert!(!ghes.contains(&other_scheme));
+        let dotcom = BaseUrl::github_api();
+        assert!(dotcom.contains(&Url::parse("https://api.github.com/user/teams?page=3").unwrap()));
+    }
+
+    #[test]
+    fn org_rules_name_an_org_or_a_team() {
+        assert_eq!(
+            OrgRule::parse("acme:platform"),
+            OrgRule {
+                org: "acme".into(),
+                team: Some("platform".into())
+            }
+        );
+        assert_eq!(OrgRule::parse(" acme ").team, None);
+    }
+}

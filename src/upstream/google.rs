@@ -1,0 +1,284 @@
+//! Google: the generic OIDC connector, preset for accounts.google.com.
+//!
+//! Google is a conforming OIDC provider, so discovery, the ID token checks, PKCE and userinfo
+//! are the generic connector's. The preset adds what Google does differently:
+//! - it issues a refresh token only for `access_type=offline` *and* a consent screen, so both
+//!   go on the authorize URL when Portico wants one;
+//! - `hd` on the authorize URL only narrows Google's account chooser and anyone can edit it, so
+//!   the hosted-domain restriction is enforced on the verified ID token's `hd` claim;
+//! - it rejects `prompt=login`: a forced login becomes `prompt=select_account` and `max_age=0`.
+
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use url::Url;
+
+use super::http::UpstreamHttp;
+use super::oidc::{ClaimMapping, OidcConfig, OidcConnector, raw_claims};
+use super::{
+    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
+    RefreshIdentity, UpstreamError, UpstreamIdentity,
+};
+
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// Google's own settings (the provider's kind-specific options).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoogleOptions {
+    /// Google Workspace domains whose accounts may log in, matched against the ID token's
+    /// `hd` claim. Empty lets in any Google account, consumer accounts included.
+    pub hosted_domains: Vec<String>,
+    /// Ask Google for a refresh token (`access_type=offline&prompt=consent`), so that the
+    /// identity can be refreshed and upstream access tokens served later.
+    pub offline_access: bool,
+}
+
+impl Default for GoogleOptions {
+    fn default() -> Self {
+        Self {
+            hosted_domains: Vec::new(),
+            offline_access: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    pub id: ProviderId,
+    pub display_name: String,
+    /// `None` means [`GOOGLE_ISSUER`]; tests point it at a local server.
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Scopes besides `openid`; empty means `email profile`.
+    pub scopes: Vec<String>,
+    pub options: GoogleOptions,
+}
+
+pub struct GoogleConnector {
+    inner: OidcConnector,
+    options: GoogleOptions,
+}
+
+impl GoogleConnector {
+    pub fn new(config: GoogleConfig, http: UpstreamHttp) -> Self {
+        let scopes = if config.scopes.is_empty() {
+            vec!["email".to_owned(), "profile".to_owned()]
+        } else {
+            config.scopes
+        };
+        let mut options = config.options;
+        for domain in &mut options.hosted_domains {
+            domain.make_ascii_lowercase();
+        }
+        let oidc = OidcConfig {
+            id: config.id,
+            display_name: config.display_name,
+            issuer: config.issuer.unwrap_or_else(|| GOOGLE_ISSUER.to_owned()),
+            client_id: config.client_id,
+            client_secret: Some(config.client_secret),
+            scopes,
+            // Google's claims are the standard ones; it has no groups claim.
+            claims: ClaimMapping::default(),
+        };
+        Self {
+            inner: OidcConnector::new(oidc, http),
+            options,
+        }
+    }
+
+    pub fn options(&self) -> &GoogleOptions {
+        &self.options
+    }
+
+    /// The generic authorize URL with Google's parameters put in.
+    fn authorize_url(&self, url: &Url, request: &LoginRequest<'_>) -> Url {
+        let mut pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "prompt")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let mut prompt = Vec::new();
+        if self.options.offline_access {
+            pairs.push(("access_type".into(), "offline".into()));
+            prompt.push("consent");
+        }
+        if request.force_login {
+            prompt.push("select_account");
+            if request.max_age.is_none() {
+                pairs.push(("max_age".into(), "0".into()));
+            }
+        }
+        if !prompt.is_empty() {
+            pairs.push(("prompt".into(), prompt.join(" ")));
+        }
+        // A single domain preselects it in the chooser; the real check is on the ID token.
+        if let [domain] = self.options.hosted_domains.as_slice() {
+            pairs.push(("hd".into(), domain.clone()));
+        }
+        let mut out = url.clone();
+        out.query_pairs_mut().clear().extend_pairs(pairs);
+        out
+    }
+
+    /// Enforces `hosted_domains` on the `hd` claim of `id_token`, which the generic connector
+    /// has already verified.
+    fn check_hosted_domain(&self, id_token: Option<&SecretString>) -> Result<(), UpstreamError> {
+        let allowed = &self.options.hosted_domains;
+        if allowed.is_empty() {
+            return Ok(());
+        }
+        let id_token = id_token.ok_or_else(|| {
+            UpstreamError::Refused(
+                "hosted_domains is set but Google returned no ID token to check `hd` in".into(),
+            )
+        })?;
+        let claims = raw_claims(id_token.expose_secret())?;
+        match claims.get("hd").and_then(Value::as_str) {
+            Some(hd) if allowed.iter().any(|d| d.eq_ignore_ascii_case(hd)) => Ok(()),
+            Some(hd) => Err(UpstreamError::Refused(format!(
+                "the Google account's hosted domain `{hd}` is not one of hosted_domains ({})",
+                allowed.join(", ")
+            ))),
+            None => Err(UpstreamError::Refused(format!(
+                "the Google account belongs to no hosted domain, and hosted_domains allows only {}",
+                allowed.join(", ")
+            ))),
+        }
+    }
+}
+
+fn id_token(identity: &UpstreamIdentity) -> Option<&SecretString> {
+    identity.tokens.as_ref().and_then(|t| t.id_token.as_ref())
+}
+
+impl Connector for GoogleConnector {
+    fn id(&self) -> &ProviderId {
+        self.inner.id()
+    }
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Google
+    }
+
+    fn display_name(&self) -> &str {
+        self.inner.display_name()
+    }
+
+    fn callback_login(&self) -> Option<&dyn CallbackLogin> {
+        Some(self)
+    }
+
+    fn refresh(&self) -> Option<&dyn RefreshIdentity> {
+        Some(self)
+    }
+}
+
+impl CallbackLogin for GoogleConnector {
+    fn begin<'a>(
+        &'a self,
+        request: LoginRequest<'a>,
+    ) -> BoxFuture<'a, Result<LoginStart, UpstreamError>> {
+        Box::pin(async move {
+            let start = self.inner.begin(request.clone()).await?;
+            Ok(LoginStart {
+                url: self.authorize_url(&start.url, &request),
+                ..start
+            })
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        params: &'a CallbackParams,
+        secret: &'a SecretString,
+        redirect_uri: &'a str,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
+        Box::pin(async move {
+            let identity = self.inner.finish(params, secret, redirect_uri).await?;
+            self.check_hosted_domain(id_token(&identity))?;
+            Ok(identity)
+        })
+    }
+}
+
+impl RefreshIdentity for GoogleConnector {
+    fn refresh_identity<'a>(
+        &'a self,
+        previous: &'a UpstreamIdentity,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
+        Box::pin(async move {
+            let identity = self.inner.refresh_identity(previous).await?;
+            // Google may omit the ID token on refresh; then the login's (same subject) stands.
+            self.check_hosted_domain(id_token(&identity).or_else(|| id_token(previous)))?;
+            Ok(identity)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::http::HttpSettings;
+
+    fn connector(options: GoogleOptions) -> GoogleConnector {
+        GoogleConnector::new(
+            GoogleConfig {
+                id: ProviderId::parse("google").unwrap(),
+                display_name: "Google".into(),
+                issuer: None,
+                client_id: "cid".into(),
+                client_secret: SecretString::from("secret"),
+                scopes: Vec::new(),
+                options,
+            },
+            UpstreamHttp::new(HttpSettings::default()).unwrap(),
+        )
+    }
+
+    fn request(force_login: bool) -> LoginRequest<'static> {
+        LoginRequest {
+            redirect_uri: "https://portico.example/callback/google",
+            login_hint: None,
+            force_login,
+            max_age: None,
+        }
+    }
+
+    fn query(url: &Url, key: &str) -> Vec<String> {
+        url.query_pairs()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_forced_login_uses_prompts_google_knows() {
+        let c = connector(GoogleOptions::default());
+        let generic =
+            Url::parse("https://accounts.google.com/o/oauth2/v2/auth?prompt=login&state=s")
+                .unwrap();
+        let url = c.authorize_url(&generic, &request(true));
+        assert_eq!(query(&url, "prompt"), ["consent select_account"]);
+        assert_eq!(query(&url, "max_age"), ["0"]);
+        assert_eq!(query(&url, "access_type"), ["offline"]);
+        assert_eq!(query(&url, "state"), ["s"]);
+    }
+
+    #[test]
+    fn without_offline_access_no_consent_is_forced() {
+        let c = connector(GoogleOptions {
+            offline_access: false,
+            hosted_domains: vec!["Example.COM".into(), "example.org".into()],
+        });
+        let generic = Url::parse("https://accounts.google.com/auth?state=s").unwrap();
+        let url = c.authorize_url(&generic, &request(false));
+        assert!(query(&url, "prompt").is_empty());
+        assert!(query(&url, "access_type").is_empty());
+        // Several domains: no preselection, the ID token check does the work.
+        assert!(query(&url, "hd").is_empty());
+        assert_eq!(c.options().hosted_domains, ["example.com", "example.org"]);
+    }
+}
