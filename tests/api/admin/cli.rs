@@ -58,7 +58,23 @@ async fn admin_create_and_token_from_the_command_line() {
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("pat_"), "{token}");
 
+    let out = portico_command(&db, &key)
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let app = spawn_app_with(&db, key, |_| {}).await;
+    let actor: String =
+        sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'keys.rotated'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(actor, "cli", "portico keys rotate is audited");
     assert_eq!(
         sign_in(&app, &client(), EMAIL, PASSWORD).await.status(),
         303
