@@ -118,8 +118,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = startup::open_store(&settings).await?;
             let (_key, sealer) = startup::unlock(&settings, &store).await?;
             let ring = KeyRing::load(store.clone(), sealer, settings.keys.clone()).await?;
-            for (alg, kid) in ring.rotate().await? {
-                println!("{alg}\t{kid}");
+            let caller = crate::admin::Caller::cli();
+            let rotated = crate::admin::keys_admin::rotate(&ring, &store, &caller).await?;
+            for key in rotated.created {
+                println!("{}\t{}", key.alg, key.kid);
             }
             store.close().await;
         }

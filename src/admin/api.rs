@@ -149,7 +149,9 @@ pub async fn rotate_keys(
     api: ApiCaller,
     state: web::Data<AppState>,
 ) -> Result<web::Json<Rotated>, ApiError> {
-    Ok(web::Json(keys_admin::rotate(&state, &api.caller).await?))
+    Ok(web::Json(
+        keys_admin::rotate(&state.keys, &state.store, &api.caller).await?,
+    ))
 }
 
 /// The audit log, newest first, filtered by action (`type`), user, actor and time.

@@ -6,8 +6,9 @@ use utoipa::ToSchema;
 
 use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
 use super::{Caller, audit, time};
+use crate::keys::KeyRing;
 use crate::state::AppState;
-use crate::store;
+use crate::store::{self, Store};
 
 /// A signing key without its private material.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -83,10 +84,10 @@ pub async fn list(state: &AppState, page: &PageRequest) -> anyhow::Result<Page<K
 
 /// Adds a new active key per algorithm; the old ones stay published until their tokens expire.
 ///
-/// The key ring writes the keys in its own transaction; the audit entry follows it at once.
-pub async fn rotate(state: &AppState, caller: &Caller) -> anyhow::Result<Rotated> {
-    let created: Vec<RotatedKey> = state
-        .keys
+/// The key ring writes the keys in its own transactions; the audit entry follows at once.
+/// (Used by the API, the keys page and `portico keys rotate`.)
+pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::Result<Rotated> {
+    let created: Vec<RotatedKey> = keys
         .rotate()
         .await?
         .into_iter()
@@ -95,7 +96,7 @@ pub async fn rotate(state: &AppState, caller: &Caller) -> anyhow::Result<Rotated
             kid,
         })
         .collect();
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = store.pool().begin().await?;
     audit::record(
         &mut tx,
         &caller.actor,

@@ -24,6 +24,8 @@ pub mod throttle;
 pub mod time;
 pub mod validation;
 
+use actix_web::http::header;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
 
 pub use caller::Caller;
@@ -32,6 +34,9 @@ pub use caller::Caller;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
+            // Admin pages and API answers hold tokens and configuration: never cache them.
+            // (DefaultHeaders leaves the static assets' own Cache-Control alone.)
+            .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
             .service(api::scope())
             .configure(assets::routes)
             .configure(pages::routes),

@@ -258,7 +258,7 @@ async fn rotate_keys(
     state: web::Data<AppState>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    keys_admin::rotate(&state, &form.session.caller()).await?;
+    keys_admin::rotate(&state.keys, &state.store, &form.session.caller()).await?;
     Ok(see_other("/admin/keys?done=rotated"))
 }
 

@@ -11,8 +11,10 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
-use super::{EMAIL, PASSWORD, create_admin};
-use crate::helpers::{Backend, TestApp, TestDb, spawn_app};
+use super::{EMAIL, PASSWORD, audit_count, create_admin};
+use portico::crypto::MasterKey;
+
+use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -137,7 +139,12 @@ async fn an_admin_works_the_ui_in_a_real_browser() {
         return;
     };
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
-    let app = spawn_app(&db).await;
+    // Short waits between failed sign-ins, so the lockout is reached quickly.
+    let app = spawn_app_with(&db, MasterKey::generate(), |s| {
+        s.admin.delay_base_ms = 200;
+        s.admin.account_lockout_failures = 4;
+    })
+    .await;
     create_admin(&app).await;
     let result = drive(&app, &browser).await;
     let _ = browser.close().await;
@@ -168,7 +175,7 @@ async fn drive(app: &TestApp, browser: &Client) {
     assert!(error.text().await.unwrap().contains("wrong"));
 
     // Sign in (after the short wait a failure imposes).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     type_into(browser, "#email", EMAIL).await;
     type_into(browser, "#password", PASSWORD).await;
     click(browser, "#sign-in").await;
@@ -236,4 +243,36 @@ async fn drive(app: &TestApp, browser: &Client) {
     wait_for(browser, "#email").await;
     browser.goto(&app.url("/admin/keys")).await.unwrap();
     wait_for(browser, "#email").await;
+
+    // Four wrong passwords in a row lock the account, and then the right one is refused too.
+    // The waits outlast the per-IP delays, which also count the failure at the start.
+    for (attempt, wait_ms) in [(1, 450), (2, 850), (3, 1650), (4, 0)] {
+        type_into(browser, "#email", EMAIL).await;
+        type_into(browser, "#password", &format!("wrong password {attempt}")).await;
+        click(browser, "#sign-in").await;
+        wait_for_url(browser, "/admin/sign-in").await;
+        wait_for(browser, "#sign-in-error").await;
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    }
+    type_into(browser, "#email", EMAIL).await;
+    type_into(browser, "#password", PASSWORD).await;
+    click(browser, "#sign-in").await;
+    // The refusal is audited once the response is on its way; then the page says why.
+    let started = Instant::now();
+    while audit_count(app, "admin.sign_in_refused").await == 0 {
+        assert!(
+            started.elapsed() < WAIT,
+            "the right password was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = wait_for(browser, "#sign-in-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("locked"), "{text}");
+    screenshot(browser, "sign-in-locked.png").await;
+    assert!(!browser.source().await.unwrap().contains("class=\"stats\""));
 }

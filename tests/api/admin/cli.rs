@@ -23,6 +23,14 @@ fn create_admin(db: &TestDb, key: &MasterKey, email: &str, password: &str) -> st
     child.wait_with_output().unwrap()
 }
 
+/// Runs `portico ARGS`, asserts success, returns stdout trimmed.
+fn succeed(db: &TestDb, key: &MasterKey, args: &[&str]) -> String {
+    let out = portico_command(db, key).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "portico {args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 #[tokio::test]
 async fn admin_create_and_token_from_the_command_line() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
@@ -46,19 +54,18 @@ async fn admin_create_and_token_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
 
-    let out = portico_command(&db, &key)
-        .args(["admin", "token", "--name", "ci"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = succeed(&db, &key, &["admin", "token", "--name", "ci"]);
     assert!(token.starts_with("pat_"), "{token}");
 
+    succeed(&db, &key, &["keys", "rotate"]);
+
     let app = spawn_app_with(&db, key, |_| {}).await;
+    let actor: String =
+        sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'keys.rotated'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(actor, "cli", "portico keys rotate is audited");
     assert_eq!(
         sign_in(&app, &client(), EMAIL, PASSWORD).await.status(),
         303

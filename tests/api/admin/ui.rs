@@ -53,7 +53,9 @@ async fn sign_in_opens_a_server_side_session_and_sign_out_ends_it(db: &TestDb) {
     assert_eq!(stored[0].len(), 32);
     assert_ne!(stored[0], value.as_bytes());
 
-    let dashboard = page(&app, &browser, "/admin").await;
+    let res = browser.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let dashboard = res.text().await.unwrap();
     assert!(dashboard.contains(EMAIL));
     assert!(
         dashboard.contains("admin.signed_in"),
