@@ -1,6 +1,7 @@
 //! The admin UI in headless Chromium over WebDriver (chromedriver), as an admin uses it.
 //! Skips, saying so, where `/usr/bin/chromedriver` is absent (`apt-get install chromium
-//! chromium-driver`). Saves screenshots of the main pages to `docs/screenshots/`.
+//! chromium-driver`). With `PORTICO_SCREENSHOTS=1` it saves screenshots of the main pages to
+//! `docs/screenshots/`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -94,12 +95,16 @@ async fn start_browser() -> Option<(Driver, Client)> {
     Some((driver, client))
 }
 
+/// Takes a screenshot (the test asserts it is a PNG). It is saved to `docs/screenshots/` only
+/// when `PORTICO_SCREENSHOTS=1`, so ordinary test runs leave the work tree clean.
 async fn screenshot(client: &Client, name: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
     let png = client.screenshot().await.expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    std::fs::write(dir.join(name), png).unwrap();
+    if std::env::var_os("PORTICO_SCREENSHOTS").is_some_and(|v| v == "1") {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
+    }
 }
 
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
