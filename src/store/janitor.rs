@@ -29,7 +29,7 @@ impl Default for JanitorSettings {
         Self {
             interval_secs: 300,
             batch_size: 500,
-            code_grace_secs: 3600,
+            code_grace_secs: 86_400,
             event_retention_days: 30,
         }
     }

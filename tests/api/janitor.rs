@@ -63,7 +63,7 @@ async fn expired_rows_go_and_live_rows_stay(db: &TestDb) {
         .await;
     }
     // Codes are kept for a grace period after expiry (late replays are still recognised).
-    for (id, exp) in [("old", NOW - 4000), ("grace", NOW - 10), ("live", future)] {
+    for (id, exp) in [("old", NOW - 90_000), ("grace", NOW - 10), ("live", future)] {
         exec(&store, &format!(
             "INSERT INTO auth_codes (code_digest, client_id, redirect_uri, user_id, identity_id, session_id, scope, auth_time, expires_at) \
              VALUES ('{id}', 'c', 'r', 'u', 'i', 's', 'openid', 0, {exp})"
