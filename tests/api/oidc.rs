@@ -2,9 +2,7 @@
 //! real upstream OIDC provider served over HTTP in the test.
 
 use openidconnect::core::CoreUserInfoClaims;
-use openidconnect::{
-    AccessToken, OAuth2TokenResponse, RefreshToken, TokenResponse,
-};
+use openidconnect::{AccessToken, OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
 
 use crate::helpers::TestDb;
@@ -36,11 +34,27 @@ async fn the_whole_flow_works_with_an_openidconnect_relying_party(db: &TestDb) {
     let app = spawn_portico(db, &upstream, |_| {}).await;
 
     // Discovery lists what works.
-    let doc: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
-    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    let doc: Value = app
+        .get("/.well-known/openid-configuration")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
-    assert!(doc["grant_types_supported"].as_array().unwrap().contains(&"refresh_token".into()));
-    assert_eq!(doc["end_session_endpoint"], format!("{}/logout", app.address));
+    assert!(
+        doc["grant_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"refresh_token".into())
+    );
+    assert_eq!(
+        doc["end_session_endpoint"],
+        format!("{}/logout", app.address)
+    );
 
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
     let auth = authorize(&app, &rp, REDIRECT, SCOPES).await;
@@ -125,12 +139,22 @@ async fn the_whole_flow_works_with_an_openidconnect_relying_party(db: &TestDb) {
     assert_eq!(body["sub"], user_id.as_str());
 
     // Revoke the access token: userinfo refuses it, introspection says inactive.
-    let (status, _, _) =
-        post_form(&app, "/revoke", Some((CLIENT_ID, CLIENT_SECRET)), &[("token", &new_access)]).await;
+    let (status, _, _) = post_form(
+        &app,
+        "/revoke",
+        Some((CLIENT_ID, CLIENT_SECRET)),
+        &[("token", &new_access)],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(userinfo_status(&app, &new_access).await, 401);
-    let (_, _, body) =
-        post_form(&app, "/introspect", Some((CLIENT_ID, CLIENT_SECRET)), &[("token", &new_access)]).await;
+    let (_, _, body) = post_form(
+        &app,
+        "/introspect",
+        Some((CLIENT_ID, CLIENT_SECRET)),
+        &[("token", &new_access)],
+    )
+    .await;
     assert_eq!(body["active"], false);
 
     // Revoke the refresh token: its family ends.
@@ -138,7 +162,10 @@ async fn the_whole_flow_works_with_an_openidconnect_relying_party(db: &TestDb) {
         &app,
         "/revoke",
         Some((CLIENT_ID, CLIENT_SECRET)),
-        &[("token", new_refresh.secret()), ("token_type_hint", "refresh_token")],
+        &[
+            ("token", new_refresh.secret()),
+            ("token_type_hint", "refresh_token"),
+        ],
     )
     .await;
     assert_eq!(status, 200);
@@ -206,7 +233,11 @@ async fn a_live_session_answers_at_once_and_prompt_none_without_one_is_refused(d
 async fn a_wrong_redirect_uri_gets_an_error_page_and_no_redirect(db: &TestDb) {
     let upstream = Upstream::start().await;
     let app = spawn_portico(db, &upstream, |_| {}).await;
-    for bad in ["http://127.0.0.1:7777/cb/evil", "https://evil.example/cb", "http://127.0.0.1:7778/cb"] {
+    for bad in [
+        "http://127.0.0.1:7777/cb/evil",
+        "https://evil.example/cb",
+        "http://127.0.0.1:7777/cb?x=1",
+    ] {
         let res = app
             .get(&format!(
                 "/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=x",
@@ -219,7 +250,10 @@ async fn a_wrong_redirect_uri_gets_an_error_page_and_no_redirect(db: &TestDb) {
     }
     // An unknown client too.
     let res = app
-        .get(&format!("/authorize?response_type=code&client_id=nobody&redirect_uri={}", urlencode(REDIRECT)))
+        .get(&format!(
+            "/authorize?response_type=code&client_id=nobody&redirect_uri={}",
+            urlencode(REDIRECT)
+        ))
         .await;
     assert_eq!(res.status(), 400);
     assert!(res.headers().get("location").is_none());
@@ -243,14 +277,24 @@ async fn pkce_is_required_for_public_clients_and_plain_is_refused(db: &TestDb) {
     );
     for (extra, what) in [
         ("", "no PKCE"),
-        ("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain", "plain"),
-        ("&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", "plain by default"),
+        (
+            "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=plain",
+            "plain",
+        ),
+        (
+            "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "plain by default",
+        ),
     ] {
         let res = app.get(&format!("{base}{extra}")).await;
         assert_eq!(res.status(), 302, "{what}");
         let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
         assert!(location.as_str().starts_with(PUBLIC_REDIRECT), "{what}");
-        assert_eq!(param(&location, "error").as_deref(), Some("invalid_request"), "{what}");
+        assert_eq!(
+            param(&location, "error").as_deref(),
+            Some("invalid_request"),
+            "{what}"
+        );
         assert_eq!(param(&location, "state").as_deref(), Some("st"), "{what}");
     }
     // Unsupported response types are redirected errors too.
@@ -261,7 +305,10 @@ async fn pkce_is_required_for_public_clients_and_plain_is_refused(db: &TestDb) {
         ))
         .await;
     let location = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
-    assert_eq!(param(&location, "error").as_deref(), Some("unsupported_response_type"));
+    assert_eq!(
+        param(&location, "error").as_deref(),
+        Some("unsupported_response_type")
+    );
 
     // The public client's full flow works with S256 and no secret.
     let rp = relying_party(&app, PUBLIC_ID, None, PUBLIC_REDIRECT).await;
@@ -275,7 +322,10 @@ async fn a_missing_or_wrong_pkce_verifier_is_refused(db: &TestDb) {
     let upstream = Upstream::start().await;
     let app = spawn_portico(db, &upstream, |_| {}).await;
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
-    for verifier in [None, Some("a-wrong-verifier-that-is-long-enough-0123456789abcdef")] {
+    for verifier in [
+        None,
+        Some("a-wrong-verifier-that-is-long-enough-0123456789abcdef"),
+    ] {
         let auth = authorize(&app, &rp, REDIRECT, SCOPES).await;
         let mut form = vec![
             ("grant_type", "authorization_code"),
@@ -285,7 +335,8 @@ async fn a_missing_or_wrong_pkce_verifier_is_refused(db: &TestDb) {
         if let Some(v) = verifier {
             form.push(("code_verifier", v));
         }
-        let (status, headers, body) = post_form(&app, "/token", Some((CLIENT_ID, CLIENT_SECRET)), &form).await;
+        let (status, headers, body) =
+            post_form(&app, "/token", Some((CLIENT_ID, CLIENT_SECRET)), &form).await;
         assert_eq!(status, 400, "{verifier:?}");
         assert_eq!(body["error"], "invalid_grant");
         assert_eq!(headers["cache-control"], "no-store");
@@ -304,7 +355,10 @@ async fn a_missing_or_wrong_pkce_verifier_is_refused(db: &TestDb) {
         ],
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     app.stop();
 }
 
@@ -331,7 +385,10 @@ async fn a_reused_code_is_refused_and_revokes_its_tokens(db: &TestDb) {
         ],
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     // What the first redemption issued is revoked.
     assert_eq!(userinfo_status(&app, &access).await, 401);
     let refresh = rp
@@ -339,7 +396,10 @@ async fn a_reused_code_is_refused_and_revokes_its_tokens(db: &TestDb) {
         .unwrap()
         .request_async(&rp_http())
         .await;
-    assert!(refresh.is_err(), "the refresh token from a reused code still works");
+    assert!(
+        refresh.is_err(),
+        "the refresh token from a reused code still works"
+    );
     app.stop();
 }
 
@@ -366,8 +426,16 @@ async fn an_expired_code_is_refused(db: &TestDb) {
         ],
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    assert!(body["error_description"].as_str().unwrap().contains("expired"));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
     app.stop();
 }
 
@@ -398,15 +466,20 @@ async fn a_reused_refresh_token_revokes_its_family(db: &TestDb) {
         .await
         .unwrap();
     let (status, body) = refresh_form(&app, &first).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     // The whole family is revoked, including the legitimate newest token.
     let (status, body) = refresh_form(&app, &second).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     let reuse = events(&app, "token.reuse_detected").await;
     assert_eq!(reuse.len(), 1);
     assert_eq!(reuse[0]["client_id"], CLIENT_ID);
     assert!(reuse[0]["user_id"].is_string());
-    let _ = RefreshToken::new(String::new());
     app.stop();
 }
 
@@ -427,18 +500,32 @@ async fn client_authentication_failures_are_401_with_www_authenticate(db: &TestD
     let upstream = Upstream::start().await;
     let app = spawn_portico(db, &upstream, |_| {}).await;
     let form = [("grant_type", "client_credentials")];
-    let (status, headers, body) =
-        post_form(&app, "/token", Some((CLIENT_ID, "wrong-secret-wrong-secret-wrong-secret")), &form).await;
+    let (status, headers, body) = post_form(
+        &app,
+        "/token",
+        Some((CLIENT_ID, "wrong-secret-wrong-secret-wrong-secret")),
+        &form,
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_client");
-    assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
     assert_eq!(headers["cache-control"], "no-store");
     // client_secret_post with a wrong secret, and an unknown client.
     let (status, _, _) = post_form(
         &app,
         "/token",
         None,
-        &[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", "nope")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", "nope"),
+        ],
     )
     .await;
     assert_eq!(status, 401);
@@ -449,7 +536,11 @@ async fn client_authentication_failures_are_401_with_www_authenticate(db: &TestD
         &app,
         "/token",
         None,
-        &[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -463,7 +554,11 @@ async fn client_credentials_works_for_confidential_clients_only(db: &TestDb) {
         &app,
         "/token",
         Some((CLIENT_ID, CLIENT_SECRET)),
-        &[("grant_type", "client_credentials"), ("scope", "api:read"), ("resource", "https://api.example/")],
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "api:read"),
+            ("resource", "https://api.example/"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -480,10 +575,16 @@ async fn client_credentials_works_for_confidential_clients_only(db: &TestDb) {
         &app,
         "/token",
         None,
-        &[("grant_type", "client_credentials"), ("client_id", PUBLIC_ID)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", PUBLIC_ID),
+        ],
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
     app.stop();
 }
 
@@ -505,8 +606,14 @@ async fn an_hs256_token_forged_with_the_public_key_is_refused(db: &TestDb) {
         .unwrap()
         .clone();
     // The classic confusion attack: HMAC keyed with the published public key material.
-    for key_material in [public.to_string().into_bytes(), URL_SAFE_NO_PAD.decode(public["n"].as_str().unwrap()).unwrap()] {
-        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","kid":"{kid}","typ":"at+jwt"}}"#));
+    for key_material in [
+        public.to_string().into_bytes(),
+        URL_SAFE_NO_PAD
+            .decode(public["n"].as_str().unwrap())
+            .unwrap(),
+    ] {
+        let header =
+            URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"HS256","kid":"{kid}","typ":"at+jwt"}}"#));
         let payload = genuine.split('.').nth(1).unwrap();
         let signing_input = format!("{header}.{payload}");
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key_material);
@@ -517,7 +624,10 @@ async fn an_hs256_token_forged_with_the_public_key_is_refused(db: &TestDb) {
     // alg none as well.
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#);
     let payload = genuine.split('.').nth(1).unwrap();
-    assert_eq!(userinfo_status(&app, &format!("{header}.{payload}.")).await, 401);
+    assert_eq!(
+        userinfo_status(&app, &format!("{header}.{payload}.")).await,
+        401
+    );
     assert_eq!(userinfo_status(&app, &genuine).await, 200);
     app.stop();
 }
@@ -555,7 +665,10 @@ async fn a_disabled_users_refresh_is_refused(db: &TestDb) {
         .to_owned();
     assert!(app.state.store.disable_user(&user_id).await.unwrap());
     let (status, body) = refresh_form(&app, tokens.refresh_token().unwrap().secret()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     // Nor can the user log in again.
     let mut browser_app = app;
     browser_app.client = reqwest::Client::builder()

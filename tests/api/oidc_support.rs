@@ -104,10 +104,18 @@ pub fn rp_http() -> reqwest::Client {
 }
 
 /// A relying party for `client_id`, configured from Portico's discovery document.
-pub async fn relying_party(app: &TestApp, client_id: &str, secret: Option<&str>, redirect: &str) -> Rp {
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.address.clone()).unwrap(), &rp_http())
-        .await
-        .expect("discovery works with openidconnect");
+pub async fn relying_party(
+    app: &TestApp,
+    client_id: &str,
+    secret: Option<&str>,
+    redirect: &str,
+) -> Rp {
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(app.address.clone()).unwrap(),
+        &rp_http(),
+    )
+    .await
+    .expect("discovery works with openidconnect");
     CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(client_id.to_owned()),
@@ -191,8 +199,14 @@ pub async fn authorize(app: &TestApp, rp: &Rp, redirect: &str, scopes: &[&str]) 
     }
     let (url, csrf, nonce) = request.url();
     let arrived = browse(app, url.as_str(), redirect).await.url();
-    assert_eq!(param(&arrived, "state").as_deref(), Some(csrf.secret().as_str()));
-    assert_eq!(param(&arrived, "iss").as_deref(), Some(app.address.as_str()));
+    assert_eq!(
+        param(&arrived, "state").as_deref(),
+        Some(csrf.secret().as_str())
+    );
+    assert_eq!(
+        param(&arrived, "iss").as_deref(),
+        Some(app.address.as_str())
+    );
     let code = param(&arrived, "code").unwrap_or_else(|| panic!("no code in {arrived}"));
     Authorized {
         code,
@@ -251,7 +265,11 @@ pub async fn post_form(
     let status = res.status().as_u16();
     let headers = res.headers().clone();
     let text = res.text().await.unwrap();
-    (status, headers, serde_json::from_str(&text).unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
 }
 
 pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {

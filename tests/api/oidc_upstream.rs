@@ -40,17 +40,25 @@ async fn bad_upstream_id_tokens_are_refused(db: &TestDb) {
         (Misbehave::AlgNone, ""),
         (Misbehave::WrongNonce, "once"),
     ];
-    for (i, (how, word)) in cases.iter().enumerate() {
-        upstream.misbehave(*how);
+    for (how, word) in cases {
+        upstream.misbehave(how);
         let arrived = try_login(&app, &rp).await;
-        assert_eq!(param(&arrived, "error").as_deref(), Some("access_denied"), "{how:?}");
+        assert_eq!(
+            param(&arrived, "error").as_deref(),
+            Some("access_denied"),
+            "{how:?}"
+        );
         let failed = events(&app, "login.failed").await;
-        assert_eq!(failed.len(), i + 1, "{how:?}");
-        let reason = failed[i]["reason"].as_str().unwrap();
+        assert_eq!(failed.len(), 1, "{how:?}");
+        let reason = failed[0]["reason"].as_str().unwrap();
         assert!(reason.contains("ID token is invalid"), "{how:?}: {reason}");
         assert!(reason.contains(word), "{how:?}: {reason}");
-        assert_eq!(failed[i]["provider"], "corp");
-        assert_eq!(failed[i]["client_id"], CLIENT_ID);
+        assert_eq!(failed[0]["provider"], "corp");
+        assert_eq!(failed[0]["client_id"], CLIENT_ID);
+        sqlx::query("DELETE FROM events WHERE type = 'login.failed'")
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
     }
     assert!(events(&app, "login.succeeded").await.is_empty());
     // The same upstream behaving again lets the user in.
@@ -67,16 +75,27 @@ async fn a_callback_with_a_forged_state_is_refused(db: &TestDb) {
     assert_eq!(res.status(), 400);
     assert!(res.headers().get("location").is_none());
     let failed = events(&app, "login.failed").await;
-    assert!(failed[0]["reason"].as_str().unwrap().contains("state mismatch"));
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("state mismatch")
+    );
 
     // A real callback replayed after it was used finds nothing either.
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();
     let (url, _, _) = rp
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .set_pkce_challenge(challenge)
         .url();
-    let callback = browse(&app, url.as_str(), &app.url("/callback/")).await.url();
+    let callback = browse(&app, url.as_str(), &app.url("/callback/"))
+        .await
+        .url();
     let first = app.client.get(callback.as_str()).send().await.unwrap();
     assert_eq!(first.status(), 302);
     let replay = app.client.get(callback.as_str()).send().await.unwrap();
@@ -85,10 +104,17 @@ async fn a_callback_with_a_forged_state_is_refused(db: &TestDb) {
     // A callback taken to another browser (no login cookie) is refused.
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();
     let (url, _, _) = rp
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .set_pkce_challenge(challenge)
+        .add_extra_param("prompt", "login")
         .url();
-    let callback = browse(&app, url.as_str(), &app.url("/callback/")).await.url();
+    let callback = browse(&app, url.as_str(), &app.url("/callback/"))
+        .await
+        .url();
     let other_browser = rp_http().get(callback.as_str()).send().await.unwrap();
     assert_eq!(other_browser.status(), 400);
     app.stop();
@@ -112,7 +138,11 @@ async fn unverified_email_is_not_linked_and_verified_email_is(db: &TestDb) {
         async move {
             let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
             let (url, _, nonce) = rp
-                .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+                .authorize_url(
+                    CoreAuthenticationFlow::AuthorizationCode,
+                    CsrfToken::new_random,
+                    Nonce::new_random,
+                )
                 .set_pkce_challenge(challenge)
                 .add_extra_param("provider", provider)
                 .add_extra_param("prompt", "login")
@@ -120,9 +150,16 @@ async fn unverified_email_is_not_linked_and_verified_email_is(db: &TestDb) {
                 .url();
             let arrived = browse(app, url.as_str(), REDIRECT).await.url();
             let code = param(&arrived, "code").unwrap_or_else(|| panic!("{arrived}"));
-            let auth = Authorized { code, nonce, verifier };
+            let auth = Authorized {
+                code,
+                nonce,
+                verifier,
+            };
             let (tokens, _) = exchange(rp, auth).await;
-            jwt_claims(&tokens.id_token().unwrap().to_string())["sub"].as_str().unwrap().to_owned()
+            jwt_claims(&tokens.id_token().unwrap().to_string())["sub"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }
     };
     // Alice, verified, at corp: a new user.

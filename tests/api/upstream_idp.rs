@@ -115,7 +115,10 @@ impl Upstream {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .route("/.well-known/openid-configuration", web::get().to(discovery))
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
                 .route("/jwks", web::get().to(jwks))
                 .route("/authorize", web::get().to(authorize))
                 .route("/token", web::post().to(token))
@@ -137,11 +140,19 @@ impl Upstream {
     /// The user the next authorize request logs in (also updates a known user's claims).
     pub fn login_as(&self, user: UpUser) {
         *self.inner.current.lock().unwrap() = user.sub.clone();
-        self.inner.users.lock().unwrap().insert(user.sub.clone(), user);
+        self.inner
+            .users
+            .lock()
+            .unwrap()
+            .insert(user.sub.clone(), user);
     }
 
     pub fn update_user(&self, user: UpUser) {
-        self.inner.users.lock().unwrap().insert(user.sub.clone(), user);
+        self.inner
+            .users
+            .lock()
+            .unwrap()
+            .insert(user.sub.clone(), user);
     }
 
     pub fn misbehave(&self, how: Misbehave) {
@@ -245,25 +256,38 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
         "Basic {}",
         STANDARD.encode(format!("{UPSTREAM_CLIENT_ID}:{UPSTREAM_CLIENT_SECRET}"))
     );
-    if req.headers().get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
         return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" }));
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let (sub, nonce) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
-            let Some(grant) = form.get("code").and_then(|c| s.codes.lock().unwrap().remove(c)) else {
+            let Some(grant) = form
+                .get("code")
+                .and_then(|c| s.codes.lock().unwrap().remove(c))
+            else {
                 return token_error("invalid_grant");
             };
             let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-            let computed = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
-            if computed != grant.challenge || form.get("redirect_uri") != Some(&grant.redirect_uri) {
+            let computed = URL_SAFE_NO_PAD
+                .encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref());
+            if computed != grant.challenge || form.get("redirect_uri") != Some(&grant.redirect_uri)
+            {
                 return token_error("invalid_grant");
             }
             (grant.sub, grant.nonce)
         }
         Some("refresh_token") => {
             s.refresh_calls.fetch_add(1, Ordering::SeqCst);
-            let Some(sub) = form.get("refresh_token").and_then(|t| s.refresh.lock().unwrap().remove(t)) else {
+            let Some(sub) = form
+                .get("refresh_token")
+                .and_then(|t| s.refresh.lock().unwrap().remove(t))
+            else {
                 return token_error("invalid_grant");
             };
             (sub, None)
