@@ -201,6 +201,9 @@ pub async fn authorize(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Some(limited) = state.limits.check_ip(super::ratelimit::peer_ip(&req)) {
+        return limited;
+    }
     let q = query.into_inner();
     let bad_request =
         |msg: &str| error_page(StatusCode::BAD_REQUEST, "Invalid sign-in request", msg);

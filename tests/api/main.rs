@@ -8,6 +8,7 @@ mod helpers;
 mod cli;
 mod keys;
 mod oidc;
+mod oidc_extra;
 mod oidc_support;
 mod oidc_upstream;
 mod ops;
