@@ -676,15 +676,7 @@ async fn a_disabled_users_refresh_is_refused(db: &TestDb) {
         .cookie_store(true)
         .build()
         .unwrap();
-    let (challenge, _verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
-    let (url, _, _) = rp
-        .authorize_url(
-            openidconnect::core::CoreAuthenticationFlow::AuthorizationCode,
-            openidconnect::CsrfToken::new_random,
-            openidconnect::Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
+    let url = start_url(&rp, &[]);
     let arrived = browse(&browser_app, url.as_str(), REDIRECT).await.url();
     assert_eq!(param(&arrived, "error").as_deref(), Some("access_denied"));
     let failed = events(&browser_app, "login.failed").await;

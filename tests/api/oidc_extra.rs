@@ -1,7 +1,6 @@
 //! Sessions, the login chooser, rate limits, the client service, and upstream refresh.
 
-use openidconnect::core::CoreAuthenticationFlow;
-use openidconnect::{CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge};
+use openidconnect::OAuth2TokenResponse;
 use portico::clients::NewClient;
 use secrecy::ExposeSecret;
 
@@ -22,15 +21,7 @@ async fn the_session_cookie_is_httponly_lax_and_expires_when_idle(db: &TestDb) {
     let upstream = Upstream::start().await;
     let app = spawn_portico(db, &upstream, |_| {}).await;
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
-    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, _) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
+    let url = start_url(&rp, &[]);
     let callback = browse(&app, url.as_str(), &app.url("/callback/"))
         .await
         .url();
@@ -88,15 +79,7 @@ async fn the_chooser_lists_allowed_providers_and_routes_by_email_domain(db: &Tes
     })
     .await;
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
-    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
-    let (url, _, _) = rp
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
+    let url = start_url(&rp, &[]);
     let res = app.client.get(url.as_str()).send().await.unwrap();
     let login = app.url(res.headers()["location"].to_str().unwrap());
     let (status, page) = browse(&app, &login, "http://nowhere").await.page();
