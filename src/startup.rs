@@ -101,7 +101,11 @@ impl Application {
             connectors,
             limits: limits.clone(),
         });
-        let tasks = vec![keys.spawn_maintenance(), limits.spawn_maintenance()];
+        let tasks = vec![
+            keys.spawn_maintenance(),
+            limits.spawn_maintenance(),
+            state.store.spawn_pruning(),
+        ];
         let server = build_server(listener, state.clone())?;
         Ok(Self {
             port,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod jwks;
 pub mod login;
 pub mod logout;
+mod maintenance;
 pub mod pending;
 pub mod ratelimit;
 pub mod revoke;

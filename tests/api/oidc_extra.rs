@@ -15,6 +15,7 @@ on_both_backends!(
     rate_limits_answer_429_with_retry_after,
     client_secrets_are_shown_once_and_stored_as_digests,
     a_lost_upstream_grant_refuses_the_downstream_refresh,
+    expired_rows_are_pruned,
 );
 
 async fn the_session_cookie_is_httponly_lax_and_expires_when_idle(db: &TestDb) {
@@ -252,5 +253,27 @@ async fn a_lost_upstream_grant_refuses_the_downstream_refresh(db: &TestDb) {
         .await
         .unwrap();
     assert!(sealed.iter().all(|s| s[0] == 1 && s.len() > 40));
+    app.stop();
+}
+
+async fn expired_rows_are_pruned(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn_portico(db, &upstream, |_| {}).await;
+    let store = &app.state.store;
+    let now = portico::store::now();
+    for (jti, exp) in [("old", now - 10), ("live", now + 600)] {
+        sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2)")
+            .bind(jti)
+            .bind(exp)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.prune_expired().await.unwrap(), 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT jti FROM revoked_access_tokens")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, vec!["live".to_owned()]);
     app.stop();
 }
