@@ -255,4 +255,44 @@ client_id = "x"
         assert!(s.validate(86_400).is_err());
         assert!(OidcSettings::default().validate(86_400).is_ok());
     }
+
+    #[test]
+    fn config_check_shows_clients_and_providers_with_secrets_redacted() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
+        let settings = crate::config::Settings::from_figment(Figment::new().merge(Toml::string(
+            r#"
+[oidc]
+refresh_grace_secs = 3
+
+[[clients]]
+client_id = "app"
+type = "confidential"
+client_secret = "a-client-secret-that-is-long-enough-123"
+redirect_uris = ["https://app.example/cb"]
+
+[[providers]]
+id = "corp"
+kind = "oidc"
+client_id = "portico"
+client_secret = "upstream-client-secret"
+issuer = "https://idp.example"
+[providers.claims]
+groups = "roles"
+"#,
+        )))
+        .unwrap();
+        assert_eq!(settings.oidc.refresh_grace_secs, 3);
+        assert_eq!(
+            settings.providers[0].claims.groups.as_deref(),
+            Some("roles")
+        );
+        let out = settings.redacted_toml();
+        assert!(!out.contains("a-client-secret"), "{out}");
+        assert!(!out.contains("upstream-client-secret"), "{out}");
+        assert!(
+            out.contains("[[clients]]") && out.contains("[[providers]]"),
+            "{out}"
+        );
+    }
 }
