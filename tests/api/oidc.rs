@@ -664,6 +664,19 @@ async fn a_disabled_users_refresh_is_refused(db: &TestDb) {
         .unwrap()
         .to_owned();
     assert!(app.state.store.disable_user(&user_id).await.unwrap());
+    // The live SSO session no longer answers for a disabled user.
+    let arrived = browse(&app, &prompt_none_url(&app), REDIRECT).await.url();
+    assert_eq!(param(&arrived, "error").as_deref(), Some("login_required"));
+    assert_eq!(
+        portico::oidc::session::end_user_sessions(&app.state.store, &user_id, "user disabled")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        events(&app, "session.ended").await[0]["reason"],
+        "user disabled"
+    );
     let (status, body) = refresh_form(&app, tokens.refresh_token().unwrap().secret()).await;
     assert_eq!(
         (status, body["error"].as_str()),
