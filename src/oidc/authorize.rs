@@ -59,7 +59,6 @@ fn validate(
     client: &Client,
     redirect_uri: &str,
     q: &HashMap<String, String>,
-    state: &AppState,
 ) -> Result<(AuthRequest, Option<String>, bool), Refusal> {
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     match get("response_type") {
@@ -176,7 +175,6 @@ fn validate(
             ));
         }
     }
-    let _ = state;
     Ok((
         AuthRequest {
             client_id: client.client_id.to_string(),
@@ -201,6 +199,9 @@ pub async fn authorize(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Some(limited) = state.limits.check_ip(super::ratelimit::peer_ip(&req)) {
+        return limited;
+    }
     let q = query.into_inner();
     let bad_request =
         |msg: &str| error_page(StatusCode::BAD_REQUEST, "Invalid sign-in request", msg);
@@ -222,7 +223,7 @@ pub async fn authorize(
         return bad_request("The redirect_uri is not registered for this application.");
     };
     let issuer = state.settings.server.issuer.as_str();
-    let (request, provider, prompt_none) = match validate(&client, redirect.as_str(), &q, &state) {
+    let (request, provider, prompt_none) = match validate(&client, redirect.as_str(), &q) {
         Ok(v) => v,
         Err(Refusal(code, text)) => {
             return redirect_error(

@@ -64,11 +64,6 @@ impl Store {
         .bind(now + ttl_secs as i64)
         .execute(self.pool())
         .await?;
-        // Expired rows of abandoned logins go as new ones arrive.
-        sqlx::query("DELETE FROM pending_authorizations WHERE expires_at < $1")
-            .bind(now - 3600)
-            .execute(self.pool())
-            .await?;
         Ok(id)
     }
 

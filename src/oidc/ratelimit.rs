@@ -86,6 +86,7 @@ impl RateLimits {
         let limits = Arc::clone(self);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(Duration::from_secs(60));
+            interval.tick().await;
             loop {
                 interval.tick().await;
                 limits.shrink();

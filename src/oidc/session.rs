@@ -61,6 +61,7 @@ impl Store {
         let row = sqlx::query(
             "UPDATE sso_sessions SET last_seen_at = $1 WHERE token_digest = $2 \
              AND ended_at IS NULL AND expires_at > $1 AND last_seen_at > $3 \
+             AND user_id IN (SELECT id FROM users WHERE disabled = 0) \
              RETURNING id, user_id, identity_id, provider_id, auth_time",
         )
         .bind(now)
@@ -125,25 +126,50 @@ pub async fn start(
 
 /// Ends the session behind `cookie_value` and records `session.ended`; false if none was live.
 pub async fn end(store: &Store, cookie_value: &str, reason: &str) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let row = sqlx::query(
-        "UPDATE sso_sessions SET ended_at = $1 WHERE token_digest = $2 AND ended_at IS NULL \
-         RETURNING user_id",
-    )
-    .bind(store::now())
-    .bind(TokenDigest::of(cookie_value).as_bytes().to_vec())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok(false);
+    let digest = TokenDigest::of(cookie_value).as_bytes().to_vec();
+    Ok(end_matching(store, Which::Token(digest), reason).await? > 0)
+}
+
+/// Ends every live session of a user (admin revocation, disabling). Returns how many ended.
+pub async fn end_user_sessions(
+    store: &Store,
+    user_id: &str,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    end_matching(store, Which::User(user_id), reason).await
+}
+
+enum Which<'a> {
+    Token(Vec<u8>),
+    User(&'a str),
+}
+
+/// Ends the matching live sessions with one `session.ended` event each, in one transaction.
+async fn end_matching(store: &Store, which: Which<'_>, reason: &str) -> Result<u64, StoreError> {
+    let column = match which {
+        Which::Token(_) => "token_digest",
+        Which::User(_) => "user_id",
     };
-    let user_id: String = row.try_get(0)?;
-    events::record(
-        &mut tx,
-        EventType::SessionEnded,
-        json!({ "user_id": user_id, "reason": reason }),
-    )
-    .await?;
+    let sql = format!(
+        "UPDATE sso_sessions SET ended_at = $1 WHERE {column} = $2 AND ended_at IS NULL \
+         RETURNING user_id"
+    );
+    let query = sqlx::query(&sql).bind(store::now());
+    let query = match which {
+        Which::Token(digest) => query.bind(digest),
+        Which::User(id) => query.bind(id.to_owned()),
+    };
+    let mut tx = store.pool().begin().await?;
+    let ended = query.fetch_all(&mut *tx).await?;
+    for row in &ended {
+        let user_id: String = row.try_get(0)?;
+        events::record(
+            &mut tx,
+            EventType::SessionEnded,
+            json!({ "user_id": user_id, "reason": reason }),
+        )
+        .await?;
+    }
     tx.commit().await?;
-    Ok(true)
+    Ok(ended.len() as u64)
 }

@@ -214,3 +214,85 @@ fn redact_opt<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok
         None => s.serialize_none(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_without_a_connector_are_refused_with_a_clear_message() {
+        assert_eq!(supported_kind("oidc"), Ok(ProviderKind::Oidc));
+        for kind in ["google", "github", "saml"] {
+            let err = supported_kind(kind).unwrap_err();
+            assert!(err.contains("not available in this build"), "{err}");
+        }
+        assert!(supported_kind("ldap").unwrap_err().contains("unknown kind"));
+    }
+
+    #[test]
+    fn a_config_provider_of_another_kind_stops_the_start() {
+        let p: ProviderConfig = toml::from_str(
+            r#"
+id = "gh"
+kind = "github"
+client_id = "x"
+"#,
+        )
+        .unwrap();
+        let err = crate::clients::validate_config(&[], &[p]).unwrap_err();
+        assert!(
+            err.contains("provider `gh`") && err.contains("github"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn code_lifetime_is_capped_at_sixty_seconds() {
+        let s = OidcSettings {
+            code_ttl_secs: 61,
+            ..OidcSettings::default()
+        };
+        assert!(s.validate(86_400).is_err());
+        assert!(OidcSettings::default().validate(86_400).is_ok());
+    }
+
+    #[test]
+    fn config_check_shows_clients_and_providers_with_secrets_redacted() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
+        let settings = crate::config::Settings::from_figment(Figment::new().merge(Toml::string(
+            r#"
+[oidc]
+refresh_grace_secs = 3
+
+[[clients]]
+client_id = "app"
+type = "confidential"
+client_secret = "a-client-secret-that-is-long-enough-123"
+redirect_uris = ["https://app.example/cb"]
+
+[[providers]]
+id = "corp"
+kind = "oidc"
+client_id = "portico"
+client_secret = "upstream-client-secret"
+issuer = "https://idp.example"
+[providers.claims]
+groups = "roles"
+"#,
+        )))
+        .unwrap();
+        assert_eq!(settings.oidc.refresh_grace_secs, 3);
+        assert_eq!(
+            settings.providers[0].claims.groups.as_deref(),
+            Some("roles")
+        );
+        let out = settings.redacted_toml();
+        assert!(!out.contains("a-client-secret"), "{out}");
+        assert!(!out.contains("upstream-client-secret"), "{out}");
+        assert!(
+            out.contains("[[clients]]") && out.contains("[[providers]]"),
+            "{out}"
+        );
+    }
+}

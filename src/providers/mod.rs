@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -161,11 +161,14 @@ impl Store {
     }
 }
 
+/// A built connector and the `updated_at` of the row it was built from.
+type CachedConnector = (i64, Arc<dyn Connector>);
+
 /// Builds connectors from provider rows and caches them.
 pub struct Connectors {
     sealer: Sealer,
     http: UpstreamHttp,
-    cache: RwLock<HashMap<ProviderId, (i64, Arc<dyn Connector>)>>,
+    cache: RwLock<HashMap<ProviderId, CachedConnector>>,
 }
 
 impl Connectors {
@@ -220,7 +223,7 @@ impl Connectors {
                     display_name: provider.display_name.clone(),
                     issuer: provider.issuer.clone().unwrap_or_default(),
                     client_id: provider.client_id.clone(),
-                    client_secret: secret.map(|s: SecretString| s),
+                    client_secret: secret,
                     scopes: provider.scopes.clone(),
                     claims,
                 };

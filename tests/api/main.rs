@@ -10,6 +10,7 @@ mod cli;
 mod janitor;
 mod keys;
 mod oidc;
+mod oidc_extra;
 mod oidc_support;
 mod oidc_upstream;
 mod ops;

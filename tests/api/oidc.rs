@@ -2,7 +2,7 @@
 //! real upstream OIDC provider served over HTTP in the test.
 
 use openidconnect::core::CoreUserInfoClaims;
-use openidconnect::{AccessToken, OAuth2TokenResponse, RefreshToken, TokenResponse};
+use openidconnect::{AccessToken, OAuth2TokenResponse, TokenResponse};
 use serde_json::Value;
 
 use crate::helpers::TestDb;
@@ -236,7 +236,7 @@ async fn a_wrong_redirect_uri_gets_an_error_page_and_no_redirect(db: &TestDb) {
     for bad in [
         "http://127.0.0.1:7777/cb/evil",
         "https://evil.example/cb",
-        "http://127.0.0.1:7778/cb",
+        "http://127.0.0.1:7777/cb?x=1",
     ] {
         let res = app
             .get(&format!(
@@ -480,7 +480,6 @@ async fn a_reused_refresh_token_revokes_its_family(db: &TestDb) {
     assert_eq!(reuse.len(), 1);
     assert_eq!(reuse[0]["client_id"], CLIENT_ID);
     assert!(reuse[0]["user_id"].is_string());
-    let _ = RefreshToken::new(String::new());
     app.stop();
 }
 
@@ -665,6 +664,19 @@ async fn a_disabled_users_refresh_is_refused(db: &TestDb) {
         .unwrap()
         .to_owned();
     assert!(app.state.store.disable_user(&user_id).await.unwrap());
+    // The live SSO session no longer answers for a disabled user.
+    let arrived = browse(&app, &prompt_none_url(&app), REDIRECT).await.url();
+    assert_eq!(param(&arrived, "error").as_deref(), Some("login_required"));
+    assert_eq!(
+        portico::oidc::session::end_user_sessions(&app.state.store, &user_id, "user disabled")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        events(&app, "session.ended").await[0]["reason"],
+        "user disabled"
+    );
     let (status, body) = refresh_form(&app, tokens.refresh_token().unwrap().secret()).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -677,15 +689,7 @@ async fn a_disabled_users_refresh_is_refused(db: &TestDb) {
         .cookie_store(true)
         .build()
         .unwrap();
-    let (challenge, _verifier) = openidconnect::PkceCodeChallenge::new_random_sha256();
-    let (url, _, _) = rp
-        .authorize_url(
-            openidconnect::core::CoreAuthenticationFlow::AuthorizationCode,
-            openidconnect::CsrfToken::new_random,
-            openidconnect::Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
+    let url = start_url(&rp, &[]);
     let arrived = browse(&browser_app, url.as_str(), REDIRECT).await.url();
     assert_eq!(param(&arrived, "error").as_deref(), Some("access_denied"));
     let failed = events(&browser_app, "login.failed").await;

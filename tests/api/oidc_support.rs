@@ -178,14 +178,12 @@ pub fn param(url: &url::Url, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-pub struct Authorized {
-    pub code: String,
-    pub nonce: Nonce,
-    pub verifier: PkceCodeVerifier,
-}
-
-/// Runs authorize -> login at the upstream -> callback -> code, as a browser would.
-pub async fn authorize(app: &TestApp, rp: &Rp, redirect: &str, scopes: &[&str]) -> Authorized {
+/// An authorization request with S256 PKCE, `scopes` beyond openid and `extra` parameters.
+pub fn start(
+    rp: &Rp,
+    scopes: &[&str],
+    extra: &[(&str, &str)],
+) -> (url::Url, CsrfToken, Nonce, PkceCodeVerifier) {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = rp
         .authorize_url(
@@ -197,7 +195,27 @@ pub async fn authorize(app: &TestApp, rp: &Rp, redirect: &str, scopes: &[&str]) 
     for s in scopes {
         request = request.add_scope(Scope::new((*s).to_owned()));
     }
+    for (k, v) in extra {
+        request = request.add_extra_param(*k, *v);
+    }
     let (url, csrf, nonce) = request.url();
+    (url, csrf, nonce, verifier)
+}
+
+/// The URL alone, for tests that never redeem the code.
+pub fn start_url(rp: &Rp, extra: &[(&str, &str)]) -> url::Url {
+    start(rp, &[], extra).0
+}
+
+pub struct Authorized {
+    pub code: String,
+    pub nonce: Nonce,
+    pub verifier: PkceCodeVerifier,
+}
+
+/// Runs authorize -> login at the upstream -> callback -> code, as a browser would.
+pub async fn authorize(app: &TestApp, rp: &Rp, redirect: &str, scopes: &[&str]) -> Authorized {
+    let (url, csrf, nonce, verifier) = start(rp, scopes, &[]);
     let arrived = browse(app, url.as_str(), redirect).await.url();
     assert_eq!(
         param(&arrived, "state").as_deref(),
