@@ -313,6 +313,7 @@ impl Dispatcher {
                 token,
                 record,
                 next,
+                gone: matches!(outcome, Outcome::Gone),
             },
             outcome,
             slot: None,
@@ -336,11 +337,9 @@ impl Dispatcher {
             }
             Next::RetryAt(_) => {}
         }
-        if matches!(outcome, Outcome::Gone) {
-            if db::disable_gone(&self.store, &job.endpoint_id).await? {
-                tracing::warn!(endpoint = %job.endpoint_id, "webhook endpoint disabled: the receiver answered 410 Gone");
-            }
-        } else if job.event_type != EventType::WebhookTest.as_str()
+        // A 410 already disabled the endpoint along with the attempt (`db::finish_attempts`).
+        if !f.gone
+            && job.event_type != EventType::WebhookTest.as_str()
             && db::note_health(
                 &self.store,
                 job,
