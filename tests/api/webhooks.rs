@@ -664,6 +664,9 @@ async fn endpoints_declared_in_config_are_managed(db: &TestDb) {
         "signed with the declared secret"
     );
     app.stop();
+    // Let the stopped instance's tasks wind down: this test is about the restart, not about
+    // two instances side by side.
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A second start with the endpoint gone from the file deletes it.
     let app = spawn_app_with(db, key, |s| fast(s, &[])).await;
