@@ -77,6 +77,25 @@ pub async fn record(
     Ok(event)
 }
 
+/// Longest string kept in an event that would otherwise be over `MAX_BODY_BYTES`.
+const LONG_STRING: usize = 512;
+
+fn shorten_strings(value: &mut Value) {
+    match value {
+        Value::String(s) if s.len() > LONG_STRING => {
+            let mut end = LONG_STRING;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s.push('…');
+        }
+        Value::Array(items) => items.iter_mut().for_each(shorten_strings),
+        Value::Object(map) => map.values_mut().for_each(shorten_strings),
+        _ => {}
+    }
+}
+
 /// Writes the event row only (a test ping picks its single endpoint itself).
 pub(crate) async fn insert(
     conn: &mut AnyConnection,
@@ -87,10 +106,19 @@ pub(crate) async fn insert(
     let timestamp = chrono::DateTime::from_timestamp(created_at, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let body =
-        json!({ "type": event_type.as_str(), "timestamp": timestamp, "data": data }).to_string();
+    let render = |data: &Value| {
+        json!({ "type": event_type.as_str(), "timestamp": timestamp, "data": data }).to_string()
+    };
+    let mut body = render(&data);
     if body.len() > MAX_BODY_BYTES {
-        return Err(StoreError::EventTooLarge(body.len()));
+        // Free text from outside (a user agent, an upstream error) must not make the change
+        // itself fail: cut long strings first, and refuse only what is still too large.
+        let mut data = data;
+        shorten_strings(&mut data);
+        body = render(&data);
+        if body.len() > MAX_BODY_BYTES {
+            return Err(StoreError::EventTooLarge(body.len()));
+        }
     }
     let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
     sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")

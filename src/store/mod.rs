@@ -103,6 +103,17 @@ impl Store {
         self.backend
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`), waiting out other writers under `busy_timeout`: a deferred
+    /// transaction that reads first would instead fail with "database is locked" when it tries
+    /// to write after another connection has committed.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Applies pending migrations; safe to run on every start and from several instances at once
     /// (PostgreSQL takes an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {

@@ -252,6 +252,52 @@ mod tests {
     }
 
     #[test]
+    fn the_section_and_declared_endpoints_parse_from_toml() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
+        let toml = r#"
+            [webhooks]
+            retry_schedule = ["1s", "30s", 60]
+            attempt_timeout = "5s"
+            allow_private_targets = true
+
+            [[webhooks.endpoints]]
+            id = "crm"
+            url = "https://crm.example.com/hooks/portico"
+            events = ["login.succeeded", "user.created"]
+            secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        "#;
+        let s = crate::config::Settings::from_figment(Figment::from(Toml::string(toml))).unwrap();
+        let schedule: Vec<i64> = s
+            .webhooks
+            .retry_schedule
+            .iter()
+            .map(|d| d.as_millis())
+            .collect();
+        assert_eq!(schedule, [1_000, 30_000, 60_000]);
+        assert_eq!(s.webhooks.endpoints[0].id, "crm");
+        assert!(s.webhooks.endpoints[0].enabled);
+        let shown = s.redacted_toml();
+        assert!(!shown.contains("MfKQ9r8"), "{shown}");
+
+        let bad = r#"
+            [[webhooks.endpoints]]
+            id = "crm"
+            url = "https://crm.example.com/"
+            events = ["login.nope"]
+        "#;
+        let err = crate::config::Settings::from_figment(Figment::from(Toml::string(bad)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("login.nope"), "{err}");
+        let short_lease = "[webhooks]\nlease = \"10s\"\n";
+        assert!(
+            crate::config::Settings::from_figment(Figment::from(Toml::string(short_lease)))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn the_default_schedule_is_the_documented_one() {
         let s = WebhookSettings::default();
         let schedule: Vec<String> = s.retry_schedule.iter().map(|d| d.to_string()).collect();

@@ -228,6 +228,8 @@ pub struct Finished {
     pub token: std::sync::Arc<str>,
     pub record: AttemptRecord,
     pub next: Next,
+    /// The receiver answered 410 Gone: the endpoint is disabled with the attempt.
+    pub gone: bool,
 }
 
 /// Logs a batch of attempts and moves their deliveries on, in one transaction (one commit for
@@ -238,7 +240,7 @@ pub(crate) async fn finish_attempts(
     store: &Store,
     batch: &[Finished],
 ) -> Result<usize, StoreError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let mut lost = 0;
     for chunk in batch.chunks(100) {
         let values = (0..chunk.len())
@@ -278,6 +280,16 @@ pub(crate) async fn finish_attempts(
     for f in batch {
         if !move_on(&mut tx, &f.job, &f.token, &f.record, f.next).await? {
             lost += 1;
+        }
+        if f.gone
+            && disable_endpoint(
+                &mut tx,
+                &f.job.endpoint_id,
+                "the receiver answered 410 Gone",
+            )
+            .await?
+        {
+            tracing::warn!(endpoint = %f.job.endpoint_id, "webhook endpoint disabled: the receiver answered 410 Gone");
         }
     }
     tx.commit().await?;
@@ -353,7 +365,7 @@ pub(crate) async fn note_health(
         }
         return Ok(false);
     }
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let since: Option<i64> = sqlx::query_scalar(
         "UPDATE webhook_endpoints SET failing_since_ms = COALESCE(failing_since_ms, $1) \
          WHERE id = $2 RETURNING failing_since_ms",
@@ -369,14 +381,6 @@ pub(crate) async fn note_health(
         let reason = format!("every delivery failed for {} s", (now_ms - since) / 1000);
         disabled = disable_endpoint(&mut tx, &job.endpoint_id, &reason).await?;
     }
-    tx.commit().await?;
-    Ok(disabled)
-}
-
-/// Disables the endpoint of `job` because the receiver answered 410 Gone.
-pub(crate) async fn disable_gone(store: &Store, endpoint_id: &str) -> Result<bool, StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let disabled = disable_endpoint(&mut tx, endpoint_id, "the receiver answered 410 Gone").await?;
     tx.commit().await?;
     Ok(disabled)
 }

@@ -186,17 +186,32 @@ impl Dispatcher {
                     (d.finished, d.outcome)
                 })
                 .unzip();
-            match db::finish_attempts(&self.store, &finished).await {
-                Ok(0) => {}
-                Ok(lost) => tracing::info!(
-                    lost,
-                    "leases ran out during attempts; other workers took those deliveries over"
-                ),
-                Err(e) => {
-                    // Their leases run out and the deliveries are attempted again.
-                    tracing::warn!(error = %e, "recording webhook attempts failed");
-                    continue;
+            let lost = match db::finish_attempts(&self.store, &finished).await {
+                Ok(lost) => lost,
+                // One bad row (say, its endpoint was just deleted) must not hold back the rest:
+                // write them one by one.
+                Err(_) if finished.len() > 1 => {
+                    let mut lost = 0;
+                    for f in &finished {
+                        match db::finish_attempts(&self.store, std::slice::from_ref(f)).await {
+                            Ok(n) => lost += n,
+                            Err(e) => {
+                                lost += 1;
+                                tracing::warn!(delivery = f.job.delivery_id, error = %e, "recording a webhook attempt failed");
+                            }
+                        }
+                    }
+                    lost
                 }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recording a webhook attempt failed");
+                    1
+                }
+            };
+            if lost > 0 {
+                // A lost lease means another worker took the delivery over; an unrecorded
+                // attempt keeps its lease until it runs out, then goes again.
+                tracing::info!(lost, "some webhook attempts did not settle their delivery");
             }
             drop(slots);
             for (f, outcome) in finished.iter().zip(outcomes) {
@@ -298,6 +313,7 @@ impl Dispatcher {
                 token,
                 record,
                 next,
+                gone: matches!(outcome, Outcome::Gone),
             },
             outcome,
             slot: None,
@@ -321,11 +337,9 @@ impl Dispatcher {
             }
             Next::RetryAt(_) => {}
         }
-        if matches!(outcome, Outcome::Gone) {
-            if db::disable_gone(&self.store, &job.endpoint_id).await? {
-                tracing::warn!(endpoint = %job.endpoint_id, "webhook endpoint disabled: the receiver answered 410 Gone");
-            }
-        } else if job.event_type != EventType::WebhookTest.as_str()
+        // A 410 already disabled the endpoint along with the attempt (`db::finish_attempts`).
+        if !f.gone
+            && job.event_type != EventType::WebhookTest.as_str()
             && db::note_health(
                 &self.store,
                 job,

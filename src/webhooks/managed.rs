@@ -22,6 +22,12 @@ pub enum ManagedError {
     Webhook(#[from] WebhookError),
 }
 
+impl From<StoreError> for ManagedError {
+    fn from(e: StoreError) -> Self {
+        ManagedError::Webhook(e.into())
+    }
+}
+
 impl From<sqlx::Error> for ManagedError {
     fn from(e: sqlx::Error) -> Self {
         ManagedError::Webhook(e.into())
@@ -34,7 +40,7 @@ pub async fn apply(
     sealer: &Sealer,
     settings: &WebhookSettings,
 ) -> Result<(), ManagedError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     for declared in &settings.endpoints {
         let invalid = |reason: String| ManagedError::Invalid {
             id: declared.id.clone(),

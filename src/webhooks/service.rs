@@ -184,7 +184,7 @@ impl WebhookService {
         let events = check_events(&new.events)?;
         let id = format!("wh_{}", uuid::Uuid::new_v4().simple());
         let secret = WebhookSecret::generate();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         insert_endpoint(
             &mut tx,
             &self.sealer,
@@ -209,7 +209,7 @@ impl WebhookService {
             .map(|u| self.check_url(u))
             .transpose()?;
         let events = change.events.as_deref().map(check_events).transpose()?;
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let current = fetch_endpoint(&mut tx, id).await?;
         if current.managed {
             return Err(WebhookError::ManagedByConfig);
@@ -238,7 +238,7 @@ impl WebhookService {
 
     /// Deletes an endpoint with its deliveries and their log.
     pub async fn delete(&self, id: &str) -> Result<(), WebhookError> {
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         if fetch_endpoint(&mut tx, id).await?.managed {
             return Err(WebhookError::ManagedByConfig);
         }
@@ -259,7 +259,7 @@ impl WebhookService {
             return Err(WebhookError::ManagedByConfig);
         }
         let secret = WebhookSecret::generate();
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         fetch_endpoint(&mut tx, id).await?;
         rotate_in(
             &mut tx,
@@ -275,7 +275,7 @@ impl WebhookService {
 
     /// Sends a `webhook.test` event to this endpoint only (even when it is disabled).
     pub async fn test_ping(&self, id: &str) -> Result<Delivery, WebhookError> {
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let endpoint = fetch_endpoint(&mut tx, id).await?;
         let event = events::insert(
             &mut tx,
@@ -364,7 +364,7 @@ impl WebhookService {
     /// Queues a finished delivery again, now, for a new round of attempts (same `webhook-id`).
     /// A delivery still pending is left as it is.
     pub async fn replay(&self, endpoint_id: &str, id: i64) -> Result<Delivery, WebhookError> {
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         if !fetch_endpoint(&mut tx, endpoint_id).await?.enabled {
             return Err(WebhookError::EndpointDisabled);
         }
@@ -382,7 +382,7 @@ impl WebhookService {
         endpoint_id: &str,
         since: i64,
     ) -> Result<u64, WebhookError> {
-        let mut tx = self.store.pool().begin().await?;
+        let mut tx = self.store.begin_write().await?;
         if !fetch_endpoint(&mut tx, endpoint_id).await?.enabled {
             return Err(WebhookError::EndpointDisabled);
         }

@@ -664,6 +664,9 @@ async fn endpoints_declared_in_config_are_managed(db: &TestDb) {
         "signed with the declared secret"
     );
     app.stop();
+    // Let the stopped instance's tasks wind down: this test is about the restart, not about
+    // two instances side by side.
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A second start with the endpoint gone from the file deletes it.
     let app = spawn_app_with(db, key, |s| fast(s, &[])).await;
@@ -781,17 +784,71 @@ async fn private_targets_are_refused_with_the_guard_on() {
 }
 
 #[tokio::test]
-async fn oversized_events_are_refused() {
+async fn oversized_events_are_cut_or_refused() {
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
     let app = app_with(&db, |s| fast(s, &[])).await;
     let mut tx = app.state.store.pool().begin().await.unwrap();
-    let err = events::record(
+    // One long free-text field is cut, so the change that reports it still commits.
+    let event = events::record(
         &mut tx,
         EventType::LoginFailed,
-        json!({ "reason": "x".repeat(21 * 1024) }),
+        json!({ "reason": "é".repeat(20 * 1024), "provider": "github" }),
     )
     .await
-    .unwrap_err();
+    .unwrap();
+    assert!(event.body.len() <= 20 * 1024);
+    let body: Value = serde_json::from_str(&event.body).unwrap();
+    assert_eq!(body["data"]["provider"], "github");
+    assert!(body["data"]["reason"].as_str().unwrap().ends_with('…'));
+    // Data that is large without any long string is refused.
+    let many: serde_json::Map<String, Value> = (0..100)
+        .map(|i| (format!("field_{i}"), Value::String("x".repeat(400))))
+        .collect();
+    let err = events::record(&mut tx, EventType::LoginFailed, Value::Object(many))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("20 KB"), "{err}");
+    db.cleanup().await;
+}
+
+/// Shutdown lets an attempt in flight finish and be written.
+#[tokio::test]
+async fn shutdown_lets_attempts_in_flight_finish() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let receiver = Receiver::start(vec![Reply::Hang(Duration::from_millis(700))]).await;
+    let app = app_with(&db, |s| {
+        fast(s, &["10ms"]);
+        s.webhooks.dispatcher = false;
+    })
+    .await;
+    let (id, _) = endpoint(&app, &receiver.url(), &["login.succeeded"]).await;
+    let dispatcher = Dispatcher::new(
+        app.state.store.clone(),
+        app.state.sealer.clone(),
+        Arc::new(app.state.settings.webhooks.clone()),
+    )
+    .unwrap()
+    .spawn();
+    record(&app, EventType::LoginSucceeded, login_data()).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let stopping = Instant::now();
+    dispatcher.shutdown().await;
+    assert!(
+        stopping.elapsed() >= Duration::from_millis(500),
+        "it waited"
+    );
+    let delivery = app
+        .state
+        .webhooks
+        .deliveries(&id, None, &Page::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(
+        delivery.status, "succeeded",
+        "written before the dispatcher ended"
+    );
+    assert_eq!(delivery.attempts, 1);
     db.cleanup().await;
 }
