@@ -98,7 +98,7 @@ pub async fn create(
         email: email.as_str().to_owned(),
         created_at: store::now(),
     };
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let inserted = sqlx::query(
         "INSERT INTO admins (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (email) DO NOTHING",

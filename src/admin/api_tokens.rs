@@ -132,7 +132,7 @@ pub async fn mint(
         .take(PREFIX.len() + 4)
         .collect();
     let now = store::now();
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     sqlx::query(
         "INSERT INTO admin_api_tokens (id, name, token_digest, hint, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -200,7 +200,7 @@ pub async fn list(store: &Store, page: &PageRequest) -> Result<Page<ApiToken>, S
 
 /// Revokes a token; later requests with it get 403.
 pub async fn revoke(store: &Store, caller: &Caller, id: &str) -> Result<ApiToken, TokenError> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM admin_api_tokens WHERE id = $1"
     ))

@@ -96,7 +96,7 @@ pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::R
             kid,
         })
         .collect();
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     audit::record(
         &mut tx,
         &caller.actor,

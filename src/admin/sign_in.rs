@@ -57,7 +57,7 @@ pub async fn sign_in(
         throttle::check(&mut conn, &keys, throttle::now_ms()).await?
     };
     if verdict != Verdict::Allowed {
-        let mut tx = state.store.pool().begin().await?;
+        let mut tx = state.store.begin_write().await?;
         audit::record(
             &mut tx,
             &actor,
@@ -97,7 +97,7 @@ pub async fn sign_in(
         }
     };
 
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin_write().await?;
     let Some(admin) = verified else {
         let now = throttle::now_ms();
         let mut locked = false;

@@ -43,7 +43,7 @@ pub async fn record_failure(
     let reason = reason.to_string();
     tracing::info!(provider, client_id, %reason, "upstream login failed");
     let result = async {
-        let mut tx = state.store.pool().begin().await?;
+        let mut tx = state.store.begin_write().await?;
         events::record(
             &mut tx,
             EventType::LoginFailed,
@@ -176,7 +176,7 @@ pub async fn callback(
     };
 
     let result = async {
-        let mut tx = state.store.pool().begin().await?;
+        let mut tx = state.store.begin_write().await?;
         let outcome =
             users::apply_login(&mut tx, &state.sealer, &identity, provider.trust_email).await?;
         let (session, cookie) = session::start(

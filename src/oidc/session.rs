@@ -159,7 +159,7 @@ async fn end_matching(store: &Store, which: Which<'_>, reason: &str) -> Result<u
         Which::Token(digest) => query.bind(digest),
         Which::User(id) => query.bind(id.to_owned()),
     };
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let ended = query.fetch_all(&mut *tx).await?;
     for row in &ended {
         let user_id: String = row.try_get(0)?;

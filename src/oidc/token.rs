@@ -335,7 +335,7 @@ async fn authorization_code(
 /// the first redemption issued (RFC 6749 4.1.2).
 async fn code_reuse(state: &AppState, digest: &[u8]) -> OAuthError {
     let result = async {
-        let mut tx = state.store.pool().begin().await?;
+        let mut tx = state.store.begin_write().await?;
         let row = sqlx::query(
             "SELECT access_jti, access_exp, family_id FROM auth_codes \
              WHERE code_digest = $1 AND used_at IS NOT NULL",
@@ -344,7 +344,7 @@ async fn code_reuse(state: &AppState, digest: &[u8]) -> OAuthError {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Ok::<bool, sqlx::Error>(false);
+            return Ok::<bool, StoreError>(false);
         };
         let jti: Option<String> = row.try_get(0)?;
         let exp: Option<i64> = row.try_get(1)?;
@@ -464,7 +464,7 @@ async fn refresh_token(
         user.groups = identity.groups.clone();
     }
 
-    let mut tx = state.store.pool().begin().await.map_err(db)?;
+    let mut tx = state.store.begin_write().await.map_err(db)?;
     if rotated_at.is_none() {
         // If another request rotated it a moment ago, this one is inside the grace window.
         sqlx::query(
@@ -564,7 +564,7 @@ async fn revoke_family_for_reuse(
     user_id: &str,
     client: &Client,
 ) -> Result<(), OAuthError> {
-    let mut tx = state.store.pool().begin().await.map_err(db)?;
+    let mut tx = state.store.begin_write().await.map_err(db)?;
     let revoked = sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
     )

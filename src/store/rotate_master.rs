@@ -59,7 +59,7 @@ impl Store {
     /// Opens each sealed value with `old` and seals it with `new`; all or nothing.
     /// Returns how many values were re-sealed.
     pub async fn rotate_master_key(&self, old: &Sealer, new: &Sealer) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut count = 0;
         for col in SEALED_COLUMNS {
             let select = format!(

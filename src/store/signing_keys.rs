@@ -71,7 +71,7 @@ impl Store {
         retire: Retire<'_>,
         publish_until: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let proceed = match retire {
             Retire::AllActive => {
                 sqlx::query(
