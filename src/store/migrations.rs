@@ -29,6 +29,11 @@ const SQLITE: &[Source] = &[
         "saml",
         include_str!("../../migrations/sqlite/0005_saml.sql"),
     ),
+    (
+        6,
+        "saml_providers",
+        include_str!("../../migrations/sqlite/0006_saml_providers.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -51,6 +56,11 @@ const POSTGRES: &[Source] = &[
         5,
         "saml",
         include_str!("../../migrations/postgres/0005_saml.sql"),
+    ),
+    (
+        6,
+        "saml_providers",
+        include_str!("../../migrations/postgres/0006_saml_providers.sql"),
     ),
 ];
 
