@@ -275,8 +275,7 @@ async fn idp_initiated_request(
     let redirect = client
         .redirect_uri(redirect_uri)
         .ok_or_else(|| misconfigured("redirect URI not registered for the client"))?;
-    if !client.allows_provider(&provider.id) || !client.allows_grant(GrantType::AuthorizationCode)
-    {
+    if !client.allows_provider(&provider.id) || !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(misconfigured("the client may not use this provider"));
     }
     let scope = Scope::parse(scope)

@@ -24,10 +24,18 @@ pub async fn check(
     let Some(provider_id) = provider_id else {
         return Ok(());
     };
-    let Some(provider) = state.store.provider(&provider_id).await.map_err(OAuthError::server)? else {
+    let Some(provider) = state
+        .store
+        .provider(&provider_id)
+        .await
+        .map_err(OAuthError::server)?
+    else {
         return Ok(());
     };
-    let connector = state.connectors.connector(&provider).map_err(OAuthError::server)?;
+    let connector = state
+        .connectors
+        .connector(&provider)
+        .map_err(OAuthError::server)?;
     match connector.max_session_secs() {
         Some(max) if now - auth_time >= max as i64 => Err(OAuthError::new(
             ErrorCode::InvalidGrant,

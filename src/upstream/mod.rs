@@ -16,8 +16,8 @@ mod error;
 pub mod http;
 mod identity;
 pub mod oidc;
-pub mod saml;
 mod provider;
+pub mod saml;
 
 use std::collections::HashMap;
 
