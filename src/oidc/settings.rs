@@ -212,11 +212,16 @@ pub fn supported_kind(raw: &str) -> Result<ProviderKind, String> {
     }
 }
 
-fn secret_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+pub(crate) fn secret_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SecretString>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
 }
 
-fn redact_opt<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn redact_opt<S: Serializer>(
+    value: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_str("<redacted>"),
         None => s.serialize_none(),

@@ -3,7 +3,7 @@
 //! sealed, in `providers.saml_sp_key`.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use super::{
     AttributeMapping, IdpMetadata, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED,
@@ -22,7 +22,10 @@ pub struct SamlProviderSettings {
     /// Attribute names to read instead of the defaults, per claim.
     pub attributes: AttributeOverrides,
     /// PEM private key that signs AuthnRequests (with `sp_certificate`); optional.
-    #[serde(deserialize_with = "secret_opt", serialize_with = "redact_opt")]
+    #[serde(
+        deserialize_with = "crate::oidc::settings::secret_opt",
+        serialize_with = "crate::oidc::settings::redact_opt"
+    )]
     pub sp_signing_key: Option<SecretString>,
     /// PEM certificate of `sp_signing_key`, published in the SP metadata.
     pub sp_certificate: Option<String>,
@@ -179,17 +182,6 @@ pub fn validate(
         );
     }
     Ok(())
-}
-
-fn secret_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
-}
-
-fn redact_opt<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("<redacted>"),
-        None => s.serialize_none(),
-    }
 }
 
 #[cfg(test)]
