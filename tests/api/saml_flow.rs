@@ -4,14 +4,17 @@
 //! path each show an HTML error page and record `login.failed` with their reason.
 
 use std::io::Read;
+use std::sync::Arc;
 
-use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow};
 use openidconnect::{
-    CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, Scope, TokenResponse,
+    CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, Scope,
+    TokenResponse,
 };
 use portico::crypto::MasterKey;
 use portico::oidc::settings::ProviderConfig;
 use portico::upstream::saml::IdpInitiatedSettings;
+use reqwest::cookie::Jar;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, TestDb, spawn_app_with};
@@ -50,6 +53,10 @@ struct Saml {
     app: TestApp,
     idp: KeyPair,
     rp: Rp,
+    /// The user's browser: keeps cookies, but (as for any cross-site POST) sends none of
+    /// Portico's SameSite=Lax cookies with the IdP's form post to the ACS.
+    cookies: Arc<Jar>,
+    browser: reqwest::Client,
 }
 
 impl Saml {
@@ -67,7 +74,19 @@ impl Saml {
         })
         .await;
         let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
-        Self { app, idp, rp }
+        let cookies = Arc::new(Jar::default());
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(cookies.clone())
+            .build()
+            .unwrap();
+        Self {
+            app,
+            idp,
+            rp,
+            cookies,
+            browser,
+        }
     }
 
     fn acs(&self) -> String {
@@ -93,8 +112,9 @@ impl Saml {
         b64(&response(c, &assertion(c, None), Some(&self.idp)))
     }
 
-    /// The app sends the user to Portico, which sends them on to the IdP.
-    async fn begin(&self) -> Started {
+    /// The app's authorization request: its URL, state, nonce and PKCE verifier. With
+    /// `force_login`, `prompt=login`: past any SSO session, to the IdP.
+    fn authorization(&self, force_login: bool) -> (url::Url, CsrfToken, Nonce, PkceCodeVerifier) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = self
             .rp
@@ -104,11 +124,22 @@ impl Saml {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
+        if force_login {
+            request = request.add_prompt(CoreAuthPrompt::Login);
+        }
         for s in SCOPES {
             request = request.add_scope(Scope::new((*s).to_owned()));
         }
         let (url, csrf, nonce) = request.url();
-        let at_idp = browse(&self.app, url.as_str(), SSO_URL).await.url();
+        (url, csrf, nonce, verifier)
+    }
+
+    /// The app sends the user to Portico, which sends them on to the IdP.
+    async fn begin(&self) -> Started {
+        let (url, csrf, nonce, verifier) = self.authorization(true);
+        let at_idp = browse_with(&self.browser, &self.app, url.as_str(), SSO_URL)
+            .await
+            .url();
         let relay_state = param(&at_idp, "RelayState").expect("RelayState");
         assert!(
             !relay_state.contains("://"),
@@ -135,7 +166,13 @@ impl Saml {
         if let Some(r) = relay_state {
             form.push(("RelayState", r));
         }
-        rp_http().post(self.acs()).form(&form).send().await.unwrap()
+        let res = rp_http().post(self.acs()).form(&form).send().await.unwrap();
+        // The cookies the ACS sets do reach the browser.
+        let acs = url::Url::parse(&self.acs()).unwrap();
+        for set in res.headers().get_all("set-cookie") {
+            self.cookies.add_cookie_str(set.to_str().unwrap(), &acs);
+        }
+        res
     }
 }
 
@@ -457,6 +494,23 @@ async fn refresh_ends_at_the_maximum_session_lifetime(db: &TestDb) {
     let (status, _, body) = refresh_with(rotated).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_grant");
+
+    // Within the lifetime, the SSO session answers /authorize at once...
+    let (url, ..) = saml.authorization(false);
+    let arrived = browse_with(&saml.browser, &saml.app, url.as_str(), REDIRECT)
+        .await
+        .url();
+    assert!(param(&arrived, "code").is_some());
+    // ...and past it, the user goes back to the IdP.
+    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 7200")
+        .execute(saml.app.state.store.pool())
+        .await
+        .unwrap();
+    let (url, ..) = saml.authorization(false);
+    let at_idp = browse_with(&saml.browser, &saml.app, url.as_str(), SSO_URL)
+        .await
+        .url();
+    assert!(param(&at_idp, "SAMLRequest").is_some());
 }
 
 async fn sp_metadata_is_served_and_signed_requests_are_announced(db: &TestDb) {

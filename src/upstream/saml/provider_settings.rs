@@ -46,7 +46,7 @@ impl Default for SamlProviderSettings {
     fn default() -> Self {
         Self {
             entity_id: None,
-            name_id_format: "persistent".into(),
+            name_id_format: "unspecified".into(),
             attributes: AttributeOverrides::default(),
             sp_signing_key: None,
             sp_certificate: None,
@@ -202,6 +202,8 @@ mod tests {
     #[test]
     fn short_name_id_formats_expand() {
         let mut s = SamlProviderSettings::default();
+        assert_eq!(s.name_id_format_urn().unwrap(), NAMEID_UNSPECIFIED);
+        s.name_id_format = "persistent".into();
         assert_eq!(s.name_id_format_urn().unwrap(), NAMEID_PERSISTENT);
         s.name_id_format = "email".into();
         assert_eq!(s.name_id_format_urn().unwrap(), NAMEID_EMAIL);
