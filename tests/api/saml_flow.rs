@@ -29,6 +29,7 @@ on_both_backends!(
     a_wrong_audience_fails_the_login,
     a_replayed_assertion_fails_the_login,
     an_unknown_in_response_to_fails_the_login,
+    an_oversized_post_is_refused_unread,
     idp_initiated_login_is_refused_when_off,
     idp_initiated_login_lands_at_the_configured_client_when_on,
     refresh_ends_at_the_maximum_session_lifetime,
@@ -391,6 +392,25 @@ async fn an_unknown_in_response_to_fails_the_login(db: &TestDb) {
         Some(CLIENT_ID),
     )
     .await;
+}
+
+async fn an_oversized_post_is_refused_unread(db: &TestDb) {
+    let saml = Saml::start(db, |_| {}).await;
+    let started = saml.begin().await;
+    let huge = "A".repeat(400 * 1024);
+    let res = saml.post_acs(&huge, Some(&started.relay_state)).await;
+    assert_eq!(res.status().as_u16(), 413);
+    assert!(res.text().await.unwrap().contains("too large"));
+    let failed = events(&saml.app, "login.failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["reason"], "response too large");
+    assert_eq!(failed[0]["provider"], PROVIDER);
+    // The login it would have answered is still waiting.
+    let c = saml.claims(Some(&started.request_id));
+    let res = saml
+        .post_acs(&saml.signed(&c), Some(&started.relay_state))
+        .await;
+    assert!(location(&res).as_str().starts_with(REDIRECT));
 }
 
 async fn idp_initiated_login_is_refused_when_off(db: &TestDb) {

@@ -200,6 +200,37 @@ mod tests {
     }
 
     #[test]
+    fn a_providers_entry_reads_its_saml_tables() {
+        let p: crate::oidc::settings::ProviderConfig = toml::from_str(
+            r#"
+id = "okta"
+kind = "saml"
+saml_idp_metadata_url = "https://acme.okta.com/app/x/sso/saml/metadata"
+[saml]
+name_id_format = "email"
+max_session_secs = 3600
+[saml.attributes]
+email = ["mail"]
+[saml.idp_initiated]
+client_id = "wiki"
+redirect_uri = "https://wiki.example.com/cb"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.saml.max_session_secs, 3600);
+        assert_eq!(p.saml.attributes.email, Some(vec!["mail".to_owned()]));
+        let target = p.saml.idp_initiated.as_ref().unwrap();
+        assert_eq!(target.scope, "openid email profile");
+        assert!(validate(None, p.saml_idp_metadata_url.as_deref(), &p.saml).is_ok());
+        assert!(
+            toml::from_str::<crate::oidc::settings::ProviderConfig>(
+                "id = \"x\"\nkind = \"saml\"\n[saml]\nbogus = 1\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn short_name_id_formats_expand() {
         let mut s = SamlProviderSettings::default();
         assert_eq!(s.name_id_format_urn().unwrap(), NAMEID_UNSPECIFIED);
