@@ -87,14 +87,23 @@ impl Application {
             .await
             .context("cannot store [[providers]] from the configuration")?;
         store
+            .store_config_saml_keys(&settings.providers, &sealer)
+            .await
+            .context("cannot store the SAML SP keys of [[providers]]")?;
+        store
             .upsert_config_clients(&settings.clients, &settings.oidc)
             .await
             .context("cannot store [[clients]] from the configuration")?;
         let limits = oidc::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
-        let connectors = Arc::new(crate::providers::Connectors::new(
-            sealer.clone(),
-            upstream_http_client()?,
-        ));
+        let http = upstream_http_client()?;
+        let saml = crate::upstream::saml::SamlContext::new(
+            store.clone(),
+            settings.server.issuer.as_str(),
+            http.client().clone(),
+        );
+        let connectors = Arc::new(
+            crate::providers::Connectors::new(sealer.clone(), http).with_saml(saml.clone()),
+        );
 
         let state = web::Data::new(AppState {
             discovery: ProviderMetadata::new(&settings.server.issuer).to_bytes(),
@@ -108,7 +117,11 @@ impl Application {
             webhooks: webhook_service,
             passwords,
         });
-        let mut tasks = vec![keys.spawn_maintenance(), limits.spawn_maintenance()];
+        let mut tasks = vec![
+            keys.spawn_maintenance(),
+            limits.spawn_maintenance(),
+            saml.spawn_maintenance(),
+        ];
         tasks.extend(state.store.spawn_janitor(state.settings.janitor.clone()));
         let server = build_server(listener, state.clone())?;
         Ok(Self {

@@ -168,7 +168,15 @@ pub fn validate_config(
         if !seen.insert(p.id.clone()) {
             return Err(format!("provider `{}` is declared twice", p.id));
         }
-        supported_kind(&p.kind)?;
+        if supported_kind(&p.kind)? == crate::upstream::ProviderKind::Saml {
+            crate::upstream::saml::validate_provider(
+                p.saml_idp_metadata_xml.as_deref(),
+                p.saml_idp_metadata_url.as_deref(),
+                &p.saml,
+            )
+            .map_err(|e| format!("provider `{}`: {e}", p.id))?;
+            continue;
+        }
         if p.issuer.as_deref().is_none_or(str::is_empty) {
             return Err(format!("provider `{}`: kind oidc needs `issuer`", p.id));
         }

@@ -241,6 +241,21 @@ pub async fn authorize(
         Ok(s) => s.filter(|s| session_satisfies(s, &request, provider.as_deref(), &client)),
         Err(e) => return server_error_page(e),
     };
+    // The provider's maximum session lifetime (SAML) bounds the SSO session too.
+    let session = match session {
+        Some(s) => match super::session_limit::within_limit(
+            &state,
+            &s.provider_id,
+            s.auth_time,
+            store::now(),
+        )
+        .await
+        {
+            Ok(live) => live.then_some(s),
+            Err(e) => return server_error_page(e),
+        },
+        None => None,
+    };
     if let Some(session) = session {
         let mut conn = match state.store.pool().acquire().await {
             Ok(c) => c,

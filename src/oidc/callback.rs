@@ -2,8 +2,7 @@
 //!
 //! The `state` finds (and consumes) the pending authorization in the database, which must
 //! belong to this browser and this provider. The connector turns the callback into an
-//! identity; then, in one transaction, the user is found, linked or created, the SSO session
-//! starts, the code is issued and `login.succeeded` is recorded.
+//! identity; `complete::finish_login` (shared with the SAML ACS) does the rest.
 
 use std::collections::HashMap;
 
@@ -11,26 +10,15 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
-use super::authorize::{code_redirect, issue_code, server_error_page};
+use super::authorize::server_error_page;
+use super::complete::ip_text;
 use super::error::{ErrorCode, redirect_error};
 use super::login::{expired_page, upstream_error_page};
-use super::session::{self, LOGIN_COOKIE};
+use super::session::LOGIN_COOKIE;
 use super::web::error_page;
 use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::upstream::UpstreamError;
-use crate::users::{self, LoginError};
-
-fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect())
-}
-
-fn ip_text(req: &HttpRequest) -> Option<String> {
-    super::ratelimit::peer_ip(req).map(|ip| ip.to_string())
-}
 
 /// Records `login.failed` in its own transaction; a failure to record is logged, not fatal.
 pub async fn record_failure(
@@ -175,69 +163,5 @@ pub async fn callback(
         }
     };
 
-    let result = async {
-        let mut tx = state.store.begin_write().await?;
-        let outcome =
-            users::apply_login(&mut tx, &state.sealer, &identity, provider.trust_email).await?;
-        let (session, cookie) = session::start(
-            &mut tx,
-            &state.settings,
-            &outcome.user_id,
-            &outcome.identity_id,
-            provider.id.as_str(),
-        )
-        .await?;
-        let code = issue_code(
-            &mut tx,
-            request,
-            &session,
-            state.settings.oidc.code_ttl_secs,
-        )
-        .await?;
-        events::record(
-            &mut tx,
-            EventType::LoginSucceeded,
-            json!({
-                "user_id": outcome.user_id,
-                "provider": provider.id.as_str(),
-                "client_id": client_id,
-                "email": identity.email,
-                "ip": ip_text(&req),
-                "user_agent": header_text(&req, "user-agent"),
-                "new_user": outcome.new_user,
-            }),
-        )
-        .await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        Ok::<_, LoginError>((code, cookie))
-    }
-    .await;
-
-    match result {
-        Ok((code, cookie)) => {
-            let mut response = code_redirect(request, &code, issuer);
-            if let Err(e) = response.add_cookie(&cookie) {
-                return server_error_page(e);
-            }
-            response
-        }
-        Err(LoginError::Disabled { user_id }) => {
-            record_failure(
-                &state,
-                &req,
-                Some(&provider_id),
-                Some(&client_id),
-                &format!("user {user_id} is disabled"),
-            )
-            .await;
-            redirect_error(
-                &request.redirect_uri,
-                ErrorCode::AccessDenied,
-                "the account is disabled",
-                request.state.as_deref(),
-                issuer,
-            )
-        }
-        Err(LoginError::Store(e)) => server_error_page(e),
-    }
+    super::complete::finish_login(&req, &state, &provider, request, &identity).await
 }

@@ -2,7 +2,8 @@
 //!
 //! `/login?req=ID` shows the providers the client allows (with a field for a work e-mail
 //! that picks the provider serving its domain: the home-realm hint); `&provider=P` or
-//! `&email=E` starts the login at that provider through its `CallbackLogin` capability.
+//! `&email=E` starts the login at that provider through its `CallbackLogin` capability (or
+//! `SamlLogin`, whose RelayState takes the place of `state`).
 
 use std::collections::HashMap;
 
@@ -112,13 +113,6 @@ async fn start_upstream(
         Ok(c) => c,
         Err(e) => return server_error_page(e),
     };
-    let Some(login) = connector.callback_login() else {
-        return error_page(
-            StatusCode::BAD_REQUEST,
-            "Unsupported sign-in method",
-            "This provider does not sign in by redirect.",
-        );
-    };
     let redirect_uri = state
         .settings
         .server
@@ -130,7 +124,19 @@ async fn start_upstream(
         force_login: pending.request.prompt_login,
         max_age: pending.request.max_age,
     };
-    match login.begin(request).await {
+    // A SAML provider starts with an AuthnRequest; its RelayState is the `state` below.
+    let begun = if let Some(saml) = connector.saml_login() {
+        saml.begin(request).await
+    } else if let Some(login) = connector.callback_login() {
+        login.begin(request).await
+    } else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Unsupported sign-in method",
+            "This provider does not sign in by redirect.",
+        );
+    };
+    match begun {
         Ok(start) => {
             if let Err(e) = state
                 .store

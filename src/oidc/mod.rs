@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod callback;
 pub mod client_auth;
+pub mod complete;
 pub mod discovery;
 pub mod error;
 pub mod jwks;
@@ -11,8 +12,10 @@ pub mod logout;
 pub mod pending;
 pub mod ratelimit;
 pub mod revoke;
+pub mod saml;
 pub mod scope;
 pub mod session;
+pub mod session_limit;
 pub mod settings;
 pub mod token;
 pub mod tokens;
@@ -35,5 +38,6 @@ pub fn routes(cfg: &mut actix::ServiceConfig) {
         .service(revoke::revoke)
         .service(revoke::introspect)
         .service(logout::logout)
-        .service(web::stylesheet);
+        .service(web::stylesheet)
+        .configure(saml::routes);
 }

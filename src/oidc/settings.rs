@@ -178,6 +178,14 @@ pub struct ProviderConfig {
     pub trust_email: bool,
     #[serde(default)]
     pub claims: ClaimMapping,
+    /// kind saml: the IdP's metadata, pasted (XML) or fetched from a URL and refreshed.
+    #[serde(default)]
+    pub saml_idp_metadata_xml: Option<String>,
+    #[serde(default)]
+    pub saml_idp_metadata_url: Option<String>,
+    /// kind saml: the `[providers.saml]` table (SP side, mapping, IdP-initiated...).
+    #[serde(default)]
+    pub saml: crate::upstream::saml::SamlProviderSettings,
 }
 
 fn yes() -> bool {
@@ -196,7 +204,7 @@ pub fn supported_kind(raw: &str) -> Result<ProviderKind, String> {
     match ProviderKind::parse(raw) {
         Some(kind) if kind.is_supported() => Ok(kind),
         Some(kind) => Err(format!(
-            "kind `{kind}` is not available in this build (available: oidc)"
+            "kind `{kind}` is not available in this build (available: oidc, saml)"
         )),
         None => Err(format!(
             "unknown kind `{raw}` (kinds: oidc, google, github, saml)"
@@ -204,11 +212,16 @@ pub fn supported_kind(raw: &str) -> Result<ProviderKind, String> {
     }
 }
 
-fn secret_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+pub(crate) fn secret_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SecretString>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
 }
 
-fn redact_opt<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn redact_opt<S: Serializer>(
+    value: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_str("<redacted>"),
         None => s.serialize_none(),

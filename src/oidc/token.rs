@@ -439,6 +439,7 @@ async fn refresh_token(
     if user.disabled {
         return Err(invalid_grant("the user is disabled"));
     }
+    super::session_limit::check(state, &identity_id, auth_time, now).await?;
     let granted = Scope::parse(&scope_raw).unwrap_or_default();
     let scope = match form.get("scope").filter(|s| !s.is_empty()) {
         None => granted.clone(),

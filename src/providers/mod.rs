@@ -5,6 +5,8 @@
 //! connector's discovery and JWKS cache survives between requests; nothing in the cache is
 //! needed by another instance (it is rebuilt from the database on a miss).
 
+mod saml;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -36,6 +38,8 @@ pub struct Provider {
     pub trust_email: bool,
     pub managed_by_config: bool,
     pub updated_at: i64,
+    /// kind saml: the SP private key (PEM), sealed.
+    sealed_saml_key: Option<Vec<u8>>,
 }
 
 impl Provider {
@@ -54,7 +58,8 @@ impl Provider {
 }
 
 const COLUMNS: &str = "id, kind, display_name, enabled, client_id, client_secret, issuer, \
-                       scopes, settings, email_domains, trust_email, managed_by_config, updated_at";
+                       scopes, settings, email_domains, trust_email, managed_by_config, updated_at, \
+                       saml_sp_key";
 
 fn split_list(raw: &str) -> Vec<String> {
     raw.split_whitespace().map(str::to_owned).collect()
@@ -82,6 +87,7 @@ fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
         trust_email: row.try_get::<i64, _>("trust_email")? != 0,
         managed_by_config: row.try_get::<i64, _>("managed_by_config")? != 0,
         updated_at: row.try_get("updated_at")?,
+        sealed_saml_key: row.try_get("saml_sp_key")?,
     }))
 }
 
@@ -129,7 +135,11 @@ impl Store {
                 .clone()
                 .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()])
                 .join(" ");
-            let settings = serde_json::json!({ "claims": p.claims }).to_string();
+            let settings = match kind {
+                ProviderKind::Saml => saml::settings_json(p),
+                _ => serde_json::json!({ "claims": p.claims }),
+            }
+            .to_string();
             sqlx::query(
                 "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
                  issuer, scopes, settings, email_domains, trust_email, managed_by_config, \
@@ -169,6 +179,8 @@ pub struct Connectors {
     sealer: Sealer,
     http: UpstreamHttp,
     cache: RwLock<HashMap<ProviderId, CachedConnector>>,
+    /// What SAML connectors share; without it, saml providers cannot be served.
+    saml: Option<crate::upstream::saml::SamlContext>,
 }
 
 impl Connectors {
@@ -177,7 +189,14 @@ impl Connectors {
             sealer,
             http,
             cache: RwLock::new(HashMap::new()),
+            saml: None,
         }
+    }
+
+    /// Enables SAML connectors, sharing `ctx` (database, issuer, fetched metadata).
+    pub fn with_saml(mut self, ctx: crate::upstream::saml::SamlContext) -> Self {
+        self.saml = Some(ctx);
+        self
     }
 
     /// The connector for `provider`, built anew if its row changed since it was cached.
@@ -229,6 +248,7 @@ impl Connectors {
                 };
                 Ok(Arc::new(OidcConnector::new(config, self.http.clone())))
             }
+            ProviderKind::Saml => self.build_saml(provider),
             // provider_from_row never yields an unsupported kind.
             other => Err(StoreError::Corrupt(format!(
                 "provider `{}` has kind {other}, which this build cannot serve",

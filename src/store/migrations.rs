@@ -35,6 +35,11 @@ const SQLITE: &[Source] = &[
         include_str!("../../migrations/sqlite/0005_saml.sql"),
     ),
     (
+        6,
+        "saml_providers",
+        include_str!("../../migrations/sqlite/0006_saml_providers.sql"),
+    ),
+    (
         7,
         "janitor",
         include_str!("../../migrations/sqlite/0007_janitor.sql"),
@@ -66,6 +71,11 @@ const POSTGRES: &[Source] = &[
         5,
         "saml",
         include_str!("../../migrations/postgres/0005_saml.sql"),
+    ),
+    (
+        6,
+        "saml_providers",
+        include_str!("../../migrations/postgres/0006_saml_providers.sql"),
     ),
     (
         7,

@@ -34,6 +34,11 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "client_secret",
     },
     SealedColumn {
+        table: "providers",
+        id_column: "id",
+        column: "saml_sp_key",
+    },
+    SealedColumn {
         table: "identities",
         id_column: "id",
         column: "refresh_token",

@@ -33,6 +33,9 @@ pub enum UpstreamError {
     /// A policy of this provider's configuration refused the identity (domain, organisation).
     #[error("the login was refused by policy: {0}")]
     Refused(String),
+    /// A SAML Response was refused; the text is `SamlError::reason()` (never XML).
+    #[error("{0}")]
+    SamlResponse(String),
 }
 
 impl UpstreamError {

@@ -9,7 +9,8 @@
 //! - [`RefreshIdentity`]: refresh an identity's claims (and upstream tokens) without the user,
 //!   used on a downstream refresh. Providers that cannot do this return `None`.
 //!
-//! SAML's HTTP-POST login will be one more capability beside these.
+//! - [`SamlLogin`]: SAML Web Browser SSO: an HTTP-Redirect AuthnRequest out, the HTTP-POST of
+//!   the IdP's Response back at `/saml/{provider}/acs` (Dex's `SAMLConnector`).
 
 pub mod callback;
 mod error;
@@ -45,6 +46,17 @@ pub trait Connector: Send + Sync {
 
     /// Refreshing an identity without the user present.
     fn refresh(&self) -> Option<&dyn RefreshIdentity> {
+        None
+    }
+
+    /// SAML login, finished by the IdP's POST to `/saml/{id}/acs`.
+    fn saml_login(&self) -> Option<&dyn SamlLogin> {
+        None
+    }
+
+    /// How long after the upstream login downstream refresh tokens may still be used, for
+    /// providers that cannot refresh an identity upstream; `None`: no limit of the provider's.
+    fn max_session_secs(&self) -> Option<u64> {
         None
     }
 }
@@ -101,4 +113,40 @@ pub trait RefreshIdentity: Send + Sync {
         &'a self,
         previous: &'a UpstreamIdentity,
     ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>>;
+}
+
+/// Where an IdP-initiated (unsolicited) SAML login lands: chosen by the admin, never by the
+/// message, since nothing in an unsolicited Response can be trusted to name a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpInitiatedTarget {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+}
+
+/// SAML Web Browser SSO: `begin` sends the user to the IdP, `finish` turns the IdP's POST to
+/// the ACS into an identity.
+pub trait SamlLogin: Send + Sync {
+    /// Starts an SP-initiated login. `state` of the answer is the RelayState, an opaque handle
+    /// the core finds the pending authorization by (never a URL); `secret` names the
+    /// AuthnRequest, so that `finish` accepts only the Response to it.
+    fn begin<'a>(
+        &'a self,
+        request: LoginRequest<'a>,
+    ) -> BoxFuture<'a, Result<LoginStart, UpstreamError>>;
+
+    /// Verifies a posted `SAMLResponse`. `secret` is what `begin` returned for the pending
+    /// authorization the RelayState named; `None` when it named none, and then only an
+    /// unsolicited Response passes, and only if the provider allows IdP-initiated logins.
+    fn finish<'a>(
+        &'a self,
+        saml_response: &'a str,
+        secret: Option<&'a SecretString>,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>>;
+
+    /// The client an IdP-initiated login lands at; `None` when they are refused.
+    fn idp_initiated(&self) -> Option<&IdpInitiatedTarget>;
+
+    /// The SP metadata document (`/saml/{id}/metadata`) for the IdP admin to import.
+    fn sp_metadata(&self) -> Result<String, UpstreamError>;
 }

@@ -15,6 +15,7 @@ mod oidc_support;
 mod oidc_upstream;
 mod ops;
 mod saml;
+mod saml_flow;
 mod saml_idp;
 mod secrets;
 mod store;

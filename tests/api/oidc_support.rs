@@ -151,9 +151,19 @@ impl Arrival {
 
 /// Follows redirects with the app's cookie-keeping client until one leaves for `stop`.
 pub async fn browse(app: &TestApp, start: &str, stop: &str) -> Arrival {
+    browse_with(&app.client, app, start, stop).await
+}
+
+/// As `browse`, with another browser (`client`).
+pub async fn browse_with(
+    client: &reqwest::Client,
+    app: &TestApp,
+    start: &str,
+    stop: &str,
+) -> Arrival {
     let mut url = start.to_owned();
     for _ in 0..10 {
-        let res = app.client.get(&url).send().await.unwrap();
+        let res = client.get(&url).send().await.unwrap();
         if !res.status().is_redirection() {
             let status = res.status().as_u16();
             return Arrival::Page(status, res.text().await.unwrap());

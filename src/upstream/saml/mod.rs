@@ -8,12 +8,15 @@
 //!    and returns the [`VerifiedAssertion`], or a [`SamlError`] whose `reason()` goes into
 //!    `login.failed`.
 //!
-//! [`sp_metadata_xml`] serves `/saml/{provider}/metadata`.
+//! [`sp_metadata_xml`] serves `/saml/{provider}/metadata`. [`SamlConnector`] puts all of this
+//! behind the upstream interface's `SamlLogin` capability.
 
 mod authn_request;
 mod config;
+mod connector;
 mod error;
 mod idp_metadata;
+mod provider_settings;
 mod replay;
 mod requests;
 mod response;
@@ -27,8 +30,12 @@ pub use authn_request::{
 pub use config::{
     AttributeMapping, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED, SpConfig, SpSigningKey,
 };
+pub use connector::{SamlConnector, SamlContext, StoredSaml};
 pub use error::SamlError;
 pub use idp_metadata::IdpMetadata;
+pub use provider_settings::{
+    AttributeOverrides, IdpInitiatedSettings, SamlProviderSettings, validate as validate_provider,
+};
 pub use replay::{DbReplayCache, ReplayCache};
 pub use requests::{DbOutstandingRequests, OutstandingRequests, REQUEST_LIFETIME_SECS};
 pub use response::{MAX_RESPONSE_BYTES, VerifiedAssertion, VerifyContext, verify_response};

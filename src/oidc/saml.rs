@@ -1,0 +1,297 @@
+//! The SAML endpoints of a provider of kind saml: `GET /saml/{provider}/metadata` (our SP
+//! metadata, for the IdP admin) and `POST /saml/{provider}/acs` (the IdP's HTTP-POST).
+//!
+//! The ACS POST comes cross-site from the IdP, so the SameSite=Lax login cookie is not sent
+//! with it: the pending authorization is found by RelayState alone, an unguessable single-use
+//! handle, and the connector accepts only the Response to the AuthnRequest that this pending
+//! authorization sent (InResponseTo, consumed once). From there the login ends exactly as an
+//! OIDC callback does (`complete::finish_login`).
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use futures_util::StreamExt;
+
+use super::authorize::{AuthRequest, server_error_page};
+use super::callback::record_failure;
+use super::complete::finish_login;
+use super::login::{expired_page, upstream_error_page};
+use super::scope::Scope;
+use super::web::error_page;
+use crate::clients::GrantType;
+use crate::providers::Provider;
+use crate::state::AppState;
+use crate::upstream::saml::MAX_RESPONSE_BYTES;
+use crate::upstream::{Connector, IdpInitiatedTarget, SamlLogin, UpstreamError};
+
+/// The whole form may be a little larger than the SAMLResponse value it carries: percent
+/// escapes of `+`, `/` and `=`, and the RelayState.
+pub const MAX_ACS_FORM_BYTES: usize = MAX_RESPONSE_BYTES + MAX_RESPONSE_BYTES / 8 + 4096;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(metadata)
+        .route("/saml/{provider}/acs", web::post().to(acs));
+}
+
+fn unknown_provider() -> HttpResponse {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Unknown sign-in method",
+        "This sign-in method is not available.",
+    )
+}
+
+/// The saml provider `id` and its connector; `Err` is the page to show.
+async fn saml_provider(
+    state: &AppState,
+    id: &str,
+    must_be_enabled: bool,
+) -> Result<(Provider, std::sync::Arc<dyn Connector>), HttpResponse> {
+    let provider = match state.store.provider(id).await {
+        Ok(Some(p)) if p.enabled || !must_be_enabled => p,
+        Ok(_) => return Err(unknown_provider()),
+        Err(e) => return Err(server_error_page(e)),
+    };
+    let connector = state
+        .connectors
+        .connector(&provider)
+        .map_err(server_error_page)?;
+    if connector.saml_login().is_none() {
+        return Err(unknown_provider());
+    }
+    Ok((provider, connector))
+}
+
+#[get("/saml/{provider}/metadata")]
+pub async fn metadata(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
+    // Served for disabled providers too: the IdP is usually set up before the provider is on.
+    let (_, connector) = match saml_provider(&state, &path, false).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let saml = connector.saml_login().expect("checked by saml_provider");
+    match saml.sp_metadata() {
+        Ok(xml) => HttpResponse::Ok()
+            .content_type("application/samlmetadata+xml")
+            .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+            .body(xml),
+        Err(e) => server_error_page(e),
+    }
+}
+
+/// The refusal page of a SAML login. The reason is ours (`SamlError::reason()`), never text
+/// from the message.
+fn refused_page(err: &UpstreamError) -> HttpResponse {
+    match err {
+        UpstreamError::SamlResponse(reason) => error_page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            &format!(
+                "Your organisation's sign-in response could not be accepted ({reason}). Please \
+                 start again from the application; if this keeps happening, tell your \
+                 administrator."
+            ),
+        ),
+        other => upstream_error_page(other),
+    }
+}
+
+/// Reads the form body up to `MAX_ACS_FORM_BYTES`; `None` when it is larger.
+async fn read_form(mut payload: web::Payload) -> Result<Option<Vec<u8>>, actix_web::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > MAX_ACS_FORM_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// One value of the form; a repeated field is refused (it would make the message ambiguous).
+fn field(form: &[(String, String)], name: &str) -> Result<Option<String>, ()> {
+    let mut values = form.iter().filter(|(k, _)| k == name);
+    let first = values.next().map(|(_, v)| v.clone());
+    match values.next() {
+        Some(_) => Err(()),
+        None => Ok(first.filter(|v| !v.is_empty())),
+    }
+}
+
+pub async fn acs(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let provider_id = path.into_inner();
+    let fail = |reason: String, page: HttpResponse| {
+        let state = state.clone();
+        let req = req.clone();
+        let provider_id = provider_id.clone();
+        async move {
+            record_failure(&state, &req, Some(&provider_id), None, &reason).await;
+            page
+        }
+    };
+    let body = match read_form(payload).await {
+        Ok(Some(body)) => body,
+        Ok(None) => {
+            return fail(
+                "response too large".into(),
+                error_page(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Sign-in failed",
+                    "The sign-in response is too large to be accepted.",
+                ),
+            )
+            .await;
+        }
+        Err(e) => return server_error_page(e),
+    };
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let (Ok(saml_response), Ok(relay_state)) =
+        (field(&form, "SAMLResponse"), field(&form, "RelayState"))
+    else {
+        return fail(
+            "repeated form field".into(),
+            refused_page(&UpstreamError::SamlResponse("repeated form field".into())),
+        )
+        .await;
+    };
+    let Some(saml_response) = saml_response else {
+        return fail(
+            "no SAMLResponse".into(),
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                "The sign-in response is missing. Please start again from the application.",
+            ),
+        )
+        .await;
+    };
+
+    // The login this answers, if the RelayState names one (single use: taken here).
+    let pending = match relay_state {
+        Some(relay) => match state
+            .store
+            .take_pending_by_state(&state.sealer, &relay)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => return server_error_page(e),
+        },
+        None => None,
+    };
+    let client_id = pending.as_ref().map(|(p, _)| p.request.client_id.clone());
+    if let Some((p, _)) = &pending {
+        let problem = if p.provider_id.as_deref() != Some(provider_id.as_str()) {
+            Some("the response came to another provider's endpoint")
+        } else if !p.is_live() {
+            Some("the login took too long and expired")
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            record_failure(
+                &state,
+                &req,
+                Some(&provider_id),
+                client_id.as_deref(),
+                &reason,
+            )
+            .await;
+            return expired_page();
+        }
+    }
+
+    let (provider, connector) = match saml_provider(&state, &provider_id, true).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let saml = connector.saml_login().expect("checked by saml_provider");
+    let identity = match saml
+        .finish(&saml_response, pending.as_ref().map(|(_, secret)| secret))
+        .await
+    {
+        Ok(identity) => identity,
+        Err(err) => {
+            record_failure(
+                &state,
+                &req,
+                Some(&provider_id),
+                client_id.as_deref(),
+                &err.reason(),
+            )
+            .await;
+            return refused_page(&err);
+        }
+    };
+
+    match &pending {
+        Some((p, _)) => finish_login(&req, &state, &provider, &p.request, &identity).await,
+        // The connector lets an unsolicited Response through only where IdP-initiated logins
+        // are on; it lands where the admin said.
+        None => match idp_initiated_request(&state, &provider, saml).await {
+            Ok(request) => finish_login(&req, &state, &provider, &request, &identity).await,
+            Err(reason) => {
+                let page = error_page(
+                    StatusCode::BAD_REQUEST,
+                    "Sign-in failed",
+                    "Signing in from your organisation's portal is not set up correctly for \
+                     this application. Tell your administrator.",
+                );
+                fail(reason, page).await
+            }
+        },
+    }
+}
+
+/// The authorization request an IdP-initiated login stands for: the configured client and
+/// redirect URI, checked against the client as registered now.
+async fn idp_initiated_request(
+    state: &AppState,
+    provider: &Provider,
+    saml: &dyn SamlLogin,
+) -> Result<AuthRequest, String> {
+    let Some(IdpInitiatedTarget {
+        client_id,
+        redirect_uri,
+        scope,
+    }) = saml.idp_initiated()
+    else {
+        return Err("IdP-initiated login not allowed".into());
+    };
+    let misconfigured = |what: &str| format!("IdP-initiated login misconfigured: {what}");
+    let client = state
+        .store
+        .client(client_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "loading the IdP-initiated client failed");
+            misconfigured("client lookup failed")
+        })?
+        .ok_or_else(|| misconfigured("unknown client"))?;
+    let redirect = client
+        .redirect_uri(redirect_uri)
+        .ok_or_else(|| misconfigured("redirect URI not registered for the client"))?;
+    if !client.allows_provider(&provider.id) || !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(misconfigured("the client may not use this provider"));
+    }
+    let scope = Scope::parse(scope)
+        .ok()
+        .filter(|s| s.within(&client.scopes))
+        .ok_or_else(|| misconfigured("scope not allowed for the client"))?;
+    Ok(AuthRequest {
+        client_id: client.client_id.as_str().to_owned(),
+        redirect_uri: redirect.as_str().to_owned(),
+        scope: scope.to_string(),
+        state: None,
+        nonce: None,
+        code_challenge: None,
+        resource: None,
+        max_age: None,
+        prompt_login: false,
+        login_hint: None,
+    })
+}

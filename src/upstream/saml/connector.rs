@@ -1,0 +1,359 @@
+//! The SAML connector: a provider of kind `saml` behind the [`SamlLogin`] capability.
+//!
+//! IdP metadata comes pasted (parsed once, when the connector is built) or from a URL: then it
+//! is cached in [`SamlContext`], shared by every connector of this process, fetched on first
+//! use and again every `metadata_refresh_secs` by the maintenance task. A failed refresh keeps
+//! the last good copy, so an IdP outage of its metadata endpoint does not stop logins.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    DbOutstandingRequests, DbReplayCache, IdpMetadata, OutstandingRequests, SamlError,
+    SamlProviderSettings, SpConfig, VerifyContext, redirect_request, sp_metadata_xml,
+    verify_response,
+};
+use crate::crypto::random_token;
+use crate::store::{self, Store};
+use crate::upstream::{
+    Connector, IdpInitiatedTarget, LoginRequest, LoginStart, ProviderId, ProviderKind, SamlLogin,
+    UpstreamError, UpstreamIdentity,
+};
+
+/// What SAML connectors share: the database (outstanding requests, replay cache), Portico's
+/// issuer, the HTTP client for metadata, and the metadata fetched from URLs.
+#[derive(Clone)]
+pub struct SamlContext {
+    store: Store,
+    issuer: String,
+    http: reqwest::Client,
+    fetched: Arc<RwLock<HashMap<String, Fetched>>>,
+}
+
+#[derive(Clone)]
+struct Fetched {
+    metadata: Arc<IdpMetadata>,
+    at: i64,
+}
+
+/// The metadata-related fields of a saml provider row's `settings` JSON.
+pub struct StoredSaml {
+    pub settings: SamlProviderSettings,
+    pub metadata_xml: Option<String>,
+    pub metadata_url: Option<String>,
+}
+
+impl StoredSaml {
+    /// The JSON kept in `providers.settings` (never the private key).
+    pub fn to_json(
+        settings: &SamlProviderSettings,
+        xml: Option<&str>,
+        url: Option<&str>,
+    ) -> serde_json::Value {
+        serde_json::json!({
+            "saml": settings.without_key(),
+            "saml_idp_metadata_xml": xml,
+            "saml_idp_metadata_url": url,
+        })
+    }
+
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
+        let settings = value
+            .get("saml")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| format!("saml settings: {e}"))?
+            .unwrap_or_default();
+        let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+        Ok(Self {
+            settings,
+            metadata_xml: text("saml_idp_metadata_xml"),
+            metadata_url: text("saml_idp_metadata_url"),
+        })
+    }
+}
+
+impl SamlContext {
+    pub fn new(store: Store, issuer: &str, http: reqwest::Client) -> Self {
+        Self {
+            store,
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            http,
+            fetched: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    /// The metadata behind `url`: the cached copy, or fetched now on first use.
+    async fn metadata_at(&self, url: &str) -> Result<Arc<IdpMetadata>, SamlError> {
+        if let Some(f) = self.fetched.read().expect("metadata cache").get(url) {
+            return Ok(f.metadata.clone());
+        }
+        self.fetch(url).await
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Arc<IdpMetadata>, SamlError> {
+        let metadata = Arc::new(IdpMetadata::fetch(&self.http, url).await?);
+        self.fetched.write().expect("metadata cache").insert(
+            url.to_owned(),
+            Fetched {
+                metadata: metadata.clone(),
+                at: store::now(),
+            },
+        );
+        Ok(metadata)
+    }
+
+    /// Fetches again every URL metadata whose copy is older than its provider's interval.
+    async fn refresh_due_metadata(&self) {
+        let providers = match self.store.enabled_providers().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing providers for the SAML metadata refresh failed");
+                return;
+            }
+        };
+        let now = store::now();
+        for provider in providers.iter().filter(|p| p.kind == ProviderKind::Saml) {
+            let Ok(stored) = StoredSaml::from_json(&provider.settings) else {
+                continue;
+            };
+            let Some(url) = stored.metadata_url else {
+                continue;
+            };
+            let due = self
+                .fetched
+                .read()
+                .expect("metadata cache")
+                .get(&url)
+                .is_none_or(|f| now - f.at >= stored.settings.metadata_refresh_secs as i64);
+            if due && let Err(e) = self.fetch(&url).await {
+                // The last good copy stays in use.
+                tracing::warn!(provider = %provider.id, error = %e, "SAML IdP metadata refresh failed");
+            }
+        }
+    }
+
+    /// Every minute: refresh URL metadata that is due (the store janitor deletes expired
+    /// SAML request and replay rows).
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_secs(60));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                ctx.refresh_due_metadata().await;
+            }
+        })
+    }
+}
+
+enum MetadataSource {
+    Pasted(Arc<IdpMetadata>),
+    Url(String),
+}
+
+pub struct SamlConnector {
+    id: ProviderId,
+    display_name: String,
+    sp: SpConfig,
+    source: MetadataSource,
+    idp_initiated: Option<IdpInitiatedTarget>,
+    max_session_secs: u64,
+    ctx: SamlContext,
+}
+
+impl SamlConnector {
+    /// Builds the connector from a provider row's settings and its opened SP private key.
+    pub fn new(
+        id: ProviderId,
+        display_name: String,
+        settings_json: &serde_json::Value,
+        sp_key: Option<SecretString>,
+        ctx: SamlContext,
+    ) -> Result<Self, String> {
+        let stored = StoredSaml::from_json(settings_json)?;
+        let mut settings = stored.settings;
+        settings.sp_signing_key = sp_key;
+        let mut sp = SpConfig::new(&ctx.issuer, id.as_str());
+        if let Some(entity_id) = settings.entity_id.clone().filter(|e| !e.is_empty()) {
+            sp.entity_id = entity_id;
+        }
+        sp.name_id_format = settings.name_id_format_urn()?;
+        sp.attributes = settings.attributes.mapping();
+        sp.signing = settings.signing_key()?;
+        sp.clock_skew_secs = i64::from(settings.clock_skew_secs);
+        sp.allow_rsa_sha1 = settings.allow_rsa_sha1;
+        sp.allow_idp_initiated = settings.idp_initiated.is_some();
+        let source = match (stored.metadata_xml, stored.metadata_url) {
+            (Some(xml), _) if !xml.trim().is_empty() => MetadataSource::Pasted(Arc::new(
+                IdpMetadata::parse(&xml).map_err(|e| e.to_string())?,
+            )),
+            (_, Some(url)) => MetadataSource::Url(url),
+            _ => return Err("no IdP metadata (XML or URL)".into()),
+        };
+        let idp_initiated = settings.idp_initiated.map(|t| IdpInitiatedTarget {
+            client_id: t.client_id,
+            redirect_uri: t.redirect_uri,
+            scope: t.scope,
+        });
+        Ok(Self {
+            id,
+            display_name,
+            sp,
+            source,
+            idp_initiated,
+            max_session_secs: settings.max_session_secs,
+            ctx,
+        })
+    }
+
+    async fn idp(&self) -> Result<Arc<IdpMetadata>, SamlError> {
+        match &self.source {
+            MetadataSource::Pasted(m) => Ok(m.clone()),
+            MetadataSource::Url(url) => self.ctx.metadata_at(url).await,
+        }
+    }
+}
+
+/// Maps a refusal to the upstream interface's error; the text never carries XML.
+fn upstream(e: SamlError) -> UpstreamError {
+    match e {
+        SamlError::MetadataFetch(_) => UpstreamError::Unavailable(e.to_string()),
+        SamlError::Metadata(_) | SamlError::SigningKey(_) | SamlError::Request(_) => {
+            UpstreamError::Misconfigured(e.to_string())
+        }
+        SamlError::Store(ref inner) => {
+            tracing::error!(error = %inner, "SAML store failed");
+            UpstreamError::SamlResponse(e.reason())
+        }
+        other => UpstreamError::SamlResponse(other.reason()),
+    }
+}
+
+/// Outstanding requests as seen by one login: only the AuthnRequest its pending
+/// authorization sent may be answered (and consumed), so a Response cannot be posted into
+/// someone else's login even with a valid InResponseTo of its own.
+struct ExpectedRequest<'a> {
+    expected: Option<&'a str>,
+    requests: DbOutstandingRequests,
+}
+
+impl OutstandingRequests for ExpectedRequest<'_> {
+    fn consume<'a>(&'a self, request_id: &'a str) -> BoxFuture<'a, Result<bool, SamlError>> {
+        Box::pin(async move {
+            if self.expected != Some(request_id) {
+                return Ok(false);
+            }
+            self.requests.consume(request_id).await
+        })
+    }
+}
+
+impl Connector for SamlConnector {
+    fn id(&self) -> &ProviderId {
+        &self.id
+    }
+
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Saml
+    }
+
+    fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    fn saml_login(&self) -> Option<&dyn SamlLogin> {
+        Some(self)
+    }
+
+    fn max_session_secs(&self) -> Option<u64> {
+        Some(self.max_session_secs)
+    }
+}
+
+impl SamlLogin for SamlConnector {
+    fn begin<'a>(
+        &'a self,
+        _request: LoginRequest<'a>,
+    ) -> BoxFuture<'a, Result<LoginStart, UpstreamError>> {
+        Box::pin(async move {
+            let idp = self.idp().await.map_err(upstream)?;
+            let relay_state = random_token("");
+            let request =
+                redirect_request(&self.sp, &idp, relay_state.expose_secret()).map_err(upstream)?;
+            DbOutstandingRequests::new(self.ctx.store.clone(), self.id.as_str())
+                .remember(&request.id, store::now())
+                .await
+                .map_err(upstream)?;
+            Ok(LoginStart {
+                url: request.url,
+                state: relay_state,
+                secret: SecretString::from(request.id),
+            })
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        saml_response: &'a str,
+        secret: Option<&'a SecretString>,
+    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
+        Box::pin(async move {
+            let idp = self.idp().await.map_err(upstream)?;
+            // The answer to our own request must name it: no unsolicited Response may stand
+            // in for it, even where IdP-initiated logins are allowed.
+            let solicited_sp;
+            let sp = match secret {
+                Some(_) if self.sp.allow_idp_initiated => {
+                    solicited_sp = SpConfig {
+                        allow_idp_initiated: false,
+                        ..self.sp.clone()
+                    };
+                    &solicited_sp
+                }
+                _ => &self.sp,
+            };
+            let requests = ExpectedRequest {
+                expected: secret.map(|s| s.expose_secret()),
+                requests: DbOutstandingRequests::new(self.ctx.store.clone(), self.id.as_str()),
+            };
+            let replay = DbReplayCache::new(self.ctx.store.clone());
+            let ctx = VerifyContext {
+                sp,
+                idp: &idp,
+                now: store::now(),
+                requests: &requests,
+                replay: &replay,
+            };
+            let verified = verify_response(saml_response, &ctx)
+                .await
+                .map_err(upstream)?;
+            Ok(UpstreamIdentity {
+                provider: self.id.clone(),
+                subject: verified.name_id,
+                email: verified.email,
+                // The address comes in an assertion signed by the pinned IdP; whether it may
+                // link accounts is still the provider's `trust_email`.
+                email_verified: true,
+                name: verified.name,
+                picture: None,
+                groups: verified.groups,
+                tokens: None,
+            })
+        })
+    }
+
+    fn idp_initiated(&self) -> Option<&IdpInitiatedTarget> {
+        self.idp_initiated.as_ref()
+    }
+
+    fn sp_metadata(&self) -> Result<String, UpstreamError> {
+        sp_metadata_xml(&self.sp).map_err(upstream)
+    }
+}
