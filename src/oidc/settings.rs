@@ -178,6 +178,22 @@ pub struct ProviderConfig {
     pub trust_email: bool,
     #[serde(default)]
     pub claims: ClaimMapping,
+    // Kind-specific options, checked by `providers::options::setup`.
+    /// google: Workspace domains allowed (the ID token's `hd`).
+    #[serde(default)]
+    pub hosted_domains: Vec<String>,
+    /// google: ask for a refresh token (default true).
+    #[serde(default)]
+    pub offline_access: Option<bool>,
+    /// github: organisations (`org`) or teams (`org:team`) allowed to log in.
+    #[serde(default)]
+    pub allowed_orgs: Vec<String>,
+    /// github: REST API base, for GitHub Enterprise Server (`https://HOST/api/v3`).
+    #[serde(default)]
+    pub github_api_base: Option<String>,
+    /// github: web base with `/login/oauth/*`, for GitHub Enterprise Server (`https://HOST`).
+    #[serde(default)]
+    pub github_web_base: Option<String>,
 }
 
 fn yes() -> bool {
@@ -196,7 +212,7 @@ pub fn supported_kind(raw: &str) -> Result<ProviderKind, String> {
     match ProviderKind::parse(raw) {
         Some(kind) if kind.is_supported() => Ok(kind),
         Some(kind) => Err(format!(
-            "kind `{kind}` is not available in this build (available: oidc)"
+            "kind `{kind}` is not available in this build (available: oidc, google, github)"
         )),
         None => Err(format!(
             "unknown kind `{raw}` (kinds: oidc, google, github, saml)"

@@ -21,6 +21,7 @@ mod upstream_idp;
 mod webhooks;
 
 // Upstream connectors against stand-in providers served over HTTP.
+mod federation_flow;
 mod github_connector;
 mod google_connector;
 mod standins;
