@@ -6,6 +6,7 @@
 mod helpers;
 
 mod admin;
+mod broker;
 mod cli;
 mod janitor;
 mod keys;
