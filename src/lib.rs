@@ -20,4 +20,5 @@ pub mod store;
 pub mod telemetry;
 pub mod upstream;
 pub mod users;
+pub mod vault;
 pub mod webhooks;

@@ -222,5 +222,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(oidc::discovery::document),
         )
         .configure(oidc::routes)
+        .service(crate::vault::broker::broker_token)
         .configure(admin::routes);
 }

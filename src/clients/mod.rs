@@ -6,7 +6,7 @@ mod service;
 
 use crate::crypto::TokenDigest;
 use crate::keys::SigningAlg;
-use crate::oidc::settings::{ClientConfig, ProviderConfig, supported_kind};
+use crate::oidc::settings::{ClientConfig, ProviderConfig};
 use crate::upstream::ProviderId;
 
 pub use redirect::RedirectUri;
@@ -168,21 +168,7 @@ pub fn validate_config(
         if !seen.insert(p.id.clone()) {
             return Err(format!("provider `{}` is declared twice", p.id));
         }
-        if supported_kind(&p.kind)? == crate::upstream::ProviderKind::Saml {
-            crate::upstream::saml::validate_provider(
-                p.saml_idp_metadata_xml.as_deref(),
-                p.saml_idp_metadata_url.as_deref(),
-                &p.saml,
-            )
-            .map_err(|e| format!("provider `{}`: {e}", p.id))?;
-            continue;
-        }
-        if p.issuer.as_deref().is_none_or(str::is_empty) {
-            return Err(format!("provider `{}`: kind oidc needs `issuer`", p.id));
-        }
-        if p.client_id.is_empty() {
-            return Err(format!("provider `{}` needs `client_id`", p.id));
-        }
+        crate::providers::options::setup(p)?;
     }
     let mut seen = std::collections::HashSet::new();
     for c in clients {

@@ -51,7 +51,15 @@ impl ProviderMetadata {
             revocation_endpoint: issuer.url("/revoke"),
             introspection_endpoint: issuer.url("/introspect"),
             end_session_endpoint: issuer.url("/logout"),
-            scopes_supported: vec!["openid", "profile", "email", "groups", "offline_access"],
+            scopes_supported: vec![
+                "openid",
+                "profile",
+                "email",
+                "groups",
+                "offline_access",
+                // Clients allowed it (their `scopes`) may ask for it: see docs/broker.md.
+                crate::vault::broker::BROKER_SCOPE,
+            ],
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
             grant_types_supported: vec![

@@ -186,6 +186,22 @@ pub struct ProviderConfig {
     /// kind saml: the `[providers.saml]` table (SP side, mapping, IdP-initiated...).
     #[serde(default)]
     pub saml: crate::upstream::saml::SamlProviderSettings,
+    // Kind-specific options, checked by `providers::options::setup`.
+    /// google: Workspace domains allowed (the ID token's `hd`).
+    #[serde(default)]
+    pub hosted_domains: Vec<String>,
+    /// google: ask for a refresh token (default true).
+    #[serde(default)]
+    pub offline_access: Option<bool>,
+    /// github: organisations (`org`) or teams (`org:team`) allowed to log in.
+    #[serde(default)]
+    pub allowed_orgs: Vec<String>,
+    /// github: REST API base, for GitHub Enterprise Server (`https://HOST/api/v3`).
+    #[serde(default)]
+    pub github_api_base: Option<String>,
+    /// github: web base with `/login/oauth/*`, for GitHub Enterprise Server (`https://HOST`).
+    #[serde(default)]
+    pub github_web_base: Option<String>,
 }
 
 fn yes() -> bool {
@@ -204,7 +220,7 @@ pub fn supported_kind(raw: &str) -> Result<ProviderKind, String> {
     match ProviderKind::parse(raw) {
         Some(kind) if kind.is_supported() => Ok(kind),
         Some(kind) => Err(format!(
-            "kind `{kind}` is not available in this build (available: oidc, saml)"
+            "kind `{kind}` is not available in this build (available: oidc, google, github, saml)"
         )),
         None => Err(format!(
             "unknown kind `{raw}` (kinds: oidc, google, github, saml)"
@@ -233,13 +249,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_without_a_connector_are_refused_with_a_clear_message() {
+    fn every_kind_has_a_connector_and_unknown_kinds_are_refused() {
         assert_eq!(supported_kind("oidc"), Ok(ProviderKind::Oidc));
         assert_eq!(supported_kind("saml"), Ok(ProviderKind::Saml));
-        for kind in ["google", "github"] {
-            let err = supported_kind(kind).unwrap_err();
-            assert!(err.contains("not available in this build"), "{err}");
-        }
+        assert_eq!(supported_kind("google"), Ok(ProviderKind::Google));
+        assert_eq!(supported_kind("github"), Ok(ProviderKind::Github));
         assert!(supported_kind("ldap").unwrap_err().contains("unknown kind"));
     }
 

@@ -22,7 +22,7 @@ struct UserInfo {
     profile: ProfileClaims,
 }
 
-fn bearer_error(
+pub(crate) fn bearer_error(
     status: actix_web::http::StatusCode,
     error: &str,
     description: &str,

@@ -5,18 +5,22 @@
 //! connector's discovery and JWKS cache survives between requests; nothing in the cache is
 //! needed by another instance (it is rebuilt from the database on a miss).
 
+pub mod options;
 mod saml;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use secrecy::ExposeSecret;
+use secrecy::SecretString;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::crypto::{SealTarget, Sealer};
-use crate::oidc::settings::{ProviderConfig, supported_kind};
+use crate::oidc::settings::ProviderConfig;
 use crate::store::{self, Store, StoreError};
+use crate::upstream::github::{GithubConfig, GithubConnector};
+use crate::upstream::google::{GoogleConfig, GoogleConnector, GoogleOptions};
 use crate::upstream::http::UpstreamHttp;
 use crate::upstream::oidc::{ClaimMapping, OidcConfig, OidcConnector};
 use crate::upstream::{Connector, ProviderId, ProviderKind};
@@ -123,23 +127,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = store::now();
         for p in providers {
-            let kind = supported_kind(&p.kind).map_err(StoreError::Corrupt)?;
+            let setup = options::setup(p).map_err(StoreError::Corrupt)?;
             let secret = p.client_secret.as_ref().map(|s| {
                 sealer.seal_str(
                     s.expose_secret(),
                     SealTarget::new("providers", "client_secret", p.id.as_str()),
                 )
             });
-            let scopes = p
-                .scopes
-                .clone()
-                .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()])
-                .join(" ");
-            let settings = match kind {
-                ProviderKind::Saml => saml::settings_json(p),
-                _ => serde_json::json!({ "claims": p.claims }),
-            }
-            .to_string();
+            let scopes = setup.scopes.join(" ");
+            let settings = setup.settings.to_string();
             sqlx::query(
                 "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
                  issuer, scopes, settings, email_domains, trust_email, managed_by_config, \
@@ -153,7 +149,7 @@ impl Store {
                  managed_by_config = 1, updated_at = excluded.updated_at",
             )
             .bind(p.id.as_str())
-            .bind(kind.as_str())
+            .bind(setup.kind.as_str())
             .bind(p.display_name.clone().unwrap_or_else(|| p.id.to_string()))
             .bind(i64::from(p.enabled))
             .bind(&p.client_id)
@@ -249,11 +245,50 @@ impl Connectors {
                 Ok(Arc::new(OidcConnector::new(config, self.http.clone())))
             }
             ProviderKind::Saml => self.build_saml(provider),
-            // provider_from_row never yields an unsupported kind.
-            other => Err(StoreError::Corrupt(format!(
-                "provider `{}` has kind {other}, which this build cannot serve",
-                provider.id
-            ))),
+            ProviderKind::Google => {
+                let options: GoogleOptions =
+                    options::from_settings(&provider.settings, provider.id.as_str())
+                        .map_err(StoreError::Corrupt)?;
+                let config = GoogleConfig {
+                    id: provider.id.clone(),
+                    display_name: provider.display_name.clone(),
+                    issuer: provider.issuer.clone().filter(|i| !i.is_empty()),
+                    client_id: provider.client_id.clone(),
+                    client_secret: required_secret(provider, secret)?,
+                    scopes: provider.scopes.clone(),
+                    options,
+                };
+                Ok(Arc::new(GoogleConnector::new(config, self.http.clone())))
+            }
+            ProviderKind::Github => {
+                let settings: options::GithubSettings =
+                    options::from_settings(&provider.settings, provider.id.as_str())
+                        .map_err(StoreError::Corrupt)?;
+                let config = GithubConfig {
+                    id: provider.id.clone(),
+                    display_name: provider.display_name.clone(),
+                    client_id: provider.client_id.clone(),
+                    client_secret: required_secret(provider, secret)?,
+                    scopes: provider.scopes.clone(),
+                    api_base: settings.api_base().map_err(StoreError::Corrupt)?,
+                    web_base: settings.web_base().map_err(StoreError::Corrupt)?,
+                    options: settings.options(),
+                };
+                Ok(Arc::new(GithubConnector::new(config, self.http.clone())))
+            }
         }
     }
+}
+
+/// The client secret a kind cannot work without.
+fn required_secret(
+    provider: &Provider,
+    secret: Option<SecretString>,
+) -> Result<SecretString, StoreError> {
+    secret.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "provider `{}` of kind {} has no client secret",
+            provider.id, provider.kind
+        ))
+    })
 }

@@ -44,6 +44,11 @@ const SQLITE: &[Source] = &[
         "janitor",
         include_str!("../../migrations/sqlite/0007_janitor.sql"),
     ),
+    (
+        8,
+        "token_vault",
+        include_str!("../../migrations/sqlite/0008_token_vault.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -81,6 +86,11 @@ const POSTGRES: &[Source] = &[
         7,
         "janitor",
         include_str!("../../migrations/postgres/0007_janitor.sql"),
+    ),
+    (
+        8,
+        "token_vault",
+        include_str!("../../migrations/postgres/0008_token_vault.sql"),
     ),
 ];
 

@@ -44,6 +44,21 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "refresh_token",
     },
     SealedColumn {
+        table: "identities",
+        id_column: "id",
+        column: "access_token",
+    },
+    SealedColumn {
+        table: "identities",
+        id_column: "id",
+        column: "id_token",
+    },
+    SealedColumn {
+        table: "identities",
+        id_column: "id",
+        column: "token_meta",
+    },
+    SealedColumn {
         table: "pending_authorizations",
         id_column: "id",
         column: "upstream_secret",

@@ -72,7 +72,10 @@ impl ProviderKind {
     /// Whether this build has a connector for the kind. Kinds without one are refused when a
     /// provider is configured, so no request can reach a missing connector.
     pub fn is_supported(self) -> bool {
-        matches!(self, ProviderKind::Oidc | ProviderKind::Saml)
+        matches!(
+            self,
+            ProviderKind::Oidc | ProviderKind::Google | ProviderKind::Github | ProviderKind::Saml
+        )
     }
 }
 

@@ -198,6 +198,9 @@ pub async fn update_claims(
     .bind(identity_id)
     .execute(&mut *conn)
     .await?;
+    if let Some(tokens) = &identity.tokens {
+        crate::vault::store_tokens(&mut *conn, sealer, identity_id, tokens).await?;
+    }
     sqlx::query(
         "UPDATE users SET email = $1, email_verified = $2, name = $3, picture = $4, groups = $5, \
          updated_at = $6 WHERE id = $7",

@@ -93,6 +93,9 @@ pub fn test_settings(db: &TestDb, master_key: &MasterKey) -> Settings {
     settings
 }
 
+/// The user agent of the test browser (`TestApp::client`), as events record it.
+pub const BROWSER_USER_AGENT: &str = "portico-test-browser/1.0";
+
 pub struct TestApp {
     pub address: String,
     pub port: u16,
@@ -153,6 +156,7 @@ pub async fn try_spawn_app_with(
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
+        .user_agent(BROWSER_USER_AGENT)
         .build()
         .unwrap();
     Ok(TestApp {

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod admin;
+mod broker;
 mod cli;
 mod janitor;
 mod keys;
@@ -23,6 +24,7 @@ mod upstream_idp;
 mod webhooks;
 
 // Upstream connectors against stand-in providers served over HTTP.
+mod federation_flow;
 mod github_connector;
 mod google_connector;
 mod standins;

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
@@ -72,6 +72,10 @@ struct Inner {
     access: Mutex<HashMap<String, String>>,
     refresh: Mutex<HashMap<String, String>>,
     refresh_calls: AtomicUsize,
+    /// `expires_in` of the access tokens it issues.
+    expires_in: AtomicI64,
+    /// Every access, refresh and ID token it ever issued.
+    issued: Mutex<Vec<String>>,
 }
 
 pub struct Upstream {
@@ -110,6 +114,8 @@ impl Upstream {
             access: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashMap::new()),
             refresh_calls: AtomicUsize::new(0),
+            expires_in: AtomicI64::new(3600),
+            issued: Mutex::new(Vec::new()),
         });
         let data = inner.clone();
         let server = HttpServer::new(move || {
@@ -161,6 +167,16 @@ impl Upstream {
 
     pub fn refresh_calls(&self) -> usize {
         self.inner.refresh_calls.load(Ordering::SeqCst)
+    }
+
+    /// The lifetime of the access tokens issued from now on.
+    pub fn set_expires_in(&self, secs: i64) {
+        self.inner.expires_in.store(secs, Ordering::SeqCst);
+    }
+
+    /// Every access, refresh and ID token issued so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner.issued.lock().unwrap().clone()
     }
 
     /// Makes every upstream refresh token invalid (the user's upstream grant was revoked).
@@ -301,12 +317,17 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
     let refresh = random();
     s.access.lock().unwrap().insert(access.clone(), sub.clone());
     s.refresh.lock().unwrap().insert(refresh.clone(), sub);
+    let id_token = id_token(&s, &user, nonce.as_deref());
+    s.issued
+        .lock()
+        .unwrap()
+        .extend([access.clone(), refresh.clone(), id_token.clone()]);
     HttpResponse::Ok().json(json!({
         "access_token": access,
         "token_type": "Bearer",
-        "expires_in": 3600,
+        "expires_in": s.expires_in.load(Ordering::SeqCst),
         "refresh_token": refresh,
-        "id_token": id_token(&s, &user, nonce.as_deref()),
+        "id_token": id_token,
         "scope": "openid email profile groups",
     }))
 }
