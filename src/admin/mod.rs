@@ -12,6 +12,8 @@ pub mod assets;
 pub mod audit;
 pub mod caller;
 pub mod cli;
+pub mod clients_admin;
+pub mod clients_api;
 pub mod csrf;
 pub mod error;
 pub mod keys_admin;

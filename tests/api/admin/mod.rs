@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod cli;
+mod clients;
 mod ui;
 
 use portico::admin::Caller;
