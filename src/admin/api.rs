@@ -20,26 +20,25 @@ use crate::state::AppState;
 use secrecy::ExposeSecret;
 
 pub fn scope() -> actix_web::Scope {
-    web::scope("/api/v1")
-        .app_data(web::JsonConfig::default().error_handler(|err, _| {
-            ApiError::BadRequest(format!("the JSON body is unreadable: {err}")).into()
-        }))
-        .app_data(
-            web::PathConfig::default().error_handler(|err, _| {
+    let scope =
+        web::scope("/api/v1")
+            .app_data(web::JsonConfig::default().error_handler(|err, _| {
+                ApiError::BadRequest(format!("the JSON body is unreadable: {err}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
                 ApiError::NotFound(format!("no such resource: {err}")).into()
-            }),
-        )
-        .service(resource("/openapi.json").get(openapi::document))
-        .service(resource("/keys").get(list_keys))
-        .service(resource("/keys/rotate").post(rotate_keys))
-        .service(resource("/audit").get(list_audit))
-        .service(resource("/tokens").get(list_tokens).post(create_token))
-        .service(resource("/tokens/{id}/revoke").post(revoke_token))
-        .default_service(web::to(not_found))
+            }))
+            .service(resource("/openapi.json").get(openapi::document))
+            .service(resource("/keys").get(list_keys))
+            .service(resource("/keys/rotate").post(rotate_keys))
+            .service(resource("/audit").get(list_audit))
+            .service(resource("/tokens").get(list_tokens).post(create_token))
+            .service(resource("/tokens/{id}/revoke").post(revoke_token));
+    super::clients_api::routes(scope).default_service(web::to(not_found))
 }
 
 /// A resource whose other methods get a JSON 405.
-fn resource(path: &str) -> actix_web::Resource {
+pub(super) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
 
@@ -98,7 +97,7 @@ pub struct PageParams {
 }
 
 impl PageParams {
-    fn parse(&self) -> Result<PageRequest, ApiError> {
+    pub(super) fn parse(&self) -> Result<PageRequest, ApiError> {
         let mut errors = FieldErrors::new();
         let page = PageRequest::parse(self.limit.as_deref(), self.cursor.as_deref(), &mut errors);
         Ok(errors.or_ok(page)?)

@@ -12,6 +12,9 @@ pub mod assets;
 pub mod audit;
 pub mod caller;
 pub mod cli;
+pub mod clients_admin;
+pub mod clients_api;
+pub mod clients_pages;
 pub mod csrf;
 pub mod error;
 pub mod keys_admin;
@@ -39,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
             .service(api::scope())
             .configure(assets::routes)
+            .configure(clients_pages::routes)
             .configure(pages::routes),
     );
 }

@@ -8,7 +8,7 @@ use actix_web::web::Bytes;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::api;
+use super::{api, clients_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,12 +27,19 @@ use super::api;
         api::list_tokens,
         api::create_token,
         api::revoke_token,
+        clients_api::list,
+        clients_api::create,
+        clients_api::show,
+        clients_api::update,
+        clients_api::delete,
+        clients_api::rotate_secret,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "keys", description = "JWT signing keys"),
         (name = "audit", description = "Who changed what, when, from where"),
         (name = "tokens", description = "Admin API tokens"),
+        (name = "clients", description = "Applications that sign users in through Portico"),
     )
 )]
 pub struct AdminApiDoc;

@@ -63,7 +63,7 @@ impl Chrome {
 }
 
 /// Renders a page with a status other than 200.
-fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+pub(super) fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(page.render()?))
@@ -71,17 +71,17 @@ fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, Page
 
 /// `?done=<what>`: the redirect after a change says what was done, for the notice on the page.
 #[derive(Deserialize)]
-struct Done {
-    done: Option<String>,
+pub(super) struct Done {
+    pub(super) done: Option<String>,
 }
 
 impl Done {
-    fn is(&self, what: &str) -> bool {
+    pub(super) fn is(&self, what: &str) -> bool {
         self.done.as_deref() == Some(what)
     }
 }
 
-fn see_other(location: &str) -> HttpResponse {
+pub(super) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()

@@ -1,6 +1,7 @@
 //! Downstream applications (OAuth clients): their protocol values, validation, and the
 //! service layer that the admin UI and API call.
 
+pub mod admin_ops;
 mod redirect;
 mod service;
 

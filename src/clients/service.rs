@@ -5,11 +5,11 @@
 //! (crypto::TokenDigest), never argon2: the token endpoint checks them on every request.
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Client, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectUri};
-use crate::crypto::{TokenDigest, random_token};
+use crate::crypto::TokenDigest;
 use crate::keys::SigningAlg;
 use crate::oidc::settings::{ClientConfig, OidcSettings};
 use crate::store::{self, Store, StoreError};
@@ -144,7 +144,7 @@ fn parse_uris(raw: &[String]) -> Result<Vec<RedirectUri>, String> {
     raw.iter().map(|u| RedirectUri::parse(u)).collect()
 }
 
-fn json_list<T: serde::Serialize>(items: &[T]) -> String {
+pub(super) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("a list serialises")
 }
 
@@ -152,11 +152,11 @@ fn from_json_list(raw: &str) -> Vec<String> {
     serde_json::from_str(raw).unwrap_or_default()
 }
 
-const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uris, \
+pub(super) const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uris, \
      post_logout_redirect_uris, grant_types, scopes, allowed_providers, id_token_alg, \
      access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, created_at";
 
-fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
+pub(super) fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("client {what}"));
     let digest: Option<Vec<u8>> = row.try_get("secret_digest")?;
     Ok(Client {
@@ -219,42 +219,14 @@ impl Store {
         new: &NewClient,
         defaults: &OidcSettings,
     ) -> Result<(Client, Option<SecretString>), ClientError> {
-        new.validate().map_err(ClientError::Invalid)?;
-        let secret = (new.client_type == ClientType::Confidential).then(|| random_token("cs_"));
-        let digest = secret.as_ref().map(|s| TokenDigest::of(s.expose_secret()));
-        let inserted = self
-            .write_client(new, digest, false, defaults, false)
-            .await?;
-        if !inserted {
-            return Err(ClientError::Exists(new.client_id.to_string()));
-        }
-        let client = self
-            .client(new.client_id.as_str())
-            .await?
-            .ok_or_else(|| ClientError::NotFound(new.client_id.to_string()))?;
-        Ok((client, secret))
+        let mut conn = self.pool().acquire().await?;
+        super::admin_ops::create_in(&mut conn, new, defaults).await
     }
 
     /// Replaces a confidential client's secret; the new one is returned here only.
     pub async fn rotate_client_secret(&self, client_id: &str) -> Result<SecretString, ClientError> {
-        let client = self
-            .client(client_id)
-            .await?
-            .ok_or_else(|| ClientError::NotFound(client_id.to_owned()))?;
-        if client.managed_by_config {
-            return Err(ClientError::ManagedByConfig(client_id.to_owned()));
-        }
-        if client.is_public() {
-            return Err(ClientError::Invalid("a public client has no secret".into()));
-        }
-        let secret = random_token("cs_");
-        sqlx::query("UPDATE clients SET secret_digest = $1, updated_at = $2 WHERE client_id = $3")
-            .bind(TokenDigest::of(secret.expose_secret()).as_bytes().to_vec())
-            .bind(store::now())
-            .bind(client_id)
-            .execute(self.pool())
-            .await?;
-        Ok(secret)
+        let mut conn = self.pool().acquire().await?;
+        super::admin_ops::rotate_secret_in(&mut conn, client_id).await
     }
 
     /// Inserts or replaces the clients of `[[clients]]`, marked managed by config.
@@ -276,24 +248,26 @@ impl Store {
                     c.client_id
                 )));
             }
-            self.write_client(&new, digest, true, defaults, true)
-                .await?;
+            let mut conn = self.pool().acquire().await?;
+            write_client(&mut conn, &new, digest, true, defaults, true).await?;
         }
         Ok(())
     }
+}
 
-    /// Inserts (or with `replace`, upserts) a client row; false when it existed and was kept.
-    async fn write_client(
-        &self,
-        new: &NewClient,
-        digest: Option<TokenDigest>,
-        managed: bool,
-        defaults: &OidcSettings,
-        replace: bool,
-    ) -> Result<bool, ClientError> {
-        let now = store::now();
-        let conflict = if replace {
-            "ON CONFLICT (client_id) DO UPDATE SET name = excluded.name, \
+/// Inserts (or with `replace`, upserts) a client row on `conn` (a transaction's connection
+/// when the change must commit with its audit entry); false when it existed and was kept.
+pub(super) async fn write_client(
+    conn: &mut AnyConnection,
+    new: &NewClient,
+    digest: Option<TokenDigest>,
+    managed: bool,
+    defaults: &OidcSettings,
+    replace: bool,
+) -> Result<bool, ClientError> {
+    let now = store::now();
+    let conflict = if replace {
+        "ON CONFLICT (client_id) DO UPDATE SET name = excluded.name, \
              client_type = excluded.client_type, secret_digest = excluded.secret_digest, \
              redirect_uris = excluded.redirect_uris, \
              post_logout_redirect_uris = excluded.post_logout_redirect_uris, \
@@ -302,41 +276,40 @@ impl Store {
              access_token_ttl = excluded.access_token_ttl, id_token_ttl = excluded.id_token_ttl, \
              refresh_token_ttl = excluded.refresh_token_ttl, \
              managed_by_config = excluded.managed_by_config, updated_at = excluded.updated_at"
-        } else {
-            "ON CONFLICT (client_id) DO NOTHING"
-        };
-        let sql = format!(
-            "INSERT INTO clients (client_id, name, client_type, secret_digest, redirect_uris, \
+    } else {
+        "ON CONFLICT (client_id) DO NOTHING"
+    };
+    let sql = format!(
+        "INSERT INTO clients (client_id, name, client_type, secret_digest, redirect_uris, \
              post_logout_redirect_uris, grant_types, scopes, allowed_providers, id_token_alg, \
              access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
              $15, $15) {conflict}"
-        );
-        let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
-        let result = sqlx::query(&sql)
-            .bind(new.client_id.as_str())
-            .bind(&new.name)
-            .bind(new.client_type.as_str())
-            .bind(digest.map(|d| d.as_bytes().to_vec()))
-            .bind(json_list(&new.redirect_uris))
-            .bind(json_list(&new.post_logout_redirect_uris))
-            .bind(json_list(&grants))
-            .bind(json_list(&new.scopes))
-            .bind(json_list(&new.allowed_providers))
-            .bind(new.id_token_alg.as_str())
-            .bind(
-                new.access_token_ttl
-                    .unwrap_or(defaults.access_token_ttl_secs) as i64,
-            )
-            .bind(new.id_token_ttl.unwrap_or(defaults.id_token_ttl_secs) as i64)
-            .bind(
-                new.refresh_token_ttl
-                    .unwrap_or(defaults.refresh_token_ttl_secs) as i64,
-            )
-            .bind(i64::from(managed))
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() > 0)
-    }
+    );
+    let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
+    let result = sqlx::query(&sql)
+        .bind(new.client_id.as_str())
+        .bind(&new.name)
+        .bind(new.client_type.as_str())
+        .bind(digest.map(|d| d.as_bytes().to_vec()))
+        .bind(json_list(&new.redirect_uris))
+        .bind(json_list(&new.post_logout_redirect_uris))
+        .bind(json_list(&grants))
+        .bind(json_list(&new.scopes))
+        .bind(json_list(&new.allowed_providers))
+        .bind(new.id_token_alg.as_str())
+        .bind(
+            new.access_token_ttl
+                .unwrap_or(defaults.access_token_ttl_secs) as i64,
+        )
+        .bind(new.id_token_ttl.unwrap_or(defaults.id_token_ttl_secs) as i64)
+        .bind(
+            new.refresh_token_ttl
+                .unwrap_or(defaults.refresh_token_ttl_secs) as i64,
+        )
+        .bind(i64::from(managed))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(result.rows_affected() > 0)
 }

@@ -4,6 +4,8 @@
 mod api;
 mod browser;
 mod cli;
+mod clients;
+mod clients_ui;
 mod ui;
 
 use portico::admin::Caller;

@@ -1,0 +1,340 @@
+//! Clients as admins manage them, through the API and the pages: each change and its audit
+//! entry commit in one transaction (`clients::admin_ops` makes the change on it).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use super::validation::{self, FieldErrors};
+use super::{Caller, audit, time};
+use crate::clients::admin_ops;
+use crate::clients::{
+    Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient,
+};
+use crate::keys::SigningAlg;
+use crate::state::AppState;
+use crate::upstream::ProviderId;
+
+/// A client as the admin API shows it: never its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClientView {
+    /// The same as `client_id`.
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    /// `confidential` or `public`.
+    #[serde(rename = "type")]
+    pub client_type: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Empty: every enabled provider.
+    pub allowed_providers: Vec<String>,
+    /// Declared in portico.toml: read-only here.
+    pub managed_by_config: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    #[serde(skip)]
+    pub created_at_secs: i64,
+}
+
+impl From<&Client> for ClientView {
+    fn from(c: &Client) -> Self {
+        Self {
+            id: c.client_id.to_string(),
+            client_id: c.client_id.to_string(),
+            name: c.name.clone(),
+            client_type: c.client_type.as_str().to_owned(),
+            redirect_uris: c
+                .redirect_uris
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
+            post_logout_redirect_uris: c
+                .post_logout_redirect_uris
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
+            grant_types: c
+                .grant_types
+                .iter()
+                .map(|g| g.as_str().to_owned())
+                .collect(),
+            scopes: c.scopes.clone(),
+            allowed_providers: c.allowed_providers.iter().map(|p| p.to_string()).collect(),
+            managed_by_config: c.managed_by_config,
+            created_at: time::rfc3339(c.created_at),
+            created_at_secs: c.created_at,
+        }
+    }
+}
+
+/// A new client or the new state of one. `client_id` and `type` are fixed once created.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    /// 1-128 visible ASCII characters; required on creation, ignored on update.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    pub name: String,
+    /// `confidential` (default) or `public`.
+    #[serde(rename = "type", default)]
+    pub client_type: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Default: `authorization_code`, `refresh_token`.
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
+    /// Default: `openid profile email groups offline_access`.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// Provider ids; empty: every enabled provider.
+    #[serde(default)]
+    pub allowed_providers: Vec<String>,
+}
+
+impl ClientInput {
+    /// Checks every field, naming each bad one; `client_id` is the path's on update.
+    pub fn validate(&self, client_id: Option<&str>) -> Result<NewClient, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let raw_id = client_id.or(self.client_id.as_deref()).unwrap_or("").trim();
+        let id = ClientId::parse(raw_id)
+            .map_err(|e| errors.add("client_id", e))
+            .ok();
+        let name = validation::label(&mut errors, "name", &self.name, 100);
+        let client_type = ClientType::parse(self.client_type.as_deref().unwrap_or("confidential"))
+            .map_err(|e| errors.add("type", e))
+            .ok();
+        let uris = |errors: &mut FieldErrors, field: &str, list: &[String]| {
+            list.iter()
+                .filter(|u| !u.trim().is_empty())
+                .filter_map(|u| validation::redirect_uri(errors, field, u))
+                .collect::<Vec<_>>()
+        };
+        let redirect_uris = uris(&mut errors, "redirect_uris", &self.redirect_uris);
+        let post_logout_redirect_uris = uris(
+            &mut errors,
+            "post_logout_redirect_uris",
+            &self.post_logout_redirect_uris,
+        );
+        let grant_types: Vec<GrantType> = match &self.grant_types {
+            None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            Some(list) => list
+                .iter()
+                .filter_map(|g| {
+                    GrantType::parse(g.trim()).or_else(|| {
+                        errors.add("grant_types", format!("unknown grant type `{g}`"));
+                        None
+                    })
+                })
+                .collect(),
+        };
+        let scopes: Vec<String> = match &self.scopes {
+            None => DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+            Some(list) => list
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        };
+        let allowed_providers: Vec<ProviderId> = self
+            .allowed_providers
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .filter_map(|p| {
+                ProviderId::parse(p.trim())
+                    .map_err(|e| errors.add("allowed_providers", e))
+                    .ok()
+            })
+            .collect();
+        let (Some(client_id), Some(client_type)) = (id, client_type) else {
+            return Err(errors);
+        };
+        let new = NewClient {
+            client_id,
+            name,
+            client_type,
+            redirect_uris,
+            post_logout_redirect_uris,
+            grant_types,
+            scopes,
+            allowed_providers,
+            id_token_alg: SigningAlg::RS256,
+            access_token_ttl: None,
+            id_token_ttl: None,
+            refresh_token_ttl: None,
+        };
+        if errors.is_empty() {
+            // The rules across fields (grants against URIs and type), on the first field they name.
+            if let Err(e) = new.validate() {
+                let field = if e.contains("redirect URI") {
+                    "redirect_uris"
+                } else if e.contains("scope") {
+                    "scopes"
+                } else {
+                    "grant_types"
+                };
+                errors.add(field, e);
+            }
+        }
+        errors.or_ok(new)
+    }
+}
+
+/// What creation and rotation return: the client and, once, its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientWithSecret {
+    #[serde(flatten)]
+    pub client: ClientView,
+    /// Shown this once; absent for public clients.
+    pub client_secret: Option<String>,
+    /// The issuer to configure in the application.
+    pub issuer: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminClientError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+impl From<sqlx::Error> for AdminClientError {
+    fn from(e: sqlx::Error) -> Self {
+        AdminClientError::Client(e.into())
+    }
+}
+
+impl From<crate::store::StoreError> for AdminClientError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AdminClientError::Client(e.into())
+    }
+}
+
+pub async fn all(state: &AppState) -> Result<Vec<ClientView>, crate::store::StoreError> {
+    let mut clients: Vec<ClientView> = state
+        .store
+        .list_clients()
+        .await?
+        .iter()
+        .map(ClientView::from)
+        .collect();
+    clients.sort_by(|a, b| (b.created_at_secs, &b.id).cmp(&(a.created_at_secs, &a.id)));
+    Ok(clients)
+}
+
+pub async fn list(
+    state: &AppState,
+    page: &PageRequest,
+) -> Result<Page<ClientView>, crate::store::StoreError> {
+    Ok(page_in_memory(all(state).await?, page, |c| Cursor {
+        at: c.created_at_secs,
+        id: c.id.clone(),
+    }))
+}
+
+pub async fn get(state: &AppState, client_id: &str) -> Result<ClientView, ClientError> {
+    state
+        .store
+        .client(client_id)
+        .await?
+        .map(|c| ClientView::from(&c))
+        .ok_or_else(|| ClientError::NotFound(client_id.to_owned()))
+}
+
+fn details(c: &ClientView) -> serde_json::Value {
+    json!({
+        "name": c.name,
+        "type": c.client_type,
+        "redirect_uris": c.redirect_uris,
+        "post_logout_redirect_uris": c.post_logout_redirect_uris,
+        "grant_types": c.grant_types,
+        "scopes": c.scopes,
+        "allowed_providers": c.allowed_providers,
+    })
+}
+
+/// Records `action` on the client in the change's transaction, then commits both.
+async fn audited(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &Caller,
+    action: &str,
+    client_id: &str,
+    details: serde_json::Value,
+) -> Result<(), AdminClientError> {
+    let target = format!("client:{client_id}");
+    audit::record(
+        &mut tx,
+        &caller.actor,
+        action,
+        &target,
+        details,
+        caller.ip(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn with_secret(
+    state: &AppState,
+    client: ClientView,
+    secret: Option<SecretString>,
+) -> ClientWithSecret {
+    ClientWithSecret {
+        client,
+        client_secret: secret.map(|s| s.expose_secret().to_owned()),
+        issuer: state.settings.server.issuer.as_str().to_owned(),
+    }
+}
+
+/// Creates a client (a confidential one with a new secret, returned here only).
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    new: &NewClient,
+) -> Result<ClientWithSecret, AdminClientError> {
+    let mut tx = state.store.pool().begin().await?;
+    let (client, secret) = admin_ops::create_in(&mut tx, new, &state.settings.oidc).await?;
+    let view = ClientView::from(&client);
+    audited(tx, caller, "client.created", &view.id, details(&view)).await?;
+    Ok(with_secret(state, view, secret))
+}
+
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    new: &NewClient,
+) -> Result<ClientView, AdminClientError> {
+    let mut tx = state.store.pool().begin().await?;
+    let view = ClientView::from(&admin_ops::update_in(&mut tx, new).await?);
+    audited(tx, caller, "client.updated", &view.id, details(&view)).await?;
+    Ok(view)
+}
+
+pub async fn rotate_secret(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+) -> Result<ClientWithSecret, AdminClientError> {
+    let mut tx = state.store.pool().begin().await?;
+    let secret = admin_ops::rotate_secret_in(&mut tx, client_id).await?;
+    let view = ClientView::from(&admin_ops::fetch_in(&mut tx, client_id).await?);
+    audited(tx, caller, "client.secret_rotated", client_id, json!({})).await?;
+    Ok(with_secret(state, view, Some(secret)))
+}
+
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+) -> Result<ClientView, AdminClientError> {
+    let mut tx = state.store.pool().begin().await?;
+    let view = ClientView::from(&admin_ops::delete_in(&mut tx, client_id).await?);
+    audited(tx, caller, "client.deleted", client_id, details(&view)).await?;
+    Ok(view)
+}

@@ -1,0 +1,181 @@
+//! `/admin/api/v1/clients`: the JSON face of [`super::clients_admin`].
+
+use actix_web::{HttpResponse, web};
+
+use super::api::{ApiCaller, PageParams};
+use super::clients_admin::{self, AdminClientError, ClientInput, ClientView, ClientWithSecret};
+use super::error::{ApiError, ErrorBody};
+use super::pagination::Page;
+use super::validation::FieldErrors;
+use crate::clients::ClientError;
+use crate::state::AppState;
+
+pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
+    scope
+        .service(super::api::resource("/clients").get(list).post(create))
+        .service(
+            super::api::resource("/clients/{id}")
+                .get(show)
+                .put(update)
+                .delete(delete),
+        )
+        .service(super::api::resource("/clients/{id}/secret").post(rotate_secret))
+}
+
+pub fn api_error(err: AdminClientError) -> ApiError {
+    let AdminClientError::Client(err) = err;
+    match err {
+        ClientError::NotFound(_) => ApiError::NotFound(err.to_string()),
+        ClientError::Exists(_) | ClientError::ManagedByConfig(_) => {
+            ApiError::Conflict(err.to_string())
+        }
+        ClientError::Invalid(msg) => ApiError::Validation(FieldErrors::single("type", msg)),
+        ClientError::Store(e) => e.into(),
+    }
+}
+
+/// Clients, newest first; never a secret.
+#[utoipa::path(
+    get, path = "/clients", tag = "clients",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of clients", body = Page<ClientView>),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 422, description = "Bad limit or cursor", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    params: web::Query<PageParams>,
+) -> Result<web::Json<Page<ClientView>>, ApiError> {
+    let page = params.parse()?;
+    Ok(web::Json(clients_admin::list(&state, &page).await?))
+}
+
+/// Registers a client. A confidential client's secret is in this response only.
+#[utoipa::path(
+    post, path = "/clients", tag = "clients",
+    request_body = ClientInput,
+    responses(
+        (status = 201, description = "The client and its secret, shown once", body = ClientWithSecret),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 409, description = "The client_id is taken", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    body: web::Json<ClientInput>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.validate(None)?;
+    let created = clients_admin::create(&state, &api.caller, &new)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// One client.
+#[utoipa::path(
+    get, path = "/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "The client_id")),
+    responses(
+        (status = 200, description = "The client", body = ClientView),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such client", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn show(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<ClientView>, ApiError> {
+    let client = clients_admin::get(&state, &id)
+        .await
+        .map_err(|e| api_error(e.into()))?;
+    Ok(web::Json(client))
+}
+
+/// Replaces a client's name, URIs, grant types, scopes and allowed providers.
+#[utoipa::path(
+    put, path = "/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "The client_id")),
+    request_body = ClientInput,
+    responses(
+        (status = 200, description = "The client", body = ClientView),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such client", body = ErrorBody),
+        (status = 409, description = "Managed by the configuration file", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<ClientInput>,
+) -> Result<web::Json<ClientView>, ApiError> {
+    let new = body.validate(Some(&id))?;
+    let client = clients_admin::update(&state, &api.caller, &new)
+        .await
+        .map_err(api_error)?;
+    Ok(web::Json(client))
+}
+
+/// Deletes a client and revokes the refresh tokens issued to it.
+#[utoipa::path(
+    delete, path = "/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "The client_id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such client", body = ErrorBody),
+        (status = 409, description = "Managed by the configuration file", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    clients_admin::delete(&state, &api.caller, &id)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replaces a confidential client's secret; the new one is in this response only.
+#[utoipa::path(
+    post, path = "/clients/{id}/secret", tag = "clients",
+    params(("id" = String, Path, description = "The client_id")),
+    responses(
+        (status = 200, description = "The client and its new secret, shown once", body = ClientWithSecret),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such client", body = ErrorBody),
+        (status = 409, description = "Managed by the configuration file", body = ErrorBody),
+        (status = 422, description = "A public client has no secret", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_secret(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<ClientWithSecret>, ApiError> {
+    let rotated = clients_admin::rotate_secret(&state, &api.caller, &id)
+        .await
+        .map_err(api_error)?;
+    Ok(web::Json(rotated))
+}
