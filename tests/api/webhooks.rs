@@ -22,6 +22,7 @@ use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
 use crate::on_both_backends;
 
 on_both_backends!(
+    a_login_through_portico_arrives_as_login_succeeded,
     a_committed_login_arrives_signed,
     a_rolled_back_transaction_delivers_nothing,
     retries_until_the_receiver_recovers,
@@ -246,6 +247,38 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 }
 
 // ---- Tests ------------------------------------------------------------------------------------
+
+/// End to end: a browser logs in through Portico at an upstream OIDC provider, and the
+/// receiver gets the `login.succeeded` event the callback recorded, signed.
+async fn a_login_through_portico_arrives_as_login_succeeded(db: &TestDb) {
+    use crate::oidc_support::{
+        CLIENT_ID, CLIENT_SECRET, REDIRECT, authorize, relying_party, spawn_portico,
+    };
+    let receiver = Receiver::start(vec![]).await;
+    let upstream = crate::upstream_idp::Upstream::start().await;
+    let app = spawn_portico(db, &upstream, |s| fast(s, &["10ms"])).await;
+    let (_, secret) = endpoint(&app, &receiver.url(), &["login.succeeded"]).await;
+    let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    authorize(&app, &rp, REDIRECT, &["email"]).await;
+
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1, "the login's event arrived");
+    assert!(signed_with(&secret, &got[0]));
+    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "login.succeeded");
+    let data = &body["data"];
+    assert_eq!(data["provider"], "corp");
+    assert_eq!(data["client_id"], CLIENT_ID);
+    assert_eq!(data["new_user"], true);
+    assert!(
+        data["user_id"].as_str().is_some_and(|u| !u.is_empty()),
+        "{data}"
+    );
+    for field in ["email", "ip", "user_agent"] {
+        assert!(data.get(field).is_some(), "{field} in {data}");
+    }
+    app.stop();
+}
 
 async fn a_committed_login_arrives_signed(db: &TestDb) {
     let receiver = Receiver::start(vec![]).await;
