@@ -26,6 +26,7 @@ const SECTIONS: &[&str] = &[
     "webhooks",
     "admin",
     "janitor",
+    "branding",
 ];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
@@ -78,6 +79,7 @@ pub struct Settings {
     pub webhooks: crate::webhooks::WebhookSettings,
     pub admin: AdminSettings,
     pub janitor: crate::store::janitor::JanitorSettings,
+    pub branding: BrandingSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -206,6 +208,56 @@ impl Default for AdminSettings {
             delay_base_ms: 1000,
             delay_max_ms: 30_000,
         }
+    }
+}
+
+/// `[branding]`: what the pages users see (sign-in chooser, errors, signed out) are called and
+/// look like. The admin UI stays Portico.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrandingSettings {
+    /// The name in page titles and headers.
+    pub product_name: String,
+    /// A logo file (PNG, SVG, JPEG or WebP, at most 256 KiB), read at start and served at
+    /// `/branding/logo`.
+    pub logo_file: Option<PathBuf>,
+    /// Or a logo at an https URL.
+    pub logo_url: Option<String>,
+    /// The accent colour of buttons and links, `#rrggbb`.
+    pub accent_color: String,
+}
+
+impl Default for BrandingSettings {
+    fn default() -> Self {
+        Self {
+            product_name: "Portico".into(),
+            logo_file: None,
+            logo_url: None,
+            accent_color: "#2f5bd3".into(),
+        }
+    }
+}
+
+impl BrandingSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        let name = self.product_name.trim();
+        if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+            return Err("branding.product_name must be 1 to 60 printable characters".into());
+        }
+        let hex = self.accent_color.strip_prefix('#').unwrap_or("");
+        if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("branding.accent_color must be a colour like #2f5bd3".into());
+        }
+        if self.logo_file.is_some() && self.logo_url.is_some() {
+            return Err("set only one of branding.logo_file and branding.logo_url".into());
+        }
+        if let Some(url) = &self.logo_url {
+            let parsed = url::Url::parse(url).map_err(|e| format!("branding.logo_url: {e}"))?;
+            if parsed.scheme() != "https" {
+                return Err("branding.logo_url must be an https URL".into());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -430,6 +482,7 @@ impl Settings {
             .map_err(ConfigError::Invalid)?;
         crate::clients::validate_config(&self.clients, &self.providers)
             .map_err(ConfigError::Invalid)?;
+        self.branding.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 
@@ -503,6 +556,10 @@ mod tests {
         assert!(err.to_string().contains("listen"), "{err}");
         let err = from_pairs(&[("LOG_FORMAT", "xml")]).unwrap_err();
         assert!(err.to_string().contains("format"), "{err}");
+        let err = from_pairs(&[("BRANDING_ACCENT_COLOR", "red")]).unwrap_err();
+        assert!(err.to_string().contains("branding.accent_color"), "{err}");
+        let err = from_pairs(&[("BRANDING_LOGO_URL", "http://cdn.example/logo.png")]).unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -73,6 +73,10 @@ impl Application {
         if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
             anyhow::bail!("jsonwebtoken has no crypto provider: the build enables none or two");
         }
+        let branding = Arc::new(
+            crate::oidc::branding::Branding::load(&settings.branding)
+                .context("cannot prepare [branding]")?,
+        );
         let store = open_store(&settings).await?;
         let (_key, sealer) = unlock(&settings, &store).await?;
         let keys = KeyRing::load(store.clone(), sealer.clone(), settings.keys.clone()).await?;
@@ -116,6 +120,7 @@ impl Application {
             limits: limits.clone(),
             webhooks: webhook_service,
             passwords,
+            branding,
         });
         let mut tasks = vec![
             keys.spawn_maintenance(),
@@ -187,6 +192,11 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap_fn({
+                // Pages read the branding from the request's task (see oidc::branding).
+                let branding = state.branding.clone();
+                move |req, srv| branding.clone().scope(srv.call(req))
+            })
             .wrap(ops::headers::security_headers(https))
             .wrap(from_fn(ops::metrics::track))
             .wrap(TracingLogger::default())

@@ -29,4 +29,6 @@ pub struct AppState {
     pub webhooks: WebhookService,
     /// argon2id for admin passwords, bounded so sign-in bursts queue.
     pub passwords: PasswordHasher,
+    /// `[branding]`, prepared at start (the logo file read).
+    pub branding: Arc<crate::oidc::branding::Branding>,
 }

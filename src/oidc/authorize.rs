@@ -326,7 +326,7 @@ fn session_satisfies(
     provider: Option<&str>,
     client: &Client,
 ) -> bool {
-    if request.prompt_login {
+    if request.prompt_login || session.needs_login {
         return false;
     }
     if let Some(max_age) = request.max_age

@@ -12,8 +12,7 @@ use serde_json::json;
 
 use super::authorize::server_error_page;
 use super::complete::ip_text;
-use super::error::{ErrorCode, redirect_error};
-use super::login::{expired_page, upstream_error_page};
+use super::login::{expired_page, upstream_failure};
 use super::session::LOGIN_COOKIE;
 use super::web::error_page;
 use crate::events::{self, EventType};
@@ -125,18 +124,20 @@ pub async fn callback(
         Ok(c) => c,
         Err(e) => return server_error_page(e),
     };
+    let issuer = state.settings.server.issuer.as_str();
+    let request = &pending.request;
     let Some(login) = connector.callback_login() else {
-        return upstream_error_page(&UpstreamError::Misconfigured(
-            "the provider has no redirect login".into(),
-        ));
+        return upstream_failure(
+            &UpstreamError::Misconfigured("the provider has no redirect login".into()),
+            Some(request),
+            issuer,
+        );
     };
     let redirect_uri = state
         .settings
         .server
         .issuer
         .url(&format!("/callback/{}", provider.id));
-    let issuer = state.settings.server.issuer.as_str();
-    let request = &pending.request;
     let identity = match login.finish(&params, &secret, &redirect_uri).await {
         Ok(identity) => identity,
         Err(err) => {
@@ -148,18 +149,7 @@ pub async fn callback(
                 &err.reason(),
             )
             .await;
-            let code = match err {
-                UpstreamError::Denied { .. } | UpstreamError::Refused(_) => ErrorCode::AccessDenied,
-                UpstreamError::Unavailable(_) => ErrorCode::TemporarilyUnavailable,
-                _ => ErrorCode::AccessDenied,
-            };
-            return redirect_error(
-                &request.redirect_uri,
-                code,
-                "the upstream sign-in failed",
-                request.state.as_deref(),
-                issuer,
-            );
+            return upstream_failure(&err, Some(request), issuer);
         }
     };
 

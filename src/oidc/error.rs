@@ -108,9 +108,9 @@ impl actix_web::ResponseError for OAuthError {
     }
 }
 
-/// A redirect to the client's validated redirect URI with these query parameters added.
-pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> HttpResponse {
-    let location = match Url::parse(redirect_uri) {
+/// The client's validated redirect URI with these query parameters added.
+fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    match Url::parse(redirect_uri) {
         Ok(mut url) => {
             {
                 let mut q = url.query_pairs_mut();
@@ -121,15 +121,35 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> HttpRespons
             url.to_string()
         }
         Err(_) => redirect_uri.to_owned(),
-    };
+    }
+}
+
+/// A redirect to the client's validated redirect URI with these query parameters added.
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> HttpResponse {
     HttpResponse::Found()
-        .insert_header((header::LOCATION, location))
+        .insert_header((header::LOCATION, with_params(redirect_uri, params)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
 
-/// An authorization error sent back to the client (RFC 6749 section 4.1.2.1), with `state`
-/// and the issuer (RFC 9207).
+/// Where an authorization error goes back to the client (RFC 6749 section 4.1.2.1), with
+/// `state` and the issuer (RFC 9207).
+pub fn error_location(
+    redirect_uri: &str,
+    code: ErrorCode,
+    description: &str,
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
+    let mut params = vec![("error", code.as_str()), ("error_description", description)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer));
+    with_params(redirect_uri, &params)
+}
+
+/// An authorization error sent back to the client at once.
 pub fn redirect_error(
     redirect_uri: &str,
     code: ErrorCode,
@@ -137,12 +157,13 @@ pub fn redirect_error(
     state: Option<&str>,
     issuer: &str,
 ) -> HttpResponse {
-    let mut params = vec![("error", code.as_str()), ("error_description", description)];
-    if let Some(s) = state {
-        params.push(("state", s));
-    }
-    params.push(("iss", issuer));
-    redirect_with(redirect_uri, &params)
+    HttpResponse::Found()
+        .insert_header((
+            header::LOCATION,
+            error_location(redirect_uri, code, description, state, issuer),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
 }
 
 /// A refusal at a token-type endpoint: an OAuth error, or a ready response (429).

@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
-use super::authorize::server_error_page;
+use super::authorize::{AuthRequest, server_error_page};
 use super::callback::record_failure;
+use super::error::{ErrorCode, error_location, redirect_error};
 use super::pending::Pending;
 use super::session::LOGIN_COOKIE;
-use super::web::{LoginPage, ProviderChoice, error_page, render};
+use super::web::{LoginPage, ProviderChoice, error_page, error_page_with_way_back, render};
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::{LoginRequest, UpstreamError};
@@ -84,6 +85,7 @@ pub async fn login_page(
             .as_ref()
             .map(|_| "No organisation sign-in is set up for that e-mail domain.".to_owned());
         let page = LoginPage {
+            brand: super::branding::Brand::current(),
             client_name: client.name.clone(),
             request_id: pending.id.clone(),
             show_email: providers.iter().any(|p| !p.email_domains.is_empty()),
@@ -165,21 +167,76 @@ async fn start_upstream(
                 &err,
             )
             .await;
-            upstream_error_page(&err)
+            upstream_failure(
+                &err,
+                Some(&pending.request),
+                state.settings.server.issuer.as_str(),
+            )
         }
     }
 }
 
-pub fn upstream_error_page(err: &UpstreamError) -> HttpResponse {
-    let (status, message) = match err {
+/// The page of an upstream sign-in that failed: the provider unreachable, its answer
+/// refused, or a policy refusing the identity. It says which, and offers a way back to the
+/// application (when the request is known) carrying the matching OAuth error, so that the
+/// application learns the outcome too. A user who declined at the provider goes straight
+/// back to the application: there is nothing to explain.
+pub fn upstream_failure(
+    err: &UpstreamError,
+    request: Option<&AuthRequest>,
+    issuer: &str,
+) -> HttpResponse {
+    let (status, title, message, code) = match err {
+        UpstreamError::Denied { error, .. } if error == "access_denied" => {
+            if let Some(request) = request {
+                return redirect_error(
+                    &request.redirect_uri,
+                    ErrorCode::AccessDenied,
+                    "the user declined at the sign-in provider",
+                    request.state.as_deref(),
+                    issuer,
+                );
+            }
+            (
+                StatusCode::FORBIDDEN,
+                "Sign-in cancelled",
+                "The sign-in was declined at the provider.",
+                ErrorCode::AccessDenied,
+            )
+        }
+        UpstreamError::Refused(_) => (
+            StatusCode::FORBIDDEN,
+            "Sign-in not allowed",
+            "Your account at this sign-in provider is not allowed to use this application. \
+             If you think it should be, tell your administrator.",
+            ErrorCode::AccessDenied,
+        ),
         UpstreamError::Unavailable(_) => (
             StatusCode::BAD_GATEWAY,
-            "The sign-in provider could not be reached. Please try again in a moment.",
+            "Sign-in provider unavailable",
+            "The sign-in provider could not be reached or had an error. Please try again in a \
+             moment.",
+            ErrorCode::TemporarilyUnavailable,
         ),
         _ => (
             StatusCode::BAD_GATEWAY,
-            "The sign-in provider's answer could not be accepted.",
+            "Sign-in failed",
+            "The sign-in provider's answer could not be accepted. If this keeps happening, \
+             tell your administrator.",
+            ErrorCode::AccessDenied,
         ),
     };
-    error_page(status, "Sign-in failed", message)
+    match request {
+        Some(request) => {
+            let back = error_location(
+                &request.redirect_uri,
+                code,
+                "the upstream sign-in failed",
+                request.state.as_deref(),
+                issuer,
+            );
+            error_page_with_way_back(status, title, message, &back)
+        }
+        None => error_page(status, title, message),
+    }
 }

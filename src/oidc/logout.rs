@@ -93,7 +93,12 @@ pub async fn logout(
             }
             redirect_with(&uri, &params)
         }
-        None => render(StatusCode::OK, &LoggedOutPage),
+        None => render(
+            StatusCode::OK,
+            &LoggedOutPage {
+                brand: super::branding::Brand::current(),
+            },
+        ),
     };
     let _ = response.add_removal_cookie(&session::removal(&state.settings, SESSION_COOKIE));
     response

@@ -1,6 +1,7 @@
 //! The OpenID Connect provider that downstream apps talk to.
 
 pub mod authorize;
+pub mod branding;
 pub mod callback;
 pub mod client_auth;
 pub mod complete;
@@ -39,5 +40,7 @@ pub fn routes(cfg: &mut actix::ServiceConfig) {
         .service(revoke::introspect)
         .service(logout::logout)
         .service(web::stylesheet)
+        .service(branding::serve_stylesheet)
+        .service(branding::serve_logo)
         .configure(saml::routes);
 }

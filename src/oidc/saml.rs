@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use super::authorize::{AuthRequest, server_error_page};
 use super::callback::record_failure;
 use super::complete::finish_login;
-use super::login::{expired_page, upstream_error_page};
+use super::login::{expired_page, upstream_failure};
 use super::scope::Scope;
 use super::web::error_page;
 use crate::clients::GrantType;
@@ -80,7 +80,7 @@ pub async fn metadata(state: web::Data<AppState>, path: web::Path<String>) -> Ht
 
 /// The refusal page of a SAML login. The reason is ours (`SamlError::reason()`), never text
 /// from the message.
-fn refused_page(err: &UpstreamError) -> HttpResponse {
+fn refused_page(err: &UpstreamError, request: Option<&AuthRequest>, issuer: &str) -> HttpResponse {
     match err {
         UpstreamError::SamlResponse(reason) => error_page(
             StatusCode::BAD_REQUEST,
@@ -91,7 +91,7 @@ fn refused_page(err: &UpstreamError) -> HttpResponse {
                  administrator."
             ),
         ),
-        other => upstream_error_page(other),
+        other => upstream_failure(other, request, issuer),
     }
 }
 
@@ -155,7 +155,11 @@ pub async fn acs(
     else {
         return fail(
             "repeated form field".into(),
-            refused_page(&UpstreamError::SamlResponse("repeated form field".into())),
+            refused_page(
+                &UpstreamError::SamlResponse("repeated form field".into()),
+                None,
+                state.settings.server.issuer.as_str(),
+            ),
         )
         .await;
     };
@@ -224,7 +228,11 @@ pub async fn acs(
                 &err.reason(),
             )
             .await;
-            return refused_page(&err);
+            return refused_page(
+                &err,
+                pending.as_ref().map(|(p, _)| &p.request),
+                state.settings.server.issuer.as_str(),
+            );
         }
     };
 

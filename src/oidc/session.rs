@@ -23,6 +23,9 @@ pub struct Session {
     pub identity_id: String,
     pub provider_id: String,
     pub auth_time: i64,
+    /// The identity's upstream grant has ended (an upstream refresh met `invalid_grant`): the
+    /// session may not answer a new authorization without a new upstream login.
+    pub needs_login: bool,
 }
 
 /// A cookie with Portico's attributes: HttpOnly, SameSite=Lax, Secure behind https.
@@ -62,7 +65,8 @@ impl Store {
             "UPDATE sso_sessions SET last_seen_at = $1 WHERE token_digest = $2 \
              AND ended_at IS NULL AND expires_at > $1 AND last_seen_at > $3 \
              AND user_id IN (SELECT id FROM users WHERE disabled = 0) \
-             RETURNING id, user_id, identity_id, provider_id, auth_time",
+             RETURNING id, user_id, identity_id, provider_id, auth_time, \
+             (SELECT needs_login FROM identities i WHERE i.id = sso_sessions.identity_id)",
         )
         .bind(now)
         .bind(digest.as_bytes().to_vec())
@@ -76,6 +80,7 @@ impl Store {
                 identity_id: r.try_get(2)?,
                 provider_id: r.try_get(3)?,
                 auth_time: r.try_get(4)?,
+                needs_login: r.try_get::<Option<i64>, _>(5)?.unwrap_or(1) != 0,
             })
         })
         .transpose()
@@ -119,6 +124,7 @@ pub async fn start(
             identity_id: identity_id.to_owned(),
             provider_id: provider_id.to_owned(),
             auth_time: now,
+            needs_login: false,
         },
         cookie,
     ))

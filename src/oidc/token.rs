@@ -25,8 +25,8 @@ use crate::crypto::{TokenDigest, random_token};
 use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
-use crate::upstream::UpstreamError;
 use crate::users::{self, User};
+use crate::vault::refresh::{Refreshed, Want, refresh_identity};
 
 #[derive(Serialize)]
 pub struct TokenResponse {
@@ -398,8 +398,11 @@ async fn refresh_token(
     let row = sqlx::query(
         "SELECT r.family_id, r.client_id, r.user_id, r.identity_id, r.session_id, r.scope, \
          r.resource, r.auth_time, r.expires_at, r.rotated_at, r.revoked_at, \
-         u.id, u.email, u.email_verified, u.name, u.picture, u.groups, u.disabled \
-         FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_digest = $1",
+         u.id, u.email, u.email_verified, u.name, u.picture, u.groups, u.disabled, \
+         i.provider_id, i.needs_login, \
+         CASE WHEN i.access_token IS NULL AND i.refresh_token IS NULL THEN 0 ELSE 1 END \
+         FROM refresh_tokens r JOIN users u ON u.id = r.user_id \
+         JOIN identities i ON i.id = r.identity_id WHERE r.token_digest = $1",
     )
     .bind(&digest)
     .fetch_optional(state.store.pool())
@@ -418,6 +421,9 @@ async fn refresh_token(
     let rotated_at: Option<i64> = row.try_get(9).map_err(db)?;
     let revoked_at: Option<i64> = row.try_get(10).map_err(db)?;
     let mut user = users::user_from_row(&row).map_err(db)?;
+    let provider_id: String = row.try_get(18).map_err(db)?;
+    let needs_login = row.try_get::<i64, _>(19).map_err(db)? != 0;
+    let has_upstream_tokens = row.try_get::<i64, _>(20).map_err(db)? != 0;
 
     if token_client != client.client_id.as_str() {
         return Err(invalid_grant(
@@ -439,6 +445,11 @@ async fn refresh_token(
     if user.disabled {
         return Err(invalid_grant("the user is disabled"));
     }
+    if needs_login {
+        return Err(invalid_grant(
+            "the upstream sign-in has ended; the user must sign in again",
+        ));
+    }
     super::session_limit::check(state, &identity_id, auth_time, now).await?;
     let granted = Scope::parse(&scope_raw).unwrap_or_default();
     let scope = match form.get("scope").filter(|s| !s.is_empty()) {
@@ -455,8 +466,13 @@ async fn refresh_token(
         }
     };
 
-    // Fresh claims from the provider, where it can refresh an identity.
-    let refreshed = refresh_upstream(state, &identity_id).await?;
+    // Fresh claims from the provider, where it can refresh an identity (stored with the
+    // upstream tokens before this returns).
+    let refreshed = if has_upstream_tokens {
+        refresh_upstream(state, &provider_id, &identity_id).await?
+    } else {
+        None
+    };
     if let Some(identity) = &refreshed {
         user.email = identity.email.clone();
         user.email_verified = identity.email_verified;
@@ -489,11 +505,6 @@ async fn refresh_token(
         auth_time,
     };
     let refresh_token = insert_refresh(&mut tx, &new).await.map_err(db)?;
-    if let Some(identity) = &refreshed {
-        users::update_claims(&mut tx, &state.sealer, &user_id, &identity_id, identity)
-            .await
-            .map_err(db)?;
-    }
     tx.commit().await.map_err(db)?;
 
     let issue = Issue {
@@ -517,45 +528,45 @@ async fn refresh_token(
     })
 }
 
-/// Asks the identity's provider for fresh claims through the refresh capability. `None`
-/// when the provider cannot refresh (the stored claims stand); an error when the upstream
-/// grant is gone, so that the downstream refresh fails too.
+/// Asks the identity's provider for fresh claims through the refresh capability, under the
+/// vault's lease (one upstream call per identity however many refreshes arrive at once).
+/// `None` when the stored claims stand (the provider cannot refresh, or is down: the claims
+/// of the last login are served, as Dex does); an error when the upstream grant is gone, so
+/// that the downstream refresh fails too.
 async fn refresh_upstream(
     state: &AppState,
+    provider_id: &str,
     identity_id: &str,
 ) -> Result<Option<crate::upstream::UpstreamIdentity>, OAuthError> {
-    let Some(stored) = state
+    let provider = state
         .store
-        .stored_identity(&state.sealer, identity_id)
+        .provider(provider_id)
+        .await
+        .map_err(db)?
+        .filter(|p| p.enabled)
+        .ok_or_else(|| invalid_grant("the user's sign-in provider is no longer available"))?;
+    let Some(current) = state
+        .store
+        .vaulted_by_id(&state.sealer, identity_id)
         .await
         .map_err(db)?
     else {
         return Err(invalid_grant("the user's identity no longer exists"));
     };
-    if stored.tokens.is_none() {
-        return Ok(None);
-    }
-    let provider = state
-        .store
-        .provider(stored.provider.as_str())
+    match refresh_identity(state, &provider, current, Want::FreshClaims)
         .await
         .map_err(db)?
-        .filter(|p| p.enabled)
-        .ok_or_else(|| invalid_grant("the user's sign-in provider is no longer available"))?;
-    let connector = state.connectors.connector(&provider).map_err(db)?;
-    let Some(refresher) = connector.refresh() else {
-        return Ok(None);
-    };
-    match refresher.refresh_identity(&stored).await {
-        Ok(identity) => Ok(Some(identity)),
-        Err(UpstreamError::InvalidGrant) => Err(invalid_grant(
+    {
+        Refreshed::Fresh(v) => Ok(Some(v.identity)),
+        Refreshed::Unrefreshable(..) => Ok(None),
+        Refreshed::NeedsLogin(_) => Err(invalid_grant(
             "the upstream sign-in has ended; the user must sign in again",
         )),
-        Err(e) => {
-            // The provider is down or odd: keep serving the claims of the last login.
-            tracing::warn!(provider = %provider.id, reason = %e.reason(), "upstream refresh failed");
+        Refreshed::Failed(e) => {
+            tracing::warn!(provider = %provider.id, reason = %e.reason(), "serving the stored claims");
             Ok(None)
         }
+        Refreshed::Busy => Ok(None),
     }
 }
 

@@ -5,17 +5,49 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, get};
 use askama::Template;
 
+use super::branding::Brand;
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    brand: Brand,
     title: &'a str,
     message: &'a str,
+    /// A link back to the application, carrying the OAuth error for it.
+    back: Option<&'a str>,
 }
 
 /// The HTML error page, with `status`. Never a redirect: used when the client cannot be
 /// trusted with the error (unknown client or redirect URI) or there is no client to tell.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    render(status, &ErrorPage { title, message })
+    render_error(status, title, message, None)
+}
+
+/// The HTML error page of a sign-in that failed after the client was verified: it tells the
+/// user what happened and offers `back`, the client's redirect URI with the OAuth error, so
+/// the application learns the outcome when the user returns to it.
+pub fn error_page_with_way_back(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    back: &str,
+) -> HttpResponse {
+    render_error(status, title, message, Some(back))
+}
+
+fn render_error(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    back: Option<&str>,
+) -> HttpResponse {
+    let page = ErrorPage {
+        brand: Brand::current(),
+        title,
+        message,
+        back,
+    };
+    render(status, &page)
 }
 
 pub struct ProviderChoice {
@@ -26,6 +58,7 @@ pub struct ProviderChoice {
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage {
+    pub brand: Brand,
     pub client_name: String,
     pub request_id: String,
     pub providers: Vec<ProviderChoice>,
@@ -36,7 +69,9 @@ pub struct LoginPage {
 
 #[derive(Template)]
 #[template(path = "logged_out.html")]
-pub struct LoggedOutPage;
+pub struct LoggedOutPage {
+    pub brand: Brand,
+}
 
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {

@@ -6,14 +6,14 @@
 //! verified address: then the identity joins that user (`identity.linked`). Claims are copied
 //! from the identity on every login and on every upstream refresh.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
 use crate::crypto::{SealTarget, Sealer};
 use crate::events::{self, EventType};
 use crate::store::{self, Store, StoreError};
-use crate::upstream::{ProviderId, UpstreamIdentity, UpstreamTokens};
+use crate::upstream::UpstreamIdentity;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -237,51 +237,6 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected() > 0)
-    }
-
-    /// What an identity last told Portico, with its sealed upstream refresh token opened: the
-    /// input of the refresh capability.
-    pub async fn stored_identity(
-        &self,
-        sealer: &Sealer,
-        identity_id: &str,
-    ) -> Result<Option<UpstreamIdentity>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT provider_id, subject, email, email_verified, name, picture, groups, \
-             refresh_token FROM identities WHERE id = $1",
-        )
-        .bind(identity_id)
-        .fetch_optional(self.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let sealed: Option<Vec<u8>> = row.try_get(7)?;
-        let refresh: Option<SecretString> = sealed
-            .map(|s| {
-                sealer.open_string(
-                    &s,
-                    SealTarget::new(IDENTITY_TABLE, "refresh_token", identity_id),
-                )
-            })
-            .transpose()?;
-        let provider: String = row.try_get(0)?;
-        Ok(Some(UpstreamIdentity {
-            provider: ProviderId::parse(&provider).map_err(StoreError::Corrupt)?,
-            subject: row.try_get(1)?,
-            email: row.try_get(2)?,
-            email_verified: row.try_get::<i64, _>(3)? != 0,
-            name: row.try_get(4)?,
-            picture: row.try_get(5)?,
-            groups: serde_json::from_str(&row.try_get::<String, _>(6)?).unwrap_or_default(),
-            tokens: refresh.map(|r| UpstreamTokens {
-                access_token: SecretString::from(String::new()),
-                refresh_token: Some(r),
-                id_token: None,
-                expires_at: None,
-                scope: None,
-            }),
-        }))
     }
 }
 

@@ -7,9 +7,11 @@
 //! refresh, the others wait and re-read.
 
 pub mod broker;
+pub mod refresh;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::crypto::{SealTarget, Sealer};
@@ -100,6 +102,10 @@ impl Vaulted {
     }
 }
 
+const VAULTED_COLUMNS: &str = "id, user_id, provider_id, subject, email, email_verified, name, \
+     picture, groups, access_token, refresh_token, id_token, token_meta, refresh_lease_until, \
+     needs_login";
+
 impl Store {
     /// The user's identity at `provider`, tokens opened.
     pub async fn vaulted(
@@ -108,56 +114,29 @@ impl Store {
         user_id: &str,
         provider: &ProviderId,
     ) -> Result<Option<Vaulted>, StoreError> {
-        let Some(row) = sqlx::query(
-            "SELECT id, user_id, subject, email, email_verified, name, picture, groups, \
-             access_token, refresh_token, id_token, token_meta, refresh_lease_until, needs_login \
-             FROM identities WHERE user_id = $1 AND provider_id = $2",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {VAULTED_COLUMNS} FROM identities WHERE user_id = $1 AND provider_id = $2"
+        ))
         .bind(user_id)
         .bind(provider.as_str())
         .fetch_optional(self.pool())
-        .await?
-        else {
-            return Ok(None);
-        };
-        let id: String = row.try_get("id")?;
-        let open = |column: &'static str| -> Result<Option<SecretString>, StoreError> {
-            let sealed: Option<Vec<u8>> = row.try_get(column)?;
-            Ok(sealed
-                .map(|s| sealer.open_string(&s, target(column, &id)))
-                .transpose()?)
-        };
-        let access = open("access_token")?;
-        let refresh = open("refresh_token")?;
-        let id_token = open("id_token")?;
-        let meta: Option<TokenMeta> = open("token_meta")?
-            .map(|m| serde_json::from_str(m.expose_secret()))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("identity {id}: token meta: {e}")))?;
-        let tokens = (access.is_some() || refresh.is_some()).then(|| UpstreamTokens {
-            access_token: access.unwrap_or_else(|| SecretString::from(String::new())),
-            refresh_token: refresh,
-            id_token,
-            expires_at: meta.as_ref().and_then(|m| m.expires_at),
-            scope: meta.and_then(|m| m.scope),
-        });
-        let identity = UpstreamIdentity {
-            provider: provider.clone(),
-            subject: row.try_get("subject")?,
-            email: row.try_get("email")?,
-            email_verified: row.try_get::<i64, _>("email_verified")? != 0,
-            name: row.try_get("name")?,
-            picture: row.try_get("picture")?,
-            groups: serde_json::from_str(&row.try_get::<String, _>("groups")?).unwrap_or_default(),
-            tokens,
-        };
-        Ok(Some(Vaulted {
-            user_id: row.try_get("user_id")?,
-            needs_login: row.try_get::<i64, _>("needs_login")? != 0,
-            lease_until: row.try_get("refresh_lease_until")?,
-            identity_id: id,
-            identity,
-        }))
+        .await?;
+        row.map(|r| open_row(sealer, &r)).transpose()
+    }
+
+    /// The identity `identity_id`, tokens opened.
+    pub async fn vaulted_by_id(
+        &self,
+        sealer: &Sealer,
+        identity_id: &str,
+    ) -> Result<Option<Vaulted>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {VAULTED_COLUMNS} FROM identities WHERE id = $1"
+        ))
+        .bind(identity_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| open_row(sealer, &r)).transpose()
     }
 
     /// Claims the identity's refresh lease; `false` when another holder's lease is live.
@@ -192,6 +171,49 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// An `identities` row read with [`VAULTED_COLUMNS`], its sealed columns opened.
+fn open_row(sealer: &Sealer, row: &AnyRow) -> Result<Vaulted, StoreError> {
+    let id: String = row.try_get("id")?;
+    let open = |column: &'static str| -> Result<Option<SecretString>, StoreError> {
+        let sealed: Option<Vec<u8>> = row.try_get(column)?;
+        Ok(sealed
+            .map(|s| sealer.open_string(&s, target(column, &id)))
+            .transpose()?)
+    };
+    let access = open("access_token")?;
+    let refresh = open("refresh_token")?;
+    let id_token = open("id_token")?;
+    let meta: Option<TokenMeta> = open("token_meta")?
+        .map(|m| serde_json::from_str(m.expose_secret()))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("identity {id}: token meta: {e}")))?;
+    let tokens = (access.is_some() || refresh.is_some()).then(|| UpstreamTokens {
+        access_token: access.unwrap_or_else(|| SecretString::from(String::new())),
+        refresh_token: refresh,
+        id_token,
+        expires_at: meta.as_ref().and_then(|m| m.expires_at),
+        scope: meta.and_then(|m| m.scope),
+    });
+    let provider: String = row.try_get("provider_id")?;
+    let identity = UpstreamIdentity {
+        provider: ProviderId::parse(&provider).map_err(StoreError::Corrupt)?,
+        subject: row.try_get("subject")?,
+        email: row.try_get("email")?,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+        name: row.try_get("name")?,
+        picture: row.try_get("picture")?,
+        groups: serde_json::from_str(&row.try_get::<String, _>("groups")?).unwrap_or_default(),
+        tokens,
+    };
+    Ok(Vaulted {
+        user_id: row.try_get("user_id")?,
+        needs_login: row.try_get::<i64, _>("needs_login")? != 0,
+        lease_until: row.try_get("refresh_lease_until")?,
+        identity_id: id,
+        identity,
+    })
 }
 
 /// Ends a lease in the caller's transaction, with the refreshed tokens stored.

@@ -19,6 +19,8 @@ on_both_backends!(
     invalid_grant_marks_the_identity_and_serves_no_stale_token,
     a_token_without_the_broker_scope_is_refused,
     the_database_holds_no_upstream_token_in_clear,
+    concurrent_downstream_refreshes_make_one_upstream_refresh,
+    an_ended_upstream_grant_stops_downstream_refresh_and_sso,
 );
 
 /// Portico whose confidential test client may ask for `broker:read-token`.
@@ -39,6 +41,40 @@ async fn portico_token(app: &TestApp, scopes: &[&str]) -> String {
     let auth = authorize(app, &rp, REDIRECT, scopes).await;
     let (tokens, _) = exchange(&rp, auth).await;
     tokens.access_token().secret().clone()
+}
+
+/// Logs in (through the SSO session after the first time) and returns a Portico refresh token.
+async fn portico_refresh_token(app: &TestApp) -> String {
+    let rp = relying_party(app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let auth = authorize(app, &rp, REDIRECT, &["offline_access"]).await;
+    let (tokens, _) = exchange(&rp, auth).await;
+    tokens
+        .refresh_token()
+        .expect("offline_access gives a refresh token")
+        .secret()
+        .clone()
+}
+
+/// The downstream refresh grant: (status, body).
+async fn refresh(app: &TestApp, refresh_token: &str) -> (u16, Value) {
+    let (status, _, body) = post_form(
+        app,
+        "/token",
+        Some((CLIENT_ID, CLIENT_SECRET)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await;
+    (status, body)
+}
+
+async fn needs_login(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT needs_login FROM identities")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap()
 }
 
 async fn broker(app: &TestApp, token: &str) -> (u16, Value) {
@@ -251,4 +287,90 @@ async fn the_database_holds_no_upstream_token_in_clear(db: &TestDb) {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A downstream refresh asks the provider for fresh claims, under the same lease as the
+/// broker: ten at once (ten families of one user) spend the upstream refresh token once.
+async fn concurrent_downstream_refreshes_make_one_upstream_refresh(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let mut tokens = Vec::new();
+    for _ in 0..10 {
+        tokens.push(portico_refresh_token(&app).await);
+    }
+    assert_eq!(upstream.refresh_calls(), 0);
+    // A slow provider holds the ten together.
+    upstream.set_refresh_delay_ms(400);
+    let answers = futures_util::future::join_all(tokens.iter().map(|t| refresh(&app, t))).await;
+    assert_eq!(
+        upstream.refresh_calls(),
+        1,
+        "one upstream refresh for ten downstream refreshes"
+    );
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert!(body["id_token"].is_string(), "{body}");
+        assert!(body["refresh_token"].is_string(), "{body}");
+    }
+    // One at a time, each downstream refresh refreshes upstream (fresh groups, dex#1065).
+    upstream.set_refresh_delay_ms(0);
+    let next = answers[0].1["refresh_token"].as_str().unwrap();
+    let (status, body) = refresh(&app, next).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.refresh_calls(), 2);
+    app.stop();
+}
+
+/// `invalid_grant` upstream during a downstream refresh: the refresh fails with
+/// `invalid_grant`, the identity is marked, other refresh tokens of the user fail without
+/// asking upstream, and the SSO session no longer answers `/authorize` silently.
+async fn an_ended_upstream_grant_stops_downstream_refresh_and_sso(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let first = portico_refresh_token(&app).await;
+    let second = portico_refresh_token(&app).await;
+    upstream.revoke_refresh_tokens();
+
+    let (status, body) = refresh(&app, &first).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("sign in again"),
+        "{body}"
+    );
+    assert!(body.get("access_token").is_none());
+    assert_eq!(needs_login(&app).await, 1);
+    assert_eq!(upstream.refresh_calls(), 1);
+
+    let (status, body) = refresh(&app, &second).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        upstream.refresh_calls(),
+        1,
+        "marked: no second upstream call"
+    );
+
+    // The browser still holds a live SSO session, but it cannot answer without the provider.
+    let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let url = start_url(&rp, &[("prompt", "none")]);
+    let arrived = browse(&app, url.as_str(), REDIRECT).await.url();
+    assert_eq!(param(&arrived, "error").as_deref(), Some("login_required"));
+
+    // Without prompt=none the browser goes through the provider again, which clears the mark.
+    let issued_before = upstream.issued_tokens().len();
+    let fresh = portico_refresh_token(&app).await;
+    assert!(
+        upstream.issued_tokens().len() > issued_before,
+        "a new upstream login"
+    );
+    assert_eq!(needs_login(&app).await, 0);
+    let (status, body) = refresh(&app, &fresh).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop();
 }

@@ -185,12 +185,14 @@ async fn github_logs_in_through_portico(db: &TestDb) {
     app.stop();
 }
 
-/// A refused login: back at the client with `access_denied`, no code, and `login.failed`
-/// naming the policy.
+/// A refused login: a 403 page that leads back to the client with `access_denied`, no code,
+/// and `login.failed` naming the policy.
 async fn assert_refused(app: &TestApp, provider: &str, reason_part: &str) {
     let rp = relying_party(app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
     let (arrival, _, _) = login_at(app, &rp, provider, &["email"]).await;
-    let arrived = arrival.url();
+    let (status, arrived) = arrival.failure();
+    assert_eq!(status, 403);
+    assert!(arrived.as_str().starts_with(REDIRECT), "{arrived}");
     assert_eq!(param(&arrived, "error").as_deref(), Some("access_denied"));
     assert!(param(&arrived, "code").is_none());
     let failed = events(app, "login.failed").await;
@@ -240,7 +242,9 @@ async fn github_upstream_500_is_retried_then_reported(db: &TestDb) {
     let app = spawn_with(db, github_provider(&standin, "")).await;
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
     let (arrival, _, _) = login_at(&app, &rp, "github", &["email"]).await;
-    let arrived = arrival.url();
+    // A clear page for the user, whose way back tells the application.
+    let (status, arrived) = arrival.failure();
+    assert_eq!(status, 502);
     assert_eq!(
         param(&arrived, "error").as_deref(),
         Some("temporarily_unavailable")

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod admin;
+mod branding;
 mod broker;
 mod cli;
 mod janitor;

@@ -147,6 +147,25 @@ impl Arrival {
             Arrival::At(u) => panic!("expected a page, was redirected to {u}"),
         }
     }
+
+    /// A failed sign-in's error page: its status and where its "Return to the application"
+    /// link goes (the client's redirect URI with the OAuth error).
+    pub fn failure(self) -> (u16, url::Url) {
+        let (status, body) = self.page();
+        let start = body
+            .find(r#"id="back" href=""#)
+            .unwrap_or_else(|| panic!("no way back in the page: {body}"))
+            + r#"id="back" href=""#.len();
+        let end = start + body[start..].find('"').unwrap();
+        let href = body[start..end]
+            .replace("&#x2f;", "/")
+            .replace("&#47;", "/")
+            .replace("&#x27;", "'")
+            .replace("&#39;", "'")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&");
+        (status, url::Url::parse(&href).unwrap())
+    }
 }
 
 /// Follows redirects with the app's cookie-keeping client until one leaves for `stop`.

@@ -14,9 +14,9 @@ on_both_backends!(
 );
 
 /// Starts an authorization and returns where the browser ends up at the client.
-async fn try_login(app: &TestApp, rp: &Rp) -> url::Url {
+async fn try_login(app: &TestApp, rp: &Rp) -> Arrival {
     let url = start_url(rp, &[]);
-    browse(app, url.as_str(), REDIRECT).await.url()
+    browse(app, url.as_str(), REDIRECT).await
 }
 
 async fn bad_upstream_id_tokens_are_refused(db: &TestDb) {
@@ -33,7 +33,8 @@ async fn bad_upstream_id_tokens_are_refused(db: &TestDb) {
     ];
     for (how, word) in cases {
         upstream.misbehave(how);
-        let arrived = try_login(&app, &rp).await;
+        let (status, arrived) = try_login(&app, &rp).await.failure();
+        assert_eq!(status, 502, "{how:?}");
         assert_eq!(
             param(&arrived, "error").as_deref(),
             Some("access_denied"),
@@ -54,7 +55,7 @@ async fn bad_upstream_id_tokens_are_refused(db: &TestDb) {
     assert!(events(&app, "login.succeeded").await.is_empty());
     // The same upstream behaving again lets the user in.
     upstream.misbehave(Misbehave::Nothing);
-    let arrived = try_login(&app, &rp).await;
+    let arrived = try_login(&app, &rp).await.url();
     assert!(param(&arrived, "code").is_some());
     app.stop();
 }

@@ -72,6 +72,8 @@ struct Inner {
     access: Mutex<HashMap<String, String>>,
     refresh: Mutex<HashMap<String, String>>,
     refresh_calls: AtomicUsize,
+    /// How long a refresh takes to answer, in milliseconds.
+    refresh_delay_ms: AtomicI64,
     /// `expires_in` of the access tokens it issues.
     expires_in: AtomicI64,
     /// Every access, refresh and ID token it ever issued.
@@ -114,6 +116,7 @@ impl Upstream {
             access: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashMap::new()),
             refresh_calls: AtomicUsize::new(0),
+            refresh_delay_ms: AtomicI64::new(0),
             expires_in: AtomicI64::new(3600),
             issued: Mutex::new(Vec::new()),
         });
@@ -163,6 +166,11 @@ impl Upstream {
 
     pub fn misbehave(&self, how: Misbehave) {
         *self.inner.misbehave.lock().unwrap() = how;
+    }
+
+    /// Makes each refresh answer after `ms` milliseconds (to hold concurrent callers together).
+    pub fn set_refresh_delay_ms(&self, ms: i64) {
+        self.inner.refresh_delay_ms.store(ms, Ordering::SeqCst);
     }
 
     pub fn refresh_calls(&self) -> usize {
@@ -300,6 +308,10 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
         }
         Some("refresh_token") => {
             s.refresh_calls.fetch_add(1, Ordering::SeqCst);
+            let delay = s.refresh_delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(delay as u64)).await;
+            }
             let Some(sub) = form
                 .get("refresh_token")
                 .and_then(|t| s.refresh.lock().unwrap().remove(t))

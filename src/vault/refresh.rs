@@ -1,0 +1,214 @@
+//! Spending an identity's upstream refresh token: one refresh at a time per identity, across
+//! instances, under the lease in its row.
+//!
+//! Both callers go through here, so the rules hold for both: the broker (a fresh upstream
+//! access token) and the downstream refresh grant (fresh claims). Whoever claims the lease
+//! makes the one upstream call; the others wait, then take what it stored. An upstream
+//! `invalid_grant` marks the identity as needing a new login, which every later caller sees.
+
+use std::time::{Duration, Instant};
+
+use super::Vaulted;
+use crate::providers::Provider;
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+use crate::upstream::UpstreamError;
+
+/// A stored access token expiring within this many seconds is refreshed before it is served.
+pub const REFRESH_MARGIN_SECS: i64 = 60;
+/// How long a caller waits for another's refresh before giving up.
+const WAIT_FOR_REFRESH: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the caller needs from the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// An access token valid for at least [`REFRESH_MARGIN_SECS`]: refresh only when the
+    /// stored one is about to expire (the broker).
+    FreshToken,
+    /// The provider's current claims: refresh now, unless another caller's refresh finished
+    /// while this one waited for the lease (the downstream refresh grant).
+    FreshClaims,
+}
+
+/// How a refresh ended.
+pub enum Refreshed {
+    /// The identity as stored now: refreshed by this call or by the one it waited for, or
+    /// untouched because its token was still fresh.
+    Fresh(Vaulted),
+    /// Nothing to refresh with (no stored tokens, or a provider without the capability); the
+    /// identity as stored, and why.
+    Unrefreshable(Vaulted, &'static str),
+    /// The upstream grant has ended; the user must sign in at the provider again.
+    NeedsLogin(&'static str),
+    /// The upstream call failed; nothing was changed.
+    Failed(UpstreamError),
+    /// Another caller's refresh did not finish in time.
+    Busy,
+}
+
+const GRANT_ENDED: &str =
+    "the upstream grant has ended (invalid_grant); the user must sign in at the provider again";
+
+/// Refreshes `current` (as the caller last read it) at `provider` as `want` asks.
+pub async fn refresh_identity(
+    state: &AppState,
+    provider: &Provider,
+    current: Vaulted,
+    want: Want,
+) -> Result<Refreshed, StoreError> {
+    let started = Instant::now();
+    let mut waited = false;
+    let mut current = current;
+    loop {
+        if current.needs_login {
+            return Ok(Refreshed::NeedsLogin(GRANT_ENDED));
+        }
+        if is_fresh(&current, want, waited) {
+            return Ok(Refreshed::Fresh(current));
+        }
+        if let Some(why) = unrefreshable(state, provider, &current, want)? {
+            return Ok(Refreshed::Unrefreshable(current, why));
+        }
+        if state
+            .store
+            .claim_refresh_lease(&current.identity_id)
+            .await?
+        {
+            return with_lease(state, provider, &current.identity_id, want, waited).await;
+        }
+        if started.elapsed() >= WAIT_FOR_REFRESH {
+            return Ok(Refreshed::Busy);
+        }
+        waited = true;
+        tokio::time::sleep(POLL).await;
+        current = match state
+            .store
+            .vaulted_by_id(&state.sealer, &current.identity_id)
+            .await?
+        {
+            Some(v) => v,
+            None => return Ok(Refreshed::NeedsLogin("the identity no longer exists")),
+        };
+    }
+}
+
+/// Whether `v` already answers `want`: after waiting for another refresh, claims are as fresh
+/// as its token.
+fn is_fresh(v: &Vaulted, want: Want, waited: bool) -> bool {
+    let token_fresh = !v.expires_within(REFRESH_MARGIN_SECS, store::now());
+    match want {
+        Want::FreshToken => token_fresh,
+        Want::FreshClaims => waited && token_fresh,
+    }
+}
+
+fn unrefreshable(
+    state: &AppState,
+    provider: &Provider,
+    v: &Vaulted,
+    want: Want,
+) -> Result<Option<&'static str>, StoreError> {
+    let tokens = v.tokens();
+    let missing = match want {
+        Want::FreshToken => tokens.and_then(|t| t.refresh_token.as_ref()).is_none(),
+        Want::FreshClaims => tokens.is_none(),
+    };
+    if missing {
+        return Ok(Some(
+            "no upstream refresh token is stored; the user must sign in at the provider again",
+        ));
+    }
+    let connector = state.connectors.connector(provider)?;
+    Ok(connector
+        .refresh()
+        .is_none()
+        .then_some("this provider cannot refresh tokens; the user must sign in again"))
+}
+
+/// With the lease held: re-reads the identity (a refresh may have finished just before the
+/// lease was claimed), refreshes upstream, and stores the result and ends the lease in one
+/// transaction. Every other path gives the lease back.
+async fn with_lease(
+    state: &AppState,
+    provider: &Provider,
+    identity_id: &str,
+    want: Want,
+    waited: bool,
+) -> Result<Refreshed, StoreError> {
+    let release = |needs_login: bool| async move {
+        if let Err(e) = state
+            .store
+            .release_refresh_lease(identity_id, needs_login)
+            .await
+        {
+            tracing::error!(error = %e, "releasing an identity's refresh lease failed");
+        }
+    };
+    let current = match state.store.vaulted_by_id(&state.sealer, identity_id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return Ok(Refreshed::NeedsLogin("the identity no longer exists")),
+        Err(e) => {
+            release(false).await;
+            return Err(e);
+        }
+    };
+    if current.needs_login {
+        release(false).await;
+        return Ok(Refreshed::NeedsLogin(GRANT_ENDED));
+    }
+    if is_fresh(&current, want, waited) {
+        release(false).await;
+        return Ok(Refreshed::Fresh(current));
+    }
+    let connector = match state.connectors.connector(provider) {
+        Ok(c) => c,
+        Err(e) => {
+            release(false).await;
+            return Err(e);
+        }
+    };
+    let Some(refresher) = connector.refresh() else {
+        release(false).await;
+        return Ok(Refreshed::Unrefreshable(
+            current,
+            "this provider cannot refresh tokens; the user must sign in again",
+        ));
+    };
+    let identity = match refresher.refresh_identity(&current.identity).await {
+        Ok(identity) => identity,
+        Err(UpstreamError::InvalidGrant) => {
+            release(true).await;
+            tracing::info!(provider = %provider.id, identity = %identity_id, "upstream grant ended");
+            return Ok(Refreshed::NeedsLogin(GRANT_ENDED));
+        }
+        Err(e) => {
+            release(false).await;
+            tracing::warn!(provider = %provider.id, reason = %e.reason(), "upstream refresh failed");
+            return Ok(Refreshed::Failed(e));
+        }
+    };
+    let stored = async {
+        let mut tx = state.store.begin_write().await?;
+        crate::users::update_claims(
+            &mut tx,
+            &state.sealer,
+            &current.user_id,
+            identity_id,
+            &identity,
+        )
+        .await?;
+        super::end_lease(&mut tx, identity_id).await?;
+        tx.commit().await?;
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Err(e) = stored {
+        release(false).await;
+        return Err(e);
+    }
+    Ok(Refreshed::Fresh(Vaulted {
+        identity,
+        ..current
+    }))
+}
