@@ -1,10 +1,11 @@
 //! Function-level costs on the hot paths: JWT signing and verification per algorithm, sealing,
-//! token minting and digests, and argon2 with the production parameters.
+//! token minting and digests, redirect-URI matching, and argon2 with the production parameters.
 //!
 //! `cargo bench --bench crypto` (figures in docs/BENCHMARKS.md).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{DecodingKey, Validation};
+use portico::clients::RedirectUri;
 use portico::crypto::{MasterKey, PasswordHasher, SealTarget, Sealer, TokenDigest, random_token};
 use portico::keys::jwt::{self, JwtType};
 use portico::keys::{GeneratedKey, SigningAlg};
@@ -64,6 +65,32 @@ fn tokens(c: &mut Criterion) {
     });
 }
 
+/// What `/authorize` does with the `redirect_uri` it is given: parse it, and compare it with
+/// each registered one (exactly; loopback registrations ignore the port, RFC 8252).
+fn redirect_uris(c: &mut Criterion) {
+    let registered: Vec<RedirectUri> = [
+        "https://app.example.com/auth/callback",
+        "https://staging.app.example.com/auth/callback",
+        "http://127.0.0.1/callback",
+    ]
+    .iter()
+    .map(|r| RedirectUri::parse(r).unwrap())
+    .collect();
+    let find = |candidate: &str| registered.iter().find(|r| r.matches(candidate)).cloned();
+    c.bench_function("redirect_uri parse", |b| {
+        b.iter(|| RedirectUri::parse("https://app.example.com/auth/callback?x=1").unwrap())
+    });
+    c.bench_function("redirect_uri match, exact (first of 3)", |b| {
+        b.iter(|| find("https://app.example.com/auth/callback").unwrap())
+    });
+    c.bench_function("redirect_uri match, loopback any port (third of 3)", |b| {
+        b.iter(|| find("http://127.0.0.1:53127/callback").unwrap())
+    });
+    c.bench_function("redirect_uri refuse, no match", |b| {
+        b.iter(|| assert!(find("https://app.example.com.evil.example/auth/callback").is_none()))
+    });
+}
+
 fn argon2(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let hasher = PasswordHasher::new(1);
@@ -85,5 +112,12 @@ fn argon2(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, jwt_sign_and_verify, sealing, tokens, argon2);
+criterion_group!(
+    benches,
+    jwt_sign_and_verify,
+    sealing,
+    tokens,
+    redirect_uris,
+    argon2
+);
 criterion_main!(benches);

@@ -29,6 +29,10 @@ pub struct OidcSettings {
     pub session_absolute_secs: u64,
     /// The algorithm of RFC 9068 access tokens.
     pub access_token_alg: SigningAlg,
+    /// A downstream refresh asks the provider for fresh claims when the stored ones are at
+    /// least this old. 0 (the default): on every refresh, as Dex does, so that group changes
+    /// reach apps at their next refresh. Raise it to spare a busy provider.
+    pub upstream_refresh_interval_secs: u64,
     pub rate_limit: RateLimitSettings,
 }
 
@@ -44,6 +48,7 @@ impl Default for OidcSettings {
             session_idle_secs: 8 * 3600,
             session_absolute_secs: 7 * 86_400,
             access_token_alg: SigningAlg::RS256,
+            upstream_refresh_interval_secs: 0,
             rate_limit: RateLimitSettings::default(),
         }
     }

@@ -400,7 +400,8 @@ async fn refresh_token(
          r.resource, r.auth_time, r.expires_at, r.rotated_at, r.revoked_at, \
          u.id, u.email, u.email_verified, u.name, u.picture, u.groups, u.disabled, \
          i.provider_id, i.needs_login, \
-         CASE WHEN i.access_token IS NULL AND i.refresh_token IS NULL THEN 0 ELSE 1 END \
+         CASE WHEN i.access_token IS NULL AND i.refresh_token IS NULL THEN 0 ELSE 1 END, \
+         i.updated_at \
          FROM refresh_tokens r JOIN users u ON u.id = r.user_id \
          JOIN identities i ON i.id = r.identity_id WHERE r.token_digest = $1",
     )
@@ -424,6 +425,7 @@ async fn refresh_token(
     let provider_id: String = row.try_get(18).map_err(db)?;
     let needs_login = row.try_get::<i64, _>(19).map_err(db)? != 0;
     let has_upstream_tokens = row.try_get::<i64, _>(20).map_err(db)? != 0;
+    let claims_updated_at: i64 = row.try_get(21).map_err(db)?;
 
     if token_client != client.client_id.as_str() {
         return Err(invalid_grant(
@@ -468,7 +470,9 @@ async fn refresh_token(
 
     // Fresh claims from the provider, where it can refresh an identity (stored with the
     // upstream tokens before this returns).
-    let refreshed = if has_upstream_tokens {
+    let claims_due =
+        now - claims_updated_at >= state.settings.oidc.upstream_refresh_interval_secs as i64;
+    let refreshed = if has_upstream_tokens && claims_due {
         refresh_upstream(state, &provider_id, &identity_id).await?
     } else {
         None

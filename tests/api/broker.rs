@@ -21,6 +21,7 @@ on_both_backends!(
     the_database_holds_no_upstream_token_in_clear,
     concurrent_downstream_refreshes_make_one_upstream_refresh,
     an_ended_upstream_grant_stops_downstream_refresh_and_sso,
+    claims_younger_than_the_refresh_interval_spare_the_provider,
 );
 
 /// Portico whose confidential test client may ask for `broker:read-token`.
@@ -372,5 +373,31 @@ async fn an_ended_upstream_grant_stops_downstream_refresh_and_sso(db: &TestDb) {
     assert_eq!(needs_login(&app).await, 0);
     let (status, body) = refresh(&app, &fresh).await;
     assert_eq!(status, 200, "{body}");
+    app.stop();
+}
+
+async fn claims_younger_than_the_refresh_interval_spare_the_provider(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn_portico(db, &upstream, |s| {
+        s.oidc.upstream_refresh_interval_secs = 3600;
+    })
+    .await;
+    let token = portico_refresh_token(&app).await;
+    let (status, body) = refresh(&app, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        upstream.refresh_calls(),
+        0,
+        "claims from the login are fresh"
+    );
+
+    // An hour later the claims are due, and the next refresh asks the provider.
+    sqlx::query("UPDATE identities SET updated_at = updated_at - 7200")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let (status, body) = refresh(&app, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.refresh_calls(), 1);
     app.stop();
 }
