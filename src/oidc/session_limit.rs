@@ -6,6 +6,7 @@
 //! no longer answers `/authorize`, so the user signs in at the provider again.
 
 use super::error::{ErrorCode, OAuthError};
+use crate::providers::Provider;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -17,10 +18,21 @@ pub async fn within_limit(
     auth_time: i64,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let Some(provider) = state.store.provider(provider_id).await? else {
+    let provider = state.store.provider(provider_id).await?;
+    provider_within_limit(state, provider.as_ref(), auth_time, now)
+}
+
+/// As [`within_limit`], with the provider already read.
+pub fn provider_within_limit(
+    state: &AppState,
+    provider: Option<&Provider>,
+    auth_time: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(provider) = provider else {
         return Ok(true);
     };
-    let connector = state.connectors.connector(&provider)?;
+    let connector = state.connectors.connector(provider)?;
     Ok(connector
         .max_session_secs()
         .is_none_or(|max| now - auth_time < max as i64))
@@ -28,26 +40,13 @@ pub async fn within_limit(
 
 /// The refresh grant's check: `Err(invalid_grant)` once the identity's provider says the
 /// login at `auth_time` is too old.
-pub async fn check(
+pub fn check(
     state: &AppState,
-    identity_id: &str,
+    provider: Option<&Provider>,
     auth_time: i64,
     now: i64,
 ) -> Result<(), OAuthError> {
-    let provider_id: Option<String> =
-        sqlx::query_scalar("SELECT provider_id FROM identities WHERE id = $1")
-            .bind(identity_id)
-            .fetch_optional(state.store.pool())
-            .await
-            .map_err(OAuthError::server)?;
-    // A missing identity is the refresh grant's own refusal.
-    let Some(provider_id) = provider_id else {
-        return Ok(());
-    };
-    if within_limit(state, &provider_id, auth_time, now)
-        .await
-        .map_err(OAuthError::server)?
-    {
+    if provider_within_limit(state, provider, auth_time, now).map_err(OAuthError::server)? {
         Ok(())
     } else {
         Err(OAuthError::new(

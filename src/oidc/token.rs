@@ -452,7 +452,9 @@ async fn refresh_token(
             "the upstream sign-in has ended; the user must sign in again",
         ));
     }
-    super::session_limit::check(state, &identity_id, auth_time, now).await?;
+    // One read of the provider serves the session limit and the upstream refresh.
+    let provider = state.store.provider(&provider_id).await.map_err(db)?;
+    super::session_limit::check(state, provider.as_ref(), auth_time, now)?;
     let granted = Scope::parse(&scope_raw).unwrap_or_default();
     let scope = match form.get("scope").filter(|s| !s.is_empty()) {
         None => granted.clone(),
@@ -473,7 +475,7 @@ async fn refresh_token(
     let claims_due =
         now - claims_updated_at >= state.settings.oidc.upstream_refresh_interval_secs as i64;
     let refreshed = if has_upstream_tokens && claims_due {
-        refresh_upstream(state, &provider_id, &identity_id).await?
+        refresh_upstream(state, provider, &identity_id).await?
     } else {
         None
     };
@@ -539,14 +541,10 @@ async fn refresh_token(
 /// that the downstream refresh fails too.
 async fn refresh_upstream(
     state: &AppState,
-    provider_id: &str,
+    provider: Option<crate::providers::Provider>,
     identity_id: &str,
 ) -> Result<Option<crate::upstream::UpstreamIdentity>, OAuthError> {
-    let provider = state
-        .store
-        .provider(provider_id)
-        .await
-        .map_err(db)?
+    let provider = provider
         .filter(|p| p.enabled)
         .ok_or_else(|| invalid_grant("the user's sign-in provider is no longer available"))?;
     let Some(current) = state
