@@ -133,7 +133,9 @@ impl ProviderView {
                 let stored = StoredSaml::from_json(&p.settings).ok();
                 let mut sp = SpConfig::new(issuer, p.id.as_str());
                 if let Some(stored) = stored {
-                    if let Some(entity_id) = stored.settings.entity_id.clone() {
+                    if let Some(entity_id) =
+                        stored.settings.entity_id.clone().filter(|e| !e.is_empty())
+                    {
                         sp.entity_id = entity_id;
                     }
                     view.saml_idp_metadata_xml = stored.metadata_xml;

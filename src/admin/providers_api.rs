@@ -74,7 +74,7 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.validate(None)?;
+    let new = body.validate(None, state.connectors.http()).await?;
     let created = providers_admin::create(&state, &api.caller, &new)
         .await
         .map_err(api_error)?;
@@ -131,7 +131,9 @@ pub async fn update(
     if current.managed_by_config {
         return Err(api_error(ProviderError::ManagedByConfig(id.into_inner())));
     }
-    let new = body.validate(Some(&current))?;
+    let new = body
+        .validate(Some(&current), state.connectors.http())
+        .await?;
     let provider = providers_admin::update(&state, &api.caller, &new)
         .await
         .map_err(api_error)?;

@@ -11,8 +11,9 @@ use crate::oidc::settings::{ProviderConfig, supported_kind};
 use crate::providers::Provider;
 use crate::providers::admin_ops::{ProviderWrite, SecretChange};
 use crate::providers::options;
+use crate::upstream::http::UpstreamHttp;
 use crate::upstream::oidc::ClaimMapping;
-use crate::upstream::saml::SamlProviderSettings;
+use crate::upstream::saml::{IdpMetadata, SamlProviderSettings, StoredSaml};
 use crate::upstream::{ProviderId, ProviderKind};
 
 /// Ids that name an API endpoint beside `/providers/{id}`.
@@ -195,8 +196,28 @@ fn opaque(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> Strin
 
 impl ProviderInput {
     /// Checks every field for a new provider (`current` is `None`) or an update of `current`,
-    /// naming each bad field.
-    pub fn validate(&self, current: Option<&Provider>) -> Result<ProviderWrite, FieldErrors> {
+    /// naming each bad field. A SAML metadata URL that is new or changed is fetched and must
+    /// parse, so a wrong one is found now rather than at the first login.
+    pub async fn validate(
+        &self,
+        current: Option<&Provider>,
+        http: &UpstreamHttp,
+    ) -> Result<ProviderWrite, FieldErrors> {
+        let write = self.validate_fields(current)?;
+        let url = given(&self.saml_idp_metadata_url).filter(|_| write.kind == ProviderKind::Saml);
+        let known = current
+            .and_then(|p| StoredSaml::from_json(&p.settings).ok())
+            .and_then(|s| s.metadata_url);
+        if let Some(url) = url.filter(|u| known.as_ref() != Some(u)) {
+            IdpMetadata::fetch(http.client(), &url)
+                .await
+                .map_err(|e| FieldErrors::single("saml_idp_metadata_url", e.to_string()))?;
+        }
+        Ok(write)
+    }
+
+    /// Everything [`Self::validate`] checks without going to the network.
+    fn validate_fields(&self, current: Option<&Provider>) -> Result<ProviderWrite, FieldErrors> {
         let mut errors = FieldErrors::new();
         let id = match current {
             Some(p) => Some(p.id.clone()),

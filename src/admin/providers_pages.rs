@@ -567,7 +567,8 @@ async fn create_provider(
     if form.action == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        state_form.errors = match form.input(kind, None).validate(None) {
+        let input = form.input(kind, None);
+        state_form.errors = match input.validate(None, state.connectors.http()).await {
             Ok(new) => match providers_admin::create(&state, &session.caller(), &new).await {
                 Ok(created) => {
                     return Ok(see_other(&format!(
@@ -634,7 +635,11 @@ async fn update_provider(
     if form.action == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        match form.input(kind, Some(&view)).validate(Some(&current)) {
+        let input = form.input(kind, Some(&view));
+        match input
+            .validate(Some(&current), state.connectors.http())
+            .await
+        {
             Ok(new) => match providers_admin::update(&state, &session.caller(), &new).await {
                 Ok(saved) => {
                     return Ok(see_other(&format!(

@@ -13,7 +13,7 @@ use crate::oidc_support::{
     relying_party, start_url,
 };
 use crate::on_both_backends;
-use crate::saml_idp::{KeyPair, metadata_xml};
+use crate::saml_idp::{KeyPair, metadata_xml, serve_metadata};
 use crate::upstream_idp::{UPSTREAM_CLIENT_ID, UPSTREAM_CLIENT_SECRET, Upstream};
 use portico::crypto::MasterKey;
 
@@ -506,6 +506,45 @@ async fn saml_providers_show_what_the_idp_needs(db: &TestDb) {
     assert_eq!(created["saml_sp"]["entity_id"], format!("{base}/metadata"));
     assert_eq!(created["saml"]["name_id_format"], "email");
     assert_eq!(created["saml_idp_metadata_xml"], xml);
+    // A metadata URL is fetched when saved: it must answer with metadata that parses.
+    let good = serve_metadata(xml.clone()).await;
+    let bad = serve_metadata("<html>not metadata</html>".into()).await;
+    let by_url =
+        |id: &str, url: &str| json!({ "id": id, "kind": "saml", "saml_idp_metadata_url": url });
+    let body = error(
+        call(
+            &app,
+            Method::POST,
+            t,
+            "/providers",
+            Some(by_url("entra", &bad)),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert!(
+        body["fields"]["saml_idp_metadata_url"]
+            .as_str()
+            .unwrap()
+            .contains("IdP metadata"),
+        "{body}"
+    );
+    let fetched = json_of(
+        call(
+            &app,
+            Method::POST,
+            t,
+            "/providers",
+            Some(by_url("entra", &good)),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(fetched["saml_idp_metadata_url"], good.as_str());
+
     // The connector is built from the new row at once: the SP metadata is served.
     let res = app.get("/saml/okta/metadata").await;
     assert_eq!(res.status(), 200);
