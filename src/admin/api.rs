@@ -34,6 +34,7 @@ pub fn scope() -> actix_web::Scope {
             .service(resource("/audit").get(list_audit))
             .service(resource("/tokens").get(list_tokens).post(create_token))
             .service(resource("/tokens/{id}/revoke").post(revoke_token));
+    let scope = super::providers_api::routes(scope);
     super::clients_api::routes(scope).default_service(web::to(not_found))
 }
 

@@ -21,6 +21,11 @@ pub mod keys_admin;
 pub mod openapi;
 pub mod pages;
 pub mod pagination;
+pub mod providers_admin;
+pub mod providers_api;
+pub mod providers_discovery;
+pub mod providers_input;
+pub mod providers_pages;
 pub mod session;
 pub mod sign_in;
 pub mod throttle;
@@ -43,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(api::scope())
             .configure(assets::routes)
             .configure(clients_pages::routes)
+            .configure(providers_pages::routes)
             .configure(pages::routes),
     );
 }

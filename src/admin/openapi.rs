@@ -8,7 +8,7 @@ use actix_web::web::Bytes;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, clients_api};
+use super::{api, clients_api, providers_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,12 @@ use super::{api, clients_api};
         clients_api::update,
         clients_api::delete,
         clients_api::rotate_secret,
+        providers_api::list,
+        providers_api::create,
+        providers_api::show,
+        providers_api::update,
+        providers_api::delete,
+        providers_api::discover,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -40,6 +46,7 @@ use super::{api, clients_api};
         (name = "audit", description = "Who changed what, when, from where"),
         (name = "tokens", description = "Admin API tokens"),
         (name = "clients", description = "Applications that sign users in through Portico"),
+        (name = "providers", description = "Upstream identity providers users sign in with"),
     )
 )]
 pub struct AdminApiDoc;

@@ -5,6 +5,7 @@
 //! connector's discovery and JWKS cache survives between requests; nothing in the cache is
 //! needed by another instance (it is rebuilt from the database on a miss).
 
+pub mod admin_ops;
 pub mod options;
 mod saml;
 
@@ -41,6 +42,7 @@ pub struct Provider {
     pub email_domains: Vec<String>,
     pub trust_email: bool,
     pub managed_by_config: bool,
+    pub created_at: i64,
     pub updated_at: i64,
     /// kind saml: the SP private key (PEM), sealed.
     sealed_saml_key: Option<Vec<u8>>,
@@ -62,8 +64,8 @@ impl Provider {
 }
 
 const COLUMNS: &str = "id, kind, display_name, enabled, client_id, client_secret, issuer, \
-                       scopes, settings, email_domains, trust_email, managed_by_config, updated_at, \
-                       saml_sp_key";
+                       scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
+                       updated_at, saml_sp_key";
 
 fn split_list(raw: &str) -> Vec<String> {
     raw.split_whitespace().map(str::to_owned).collect()
@@ -90,6 +92,7 @@ fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
         email_domains: split_list(&row.try_get::<String, _>("email_domains")?),
         trust_email: row.try_get::<i64, _>("trust_email")? != 0,
         managed_by_config: row.try_get::<i64, _>("managed_by_config")? != 0,
+        created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         sealed_saml_key: row.try_get("saml_sp_key")?,
     }))
@@ -105,8 +108,17 @@ impl Store {
     }
 
     pub async fn enabled_providers(&self) -> Result<Vec<Provider>, StoreError> {
+        self.providers_where("WHERE enabled = 1").await
+    }
+
+    /// Every provider, enabled or not (the admin lists).
+    pub async fn all_providers(&self) -> Result<Vec<Provider>, StoreError> {
+        self.providers_where("").await
+    }
+
+    async fn providers_where(&self, filter: &str) -> Result<Vec<Provider>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM providers WHERE enabled = 1 ORDER BY display_name, id"
+            "SELECT {COLUMNS} FROM providers {filter} ORDER BY display_name, id"
         ))
         .fetch_all(self.pool())
         .await?;
@@ -193,6 +205,18 @@ impl Connectors {
     pub fn with_saml(mut self, ctx: crate::upstream::saml::SamlContext) -> Self {
         self.saml = Some(ctx);
         self
+    }
+
+    /// The outbound HTTP client connectors use (timeouts, retries), for admin checks such as
+    /// testing an issuer's discovery document.
+    pub fn http(&self) -> &UpstreamHttp {
+        &self.http
+    }
+
+    /// Drops the cached connector of `id`, so the next login builds it from the changed (or
+    /// deleted) row. Other instances notice the row's new `updated_at` instead.
+    pub fn forget(&self, id: &ProviderId) {
+        self.cache.write().expect("connector cache").remove(id);
     }
 
     /// The connector for `provider`, built anew if its row changed since it was cached.

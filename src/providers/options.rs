@@ -47,17 +47,39 @@ pub struct ProviderSetup {
     pub settings: Value,
 }
 
+/// What is wrong with a provider entry, and the field it is about (the admin API and form
+/// show it next to that field; `[[providers]]` prefixes the provider's id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
 /// Checks `p` for its kind and returns what its row stores. A field of another kind is an
 /// error, not silently ignored: a `hosted_domains` on a GitHub provider would gate nothing.
 pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
-    let at = |e: String| format!("provider `{}`: {e}", p.id);
-    let kind = p.checked_kind()?;
+    check(p).map_err(|e| format!("provider `{}`: {}", p.id, e.message))
+}
+
+/// [`setup`] with the offending field named.
+pub fn check(p: &ProviderConfig) -> Result<ProviderSetup, Invalid> {
+    let kind = crate::oidc::settings::supported_kind(&p.kind).map_err(|e| invalid("kind", e))?;
     if kind != ProviderKind::Saml && p.client_id.trim().is_empty() {
-        return Err(at("needs `client_id`".into()));
+        return Err(invalid("client_id", "needs `client_id`"));
     }
-    let foreign = |field: &str, set: bool, owner: &str| -> Result<(), String> {
+    let foreign = |field: &'static str, set: bool, owner: &str| -> Result<(), Invalid> {
         if set {
-            Err(at(format!("`{field}` applies only to kind {owner}")))
+            Err(invalid(
+                field,
+                format!("`{field}` applies only to kind {owner}"),
+            ))
         } else {
             Ok(())
         }
@@ -105,7 +127,10 @@ pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
     )?;
     let needs_secret = || {
         if p.client_secret.is_none() {
-            Err(at(format!("kind {kind} needs `client_secret`")))
+            Err(invalid(
+                "client_secret",
+                format!("kind {kind} needs `client_secret`"),
+            ))
         } else {
             Ok(())
         }
@@ -113,7 +138,7 @@ pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
     let (default_scopes, settings): (&[&str], Value) = match kind {
         ProviderKind::Oidc => {
             if p.issuer.as_deref().is_none_or(|i| i.trim().is_empty()) {
-                return Err(at("kind oidc needs `issuer`".into()));
+                return Err(invalid("issuer", "kind oidc needs `issuer`"));
             }
             (
                 &["openid", "email", "profile"],
@@ -136,10 +161,10 @@ pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
         ProviderKind::Github => {
             needs_secret()?;
             if p.issuer.is_some() {
-                return Err(at(
+                return Err(invalid(
+                    "issuer",
                     "kind github takes no `issuer` (set github_api_base and github_web_base \
-                     for GitHub Enterprise Server)"
-                        .into(),
+                     for GitHub Enterprise Server)",
                 ));
             }
             let settings = GithubSettings {
@@ -147,8 +172,12 @@ pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
                 github_api_base: p.github_api_base.clone(),
                 github_web_base: p.github_web_base.clone(),
             };
-            settings.api_base().map_err(at)?;
-            settings.web_base().map_err(at)?;
+            settings
+                .api_base()
+                .map_err(|e| invalid("github_api_base", e))?;
+            settings
+                .web_base()
+                .map_err(|e| invalid("github_web_base", e))?;
             (
                 &[],
                 serde_json::to_value(settings).expect("options serialise"),
@@ -160,7 +189,7 @@ pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
                 p.saml_idp_metadata_url.as_deref(),
                 &p.saml,
             )
-            .map_err(at)?;
+            .map_err(|e| invalid(saml_field(&e), e))?;
             (&[], super::saml::settings_json(p))
         }
     };
@@ -173,6 +202,17 @@ pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
         scopes,
         settings,
     })
+}
+
+/// The field a SAML check's message is about.
+fn saml_field(message: &str) -> &'static str {
+    if message.starts_with("saml_idp_metadata_url") {
+        "saml_idp_metadata_url"
+    } else if message.starts_with("saml_idp_metadata_xml") || message.starts_with("kind saml") {
+        "saml_idp_metadata_xml"
+    } else {
+        "saml"
+    }
 }
 
 fn trimmed(list: &[String]) -> Vec<String> {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{api_token, audit_count};
+use super::{api_token, audit_count, call, error, json_of, revoked_api_token};
 use crate::helpers::{TestApp, TestDb, spawn_app_with};
 use crate::on_both_backends;
 use portico::crypto::MasterKey;
@@ -12,30 +12,6 @@ on_both_backends!(
     clients_are_created_read_updated_rotated_and_deleted,
     client_errors_are_401_403_404_409_422,
 );
-
-async fn call(
-    app: &TestApp,
-    method: reqwest::Method,
-    token: Option<&str>,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut req = app
-        .client
-        .request(method, app.url(&format!("/admin/api/v1{path}")));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    req.send().await.unwrap()
-}
-
-async fn json_of(res: reqwest::Response, status: u16) -> Value {
-    assert_eq!(res.status(), status);
-    res.json().await.unwrap()
-}
 
 async fn spawn_with_config_client(db: &TestDb) -> TestApp {
     spawn_app_with(db, MasterKey::generate(), |s| {
@@ -187,12 +163,6 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     assert!(doc["paths"]["/clients"]["post"].is_object());
 }
 
-async fn error(res: reqwest::Response, status: u16, code: &str) -> Value {
-    let body = json_of(res, status).await;
-    assert_eq!(body["error"], code, "{body}");
-    body
-}
-
 async fn client_errors_are_401_403_404_409_422(db: &TestDb) {
     use reqwest::Method;
     let app = spawn_with_config_client(db).await;
@@ -205,14 +175,7 @@ async fn client_errors_are_401_403_404_409_422(db: &TestDb) {
         "unauthorized",
     )
     .await;
-    let revoked = api_token(&app, "old").await;
-    let id: String = sqlx::query_scalar("SELECT id FROM admin_api_tokens WHERE name = 'old'")
-        .fetch_one(app.state.store.pool())
-        .await
-        .unwrap();
-    portico::admin::api_tokens::revoke(&app.state.store, &portico::admin::Caller::cli(), &id)
-        .await
-        .unwrap();
+    let revoked = revoked_api_token(&app).await;
     error(
         call(
             &app,

@@ -6,6 +6,8 @@ mod browser;
 mod cli;
 mod clients;
 mod clients_ui;
+mod providers;
+mod providers_ui;
 mod ui;
 
 use portico::admin::Caller;
@@ -106,4 +108,52 @@ pub async fn audit_count(app: &TestApp, action: &str) -> i64 {
         .fetch_one(app.state.store.pool())
         .await
         .unwrap()
+}
+
+/// An admin API request, with a Bearer token when given.
+pub async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    token: Option<&str>,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut req = app
+        .client
+        .request(method, app.url(&format!("/admin/api/v1{path}")));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.unwrap()
+}
+
+/// The JSON body, asserting the status.
+pub async fn json_of(res: reqwest::Response, status: u16) -> serde_json::Value {
+    let got = res.status();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+/// An error answer, asserting its status and code.
+pub async fn error(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    let body = json_of(res, status).await;
+    assert_eq!(body["error"], code, "{body}");
+    body
+}
+
+/// An admin API token that has been revoked.
+pub async fn revoked_api_token(app: &TestApp) -> String {
+    let token = api_token(app, "revoked").await;
+    let id: String = sqlx::query_scalar("SELECT id FROM admin_api_tokens WHERE name = 'revoked'")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    api_tokens::revoke(&app.state.store, &Caller::cli(), &id)
+        .await
+        .unwrap();
+    token
 }

@@ -1,0 +1,294 @@
+//! Providers as admins manage them, through the API and the pages: each change and its audit
+//! entry commit in one transaction (`providers::admin_ops` makes the change on it), then the
+//! cached connector is dropped so the change applies to the next login at once.
+
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use super::{Caller, audit, time};
+use crate::providers::Provider;
+use crate::providers::admin_ops::{self, ProviderError, ProviderWrite, Removed};
+use crate::providers::options::{self, GithubSettings};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::upstream::ProviderKind;
+use crate::upstream::google::GoogleOptions;
+use crate::upstream::oidc::ClaimMapping;
+use crate::upstream::saml::{SamlProviderSettings, SpConfig, StoredSaml};
+
+/// What to give the IdP admin for a SAML provider.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SamlSpInfo {
+    /// Portico's entity ID at the IdP.
+    pub entity_id: String,
+    /// Assertion consumer service (HTTP-POST binding).
+    pub acs_url: String,
+    /// Portico's SP metadata for this provider, to import at the IdP.
+    pub metadata_url: String,
+}
+
+/// A provider as the admin API shows it: never its client secret. Kind-specific fields are
+/// present for their kind only.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProviderView {
+    pub id: String,
+    /// `google`, `github`, `oidc` or `saml`.
+    pub kind: String,
+    pub display_name: String,
+    pub enabled: bool,
+    pub client_id: String,
+    /// Whether a client secret is stored (the secret itself is write-only).
+    pub has_client_secret: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Empty: the kind's default scopes.
+    pub scopes: Vec<String>,
+    pub email_domains: Vec<String>,
+    pub trust_email: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosted_domains: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline_access: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_orgs: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_api_base: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_web_base: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub claims: Option<ClaimMapping>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saml_idp_metadata_xml: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saml_idp_metadata_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub saml: Option<SamlProviderSettings>,
+    /// For saml: the values the IdP needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saml_sp: Option<SamlSpInfo>,
+    /// Declared in portico.toml: read-only here.
+    pub managed_by_config: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    #[serde(skip)]
+    pub created_at_secs: i64,
+}
+
+impl ProviderView {
+    pub fn new(p: &Provider, issuer: &str) -> Self {
+        let mut view = Self {
+            id: p.id.to_string(),
+            kind: p.kind.as_str().to_owned(),
+            display_name: p.display_name.clone(),
+            enabled: p.enabled,
+            client_id: p.client_id.clone(),
+            has_client_secret: p.has_secret(),
+            issuer: p.issuer.clone().filter(|i| !i.is_empty()),
+            scopes: p.scopes.clone(),
+            email_domains: p.email_domains.clone(),
+            trust_email: p.trust_email,
+            hosted_domains: None,
+            offline_access: None,
+            allowed_orgs: None,
+            github_api_base: None,
+            github_web_base: None,
+            claims: None,
+            saml_idp_metadata_xml: None,
+            saml_idp_metadata_url: None,
+            saml: None,
+            saml_sp: None,
+            managed_by_config: p.managed_by_config,
+            created_at: time::rfc3339(p.created_at),
+            created_at_secs: p.created_at,
+        };
+        // Rows are written by `options::setup`; an unreadable one shows without its extras.
+        match p.kind {
+            ProviderKind::Google => {
+                if let Ok(o) = options::from_settings::<GoogleOptions>(&p.settings, &view.id) {
+                    view.hosted_domains = Some(o.hosted_domains);
+                    view.offline_access = Some(o.offline_access);
+                }
+            }
+            ProviderKind::Github => {
+                if let Ok(g) = options::from_settings::<GithubSettings>(&p.settings, &view.id) {
+                    view.allowed_orgs = Some(g.allowed_orgs);
+                    view.github_api_base = g.github_api_base;
+                    view.github_web_base = g.github_web_base;
+                }
+            }
+            ProviderKind::Oidc => {
+                view.claims = Some(
+                    p.settings
+                        .get("claims")
+                        .cloned()
+                        .and_then(|c| serde_json::from_value(c).ok())
+                        .unwrap_or_default(),
+                );
+            }
+            ProviderKind::Saml => {
+                let stored = StoredSaml::from_json(&p.settings).ok();
+                let mut sp = SpConfig::new(issuer, p.id.as_str());
+                if let Some(stored) = stored {
+                    if let Some(entity_id) =
+                        stored.settings.entity_id.clone().filter(|e| !e.is_empty())
+                    {
+                        sp.entity_id = entity_id;
+                    }
+                    view.saml_idp_metadata_xml = stored.metadata_xml;
+                    view.saml_idp_metadata_url = stored.metadata_url;
+                    view.saml = Some(stored.settings);
+                }
+                view.saml_sp = Some(SamlSpInfo {
+                    entity_id: sp.entity_id,
+                    acs_url: sp.acs_url,
+                    metadata_url: sp.metadata_url,
+                });
+            }
+        }
+        view
+    }
+}
+
+fn issuer(state: &AppState) -> &str {
+    state.settings.server.issuer.as_str()
+}
+
+pub async fn all(state: &AppState) -> Result<Vec<ProviderView>, StoreError> {
+    let mut providers: Vec<ProviderView> = state
+        .store
+        .all_providers()
+        .await?
+        .iter()
+        .map(|p| ProviderView::new(p, issuer(state)))
+        .collect();
+    providers.sort_by(|a, b| (b.created_at_secs, &b.id).cmp(&(a.created_at_secs, &a.id)));
+    Ok(providers)
+}
+
+pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<ProviderView>, StoreError> {
+    Ok(page_in_memory(all(state).await?, page, |p| Cursor {
+        at: p.created_at_secs,
+        id: p.id.clone(),
+    }))
+}
+
+/// The stored provider `id`, for validating an update against it.
+pub async fn current(state: &AppState, id: &str) -> Result<Provider, ProviderError> {
+    state
+        .store
+        .provider(id)
+        .await?
+        .ok_or_else(|| ProviderError::NotFound(id.to_owned()))
+}
+
+pub async fn get(state: &AppState, id: &str) -> Result<ProviderView, ProviderError> {
+    Ok(ProviderView::new(&current(state, id).await?, issuer(state)))
+}
+
+/// What the audit log keeps of a provider: never a secret, nor the metadata document.
+fn details(v: &ProviderView) -> serde_json::Value {
+    json!({
+        "kind": v.kind,
+        "display_name": v.display_name,
+        "enabled": v.enabled,
+        "client_id": v.client_id,
+        "issuer": v.issuer,
+        "scopes": v.scopes,
+        "email_domains": v.email_domains,
+        "trust_email": v.trust_email,
+        "hosted_domains": v.hosted_domains,
+        "allowed_orgs": v.allowed_orgs,
+        "github_api_base": v.github_api_base,
+        "github_web_base": v.github_web_base,
+        "saml_idp_metadata_url": v.saml_idp_metadata_url,
+        "saml_idp_metadata_pasted": v.saml_idp_metadata_xml.is_some(),
+    })
+}
+
+/// Records `action` in the change's transaction, commits both, and drops the cached connector.
+async fn audited(
+    state: &AppState,
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &Caller,
+    action: &str,
+    provider: &Provider,
+    details: serde_json::Value,
+) -> Result<(), ProviderError> {
+    let target = format!("provider:{}", provider.id);
+    audit::record(
+        &mut tx,
+        &caller.actor,
+        action,
+        &target,
+        details,
+        caller.ip(),
+    )
+    .await?;
+    tx.commit().await?;
+    state.connectors.forget(&provider.id);
+    Ok(())
+}
+
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    new: &ProviderWrite,
+) -> Result<ProviderView, ProviderError> {
+    let mut tx = state.store.begin_write().await?;
+    let provider = admin_ops::create_in(&mut tx, &state.sealer, new).await?;
+    let view = ProviderView::new(&provider, issuer(state));
+    let d = details(&view);
+    audited(state, tx, caller, "provider.created", &provider, d).await?;
+    Ok(view)
+}
+
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    new: &ProviderWrite,
+) -> Result<ProviderView, ProviderError> {
+    let mut tx = state.store.begin_write().await?;
+    let provider = admin_ops::update_in(&mut tx, &state.sealer, new).await?;
+    let view = ProviderView::new(&provider, issuer(state));
+    let mut d = details(&view);
+    d["credential_changed"] = json!(!matches!(new.secret, admin_ops::SecretChange::Keep));
+    audited(state, tx, caller, "provider.updated", &provider, d).await?;
+    Ok(view)
+}
+
+/// Enables or disables a provider: a disabled one offers no login and refreshes no identity;
+/// its users and sessions stay.
+pub async fn set_enabled(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    enabled: bool,
+) -> Result<ProviderView, ProviderError> {
+    let mut tx = state.store.begin_write().await?;
+    let provider = admin_ops::set_enabled_in(&mut tx, id, enabled).await?;
+    let view = ProviderView::new(&provider, issuer(state));
+    let d = json!({ "enabled": enabled });
+    audited(state, tx, caller, "provider.updated", &provider, d).await?;
+    Ok(view)
+}
+
+/// Deletes a provider with its identities (see `admin_ops::delete_in`).
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(ProviderView, Removed), ProviderError> {
+    let mut tx = state.store.begin_write().await?;
+    let (provider, removed) = admin_ops::delete_in(&mut tx, id).await?;
+    let view = ProviderView::new(&provider, issuer(state));
+    let mut d = details(&view);
+    d["identities_removed"] = json!(removed.identities);
+    d["sessions_ended"] = json!(removed.sessions_ended);
+    d["refresh_tokens_revoked"] = json!(removed.refresh_tokens_revoked);
+    audited(state, tx, caller, "provider.deleted", &provider, d).await?;
+    Ok((view, removed))
+}

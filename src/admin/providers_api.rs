@@ -1,0 +1,188 @@
+//! `/admin/api/v1/providers`: the JSON face of [`super::providers_admin`].
+
+use actix_web::{HttpResponse, web};
+
+use super::api::{ApiCaller, PageParams};
+use super::error::{ApiError, ErrorBody};
+use super::pagination::Page;
+use super::providers_admin::{self, ProviderView};
+use super::providers_discovery::{self, DiscoveryReport, DiscoveryRequest};
+use super::providers_input::ProviderInput;
+use crate::providers::admin_ops::ProviderError;
+use crate::state::AppState;
+
+pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
+    scope
+        .service(super::api::resource("/providers").get(list).post(create))
+        // Before `/providers/{id}`: `discover` is a reserved id.
+        .service(super::api::resource("/providers/discover").post(discover))
+        .service(
+            super::api::resource("/providers/{id}")
+                .get(show)
+                .put(update)
+                .delete(delete),
+        )
+}
+
+pub fn api_error(err: ProviderError) -> ApiError {
+    match err {
+        ProviderError::NotFound(_) => ApiError::NotFound(err.to_string()),
+        ProviderError::Exists(_) | ProviderError::ManagedByConfig(_) => {
+            ApiError::Conflict(err.to_string())
+        }
+        ProviderError::Store(e) => e.into(),
+    }
+}
+
+/// Upstream identity providers, newest first; never a client secret.
+#[utoipa::path(
+    get, path = "/providers", tag = "providers",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of providers", body = Page<ProviderView>),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 422, description = "Bad limit or cursor", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    params: web::Query<PageParams>,
+) -> Result<web::Json<Page<ProviderView>>, ApiError> {
+    let page = params.parse()?;
+    Ok(web::Json(providers_admin::list(&state, &page).await?))
+}
+
+/// Adds a provider; it offers logins at once. The client secret is stored encrypted and never
+/// returned.
+#[utoipa::path(
+    post, path = "/providers", tag = "providers",
+    request_body = ProviderInput,
+    responses(
+        (status = 201, description = "The provider", body = ProviderView),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 409, description = "The id is taken", body = ErrorBody),
+        (status = 422, description = "Invalid fields (per kind; SAML metadata that does not parse)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    body: web::Json<ProviderInput>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.validate(None, state.connectors.http()).await?;
+    let created = providers_admin::create(&state, &api.caller, &new)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::Created().json(created))
+}
+
+/// One provider.
+#[utoipa::path(
+    get, path = "/providers/{id}", tag = "providers",
+    params(("id" = String, Path, description = "The provider id (slug)")),
+    responses(
+        (status = 200, description = "The provider", body = ProviderView),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn show(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<ProviderView>, ApiError> {
+    Ok(web::Json(
+        providers_admin::get(&state, &id).await.map_err(api_error)?,
+    ))
+}
+
+/// Replaces a provider's settings (not its id or kind). An absent `client_secret` keeps the
+/// stored one. Takes effect at the next login.
+#[utoipa::path(
+    put, path = "/providers/{id}", tag = "providers",
+    params(("id" = String, Path, description = "The provider id (slug)")),
+    request_body = ProviderInput,
+    responses(
+        (status = 200, description = "The provider", body = ProviderView),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 409, description = "Managed by the configuration file", body = ErrorBody),
+        (status = 422, description = "Invalid fields", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<ProviderInput>,
+) -> Result<web::Json<ProviderView>, ApiError> {
+    let current = providers_admin::current(&state, &id)
+        .await
+        .map_err(api_error)?;
+    if current.managed_by_config {
+        return Err(api_error(ProviderError::ManagedByConfig(id.into_inner())));
+    }
+    let new = body
+        .validate(Some(&current), state.connectors.http())
+        .await?;
+    let provider = providers_admin::update(&state, &api.caller, &new)
+        .await
+        .map_err(api_error)?;
+    Ok(web::Json(provider))
+}
+
+/// Deletes a provider. Its users stay; their identities at it are removed, the SSO sessions
+/// that came through it end and the refresh tokens issued from those identities are revoked.
+#[utoipa::path(
+    delete, path = "/providers/{id}", tag = "providers",
+    params(("id" = String, Path, description = "The provider id (slug)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 409, description = "Managed by the configuration file", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    providers_admin::delete(&state, &api.caller, &id)
+        .await
+        .map_err(api_error)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Fetches `{issuer}/.well-known/openid-configuration` and reports what it offers. An issuer
+/// that cannot be reached or serves no readable document is a 422 on `issuer`.
+#[utoipa::path(
+    post, path = "/providers/discover", tag = "providers",
+    request_body = DiscoveryRequest,
+    responses(
+        (status = 200, description = "What the document says, and any problems", body = DiscoveryReport),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 422, description = "Bad issuer, or no readable discovery document", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn discover(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    body: web::Json<DiscoveryRequest>,
+) -> Result<web::Json<DiscoveryReport>, ApiError> {
+    let report = providers_discovery::discover(state.connectors.http(), &body.issuer).await?;
+    Ok(web::Json(report))
+}
