@@ -278,6 +278,24 @@ impl AuditPage {
     pub fn value<'a>(&self, raw: &'a Option<String>) -> &'a str {
         raw.as_deref().unwrap_or_default()
     }
+
+    /// The time range as the form shows it (`since`/`until`, or their older names).
+    pub fn since(&self) -> &str {
+        self.value(self.filters.since_param().1)
+    }
+
+    pub fn until(&self) -> &str {
+        self.value(self.filters.until_param().1)
+    }
+
+    /// The error for the start of the range, under whichever name the request used.
+    pub fn since_error(&self) -> Option<&str> {
+        self.errors.get(self.filters.since_param().0)
+    }
+
+    pub fn until_error(&self) -> Option<&str> {
+        self.errors.get(self.filters.until_param().0)
+    }
 }
 
 async fn audit_page(
@@ -299,22 +317,7 @@ async fn audit_page(
             page.next = found.next_cursor.map(|cursor| {
                 let mut next = filters.clone();
                 next.cursor = Some(cursor);
-                let pairs: Vec<(&str, &str)> = [
-                    ("type", &next.action),
-                    ("user_id", &next.user_id),
-                    ("actor", &next.actor),
-                    ("from", &next.from),
-                    ("to", &next.to),
-                    ("limit", &next.limit),
-                    ("cursor", &next.cursor),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
-                .collect();
-                format!(
-                    "/admin/audit?{}",
-                    serde_urlencoded::to_string(pairs).unwrap_or_default()
-                )
+                format!("/admin/audit?{}", next.query_string())
             });
             page.entries = found.items;
             render(StatusCode::OK, &page)

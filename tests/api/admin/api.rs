@@ -1,6 +1,5 @@
 use std::collections::BTreeSet;
 
-use portico::admin::audit;
 use serde_json::{Value, json};
 
 use super::{api_token, audit_count};
@@ -295,38 +294,7 @@ async fn keys_are_listed_without_private_material_and_rotate(db: &TestDb) {
 async fn audit_filters_and_paginates(db: &TestDb) {
     let app = spawn_app(db).await;
     let token = api_token(&app, "auditor").await;
-    // Entries at known times, written as the services write them.
-    let pool = app.state.store.pool();
-    for (i, (action, target)) in [
-        ("user.disabled", "user:u1"),
-        ("client.created", "client:c1"),
-        ("user.sessions_ended", "user:u1"),
-        ("client.created", "client:c2"),
-        ("user.disabled", "user:u2"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut tx = pool.begin().await.unwrap();
-        audit::record(
-            &mut tx,
-            "admin:ada@example.com",
-            action,
-            target,
-            json!({"client_secret": "hunter2hunter2", "note": i}),
-            Some("192.0.2.7"),
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        sqlx::query("UPDATE audit_log SET created_at = $1 WHERE target = $2 AND action = $3")
-            .bind(1_000_000 + (i as i64) * 100)
-            .bind(target)
-            .bind(action)
-            .execute(pool)
-            .await
-            .unwrap();
-    }
+    super::audit_keys::seed_audit(&app).await;
     let list = |query: &'static str| {
         let app = &app;
         let token = token.clone();

@@ -2,6 +2,7 @@
 //! the CLI, and a real browser.
 
 mod api;
+mod audit_keys;
 mod browser;
 mod cli;
 mod clients;
