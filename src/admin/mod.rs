@@ -16,6 +16,7 @@ pub mod clients_admin;
 pub mod clients_api;
 pub mod clients_pages;
 pub mod csrf;
+pub mod dashboard;
 pub mod error;
 pub mod keys_admin;
 pub mod openapi;

@@ -27,8 +27,8 @@ use crate::crypto::random_token;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::get().to(dashboard))
-        .route("/", web::get().to(dashboard))
+    cfg.route("", web::get().to(super::dashboard::dashboard))
+        .route("/", web::get().to(super::dashboard::dashboard))
         .route("/sign-in", web::get().to(sign_in_form))
         .route("/sign-in", web::post().to(sign_in_submit))
         .route("/sign-out", web::post().to(sign_out))
@@ -205,33 +205,6 @@ async fn sign_out(
         .finish())
 }
 
-// ---- dashboard -----------------------------------------------------------------------------
-
-#[derive(Template, WebTemplate)]
-#[template(path = "admin/dashboard.html")]
-pub struct DashboardPage {
-    pub chrome: Chrome,
-    pub active_keys: usize,
-    pub published_keys: usize,
-    pub active_tokens: usize,
-    pub recent: Vec<AuditEntry>,
-}
-
-async fn dashboard(
-    session: AdminSession,
-    state: web::Data<AppState>,
-) -> Result<DashboardPage, PageError> {
-    let keys = keys_admin::all(&state).await?;
-    let tokens = all_tokens(&state).await?;
-    Ok(DashboardPage {
-        chrome: Chrome::new(&session, "dashboard"),
-        active_keys: keys.iter().filter(|k| k.active).count(),
-        published_keys: keys.len(),
-        active_tokens: tokens.iter().filter(|t| !t.is_revoked()).count(),
-        recent: audit::recent(&state.store, 10).await?,
-    })
-}
-
 // ---- keys ----------------------------------------------------------------------------------
 
 #[derive(Template, WebTemplate)]
@@ -343,7 +316,7 @@ pub struct TokensPage {
     pub notice: Option<String>,
 }
 
-async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
+pub(super) async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
     let page = PageRequest {
         limit: MAX_LIMIT,
         cursor: None,

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod clients;
 mod clients_ui;
+mod dashboard;
 mod ui;
 
 use portico::admin::Caller;
