@@ -12,6 +12,7 @@ pub mod assets;
 pub mod audit;
 pub mod caller;
 pub mod cli;
+pub mod client_page;
 pub mod clients_admin;
 pub mod clients_api;
 pub mod clients_pages;
