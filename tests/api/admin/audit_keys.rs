@@ -87,6 +87,22 @@ async fn a_key_rotation_and_its_audit_entry_commit_together(db: &TestDb) {
     app.stop();
 }
 
+/// "<action> <target>" of each entry of an audit page.
+pub(super) fn audit_targets(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// Five entries at known times (1_000_000 + 100 * i), written as the services write them, with
 /// a secret in their details for the redaction checks.
 pub(super) async fn seed_audit(app: &TestApp) {
@@ -140,26 +156,12 @@ async fn the_audit_log_filters_by_type_user_and_time(db: &TestDb) {
                 .unwrap()
         }
     };
-    let targets = |page: &Value| -> Vec<String> {
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} {}",
-                    e["action"].as_str().unwrap(),
-                    e["target"].as_str().unwrap()
-                )
-            })
-            .collect()
-    };
 
     // since (inclusive) and until (exclusive), in either form.
     let res = api("?since=1000100&until=1970-01-12T13:53:20Z").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
-        targets(&res.json().await.unwrap()),
+        audit_targets(&res.json().await.unwrap()),
         [
             "client.created client:c2",
             "user.sessions_ended user:u1",
@@ -169,12 +171,12 @@ async fn the_audit_log_filters_by_type_user_and_time(db: &TestDb) {
     // Type, user and time together.
     let res = api("?type=user.disabled&user_id=u1&since=1000000&until=1000500").await;
     assert_eq!(
-        targets(&res.json().await.unwrap()),
+        audit_targets(&res.json().await.unwrap()),
         ["user.disabled user:u1"]
     );
     let res = api("?user_id=u1&since=1000100").await;
     assert_eq!(
-        targets(&res.json().await.unwrap()),
+        audit_targets(&res.json().await.unwrap()),
         ["user.sessions_ended user:u1"]
     );
     // Bad times: 422 naming the parameter.
