@@ -145,9 +145,13 @@ pub struct AuditParams {
     pub user_id: Option<String>,
     /// Only entries by this actor (exact).
     pub actor: Option<String>,
-    /// Entries at or after this time (RFC 3339 or Unix seconds).
+    /// Entries at or after this time (RFC 3339, Unix seconds, or `YYYY-MM-DDTHH:MM` in UTC).
+    pub since: Option<String>,
+    /// Entries before this time (same forms as `since`).
+    pub until: Option<String>,
+    /// The older name of `since` (used when `since` is absent).
     pub from: Option<String>,
-    /// Entries before this time (RFC 3339 or Unix seconds).
+    /// The older name of `until` (used when `until` is absent).
     pub to: Option<String>,
     /// 1 to 200; default 50.
     pub limit: Option<String>,
@@ -174,6 +178,42 @@ fn non_empty(raw: &Option<String>) -> Option<String> {
 }
 
 impl AuditParams {
+    /// `since`, or `from` when only the older name was given.
+    pub fn since_param(&self) -> (&'static str, &Option<String>) {
+        if non_empty(&self.since).is_none() && non_empty(&self.from).is_some() {
+            ("from", &self.from)
+        } else {
+            ("since", &self.since)
+        }
+    }
+
+    /// `until`, or `to` when only the older name was given.
+    pub fn until_param(&self) -> (&'static str, &Option<String>) {
+        if non_empty(&self.until).is_none() && non_empty(&self.to).is_some() {
+            ("to", &self.to)
+        } else {
+            ("until", &self.until)
+        }
+    }
+
+    /// The filters as a query string (empty ones left out, the time range under its current
+    /// names), for links to further pages.
+    pub fn query_string(&self) -> String {
+        let pairs: Vec<(&str, &str)> = [
+            ("type", &self.action),
+            ("user_id", &self.user_id),
+            ("actor", &self.actor),
+            ("since", self.since_param().1),
+            ("until", self.until_param().1),
+            ("limit", &self.limit),
+            ("cursor", &self.cursor),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
+        .collect();
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+
     pub fn parse(&self) -> Result<AuditQuery, FieldErrors> {
         let mut errors = FieldErrors::new();
         let mut time = |field: &str, raw: &Option<String>| {
@@ -184,12 +224,15 @@ impl AuditParams {
             }
             parsed
         };
-        let from = time("from", &self.from);
-        let to = time("to", &self.to);
+        // Errors name the parameter the caller used.
+        let (from_field, from_raw) = self.since_param();
+        let (to_field, to_raw) = self.until_param();
+        let from = time(from_field, from_raw);
+        let to = time(to_field, to_raw);
         if let (Some(f), Some(t)) = (from, to)
             && f > t
         {
-            errors.add("to", "must not be before `from`");
+            errors.add(to_field, format!("must not be before `{from_field}`"));
         }
         let page = PageRequest::parse(self.limit.as_deref(), self.cursor.as_deref(), &mut errors);
         errors.or_ok(AuditQuery {

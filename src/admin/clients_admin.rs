@@ -298,7 +298,7 @@ pub async fn create(
     caller: &Caller,
     new: &NewClient,
 ) -> Result<ClientWithSecret, AdminClientError> {
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin_write().await?;
     let (client, secret) = admin_ops::create_in(&mut tx, new, &state.settings.oidc).await?;
     let view = ClientView::from(&client);
     audited(tx, caller, "client.created", &view.id, details(&view)).await?;
@@ -310,7 +310,7 @@ pub async fn update(
     caller: &Caller,
     new: &NewClient,
 ) -> Result<ClientView, AdminClientError> {
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&admin_ops::update_in(&mut tx, new).await?);
     audited(tx, caller, "client.updated", &view.id, details(&view)).await?;
     Ok(view)
@@ -321,7 +321,7 @@ pub async fn rotate_secret(
     caller: &Caller,
     client_id: &str,
 ) -> Result<ClientWithSecret, AdminClientError> {
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin_write().await?;
     let secret = admin_ops::rotate_secret_in(&mut tx, client_id).await?;
     let view = ClientView::from(&admin_ops::fetch_in(&mut tx, client_id).await?);
     audited(tx, caller, "client.secret_rotated", client_id, json!({})).await?;
@@ -333,7 +333,7 @@ pub async fn delete(
     caller: &Caller,
     client_id: &str,
 ) -> Result<ClientView, AdminClientError> {
-    let mut tx = state.store.pool().begin().await?;
+    let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&admin_ops::delete_in(&mut tx, client_id).await?);
     audited(tx, caller, "client.deleted", client_id, details(&view)).await?;
     Ok(view)

@@ -1,6 +1,7 @@
 //! `/admin/clients`: the clients page. It lists clients, creates one (its secret shown once,
 //! with a ready-to-paste snippet), rotates secrets and deletes; config-managed clients are
-//! read-only. It calls the same service as the API.
+//! read-only. It calls the same service as the API. Editing is on the client's own page
+//! (`client_page.rs`).
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
@@ -20,6 +21,14 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/clients", web::get().to(clients_page))
         .route("/clients", web::post().to(create_client))
+        .route(
+            "/clients/{id}",
+            web::get().to(super::client_page::client_page),
+        )
+        .route(
+            "/clients/{id}",
+            web::post().to(super::client_page::update_client),
+        )
         .route("/clients/{id}/secret", web::post().to(rotate_secret))
         .route("/clients/{id}/delete", web::post().to(delete_client));
 }
@@ -164,7 +173,7 @@ async fn clients_page(
 }
 
 /// Field errors for the form, or the page's error for everything else.
-fn form_error(err: AdminClientError) -> Result<FieldErrors, PageError> {
+pub(super) fn form_error(err: AdminClientError) -> Result<FieldErrors, PageError> {
     let AdminClientError::Client(err) = err;
     match err {
         ClientError::Exists(_) => Ok(FieldErrors::single("client_id", "is already taken")),

@@ -84,11 +84,14 @@ pub async fn list(state: &AppState, page: &PageRequest) -> anyhow::Result<Page<K
 
 /// Adds a new active key per algorithm; the old ones stay published until their tokens expire.
 ///
-/// The key ring writes the keys in its own transactions; the audit entry follows at once.
-/// (Used by the API, the keys page and `portico keys rotate`.)
+/// The keys and the audit entry commit in one transaction: a rotation is recorded exactly when
+/// it happened. (Used by the API, the keys page and `portico keys rotate`.)
 pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::Result<Rotated> {
-    let created: Vec<RotatedKey> = keys
-        .rotate()
+    // Key generation is slow: it happens before the write transaction opens.
+    let prepared = keys.prepare_rotation().await?;
+    let mut tx = store.begin_write().await?;
+    let created: Vec<RotatedKey> = prepared
+        .store_in(&mut tx)
         .await?
         .into_iter()
         .map(|(alg, kid)| RotatedKey {
@@ -96,7 +99,6 @@ pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::R
             kid,
         })
         .collect();
-    let mut tx = store.begin_write().await?;
     audit::record(
         &mut tx,
         &caller.actor,
@@ -107,5 +109,10 @@ pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::R
     )
     .await?;
     tx.commit().await?;
+    // Committed: this instance signs with the new keys at once; the others on their next
+    // refresh. A failed reload leaves the old snapshot until then, which is still valid.
+    if let Err(e) = keys.reload().await {
+        tracing::warn!(error = %e, "reloading the key ring after a rotation failed");
+    }
     Ok(Rotated { created })
 }

@@ -27,8 +27,8 @@ use crate::crypto::random_token;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::get().to(dashboard))
-        .route("/", web::get().to(dashboard))
+    cfg.route("", web::get().to(super::dashboard::dashboard))
+        .route("/", web::get().to(super::dashboard::dashboard))
         .route("/sign-in", web::get().to(sign_in_form))
         .route("/sign-in", web::post().to(sign_in_submit))
         .route("/sign-out", web::post().to(sign_out))
@@ -205,33 +205,6 @@ async fn sign_out(
         .finish())
 }
 
-// ---- dashboard -----------------------------------------------------------------------------
-
-#[derive(Template, WebTemplate)]
-#[template(path = "admin/dashboard.html")]
-pub struct DashboardPage {
-    pub chrome: Chrome,
-    pub active_keys: usize,
-    pub published_keys: usize,
-    pub active_tokens: usize,
-    pub recent: Vec<AuditEntry>,
-}
-
-async fn dashboard(
-    session: AdminSession,
-    state: web::Data<AppState>,
-) -> Result<DashboardPage, PageError> {
-    let keys = keys_admin::all(&state).await?;
-    let tokens = all_tokens(&state).await?;
-    Ok(DashboardPage {
-        chrome: Chrome::new(&session, "dashboard"),
-        active_keys: keys.iter().filter(|k| k.active).count(),
-        published_keys: keys.len(),
-        active_tokens: tokens.iter().filter(|t| !t.is_revoked()).count(),
-        recent: audit::recent(&state.store, 10).await?,
-    })
-}
-
 // ---- keys ----------------------------------------------------------------------------------
 
 #[derive(Template, WebTemplate)]
@@ -278,6 +251,24 @@ impl AuditPage {
     pub fn value<'a>(&self, raw: &'a Option<String>) -> &'a str {
         raw.as_deref().unwrap_or_default()
     }
+
+    /// The time range as the form shows it (`since`/`until`, or their older names).
+    pub fn since(&self) -> &str {
+        self.value(self.filters.since_param().1)
+    }
+
+    pub fn until(&self) -> &str {
+        self.value(self.filters.until_param().1)
+    }
+
+    /// The error for the start of the range, under whichever name the request used.
+    pub fn since_error(&self) -> Option<&str> {
+        self.errors.get(self.filters.since_param().0)
+    }
+
+    pub fn until_error(&self) -> Option<&str> {
+        self.errors.get(self.filters.until_param().0)
+    }
 }
 
 async fn audit_page(
@@ -299,22 +290,7 @@ async fn audit_page(
             page.next = found.next_cursor.map(|cursor| {
                 let mut next = filters.clone();
                 next.cursor = Some(cursor);
-                let pairs: Vec<(&str, &str)> = [
-                    ("type", &next.action),
-                    ("user_id", &next.user_id),
-                    ("actor", &next.actor),
-                    ("from", &next.from),
-                    ("to", &next.to),
-                    ("limit", &next.limit),
-                    ("cursor", &next.cursor),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (k, v)))
-                .collect();
-                format!(
-                    "/admin/audit?{}",
-                    serde_urlencoded::to_string(pairs).unwrap_or_default()
-                )
+                format!("/admin/audit?{}", next.query_string())
             });
             page.entries = found.items;
             render(StatusCode::OK, &page)
@@ -340,7 +316,7 @@ pub struct TokensPage {
     pub notice: Option<String>,
 }
 
-async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
+pub(super) async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
     let page = PageRequest {
         limit: MAX_LIMIT,
         cursor: None,

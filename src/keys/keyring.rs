@@ -12,13 +12,14 @@ use actix_web::web::Bytes;
 use jsonwebtoken::DecodingKey;
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
+use sqlx::AnyConnection;
 
 use super::jwt::{self, Expect, JwtError};
 use super::signing_key::KeyError;
 use super::{GeneratedKey, SigningAlg, SigningKey};
 use crate::config::KeySettings;
 use crate::crypto::{SealTarget, Sealer};
-use crate::store::signing_keys::{Retire, SigningKeyRow};
+use crate::store::signing_keys::{Retire, SigningKeyRow, insert_signing_key};
 use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -225,17 +226,12 @@ impl KeyRing {
         })
     }
 
-    /// Generates, seals and stores a key for `alg`. Returns its kid if it was added.
-    async fn add_key(
-        &self,
-        alg: SigningAlg,
-        retire: Retire<'_>,
-    ) -> Result<Option<String>, KeyRingError> {
+    /// Generates and seals a key for `alg`, off the async threads (RSA takes a while).
+    async fn generate_row(&self, alg: SigningAlg) -> Result<SigningKeyRow, KeyRingError> {
         let generated = tokio::task::spawn_blocking(move || GeneratedKey::generate(alg))
             .await
             .map_err(|_| KeyRingError::Task)??;
-        let now = store::now();
-        let row = SigningKeyRow {
+        Ok(SigningKeyRow {
             private_key: self.sealer.seal(
                 generated.pkcs8.expose_secret(),
                 SealTarget::new("signing_keys", "private_key", &generated.kid),
@@ -243,15 +239,24 @@ impl KeyRing {
             kid: generated.kid.clone(),
             alg: alg.as_str().to_owned(),
             public_jwk: generated.public_jwk.to_string(),
-            created_at: now,
+            created_at: store::now(),
             retired_at: None,
             publish_until: None,
-        };
+        })
+    }
+
+    /// Generates, seals and stores a key for `alg`. Returns its kid if it was added.
+    async fn add_key(
+        &self,
+        alg: SigningAlg,
+        retire: Retire<'_>,
+    ) -> Result<Option<String>, KeyRingError> {
+        let row = self.generate_row(alg).await?;
         let added = self
             .store
-            .add_signing_key(&row, retire, now + self.retired_key_lifetime())
+            .add_signing_key(&row, retire, row.created_at + self.retired_key_lifetime())
             .await?;
-        Ok(added.then_some(generated.kid))
+        Ok(added.then_some(row.kid))
     }
 
     /// A retired key must verify every token it signed: the longest token lifetime, plus the
@@ -263,14 +268,26 @@ impl KeyRing {
     /// Adds a new active key for every algorithm; the old ones stay published until the
     /// tokens they signed have expired. Returns the new kids.
     pub async fn rotate(&self) -> Result<Vec<(SigningAlg, String)>, KeyRingError> {
-        let mut added = Vec::new();
-        for alg in SigningAlg::ALL {
-            if let Some(kid) = self.add_key(alg, Retire::AllActive).await? {
-                added.push((alg, kid));
-            }
-        }
+        let prepared = self.prepare_rotation().await?;
+        let mut tx = self.store.begin_write().await?;
+        let added = prepared.store_in(&mut tx).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         self.reload().await?;
         Ok(added)
+    }
+
+    /// New keys for every algorithm, generated and sealed but not stored yet: the slow part of a
+    /// rotation, done before the caller opens the transaction that stores them (and, for an
+    /// admin's rotation, its audit entry). After the commit, [`KeyRing::reload`] picks them up.
+    pub async fn prepare_rotation(&self) -> Result<PreparedRotation, KeyRingError> {
+        let mut rows = Vec::with_capacity(SigningAlg::ALL.len());
+        for alg in SigningAlg::ALL {
+            rows.push((alg, self.generate_row(alg).await?));
+        }
+        Ok(PreparedRotation {
+            rows,
+            retired_lifetime: self.retired_key_lifetime(),
+        })
     }
 
     /// One maintenance pass: timed rotation, removal of keys past publication, reload.
@@ -310,5 +327,38 @@ impl KeyRing {
                 }
             }
         })
+    }
+}
+
+/// A rotation's new keys, to store on the caller's transaction (see [`KeyRing::prepare_rotation`]).
+pub struct PreparedRotation {
+    rows: Vec<(SigningAlg, SigningKeyRow)>,
+    retired_lifetime: i64,
+}
+
+impl std::fmt::Debug for PreparedRotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kids: Vec<&str> = self.rows.iter().map(|(_, r)| r.kid.as_str()).collect();
+        f.debug_struct("PreparedRotation")
+            .field("kids", &kids)
+            .finish()
+    }
+}
+
+impl PreparedRotation {
+    /// Stores the keys, each retiring the active key of its algorithm, on `conn`. Returns the
+    /// new kids; nothing is visible to others until the caller commits.
+    pub async fn store_in(
+        self,
+        conn: &mut AnyConnection,
+    ) -> Result<Vec<(SigningAlg, String)>, KeyRingError> {
+        let mut added = Vec::with_capacity(self.rows.len());
+        for (alg, row) in self.rows {
+            let publish_until = row.created_at + self.retired_lifetime;
+            if insert_signing_key(conn, &row, Retire::AllActive, publish_until).await? {
+                added.push((alg, row.kid));
+            }
+        }
+        Ok(added)
     }
 }

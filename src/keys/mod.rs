@@ -8,5 +8,5 @@ mod signing_key;
 
 pub use algorithm::SigningAlg;
 pub use jwt::{JwtError, JwtType};
-pub use keyring::{KeyRing, KeyRingError};
+pub use keyring::{KeyRing, KeyRingError, PreparedRotation};
 pub use signing_key::{GeneratedKey, SigningKey};

@@ -49,6 +49,11 @@ const SQLITE: &[Source] = &[
         "token_vault",
         include_str!("../../migrations/sqlite/0008_token_vault.sql"),
     ),
+    (
+        9,
+        "dashboard",
+        include_str!("../../migrations/sqlite/0009_dashboard.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -91,6 +96,11 @@ const POSTGRES: &[Source] = &[
         8,
         "token_vault",
         include_str!("../../migrations/postgres/0008_token_vault.sql"),
+    ),
+    (
+        9,
+        "dashboard",
+        include_str!("../../migrations/postgres/0009_dashboard.sql"),
     ),
 ];
 

@@ -1,7 +1,7 @@
 //! Rows of the `signing_keys` table.
 
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Store, StoreError};
 
@@ -72,57 +72,10 @@ impl Store {
         publish_until: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
-        let proceed = match retire {
-            Retire::AllActive => {
-                sqlx::query(
-                    "UPDATE signing_keys SET retired_at = $1, publish_until = $2 \
-                     WHERE alg = $3 AND retired_at IS NULL",
-                )
-                .bind(key.created_at)
-                .bind(publish_until)
-                .bind(&key.alg)
-                .execute(&mut *tx)
-                .await?;
-                true
-            }
-            Retire::Only(kid) => {
-                sqlx::query(
-                    "UPDATE signing_keys SET retired_at = $1, publish_until = $2 \
-                     WHERE kid = $3 AND retired_at IS NULL",
-                )
-                .bind(key.created_at)
-                .bind(publish_until)
-                .bind(kid)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1
-            }
-            Retire::NoneIfActiveExists => {
-                let active: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM signing_keys WHERE alg = $1 AND retired_at IS NULL",
-                )
-                .bind(&key.alg)
-                .fetch_one(&mut *tx)
-                .await?;
-                active == 0
-            }
-        };
-        if !proceed {
+        if !insert_signing_key(&mut tx, key, retire, publish_until).await? {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, retired_at, publish_until) \
-             VALUES ($1, $2, $3, $4, $5, NULL, NULL)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_key)
-        .bind(&key.public_jwk)
-        .bind(key.created_at)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -137,4 +90,66 @@ impl Store {
         .await?
         .rows_affected())
     }
+}
+
+/// Inserts `key` and retires its predecessors as `retire` says, on the caller's transaction (so a
+/// rotation and its audit entry commit together). Returns false, having changed nothing, when
+/// the condition in `retire` did not hold.
+pub async fn insert_signing_key(
+    conn: &mut AnyConnection,
+    key: &SigningKeyRow,
+    retire: Retire<'_>,
+    publish_until: i64,
+) -> Result<bool, StoreError> {
+    let proceed = match retire {
+        Retire::AllActive => {
+            sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1, publish_until = $2 \
+                 WHERE alg = $3 AND retired_at IS NULL",
+            )
+            .bind(key.created_at)
+            .bind(publish_until)
+            .bind(&key.alg)
+            .execute(&mut *conn)
+            .await?;
+            true
+        }
+        Retire::Only(kid) => {
+            sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1, publish_until = $2 \
+                 WHERE kid = $3 AND retired_at IS NULL",
+            )
+            .bind(key.created_at)
+            .bind(publish_until)
+            .bind(kid)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1
+        }
+        Retire::NoneIfActiveExists => {
+            let active: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM signing_keys WHERE alg = $1 AND retired_at IS NULL",
+            )
+            .bind(&key.alg)
+            .fetch_one(&mut *conn)
+            .await?;
+            active == 0
+        }
+    };
+    if !proceed {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, alg, private_key, public_jwk, created_at, retired_at, publish_until) \
+         VALUES ($1, $2, $3, $4, $5, NULL, NULL)",
+    )
+    .bind(&key.kid)
+    .bind(&key.alg)
+    .bind(&key.private_key)
+    .bind(&key.public_jwk)
+    .bind(key.created_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
 }

@@ -1,8 +1,8 @@
 use std::collections::BTreeSet;
 
-use portico::admin::audit;
 use serde_json::{Value, json};
 
+use super::audit_keys::audit_targets;
 use super::{api_token, audit_count};
 use crate::helpers::{TestApp, TestDb, spawn_app};
 use crate::on_both_backends;
@@ -295,38 +295,7 @@ async fn keys_are_listed_without_private_material_and_rotate(db: &TestDb) {
 async fn audit_filters_and_paginates(db: &TestDb) {
     let app = spawn_app(db).await;
     let token = api_token(&app, "auditor").await;
-    // Entries at known times, written as the services write them.
-    let pool = app.state.store.pool();
-    for (i, (action, target)) in [
-        ("user.disabled", "user:u1"),
-        ("client.created", "client:c1"),
-        ("user.sessions_ended", "user:u1"),
-        ("client.created", "client:c2"),
-        ("user.disabled", "user:u2"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut tx = pool.begin().await.unwrap();
-        audit::record(
-            &mut tx,
-            "admin:ada@example.com",
-            action,
-            target,
-            json!({"client_secret": "hunter2hunter2", "note": i}),
-            Some("192.0.2.7"),
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        sqlx::query("UPDATE audit_log SET created_at = $1 WHERE target = $2 AND action = $3")
-            .bind(1_000_000 + (i as i64) * 100)
-            .bind(target)
-            .bind(action)
-            .execute(pool)
-            .await
-            .unwrap();
-    }
+    super::audit_keys::seed_audit(&app).await;
     let list = |query: &'static str| {
         let app = &app;
         let token = token.clone();
@@ -336,27 +305,13 @@ async fn audit_filters_and_paginates(db: &TestDb) {
             res.json::<Value>().await.unwrap()
         }
     };
-    let targets = |page: &Value| -> Vec<String> {
-        page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} {}",
-                    e["action"].as_str().unwrap(),
-                    e["target"].as_str().unwrap()
-                )
-            })
-            .collect()
-    };
 
     let all = list("").await;
     let text = all.to_string();
     assert!(!text.contains("hunter2"), "secrets are redacted: {text}");
     assert!(text.contains("[redacted]"));
     // Newest first: the token's creation (now) then the seeded entries from the latest down.
-    let all_targets = targets(&all);
+    let all_targets = audit_targets(&all);
     assert_eq!(all_targets.len(), 6);
     assert!(all_targets[0].starts_with("api_token.created"));
     assert_eq!(all_targets[1], "user.disabled user:u2");
@@ -364,17 +319,17 @@ async fn audit_filters_and_paginates(db: &TestDb) {
 
     let by_type = list("?type=client.created").await;
     assert_eq!(
-        targets(&by_type),
+        audit_targets(&by_type),
         ["client.created client:c2", "client.created client:c1"]
     );
     let by_user = list("?user_id=u1").await;
     assert_eq!(
-        targets(&by_user),
+        audit_targets(&by_user),
         ["user.sessions_ended user:u1", "user.disabled user:u1"]
     );
     let window = list("?from=1000100&to=1970-01-12T13:53:20Z").await; // to = 1_000_400
     assert_eq!(
-        targets(&window),
+        audit_targets(&window),
         [
             "client.created client:c2",
             "user.sessions_ended user:u1",
@@ -389,7 +344,7 @@ async fn audit_filters_and_paginates(db: &TestDb) {
         let page: Value = get(&app, Some(&token), &path).await.json().await.unwrap();
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 2);
-        walked.extend(targets(&page));
+        walked.extend(audit_targets(&page));
         match page["next_cursor"].as_str() {
             Some(cursor) => path = format!("/admin/api/v1/audit?limit=2&cursor={cursor}"),
             None => break,

@@ -224,6 +224,23 @@ async fn drive(app: &TestApp, browser: &Client) {
     assert_eq!(count(browser, ".key-row").await, 6);
     screenshot(browser, "keys.png").await;
 
+    // Create a client, then edit it on its own page: ticking a grant type, saving.
+    browser.goto(&app.url("/admin/clients")).await.unwrap();
+    type_into(browser, "#client-client_id", "wiki").await;
+    type_into(browser, "#client-name", "Wiki").await;
+    type_into(browser, "#client-redirect_uris", "https://wiki.example/cb").await;
+    click(browser, "#create-client").await;
+    wait_for(browser, "#client-secret").await;
+    browser.goto(&app.url("/admin/clients/wiki")).await.unwrap();
+    type_into(browser, "#client-name", "Team wiki").await;
+    click(browser, "input[name=grant_types][value=client_credentials]").await;
+    click(browser, "#save-client").await;
+    wait_for(browser, "#notice").await;
+    let wiki = app.state.store.client("wiki").await.unwrap().unwrap();
+    assert_eq!(wiki.name, "Team wiki");
+    assert_eq!(wiki.grant_types.len(), 3, "{:?}", wiki.grant_types);
+    screenshot(browser, "client.png").await;
+
     // The audit log shows what happened, and filters by type.
     browser.goto(&app.url("/admin/audit")).await.unwrap();
     wait_for(browser, "#audit-entries").await;

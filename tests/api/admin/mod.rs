@@ -2,12 +2,15 @@
 //! the CLI, and a real browser.
 
 mod api;
+mod audit_keys;
 mod browser;
 mod cli;
+mod client_page;
 mod clients;
 mod clients_ui;
 mod providers;
 mod providers_ui;
+mod dashboard;
 mod ui;
 
 use portico::admin::Caller;

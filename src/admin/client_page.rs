@@ -1,0 +1,252 @@
+//! `/admin/clients/{id}`: one client. Its facts, the ready-to-paste configuration (issuer and
+//! client id; the secret is only ever shown on creation or rotation), and the edit form for what
+//! `PUT /admin/api/v1/clients/{id}` may change, through the same validation and service.
+//! Config-managed clients are shown read-only.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+use sqlx::Row;
+
+use super::clients_admin::{self, ClientInput, ClientView};
+use super::clients_pages::form_error;
+use super::csrf::Protected;
+use super::error::PageError;
+use super::pages::{Chrome, Done, render, see_other};
+use super::session::AdminSession;
+use super::validation::FieldErrors;
+use crate::clients::{ClientError, GrantType};
+use crate::state::AppState;
+use crate::store::{Store, StoreError};
+
+/// The edit form as posted: repeated keys (one per ticked checkbox) need the raw pairs.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct EditForm(Vec<(String, String)>);
+
+impl EditForm {
+    fn one(&self, key: &str) -> String {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// What the form shows: the stored client at first, the admin's input after an error.
+#[derive(Debug, Clone)]
+pub struct EditValues {
+    name: String,
+    /// One per line.
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_types: Vec<String>,
+    /// Separated by spaces.
+    scopes: String,
+    allowed_providers: Vec<String>,
+}
+
+impl EditValues {
+    fn of(client: &ClientView) -> Self {
+        Self {
+            name: client.name.clone(),
+            redirect_uris: client.redirect_uris.join("\n"),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.join("\n"),
+            grant_types: client.grant_types.clone(),
+            scopes: client.scopes.join(" "),
+            allowed_providers: client.allowed_providers.clone(),
+        }
+    }
+
+    fn posted(form: &EditForm) -> Self {
+        Self {
+            name: form.one("name"),
+            redirect_uris: form.one("redirect_uris"),
+            post_logout_redirect_uris: form.one("post_logout_redirect_uris"),
+            grant_types: form.all("grant_types"),
+            scopes: form.one("scopes"),
+            allowed_providers: form.all("allowed_providers"),
+        }
+    }
+
+    /// The API's request body for these values. The type is the stored one: it never changes.
+    fn input(&self, client_type: &str) -> ClientInput {
+        let words = |raw: &str| raw.split_whitespace().map(str::to_owned).collect();
+        ClientInput {
+            client_id: None,
+            name: self.name.clone(),
+            client_type: Some(client_type.to_owned()),
+            redirect_uris: words(&self.redirect_uris),
+            post_logout_redirect_uris: words(&self.post_logout_redirect_uris),
+            // No box ticked is a choice to validate (and refuse), not "use the default".
+            grant_types: Some(self.grant_types.clone()),
+            scopes: Some(words(&self.scopes)),
+            allowed_providers: self.allowed_providers.clone(),
+        }
+    }
+}
+
+/// A provider a client may be limited to: a checkbox on the form.
+#[derive(Debug, Clone)]
+pub struct ProviderChoice {
+    pub id: String,
+    pub label: String,
+    pub enabled: bool,
+    /// Named by the client but no longer configured.
+    pub unknown: bool,
+}
+
+/// Every configured provider, and any the client still names that is gone.
+async fn provider_choices(
+    store: &Store,
+    named: &[String],
+) -> Result<Vec<ProviderChoice>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, display_name, enabled FROM providers ORDER BY display_name, id")
+            .fetch_all(store.pool())
+            .await?;
+    let mut choices = rows
+        .iter()
+        .map(|row| {
+            Ok(ProviderChoice {
+                id: row.try_get("id")?,
+                label: row.try_get("display_name")?,
+                enabled: row.try_get::<i64, _>("enabled")? != 0,
+                unknown: false,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    for id in named {
+        if !choices.iter().any(|c| &c.id == id) {
+            choices.push(ProviderChoice {
+                id: id.clone(),
+                label: id.clone(),
+                enabled: false,
+                unknown: true,
+            });
+        }
+    }
+    Ok(choices)
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/client.html")]
+pub struct ClientPage {
+    chrome: Chrome,
+    client: ClientView,
+    issuer: String,
+    values: EditValues,
+    providers: Vec<ProviderChoice>,
+    errors: FieldErrors,
+    notice: Option<String>,
+}
+
+impl ClientPage {
+    async fn new(
+        session: &AdminSession,
+        state: &AppState,
+        client: ClientView,
+        values: EditValues,
+    ) -> Result<Self, PageError> {
+        let mut named = values.allowed_providers.clone();
+        named.extend(client.allowed_providers.iter().cloned());
+        Ok(Self {
+            chrome: Chrome::new(session, "clients"),
+            providers: provider_choices(&state.store, &named).await?,
+            issuer: state.settings.server.issuer.as_str().to_owned(),
+            client,
+            values,
+            errors: FieldErrors::new(),
+            notice: None,
+        })
+    }
+
+    pub fn grant_names(&self) -> Vec<&'static str> {
+        GrantType::ALL.iter().map(|g| g.as_str()).collect()
+    }
+
+    pub fn has_grant(&self, grant: &str) -> bool {
+        self.values.grant_types.iter().any(|g| g == grant)
+    }
+
+    pub fn allows(&self, provider: &str) -> bool {
+        self.values.allowed_providers.iter().any(|p| p == provider)
+    }
+
+    /// The configuration snippet never holds a secret here.
+    pub fn no_secret(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The client page's path, its id percent-encoded as one segment.
+pub fn client_path(client_id: &str) -> String {
+    let segment: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+    format!("/admin/clients/{segment}")
+}
+
+async fn load(state: &AppState, client_id: &str) -> Result<ClientView, PageError> {
+    clients_admin::get(state, client_id)
+        .await
+        .map_err(|e| match e {
+            ClientError::NotFound(_) => PageError::NotFound,
+            ClientError::Store(e) => e.into(),
+            other => PageError::BadRequest(other.to_string()),
+        })
+}
+
+pub(super) async fn client_page(
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<Done>,
+) -> Result<ClientPage, PageError> {
+    let client = load(&state, &id).await?;
+    let values = EditValues::of(&client);
+    let mut page = ClientPage::new(&session, &state, client, values).await?;
+    page.notice = query
+        .is("updated")
+        .then(|| "The client was saved.".to_owned());
+    Ok(page)
+}
+
+pub(super) async fn update_client(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<EditForm>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    let client = load(&state, &id).await?;
+    if client.managed_by_config {
+        return Err(PageError::BadRequest(
+            "this client is declared in portico.toml; change it there".into(),
+        ));
+    }
+    let values = EditValues::posted(&form);
+    let errors = match values.input(&client.client_type).validate(Some(&id)) {
+        Ok(new) => match clients_admin::update(&state, &session.caller(), &new).await {
+            Ok(saved) => {
+                return Ok(see_other(&format!(
+                    "{}?done=updated",
+                    client_path(&saved.client_id)
+                )));
+            }
+            Err(e) => form_error(e)?,
+        },
+        Err(errors) => errors,
+    };
+    let mut page = ClientPage::new(&session, &state, client, values).await?;
+    page.errors = errors;
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}

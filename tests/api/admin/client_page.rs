@@ -1,0 +1,212 @@
+//! A client's own page: the configuration snippet without the secret, and the edit form through
+//! the same validation and service as `PUT /clients/{id}` (errors next to the fields, CSRF,
+//! audit); config-managed clients read-only.
+
+use super::{audit_count, create_admin, csrf_in, page, signed_in};
+use crate::federation_flow::{google_provider, spawn_with};
+use crate::helpers::{TestApp, TestDb};
+use crate::oidc_support::CLIENT_ID;
+use crate::on_both_backends;
+use crate::standins::google::{Account, GoogleStandIn};
+
+on_both_backends!(a_client_is_edited_on_its_page);
+
+/// Posts a form as the signed-in browser.
+async fn submit(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    browser
+        .post(app.url(path))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn a_client_is_edited_on_its_page(db: &TestDb) {
+    let standin = GoogleStandIn::start(Account::default()).await;
+    let app = spawn_with(db, google_provider(&standin.issuer, "")).await;
+    create_admin(&app).await;
+    let browser = signed_in(&app).await;
+    let csrf = csrf_in(&page(&app, &browser, "/admin/clients").await);
+    let res = submit(
+        &app,
+        &browser,
+        "/admin/clients",
+        &[
+            ("csrf", csrf.as_str()),
+            ("client_id", "wiki"),
+            ("name", "Wiki"),
+            ("redirect_uris", "https://wiki.example/cb"),
+            ("grant_types", "authorization_code refresh_token"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let created = res.text().await.unwrap();
+    assert!(created.contains("href=\"/admin/clients/wiki\""), "linked");
+
+    // The page: the snippet with issuer and client id, never a secret; the form filled in.
+    let html = page(&app, &browser, "/admin/clients/wiki").await;
+    let issuer = app.state.settings.server.issuer.as_str();
+    assert!(html.contains(&format!("issuer: {issuer}")), "{html}");
+    assert!(html.contains("client_id: wiki"));
+    assert!(!html.contains("client_secret:"));
+    assert!(html.contains("id=\"edit-client\""));
+    assert!(html.contains("value=\"authorization_code\" checked"));
+    assert!(!html.contains("value=\"client_credentials\" checked"));
+    assert!(html.contains("name=\"allowed_providers\" value=\"google\">"));
+
+    // Without its CSRF token, or with another one, the form is refused and nothing changes.
+    for token in [None, Some("not-the-token")] {
+        let mut fields = vec![
+            ("name", "Hijacked"),
+            ("redirect_uris", "https://evil.example/cb"),
+            ("grant_types", "authorization_code"),
+        ];
+        if let Some(t) = token {
+            fields.push(("csrf", t));
+        }
+        let res = submit(&app, &browser, "/admin/clients/wiki", &fields).await;
+        assert_eq!(res.status(), 403);
+    }
+    assert_eq!(
+        app.state.store.client("wiki").await.unwrap().unwrap().name,
+        "Wiki"
+    );
+
+    // Bad input: 422, each message next to its field, the input kept, nothing saved.
+    let res = submit(
+        &app,
+        &browser,
+        "/admin/clients/wiki",
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", ""),
+            ("redirect_uris", "http://wiki.example/cb"),
+            ("grant_types", "authorization_code"),
+            ("scopes", "openid"),
+            ("allowed_providers", "Not A Slug"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Name: is required"), "{html}");
+    assert!(
+        html.contains("Redirect URIs: `http://wiki.example/cb` must use https"),
+        "{html}"
+    );
+    assert!(html.contains("Allowed providers: "), "{html}");
+    assert!(html.contains("http://wiki.example/cb</textarea>"));
+    assert!(
+        !html.contains("value=\"refresh_token\" checked"),
+        "ticks kept"
+    );
+    assert_eq!(audit_count(&app, "client.updated").await, 0);
+
+    // No grant type ticked: refused by the rule across fields, on the grant types.
+    let res = submit(
+        &app,
+        &browser,
+        "/admin/clients/wiki",
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "Wiki"),
+            ("redirect_uris", "https://wiki.example/cb"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Grant types: at least one grant type is needed"),
+        "{html}"
+    );
+
+    // Saved: every field, audited, then the page says so.
+    let res = submit(
+        &app,
+        &browser,
+        "/admin/clients/wiki",
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "Team wiki"),
+            (
+                "redirect_uris",
+                "https://wiki.example/cb\r\nhttps://wiki.example/cb2",
+            ),
+            ("post_logout_redirect_uris", "https://wiki.example/bye"),
+            ("grant_types", "authorization_code"),
+            ("grant_types", "client_credentials"),
+            ("scopes", "openid email"),
+            ("allowed_providers", "google"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/admin/clients/wiki?done=updated"
+    );
+    let stored = app.state.store.client("wiki").await.unwrap().unwrap();
+    assert_eq!(stored.name, "Team wiki");
+    let uris: Vec<&str> = stored.redirect_uris.iter().map(|u| u.as_str()).collect();
+    assert_eq!(
+        uris,
+        ["https://wiki.example/cb", "https://wiki.example/cb2"]
+    );
+    assert_eq!(
+        stored.post_logout_redirect_uris[0].as_str(),
+        "https://wiki.example/bye"
+    );
+    let grants: Vec<&str> = stored.grant_types.iter().map(|g| g.as_str()).collect();
+    assert_eq!(grants, ["authorization_code", "client_credentials"]);
+    assert_eq!(stored.scopes, ["openid", "email"]);
+    assert_eq!(stored.allowed_providers[0].to_string(), "google");
+    assert_eq!(audit_count(&app, "client.updated").await, 1);
+    let actor: String =
+        sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'client.updated'")
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(actor, "admin:ada@example.com");
+    let html = page(&app, &browser, "/admin/clients/wiki?done=updated").await;
+    assert!(html.contains("The client was saved."));
+    assert!(html.contains("name=\"allowed_providers\" value=\"google\" checked"));
+    assert!(html.contains("value=\"client_credentials\" checked"));
+
+    // A client from portico.toml is shown read-only, and a post is refused.
+    let html = page(&app, &browser, &format!("/admin/clients/{CLIENT_ID}")).await;
+    assert!(html.contains("id=\"read-only\""));
+    assert!(!html.contains("id=\"edit-client\""));
+    assert!(html.contains(&format!("client_id: {CLIENT_ID}")));
+    let res = submit(
+        &app,
+        &browser,
+        &format!("/admin/clients/{CLIENT_ID}"),
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "Renamed"),
+            ("redirect_uris", "https://app.example/cb"),
+            ("grant_types", "authorization_code"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    let managed = app.state.store.client(CLIENT_ID).await.unwrap().unwrap();
+    assert_eq!(managed.name, "The App");
+    assert_eq!(audit_count(&app, "client.updated").await, 1);
+
+    // No such client.
+    let res = browser
+        .get(app.url("/admin/clients/nobody"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    app.stop();
+}
