@@ -34,7 +34,10 @@ pub fn scope() -> actix_web::Scope {
             .service(resource("/audit").get(list_audit))
             .service(resource("/tokens").get(list_tokens).post(create_token))
             .service(resource("/tokens/{id}/revoke").post(revoke_token));
-    super::clients_api::routes(scope).default_service(web::to(not_found))
+    let scope = super::clients_api::routes(scope);
+    let scope = super::webhooks_api::routes(scope);
+    let scope = super::users_api::routes(scope);
+    scope.default_service(web::to(not_found))
 }
 
 /// A resource whose other methods get a JSON 405.

@@ -9,6 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{api, clients_api};
+use super::{users_api, webhooks_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +34,21 @@ use super::{api, clients_api};
         clients_api::update,
         clients_api::delete,
         clients_api::rotate_secret,
+        webhooks_api::list,
+        webhooks_api::create,
+        webhooks_api::show,
+        webhooks_api::update,
+        webhooks_api::delete,
+        webhooks_api::rotate_secret,
+        webhooks_api::test_ping,
+        webhooks_api::deliveries,
+        webhooks_api::delivery,
+        webhooks_api::retry,
+        users_api::list,
+        users_api::show,
+        users_api::disable,
+        users_api::enable,
+        users_api::end_sessions,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -40,6 +56,8 @@ use super::{api, clients_api};
         (name = "audit", description = "Who changed what, when, from where"),
         (name = "tokens", description = "Admin API tokens"),
         (name = "clients", description = "Applications that sign users in through Portico"),
+        (name = "webhooks", description = "Endpoints that receive signed events, and their delivery log"),
+        (name = "users", description = "People who logged in through Portico, and their identities"),
     )
 )]
 pub struct AdminApiDoc;

@@ -13,7 +13,7 @@ on_both_backends!(
     client_errors_are_401_403_404_409_422,
 );
 
-async fn call(
+pub(super) async fn call(
     app: &TestApp,
     method: reqwest::Method,
     token: Option<&str>,
@@ -32,7 +32,7 @@ async fn call(
     req.send().await.unwrap()
 }
 
-async fn json_of(res: reqwest::Response, status: u16) -> Value {
+pub(super) async fn json_of(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status(), status);
     res.json().await.unwrap()
 }
@@ -187,7 +187,7 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     assert!(doc["paths"]["/clients"]["post"].is_object());
 }
 
-async fn error(res: reqwest::Response, status: u16, code: &str) -> Value {
+pub(super) async fn error(res: reqwest::Response, status: u16, code: &str) -> Value {
     let body = json_of(res, status).await;
     assert_eq!(body["error"], code, "{body}");
     body

@@ -7,6 +7,8 @@ mod cli;
 mod clients;
 mod clients_ui;
 mod ui;
+mod users;
+mod webhooks;
 
 use portico::admin::Caller;
 use portico::admin::accounts::{self, AdminEmail};
@@ -106,4 +108,15 @@ pub async fn audit_count(app: &TestApp, action: &str) -> i64 {
         .fetch_one(app.state.store.pool())
         .await
         .unwrap()
+}
+
+/// An admin API token that has been revoked: requests with it get 403.
+pub async fn revoked_token(app: &TestApp) -> String {
+    let (info, token) = api_tokens::mint(&app.state.store, &Caller::cli(), "revoked")
+        .await
+        .expect("token minted");
+    api_tokens::revoke(&app.state.store, &Caller::cli(), &info.id)
+        .await
+        .expect("token revoked");
+    token.expose_secret().to_owned()
 }
