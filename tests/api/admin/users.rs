@@ -273,6 +273,16 @@ async fn users_are_searched_signed_out_disabled_and_enabled(db: &TestDb) {
     .await;
     assert_eq!(enabled["disabled"], false);
     assert_eq!(audit_count(&app, "user.enabled").await, 1);
+    let doc: Value = app
+        .get("/admin/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/users/{id}/sessions"]["delete"].is_object());
+    for schema in ["UserView", "UserDetail", "IdentityView", "SessionsEnded"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
     let (again, _, _) = log_in(&app).await;
     assert_eq!(again, user_id);
     app.stop();

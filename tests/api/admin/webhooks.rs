@@ -14,6 +14,7 @@ use crate::on_both_backends;
 use crate::webhooks::{Receiver, Reply, fast, signed_with};
 use portico::config::Settings;
 use portico::crypto::MasterKey;
+use secrecy::SecretString;
 
 on_both_backends!(
     webhooks_are_created_pinged_replayed_and_deleted,
@@ -312,12 +313,23 @@ async fn webhooks_are_created_pinged_replayed_and_deleted(db: &TestDb) {
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");
     }
+    for schema in [
+        "WebhookView",
+        "WebhookWithSecret",
+        "DeliveryView",
+        "DeliveryDetail",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
 }
 
 async fn webhook_errors_are_401_403_404_409_422(db: &TestDb) {
     // The SSRF guard as deployed: https and public addresses only.
     let app = spawn(db, "https://crm.example.com/hooks", |s| {
         s.webhooks.allow_private_targets = false;
+        s.webhooks.endpoints[0].secret = Some(SecretString::from(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ));
     })
     .await;
     let token = api_token(&app, "automation").await;
@@ -479,11 +491,19 @@ async fn webhook_errors_are_401_403_404_409_422(db: &TestDb) {
         "conflict",
     )
     .await;
+    // Its secret is set in portico.toml: rotating it here would be undone at the next start.
+    error(
+        call(&app, Method::POST, t, "/webhooks/crm/secret", None).await,
+        409,
+        "conflict",
+    )
+    .await;
     let crm = json_of(call(&app, Method::GET, t, "/webhooks/crm", None).await, 200).await;
     assert_eq!(crm["managed_by_config"], true);
     assert_eq!(crm["url"], "https://crm.example.com/hooks");
     assert_eq!(audit_count(&app, "webhook.updated").await, 0);
     assert_eq!(audit_count(&app, "webhook.deleted").await, 0);
+    assert_eq!(audit_count(&app, "webhook.secret_rotated").await, 0);
 }
 
 /// The secret between `<code id="webhook-secret" class="secret">` and `<`.
