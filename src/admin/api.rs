@@ -35,7 +35,10 @@ pub fn scope() -> actix_web::Scope {
             .service(resource("/tokens").get(list_tokens).post(create_token))
             .service(resource("/tokens/{id}/revoke").post(revoke_token));
     let scope = super::providers_api::routes(scope);
-    super::clients_api::routes(scope).default_service(web::to(not_found))
+    let scope = super::clients_api::routes(scope);
+    let scope = super::webhooks_api::routes(scope);
+    let scope = super::users_api::routes(scope);
+    scope.default_service(web::to(not_found))
 }
 
 /// A resource whose other methods get a JSON 405.

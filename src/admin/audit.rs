@@ -42,6 +42,20 @@ pub async fn record(
     Ok(())
 }
 
+/// Records `action` on `target` by `caller` in the change's transaction `tx`, then commits
+/// both: the admin services' last step.
+pub async fn commit_with(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &super::Caller,
+    action: &str,
+    target: &str,
+    details: Value,
+) -> Result<(), StoreError> {
+    record(&mut tx, &caller.actor, action, target, details, caller.ip()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Ids sort in creation order (microseconds, then randomness), so newest-first is stable.
 fn new_id() -> String {
     let micros = std::time::SystemTime::now()

@@ -32,7 +32,13 @@ pub mod session;
 pub mod sign_in;
 pub mod throttle;
 pub mod time;
+pub mod users_admin;
+pub mod users_api;
+pub mod users_pages;
 pub mod validation;
+pub mod webhooks_admin;
+pub mod webhooks_api;
+pub mod webhooks_pages;
 
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
@@ -51,6 +57,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(assets::routes)
             .configure(clients_pages::routes)
             .configure(providers_pages::routes)
+            .configure(webhooks_pages::routes)
+            .configure(users_pages::routes)
             .configure(pages::routes),
     );
 }

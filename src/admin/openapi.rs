@@ -9,6 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{api, clients_api, providers_api};
+use super::{users_api, webhooks_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,6 +40,21 @@ use super::{api, clients_api, providers_api};
         providers_api::update,
         providers_api::delete,
         providers_api::discover,
+        webhooks_api::list,
+        webhooks_api::create,
+        webhooks_api::show,
+        webhooks_api::update,
+        webhooks_api::delete,
+        webhooks_api::rotate_secret,
+        webhooks_api::test_ping,
+        webhooks_api::deliveries,
+        webhooks_api::delivery,
+        webhooks_api::retry,
+        users_api::list,
+        users_api::show,
+        users_api::disable,
+        users_api::enable,
+        users_api::end_sessions,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -47,6 +63,8 @@ use super::{api, clients_api, providers_api};
         (name = "tokens", description = "Admin API tokens"),
         (name = "clients", description = "Applications that sign users in through Portico"),
         (name = "providers", description = "Upstream identity providers users sign in with"),
+        (name = "webhooks", description = "Endpoints that receive signed events, and their delivery log"),
+        (name = "users", description = "People who logged in through Portico, and their identities"),
     )
 )]
 pub struct AdminApiDoc;

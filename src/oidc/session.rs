@@ -145,6 +145,16 @@ pub async fn end_user_sessions(
     end_matching(store, Which::User(user_id), reason).await
 }
 
+/// As [`end_user_sessions`], in the caller's transaction (the admin side commits it with its
+/// audit entry).
+pub async fn end_user_sessions_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    end_matching_in(conn, Which::User(user_id), reason).await
+}
+
 enum Which<'a> {
     Token(Vec<u8>),
     User(&'a str),
@@ -152,6 +162,17 @@ enum Which<'a> {
 
 /// Ends the matching live sessions with one `session.ended` event each, in one transaction.
 async fn end_matching(store: &Store, which: Which<'_>, reason: &str) -> Result<u64, StoreError> {
+    let mut tx = store.begin_write().await?;
+    let ended = end_matching_in(&mut tx, which, reason).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+async fn end_matching_in(
+    conn: &mut AnyConnection,
+    which: Which<'_>,
+    reason: &str,
+) -> Result<u64, StoreError> {
     let column = match which {
         Which::Token(_) => "token_digest",
         Which::User(_) => "user_id",
@@ -165,17 +186,15 @@ async fn end_matching(store: &Store, which: Which<'_>, reason: &str) -> Result<u
         Which::Token(digest) => query.bind(digest),
         Which::User(id) => query.bind(id.to_owned()),
     };
-    let mut tx = store.begin_write().await?;
-    let ended = query.fetch_all(&mut *tx).await?;
+    let ended = query.fetch_all(&mut *conn).await?;
     for row in &ended {
         let user_id: String = row.try_get(0)?;
         events::record(
-            &mut tx,
+            &mut *conn,
             EventType::SessionEnded,
             json!({ "user_id": user_id, "reason": reason }),
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(ended.len() as u64)
 }

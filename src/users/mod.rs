@@ -6,6 +6,8 @@
 //! verified address: then the identity joins that user (`identity.linked`). Claims are copied
 //! from the identity on every login and on every upstream refresh.
 
+pub mod admin_ops;
+
 use secrecy::ExposeSecret;
 use serde_json::json;
 use sqlx::{AnyConnection, Row};

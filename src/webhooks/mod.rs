@@ -9,6 +9,7 @@ pub mod config;
 pub(crate) mod db;
 pub mod dispatcher;
 pub mod guard;
+pub mod health;
 pub mod managed;
 pub mod retry;
 pub mod service;

@@ -180,13 +180,25 @@ impl WebhookService {
         &self,
         new: NewEndpoint,
     ) -> Result<(Endpoint, WebhookSecret), WebhookError> {
+        let mut tx = self.store.begin_write().await?;
+        let created = self.create_in(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// `create` on the caller's transaction, which commits it (the admin side adds its audit
+    /// entry to the same transaction). The `*_in` methods below follow the same rule.
+    pub async fn create_in(
+        &self,
+        conn: &mut AnyConnection,
+        new: NewEndpoint,
+    ) -> Result<(Endpoint, WebhookSecret), WebhookError> {
         let url = self.check_url(&new.url)?;
         let events = check_events(&new.events)?;
         let id = format!("wh_{}", uuid::Uuid::new_v4().simple());
         let secret = WebhookSecret::generate();
-        let mut tx = self.store.begin_write().await?;
         insert_endpoint(
-            &mut tx,
+            conn,
             &self.sealer,
             &id,
             &url,
@@ -196,21 +208,31 @@ impl WebhookService {
             &secret,
         )
         .await?;
-        replace_subscriptions(&mut tx, &id, &events).await?;
-        let endpoint = fetch_endpoint(&mut tx, &id).await?;
-        tx.commit().await?;
+        replace_subscriptions(conn, &id, &events).await?;
+        let endpoint = fetch_endpoint(conn, &id).await?;
         Ok((endpoint, secret))
     }
 
     pub async fn update(&self, id: &str, change: EndpointUpdate) -> Result<Endpoint, WebhookError> {
+        let mut tx = self.store.begin_write().await?;
+        let endpoint = self.update_in(&mut tx, id, change).await?;
+        tx.commit().await?;
+        Ok(endpoint)
+    }
+
+    pub async fn update_in(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+        change: EndpointUpdate,
+    ) -> Result<Endpoint, WebhookError> {
         let url = change
             .url
             .as_deref()
             .map(|u| self.check_url(u))
             .transpose()?;
         let events = change.events.as_deref().map(check_events).transpose()?;
-        let mut tx = self.store.begin_write().await?;
-        let current = fetch_endpoint(&mut tx, id).await?;
+        let current = fetch_endpoint(conn, id).await?;
         if current.managed {
             return Err(WebhookError::ManagedByConfig);
         }
@@ -226,30 +248,51 @@ impl WebhookService {
         .bind(i64::from(enabled))
         .bind(crate::store::now())
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         if let Some(events) = events {
-            replace_subscriptions(&mut tx, id, &events).await?;
+            replace_subscriptions(conn, id, &events).await?;
         }
-        let endpoint = fetch_endpoint(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(endpoint)
+        fetch_endpoint(conn, id).await
     }
 
     /// Deletes an endpoint with its deliveries and their log.
     pub async fn delete(&self, id: &str) -> Result<(), WebhookError> {
         let mut tx = self.store.begin_write().await?;
-        if fetch_endpoint(&mut tx, id).await?.managed {
-            return Err(WebhookError::ManagedByConfig);
-        }
-        delete_endpoint(&mut tx, id).await?;
+        self.delete_in(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Returns the endpoint as it was.
+    pub async fn delete_in(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+    ) -> Result<Endpoint, WebhookError> {
+        let endpoint = fetch_endpoint(conn, id).await?;
+        if endpoint.managed {
+            return Err(WebhookError::ManagedByConfig);
+        }
+        delete_endpoint(conn, id).await?;
+        Ok(endpoint)
     }
 
     /// A new secret, returned once; the old one keeps signing for `webhooks.secret_overlap`.
     /// Refused for endpoints whose secret is set in portico.toml.
     pub async fn rotate_secret(&self, id: &str) -> Result<WebhookSecret, WebhookError> {
+        let mut tx = self.store.begin_write().await?;
+        let secret = self.rotate_secret_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    pub async fn rotate_secret_in(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+    ) -> Result<WebhookSecret, WebhookError> {
+        fetch_endpoint(conn, id).await?;
         let declared = self
             .settings
             .endpoints
@@ -259,34 +302,39 @@ impl WebhookService {
             return Err(WebhookError::ManagedByConfig);
         }
         let secret = WebhookSecret::generate();
-        let mut tx = self.store.begin_write().await?;
-        fetch_endpoint(&mut tx, id).await?;
         rotate_in(
-            &mut tx,
+            conn,
             &self.sealer,
             id,
             &secret,
             db::now_ms() + self.settings.secret_overlap.as_millis(),
         )
         .await?;
-        tx.commit().await?;
         Ok(secret)
     }
 
     /// Sends a `webhook.test` event to this endpoint only (even when it is disabled).
     pub async fn test_ping(&self, id: &str) -> Result<Delivery, WebhookError> {
         let mut tx = self.store.begin_write().await?;
-        let endpoint = fetch_endpoint(&mut tx, id).await?;
+        let delivery = self.test_ping_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(delivery)
+    }
+
+    pub async fn test_ping_in(
+        &self,
+        conn: &mut AnyConnection,
+        id: &str,
+    ) -> Result<Delivery, WebhookError> {
+        let endpoint = fetch_endpoint(conn, id).await?;
         let event = events::insert(
-            &mut tx,
+            conn,
             EventType::WebhookTest,
             serde_json::json!({ "endpoint_id": endpoint.id }),
         )
         .await?;
-        let delivery = db::enqueue_for(&mut tx, &event.id, id, db::now_ms()).await?;
-        let delivery = fetch_delivery(&mut tx, id, delivery).await?;
-        tx.commit().await?;
-        Ok(delivery)
+        let delivery = db::enqueue_for(conn, &event.id, id, db::now_ms()).await?;
+        fetch_delivery(conn, id, delivery).await
     }
 
     /// An endpoint's deliveries, newest first; `status` filters (`pending`, `succeeded`, `failed`).
@@ -365,14 +413,23 @@ impl WebhookService {
     /// A delivery still pending is left as it is.
     pub async fn replay(&self, endpoint_id: &str, id: i64) -> Result<Delivery, WebhookError> {
         let mut tx = self.store.begin_write().await?;
-        if !fetch_endpoint(&mut tx, endpoint_id).await?.enabled {
-            return Err(WebhookError::EndpointDisabled);
-        }
-        fetch_delivery(&mut tx, endpoint_id, id).await?;
-        requeue(&mut tx, "d.id = $2", endpoint_id, id).await?;
-        let delivery = fetch_delivery(&mut tx, endpoint_id, id).await?;
+        let delivery = self.replay_in(&mut tx, endpoint_id, id).await?;
         tx.commit().await?;
         Ok(delivery)
+    }
+
+    pub async fn replay_in(
+        &self,
+        conn: &mut AnyConnection,
+        endpoint_id: &str,
+        id: i64,
+    ) -> Result<Delivery, WebhookError> {
+        if !fetch_endpoint(conn, endpoint_id).await?.enabled {
+            return Err(WebhookError::EndpointDisabled);
+        }
+        fetch_delivery(conn, endpoint_id, id).await?;
+        requeue(conn, "d.id = $2", endpoint_id, id).await?;
+        fetch_delivery(conn, endpoint_id, id).await
     }
 
     /// Queues again every delivery of the endpoint that failed at or after `since` (Unix

@@ -202,7 +202,7 @@ fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn prompt_none_url(app: &crate::helpers::TestApp) -> String {
+pub(crate) fn prompt_none_url(app: &crate::helpers::TestApp) -> String {
     app.url(&format!(
         "/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&scope=openid&state=s1&prompt=none",
         urlencode(REDIRECT)
@@ -439,7 +439,7 @@ async fn an_expired_code_is_refused(db: &TestDb) {
     app.stop();
 }
 
-async fn refresh_form(app: &crate::helpers::TestApp, token: &str) -> (u16, Value) {
+pub(crate) async fn refresh_form(app: &crate::helpers::TestApp, token: &str) -> (u16, Value) {
     let (status, _, body) = post_form(
         app,
         "/token",

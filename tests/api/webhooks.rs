@@ -41,18 +41,18 @@ on_both_backends!(
 
 /// What the receiver answers, in order; after the script it answers 200.
 #[derive(Clone)]
-enum Reply {
+pub(crate) enum Reply {
     Status(u16),
     WithHeader(u16, &'static str, String),
     Hang(Duration),
 }
 
 #[derive(Debug, Clone)]
-struct Received {
-    id: String,
+pub(crate) struct Received {
+    pub(crate) id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
     at: Instant,
 }
 
@@ -63,14 +63,14 @@ struct ReceiverState {
     elsewhere: Mutex<usize>,
 }
 
-struct Receiver {
+pub(crate) struct Receiver {
     base: String,
     state: Arc<ReceiverState>,
     _server: actix_web::dev::ServerHandle,
 }
 
 impl Receiver {
-    async fn start(script: Vec<Reply>) -> Self {
+    pub(crate) async fn start(script: Vec<Reply>) -> Self {
         let state = Arc::new(ReceiverState::default());
         state.script.lock().unwrap().extend(script);
         let data = web::Data::from(state.clone());
@@ -94,15 +94,15 @@ impl Receiver {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}/hook", self.base)
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
         let deadline = Instant::now() + within;
         loop {
             let got = self.received();
@@ -152,7 +152,7 @@ async fn elsewhere(state: web::Data<ReceiverState>) -> HttpResponse {
 /// Standard Webhooks verification, written from the spec: base64 HMAC-SHA256 over
 /// `{id}.{timestamp}.{body}`, keyed with the base64-decoded part of the secret after `whsec_`;
 /// the header lists space-separated `v1,<signature>` entries.
-fn signed_with(secret: &str, r: &Received) -> bool {
+pub(crate) fn signed_with(secret: &str, r: &Received) -> bool {
     let key_bytes = STANDARD
         .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
         .expect("base64 secret");
@@ -168,7 +168,7 @@ fn signed_with(secret: &str, r: &Received) -> bool {
 
 // ---- Helpers ----------------------------------------------------------------------------------
 
-fn fast(settings: &mut Settings, schedule: &[&str]) {
+pub(crate) fn fast(settings: &mut Settings, schedule: &[&str]) {
     let w = &mut settings.webhooks;
     w.allow_private_targets = true;
     w.retry_schedule = schedule

@@ -8,10 +8,12 @@ mod cli;
 mod client_page;
 mod clients;
 mod clients_ui;
+mod dashboard;
 mod providers;
 mod providers_ui;
-mod dashboard;
 mod ui;
+mod users;
+mod webhooks;
 
 use portico::admin::Caller;
 use portico::admin::accounts::{self, AdminEmail};

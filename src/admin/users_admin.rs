@@ -1,0 +1,280 @@
+//! Users as admins see and control them: search, a user with its identities (never a token),
+//! disable/enable, and ending a user's sessions. Each change, its `session.ended` events and
+//! its audit entry commit in one transaction.
+//!
+//! Ending sessions also revokes the user's refresh tokens: an application holding one could
+//! otherwise keep the user signed in after the admin ended everything. Access tokens already
+//! issued run until they expire (a disabled user's are refused at `/userinfo` and the broker).
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use super::pagination::{Cursor, Page, PageRequest};
+use super::validation::FieldErrors;
+use super::{Caller, audit, time};
+use crate::oidc::session;
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::users::admin_ops::{self, IdentityRow, UserRow};
+
+/// The `session.ended` reasons an admin action records.
+pub const REASON_DISABLED: &str = "user disabled";
+pub const REASON_ADMIN: &str = "ended by an admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserAdminError {
+    #[error("no such user `{0}`")]
+    NotFound(String),
+    #[error("the user is already disabled")]
+    AlreadyDisabled,
+    #[error("the user is not disabled")]
+    NotDisabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for UserAdminError {
+    fn from(e: sqlx::Error) -> Self {
+        UserAdminError::Store(e.into())
+    }
+}
+
+/// A user as the admin API lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    /// A disabled user cannot log in, refresh, or use `/userinfo`.
+    pub disabled: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// RFC 3339.
+    pub last_login_at: Option<String>,
+    #[serde(skip)]
+    pub created_at_secs: i64,
+}
+
+impl From<UserRow> for UserView {
+    fn from(u: UserRow) -> Self {
+        Self {
+            created_at: time::rfc3339(u.created_at),
+            updated_at: time::rfc3339(u.updated_at),
+            last_login_at: u.last_login_at.map(time::rfc3339),
+            created_at_secs: u.created_at,
+            id: u.id,
+            email: u.email,
+            email_verified: u.email_verified,
+            name: u.name,
+            disabled: u.disabled,
+        }
+    }
+}
+
+/// A linked upstream identity. Its sealed tokens are never shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IdentityView {
+    pub id: String,
+    /// The provider's id.
+    pub provider: String,
+    /// The user's id at the provider.
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    /// The upstream grant is gone (`invalid_grant`): the user must log in through this
+    /// provider again before the broker can serve its tokens.
+    pub needs_login: bool,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl From<IdentityRow> for IdentityView {
+    fn from(i: IdentityRow) -> Self {
+        Self {
+            created_at: time::rfc3339(i.created_at),
+            updated_at: time::rfc3339(i.updated_at),
+            id: i.id,
+            provider: i.provider,
+            subject: i.subject,
+            email: i.email,
+            email_verified: i.email_verified,
+            name: i.name,
+            needs_login: i.needs_login,
+        }
+    }
+}
+
+/// A user with its identities and what is live for it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserDetail {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub identities: Vec<IdentityView>,
+    /// SSO sessions not ended nor expired.
+    pub active_sessions: i64,
+    /// Refresh tokens not revoked, rotated nor expired.
+    pub active_refresh_tokens: i64,
+}
+
+/// What ending a user's sessions did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    pub user_id: String,
+    /// SSO sessions ended (each recorded as a `session.ended` event).
+    pub sessions_ended: u64,
+    /// Refresh tokens revoked.
+    pub refresh_tokens_revoked: u64,
+}
+
+/// `?q=&limit=&cursor=` for the user list.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserParams {
+    /// Part of an e-mail address or name (any case), or a whole user id.
+    pub q: Option<String>,
+    /// 1 to 200; default 50.
+    pub limit: Option<String>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Checked user-list filters.
+#[derive(Debug, Clone)]
+pub struct UserQuery {
+    pub q: Option<String>,
+    pub page: PageRequest,
+}
+
+impl UserParams {
+    pub fn parse(&self) -> Result<UserQuery, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if q.is_some_and(|q| q.chars().count() > 200) {
+            errors.add("q", "must be at most 200 characters");
+        }
+        let page = PageRequest::parse(self.limit.as_deref(), self.cursor.as_deref(), &mut errors);
+        errors.or_ok(UserQuery {
+            q: q.map(str::to_owned),
+            page,
+        })
+    }
+}
+
+/// Users newest first, filtered by `q`.
+pub async fn search(state: &AppState, query: &UserQuery) -> Result<Page<UserView>, StoreError> {
+    let before = query.page.cursor.as_ref().map(|c| (c.at, c.id.as_str()));
+    let rows = admin_ops::search(
+        &state.store,
+        query.q.as_deref(),
+        before,
+        query.page.limit + 1,
+    )
+    .await?;
+    let users: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
+    Ok(Page::from_rows(users, query.page.limit, |u| Cursor {
+        at: u.created_at_secs,
+        id: u.id.clone(),
+    }))
+}
+
+pub async fn get(state: &AppState, id: &str) -> Result<UserDetail, UserAdminError> {
+    let mut conn = state.store.pool().acquire().await?;
+    let user = admin_ops::fetch_in(&mut conn, id)
+        .await?
+        .ok_or_else(|| UserAdminError::NotFound(id.to_owned()))?;
+    drop(conn);
+    let identities = admin_ops::identities(&state.store, id).await?;
+    let (active_sessions, active_refresh_tokens) = admin_ops::live_counts(&state.store, id).await?;
+    Ok(UserDetail {
+        user: user.into(),
+        identities: identities.into_iter().map(IdentityView::from).collect(),
+        active_sessions,
+        active_refresh_tokens,
+    })
+}
+
+/// Ends the user's SSO sessions (a `session.ended` event each) and revokes its refresh
+/// tokens, on the caller's transaction.
+async fn end_everything(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+    reason: &str,
+) -> Result<SessionsEnded, UserAdminError> {
+    let sessions_ended = session::end_user_sessions_in(conn, user_id, reason).await?;
+    let refresh_tokens_revoked = admin_ops::revoke_refresh_tokens_in(conn, user_id).await?;
+    Ok(SessionsEnded {
+        user_id: user_id.to_owned(),
+        sessions_ended,
+        refresh_tokens_revoked,
+    })
+}
+
+/// The user, read in the transaction, or `NotFound`.
+async fn existing(conn: &mut sqlx::AnyConnection, id: &str) -> Result<UserRow, UserAdminError> {
+    admin_ops::fetch_in(conn, id)
+        .await?
+        .ok_or_else(|| UserAdminError::NotFound(id.to_owned()))
+}
+
+/// Disables the user: no login, refresh or `/userinfo` from now on; its sessions end and its
+/// refresh tokens are revoked in the same transaction.
+pub async fn disable(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<SessionsEnded, UserAdminError> {
+    let mut tx = state.store.begin_write().await?;
+    if existing(&mut tx, id).await?.disabled {
+        return Err(UserAdminError::AlreadyDisabled);
+    }
+    admin_ops::set_disabled_in(&mut tx, id, true).await?;
+    let ended = end_everything(&mut tx, id, REASON_DISABLED).await?;
+    let details = json!({
+        "sessions_ended": ended.sessions_ended,
+        "refresh_tokens_revoked": ended.refresh_tokens_revoked,
+    });
+    audit::commit_with(tx, caller, "user.disabled", &format!("user:{id}"), details).await?;
+    Ok(ended)
+}
+
+/// Lets a disabled user log in again (nothing that was ended comes back).
+pub async fn enable(state: &AppState, caller: &Caller, id: &str) -> Result<(), UserAdminError> {
+    let mut tx = state.store.begin_write().await?;
+    if !existing(&mut tx, id).await?.disabled {
+        return Err(UserAdminError::NotDisabled);
+    }
+    admin_ops::set_disabled_in(&mut tx, id, false).await?;
+    let target = format!("user:{id}");
+    Ok(audit::commit_with(tx, caller, "user.enabled", &target, json!({})).await?)
+}
+
+/// Ends the user's SSO sessions and revokes its refresh tokens ("sign out everywhere").
+pub async fn end_sessions(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<SessionsEnded, UserAdminError> {
+    let mut tx = state.store.begin_write().await?;
+    existing(&mut tx, id).await?;
+    let ended = end_everything(&mut tx, id, REASON_ADMIN).await?;
+    let details = json!({
+        "sessions_ended": ended.sessions_ended,
+        "refresh_tokens_revoked": ended.refresh_tokens_revoked,
+    });
+    audit::commit_with(
+        tx,
+        caller,
+        "user.sessions_ended",
+        &format!("user:{id}"),
+        details,
+    )
+    .await?;
+    Ok(ended)
+}

@@ -1,0 +1,149 @@
+//! `/admin/api/v1/users`: the JSON face of [`super::users_admin`].
+
+use actix_web::web;
+
+use super::api::{ApiCaller, resource};
+use super::error::{ApiError, ErrorBody};
+use super::pagination::Page;
+use super::users_admin::{self, SessionsEnded, UserAdminError, UserDetail, UserParams, UserView};
+use crate::state::AppState;
+
+pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
+    scope
+        .service(resource("/users").get(list))
+        .service(resource("/users/{id}").get(show))
+        .service(resource("/users/{id}/disable").post(disable))
+        .service(resource("/users/{id}/enable").post(enable))
+        .service(resource("/users/{id}/sessions").delete(end_sessions))
+}
+
+pub fn api_error(err: UserAdminError) -> ApiError {
+    match err {
+        UserAdminError::NotFound(_) => ApiError::NotFound(err.to_string()),
+        UserAdminError::AlreadyDisabled | UserAdminError::NotDisabled => {
+            ApiError::Conflict(err.to_string())
+        }
+        UserAdminError::Store(e) => e.into(),
+    }
+}
+
+/// Users, newest first; `q` matches part of an e-mail address or name, or a whole id.
+#[utoipa::path(
+    get, path = "/users", tag = "users",
+    params(UserParams),
+    responses(
+        (status = 200, description = "One page of users", body = Page<UserView>),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 422, description = "Bad q, limit or cursor", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    params: web::Query<UserParams>,
+) -> Result<web::Json<Page<UserView>>, ApiError> {
+    let query = params.parse()?;
+    Ok(web::Json(users_admin::search(&state, &query).await?))
+}
+
+/// One user with its linked identities (provider, subject, e-mail); never a token.
+#[utoipa::path(
+    get, path = "/users/{id}", tag = "users",
+    params(("id" = String, Path, description = "The user's id (the `sub` Portico issues)")),
+    responses(
+        (status = 200, description = "The user", body = UserDetail),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn show(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<UserDetail>, ApiError> {
+    Ok(web::Json(
+        users_admin::get(&state, &id).await.map_err(api_error)?,
+    ))
+}
+
+/// Disables a user: no login, refresh or `/userinfo` from now on. Its SSO sessions end
+/// (`session.ended`) and its refresh tokens are revoked in the same transaction.
+#[utoipa::path(
+    post, path = "/users/{id}/disable", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user, disabled", body = UserDetail),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "Already disabled", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn disable(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<UserDetail>, ApiError> {
+    users_admin::disable(&state, &api.caller, &id)
+        .await
+        .map_err(api_error)?;
+    Ok(web::Json(
+        users_admin::get(&state, &id).await.map_err(api_error)?,
+    ))
+}
+
+/// Lets a disabled user log in again.
+#[utoipa::path(
+    post, path = "/users/{id}/enable", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user, enabled", body = UserDetail),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "Not disabled", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn enable(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<UserDetail>, ApiError> {
+    users_admin::enable(&state, &api.caller, &id)
+        .await
+        .map_err(api_error)?;
+    Ok(web::Json(
+        users_admin::get(&state, &id).await.map_err(api_error)?,
+    ))
+}
+
+/// Signs the user out everywhere: ends its SSO sessions (a `session.ended` event each) and
+/// revokes its refresh tokens. Access tokens already issued run until they expire.
+#[utoipa::path(
+    delete, path = "/users/{id}/sessions", tag = "users",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "What was ended", body = SessionsEnded),
+        (status = 401, description = "No or unknown token", body = ErrorBody),
+        (status = 403, description = "Revoked token", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn end_sessions(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<SessionsEnded>, ApiError> {
+    Ok(web::Json(
+        users_admin::end_sessions(&state, &api.caller, &id)
+            .await
+            .map_err(api_error)?,
+    ))
+}

@@ -1,0 +1,386 @@
+//! `/admin/webhooks`: the webhooks pages. The list shows each endpoint's health and creates
+//! endpoints (the secret shown once); an endpoint's page edits it, rotates its secret, sends a
+//! test ping, deletes it, and shows its delivery log with a replay button per delivery and the
+//! attempts of one delivery. Config-managed endpoints are read-only. Same service as the API.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+
+use super::csrf::{NoFields, Protected};
+use super::error::PageError;
+use super::pages::{Chrome, Done, render, see_other};
+use super::session::AdminSession;
+use super::validation::FieldErrors;
+use super::webhooks_admin::{
+    self, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput, WebhookView,
+    WebhookWithSecret,
+};
+use crate::state::AppState;
+use crate::webhooks::WebhookError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/webhooks", web::get().to(list_page))
+        .route("/webhooks", web::post().to(create))
+        .route("/webhooks/{id}", web::get().to(endpoint_page))
+        .route("/webhooks/{id}", web::post().to(update))
+        .route("/webhooks/{id}/delete", web::post().to(delete))
+        .route("/webhooks/{id}/secret", web::post().to(rotate_secret))
+        .route("/webhooks/{id}/test", web::post().to(test_ping))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery}/retry",
+            web::post().to(replay),
+        );
+}
+
+/// The endpoint form as posted: `events` repeats (one checkbox each), so it is read from the
+/// raw pairs rather than through a struct.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookForm {
+    pub url: String,
+    pub description: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+}
+
+impl WebhookForm {
+    fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        Self {
+            url: value("url"),
+            description: value("description"),
+            events: pairs
+                .iter()
+                .filter(|(k, _)| k == "events")
+                .map(|(_, v)| v.clone())
+                .collect(),
+            enabled: pairs.iter().any(|(k, _)| k == "enabled"),
+        }
+    }
+
+    fn of(w: &WebhookView) -> Self {
+        Self {
+            url: w.url.clone(),
+            description: w.description.clone(),
+            events: w.events.clone(),
+            enabled: w.enabled,
+        }
+    }
+
+    fn input(&self) -> WebhookInput {
+        WebhookInput {
+            url: self.url.clone(),
+            events: self.events.clone(),
+            enabled: Some(self.enabled),
+            description: Some(self.description.clone()),
+        }
+    }
+
+    pub fn has(&self, event: &str) -> bool {
+        self.events.iter().any(|e| e == event)
+    }
+}
+
+/// Field errors for a form, or the page's error for everything else.
+fn form_error(err: WebhookError) -> Result<FieldErrors, PageError> {
+    match err {
+        WebhookError::BadUrl(_) => Ok(FieldErrors::single("url", err.to_string())),
+        WebhookError::UnknownEvent(_) | WebhookError::NoEvents => {
+            Ok(FieldErrors::single("events", err.to_string()))
+        }
+        other => Err(page_error(other)),
+    }
+}
+
+fn page_error(err: WebhookError) -> PageError {
+    match err {
+        WebhookError::EndpointNotFound | WebhookError::DeliveryNotFound => PageError::NotFound,
+        WebhookError::Store(e) => e.into(),
+        other => PageError::BadRequest(other.to_string()),
+    }
+}
+
+/// Renders a page that may hold a secret: never cached.
+fn no_store(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+    let mut res = render(status, page)?;
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+fn allow_private(state: &AppState) -> bool {
+    state.webhooks.settings().allow_private_targets
+}
+
+// ---- the list ------------------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/webhooks.html")]
+pub struct WebhooksPage {
+    chrome: Chrome,
+    webhooks: Vec<WebhookView>,
+    event_types: Vec<&'static str>,
+    form: WebhookForm,
+    errors: FieldErrors,
+    /// The endpoint just created, with its secret: shown this once.
+    revealed: Option<WebhookWithSecret>,
+    notice: Option<String>,
+}
+
+impl WebhooksPage {
+    async fn new(session: &AdminSession, state: &AppState) -> Result<Self, PageError> {
+        Ok(Self {
+            chrome: Chrome::new(session, "webhooks"),
+            webhooks: webhooks_admin::all(state).await.map_err(page_error)?,
+            event_types: webhooks_admin::event_types(),
+            form: WebhookForm {
+                enabled: true,
+                ..WebhookForm::default()
+            },
+            errors: FieldErrors::new(),
+            revealed: None,
+            notice: None,
+        })
+    }
+}
+
+async fn list_page(
+    session: AdminSession,
+    state: web::Data<AppState>,
+    query: web::Query<Done>,
+) -> Result<WebhooksPage, PageError> {
+    let mut page = WebhooksPage::new(&session, &state).await?;
+    if query.is("deleted") {
+        page.notice = Some("The endpoint was deleted.".to_owned());
+    }
+    Ok(page)
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    form: Protected<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    let form = WebhookForm::from_pairs(&form);
+    let result = match form.input().validate(allow_private(&state)) {
+        Ok(valid) => match webhooks_admin::create(&state, &session.caller(), valid).await {
+            Ok(created) => Ok(created),
+            Err(e) => Err(form_error(e)?),
+        },
+        Err(errors) => Err(errors),
+    };
+    let mut page = WebhooksPage::new(&session, &state).await?;
+    match result {
+        Ok(created) => {
+            page.revealed = Some(created);
+            no_store(StatusCode::OK, &page)
+        }
+        Err(errors) => {
+            page.form = form;
+            page.errors = errors;
+            no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+    }
+}
+
+// ---- one endpoint --------------------------------------------------------------------------
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/webhook.html")]
+pub struct WebhookPage {
+    chrome: Chrome,
+    webhook: WebhookView,
+    event_types: Vec<&'static str>,
+    form: WebhookForm,
+    errors: FieldErrors,
+    deliveries: Vec<DeliveryView>,
+    /// The status the log is filtered by ("" for all).
+    status: String,
+    /// The link to the next page of the log.
+    next: Option<String>,
+    /// The delivery whose attempts are shown.
+    selected: Option<DeliveryDetail>,
+    /// A secret just rotated: shown this once.
+    secret: Option<String>,
+    notice: Option<String>,
+}
+
+/// `?status=&cursor=&delivery=&done=` on an endpoint's page.
+#[derive(Debug, Default, Deserialize)]
+struct EndpointQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    delivery: Option<i64>,
+    done: Option<String>,
+}
+
+impl WebhookPage {
+    async fn load(
+        session: &AdminSession,
+        state: &AppState,
+        id: &str,
+        query: &EndpointQuery,
+    ) -> Result<Self, PageError> {
+        let webhook = webhooks_admin::get(state, id).await.map_err(page_error)?;
+        let params = DeliveryParams {
+            status: query.status.clone(),
+            limit: None,
+            cursor: query.cursor.clone(),
+        };
+        // A hand-edited query string falls back to the whole log.
+        let filters = params
+            .parse()
+            .or_else(|_| DeliveryParams::default().parse())
+            .map_err(|_| PageError::BadRequest("bad delivery filters".into()))?;
+        let log = webhooks_admin::deliveries(state, id, &filters)
+            .await
+            .map_err(page_error)?;
+        let status = filters.status.clone().unwrap_or_default();
+        let next = log.next_cursor.map(|cursor| {
+            let pairs = [("status", status.as_str()), ("cursor", cursor.as_str())];
+            let pairs: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            format!(
+                "/admin/webhooks/{}?{}",
+                url_segment(id),
+                serde_urlencoded::to_string(pairs).unwrap_or_default()
+            )
+        });
+        let selected = match query.delivery {
+            Some(d) => Some(
+                webhooks_admin::delivery(state, id, d)
+                    .await
+                    .map_err(page_error)?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            chrome: Chrome::new(session, "webhooks"),
+            form: WebhookForm::of(&webhook),
+            webhook,
+            event_types: webhooks_admin::event_types(),
+            errors: FieldErrors::new(),
+            deliveries: log.items,
+            status,
+            next,
+            selected,
+            secret: None,
+            notice: query.done.as_deref().and_then(notice),
+        })
+    }
+}
+
+fn notice(done: &str) -> Option<String> {
+    Some(
+        match done {
+            "created" => "The endpoint was created.",
+            "updated" => "The endpoint was saved.",
+            "pinged" => "A test ping was queued; it appears in the log below.",
+            "replayed" => "The delivery was queued again.",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
+
+/// An id as one URL path segment: a link built from it cannot break out of its segment.
+pub(super) fn url_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}
+
+async fn endpoint_page(
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<EndpointQuery>,
+) -> Result<WebhookPage, PageError> {
+    WebhookPage::load(&session, &state, &id, &query).await
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<Vec<(String, String)>>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    let form = WebhookForm::from_pairs(&form);
+    let errors = match form.input().validate(allow_private(&state)) {
+        Ok(valid) => match webhooks_admin::update(&state, &session.caller(), &id, valid).await {
+            Ok(_) => {
+                return Ok(see_other(&format!(
+                    "/admin/webhooks/{}?done=updated",
+                    url_segment(&id)
+                )));
+            }
+            Err(e) => form_error(e)?,
+        },
+        Err(errors) => errors,
+    };
+    let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
+    page.form = form;
+    page.errors = errors;
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    webhooks_admin::delete(&state, &form.session.caller(), &id)
+        .await
+        .map_err(page_error)?;
+    Ok(see_other("/admin/webhooks?done=deleted"))
+}
+
+async fn rotate_secret(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    let session = form.session;
+    let rotated = webhooks_admin::rotate_secret(&state, &session.caller(), &id)
+        .await
+        .map_err(page_error)?;
+    let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
+    page.secret = Some(rotated.secret);
+    no_store(StatusCode::OK, &page)
+}
+
+async fn test_ping(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    webhooks_admin::test_ping(&state, &form.session.caller(), &id)
+        .await
+        .map_err(page_error)?;
+    Ok(see_other(&format!(
+        "/admin/webhooks/{}?done=pinged",
+        url_segment(&id)
+    )))
+}
+
+async fn replay(
+    state: web::Data<AppState>,
+    path: web::Path<(String, i64)>,
+    form: Protected<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    let (id, delivery) = path.into_inner();
+    webhooks_admin::replay(&state, &form.session.caller(), &id, delivery)
+        .await
+        .map_err(page_error)?;
+    Ok(see_other(&format!(
+        "/admin/webhooks/{}?done=replayed",
+        url_segment(&id)
+    )))
+}
