@@ -130,7 +130,8 @@ pub struct Args {
     /// The stand-in logs in subjects bench-1 … bench-N in turn (the ones `seed` creates).
     #[arg(long, default_value_t = 1000)]
     pub upstream_users: u64,
-    /// code: authorization codes obtained (untimed) before each measurement, in total.
+    /// code: authorization codes obtained (untimed) before each measurement, over all
+    /// connections (a warm-up gets its share by duration).
     #[arg(long, default_value_t = 10_000)]
     pub codes: usize,
 }

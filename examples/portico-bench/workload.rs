@@ -43,8 +43,10 @@ enum Plan {
 pub struct Workload {
     kind: WorkloadKind,
     plan: Plan,
-    /// code: codes obtained per measurement, over all connections.
+    /// code: codes obtained per measurement of `measure` (a warm-up gets its share), over
+    /// all connections.
     codes: usize,
+    measure: Duration,
 }
 
 fn credentials(args: &Args) -> anyhow::Result<(String, String)> {
@@ -126,6 +128,7 @@ impl Workload {
             kind,
             plan,
             codes: args.codes,
+            measure: Duration::from_secs(args.duration.max(1)),
         })
     }
 
@@ -166,7 +169,9 @@ impl Workload {
     pub async fn run(&self, connections: usize, duration: Duration, label: &str) -> Report {
         let connections = connections.max(1);
         let barrier = Arc::new(Barrier::new(connections + 1));
-        let codes_each = self.codes.div_ceil(connections).max(1);
+        let share = duration.as_secs_f64() / self.measure.as_secs_f64();
+        let codes = (self.codes as f64 * share.min(1.0)).ceil() as usize;
+        let codes_each = codes.div_ceil(connections).max(1);
         let tasks: Vec<_> = (0..connections)
             .map(|_| {
                 let barrier = barrier.clone();
