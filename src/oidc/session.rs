@@ -61,10 +61,14 @@ impl Store {
         let now = store::now();
         let idle_from = now - settings.oidc.session_idle_secs as i64;
         let digest = TokenDigest::of(c.value());
+        // The user check is a correlated EXISTS (a primary-key probe): SQLite evaluates
+        // `user_id IN (SELECT id FROM users …)` by listing every user, which, inside this write,
+        // held the write lock for a second per request at a million users.
         let row = sqlx::query(
             "UPDATE sso_sessions SET last_seen_at = $1 WHERE token_digest = $2 \
              AND ended_at IS NULL AND expires_at > $1 AND last_seen_at > $3 \
-             AND user_id IN (SELECT id FROM users WHERE disabled = 0) \
+             AND EXISTS (SELECT 1 FROM users u WHERE u.id = sso_sessions.user_id \
+             AND u.disabled = 0) \
              RETURNING id, user_id, identity_id, provider_id, auth_time, \
              (SELECT needs_login FROM identities i WHERE i.id = sso_sessions.identity_id)",
         )
