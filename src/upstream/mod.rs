@@ -113,6 +113,13 @@ pub trait RefreshIdentity: Send + Sync {
         &'a self,
         previous: &'a UpstreamIdentity,
     ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>>;
+
+    /// Whether an identity with no stored refresh token can be refreshed (GitHub re-reads the
+    /// user with its long-lived access token). Where not, the claims of the last login stand
+    /// and the vault skips the call.
+    fn refreshes_without_refresh_token(&self) -> bool {
+        false
+    }
 }
 
 /// Where an IdP-initiated (unsolicited) SAML login lands: chosen by the admin, never by the

@@ -109,21 +109,23 @@ fn unrefreshable(
     v: &Vaulted,
     want: Want,
 ) -> Result<Option<&'static str>, StoreError> {
-    let tokens = v.tokens();
-    let missing = match want {
-        Want::FreshToken => tokens.and_then(|t| t.refresh_token.as_ref()).is_none(),
-        Want::FreshClaims => tokens.is_none(),
-    };
-    if missing {
-        return Ok(Some(
-            "no upstream refresh token is stored; the user must sign in at the provider again",
-        ));
-    }
     let connector = state.connectors.connector(provider)?;
-    Ok(connector
-        .refresh()
-        .is_none()
-        .then_some("this provider cannot refresh tokens; the user must sign in again"))
+    let Some(refresher) = connector.refresh() else {
+        return Ok(Some(
+            "this provider cannot refresh tokens; the user must sign in again",
+        ));
+    };
+    let tokens = v.tokens();
+    let has_refresh_token = tokens.and_then(|t| t.refresh_token.as_ref()).is_some();
+    let missing = match want {
+        Want::FreshToken => !has_refresh_token,
+        Want::FreshClaims => {
+            tokens.is_none() || !(has_refresh_token || refresher.refreshes_without_refresh_token())
+        }
+    };
+    Ok(missing.then_some(
+        "no upstream refresh token is stored; the user must sign in at the provider again",
+    ))
 }
 
 /// With the lease held: re-reads the identity (a refresh may have finished just before the

@@ -230,6 +230,10 @@ impl CallbackLogin for GithubConnector {
 }
 
 impl RefreshIdentity for GithubConnector {
+    fn refreshes_without_refresh_token(&self) -> bool {
+        true
+    }
+
     fn refresh_identity<'a>(
         &'a self,
         previous: &'a UpstreamIdentity,

@@ -16,6 +16,7 @@ use super::{EMAIL, PASSWORD, audit_count, create_admin};
 use portico::crypto::MasterKey;
 
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
+use crate::webhooks::{Receiver, signed_with};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -148,6 +149,8 @@ async fn an_admin_works_the_ui_in_a_real_browser() {
     let app = spawn_app_with(&db, MasterKey::generate(), |s| {
         s.admin.delay_base_ms = 200;
         s.admin.account_lockout_failures = 4;
+        // Deliver to the loopback receiver at once.
+        crate::webhooks::fast(s, &[]);
     })
     .await;
     create_admin(&app).await;
@@ -230,7 +233,17 @@ async fn drive(app: &TestApp, browser: &Client) {
     type_into(browser, "#client-name", "Wiki").await;
     type_into(browser, "#client-redirect_uris", "https://wiki.example/cb").await;
     click(browser, "#create-client").await;
-    wait_for(browser, "#client-secret").await;
+    let client_secret = wait_for(browser, "#client-secret")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(client_secret.len() >= 32, "{client_secret}");
+    // The secret is shown once: the list, loaded again, does not have it.
+    browser.goto(&app.url("/admin/clients")).await.unwrap();
+    wait_for(browser, "#clients").await;
+    assert!(!browser.source().await.unwrap().contains(&client_secret));
+    assert_eq!(count(browser, "#client-secret").await, 0);
     browser.goto(&app.url("/admin/clients/wiki")).await.unwrap();
     type_into(browser, "#client-name", "Team wiki").await;
     click(browser, "input[name=grant_types][value=client_credentials]").await;
@@ -240,6 +253,105 @@ async fn drive(app: &TestApp, browser: &Client) {
     assert_eq!(wiki.name, "Team wiki");
     assert_eq!(wiki.grant_types.len(), 3, "{:?}", wiki.grant_types);
     screenshot(browser, "client.png").await;
+
+    // A GitHub Enterprise provider, through the form made for GitHub.
+    browser
+        .goto(&app.url("/admin/providers?kind=github"))
+        .await
+        .unwrap();
+    type_into(browser, "#provider-id", "ghe").await;
+    type_into(browser, "#provider-display_name", "GitHub Enterprise").await;
+    type_into(browser, "#provider-client_id", "Iv1.0123456789abcdef").await;
+    type_into(
+        browser,
+        "#provider-client_secret",
+        "0123456789abcdef0123456789abcdef01234567",
+    )
+    .await;
+    type_into(
+        browser,
+        "#provider-github_web_base",
+        "https://github.corp.example",
+    )
+    .await;
+    type_into(
+        browser,
+        "#provider-github_api_base",
+        "https://github.corp.example/api/v3",
+    )
+    .await;
+    type_into(browser, "#provider-allowed_orgs", "acme").await;
+    click(browser, "#save-provider").await;
+    let callback = wait_for(browser, "#callback-url")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(callback, app.url("/callback/ghe"));
+    let ghe = app
+        .state
+        .store
+        .provider("ghe")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(ghe.kind, portico::upstream::ProviderKind::Github);
+    assert!(ghe.has_secret());
+    assert!(
+        !browser
+            .source()
+            .await
+            .unwrap()
+            .contains("0123456789abcdef0123456789abcdef01234567"),
+        "the provider's secret is never shown"
+    );
+    screenshot(browser, "provider.png").await;
+    browser.goto(&app.url("/admin/providers")).await.unwrap();
+    wait_for(browser, "#providers").await;
+    screenshot(browser, "providers.png").await;
+
+    // A webhook: its secret shown once, then a test ping that arrives signed and shows in
+    // the delivery log.
+    let receiver = Receiver::start(Vec::new()).await;
+    browser.goto(&app.url("/admin/webhooks")).await.unwrap();
+    type_into(browser, "#webhook-url", &receiver.url()).await;
+    click(browser, r#"input[name=events][value="login.succeeded"]"#).await;
+    click(browser, "#create-webhook").await;
+    let secret = wait_for(browser, "#webhook-secret")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    browser.goto(&app.url("/admin/webhooks")).await.unwrap();
+    wait_for(browser, "#webhooks").await;
+    assert!(!browser.source().await.unwrap().contains(&secret));
+    assert_eq!(count(browser, "#webhook-secret").await, 0);
+    click(browser, "#webhooks tbody a").await;
+    click(browser, "#send-ping").await;
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(received.len(), 1, "the ping arrived");
+    assert!(
+        signed_with(&secret, &received[0]),
+        "signed with the shown secret"
+    );
+    let started = Instant::now();
+    loop {
+        browser.refresh().await.unwrap();
+        let table = wait_for(browser, "#deliveries").await.text().await.unwrap();
+        if table.contains("succeeded") {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the delivery log never showed it: {table}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    screenshot(browser, "webhook.png").await;
+    browser.goto(&app.url("/admin/users")).await.unwrap();
+    wait_for(browser, "main").await;
+    screenshot(browser, "users.png").await;
 
     // The audit log shows what happened, and filters by type.
     browser.goto(&app.url("/admin/audit")).await.unwrap();
