@@ -134,6 +134,11 @@ pub struct Args {
     /// connections (a warm-up gets its share by duration).
     #[arg(long, default_value_t = 10_000)]
     pub codes: usize,
+    /// Pace the load at this many requests per second in all (each connection sends at
+    /// rate ÷ connections), to read latency at a given load, e.g. half the peak rate.
+    /// Without it every connection sends its next request as soon as the last one answered.
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 /// Seconds, with an optional `s` suffix (`10` or `10s`).

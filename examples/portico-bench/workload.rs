@@ -47,6 +47,8 @@ pub struct Workload {
     /// all connections.
     codes: usize,
     measure: Duration,
+    /// `--rate`: requests per second over all connections.
+    rate: Option<f64>,
 }
 
 fn credentials(args: &Args) -> anyhow::Result<(String, String)> {
@@ -129,6 +131,7 @@ impl Workload {
             plan,
             codes: args.codes,
             measure: Duration::from_secs(args.duration.max(1)),
+            rate: args.rate.filter(|r| *r > 0.0),
         })
     }
 
@@ -172,6 +175,10 @@ impl Workload {
         let share = duration.as_secs_f64() / self.measure.as_secs_f64();
         let codes = (self.codes as f64 * share.min(1.0)).ceil() as usize;
         let codes_each = codes.div_ceil(connections).max(1);
+        // Paced: each connection sends one request per `interval`.
+        let interval = self
+            .rate
+            .map(|r| Duration::from_secs_f64(connections as f64 / r));
         let tasks: Vec<_> = (0..connections)
             .map(|_| {
                 let barrier = barrier.clone();
@@ -184,7 +191,7 @@ impl Workload {
                     let opened = Connection::open(kind, plan, codes_each).await;
                     barrier.wait().await;
                     match opened {
-                        Ok(mut conn) => conn.run(Instant::now() + duration).await,
+                        Ok(mut conn) => conn.run(Instant::now() + duration, interval).await,
                         Err(e) => Tally::failed_setup(e),
                     }
                 })
@@ -352,9 +359,19 @@ impl Connection {
         })
     }
 
-    async fn run(&mut self, deadline: Instant) -> Tally {
+    async fn run(&mut self, deadline: Instant, interval: Option<Duration>) -> Tally {
         let mut tally = Tally::new();
+        let mut next = Instant::now();
         while Instant::now() < deadline {
+            if let Some(interval) = interval {
+                // Latency is timed from the send; at a rate the server keeps up with, sends
+                // go out on schedule.
+                tokio::time::sleep_until(next.into()).await;
+                next += interval;
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
             match self.step().await {
                 Outcome::Done(took) => {
                     tally.ok += 1;
