@@ -3,7 +3,7 @@
 //! read-only. It calls the same service as the API. Editing is on the client's own page
 //! (`client_page.rs`).
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -149,16 +149,6 @@ impl ClientsPage {
     }
 }
 
-/// Renders a page that may hold a secret: never cached.
-fn no_store(status: StatusCode, page: &ClientsPage) -> Result<HttpResponse, PageError> {
-    let mut res = render(status, page)?;
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
-}
-
 async fn clients_page(
     session: AdminSession,
     state: web::Data<AppState>,
@@ -201,12 +191,12 @@ async fn create_client(
     match result {
         Ok(created) => {
             page.revealed = Some(created);
-            no_store(StatusCode::OK, &page)
+            render(StatusCode::OK, &page)
         }
         Err(errors) => {
             page.form = form;
             page.errors = errors;
-            no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -228,7 +218,7 @@ async fn rotate_secret(
             ));
         }
     }
-    no_store(StatusCode::OK, &page)
+    render(StatusCode::OK, &page)
 }
 
 async fn delete_client(

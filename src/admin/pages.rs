@@ -369,13 +369,8 @@ async fn mint_token(
         }
     };
     page.tokens = all_tokens(&state).await?;
-    // The token is in this body only: keep it out of every cache.
-    let mut res = render(status, &page)?;
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
+    // The token is in this body only; the /admin scope marks every answer `no-store`.
+    render(status, &page)
 }
 
 async fn revoke_token(

@@ -3,7 +3,7 @@
 //! test ping, deletes it, and shows its delivery log with a replay button per delivery and the
 //! attempts of one delivery. Config-managed endpoints are read-only. Same service as the API.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -108,16 +108,6 @@ fn page_error(err: WebhookError) -> PageError {
     }
 }
 
-/// Renders a page that may hold a secret: never cached.
-fn no_store(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
-    let mut res = render(status, page)?;
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(res)
-}
-
 fn allow_private(state: &AppState) -> bool {
     state.webhooks.settings().allow_private_targets
 }
@@ -183,12 +173,12 @@ async fn create(
     match result {
         Ok(created) => {
             page.revealed = Some(created);
-            no_store(StatusCode::OK, &page)
+            render(StatusCode::OK, &page)
         }
         Err(errors) => {
             page.form = form;
             page.errors = errors;
-            no_store(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }
     }
 }
@@ -353,7 +343,7 @@ async fn rotate_secret(
         .map_err(page_error)?;
     let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
     page.secret = Some(rotated.secret);
-    no_store(StatusCode::OK, &page)
+    render(StatusCode::OK, &page)
 }
 
 async fn test_ping(

@@ -80,8 +80,6 @@ pub struct Vaulted {
     pub identity_id: String,
     pub user_id: String,
     pub needs_login: bool,
-    /// Another instance holds the refresh lease until then.
-    pub lease_until: Option<i64>,
     /// What the refresh capability takes: the stored claims and tokens.
     pub identity: UpstreamIdentity,
 }
@@ -103,7 +101,7 @@ impl Vaulted {
 }
 
 const VAULTED_COLUMNS: &str = "id, user_id, provider_id, subject, email, email_verified, name, \
-     picture, groups, access_token, refresh_token, id_token, token_meta, refresh_lease_until, \
+     picture, groups, access_token, refresh_token, id_token, token_meta, \
      needs_login";
 
 impl Store {
@@ -210,7 +208,6 @@ fn open_row(sealer: &Sealer, row: &AnyRow) -> Result<Vaulted, StoreError> {
     Ok(Vaulted {
         user_id: row.try_get("user_id")?,
         needs_login: row.try_get::<i64, _>("needs_login")? != 0,
-        lease_until: row.try_get("refresh_lease_until")?,
         identity_id: id,
         identity,
     })

@@ -51,6 +51,13 @@ async fn user_pages_carry_the_brand_and_escape_it() {
     let res = app.get("/branding/logo").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
+    // An SVG logo opened on its own runs no script.
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
     assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
     app.stop();
     db.cleanup().await;
