@@ -19,8 +19,10 @@ mod ops;
 mod saml;
 mod saml_flow;
 mod saml_idp;
+mod saml_support;
 mod secrets;
 mod store;
+mod trust;
 mod upstream_idp;
 mod webhooks;
 

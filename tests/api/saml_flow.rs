@@ -3,24 +3,14 @@
 //! and the browser posts it to the ACS; the app gets an ID token. Refusals through the same
 //! path each show an HTML error page and record `login.failed` with their reason.
 
-use std::io::Read;
-use std::sync::Arc;
-
-use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow};
-use openidconnect::{
-    CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, Scope,
-    TokenResponse,
-};
-use portico::crypto::MasterKey;
-use portico::oidc::settings::ProviderConfig;
+use openidconnect::{OAuth2TokenResponse, TokenResponse};
 use portico::upstream::saml::IdpInitiatedSettings;
-use reqwest::cookie::Jar;
-use serde_json::Value;
 
-use crate::helpers::{TestApp, TestDb, spawn_app_with};
+use crate::helpers::TestDb;
 use crate::oidc_support::*;
 use crate::on_both_backends;
-use crate::saml_idp::{self, Claims, KeyPair, SSO_URL, assertion, b64, response};
+use crate::saml_idp::{self, KeyPair, SSO_URL, assertion, b64, response};
+use crate::saml_support::*;
 
 on_both_backends!(
     a_saml_login_runs_through_portico_to_an_id_token,
@@ -35,231 +25,6 @@ on_both_backends!(
     refresh_ends_at_the_maximum_session_lifetime,
     sp_metadata_is_served_and_signed_requests_are_announced,
 );
-
-const PROVIDER: &str = "acme";
-const IDP_ENTITY: &str = "https://idp.test/entity";
-const SCOPES: &[&str] = &["email", "profile", "groups", "offline_access"];
-
-fn saml_provider(metadata_xml: Option<String>, metadata_url: Option<String>) -> ProviderConfig {
-    let mut p: ProviderConfig = toml::from_str(&format!(
-        "id = \"{PROVIDER}\"\nkind = \"saml\"\ndisplay_name = \"Acme SSO\"\n"
-    ))
-    .unwrap();
-    p.saml_idp_metadata_xml = metadata_xml;
-    p.saml_idp_metadata_url = metadata_url;
-    p
-}
-
-struct Saml {
-    app: TestApp,
-    idp: KeyPair,
-    rp: Rp,
-    /// The user's browser: keeps cookies, but (as for any cross-site POST) sends none of
-    /// Portico's SameSite=Lax cookies with the IdP's form post to the ACS.
-    cookies: Arc<Jar>,
-    browser: reqwest::Client,
-}
-
-impl Saml {
-    async fn start(db: &TestDb, customize: impl FnOnce(&mut ProviderConfig)) -> Self {
-        let idp = KeyPair::generate("test idp");
-        let mut provider = saml_provider(Some(saml_idp::metadata_xml(IDP_ENTITY, &[&idp])), None);
-        customize(&mut provider);
-        Self::with_provider(db, idp, provider).await
-    }
-
-    async fn with_provider(db: &TestDb, idp: KeyPair, provider: ProviderConfig) -> Self {
-        let app = spawn_app_with(db, MasterKey::generate(), move |s| {
-            s.providers = vec![provider];
-            s.clients = clients();
-        })
-        .await;
-        let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
-        let cookies = Arc::new(Jar::default());
-        let browser = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(cookies.clone())
-            .build()
-            .unwrap();
-        Self {
-            app,
-            idp,
-            rp,
-            cookies,
-            browser,
-        }
-    }
-
-    fn acs(&self) -> String {
-        self.app.url(&format!("/saml/{PROVIDER}/acs"))
-    }
-
-    fn entity_id(&self) -> String {
-        self.app.url(&format!("/saml/{PROVIDER}/metadata"))
-    }
-
-    /// A Response to `request_id` that passes every check, signed by the IdP.
-    fn claims(&self, request_id: Option<&str>) -> Claims {
-        Claims::valid(
-            IDP_ENTITY,
-            &self.acs(),
-            &self.entity_id(),
-            request_id,
-            portico::store::now(),
-        )
-    }
-
-    fn signed(&self, c: &Claims) -> String {
-        b64(&response(c, &assertion(c, None), Some(&self.idp)))
-    }
-
-    /// The app's authorization request: its URL, state, nonce and PKCE verifier. With
-    /// `force_login`, `prompt=login`: past any SSO session, to the IdP.
-    fn authorization(&self, force_login: bool) -> (url::Url, CsrfToken, Nonce, PkceCodeVerifier) {
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut request = self
-            .rp
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
-            .set_pkce_challenge(challenge);
-        if force_login {
-            request = request.add_prompt(CoreAuthPrompt::Login);
-        }
-        for s in SCOPES {
-            request = request.add_scope(Scope::new((*s).to_owned()));
-        }
-        let (url, csrf, nonce) = request.url();
-        (url, csrf, nonce, verifier)
-    }
-
-    /// The app sends the user to Portico, which sends them on to the IdP.
-    async fn begin(&self) -> Started {
-        let (url, csrf, nonce, verifier) = self.authorization(true);
-        let at_idp = browse_with(&self.browser, &self.app, url.as_str(), SSO_URL)
-            .await
-            .url();
-        let relay_state = param(&at_idp, "RelayState").expect("RelayState");
-        assert!(
-            !relay_state.contains("://"),
-            "RelayState is an opaque handle, not a URL"
-        );
-        let saml_request = param(&at_idp, "SAMLRequest").expect("SAMLRequest");
-        Started {
-            request_id: authn_request_id(&saml_request),
-            relay_state,
-            csrf: csrf.secret().clone(),
-            auth: Authorized {
-                code: String::new(),
-                nonce,
-                verifier,
-            },
-            idp_url: at_idp,
-        }
-    }
-
-    /// The browser's auto-submitted form from the IdP: a cross-site POST, so without
-    /// Portico's cookies (a fresh client).
-    async fn post_acs(&self, saml_response: &str, relay_state: Option<&str>) -> reqwest::Response {
-        let mut form = vec![("SAMLResponse", saml_response)];
-        if let Some(r) = relay_state {
-            form.push(("RelayState", r));
-        }
-        let res = rp_http().post(self.acs()).form(&form).send().await.unwrap();
-        // The cookies the ACS sets do reach the browser.
-        let acs = url::Url::parse(&self.acs()).unwrap();
-        for set in res.headers().get_all("set-cookie") {
-            self.cookies.add_cookie_str(set.to_str().unwrap(), &acs);
-        }
-        res
-    }
-}
-
-struct Started {
-    request_id: String,
-    relay_state: String,
-    csrf: String,
-    auth: Authorized,
-    idp_url: url::Url,
-}
-
-/// The ID of the AuthnRequest in an HTTP-Redirect `SAMLRequest` (base64 of raw DEFLATE).
-fn authn_request_id(saml_request: &str) -> String {
-    use base64::Engine;
-    let deflated = base64::engine::general_purpose::STANDARD
-        .decode(saml_request)
-        .unwrap();
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(deflated.as_slice())
-        .read_to_string(&mut xml)
-        .unwrap();
-    let start = xml.find(" ID=\"").expect("AuthnRequest ID") + 5;
-    let end = start + xml[start..].find('"').unwrap();
-    xml[start..end].to_owned()
-}
-
-fn location(res: &reqwest::Response) -> url::Url {
-    assert!(
-        res.status().is_redirection(),
-        "expected a redirect, got {}",
-        res.status()
-    );
-    url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
-}
-
-/// Posts to the ACS and checks the refusal: Portico's HTML error page naming `reason`, and
-/// one more `login.failed` event saying why.
-async fn assert_refused(
-    saml: &Saml,
-    posted: &str,
-    relay_state: Option<&str>,
-    reason: &str,
-    client: Option<&str>,
-) {
-    let before = events(&saml.app, "login.failed").await.len();
-    let res = saml.post_acs(posted, relay_state).await;
-    assert_eq!(res.status().as_u16(), 400);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
-    let page = res.text().await.unwrap();
-    assert!(
-        page.contains(reason),
-        "page does not name `{reason}`: {page}"
-    );
-    assert!(!page.contains("<saml"), "the page never shows the XML");
-    let failed = events(&saml.app, "login.failed").await;
-    assert_eq!(failed.len(), before + 1, "one login.failed per refusal");
-    // Events of one second have no order among them: look for this one.
-    let expected = client.map_or(Value::Null, Value::from);
-    let found = failed
-        .iter()
-        .find(|e| e["reason"] == reason && e["client_id"] == expected)
-        .unwrap_or_else(|| panic!("no login.failed with `{reason}` for {expected}: {failed:?}"));
-    assert_eq!(found["provider"], PROVIDER);
-    assert!(found["ip"].is_string());
-}
-
-/// Completes a login at the IdP and returns the code's arrival at the app.
-async fn log_in(saml: &Saml) -> (Started, String) {
-    let mut started = saml.begin().await;
-    let c = saml.claims(Some(&started.request_id));
-    let posted = saml.signed(&c);
-    let res = saml.post_acs(&posted, Some(&started.relay_state)).await;
-    let arrived = location(&res);
-    assert!(arrived.as_str().starts_with(REDIRECT), "{arrived}");
-    assert_eq!(
-        param(&arrived, "state").as_deref(),
-        Some(started.csrf.as_str())
-    );
-    started.auth.code = param(&arrived, "code").expect("a code");
-    (started, posted)
-}
 
 async fn a_saml_login_runs_through_portico_to_an_id_token(db: &TestDb) {
     let saml = Saml::start(db, |_| {}).await;
@@ -410,7 +175,7 @@ async fn an_oversized_post_is_refused_unread(db: &TestDb) {
     let res = saml
         .post_acs(&saml.signed(&c), Some(&started.relay_state))
         .await;
-    assert!(location(&res).as_str().starts_with(REDIRECT));
+    assert!(saml.follow(res).await.url().as_str().starts_with(REDIRECT));
 }
 
 async fn idp_initiated_login_is_refused_when_off(db: &TestDb) {
