@@ -55,6 +55,8 @@ pub struct EditValues {
     /// Separated by spaces.
     scopes: String,
     allowed_providers: Vec<String>,
+    /// One per line.
+    allowed_resources: String,
 }
 
 impl EditValues {
@@ -66,6 +68,7 @@ impl EditValues {
             grant_types: client.grant_types.clone(),
             scopes: client.scopes.join(" "),
             allowed_providers: client.allowed_providers.clone(),
+            allowed_resources: client.allowed_resources.join("\n"),
         }
     }
 
@@ -77,6 +80,7 @@ impl EditValues {
             grant_types: form.all("grant_types"),
             scopes: form.one("scopes"),
             allowed_providers: form.all("allowed_providers"),
+            allowed_resources: form.one("allowed_resources"),
         }
     }
 
@@ -93,6 +97,7 @@ impl EditValues {
             grant_types: Some(self.grant_types.clone()),
             scopes: Some(words(&self.scopes)),
             allowed_providers: self.allowed_providers.clone(),
+            allowed_resources: words(&self.allowed_resources),
         }
     }
 }

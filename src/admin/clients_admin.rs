@@ -33,6 +33,8 @@ pub struct ClientView {
     pub scopes: Vec<String>,
     /// Empty: every enabled provider.
     pub allowed_providers: Vec<String>,
+    /// Resource indicators (RFC 8707) the client may ask tokens for; empty: none.
+    pub allowed_resources: Vec<String>,
     /// Declared in portico.toml: read-only here.
     pub managed_by_config: bool,
     /// RFC 3339.
@@ -65,6 +67,11 @@ impl From<&Client> for ClientView {
                 .collect(),
             scopes: c.scopes.clone(),
             allowed_providers: c.allowed_providers.iter().map(|p| p.to_string()).collect(),
+            allowed_resources: c
+                .allowed_resources
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             managed_by_config: c.managed_by_config,
             created_at: time::rfc3339(c.created_at),
             created_at_secs: c.created_at,
@@ -96,6 +103,10 @@ pub struct ClientInput {
     /// Provider ids; empty: every enabled provider.
     #[serde(default)]
     pub allowed_providers: Vec<String>,
+    /// Resource indicators (absolute URIs, RFC 8707) the client may ask tokens for; a token
+    /// request naming any other `resource` is refused with `invalid_target`. Empty: none.
+    #[serde(default)]
+    pub allowed_resources: Vec<String>,
 }
 
 impl ClientInput {
@@ -152,6 +163,15 @@ impl ClientInput {
                     .ok()
             })
             .collect();
+        let listed: Vec<String> = self
+            .allowed_resources
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect();
+        let allowed_resources = crate::clients::parse_resources(&listed)
+            .map_err(|e| errors.add("allowed_resources", e))
+            .unwrap_or_default();
         let (Some(client_id), Some(client_type)) = (id, client_type) else {
             return Err(errors);
         };
@@ -164,6 +184,7 @@ impl ClientInput {
             grant_types,
             scopes,
             allowed_providers,
+            allowed_resources,
             id_token_alg: SigningAlg::RS256,
             access_token_ttl: None,
             id_token_ttl: None,
@@ -255,6 +276,7 @@ fn details(c: &ClientView) -> serde_json::Value {
         "grant_types": c.grant_types,
         "scopes": c.scopes,
         "allowed_providers": c.allowed_providers,
+        "allowed_resources": c.allowed_resources,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct ClientForm {
     scopes: String,
     #[serde(default)]
     allowed_providers: String,
+    #[serde(default)]
+    allowed_resources: String,
 }
 
 fn words(raw: &str) -> Vec<String> {
@@ -69,6 +71,7 @@ impl ClientForm {
             grant_types: Some(words(&self.grant_types)).filter(|g| !g.is_empty()),
             scopes: Some(words(&self.scopes)).filter(|s| !s.is_empty()),
             allowed_providers: words(&self.allowed_providers),
+            allowed_resources: words(&self.allowed_resources),
         }
     }
 }
@@ -129,6 +132,12 @@ impl ClientsPage {
                 "Allowed providers",
                 f.allowed_providers.clone(),
                 "provider ids; empty: all",
+            ),
+            (
+                "allowed_resources",
+                "Allowed resources",
+                f.allowed_resources.clone(),
+                "API URIs its tokens may name as audience (RFC 8707); empty: none",
             ),
         ]
     }

@@ -80,8 +80,8 @@ pub struct ProviderInput {
     /// saml: where to fetch the IdP's metadata (and refresh it).
     #[serde(default)]
     pub saml_idp_metadata_url: Option<String>,
-    /// saml: the `[providers.saml]` options (name_id_format, attributes, idp_initiated…);
-    /// an SP signing key is configured in portico.toml only.
+    /// saml: the `[providers.saml]` options (name_id_format, attributes, email_verified,
+    /// idp_initiated…); an SP signing key is configured in portico.toml only.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub saml: Option<SamlProviderSettings>,

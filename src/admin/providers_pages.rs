@@ -74,6 +74,8 @@ pub struct ProviderForm {
     #[serde(default)]
     saml_name_id_format: String,
     #[serde(default)]
+    saml_email_verified: Option<String>,
+    #[serde(default)]
     action: String,
 }
 
@@ -127,6 +129,7 @@ impl ProviderForm {
                 .as_ref()
                 .map(|s| s.name_id_format.clone())
                 .unwrap_or_default(),
+            saml_email_verified: ticked(v.saml.as_ref().is_some_and(|s| s.email_verified)),
             action: String::new(),
         }
     }
@@ -142,6 +145,7 @@ impl ProviderForm {
             if let Some(format) = given(&self.saml_name_id_format) {
                 settings.name_id_format = format;
             }
+            settings.email_verified = self.saml_email_verified.is_some();
             settings
         });
         ProviderInput {
@@ -387,6 +391,14 @@ impl FormState {
                     "text",
                     false,
                 );
+                add(
+                    "saml_email_verified",
+                    "The IdP verifies e-mail addresses: mark the addresses it asserts verified",
+                    "",
+                    "",
+                    "checkbox",
+                    f.saml_email_verified.is_some(),
+                );
             }
         }
         if self.kind != "saml" {
@@ -409,7 +421,7 @@ impl FormState {
         );
         add(
             "trust_email",
-            "Trust e-mail: link to an existing user with the same verified address",
+            "Trust e-mail: the addresses it verifies count as verified here, and may join an existing user with the same verified address",
             "",
             "",
             "checkbox",
@@ -432,7 +444,7 @@ impl FormState {
             .fields()
             .iter()
             .map(|f| {
-                if f.name == "saml_name_id_format" {
+                if f.name == "saml_name_id_format" || f.name == "saml_email_verified" {
                     "saml"
                 } else {
                     f.name

@@ -201,7 +201,7 @@ pub async fn get(state: &AppState, id: &str) -> Result<UserDetail, UserAdminErro
 }
 
 /// Ends the user's SSO sessions (a `session.ended` event each) and revokes its refresh
-/// tokens, on the caller's transaction.
+/// tokens and the access tokens issued so far, on the caller's transaction.
 async fn end_everything(
     conn: &mut sqlx::AnyConnection,
     user_id: &str,
@@ -209,6 +209,7 @@ async fn end_everything(
 ) -> Result<SessionsEnded, UserAdminError> {
     let sessions_ended = session::end_user_sessions_in(conn, user_id, reason).await?;
     let refresh_tokens_revoked = admin_ops::revoke_refresh_tokens_in(conn, user_id).await?;
+    admin_ops::revoke_access_tokens_in(conn, user_id).await?;
     Ok(SessionsEnded {
         user_id: user_id.to_owned(),
         sessions_ended,

@@ -48,7 +48,7 @@ pub async fn create_in(
     Ok((fetch_in(conn, new.client_id.as_str()).await?, secret))
 }
 
-/// Replaces what an admin may edit: name, URIs, grants, scopes, allowed providers. The type
+/// Replaces what an admin may edit: name, URIs, grants, scopes, allowed providers and resources. The type
 /// and the secret stay (a type change would leave a secret behind or ask for one).
 pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Client, ClientError> {
     let current = editable(conn, new.client_id.as_str()).await?;
@@ -61,8 +61,8 @@ pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Clie
     let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
     sqlx::query(
         "UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, \
-         grant_types = $4, scopes = $5, allowed_providers = $6, updated_at = $7 \
-         WHERE client_id = $8",
+         grant_types = $4, scopes = $5, allowed_providers = $6, allowed_resources = $7, \
+         updated_at = $8 WHERE client_id = $9",
     )
     .bind(&new.name)
     .bind(json_list(&new.redirect_uris))
@@ -70,6 +70,7 @@ pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Clie
     .bind(json_list(&grants))
     .bind(json_list(&new.scopes))
     .bind(json_list(&new.allowed_providers))
+    .bind(json_list(&new.allowed_resources))
     .bind(store::now())
     .bind(new.client_id.as_str())
     .execute(&mut *conn)

@@ -11,7 +11,7 @@ use crate::oidc::settings::{ClientConfig, ProviderConfig};
 use crate::upstream::ProviderId;
 
 pub use redirect::RedirectUri;
-pub use service::{ClientError, NewClient};
+pub use service::{ClientError, NewClient, parse_resources};
 
 /// An OAuth `client_id`: 1-128 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -97,6 +97,36 @@ impl GrantType {
     }
 }
 
+/// A resource indicator (RFC 8707 section 2): an absolute URI without a fragment, at most
+/// 2,048 characters. It names an API an access token is meant for (the token's `aud`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ResourceUri(String);
+
+impl ResourceUri {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() > 2048 {
+            return Err("a resource indicator is at most 2,048 characters".into());
+        }
+        let url = url::Url::parse(raw)
+            .map_err(|_| format!("resource `{raw}` must be an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(format!("resource `{raw}` must not have a fragment"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ResourceUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Scopes a client may ask for when its configuration names none.
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
 
@@ -113,6 +143,9 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Empty: every enabled provider.
     pub allowed_providers: Vec<ProviderId>,
+    /// The resources (RFC 8707) the client may ask tokens for. Empty: none; its tokens are for
+    /// itself (`aud` = its client_id).
+    pub allowed_resources: Vec<ResourceUri>,
     pub id_token_alg: SigningAlg,
     pub access_token_ttl: i64,
     pub id_token_ttl: i64,
@@ -143,6 +176,14 @@ impl Client {
 
     pub fn allows_provider(&self, provider: &ProviderId) -> bool {
         self.allowed_providers.is_empty() || self.allowed_providers.contains(provider)
+    }
+
+    /// The resource indicator `requested` if this client may name it: listed exactly as an
+    /// admin allowed it. Anything else is `invalid_target` (RFC 8707 section 2).
+    pub fn allowed_resource(&self, requested: &str) -> Option<&ResourceUri> {
+        self.allowed_resources
+            .iter()
+            .find(|r| r.as_str() == requested)
     }
 
     pub fn is_public(&self) -> bool {

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Client, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectUri};
+use super::{Client, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectUri, ResourceUri};
 use crate::crypto::TokenDigest;
 use crate::keys::SigningAlg;
 use crate::oidc::settings::{ClientConfig, OidcSettings};
@@ -46,6 +46,7 @@ pub struct NewClient {
     pub grant_types: Vec<GrantType>,
     pub scopes: Vec<String>,
     pub allowed_providers: Vec<ProviderId>,
+    pub allowed_resources: Vec<ResourceUri>,
     pub id_token_alg: SigningAlg,
     /// `None`: the `[oidc]` defaults.
     pub access_token_ttl: Option<u64>,
@@ -79,6 +80,7 @@ impl NewClient {
                 .iter()
                 .map(|p| ProviderId::parse(p))
                 .collect::<Result<_, _>>()?,
+            allowed_resources: parse_resources(&c.allowed_resources)?,
             id_token_alg: match &c.id_token_signed_response_alg {
                 None => SigningAlg::RS256,
                 Some(a) => SigningAlg::parse(a).ok_or_else(|| {
@@ -144,6 +146,19 @@ fn parse_uris(raw: &[String]) -> Result<Vec<RedirectUri>, String> {
     raw.iter().map(|u| RedirectUri::parse(u)).collect()
 }
 
+/// Resource indicators, each parsed; a repeated one is refused.
+pub fn parse_resources(raw: &[String]) -> Result<Vec<ResourceUri>, String> {
+    let mut out: Vec<ResourceUri> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let parsed = ResourceUri::parse(r)?;
+        if out.contains(&parsed) {
+            return Err(format!("resource `{r}` is listed twice"));
+        }
+        out.push(parsed);
+    }
+    Ok(out)
+}
+
 pub(super) fn json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("a list serialises")
 }
@@ -153,8 +168,9 @@ fn from_json_list(raw: &str) -> Vec<String> {
 }
 
 pub(super) const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uris, \
-     post_logout_redirect_uris, grant_types, scopes, allowed_providers, id_token_alg, \
-     access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, created_at";
+     post_logout_redirect_uris, grant_types, scopes, allowed_providers, allowed_resources, \
+     id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, \
+     created_at";
 
 pub(super) fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("client {what}"));
@@ -184,6 +200,10 @@ pub(super) fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
         allowed_providers: from_json_list(&row.try_get::<String, _>("allowed_providers")?)
             .iter()
             .filter_map(|p| ProviderId::parse(p).ok())
+            .collect(),
+        allowed_resources: from_json_list(&row.try_get::<String, _>("allowed_resources")?)
+            .iter()
+            .filter_map(|r| ResourceUri::parse(r).ok())
             .collect(),
         id_token_alg: SigningAlg::parse(&row.try_get::<String, _>("id_token_alg")?)
             .ok_or_else(|| corrupt("algorithm"))?,
@@ -272,7 +292,8 @@ pub(super) async fn write_client(
              redirect_uris = excluded.redirect_uris, \
              post_logout_redirect_uris = excluded.post_logout_redirect_uris, \
              grant_types = excluded.grant_types, scopes = excluded.scopes, \
-             allowed_providers = excluded.allowed_providers, id_token_alg = excluded.id_token_alg, \
+             allowed_providers = excluded.allowed_providers, \
+             allowed_resources = excluded.allowed_resources, id_token_alg = excluded.id_token_alg, \
              access_token_ttl = excluded.access_token_ttl, id_token_ttl = excluded.id_token_ttl, \
              refresh_token_ttl = excluded.refresh_token_ttl, \
              managed_by_config = excluded.managed_by_config, updated_at = excluded.updated_at"
@@ -281,10 +302,10 @@ pub(super) async fn write_client(
     };
     let sql = format!(
         "INSERT INTO clients (client_id, name, client_type, secret_digest, redirect_uris, \
-             post_logout_redirect_uris, grant_types, scopes, allowed_providers, id_token_alg, \
-             access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $15) {conflict}"
+             post_logout_redirect_uris, grant_types, scopes, allowed_providers, \
+             allowed_resources, id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, \
+             managed_by_config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10, $11, $12, $13, $14, $15, $16, $16) {conflict}"
     );
     let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
     let result = sqlx::query(&sql)
@@ -297,6 +318,7 @@ pub(super) async fn write_client(
         .bind(json_list(&grants))
         .bind(json_list(&new.scopes))
         .bind(json_list(&new.allowed_providers))
+        .bind(json_list(&new.allowed_resources))
         .bind(new.id_token_alg.as_str())
         .bind(
             new.access_token_ttl

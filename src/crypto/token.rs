@@ -44,6 +44,11 @@ impl TokenDigest {
         &self.0
     }
 
+    /// Lower-case hex, for a text key (a digest is no secret: it is what the database keeps).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Constant-time: whether `token` hashes to this digest.
     pub fn matches(&self, token: &str) -> bool {
         Self::of(token).0.ct_eq(&self.0).into()

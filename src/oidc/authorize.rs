@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use super::error::{ErrorCode, redirect_error, redirect_with};
+use super::pending;
 use super::scope::Scope;
 use super::session::{self, LOGIN_COOKIE, Session};
 use super::web::error_page;
@@ -55,10 +56,19 @@ fn is_s256_challenge(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Every value of `name` in a query string, in order (a map keeps only one).
+fn all_values(query: &str, name: &str) -> Vec<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
 fn validate(
     client: &Client,
     redirect_uri: &str,
     q: &HashMap<String, String>,
+    resources: &[&str],
 ) -> Result<(AuthRequest, Option<String>, bool), Refusal> {
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     match get("response_type") {
@@ -145,24 +155,9 @@ fn validate(
             )
         })?),
     };
-    let resource = match get("resource") {
-        None => None,
-        Some(r) => {
-            let url = url::Url::parse(r).map_err(|_| {
-                refuse(
-                    ErrorCode::InvalidRequest,
-                    "resource must be an absolute URI",
-                )
-            })?;
-            if url.fragment().is_some() {
-                return Err(refuse(
-                    ErrorCode::InvalidRequest,
-                    "resource must not have a fragment",
-                ));
-            }
-            Some(r.to_owned())
-        }
-    };
+    let resource = super::resource::requested(client, resources)
+        .map_err(|r| refuse(ErrorCode::InvalidTarget, r.0))?
+        .map(|r| r.as_str().to_owned());
     let provider = get("provider").map(str::to_owned);
     if let Some(p) = &provider {
         let allowed = crate::upstream::ProviderId::parse(p)
@@ -223,18 +218,21 @@ pub async fn authorize(
         return bad_request("The redirect_uri is not registered for this application.");
     };
     let issuer = state.settings.server.issuer.as_str();
-    let (request, provider, prompt_none) = match validate(&client, redirect.as_str(), &q) {
-        Ok(v) => v,
-        Err(Refusal(code, text)) => {
-            return redirect_error(
-                redirect.as_str(),
-                code,
-                &text,
-                q.get("state").map(String::as_str),
-                issuer,
-            );
-        }
-    };
+    let resources = all_values(req.query_string(), "resource");
+    let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
+    let (request, provider, prompt_none) =
+        match validate(&client, redirect.as_str(), &q, &resources) {
+            Ok(v) => v,
+            Err(Refusal(code, text)) => {
+                return redirect_error(
+                    redirect.as_str(),
+                    code,
+                    &text,
+                    q.get("state").map(String::as_str),
+                    issuer,
+                );
+            }
+        };
     let state_param = request.state.as_deref();
 
     let session = match state.store.current_session(&req, &state.settings).await {
@@ -283,18 +281,24 @@ pub async fn authorize(
         );
     }
 
-    // Reuse the browser's login cookie, so that two tabs logging in at once both work.
-    let browser_token = req
-        .cookie(LOGIN_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() >= 43)
-        .unwrap_or_else(|| random_token("").expose_secret().to_owned());
+    // A fresh binding for this login; the cookie keeps those of other logins still pending
+    // in this browser (other tabs), never a value that binds nothing.
+    let binding = random_token("").expose_secret().to_owned();
+    let cookie = req.cookie(LOGIN_COOKIE);
+    let others: Vec<&str> = cookie
+        .as_ref()
+        .map(|c| pending::bindings(c.value()).collect())
+        .unwrap_or_default();
+    let others = match state.store.live_bindings(&others).await {
+        Ok(live) => live,
+        Err(e) => return server_error_page(e),
+    };
+    let cookie_value = std::iter::once(binding.as_str())
+        .chain(others.into_iter().take(pending::MAX_BINDINGS - 1))
+        .collect::<Vec<_>>()
+        .join(".");
     let ttl = state.settings.oidc.pending_login_ttl_secs;
-    let id = match state
-        .store
-        .create_pending(&request, &browser_token, ttl)
-        .await
-    {
+    let id = match state.store.create_pending(&request, &binding, ttl).await {
         Ok(id) => id,
         Err(e) => return server_error_page(e),
     };
@@ -309,7 +313,7 @@ pub async fn authorize(
         .cookie(session::cookie(
             &state.settings,
             LOGIN_COOKIE,
-            browser_token,
+            cookie_value,
             ttl as i64,
         ))
         .finish()

@@ -153,5 +153,13 @@ pub async fn callback(
         }
     };
 
-    super::complete::finish_login(&req, &state, &provider, request, &identity).await
+    super::complete::finish_login(
+        &req,
+        &state,
+        &provider,
+        request,
+        Some(pending.created_at),
+        &identity,
+    )
+    .await
 }

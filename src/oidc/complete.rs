@@ -1,15 +1,21 @@
 //! The end of every upstream login, whatever brought the identity back (`/callback/{provider}`
-//! or the SAML ACS): in one transaction the user is found, linked or created, the SSO session
-//! starts, the code is issued and `login.succeeded` is recorded; then the browser goes back to
-//! the client with the code.
+//! or the SAML completion step): in one transaction the user is found, linked or created, the
+//! SSO session starts, the code is issued and `login.succeeded` is recorded; then the browser
+//! goes back to the client with the code.
+//!
+//! First, a login the application asked to be fresh (`prompt=login`, `max_age`) must be: when
+//! the provider says when it authenticated the user (a SAML AuthnInstant), that time must be
+//! after the login started, or within `max_age`. An IdP that answers from an old session
+//! instead of authenticating again is refused.
 
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::authorize::{AuthRequest, code_redirect, issue_code, server_error_page};
 use super::callback::record_failure;
-use super::error::{ErrorCode, redirect_error};
+use super::error::{ErrorCode, error_location, redirect_error};
 use super::session;
+use super::web::error_page_with_way_back;
 use crate::events::{self, EventType};
 use crate::providers::Provider;
 use crate::state::AppState;
@@ -27,16 +33,66 @@ pub(crate) fn ip_text(req: &HttpRequest) -> Option<String> {
     super::ratelimit::peer_ip(req).map(|ip| ip.to_string())
 }
 
-/// Turns `identity` into a Portico login for `request` and answers the browser.
+/// How far the provider's clock may be from Portico's when its authentication time is checked.
+const CLOCK_SKEW_SECS: i64 = 120;
+
+/// Why `auth_time` does not satisfy `request` (started at `started_at`, when known), if not.
+fn not_fresh(
+    request: &AuthRequest,
+    started_at: Option<i64>,
+    auth_time: Option<i64>,
+    now: i64,
+) -> Option<&'static str> {
+    let at = auth_time?;
+    if request.prompt_login && started_at.is_some_and(|s| at < s - CLOCK_SKEW_SECS) {
+        return Some("the IdP did not authenticate the user again, as prompt=login asked");
+    }
+    if request
+        .max_age
+        .is_some_and(|max| now - at > max as i64 + CLOCK_SKEW_SECS)
+    {
+        return Some("the IdP did not authenticate the user again, as max_age asked");
+    }
+    None
+}
+
+/// Turns `identity` into a Portico login for `request` (saved at `started_at`; `None` for a
+/// login nobody asked for, such as an IdP-initiated one) and answers the browser.
 pub async fn finish_login(
     req: &HttpRequest,
     state: &AppState,
     provider: &Provider,
     request: &AuthRequest,
+    started_at: Option<i64>,
     identity: &UpstreamIdentity,
 ) -> HttpResponse {
     let issuer = state.settings.server.issuer.as_str();
     let client_id = &request.client_id;
+    if let Some(reason) = not_fresh(request, started_at, identity.auth_time, crate::store::now()) {
+        record_failure(
+            state,
+            req,
+            Some(provider.id.as_str()),
+            Some(client_id),
+            &reason,
+        )
+        .await;
+        let back = error_location(
+            &request.redirect_uri,
+            ErrorCode::AccessDenied,
+            "the sign-in provider did not authenticate the user again",
+            request.state.as_deref(),
+            issuer,
+        );
+        return error_page_with_way_back(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "Please sign in again",
+            "The application asked you to sign in again, but your sign-in provider used an \
+             earlier sign-in instead. Please try again; if this keeps happening, tell your \
+             administrator.",
+            &back,
+        );
+    }
     let result = async {
         let mut tx = state.store.begin_write().await?;
         let outcome =
@@ -47,6 +103,7 @@ pub async fn finish_login(
             &outcome.user_id,
             &outcome.identity_id,
             provider.id.as_str(),
+            identity.auth_time,
         )
         .await?;
         let code = issue_code(

@@ -8,10 +8,12 @@ pub mod complete;
 pub mod discovery;
 pub mod error;
 pub mod jwks;
+pub mod liveness;
 pub mod login;
 pub mod logout;
 pub mod pending;
 pub mod ratelimit;
+pub mod resource;
 pub mod revoke;
 pub mod saml;
 pub mod scope;
@@ -39,6 +41,7 @@ pub fn routes(cfg: &mut actix::ServiceConfig) {
         .service(revoke::revoke)
         .service(revoke::introspect)
         .service(logout::logout)
+        .service(logout::confirm)
         .service(web::stylesheet)
         .service(branding::serve_stylesheet)
         .service(branding::serve_logo)

@@ -2,6 +2,11 @@
 //!
 //! Revoking a refresh token ends its whole family; revoking an access token puts its `jti`
 //! on the revocation list until it would have expired. Unknown tokens revoke "successfully".
+//!
+//! Introspection tells a client about a token only when the token concerns it: an access
+//! token issued to it or naming it as audience, a refresh token issued to it. To anyone
+//! else every token is `active: false`, so a client cannot probe others' tokens. An access
+//! token is active exactly when `/userinfo` would accept it (`oidc::liveness`).
 
 use std::collections::HashMap;
 
@@ -11,6 +16,7 @@ use sqlx::Row;
 
 use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
+use super::liveness::{self, Liveness};
 use super::ratelimit::peer_ip;
 use super::token::{no_store, parse_form};
 use super::tokens::AccessClaims;
@@ -127,20 +133,20 @@ async fn introspection(
     state: &AppState,
     client: &Client,
     token: &str,
-) -> Result<Value, sqlx::Error> {
+) -> Result<Value, crate::store::StoreError> {
     let inactive = json!({ "active": false });
     let now = store::now();
     if looks_like_jwt(token) {
         let Some(c) = access_claims(state, token, true).await else {
             return Ok(inactive);
         };
-        let revoked: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $1")
-                .bind(&c.jti)
-                .fetch_one(state.store.pool())
-                .await?;
-        if revoked != 0 {
+        let caller = client.client_id.as_str();
+        if c.client_id != caller && c.aud != caller {
             return Ok(inactive);
+        }
+        match liveness::check(&state.store, &c).await? {
+            Liveness::Live(_) => {}
+            Liveness::Dead(_) => return Ok(inactive),
         }
         return Ok(json!({
             "active": true,

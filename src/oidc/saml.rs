@@ -1,34 +1,88 @@
 //! The SAML endpoints of a provider of kind saml: `GET /saml/{provider}/metadata` (our SP
-//! metadata, for the IdP admin) and `POST /saml/{provider}/acs` (the IdP's HTTP-POST).
+//! metadata, for the IdP admin), `POST /saml/{provider}/acs` (the IdP's HTTP-POST) and
+//! `GET /saml/{provider}/complete` (the browser's next step).
 //!
 //! The ACS POST comes cross-site from the IdP, so the SameSite=Lax login cookie is not sent
-//! with it: the pending authorization is found by RelayState alone, an unguessable single-use
-//! handle, and the connector accepts only the Response to the AuthnRequest that this pending
-//! authorization sent (InResponseTo, consumed once). From there the login ends exactly as an
-//! OIDC callback does (`complete::finish_login`).
+//! with it, and anyone can make a browser send it: an attacker's page can auto-post the
+//! attacker's own Response and RelayState from the victim's browser (login CSRF). So the ACS
+//! only verifies: it finds the pending authorization by RelayState (an unguessable single-use
+//! handle, claimed here), the connector accepts only the Response to the AuthnRequest that this
+//! pending authorization sent (InResponseTo, consumed once), and the verified identity is kept
+//! sealed in the pending row. The browser is then sent (303) to the completion step, a
+//! same-site top-level GET that carries the login cookie; only the browser that started the
+//! login gets a session and a code (`complete::finish_login`, as after an OIDC callback).
+//!
+//! IdP-initiated logins (off unless configured) have no pending authorization and nothing to
+//! bind them to a browser: they are login CSRF by design, and docs/SECURITY.md says so.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use super::authorize::{AuthRequest, server_error_page};
 use super::callback::record_failure;
 use super::complete::finish_login;
 use super::login::{expired_page, upstream_failure};
 use super::scope::Scope;
+use super::session::LOGIN_COOKIE;
 use super::web::error_page;
 use crate::clients::GrantType;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::saml::MAX_RESPONSE_BYTES;
-use crate::upstream::{Connector, IdpInitiatedTarget, SamlLogin, UpstreamError};
+use crate::upstream::{
+    Connector, IdpInitiatedTarget, ProviderId, SamlLogin, UpstreamError, UpstreamIdentity,
+};
 
 /// The whole form may be a little larger than the SAMLResponse value it carries: percent
 /// escapes of `+`, `/` and `=`, and the RelayState.
 pub const MAX_ACS_FORM_BYTES: usize = MAX_RESPONSE_BYTES + MAX_RESPONSE_BYTES / 8 + 4096;
 
+/// A verified SAML identity between the ACS and the completion step (sealed in the pending
+/// authorization; SAML logins carry no upstream tokens).
+#[derive(Serialize, Deserialize)]
+struct Verified {
+    subject: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    picture: Option<String>,
+    groups: Vec<String>,
+    auth_time: Option<i64>,
+}
+
+impl Verified {
+    fn of(identity: &UpstreamIdentity) -> Self {
+        Self {
+            subject: identity.subject.clone(),
+            email: identity.email.clone(),
+            email_verified: identity.email_verified,
+            name: identity.name.clone(),
+            picture: identity.picture.clone(),
+            groups: identity.groups.clone(),
+            auth_time: identity.auth_time,
+        }
+    }
+
+    fn into_identity(self, provider: ProviderId) -> UpstreamIdentity {
+        UpstreamIdentity {
+            provider,
+            subject: self.subject,
+            email: self.email,
+            email_verified: self.email_verified,
+            name: self.name,
+            picture: self.picture,
+            groups: self.groups,
+            auth_time: self.auth_time,
+            tokens: None,
+        }
+    }
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(metadata)
+        .service(complete)
         .route("/saml/{provider}/acs", web::post().to(acs));
 }
 
@@ -175,11 +229,11 @@ pub async fn acs(
         .await;
     };
 
-    // The login this answers, if the RelayState names one (single use: taken here).
+    // The login this answers, if the RelayState names one (single use: claimed here).
     let pending = match relay_state {
         Some(relay) => match state
             .store
-            .take_pending_by_state(&state.sealer, &relay)
+            .claim_pending_by_state(&state.sealer, &relay)
             .await
         {
             Ok(found) => found,
@@ -205,6 +259,9 @@ pub async fn acs(
                 &reason,
             )
             .await;
+            if let Err(e) = state.store.drop_pending(&p.id).await {
+                return server_error_page(e);
+            }
             return expired_page();
         }
     }
@@ -228,6 +285,11 @@ pub async fn acs(
                 &err.reason(),
             )
             .await;
+            if let Some((p, _)) = &pending
+                && let Err(e) = state.store.drop_pending(&p.id).await
+            {
+                return server_error_page(e);
+            }
             return refused_page(
                 &err,
                 pending.as_ref().map(|(p, _)| &p.request),
@@ -237,11 +299,31 @@ pub async fn acs(
     };
 
     match &pending {
-        Some((p, _)) => finish_login(&req, &state, &provider, &p.request, &identity).await,
+        // The browser that started the login must come for it (see the module doc).
+        Some((p, _)) => {
+            let verified = serde_json::to_string(&Verified::of(&identity))
+                .expect("a verified identity serialises");
+            if let Err(e) = state
+                .store
+                .complete_pending(&state.sealer, &p.id, &verified)
+                .await
+            {
+                return server_error_page(e);
+            }
+            let next = state.settings.server.issuer.url(&format!(
+                "/saml/{}/complete?req={}",
+                provider.id,
+                url::form_urlencoded::byte_serialize(p.id.as_bytes()).collect::<String>()
+            ));
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, next))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
         // The connector lets an unsolicited Response through only where IdP-initiated logins
         // are on; it lands where the admin said.
         None => match idp_initiated_request(&state, &provider, saml).await {
-            Ok(request) => finish_login(&req, &state, &provider, &request, &identity).await,
+            Ok(request) => finish_login(&req, &state, &provider, &request, None, &identity).await,
             Err(reason) => {
                 let page = error_page(
                     StatusCode::BAD_REQUEST,
@@ -253,6 +335,61 @@ pub async fn acs(
             }
         },
     }
+}
+
+#[derive(Deserialize)]
+struct CompleteQuery {
+    req: String,
+}
+
+/// The completion step: the login whose Response the ACS verified, finished only in the
+/// browser that started it (its login cookie holds the binding).
+#[get("/saml/{provider}/complete")]
+pub async fn complete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<CompleteQuery>,
+) -> HttpResponse {
+    let provider_id = path.into_inner();
+    let (pending, verified) = match state.store.take_completed(&state.sealer, &query.req).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
+    let client_id = pending.request.client_id.clone();
+    let cookie = req.cookie(LOGIN_COOKIE);
+    let problem = if pending.provider_id.as_deref() != Some(provider_id.as_str()) {
+        Some("the completion came to another provider's endpoint")
+    } else if !pending.belongs_to(cookie.as_ref().map(|c| c.value())) {
+        Some("the SAML response reached a browser that did not start the login")
+    } else if !pending.is_live() {
+        Some("the login took too long and expired")
+    } else {
+        None
+    };
+    if let Some(reason) = problem {
+        record_failure(&state, &req, Some(&provider_id), Some(&client_id), &reason).await;
+        return expired_page();
+    }
+    let (provider, _) = match saml_provider(&state, &provider_id, true).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let identity =
+        match serde_json::from_str::<Verified>(secrecy::ExposeSecret::expose_secret(&verified)) {
+            Ok(v) => v.into_identity(provider.id.clone()),
+            Err(e) => return server_error_page(e),
+        };
+    finish_login(
+        &req,
+        &state,
+        &provider,
+        &pending.request,
+        Some(pending.created_at),
+        &identity,
+    )
+    .await
 }
 
 /// The authorization request an IdP-initiated login stands for: the configured client and

@@ -92,25 +92,30 @@ impl Store {
 }
 
 /// Starts a session in the caller's transaction; returns it and the cookie to set.
+/// `auth_time` is when the user authenticated, as the provider says (a SAML AuthnInstant),
+/// never later than now; `None`: now.
 pub async fn start(
     conn: &mut AnyConnection,
     settings: &Settings,
     user_id: &str,
     identity_id: &str,
     provider_id: &str,
+    auth_time: Option<i64>,
 ) -> Result<(Session, Cookie<'static>), StoreError> {
     let now = store::now();
+    let auth_time = auth_time.map_or(now, |t| t.min(now));
     let token = random_token("");
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO sso_sessions (id, token_digest, user_id, identity_id, provider_id, \
-         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(TokenDigest::of(token.expose_secret()).as_bytes().to_vec())
     .bind(user_id)
     .bind(identity_id)
     .bind(provider_id)
+    .bind(auth_time)
     .bind(now)
     .bind(now + settings.oidc.session_absolute_secs as i64)
     .execute(&mut *conn)
@@ -127,7 +132,7 @@ pub async fn start(
             user_id: user_id.to_owned(),
             identity_id: identity_id.to_owned(),
             provider_id: provider_id.to_owned(),
-            auth_time: now,
+            auth_time,
             needs_login: false,
         },
         cookie,

@@ -145,6 +145,9 @@ pub struct ClientConfig {
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub allowed_providers: Vec<String>,
+    /// Resource indicators (RFC 8707) the client may ask tokens for; none by default.
+    #[serde(default)]
+    pub allowed_resources: Vec<String>,
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
     #[serde(default)]

@@ -2,8 +2,16 @@
 //!
 //! Hot paths are short: a code is claimed by one conditional UPDATE ... RETURNING (single
 //! use is the database's doing, so two instances cannot both redeem it); client_credentials
-//! needs only the client row. Refresh tokens rotate; a rotated token presented again after
-//! the grace window revokes its family and records `token.reuse_detected`.
+//! needs only the client row.
+//!
+//! Refresh tokens rotate, and a chain never forks: the rotation is one conditional UPDATE in
+//! a write transaction (the first of any number of racing requests wins), and its one
+//! successor is kept sealed until the grace window ends, so that a retry inside the window
+//! (a lost response, a burst of requests) gets that same successor, as Dex's `reuseInterval`
+//! does. A rotated token presented after the window revokes its whole family and records
+//! `token.reuse_detected`.
+//!
+//! Every grant checks the `resource` (RFC 8707) against the client's allowed resources.
 
 use std::collections::HashMap;
 
@@ -21,7 +29,7 @@ use super::ratelimit::peer_ip;
 use super::scope::Scope;
 use super::tokens::{self, AccessClaims, IdClaims, ProfileClaims};
 use crate::clients::{Client, GrantType};
-use crate::crypto::{TokenDigest, random_token};
+use crate::crypto::{SealTarget, TokenDigest, random_token};
 use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
@@ -49,11 +57,18 @@ fn db(e: impl Into<StoreError>) -> OAuthError {
     OAuthError::server(e.into())
 }
 
-/// Parses a form body; a repeated parameter is an error (RFC 6749 3.2).
+/// Parses a form body; a repeated parameter is an error (RFC 6749 3.2). More than one
+/// `resource` (RFC 8707 allows several) is `invalid_target`: Portico issues a token for one.
 pub fn parse_form(body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     let mut out = HashMap::new();
     for (k, v) in url::form_urlencoded::parse(body) {
         if out.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            if k == "resource" {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "only one resource per request is supported",
+                ));
+            }
             return Err(OAuthError::new(
                 ErrorCode::InvalidRequest,
                 format!("parameter `{k}` is repeated"),
@@ -186,11 +201,15 @@ struct NewRefresh<'a> {
     auth_time: i64,
 }
 
+fn new_refresh_token() -> String {
+    random_token("rt_").expose_secret().to_owned()
+}
+
 async fn insert_refresh(
     conn: &mut sqlx::AnyConnection,
     r: &NewRefresh<'_>,
+    token: String,
 ) -> Result<String, StoreError> {
-    let token = random_token("rt_").expose_secret().to_owned();
     let now = store::now();
     sqlx::query(
         "INSERT INTO refresh_tokens (token_digest, family_id, client_id, user_id, identity_id, \
@@ -225,7 +244,7 @@ async fn authorization_code(
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "code is required"))?;
     let digest = TokenDigest::of(code).as_bytes().to_vec();
     let now = store::now();
-    let jti = uuid::Uuid::new_v4().to_string();
+    let jti = tokens::new_jti();
     let family_id = uuid::Uuid::new_v4().to_string();
     // Claim the code: the first redemption wins, and records which tokens it issues.
     let row = sqlx::query(
@@ -268,6 +287,12 @@ async fn authorization_code(
     if expires_at <= now {
         return Err(invalid_grant("the code has expired"));
     }
+    let resource = super::resource::for_grant(
+        client,
+        resource.as_deref(),
+        form.get("resource").map(String::as_str),
+    )?
+    .map(|r| r.as_str().to_owned());
     let verifier = form.get("code_verifier").filter(|v| !v.is_empty());
     match (&challenge, verifier) {
         (Some(c), Some(v)) => {
@@ -317,7 +342,11 @@ async fn authorization_code(
             resource: resource.as_deref(),
             auth_time,
         };
-        Some(insert_refresh(&mut conn, &new).await.map_err(db)?)
+        Some(
+            insert_refresh(&mut conn, &new, new_refresh_token())
+                .await
+                .map_err(db)?,
+        )
     } else {
         None
     };
@@ -393,7 +422,7 @@ async fn refresh_token(
         .get("refresh_token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "refresh_token is required"))?;
-    let digest = TokenDigest::of(presented).as_bytes().to_vec();
+    let digest = TokenDigest::of(presented);
     let now = store::now();
     let row = sqlx::query(
         "SELECT r.family_id, r.client_id, r.user_id, r.identity_id, r.session_id, r.scope, \
@@ -405,7 +434,7 @@ async fn refresh_token(
          FROM refresh_tokens r JOIN users u ON u.id = r.user_id \
          JOIN identities i ON i.id = r.identity_id WHERE r.token_digest = $1",
     )
-    .bind(&digest)
+    .bind(digest.as_bytes().to_vec())
     .fetch_optional(state.store.pool())
     .await
     .map_err(db)?
@@ -416,7 +445,7 @@ async fn refresh_token(
     let identity_id: String = row.try_get(3).map_err(db)?;
     let session_id: Option<String> = row.try_get(4).map_err(db)?;
     let scope_raw: String = row.try_get(5).map_err(db)?;
-    let resource: Option<String> = row.try_get(6).map_err(db)?;
+    let granted_resource: Option<String> = row.try_get(6).map_err(db)?;
     let auth_time: i64 = row.try_get(7).map_err(db)?;
     let expires_at: i64 = row.try_get(8).map_err(db)?;
     let rotated_at: Option<i64> = row.try_get(9).map_err(db)?;
@@ -438,10 +467,15 @@ async fn refresh_token(
     if expires_at <= now {
         return Err(invalid_grant("the refresh token has expired"));
     }
+    let grace = state.settings.oidc.refresh_grace_secs as i64;
     if let Some(rotated) = rotated_at
-        && now - rotated > state.settings.oidc.refresh_grace_secs as i64
+        && now - rotated > grace
     {
-        revoke_family_for_reuse(state, &family_id, &user_id, client).await?;
+        let mut tx = state.store.begin_write().await.map_err(db)?;
+        revoke_family_in(&mut tx, &family_id, &user_id, client)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         return Err(invalid_grant("the refresh token was already used"));
     }
     if user.disabled {
@@ -455,6 +489,11 @@ async fn refresh_token(
     // One read of the provider serves the session limit and the upstream refresh.
     let provider = state.store.provider(&provider_id).await.map_err(db)?;
     super::session_limit::check(state, provider.as_ref(), auth_time, now)?;
+    let resource = super::resource::for_grant(
+        client,
+        granted_resource.as_deref(),
+        form.get("resource").map(String::as_str),
+    )?;
     let granted = Scope::parse(&scope_raw).unwrap_or_default();
     let scope = match form.get("scope").filter(|s| !s.is_empty()) {
         None => granted.clone(),
@@ -471,56 +510,51 @@ async fn refresh_token(
     };
 
     // Fresh claims from the provider, where it can refresh an identity (stored with the
-    // upstream tokens before this returns).
+    // upstream tokens before this returns). A retry of a token rotated moments ago skips it:
+    // the rotation that won already asked.
+    let trust_email = provider.as_ref().is_some_and(|p| p.trust_email);
     let claims_due =
         now - claims_updated_at >= state.settings.oidc.upstream_refresh_interval_secs as i64;
-    let refreshed = if has_upstream_tokens && claims_due {
+    let refreshed = if rotated_at.is_none() && has_upstream_tokens && claims_due {
         refresh_upstream(state, provider, &identity_id).await?
     } else {
         None
     };
     if let Some(identity) = &refreshed {
         user.email = identity.email.clone();
-        user.email_verified = identity.email_verified;
+        user.email_verified = users::vouched(identity, trust_email);
         user.name = identity.name.clone();
         user.picture = identity.picture.clone();
         user.groups = identity.groups.clone();
     }
 
-    let mut tx = state.store.begin_write().await.map_err(db)?;
-    if rotated_at.is_none() {
-        // If another request rotated it a moment ago, this one is inside the grace window.
-        sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_digest = $2 \
-             AND rotated_at IS NULL",
-        )
-        .bind(now)
-        .bind(&digest)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    let new = NewRefresh {
+    let successor = NewRefresh {
         family_id: &family_id,
         client,
         user_id: &user_id,
         identity_id: &identity_id,
         session_id: session_id.as_deref(),
         scope: &granted,
-        resource: resource.as_deref(),
+        resource: granted_resource.as_deref(),
         auth_time,
     };
-    let refresh_token = insert_refresh(&mut tx, &new).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let refresh_token = match rotate(state, &digest, &successor, now, grace)
+        .await
+        .map_err(db)?
+    {
+        Rotation::Successor(token) => token,
+        Rotation::Revoked => return Err(invalid_grant("the refresh token is revoked")),
+        Rotation::Reused => return Err(invalid_grant("the refresh token was already used")),
+    };
 
     let issue = Issue {
         client,
         user: Some(&user),
         scope: &scope,
-        resource: resource.as_deref(),
+        resource: resource.as_ref().map(|r| r.as_str()),
         auth_time: Some(auth_time),
         nonce: None,
-        jti: uuid::Uuid::new_v4().to_string(),
+        jti: tokens::new_jti(),
         now,
     };
     let (access_token, id_token) = mint(state, &issue)?;
@@ -532,6 +566,98 @@ async fn refresh_token(
         refresh_token: Some(refresh_token),
         id_token,
     })
+}
+
+/// What rotating a presented refresh token came to.
+enum Rotation {
+    /// The one successor: minted now, or (a retry inside the grace window) the one minted by
+    /// the rotation that won.
+    Successor(String),
+    Revoked,
+    /// Rotated before the grace window: the family is now revoked.
+    Reused,
+}
+
+/// The sealing target of a rotated token's successor: bound to the rotated token's digest.
+fn successor_target(id: &str) -> SealTarget<'_> {
+    SealTarget::new("refresh_successors", "successor", id)
+}
+
+/// Rotates the token with `digest` in one write transaction. The conditional UPDATE lets one
+/// request win however many race (on PostgreSQL the others wait for its row lock, then match
+/// nothing); the winner stores the successor and keeps it sealed for the grace window. The
+/// others read, in the same transaction, what the winner left: the successor to answer with,
+/// or a revocation.
+async fn rotate(
+    state: &AppState,
+    digest: &TokenDigest,
+    successor: &NewRefresh<'_>,
+    now: i64,
+    grace: i64,
+) -> Result<Rotation, StoreError> {
+    let id = digest.to_hex();
+    let mut tx = state.store.begin_write().await?;
+    let claimed = sqlx::query(
+        "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_digest = $2 \
+         AND rotated_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(digest.as_bytes().to_vec())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 1 {
+        let token = insert_refresh(&mut tx, successor, new_refresh_token()).await?;
+        sqlx::query(
+            "INSERT INTO refresh_successors (id, successor, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&id)
+        .bind(state.sealer.seal_str(&token, successor_target(&id)))
+        .bind(now + grace)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(Rotation::Successor(token));
+    }
+
+    let row = sqlx::query(
+        "SELECT r.rotated_at, r.revoked_at, s.successor FROM refresh_tokens r \
+         LEFT JOIN refresh_successors s ON s.id = $1 WHERE r.token_digest = $2",
+    )
+    .bind(&id)
+    .bind(digest.as_bytes().to_vec())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Rotation::Revoked);
+    };
+    let rotated_at: Option<i64> = row.try_get(0)?;
+    let revoked_at: Option<i64> = row.try_get(1)?;
+    let sealed: Option<Vec<u8>> = row.try_get(2)?;
+    let outcome = match (revoked_at, rotated_at, sealed) {
+        (Some(_), ..) => Rotation::Revoked,
+        (None, Some(rotated), Some(sealed)) if now - rotated <= grace => Rotation::Successor(
+            state
+                .sealer
+                .open_string(&sealed, successor_target(&id))?
+                .expose_secret()
+                .to_owned(),
+        ),
+        // Rotated too long ago, or (a rotation from before successors were kept) with no
+        // successor to give: reuse.
+        _ => {
+            revoke_family_in(
+                &mut tx,
+                successor.family_id,
+                successor.user_id,
+                successor.client,
+            )
+            .await?;
+            Rotation::Reused
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
 }
 
 /// Asks the identity's provider for fresh claims through the refresh capability, under the
@@ -572,32 +698,30 @@ async fn refresh_upstream(
     }
 }
 
-async fn revoke_family_for_reuse(
-    state: &AppState,
+/// Revokes a refresh token family whose rotated member came back (after the grace window) and
+/// records `token.reuse_detected`, in the caller's transaction.
+async fn revoke_family_in(
+    conn: &mut sqlx::AnyConnection,
     family_id: &str,
     user_id: &str,
     client: &Client,
-) -> Result<(), OAuthError> {
-    let mut tx = state.store.begin_write().await.map_err(db)?;
+) -> Result<(), StoreError> {
     let revoked = sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
     )
     .bind(store::now())
     .bind(family_id)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
+    .execute(&mut *conn)
+    .await?;
     if revoked.rows_affected() > 0 {
         events::record(
-            &mut tx,
+            &mut *conn,
             EventType::TokenReuseDetected,
             json!({ "user_id": user_id, "client_id": client.client_id.as_str() }),
         )
-        .await
-        .map_err(db)?;
+        .await?;
+        tracing::warn!(client_id = %client.client_id, "refresh token reuse: family revoked");
     }
-    tx.commit().await.map_err(db)?;
-    tracing::warn!(client_id = %client.client_id, "refresh token reuse: family revoked");
     Ok(())
 }
 
@@ -622,25 +746,20 @@ async fn client_credentials(
             "a requested scope is not allowed for this client",
         ));
     }
-    let resource = form.get("resource").filter(|r| !r.is_empty());
-    if let Some(r) = resource
-        && url::Url::parse(r)
-            .map(|u| u.fragment().is_some())
-            .unwrap_or(true)
-    {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidRequest,
-            "resource must be an absolute URI without fragment",
-        ));
-    }
+    let asked: Vec<&str> = form
+        .get("resource")
+        .map(String::as_str)
+        .into_iter()
+        .collect();
+    let resource = super::resource::requested(client, &asked)?;
     let issue = Issue {
         client,
         user: None,
         scope: &scope,
-        resource: resource.map(String::as_str),
+        resource: resource.as_ref().map(|r| r.as_str()),
         auth_time: None,
         nonce: None,
-        jti: uuid::Uuid::new_v4().to_string(),
+        jti: tokens::new_jti(),
         now: store::now(),
     };
     let (access_token, _) = mint(state, &issue)?;

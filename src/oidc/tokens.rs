@@ -25,6 +25,22 @@ pub struct AccessClaims {
     pub auth_time: Option<i64>,
 }
 
+/// A new access token id: a UUIDv7, whose first 48 bits are the millisecond it was minted, so
+/// that "sign out everywhere" can end exactly the tokens issued before it (`oidc::liveness`).
+pub fn new_jti() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The millisecond `jti` was minted, for a jti from [`new_jti`].
+pub fn jti_minted_ms(jti: &str) -> Option<i64> {
+    let id = uuid::Uuid::parse_str(jti).ok()?;
+    if id.get_version() != Some(uuid::Version::SortRand) {
+        return None;
+    }
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
+}
+
 /// ID token claims; the profile claims appear only when the scopes grant them.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct IdClaims {

@@ -1,19 +1,17 @@
 //! `GET`/`POST /userinfo` (OIDC Core 5.3): the claims of the access token's user, as its
 //! scopes allow. The token is verified offline (allow-listed algorithms, `typ: at+jwt`);
-//! one query fetches the user and checks the revocation list.
+//! one query fetches the user and checks that the token is still live (`oidc::liveness`).
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
-use sqlx::Row;
-
+use super::liveness::{self, Liveness};
 use super::ratelimit::peer_ip;
 use super::scope::Scope;
 use super::tokens::{AccessClaims, ProfileClaims};
 use crate::keys::JwtType;
 use crate::keys::jwt::Expect;
 use crate::state::AppState;
-use crate::users::user_from_row;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
 
 #[derive(Serialize)]
 struct UserInfo {
@@ -97,31 +95,12 @@ pub async fn userinfo(
             "the token lacks the openid scope",
         );
     }
-    let row = sqlx::query(
-        "SELECT u.id, u.email, u.email_verified, u.name, u.picture, u.groups, u.disabled, \
-         (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $2) AS revoked \
-         FROM users u WHERE u.id = $1",
-    )
-    .bind(&claims.sub)
-    .bind(&claims.jti)
-    .fetch_optional(state.store.pool())
-    .await;
-    let row = match row {
-        Ok(Some(r)) => r,
-        Ok(None) => return invalid_token("the token has no user"),
+    let user = match liveness::check(&state.store, &claims).await {
+        Ok(Liveness::Live(Some(user))) => user,
+        Ok(Liveness::Live(None)) => return invalid_token("the token has no user"),
+        Ok(Liveness::Dead(why)) => return invalid_token(why),
         Err(e) => {
             tracing::error!(error = %e, "userinfo query failed");
-            return HttpResponse::InternalServerError().finish();
-        }
-    };
-    if row.try_get::<i64, _>("revoked").unwrap_or(1) != 0 {
-        return invalid_token("the token is revoked");
-    }
-    let user = match user_from_row(&row) {
-        Ok(u) if !u.disabled => u,
-        Ok(_) => return invalid_token("the user is disabled"),
-        Err(e) => {
-            tracing::error!(error = %e, "userinfo row unreadable");
             return HttpResponse::InternalServerError().finish();
         }
     };

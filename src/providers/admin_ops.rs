@@ -157,6 +157,9 @@ pub async fn update_in(
         SecretChange::Clear => query = query.bind(None::<Vec<u8>>),
     }
     query.execute(&mut *conn).await?;
+    if !super::vouches_for_email(new.kind, new.trust_email, &new.settings) {
+        crate::users::withdraw_verification_in(conn, new.id.as_str()).await?;
+    }
     fetch_in(conn, new.id.as_str()).await
 }
 
@@ -229,6 +232,7 @@ pub async fn delete_in(
         )
         .await?;
     }
+    crate::users::withdraw_verification_in(conn, id).await?;
     let identities = sqlx::query("DELETE FROM identities WHERE provider_id = $1")
         .bind(id)
         .execute(&mut *conn)

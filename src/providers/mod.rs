@@ -147,6 +147,7 @@ impl Store {
                 )
             });
             let scopes = setup.scopes.join(" ");
+            let vouches = vouches_for_email(setup.kind, p.trust_email, &setup.settings);
             let settings = setup.settings.to_string();
             sqlx::query(
                 "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
@@ -174,9 +175,28 @@ impl Store {
             .bind(now)
             .execute(self.pool())
             .await?;
+            if !vouches {
+                let mut conn = self.pool().acquire().await?;
+                crate::users::withdraw_verification_in(&mut conn, p.id.as_str()).await?;
+            }
         }
         Ok(())
     }
+}
+
+/// Whether a provider's verified addresses count as verified in Portico: it is trusted for
+/// e-mail and, for SAML, the admin said its IdP verifies addresses (`saml.email_verified`).
+pub fn vouches_for_email(
+    kind: ProviderKind,
+    trust_email: bool,
+    settings: &serde_json::Value,
+) -> bool {
+    trust_email
+        && (kind != ProviderKind::Saml
+            || settings
+                .pointer("/saml/email_verified")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false))
 }
 
 /// A built connector and the `updated_at` of the row it was built from.

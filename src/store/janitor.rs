@@ -64,6 +64,13 @@ const RULES: &[Rule] = &[
         cutoff: |now, _| now,
     },
     Rule {
+        // A rotated token's successor is kept only for the grace window.
+        table: "refresh_successors",
+        key: "id",
+        condition: "expires_at < $1",
+        cutoff: |now, _| now,
+    },
+    Rule {
         table: "revoked_access_tokens",
         key: "jti",
         condition: "expires_at < $1",

@@ -54,6 +54,11 @@ const SQLITE: &[Source] = &[
         "dashboard",
         include_str!("../../migrations/sqlite/0009_dashboard.sql"),
     ),
+    (
+        10,
+        "trust",
+        include_str!("../../migrations/sqlite/0010_trust.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -101,6 +106,11 @@ const POSTGRES: &[Source] = &[
         9,
         "dashboard",
         include_str!("../../migrations/postgres/0009_dashboard.sql"),
+    ),
+    (
+        10,
+        "trust",
+        include_str!("../../migrations/postgres/0010_trust.sql"),
     ),
 ];
 

@@ -64,6 +64,16 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         column: "upstream_secret",
     },
     SealedColumn {
+        table: "pending_authorizations",
+        id_column: "id",
+        column: "completed_identity",
+    },
+    SealedColumn {
+        table: "refresh_successors",
+        id_column: "id",
+        column: "successor",
+    },
+    SealedColumn {
         table: "webhook_endpoints",
         id_column: "id",
         column: "secret",

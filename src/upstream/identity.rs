@@ -16,6 +16,9 @@ pub struct UpstreamIdentity {
     pub name: Option<String>,
     pub picture: Option<String>,
     pub groups: Vec<String>,
+    /// When the provider authenticated the user (Unix seconds), when it says: a SAML
+    /// AuthnInstant, an ID token's `auth_time`. Without it, Portico's login time stands.
+    pub auth_time: Option<i64>,
     /// Upstream tokens, when the provider issued them.
     pub tokens: Option<UpstreamTokens>,
 }

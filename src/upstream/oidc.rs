@@ -369,6 +369,7 @@ pub fn map_claims(
         name: text(&mapping.name),
         picture: text(&mapping.picture),
         groups,
+        auth_time: None,
         tokens,
     }
 }

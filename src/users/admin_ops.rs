@@ -192,6 +192,23 @@ pub async fn set_disabled_in(
     Ok(())
 }
 
+/// Ends every access token issued to the user so far: `/userinfo`, `/introspect` and the
+/// broker refuse a token minted before this millisecond (`oidc::liveness`).
+pub async fn revoke_access_tokens_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    sqlx::query("UPDATE users SET tokens_revoked_at_ms = $1 WHERE id = $2")
+        .bind(now_ms)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Revokes every refresh token issued to the user (each family, rotated or not). Returns how
 /// many were still unrevoked.
 pub async fn revoke_refresh_tokens_in(

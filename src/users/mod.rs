@@ -1,10 +1,17 @@
 //! Users and their upstream identities.
 //!
 //! A user has one or more identities, each a (provider, subject) pair. The first login through
-//! an identity creates its user (`user.created`), unless the provider is trusted for e-mail
-//! (`trust_email`), the provider says the address is verified, and a user already holds that
-//! verified address: then the identity joins that user (`identity.linked`). Claims are copied
-//! from the identity on every login and on every upstream refresh.
+//! an identity creates its user (`user.created`), unless the provider vouches for the address
+//! (see [`vouched`]) and a user already holds that address as verified by a provider that is
+//! trusted for e-mail now: then the identity joins that user (`identity.linked`). Claims are
+//! copied from the identity on every login and on every upstream refresh.
+//!
+//! The one rule for `email_verified`: a user's address is verified only when a provider
+//! trusted for e-mail (`trust_email`) asserted it verified. The user row records which
+//! provider that was (`email_verified_by`), so that linking can check that the provider is
+//! still trusted, and the downstream `email_verified` claim means exactly this. A provider not
+//! trusted for e-mail can create users with any address, but never a verified one, so it can
+//! never pre-claim an account that a trusted provider's login would later join.
 
 pub mod admin_ops;
 
@@ -52,6 +59,12 @@ pub struct LoginOutcome {
 
 const IDENTITY_TABLE: &str = "identities";
 
+/// Whether Portico treats `identity`'s address as verified: the provider said so, and the
+/// provider is trusted for e-mail. The downstream `email_verified` claim is this value.
+pub fn vouched(identity: &UpstreamIdentity, trust_email: bool) -> bool {
+    trust_email && identity.email_verified && identity.email.is_some()
+}
+
 fn groups_json(groups: &[String]) -> String {
     serde_json::to_string(groups).expect("groups serialise")
 }
@@ -83,10 +96,14 @@ pub async fn apply_login(
         }
         (user_id, identity_id, false)
     } else {
-        let linked = match (&identity.email, trust_email && identity.email_verified) {
+        let verified = vouched(identity, trust_email);
+        let linked = match (&identity.email, verified) {
+            // Only into a user whose address a provider trusted for e-mail (now) verified.
             (Some(email), true) => sqlx::query(
-                "SELECT id, disabled FROM users WHERE email = $1 AND email_verified = 1 \
-                 ORDER BY created_at LIMIT 1",
+                "SELECT u.id, u.disabled FROM users u JOIN providers p \
+                 ON p.id = u.email_verified_by AND p.trust_email = 1 \
+                 WHERE u.email = $1 AND u.email_verified = 1 \
+                 ORDER BY u.created_at LIMIT 1",
             )
             .bind(email)
             .fetch_optional(&mut *conn)
@@ -104,12 +121,14 @@ pub async fn apply_login(
             None => {
                 let user_id = uuid::Uuid::new_v4().to_string();
                 sqlx::query(
-                    "INSERT INTO users (id, email, email_verified, name, picture, groups, \
-                     disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+                    "INSERT INTO users (id, email, email_verified, email_verified_by, name, \
+                     picture, groups, disabled, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
                 )
                 .bind(&user_id)
                 .bind(&identity.email)
-                .bind(i64::from(identity.email_verified))
+                .bind(i64::from(verified))
+                .bind(verified.then(|| identity.provider.as_str()))
                 .bind(&identity.name)
                 .bind(&identity.picture)
                 .bind(groups_json(&identity.groups))
@@ -152,7 +171,15 @@ pub async fn apply_login(
         (user_id, identity_id, new_user)
     };
 
-    update_claims(&mut *conn, sealer, &user_id, &identity_id, identity).await?;
+    update_claims(
+        &mut *conn,
+        sealer,
+        &user_id,
+        &identity_id,
+        identity,
+        trust_email,
+    )
+    .await?;
     sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
         .bind(now)
         .bind(&user_id)
@@ -166,13 +193,15 @@ pub async fn apply_login(
 }
 
 /// Copies an identity's fresh claims to the identity row and to its user, and stores a new
-/// upstream refresh token (sealed to the identity row) when one came.
+/// upstream refresh token (sealed to the identity row) when one came. The identity row keeps
+/// what the provider said; the user's `email_verified` is [`vouched`].
 pub async fn update_claims(
     conn: &mut AnyConnection,
     sealer: &Sealer,
     user_id: &str,
     identity_id: &str,
     identity: &UpstreamIdentity,
+    trust_email: bool,
 ) -> Result<(), StoreError> {
     let now = store::now();
     let groups = groups_json(&identity.groups);
@@ -203,12 +232,14 @@ pub async fn update_claims(
     if let Some(tokens) = &identity.tokens {
         crate::vault::store_tokens(&mut *conn, sealer, identity_id, tokens).await?;
     }
+    let verified = vouched(identity, trust_email);
     sqlx::query(
-        "UPDATE users SET email = $1, email_verified = $2, name = $3, picture = $4, groups = $5, \
-         updated_at = $6 WHERE id = $7",
+        "UPDATE users SET email = $1, email_verified = $2, email_verified_by = $3, name = $4, \
+         picture = $5, groups = $6, updated_at = $7 WHERE id = $8",
     )
     .bind(&identity.email)
-    .bind(i64::from(identity.email_verified))
+    .bind(i64::from(verified))
+    .bind(verified.then(|| identity.provider.as_str()))
     .bind(&identity.name)
     .bind(&identity.picture)
     .bind(&groups)
@@ -217,6 +248,24 @@ pub async fn update_claims(
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Withdraws the verification that `provider_id` gave (it is no longer trusted for e-mail, or
+/// gone): its users' addresses are unverified until a provider that vouches signs them in, and
+/// no login links into them. Returns how many users it touched.
+pub async fn withdraw_verification_in(
+    conn: &mut AnyConnection,
+    provider_id: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE users SET email_verified = 0, email_verified_by = NULL, updated_at = $1 \
+         WHERE email_verified_by = $2",
+    )
+    .bind(store::now())
+    .bind(provider_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }
 
 impl Store {

@@ -14,6 +14,7 @@ use serde_json::json;
 use super::refresh::{Refreshed, Want, refresh_identity};
 use crate::keys::JwtType;
 use crate::keys::jwt::Expect;
+use crate::oidc::liveness::Liveness;
 use crate::oidc::scope::Scope;
 use crate::oidc::tokens::AccessClaims;
 use crate::oidc::userinfo::bearer_error;
@@ -92,23 +93,18 @@ async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, 
             "the token lacks the broker:read-token scope",
         ));
     }
-    let live: Option<i64> = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $2) + u.disabled \
-         FROM users u WHERE u.id = $1",
-    )
-    .bind(&claims.sub)
-    .bind(&claims.jti)
-    .fetch_optional(state.store.pool())
-    .await
-    .map_err(|e| internal(e.into()))?;
-    if live != Some(0) {
-        return Err(bearer_error(
+    match crate::oidc::liveness::check(&state.store, &claims)
+        .await
+        .map_err(internal)?
+    {
+        Liveness::Live(Some(_)) => Ok(claims),
+        Liveness::Live(None) => Err(bearer_error(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
-            "the token is revoked or its user is disabled",
-        ));
+            "the token has no user",
+        )),
+        Liveness::Dead(why) => Err(bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", why)),
     }
-    Ok(claims)
 }
 
 #[get("/broker/{provider}/token")]

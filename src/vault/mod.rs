@@ -203,6 +203,7 @@ fn open_row(sealer: &Sealer, row: &AnyRow) -> Result<Vaulted, StoreError> {
         name: row.try_get("name")?,
         picture: row.try_get("picture")?,
         groups: serde_json::from_str(&row.try_get::<String, _>("groups")?).unwrap_or_default(),
+        auth_time: None,
         tokens,
     };
     Ok(Vaulted {

@@ -198,6 +198,7 @@ async fn with_lease(
             &current.user_id,
             identity_id,
             &identity,
+            provider.trust_email,
         )
         .await?;
         super::end_lease(&mut tx, identity_id).await?;

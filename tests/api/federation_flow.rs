@@ -138,7 +138,11 @@ async fn google_preset_logs_in_through_portico(db: &TestDb) {
     let standin = GoogleStandIn::start(Account::default()).await;
     let app = spawn_with(
         db,
-        google_provider(&standin.issuer, r#"hosted_domains = ["example.com"]"#),
+        // Trusted for e-mail: Google's verified address is verified downstream too.
+        google_provider(
+            &standin.issuer,
+            "hosted_domains = [\"example.com\"]\ntrust_email = true",
+        ),
     )
     .await;
     let (_, info) = full_login(&app, "google", &["email", "profile"]).await;
@@ -164,7 +168,11 @@ async fn google_preset_logs_in_through_portico(db: &TestDb) {
 
 async fn github_logs_in_through_portico(db: &TestDb) {
     let standin = GithubStandIn::start(Scenario::default()).await;
-    let app = spawn_with(db, github_provider(&standin, r#"allowed_orgs = ["acme"]"#)).await;
+    let app = spawn_with(
+        db,
+        github_provider(&standin, "allowed_orgs = [\"acme\"]\ntrust_email = true"),
+    )
+    .await;
     let (_, info) = full_login(&app, "github", &["email", "profile", "groups"]).await;
     assert_eq!(info["email"], "octocat@github.example");
     assert_eq!(info["email_verified"], true);
@@ -215,7 +223,11 @@ async fn google_hosted_domain_mismatch_is_refused_through_the_flow(db: &TestDb) 
     .await;
     let app = spawn_with(
         db,
-        google_provider(&standin.issuer, r#"hosted_domains = ["example.com"]"#),
+        // Trusted for e-mail: Google's verified address is verified downstream too.
+        google_provider(
+            &standin.issuer,
+            "hosted_domains = [\"example.com\"]\ntrust_email = true",
+        ),
     )
     .await;
     assert_refused(&app, "google", "hosted domain `elsewhere.example`").await;

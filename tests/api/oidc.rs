@@ -64,7 +64,9 @@ async fn the_whole_flow_works_with_an_openidconnect_relying_party(db: &TestDb) {
     let id_token = tokens.id_token().expect("an ID token");
     let claims = id_token.claims(&rp.id_token_verifier(), &nonce).unwrap();
     assert_eq!(claims.email().unwrap().as_str(), "alice@corp.example");
-    assert_eq!(claims.email_verified(), Some(true));
+    // The upstream calls the address verified, but `corp` is not trusted for e-mail: a
+    // downstream email_verified means a trusted provider verified it (docs/SECURITY.md).
+    assert_eq!(claims.email_verified(), Some(false));
     let raw = jwt_claims(&id_token.to_string());
     assert_eq!(raw["azp"], CLIENT_ID);
     assert_eq!(raw["groups"], serde_json::json!(["staff"]));
@@ -549,7 +551,10 @@ async fn client_authentication_failures_are_401_with_www_authenticate(db: &TestD
 
 async fn client_credentials_works_for_confidential_clients_only(db: &TestDb) {
     let upstream = Upstream::start().await;
-    let app = spawn_portico(db, &upstream, |_| {}).await;
+    let app = spawn_portico(db, &upstream, |s| {
+        s.clients[0].allowed_resources = vec!["https://api.example/".into()];
+    })
+    .await;
     let (status, headers, body) = post_form(
         &app,
         "/token",

@@ -74,7 +74,7 @@ impl Fixture {
         let sp = SpConfig::new("https://portico.test", "acme");
         let requests = DbOutstandingRequests::new(store.clone(), &sp.provider);
         let now = store::now();
-        let request = redirect_request(&sp, &metadata, "pending-1").unwrap();
+        let request = redirect_request(&sp, &metadata, "pending-1", false).unwrap();
         requests.remember(&request.id, now).await.unwrap();
         Self {
             idp,
@@ -621,7 +621,7 @@ fn the_authn_request_carries_its_id_acs_and_issuer() {
     let mut metadata = IdpMetadata::parse(&saml_idp::metadata_xml(IDP_ENTITY, &[&idp])).unwrap();
     // Google's SSO URL carries its own query; it must survive, unsigned-over.
     metadata.sso_url = "https://accounts.google.test/o/saml2/idp?idpid=C0abc".into();
-    let request = redirect_request(&sp, &metadata, "pending-7").unwrap();
+    let request = redirect_request(&sp, &metadata, "pending-7", false).unwrap();
     let decoded = decode_request(&request.url);
     assert_eq!(decoded.id, request.id);
     assert_eq!(
@@ -641,7 +641,10 @@ fn the_authn_request_carries_its_id_acs_and_issuer() {
     assert!(pairs.contains(&("RelayState".into(), "pending-7".into())));
     assert!(!pairs.iter().any(|(k, _)| k == "Signature" || k == "SigAlg"));
     // IDs are unpredictable and unique.
-    assert_ne!(redirect_request(&sp, &metadata, "").unwrap().id, request.id);
+    assert_ne!(
+        redirect_request(&sp, &metadata, "", false).unwrap().id,
+        request.id
+    );
 }
 
 #[test]
@@ -651,7 +654,7 @@ fn a_signed_authn_request_verifies_with_the_sp_certificate() {
     sp.signing = Some(SpSigningKey::from_pem(&keys.key_pem(), &keys.cert_pem()).unwrap());
     let idp = KeyPair::generate("test idp");
     let metadata = IdpMetadata::parse(&saml_idp::metadata_xml(IDP_ENTITY, &[&idp])).unwrap();
-    let request = redirect_request(&sp, &metadata, "pending-9").unwrap();
+    let request = redirect_request(&sp, &metadata, "pending-9", false).unwrap();
     assert_eq!(decode_request(&request.url).id, request.id);
 
     // What the IdP does (bindings 3.4.4.1): verify over the raw encoded query up to Signature.

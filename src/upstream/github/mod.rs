@@ -134,6 +134,7 @@ impl GithubConnector {
             name: user.name.filter(|n| !n.is_empty()).or(Some(user.login)),
             picture: user.avatar_url.filter(|p| !p.is_empty()),
             groups,
+            auth_time: None,
             tokens: Some(grant.tokens),
         })
     }

@@ -30,10 +30,13 @@ pub struct RedirectRequest {
 
 /// Builds the AuthnRequest for `idp` and encodes it for HTTP-Redirect. `relay_state` is the
 /// opaque handle of the pending authorization (never a URL); it comes back with the Response.
+/// `force_authn` asks the IdP to authenticate the user again rather than use its session
+/// (`prompt=login`, `max_age`).
 pub fn redirect_request(
     sp: &SpConfig,
     idp: &IdpMetadata,
     relay_state: &str,
+    force_authn: bool,
 ) -> Result<RedirectRequest, SamlError> {
     // 128 random bits; an XML ID must not start with a digit.
     let id = format!("_{}", uuid::Uuid::new_v4().simple());
@@ -44,6 +47,7 @@ pub fn redirect_request(
         destination: Some(idp.sso_url.clone()),
         assertion_consumer_service_url: Some(sp.acs_url.clone()),
         protocol_binding: Some(HTTP_POST_BINDING.into()),
+        force_authn: force_authn.then_some(true),
         issuer: Some(Issuer {
             value: Some(sp.entity_id.clone()),
             ..Issuer::default()

@@ -165,6 +165,8 @@ pub struct SamlConnector {
     source: MetadataSource,
     idp_initiated: Option<IdpInitiatedTarget>,
     max_session_secs: u64,
+    /// Whether the IdP's addresses count as verified (the `email_verified` setting).
+    email_verified: bool,
     ctx: SamlContext,
 }
 
@@ -209,6 +211,7 @@ impl SamlConnector {
             source,
             idp_initiated,
             max_session_secs: settings.max_session_secs,
+            email_verified: settings.email_verified,
             ctx,
         })
     }
@@ -280,13 +283,16 @@ impl Connector for SamlConnector {
 impl SamlLogin for SamlConnector {
     fn begin<'a>(
         &'a self,
-        _request: LoginRequest<'a>,
+        request: LoginRequest<'a>,
     ) -> BoxFuture<'a, Result<LoginStart, UpstreamError>> {
         Box::pin(async move {
             let idp = self.idp().await.map_err(upstream)?;
             let relay_state = random_token("");
+            // SAML has no max_age: a fresh authentication is the only way to honour one.
+            let force_authn = request.force_login || request.max_age.is_some();
             let request =
-                redirect_request(&self.sp, &idp, relay_state.expose_secret()).map_err(upstream)?;
+                redirect_request(&self.sp, &idp, relay_state.expose_secret(), force_authn)
+                    .map_err(upstream)?;
             DbOutstandingRequests::new(self.ctx.store.clone(), self.id.as_str())
                 .remember(&request.id, store::now())
                 .await
@@ -338,12 +344,14 @@ impl SamlLogin for SamlConnector {
                 provider: self.id.clone(),
                 subject: verified.name_id,
                 email: verified.email,
-                // The address comes in an assertion signed by the pinned IdP; whether it may
-                // link accounts is still the provider's `trust_email`.
-                email_verified: true,
+                // Signed by the pinned IdP, but an IdP vouches for nothing it was not asked to:
+                // the admin says whether it verifies addresses (and `trust_email` whether they
+                // may link accounts).
+                email_verified: self.email_verified,
                 name: verified.name,
                 picture: None,
                 groups: verified.groups,
+                auth_time: verified.authn_instant,
                 tokens: None,
             })
         })

@@ -33,6 +33,10 @@ pub struct SamlProviderSettings {
     pub clock_skew_secs: u32,
     /// Accept RSA-SHA1 signatures from this IdP (refused by default).
     pub allow_rsa_sha1: bool,
+    /// The IdP verifies the addresses it asserts: mark them verified (off by default). Even
+    /// then, an address links accounts only when the provider is trusted for e-mail
+    /// (`trust_email`).
+    pub email_verified: bool,
     /// IdP-initiated (unsolicited) logins: refused unless this names where they land.
     pub idp_initiated: Option<IdpInitiatedSettings>,
     /// Downstream refresh tokens of a login through this provider work this long after the
@@ -52,6 +56,7 @@ impl Default for SamlProviderSettings {
             sp_certificate: None,
             clock_skew_secs: 120,
             allow_rsa_sha1: false,
+            email_verified: false,
             idp_initiated: None,
             max_session_secs: 8 * 3600,
             metadata_refresh_secs: 3600,

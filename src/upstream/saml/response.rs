@@ -44,6 +44,8 @@ pub struct VerifiedAssertion {
     /// All attributes with simple values, by name.
     pub attributes: BTreeMap<String, Vec<String>>,
     pub session_index: Option<String>,
+    /// When the IdP authenticated the user (the AuthnStatement's AuthnInstant, Unix seconds).
+    pub authn_instant: Option<i64>,
     pub assertion_id: String,
     /// The AuthnRequest this answers; `None` for an (allowed) IdP-initiated login.
     pub in_response_to: Option<String>,
@@ -195,8 +197,13 @@ fn check_response(
         .collect();
     groups.sort();
     groups.dedup();
-    let session_index =
-        child(assertion, NS_ASSERTION, "AuthnStatement").and_then(|s| attr(&s, "SessionIndex"));
+    let statement = child(assertion, NS_ASSERTION, "AuthnStatement");
+    let session_index = statement.as_ref().and_then(|s| attr(s, "SessionIndex"));
+    let authn_instant = statement
+        .as_ref()
+        .and_then(|s| attr(s, "AuthnInstant"))
+        .map(|t| timestamp(&t, "AuthnInstant"))
+        .transpose()?;
     let end = conditions_end.map_or(confirmation.not_on_or_after, |c| {
         c.min(confirmation.not_on_or_after)
     });
@@ -209,6 +216,7 @@ fn check_response(
         groups,
         attributes,
         session_index,
+        authn_instant,
         assertion_id,
         in_response_to,
         expires_at: end + sp.clock_skew_secs,

@@ -144,6 +144,7 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
             ("grant_types", "client_credentials"),
             ("scopes", "openid email"),
             ("allowed_providers", "google"),
+            ("allowed_resources", "https://api.wiki.example/\r\n"),
         ],
     )
     .await;
@@ -167,6 +168,10 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
     assert_eq!(grants, ["authorization_code", "client_credentials"]);
     assert_eq!(stored.scopes, ["openid", "email"]);
     assert_eq!(stored.allowed_providers[0].to_string(), "google");
+    assert_eq!(
+        stored.allowed_resources[0].as_str(),
+        "https://api.wiki.example/"
+    );
     assert_eq!(audit_count(&app, "client.updated").await, 1);
     let actor: String =
         sqlx::query_scalar("SELECT actor FROM audit_log WHERE action = 'client.updated'")
@@ -178,6 +183,7 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
     assert!(html.contains("The client was saved."));
     assert!(html.contains("name=\"allowed_providers\" value=\"google\" checked"));
     assert!(html.contains("value=\"client_credentials\" checked"));
+    assert!(html.contains(">https://api.wiki.example/</textarea>"));
 
     // A client from portico.toml is shown read-only, and a post is refused.
     let html = page(&app, &browser, &format!("/admin/clients/{CLIENT_ID}")).await;

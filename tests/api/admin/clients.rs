@@ -37,6 +37,7 @@ fn new_client() -> Value {
         "grant_types": ["authorization_code", "refresh_token"],
         "scopes": ["openid", "email"],
         "allowed_providers": ["github"],
+        "allowed_resources": ["https://api.wiki.example/"],
     })
 }
 
@@ -63,6 +64,10 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     // Read: never the secret again.
     let shown = json_of(call(&app, Method::GET, t, "/clients/wiki", None).await, 200).await;
     assert_eq!(shown["redirect_uris"][1], "http://127.0.0.1/cb");
+    assert_eq!(
+        shown["allowed_resources"],
+        json!(["https://api.wiki.example/"])
+    );
     assert!(shown.get("client_secret").is_none());
     assert!(!shown.to_string().contains(&secret));
     let list = json_of(
@@ -107,6 +112,7 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     let mut edited = new_client();
     edited["name"] = json!("Wiki 2");
     edited["redirect_uris"] = json!(["https://wiki.example/cb2"]);
+    edited["allowed_resources"] = json!(["https://api.wiki.example/v2"]);
     let updated = json_of(
         call(&app, Method::PUT, t, "/clients/wiki", Some(edited)).await,
         200,
@@ -119,6 +125,16 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     );
     let stored = app.state.store.client("wiki").await.unwrap().unwrap();
     assert!(stored.redirect_uri("https://wiki.example/cb2").is_some());
+    assert!(
+        stored
+            .allowed_resource("https://api.wiki.example/v2")
+            .is_some()
+    );
+    assert!(
+        stored
+            .allowed_resource("https://api.wiki.example/")
+            .is_none()
+    );
     assert!(stored.secret_matches(&secret), "an update keeps the secret");
     assert_eq!(audit_count(&app, "client.updated").await, 1);
 
@@ -213,6 +229,7 @@ async fn client_errors_are_401_403_404_409_422(db: &TestDb) {
                 "post_logout_redirect_uris": ["https://x.example/#frag"],
                 "grant_types": ["password"],
                 "allowed_providers": ["Not A Slug!"],
+                "allowed_resources": ["not a uri"],
             })),
         )
         .await,
@@ -228,6 +245,7 @@ async fn client_errors_are_401_403_404_409_422(db: &TestDb) {
         "post_logout_redirect_uris",
         "grant_types",
         "allowed_providers",
+        "allowed_resources",
     ] {
         assert!(body["fields"][field].is_string(), "{field}: {body}");
     }

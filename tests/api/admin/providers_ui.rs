@@ -286,13 +286,21 @@ async fn saml_and_config_managed_provider_pages(db: &TestDb) {
             ("display_name", "Okta"),
             ("saml_idp_metadata_xml", &xml),
             ("saml_name_id_format", "email"),
+            ("saml_email_verified", "on"),
             ("enabled", "on"),
             ("action", "save"),
         ],
     )
     .await;
     assert_eq!(res.status(), 303);
+    // The IdP is said to verify addresses: the setting is stored and shown ticked.
+    let stored = app.state.store.provider("okta").await.unwrap().unwrap();
+    assert_eq!(stored.settings["saml"]["email_verified"], true);
     let html = page(&app, &browser, "/admin/providers/okta").await;
+    assert!(
+        html.contains("name=\"saml_email_verified\" value=\"on\" checked"),
+        "{html}"
+    );
     let base = format!("{}/saml/okta", app.address);
     for (id, value) in [
         ("sp-entity-id", format!("{base}/metadata")),

@@ -16,6 +16,7 @@ use crate::upstream_idp::{UpUser, Upstream};
 on_both_backends!(
     a_saml_response_posted_from_another_browser_gets_no_session,
     a_planted_login_cookie_is_not_the_binding,
+    logins_started_in_two_tabs_both_complete,
     saml_prompt_login_and_max_age_force_a_fresh_authentication,
     saml_auth_time_is_the_authn_instant,
 );
@@ -169,6 +170,32 @@ async fn a_planted_login_cookie_is_not_the_binding(db: &TestDb) {
         res.headers().get("location")
     );
     assert!(events(&app, "login.succeeded").await.is_empty());
+    app.stop();
+}
+
+async fn logins_started_in_two_tabs_both_complete(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn_portico(db, &upstream, |_| {}).await;
+    let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    // Two tabs of one browser reach the provider before either comes back: each login got
+    // its own binding, and the cookie carries both.
+    let first = start_url(&rp, &[]);
+    let second = start_url(&rp, &[]);
+    let at_callback = |url: url::Url| {
+        let app = &app;
+        async move {
+            browse(app, url.as_str(), &app.url("/callback/"))
+                .await
+                .url()
+        }
+    };
+    let first = at_callback(first).await;
+    let second = at_callback(second).await;
+    for callback in [second, first] {
+        let arrived = browse(&app, callback.as_str(), REDIRECT).await.url();
+        assert!(param(&arrived, "code").is_some(), "{arrived}");
+    }
+    assert_eq!(events(&app, "login.succeeded").await.len(), 2);
     app.stop();
 }
 

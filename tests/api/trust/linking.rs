@@ -13,6 +13,7 @@ use super::{browser, login_through, verified_by};
 
 on_both_backends!(
     an_untrusted_oidc_provider_cannot_pre_claim_a_verified_address,
+    withdrawing_trust_unverifies_the_providers_users,
     a_saml_idp_cannot_pre_claim_a_verified_address,
     a_saml_provider_vouches_for_addresses_only_when_told_to,
 );
@@ -68,6 +69,46 @@ async fn an_untrusted_oidc_provider_cannot_pre_claim_a_verified_address(db: &Tes
     let back = login_through(&app, &rp, &browser(), "open").await;
     assert_eq!(back["sub"], attacker["sub"]);
     assert_eq!(back["email_verified"], false);
+    app.stop();
+}
+
+async fn withdrawing_trust_unverifies_the_providers_users(db: &TestDb) {
+    use portico::crypto::MasterKey;
+    let upstream = Upstream::start().await;
+    let key = MasterKey::generate();
+    let issuer = upstream.issuer.clone();
+    let trusted = |trust: bool| {
+        let issuer = issuer.clone();
+        move |s: &mut portico::config::Settings| {
+            s.providers = vec![
+                provider("corp", &issuer, trust),
+                provider("corp2", &issuer, true),
+            ];
+            s.clients = clients();
+        }
+    };
+    let app = crate::helpers::spawn_app_with(db, key.clone(), trusted(true)).await;
+    let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    upstream.login_as(UpUser::new("ada-sub", "ada@corp.test"));
+    let ada = login_through(&app, &rp, &browser(), "corp").await;
+    assert_eq!(ada["email_verified"], true);
+    app.stop();
+
+    // The admin stops trusting `corp` for e-mail: what it verified is verified no more, and
+    // nothing links into its users by that address.
+    let app = crate::helpers::spawn_app_with(db, key, trusted(false)).await;
+    let ada_id = ada["sub"].as_str().unwrap();
+    assert_eq!(verified_by(&app, ada_id).await, None);
+    let verified: i64 = sqlx::query_scalar("SELECT email_verified FROM users WHERE id = $1")
+        .bind(ada_id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(verified, 0);
+    let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    upstream.login_as(UpUser::new("ada-at-2", "ada@corp.test"));
+    let other = login_through(&app, &rp, &browser(), "corp2").await;
+    assert_ne!(other["sub"], ada["sub"]);
     app.stop();
 }
 
