@@ -221,8 +221,8 @@ impl Store {
         Ok(())
     }
 
-    /// Takes (deletes and returns) a completed login and its identity JSON. Single use: one
-    /// browser gets it, the right one or not.
+    /// Takes (deletes and returns) a completed login and its identity JSON. Single use: of
+    /// two requests from the right browser, one gets it.
     pub async fn take_completed(
         &self,
         sealer: &Sealer,

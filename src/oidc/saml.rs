@@ -352,8 +352,9 @@ pub async fn complete(
     query: web::Query<CompleteQuery>,
 ) -> HttpResponse {
     let provider_id = path.into_inner();
-    let (pending, verified) = match state.store.take_completed(&state.sealer, &query.req).await {
-        Ok(Some(found)) => found,
+    // Checked before it is taken: a stranger who learnt the id cannot spend the login.
+    let pending = match state.store.pending(&query.req).await {
+        Ok(Some(p)) => p,
         Ok(None) => return expired_page(),
         Err(e) => return server_error_page(e),
     };
@@ -372,6 +373,11 @@ pub async fn complete(
         record_failure(&state, &req, Some(&provider_id), Some(&client_id), &reason).await;
         return expired_page();
     }
+    let (pending, verified) = match state.store.take_completed(&state.sealer, &pending.id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
     let (provider, _) = match saml_provider(&state, &provider_id, true).await {
         Ok(found) => found,
         Err(page) => return page,

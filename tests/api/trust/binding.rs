@@ -57,6 +57,7 @@ async fn a_saml_response_posted_from_another_browser_gets_no_session(db: &TestDb
         .unwrap();
     let base = url::Url::parse(&saml.app.address).unwrap();
     let mut arrival = None;
+    let mut pending_id = String::new();
     let mut res = res;
     for _ in 0..5 {
         for set in res.headers().get_all("set-cookie") {
@@ -67,6 +68,9 @@ async fn a_saml_response_posted_from_another_browser_gets_no_session(db: &TestDb
             break;
         }
         let next = res.headers()["location"].to_str().unwrap().to_owned();
+        if let Some(id) = url::Url::parse(&next).ok().and_then(|u| param(&u, "req")) {
+            pending_id = id;
+        }
         assert!(
             !next.starts_with(REDIRECT),
             "the victim's browser was sent to the app with the attacker's login: {next}"
@@ -100,10 +104,18 @@ async fn a_saml_response_posted_from_another_browser_gets_no_session(db: &TestDb
     );
     assert!(events(&saml.app, "login.succeeded").await.is_empty());
 
-    // The same Response cannot be finished later in the attacker's own browser either: the
-    // pending login was spent.
+    // The same Response cannot be posted again: its RelayState and InResponseTo were spent.
     let again = saml.post_acs(&posted, Some(&started.relay_state)).await;
     assert_eq!(again.status().as_u16(), 400);
+    // The victim's visit did not spend the login either: it is the attacker's, and it
+    // completes only in the attacker's own browser, for the attacker.
+    let completion = saml
+        .app
+        .url(&format!("/saml/{PROVIDER}/complete?req={}", pending_id));
+    let arrived = browse_with(&saml.browser, &saml.app, &completion, REDIRECT)
+        .await
+        .url();
+    assert!(param(&arrived, "code").is_some());
     saml.app.stop();
 }
 
