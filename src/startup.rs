@@ -197,6 +197,7 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
                 let branding = state.branding.clone();
                 move |req, srv| branding.clone().scope(srv.call(req))
             })
+            .wrap(from_fn(ops::limits::enforce))
             .wrap(ops::headers::security_headers(https))
             .wrap(from_fn(ops::metrics::track))
             .wrap(TracingLogger::default())

@@ -2,4 +2,5 @@
 
 pub mod headers;
 pub mod health;
+pub mod limits;
 pub mod metrics;

@@ -107,3 +107,42 @@ async fn metrics_count_requests_by_route_pattern() {
     app.stop();
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn oversized_request_targets_and_headers_are_refused() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db).await;
+    let authorize = |query_len: usize| {
+        app.url(&format!(
+            "/authorize?client_id=x&response_type=code&state={}",
+            "a".repeat(query_len)
+        ))
+    };
+    // A 20 kB /authorize query is refused before any handler runs, and so is 9 KiB.
+    for len in [20_000, 9 * 1024] {
+        let res = app.client.get(authorize(len)).send().await.unwrap();
+        assert_eq!(res.status(), 414, "{len}");
+    }
+    // Just under the cap it reaches the handler (which refuses the unknown client).
+    let res = app.client.get(authorize(7 * 1024)).send().await.unwrap();
+    assert_ne!(res.status(), 414);
+
+    // One 20 kB header, then more header lines than allowed.
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-padding", "p".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 431);
+    let mut req = app.client.get(app.url("/healthz"));
+    for i in 0..70 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 431);
+    // Ordinary requests are untouched.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop();
+    db.cleanup().await;
+}
