@@ -27,6 +27,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "janitor",
     "branding",
+    "metrics",
 ];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
@@ -80,6 +81,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub janitor: crate::store::janitor::JanitorSettings,
     pub branding: BrandingSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -208,6 +210,52 @@ impl Default for AdminSettings {
             delay_base_ms: 1000,
             delay_max_ms: 30_000,
         }
+    }
+}
+
+/// `[metrics]`: where `/metrics` is served and who may read it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` on this address only (the main listener then answers 404 for it).
+    pub listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on `/metrics`.
+    #[serde(deserialize_with = "lenient_secret", serialize_with = "redact_secret")]
+    pub bearer_token: Option<SecretString>,
+    /// How often histogram samples are folded into their buckets when nobody scrapes.
+    pub upkeep_secs: u64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            bearer_token: None,
+            upkeep_secs: 5,
+        }
+    }
+}
+
+impl MetricsSettings {
+    pub fn validate(&self, server: &ServerSettings) -> Result<(), String> {
+        if self.upkeep_secs == 0 {
+            return Err("metrics.upkeep_secs must be at least 1".into());
+        }
+        if self
+            .listen
+            .is_some_and(|l| l == server.listen && l.port() != 0)
+        {
+            return Err("metrics.listen must differ from server.listen".into());
+        }
+        if let Some(token) = &self.bearer_token {
+            let token = token.expose_secret();
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(
+                    "metrics.bearer_token must be at least 16 characters without spaces".into(),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -470,6 +518,9 @@ impl Settings {
                     .into(),
             ));
         }
+        self.metrics
+            .validate(&self.server)
+            .map_err(ConfigError::Invalid)?;
         if self.secrets.master_key.is_some() && self.secrets.master_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "set only one of secrets.master_key (PORTICO_MASTER_KEY) and \
@@ -560,6 +611,21 @@ mod tests {
         assert!(err.to_string().contains("branding.accent_color"), "{err}");
         let err = from_pairs(&[("BRANDING_LOGO_URL", "http://cdn.example/logo.png")]).unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
+        for (key, value, named) in [
+            ("METRICS_LISTEN", "nowhere", "listen"),
+            ("METRICS_BEARER_TOKEN", "short", "metrics.bearer_token"),
+        ] {
+            let err = from_pairs(&[(key, value)]).unwrap_err();
+            assert!(err.to_string().contains(named), "{key}: {err}");
+        }
+        for (key, named) in [
+            ("metrics.upkeep_secs", "metrics.upkeep_secs"),
+            ("keys.refresh_secs", "keys.refresh_secs"),
+        ] {
+            let err = Settings::from_figment(Figment::new().merge(Serialized::default(key, 0)))
+                .unwrap_err();
+            assert!(err.to_string().contains(named), "{key}: {err}");
+        }
     }
 
     #[test]
