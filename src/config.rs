@@ -95,6 +95,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Seconds that in-flight requests get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDRs); empty: the TCP peer is the
+    /// client.
+    pub trusted_proxies: crate::ops::client_ip::TrustedProxies,
 }
 
 impl Default for ServerSettings {
@@ -105,6 +108,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             workers: 0,
             shutdown_grace_secs: 30,
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -612,6 +616,11 @@ mod tests {
         let err = from_pairs(&[("BRANDING_LOGO_URL", "http://cdn.example/logo.png")]).unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
         for (key, value, named) in [
+            (
+                "SERVER_TRUSTED_PROXIES",
+                "10.0.0.0/99",
+                "server.trusted_proxies",
+            ),
             ("METRICS_LISTEN", "nowhere", "listen"),
             ("METRICS_BEARER_TOKEN", "short", "metrics.bearer_token"),
         ] {
@@ -649,5 +658,21 @@ mod tests {
         assert!(!out.contains("c2VjcmV0"), "{out}");
         assert!(!out.contains("12345678"), "{out}");
         assert!(out.contains("<redacted>"), "{out}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_a_list_or_a_comma_separated_string() {
+        let s = from_pairs(&[("SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7")]).unwrap();
+        let out = s.redacted_toml();
+        let parsed: toml::Value = toml::from_str(&out).unwrap();
+        let listed = parsed["server"]["trusted_proxies"].as_array().unwrap();
+        assert_eq!(listed.len(), 2, "{out}");
+        assert_eq!(listed[1].as_str(), Some("192.0.2.7/32"), "{out}");
+        let s = Settings::from_figment(Figment::new().merge(Serialized::default(
+            "server.trusted_proxies",
+            vec!["::1", "127.0.0.0/8"],
+        )))
+        .unwrap();
+        assert_eq!(s.server.trusted_proxies.len(), 2);
     }
 }

@@ -214,10 +214,12 @@ async fn start_webhooks(
 fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
     let https = settings.server.issuer.is_https();
+    let trusted = Arc::new(settings.server.trusted_proxies.clone());
     // `/metrics` moves off the main listener when it has its own.
     let metrics_here = settings.metrics.listen.is_none();
-    // Outermost first: log span, metrics, headers, size limits, branding.
+    // Outermost first: client address, log span, metrics, headers, size limits, branding.
     let mut server = HttpServer::new(move || {
+        let trusted = trusted.clone();
         App::new()
             .app_data(state.clone())
             .wrap_fn({
@@ -228,7 +230,11 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
             .wrap(from_fn(ops::limits::enforce))
             .wrap(ops::headers::security_headers(https))
             .wrap(from_fn(ops::metrics::track))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<ops::root_span::PorticoRootSpan>::new())
+            .wrap_fn(move |req, srv| {
+                ops::client_ip::attach(&req, &trusted);
+                srv.call(req)
+            })
             .configure(|cfg| {
                 if metrics_here {
                     ops::metrics::routes(cfg);

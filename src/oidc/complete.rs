@@ -24,7 +24,7 @@ pub(crate) fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 pub(crate) fn ip_text(req: &HttpRequest) -> Option<String> {
-    super::ratelimit::peer_ip(req).map(|ip| ip.to_string())
+    crate::ops::client_ip::client_ip_text(req)
 }
 
 /// Turns `identity` into a Portico login for `request` and answers the browser.

@@ -210,6 +210,53 @@ pub async fn wait_for(url: &str) {
 }
 
 #[tokio::test]
+async fn query_strings_stay_out_of_the_logs() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let key = MasterKey::generate();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = crate::helpers::portico_command(&db, &key)
+        .env("PORTICO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTICO_ISSUER", &base)
+        .env("PORTICO_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&format!("{base}/healthz")).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/authorize?client_id=nope&response_type=code&code=SECRET-CODE-1&state=SECRET-STATE-2",
+        "/callback/nope?code=SECRET-CODE-3&state=SECRET-STATE-4",
+        "/token?code=SECRET-CODE-5&refresh_token=SECRET-TOKEN-6",
+        "/userinfo?access_token=SECRET-TOKEN-7",
+    ] {
+        client.get(format!("{base}{path}")).send().await.unwrap();
+    }
+    client
+        .post(format!("{base}/token?code=SECRET-CODE-8"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "SECRET-CODE-9"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    // The requests were logged (their paths are there), their secrets were not.
+    assert!(logs.contains("/authorize"), "{logs}");
+    assert!(logs.contains("/callback/nope"), "{logs}");
+    assert!(!logs.contains("SECRET"), "{logs}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn metrics_behind_a_bearer_token_refuse_without_it() {
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
     let app = spawn_app_with(&db, MasterKey::generate(), |s| {
