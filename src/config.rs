@@ -201,6 +201,11 @@ pub struct AdminSettings {
     pub delay_base_ms: u64,
     /// The longest wait between two attempts before the lockout.
     pub delay_max_ms: u64,
+    /// Sign-ins per second this instance verifies, whoever asks (a token bucket in front of
+    /// password hashing); more answer "try again" without hashing.
+    pub sign_in_per_sec: u32,
+    /// How many sign-ins may arrive at once before the per-second rate applies.
+    pub sign_in_burst: u32,
 }
 
 impl Default for AdminSettings {
@@ -213,6 +218,8 @@ impl Default for AdminSettings {
             lockout_secs: 15 * 60,
             delay_base_ms: 1000,
             delay_max_ms: 30_000,
+            sign_in_per_sec: 5,
+            sign_in_burst: 20,
         }
     }
 }
@@ -522,6 +529,11 @@ impl Settings {
                     .into(),
             ));
         }
+        if self.admin.sign_in_per_sec == 0 || self.admin.sign_in_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "admin.sign_in_per_sec and admin.sign_in_burst must be at least 1".into(),
+            ));
+        }
         self.metrics
             .validate(&self.server)
             .map_err(ConfigError::Invalid)?;
@@ -630,6 +642,7 @@ mod tests {
         for (key, named) in [
             ("metrics.upkeep_secs", "metrics.upkeep_secs"),
             ("keys.refresh_secs", "keys.refresh_secs"),
+            ("admin.sign_in_per_sec", "admin.sign_in_per_sec"),
         ] {
             let err = Settings::from_figment(Figment::new().merge(Serialized::default(key, 0)))
                 .unwrap_err();

@@ -111,6 +111,7 @@ impl Application {
             crate::providers::Connectors::new(sealer.clone(), http).with_saml(saml.clone()),
         );
 
+        let sign_in_gate = Arc::new(admin::throttle::SignInGate::new(&settings.admin));
         let state = web::Data::new(AppState {
             discovery: ProviderMetadata::new(&settings.server.issuer).to_bytes(),
             settings: Arc::new(settings),
@@ -122,6 +123,7 @@ impl Application {
             limits: limits.clone(),
             webhooks: webhook_service,
             passwords,
+            sign_in_gate,
             branding,
         });
         let mut tasks = vec![

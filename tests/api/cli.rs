@@ -36,6 +36,7 @@ async fn config_check_prints_effective_settings_with_secrets_redacted() {
         parsed["metrics"]["bearer_token"].as_str(),
         Some("<redacted>")
     );
+    assert_eq!(parsed["admin"]["sign_in_per_sec"].as_integer(), Some(5));
     let proxies = parsed["server"]["trusted_proxies"].as_array().unwrap();
     assert_eq!(proxies[1].as_str(), Some("192.0.2.7/32"));
     assert!(!text.contains(&key.to_base64()), "{text}");
@@ -63,6 +64,11 @@ async fn a_bad_setting_stops_the_start_with_one_line_naming_the_key() {
             "PORTICO_METRICS_BEARER_TOKEN",
             "short",
             "metrics.bearer_token",
+        ),
+        (
+            "PORTICO_ADMIN_SIGN_IN_PER_SEC",
+            "0",
+            "admin.sign_in_per_sec",
         ),
     ] {
         let out = portico_command(&db, &key).env(var, value).output().unwrap();

@@ -9,6 +9,7 @@ mod client_page;
 mod clients;
 mod clients_ui;
 mod dashboard;
+mod hostile;
 mod providers;
 mod providers_ui;
 mod ui;
