@@ -27,6 +27,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "janitor",
     "branding",
+    "metrics",
 ];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
@@ -80,6 +81,7 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub janitor: crate::store::janitor::JanitorSettings,
     pub branding: BrandingSettings,
+    pub metrics: MetricsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -93,6 +95,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Seconds that in-flight requests get to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDRs); empty: the TCP peer is the
+    /// client.
+    pub trusted_proxies: crate::ops::client_ip::TrustedProxies,
 }
 
 impl Default for ServerSettings {
@@ -103,6 +108,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             workers: 0,
             shutdown_grace_secs: 30,
+            trusted_proxies: Default::default(),
         }
     }
 }
@@ -195,6 +201,11 @@ pub struct AdminSettings {
     pub delay_base_ms: u64,
     /// The longest wait between two attempts before the lockout.
     pub delay_max_ms: u64,
+    /// Sign-ins per second this instance verifies, whoever asks (a token bucket in front of
+    /// password hashing); more answer "try again" without hashing.
+    pub sign_in_per_sec: u32,
+    /// How many sign-ins may arrive at once before the per-second rate applies.
+    pub sign_in_burst: u32,
 }
 
 impl Default for AdminSettings {
@@ -207,7 +218,55 @@ impl Default for AdminSettings {
             lockout_secs: 15 * 60,
             delay_base_ms: 1000,
             delay_max_ms: 30_000,
+            sign_in_per_sec: 5,
+            sign_in_burst: 20,
         }
+    }
+}
+
+/// `[metrics]`: where `/metrics` is served and who may read it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` on this address only (the main listener then answers 404 for it).
+    pub listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on `/metrics`.
+    #[serde(deserialize_with = "lenient_secret", serialize_with = "redact_secret")]
+    pub bearer_token: Option<SecretString>,
+    /// How often histogram samples are folded into their buckets when nobody scrapes.
+    pub upkeep_secs: u64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            bearer_token: None,
+            upkeep_secs: 5,
+        }
+    }
+}
+
+impl MetricsSettings {
+    pub fn validate(&self, server: &ServerSettings) -> Result<(), String> {
+        if self.upkeep_secs == 0 {
+            return Err("metrics.upkeep_secs must be at least 1".into());
+        }
+        if self
+            .listen
+            .is_some_and(|l| l == server.listen && l.port() != 0)
+        {
+            return Err("metrics.listen must differ from server.listen".into());
+        }
+        if let Some(token) = &self.bearer_token {
+            let token = token.expose_secret();
+            if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(
+                    "metrics.bearer_token must be at least 16 characters without spaces".into(),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -470,6 +529,14 @@ impl Settings {
                     .into(),
             ));
         }
+        if self.admin.sign_in_per_sec == 0 || self.admin.sign_in_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "admin.sign_in_per_sec and admin.sign_in_burst must be at least 1".into(),
+            ));
+        }
+        self.metrics
+            .validate(&self.server)
+            .map_err(ConfigError::Invalid)?;
         if self.secrets.master_key.is_some() && self.secrets.master_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "set only one of secrets.master_key (PORTICO_MASTER_KEY) and \
@@ -560,6 +627,27 @@ mod tests {
         assert!(err.to_string().contains("branding.accent_color"), "{err}");
         let err = from_pairs(&[("BRANDING_LOGO_URL", "http://cdn.example/logo.png")]).unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
+        for (key, value, named) in [
+            (
+                "SERVER_TRUSTED_PROXIES",
+                "10.0.0.0/99",
+                "server.trusted_proxies",
+            ),
+            ("METRICS_LISTEN", "nowhere", "listen"),
+            ("METRICS_BEARER_TOKEN", "short", "metrics.bearer_token"),
+        ] {
+            let err = from_pairs(&[(key, value)]).unwrap_err();
+            assert!(err.to_string().contains(named), "{key}: {err}");
+        }
+        for (key, named) in [
+            ("metrics.upkeep_secs", "metrics.upkeep_secs"),
+            ("keys.refresh_secs", "keys.refresh_secs"),
+            ("admin.sign_in_per_sec", "admin.sign_in_per_sec"),
+        ] {
+            let err = Settings::from_figment(Figment::new().merge(Serialized::default(key, 0)))
+                .unwrap_err();
+            assert!(err.to_string().contains(named), "{key}: {err}");
+        }
     }
 
     #[test]
@@ -583,5 +671,21 @@ mod tests {
         assert!(!out.contains("c2VjcmV0"), "{out}");
         assert!(!out.contains("12345678"), "{out}");
         assert!(out.contains("<redacted>"), "{out}");
+    }
+
+    #[test]
+    fn trusted_proxies_take_a_list_or_a_comma_separated_string() {
+        let s = from_pairs(&[("SERVER_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7")]).unwrap();
+        let out = s.redacted_toml();
+        let parsed: toml::Value = toml::from_str(&out).unwrap();
+        let listed = parsed["server"]["trusted_proxies"].as_array().unwrap();
+        assert_eq!(listed.len(), 2, "{out}");
+        assert_eq!(listed[1].as_str(), Some("192.0.2.7/32"), "{out}");
+        let s = Settings::from_figment(Figment::new().merge(Serialized::default(
+            "server.trusted_proxies",
+            vec!["::1", "127.0.0.0/8"],
+        )))
+        .unwrap();
+        assert_eq!(s.server.trusted_proxies.len(), 2);
     }
 }

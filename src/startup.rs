@@ -54,6 +54,8 @@ pub async fn unlock(settings: &Settings, store: &Store) -> anyhow::Result<(Maste
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener (`metrics.listen`), when configured.
+    metrics_server: Option<Server>,
     state: web::Data<AppState>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     dispatcher: Option<webhooks::DispatcherHandle>,
@@ -109,6 +111,7 @@ impl Application {
             crate::providers::Connectors::new(sealer.clone(), http).with_saml(saml.clone()),
         );
 
+        let sign_in_gate = Arc::new(admin::throttle::SignInGate::new(&settings.admin));
         let state = web::Data::new(AppState {
             discovery: ProviderMetadata::new(&settings.server.issuer).to_bytes(),
             settings: Arc::new(settings),
@@ -120,18 +123,32 @@ impl Application {
             limits: limits.clone(),
             webhooks: webhook_service,
             passwords,
+            sign_in_gate,
             branding,
         });
         let mut tasks = vec![
             keys.spawn_maintenance(),
             limits.spawn_maintenance(),
             saml.spawn_maintenance(),
+            ops::metrics::spawn_upkeep(
+                state.metrics.clone(),
+                Duration::from_secs(state.settings.metrics.upkeep_secs),
+            ),
         ];
         tasks.extend(state.store.spawn_janitor(state.settings.janitor.clone()));
+        let metrics_server = match state.settings.metrics.listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
+                Some(build_metrics_server(listener, state.clone())?)
+            }
+            None => None,
+        };
         let server = build_server(listener, state.clone())?;
         Ok(Self {
             port,
             server,
+            metrics_server,
             state,
             tasks,
             dispatcher,
@@ -149,7 +166,17 @@ impl Application {
     /// Serves until SIGTERM or ctrl-c; in-flight requests get the grace period to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(port = self.port, issuer = %self.state.settings.server.issuer.as_str(), "portico is serving");
+        let metrics = self.metrics_server.map(|server| {
+            let listen = self.state.settings.metrics.listen;
+            tracing::info!(?listen, "serving /metrics on its own listener");
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         for task in &self.tasks {
             task.abort();
         }
@@ -189,7 +216,12 @@ async fn start_webhooks(
 fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
     let https = settings.server.issuer.is_https();
+    let trusted = Arc::new(settings.server.trusted_proxies.clone());
+    // `/metrics` moves off the main listener when it has its own.
+    let metrics_here = settings.metrics.listen.is_none();
+    // Outermost first: client address, log span, metrics, headers, size limits, branding.
     let mut server = HttpServer::new(move || {
+        let trusted = trusted.clone();
         App::new()
             .app_data(state.clone())
             .wrap_fn({
@@ -197,10 +229,20 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
                 let branding = state.branding.clone();
                 move |req, srv| branding.clone().scope(srv.call(req))
             })
+            .wrap(from_fn(ops::limits::enforce))
             .wrap(ops::headers::security_headers(https))
             .wrap(from_fn(ops::metrics::track))
-            .wrap(TracingLogger::default())
-            .configure(routes)
+            .wrap(TracingLogger::<ops::root_span::PorticoRootSpan>::new())
+            .wrap_fn(move |req, srv| {
+                ops::client_ip::attach(&req, &trusted);
+                srv.call(req)
+            })
+            .configure(|cfg| {
+                if metrics_here {
+                    ops::metrics::routes(cfg);
+                }
+                routes(cfg)
+            })
     })
     .shutdown_timeout(settings.server.shutdown_grace_secs)
     .client_request_timeout(Duration::from_secs(10))
@@ -208,6 +250,25 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
+    Ok(server.run())
+}
+
+/// The listener of `metrics.listen`: `/metrics` and nothing else, one worker.
+fn build_metrics_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(ops::limits::enforce))
+            .configure(ops::metrics::routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .client_request_timeout(Duration::from_secs(10))
+    .listen(listener)?;
     Ok(server.run())
 }
 
@@ -221,7 +282,6 @@ fn upstream_http_client() -> anyhow::Result<crate::upstream::http::UpstreamHttp>
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(ops::health::healthz)
         .service(ops::health::readyz)
-        .service(ops::metrics::render)
         .service(oidc::jwks::jwks)
         .route(
             "/.well-known/openid-configuration",

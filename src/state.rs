@@ -29,6 +29,8 @@ pub struct AppState {
     pub webhooks: WebhookService,
     /// argon2id for admin passwords, bounded so sign-in bursts queue.
     pub passwords: PasswordHasher,
+    /// The per-instance sign-in rate (`[admin] sign_in_per_sec`), checked before any hashing.
+    pub sign_in_gate: Arc<crate::admin::throttle::SignInGate>,
     /// `[branding]`, prepared at start (the logo file read).
     pub branding: Arc<crate::oidc::branding::Branding>,
 }

@@ -21,8 +21,9 @@ impl Caller {
     }
 }
 
-/// The peer address of a request. Forwarded headers are not trusted: a client could forge them
-/// to escape the per-IP sign-in lockout.
+/// The client address of a request, as `ops::client_ip` resolved it. Forwarded headers count
+/// only from `server.trusted_proxies`: a client could forge them to escape the per-IP sign-in
+/// lockout.
 pub fn peer_ip(req: &actix_web::HttpRequest) -> Option<String> {
-    req.peer_addr().map(|addr| addr.ip().to_string())
+    crate::ops::client_ip::client_ip_text(req)
 }

@@ -1,5 +1,6 @@
-//! Admin sign-in: throttled per account and per IP, every failure audited, a fresh session on
-//! success.
+//! Admin sign-in: a per-instance rate in front of everything, then throttled per account and
+//! per IP (each attempt counted before its password is checked), every failure audited, a fresh
+//! session on success.
 
 use secrecy::SecretString;
 use serde_json::json;
@@ -7,7 +8,7 @@ use serde_json::json;
 use super::accounts::{self, Admin, AdminEmail};
 use super::audit;
 use super::session;
-use super::throttle::{self, Verdict};
+use super::throttle::{self, Attempt, Verdict};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,12 @@ pub async fn sign_in(
     ip: Option<&str>,
 ) -> Result<(Admin, SecretString), SignInError> {
     let settings = &state.settings.admin;
+    // Over the instance's sign-in rate: answered like the throttle, with no hashing and no
+    // database work (an audit row per refused request would be a write amplifier).
+    if let Err(secs) = state.sign_in_gate.admit() {
+        metrics::counter!("portico_admin_sign_in_rate_limited_total").increment(1);
+        return Err(SignInError::Wait(secs));
+    }
     let attempted = email_raw.trim().to_lowercase();
     let account_key = throttle::account_key(&attempted);
     let mut keys = vec![(account_key.clone(), settings.account_lockout_failures)];
@@ -52,28 +59,36 @@ pub async fn sign_in(
     // The attempted e-mail is what an unknown actor claims to be; keep it short in the log.
     let actor: String = attempted.chars().take(254).collect();
 
-    let verdict = {
-        let mut conn = state.store.pool().acquire().await?;
-        throttle::check(&mut conn, &keys, throttle::now_ms()).await?
-    };
-    if verdict != Verdict::Allowed {
+    let attempt = {
         let mut tx = state.store.begin_write().await?;
-        audit::record(
-            &mut tx,
-            &actor,
-            "admin.sign_in_refused",
-            &format!("account:{actor}"),
-            json!({ "reason": match verdict { Verdict::Locked(_) => "locked", _ => "too_soon" } }),
-            ip,
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(match verdict {
-            Verdict::Locked(secs) => SignInError::Locked(secs),
-            Verdict::Wait(secs) => SignInError::Wait(secs),
-            Verdict::Allowed => unreachable!("checked above"),
-        });
-    }
+        let attempt = throttle::count_attempt(&mut tx, &keys, settings, throttle::now_ms()).await?;
+        match attempt {
+            Attempt::Counted { .. } => tx.commit().await?,
+            Attempt::Refused(_) => tx.rollback().await?,
+        }
+        attempt
+    };
+    let locked = match attempt {
+        Attempt::Counted { locked } => locked,
+        Attempt::Refused(verdict) => {
+            let mut tx = state.store.begin_write().await?;
+            audit::record(
+                &mut tx,
+                &actor,
+                "admin.sign_in_refused",
+                &format!("account:{actor}"),
+                json!({ "reason": match verdict { Verdict::Locked(_) => "locked", _ => "too_soon" } }),
+                ip,
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(match verdict {
+                Verdict::Locked(secs) => SignInError::Locked(secs),
+                Verdict::Wait(secs) => SignInError::Wait(secs),
+                Verdict::Allowed => unreachable!("a refusal has a verdict"),
+            });
+        }
+    };
 
     let found = match AdminEmail::parse(email_raw) {
         Ok(email) => accounts::find_for_sign_in(&state.store, &email).await?,
@@ -99,11 +114,7 @@ pub async fn sign_in(
 
     let mut tx = state.store.begin_write().await?;
     let Some(admin) = verified else {
-        let now = throttle::now_ms();
-        let mut locked = false;
-        for (key, threshold) in &keys {
-            locked |= throttle::record_failure(&mut tx, key, *threshold, settings, now).await?;
-        }
+        // The attempt is already counted; only the audit entry is left.
         audit::record(
             &mut tx,
             &actor,
@@ -121,6 +132,9 @@ pub async fn sign_in(
         });
     };
     throttle::clear(&mut tx, &account_key).await?;
+    for (key, threshold) in keys.iter().skip(1) {
+        throttle::undo_attempt(&mut tx, key, *threshold, settings, throttle::now_ms()).await?;
+    }
     session::purge_expired(&mut tx, settings).await?;
     let token = session::create(&mut tx, &admin, ip).await?;
     audit::record(

@@ -1,10 +1,19 @@
-//! Growing delays and lockouts for failed admin sign-ins, per account and per IP address.
+//! Growing delays and lockouts for failed admin sign-ins, per account and per IP address, and
+//! a per-instance ceiling on sign-ins of any kind.
 //!
-//! State lives in the database so every instance enforces the same limits. After the n-th
-//! failure in a row a key must wait `delay_base * 2^(n-1)` (capped) before its next attempt; at
-//! the lockout threshold it is blocked for `lockout_secs`. A failure older than `lockout_secs`
-//! is forgotten, and a successful sign-in clears its account's count.
+//! State lives in the database so every instance enforces the same limits. Every attempt is
+//! counted *before* its password is verified, in the same statement that checks the key is
+//! not blocked, so concurrent attempts cannot all pass the check. After the n-th attempt in a
+//! row a key must wait `delay_base * 2^(n-1)` (capped) before its next one; at the lockout
+//! threshold it is blocked for `lockout_secs`. An attempt older than `lockout_secs` is
+//! forgotten. A successful sign-in clears its account's count and takes its own attempt back
+//! off its address's count.
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::AnyConnection;
 
 use crate::config::AdminSettings;
@@ -75,16 +84,25 @@ pub async fn check(
     Ok(verdict)
 }
 
-/// Counts a failure for `key` and sets its next allowed time. Returns whether it is now locked.
-pub async fn record_failure(
+/// What counting an attempt found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Counted against every key; `locked` when this attempt reached a lockout threshold.
+    Counted { locked: bool },
+    /// A key is blocked: nothing should be verified, and the caller rolls the transaction back.
+    Refused(Verdict),
+}
+
+/// Counts an attempt against every key (each `(key, lockout threshold)`) unless one of them is
+/// blocked. Run it in a write transaction, commit on `Counted`, roll back on `Refused`.
+pub async fn count_attempt(
     conn: &mut AnyConnection,
-    key: &str,
-    threshold: u32,
+    keys: &[(String, u32)],
     settings: &AdminSettings,
     now: i64,
-) -> Result<bool, StoreError> {
+) -> Result<Attempt, StoreError> {
     let forget_before = now - (settings.lockout_secs as i64) * 1000;
-    // Keys whose failures are forgotten and whose block is over carry no information.
+    // Keys whose attempts are forgotten and whose block is over carry no information.
     sqlx::query(
         "DELETE FROM admin_sign_in_throttle WHERE last_failure_ms < $1 AND blocked_until_ms <= $2",
     )
@@ -92,34 +110,113 @@ pub async fn record_failure(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    // One atomic statement, so concurrent failures cannot both read the same count.
-    let failures: i64 = sqlx::query_scalar(
-        "INSERT INTO admin_sign_in_throttle (key, failures, last_failure_ms, blocked_until_ms) \
-         VALUES ($1, 1, $2, 0) \
-         ON CONFLICT (key) DO UPDATE SET \
-           failures = CASE WHEN admin_sign_in_throttle.last_failure_ms < $3 THEN 1 \
-                           ELSE admin_sign_in_throttle.failures + 1 END, \
-           last_failure_ms = $4 \
-         RETURNING failures",
+    let mut locked = false;
+    for (key, threshold) in keys {
+        // One statement checks and counts: a blocked key's row is not updated and returns
+        // nothing. PostgreSQL re-checks the condition on the locked row, SQLite runs one writer.
+        let failures: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO admin_sign_in_throttle (key, failures, last_failure_ms, blocked_until_ms) \
+             VALUES ($1, 1, $2, 0) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN admin_sign_in_throttle.last_failure_ms < $3 THEN 1 \
+                               ELSE admin_sign_in_throttle.failures + 1 END, \
+               last_failure_ms = $4 \
+             WHERE admin_sign_in_throttle.blocked_until_ms <= $5 \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(forget_before)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(failures) = failures else {
+            let verdict = match check(conn, keys, now).await? {
+                Verdict::Allowed => Verdict::Wait(1),
+                blocked => blocked,
+            };
+            return Ok(Attempt::Refused(verdict));
+        };
+        let reached = failures >= i64::from(*threshold);
+        locked |= reached;
+        set_blocked_until(conn, key, blocked_until(settings, failures, reached, now)).await?;
+    }
+    Ok(Attempt::Counted { locked })
+}
+
+/// Takes a successful attempt back off `key`'s count, lifting a lockout that attempt caused.
+pub async fn undo_attempt(
+    conn: &mut AnyConnection,
+    key: &str,
+    threshold: u32,
+    settings: &AdminSettings,
+    now: i64,
+) -> Result<(), StoreError> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE admin_sign_in_throttle SET failures = failures - 1 WHERE key = $1 \
+         RETURNING failures, blocked_until_ms",
     )
     .bind(key)
-    .bind(now)
-    .bind(forget_before)
-    .bind(now)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    let locked = failures >= i64::from(threshold);
-    let blocked_until = if locked {
+    match row {
+        Some((failures, _)) if failures <= 0 => clear(conn, key).await,
+        Some((failures, until)) => {
+            let reached = failures >= i64::from(threshold);
+            let until = until.min(blocked_until(settings, failures, reached, now));
+            set_blocked_until(conn, key, until).await
+        }
+        None => Ok(()),
+    }
+}
+
+fn blocked_until(settings: &AdminSettings, failures: i64, locked: bool, now: i64) -> i64 {
+    if locked {
         now + (settings.lockout_secs as i64) * 1000
     } else {
         now + delay_ms(settings, failures) as i64
-    };
+    }
+}
+
+async fn set_blocked_until(
+    conn: &mut AnyConnection,
+    key: &str,
+    until: i64,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE admin_sign_in_throttle SET blocked_until_ms = $1 WHERE key = $2")
-        .bind(blocked_until)
+        .bind(until)
         .bind(key)
         .execute(&mut *conn)
         .await?;
-    Ok(locked)
+    Ok(())
+}
+
+/// `[admin] sign_in_per_sec` and `sign_in_burst`: how many sign-ins this instance verifies,
+/// whoever sends them. It stands in front of the database and of argon2, so a flood from many
+/// addresses costs neither memory nor CPU beyond the limit.
+pub struct SignInGate {
+    limiter: DefaultDirectRateLimiter,
+    clock: DefaultClock,
+}
+
+impl SignInGate {
+    pub fn new(settings: &AdminSettings) -> Self {
+        let rate = NonZeroU32::new(settings.sign_in_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(settings.sign_in_burst).unwrap_or(rate);
+        Self {
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the instance is over its sign-in rate.
+    pub fn admit(&self) -> Result<(), u64> {
+        self.limiter.check().map_err(|not_until| {
+            let wait: Duration = not_until.wait_time_from(self.clock.now());
+            ceil_secs(wait.as_millis() as i64).max(1)
+        })
+    }
 }
 
 /// The wait after `failures` failures in a row: doubling from the base, capped.

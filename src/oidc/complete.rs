@@ -30,7 +30,7 @@ pub(crate) fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 pub(crate) fn ip_text(req: &HttpRequest) -> Option<String> {
-    super::ratelimit::peer_ip(req).map(|ip| ip.to_string())
+    crate::ops::client_ip::client_ip_text(req)
 }
 
 /// How far the provider's clock may be from Portico's when its authentication time is checked.

@@ -106,8 +106,8 @@ fn too_many(wait: Duration) -> HttpResponse {
         }))
 }
 
-/// The peer address of a request (the direct peer: Portico does not trust forwarded headers
-/// unless a proxy setting says so, which this build does not have).
+/// The client address of a request, as `ops::client_ip` resolved it (the TCP peer, or behind a
+/// trusted proxy the address it forwarded).
 pub fn peer_ip(req: &actix_web::HttpRequest) -> Option<IpAddr> {
-    req.peer_addr().map(|a| a.ip())
+    crate::ops::client_ip::client_ip(req)
 }

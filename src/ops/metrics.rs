@@ -1,15 +1,20 @@
 //! Prometheus metrics: one process-wide recorder, a middleware that times every request by
-//! route pattern (not raw path, so ids in URLs do not explode the label space), and `/metrics`.
+//! method, route pattern and status (each from a bounded set, so made-up methods and ids in URLs
+//! do not explode the label space), periodic upkeep so samples do not pile up between scrapes,
+//! and `/metrics` (optionally on its own listener, optionally behind a bearer token).
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, get, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 use tracing_actix_web::RequestId;
 
 use crate::state::AppState;
@@ -43,7 +48,7 @@ pub async fn track(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     let mut res = next.call(req).await?;
     let route = res
@@ -51,7 +56,11 @@ pub async fn track(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route),
+        ("status", status),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
@@ -62,9 +71,62 @@ pub async fn track(
     Ok(res)
 }
 
-#[get("/metrics")]
-pub async fn render(state: web::Data<AppState>) -> HttpResponse {
+/// The method as a label: the standard methods by name, anything else `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Folds recorded histogram samples into their buckets every `period`, until aborted. Without
+/// it, samples wait in per-histogram buffers for the next scrape, and grow without one.
+pub fn spawn_upkeep(handle: PrometheusHandle, period: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            handle.run_upkeep();
+            metrics::counter!("portico_metrics_upkeep_runs_total").increment(1);
+        }
+    })
+}
+
+/// `GET /metrics`, on the main listener or on `metrics.listen`.
+pub async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Some(token) = &state.settings.metrics.bearer_token
+        && !bearer_matches(&req, token.expose_secret())
+    {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+            .finish();
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
+}
+
+/// Whether the request carries `Authorization: Bearer <expected>`, compared in constant time.
+fn bearer_matches(req: &HttpRequest, expected: &str) -> bool {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The routes of the metrics-only listener.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(render));
 }

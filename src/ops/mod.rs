@@ -1,5 +1,8 @@
 //! Operating Portico: health checks, Prometheus metrics, response hardening.
 
+pub mod client_ip;
 pub mod headers;
 pub mod health;
+pub mod limits;
 pub mod metrics;
+pub mod root_span;

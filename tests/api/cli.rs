@@ -11,6 +11,8 @@ async fn config_check_prints_effective_settings_with_secrets_redacted() {
         .env("PORTICO_BOOTSTRAP_ADMIN_EMAIL", "admin@example.com")
         .env("PORTICO_BOOTSTRAP_ADMIN_PASSWORD", "hunter2hunter2")
         .env("PORTICO_ISSUER", "https://id.example.com/")
+        .env("PORTICO_METRICS_BEARER_TOKEN", "scrape-token-scrape-token")
+        .env("PORTICO_SERVER_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.7")
         .output()
         .unwrap();
     assert!(
@@ -29,6 +31,14 @@ async fn config_check_prints_effective_settings_with_secrets_redacted() {
         Some("admin@example.com")
     );
     assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains("scrape-token"), "{text}");
+    assert_eq!(
+        parsed["metrics"]["bearer_token"].as_str(),
+        Some("<redacted>")
+    );
+    assert_eq!(parsed["admin"]["sign_in_per_sec"].as_integer(), Some(5));
+    let proxies = parsed["server"]["trusted_proxies"].as_array().unwrap();
+    assert_eq!(proxies[1].as_str(), Some("192.0.2.7/32"));
     assert!(!text.contains(&key.to_base64()), "{text}");
     assert_eq!(parsed["secrets"]["master_key"].as_str(), Some("<redacted>"));
     db.cleanup().await;
@@ -44,6 +54,22 @@ async fn a_bad_setting_stops_the_start_with_one_line_naming_the_key() {
         ("PORTICO_DATABASE_URL", "mysql://x", "database"),
         ("PORTICO_LOG_FORMAT", "yaml", "format"),
         ("PORTICO_SERVER_NO_SUCH_KEY", "1", "no_such_key"),
+        (
+            "PORTICO_SERVER_TRUSTED_PROXIES",
+            "10.0.0.1, proxy.example",
+            "trusted_proxies",
+        ),
+        ("PORTICO_METRICS_LISTEN", "nowhere", "metrics"),
+        (
+            "PORTICO_METRICS_BEARER_TOKEN",
+            "short",
+            "metrics.bearer_token",
+        ),
+        (
+            "PORTICO_ADMIN_SIGN_IN_PER_SEC",
+            "0",
+            "admin.sign_in_per_sec",
+        ),
     ] {
         let out = portico_command(&db, &key).env(var, value).output().unwrap();
         assert!(!out.status.success(), "{var}");

@@ -9,6 +9,7 @@ mod admin;
 mod branding;
 mod broker;
 mod cli;
+mod client_ip;
 mod janitor;
 mod keys;
 mod oidc;

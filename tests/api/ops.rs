@@ -107,3 +107,233 @@ async fn metrics_count_requests_by_route_pattern() {
     app.stop();
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn made_up_methods_share_one_label() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db).await;
+    for i in 0..30 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let res = app
+            .client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_client_error(), "{}", res.status());
+    }
+    let body = app.get("/metrics").await.text().await.unwrap();
+    assert!(!body.contains("MADEUP"), "one series per made-up method");
+    assert!(body.contains(r#"method="other""#), "{body}");
+    // Every label value comes from a bounded set: methods, route patterns, status codes.
+    for line in body
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+    {
+        let method = line
+            .split("method=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(
+            [
+                "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+                "other"
+            ]
+            .contains(&method),
+            "{line}"
+        );
+    }
+    app.stop();
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn oversized_request_targets_and_headers_are_refused() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let app = spawn_app(&db).await;
+    let authorize = |query_len: usize| {
+        app.url(&format!(
+            "/authorize?client_id=x&response_type=code&state={}",
+            "a".repeat(query_len)
+        ))
+    };
+    // A 20 kB /authorize query is refused before any handler runs, and so is 9 KiB.
+    for len in [20_000, 9 * 1024] {
+        let res = app.client.get(authorize(len)).send().await.unwrap();
+        assert_eq!(res.status(), 414, "{len}");
+    }
+    // Just under the cap it reaches the handler (which refuses the unknown client).
+    let res = app.client.get(authorize(7 * 1024)).send().await.unwrap();
+    assert_ne!(res.status(), 414);
+
+    // One 20 kB header, then more header lines than allowed.
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-padding", "p".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 431);
+    let mut req = app.client.get(app.url("/healthz"));
+    for i in 0..70 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 431);
+    // Ordinary requests are untouched.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    app.stop();
+    db.cleanup().await;
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `url` answers at all (the server is up), for up to 10 s.
+pub async fn wait_for(url: &str) {
+    for _ in 0..200 {
+        if reqwest::get(url).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{url} never answered");
+}
+
+#[tokio::test]
+async fn query_strings_stay_out_of_the_logs() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let key = MasterKey::generate();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = crate::helpers::portico_command(&db, &key)
+        .env("PORTICO_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PORTICO_ISSUER", &base)
+        .env("PORTICO_LOG", "debug")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&format!("{base}/healthz")).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/authorize?client_id=nope&response_type=code&code=SECRET-CODE-1&state=SECRET-STATE-2",
+        "/callback/nope?code=SECRET-CODE-3&state=SECRET-STATE-4",
+        "/token?code=SECRET-CODE-5&refresh_token=SECRET-TOKEN-6",
+        "/userinfo?access_token=SECRET-TOKEN-7",
+    ] {
+        client.get(format!("{base}{path}")).send().await.unwrap();
+    }
+    client
+        .post(format!("{base}/token?code=SECRET-CODE-8"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", "SECRET-CODE-9"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    // The requests were logged (their paths are there), their secrets were not.
+    assert!(logs.contains("/authorize"), "{logs}");
+    assert!(logs.contains("/callback/nope"), "{logs}");
+    assert!(!logs.contains("SECRET"), "{logs}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn metrics_behind_a_bearer_token_refuse_without_it() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(&db, MasterKey::generate(), |s| {
+        s.metrics.bearer_token = Some("s3cret-scrape-token-0123".into());
+    })
+    .await;
+    assert_eq!(app.get("/metrics").await.status(), 401);
+    for presented in ["wrong-token-wrong-token", "s3cret-scrape-token-012", ""] {
+        let res = app
+            .client
+            .get(app.url("/metrics"))
+            .bearer_auth(presented)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{presented}");
+        assert!(res.headers().contains_key("www-authenticate"));
+    }
+    let res = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("s3cret-scrape-token-0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("http_requests_total"));
+    app.stop();
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_listener_leave_the_main_port() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let port = free_port();
+    let app = spawn_app_with(&db, MasterKey::generate(), |s| {
+        s.metrics.listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    })
+    .await;
+    app.get("/healthz").await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    wait_for(&url).await;
+    let res = reqwest::get(&url).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains(r#"http_requests_total{method="GET",route="/healthz",status="200"}"#),
+        "{body}"
+    );
+    // The metrics listener serves nothing else.
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    app.stop();
+    db.cleanup().await;
+}
+
+/// The value of an unlabelled counter in a rendering, 0 when absent.
+fn counter(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_upkeep_runs_without_a_scrape() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let app = spawn_app_with(&db, MasterKey::generate(), |s| s.metrics.upkeep_secs = 1).await;
+    let handle = app.state.metrics.clone();
+    let before = counter(&handle.render(), "portico_metrics_upkeep_runs_total");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let after = counter(&handle.render(), "portico_metrics_upkeep_runs_total");
+    // At least two upkeep passes (each drains every histogram's sample buffer into its
+    // buckets) ran with nobody scraping /metrics.
+    assert!(after - before >= 2.0, "{before} -> {after}");
+    app.stop();
+    db.cleanup().await;
+}

@@ -9,6 +9,7 @@ mod client_page;
 mod clients;
 mod clients_ui;
 mod dashboard;
+mod hostile;
 mod providers;
 mod providers_ui;
 mod ui;
@@ -63,13 +64,8 @@ pub fn csrf_in(html: &str) -> String {
     html[start..end].to_owned()
 }
 
-/// Fetches the sign-in form and posts it.
-pub async fn sign_in(
-    app: &TestApp,
-    client: &reqwest::Client,
-    email: &str,
-    password: &str,
-) -> reqwest::Response {
+/// Loads the sign-in form into `client` (its cookie) and returns the form's CSRF token.
+pub async fn sign_in_form(app: &TestApp, client: &reqwest::Client) -> String {
     let form = client
         .get(app.url("/admin/sign-in"))
         .send()
@@ -78,10 +74,21 @@ pub async fn sign_in(
         .text()
         .await
         .unwrap();
+    csrf_in(&form)
+}
+
+/// Fetches the sign-in form and posts it.
+pub async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let csrf = sign_in_form(app, client).await;
     client
         .post(app.url("/admin/sign-in"))
         .form(&[
-            ("csrf", csrf_in(&form).as_str()),
+            ("csrf", csrf.as_str()),
             ("email", email),
             ("password", password),
         ])
