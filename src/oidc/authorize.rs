@@ -42,7 +42,7 @@ pub struct AuthRequest {
 }
 
 /// An error to report to the client by redirect.
-struct Refusal(ErrorCode, String);
+pub(crate) struct Refusal(pub(crate) ErrorCode, pub(crate) String);
 
 fn refuse(code: ErrorCode, text: impl Into<String>) -> Refusal {
     Refusal(code, text.into())
@@ -55,7 +55,8 @@ fn is_s256_challenge(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn validate(
+/// Checks every parameter but `client_id` and `redirect_uri` (the caller has matched both).
+pub(crate) fn validate(
     client: &Client,
     redirect_uri: &str,
     q: &HashMap<String, String>,
