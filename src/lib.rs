@@ -10,6 +10,8 @@ pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod oidc;
 pub mod ops;

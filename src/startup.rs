@@ -72,8 +72,8 @@ impl Application {
     /// As `build`, on a listener the caller bound (tests bind port 0 first to learn the issuer).
     pub async fn build_on(settings: Settings, listener: TcpListener) -> anyhow::Result<Self> {
         crate::keys::ring_verify::install();
-        if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
-            anyhow::bail!("jsonwebtoken has no crypto provider: the build enables none or two");
+        if !crate::keys::ring_verify::is_installed() {
+            anyhow::bail!("jsonwebtoken's crypto provider is not Portico's ring provider");
         }
         let branding = Arc::new(
             crate::oidc::branding::Branding::load(&settings.branding)

@@ -44,15 +44,13 @@ impl RedirectUri {
         if !loopback(&registered) || !loopback(&given) || candidate.contains('#') {
             return false;
         }
-        let mut normalised = given.clone();
-        if normalised.set_port(registered.port()).is_err() {
+        if !given.username().is_empty() || given.password().is_some() {
             return false;
         }
-        normalised.host() == registered.host()
-            && normalised.username().is_empty()
-            && given.password().is_none()
-            && normalised.path() == registered.path()
-            && normalised.query() == registered.query()
+        // Everything but the port, compared on the parsed forms: scheme, user info (none on
+        // either side), host, path and query.
+        let mut normalised = given;
+        normalised.set_port(registered.port()).is_ok() && normalised == registered
     }
 }
 
@@ -84,8 +82,144 @@ mod tests {
     }
 
     #[test]
+    fn loopback_user_info_is_compared_too() {
+        // Found by the property test below: the registered URI's user info was not compared.
+        let r = RedirectUri::parse("http://u@127.0.0.1/cb").unwrap();
+        assert!(!r.matches("http://:@127.0.0.1/cb"));
+        assert!(!r.matches("http://127.0.0.1:5000/cb"));
+        assert!(!r.matches("http://u@127.0.0.1:5000/cb"));
+        let plain = RedirectUri::parse("http://127.0.0.1/cb").unwrap();
+        assert!(!plain.matches("http://u@127.0.0.1:5000/cb"));
+        assert!(!plain.matches("http://u:p@127.0.0.1:5000/cb"));
+    }
+
+    #[test]
     fn fragments_are_refused() {
         assert!(RedirectUri::parse("https://app.example/cb#x").is_err());
         assert!(RedirectUri::parse("/relative").is_err());
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        type Parts = [&'static str; 7];
+
+        /// URI parts that are alike enough to collide: loopback and other hosts, ports, user
+        /// info, dot segments and escapes in the path, queries and fragments.
+        fn parts() -> impl Strategy<Value = Parts> {
+            let scheme =
+                prop::sample::select(vec!["http://", "https://", "HTTP://", "com.example.app://"]);
+            let userinfo = prop::sample::select(vec!["", "", "u@", "u:p@", ":@"]);
+            let host = prop::sample::select(vec![
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.1",
+                "2130706433",
+                "[::1]",
+                "[0:0::1]",
+                "[::ffff:127.0.0.1]",
+                "localhost",
+                "app.example",
+                "APP.example",
+                "10.0.0.1",
+            ]);
+            let port = prop::sample::select(vec!["", "", ":80", ":443", ":8000", ":51234", ":"]);
+            let path = prop::sample::select(vec![
+                "/cb", "/cb", "/cb/", "/CB", "/a/../cb", "/./cb", "", "/cb%2F", "/%63b", "//cb",
+            ]);
+            let query = prop::sample::select(vec!["", "", "?", "?x=1", "?x=1&y=2", "?x=%31"]);
+            let fragment = prop::sample::select(vec!["", "", "", "#", "#f"]);
+            (scheme, userinfo, host, port, path, query, fragment)
+                .prop_map(|(a, b, c, d, e, f, g)| [a, b, c, d, e, f, g])
+        }
+
+        fn uri() -> impl Strategy<Value = String> {
+            parts().prop_map(|p| p.concat())
+        }
+
+        /// A registered URI and a candidate that shares most of its parts with it.
+        fn pair() -> impl Strategy<Value = (String, String)> {
+            (
+                parts(),
+                parts(),
+                prop::collection::vec(prop::bool::weighted(0.8), 7),
+            )
+                .prop_map(|(registered, other, keep)| {
+                    let candidate: Vec<&str> = (0..7)
+                        .map(|i| if keep[i] { registered[i] } else { other[i] })
+                        .collect();
+                    (registered.concat(), candidate.concat())
+                })
+        }
+
+        /// The rule `matches` implements, stated on its own: the same string, or for an http
+        /// URI whose host is a loopback IP literal, a candidate (no fragment) that parses to
+        /// exactly the registered URI once its port is replaced by the registered one.
+        fn allowed(registered: &str, candidate: &str) -> bool {
+            if registered == candidate {
+                return true;
+            }
+            let (Ok(r), Ok(mut c)) = (Url::parse(registered), Url::parse(candidate)) else {
+                return false;
+            };
+            let loopback_ip = |u: &Url| {
+                u.scheme() == "http"
+                    && u.host_str().is_some_and(|h| {
+                        h.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback())
+                    })
+            };
+            if !loopback_ip(&r) || !loopback_ip(&c) || candidate.contains('#') {
+                return false;
+            }
+            c.set_port(r.port()).is_ok() && c.as_str() == r.as_str()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn no_uri_matches_unless_the_rule_allows_it((registered, candidate) in pair()) {
+                let Ok(parsed) = RedirectUri::parse(&registered) else {
+                    return Ok(());
+                };
+                let matched = parsed.matches(&candidate);
+                prop_assert!(
+                    !matched || allowed(&registered, &candidate),
+                    "{registered} accepted {candidate}"
+                );
+                prop_assert!(parsed.matches(&registered));
+            }
+
+            #[test]
+            fn a_registered_uri_with_only_its_port_changed(
+                registered in uri(),
+                port in prop::option::of(1u16..),
+            ) {
+                let Ok(parsed) = RedirectUri::parse(&registered) else {
+                    return Ok(());
+                };
+                let mut candidate = Url::parse(&registered).unwrap();
+                if candidate.set_port(port).is_err() {
+                    return Ok(());
+                }
+                // Loopback http IP literals without user info ignore the port; everything else
+                // compares exactly.
+                let loopback = candidate.scheme() == "http"
+                    && candidate.username().is_empty()
+                    && candidate.password().is_none()
+                    && match candidate.host() {
+                        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+                        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+                        _ => false,
+                    };
+                let expected = loopback || candidate.as_str() == registered;
+                prop_assert_eq!(parsed.matches(candidate.as_str()), expected, "{}", candidate);
+            }
+        }
     }
 }

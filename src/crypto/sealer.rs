@@ -226,4 +226,76 @@ mod tests {
         );
         assert_eq!(sealer.open(&[], ROW).unwrap_err(), SealError::Malformed);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const PLACES: [(&str, &str); 4] = [
+            ("providers", "client_secret"),
+            ("identities", "refresh_token"),
+            ("signing_keys", "private_key"),
+            ("webhooks", "secret"),
+        ];
+
+        fn sealer() -> &'static Sealer {
+            static SEALER: std::sync::LazyLock<Sealer> =
+                std::sync::LazyLock::new(|| Sealer::new(&MasterKey::generate()));
+            &SEALER
+        }
+
+        fn place() -> impl Strategy<Value = (&'static str, &'static str, String)> {
+            (prop::sample::select(PLACES.to_vec()), ".{0,12}")
+                .prop_map(|((table, column), row)| (table, column, row))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn sealed_values_open_where_they_were_sealed(
+                plaintext in prop::collection::vec(any::<u8>(), 0..300),
+                (table, column, row) in place(),
+            ) {
+                let here = SealTarget::new(table, column, &row);
+                let envelope = sealer().seal(&plaintext, here);
+                prop_assert_eq!(envelope.len(), HEADER + plaintext.len() + TAG);
+                let opened = sealer().open(&envelope, here).unwrap();
+                prop_assert_eq!(opened.expose_secret(), plaintext.as_slice());
+            }
+
+            #[test]
+            fn another_table_column_or_row_never_opens(
+                plaintext in prop::collection::vec(any::<u8>(), 0..64),
+                (table, column, row) in place(),
+                (other_table, other_column, other_row) in place(),
+            ) {
+                prop_assume!((table, column, &row) != (other_table, other_column, &other_row));
+                let envelope = sealer().seal(&plaintext, SealTarget::new(table, column, &row));
+                let elsewhere = SealTarget::new(other_table, other_column, &other_row);
+                prop_assert_eq!(sealer().open(&envelope, elsewhere).unwrap_err(), SealError::Forged);
+            }
+
+            #[test]
+            fn a_tampered_envelope_never_opens(
+                plaintext in prop::collection::vec(any::<u8>(), 0..64),
+                (table, column, row) in place(),
+                index in any::<prop::sample::Index>(),
+                mask in 1u8..,
+                cut in 1usize..8,
+                extra in prop::collection::vec(any::<u8>(), 1..8),
+            ) {
+                let here = SealTarget::new(table, column, &row);
+                let envelope = sealer().seal(&plaintext, here);
+                let mut flipped = envelope.clone();
+                flipped[index.index(envelope.len())] ^= mask;
+                prop_assert!(sealer().open(&flipped, here).is_err());
+                let truncated = &envelope[..envelope.len() - cut];
+                prop_assert!(sealer().open(truncated, here).is_err());
+                let extended = [envelope.as_slice(), &extra].concat();
+                prop_assert!(sealer().open(&extended, here).is_err());
+            }
+        }
+    }
 }

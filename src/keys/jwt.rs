@@ -83,7 +83,7 @@ pub struct Expect<'a> {
 }
 
 /// The header fields that pick the verification key, after the algorithm allow-list.
-pub(super) fn key_id(token: &str) -> Result<(String, SigningAlg, Option<String>), JwtError> {
+pub(crate) fn key_id(token: &str) -> Result<(String, SigningAlg, Option<String>), JwtError> {
     // decode_header refuses `alg: none` and unknown algorithms outright.
     let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
     let alg = match header.alg {
@@ -96,14 +96,19 @@ pub(super) fn key_id(token: &str) -> Result<(String, SigningAlg, Option<String>)
     Ok((kid, alg, header.typ))
 }
 
-/// Verifies signature and claims with the key's own algorithm as the only one allowed.
-pub(super) fn decode<C: DeserializeOwned>(
+/// Verifies signature and claims with the key's own algorithm as the only one allowed:
+/// `header_alg` (from [`key_id`]) must be the key's.
+pub(crate) fn decode<C: DeserializeOwned>(
     token: &str,
+    header_alg: SigningAlg,
     typ: Option<&str>,
     key_alg: SigningAlg,
     key: &DecodingKey,
     expect: &Expect<'_>,
 ) -> Result<C, JwtError> {
+    if header_alg != key_alg {
+        return Err(JwtError::AlgorithmNotAllowed);
+    }
     if !expect.typ.accepts(typ) {
         return Err(JwtError::WrongType);
     }

@@ -1,32 +1,68 @@
-//! A `jsonwebtoken` crypto provider that verifies RS256, ES256 and EdDSA with ring.
+//! jsonwebtoken's crypto provider, all ring: it verifies RS256, ES256 and EdDSA and does
+//! nothing else.
 //!
-//! jsonwebtoken's `rust_crypto` backend takes ~120 µs for an RS256 and ~480 µs for an ES256
-//! verification here (docs/BENCHMARKS.md); ring does the same in a fraction of that. Portico
-//! verifies its own access tokens on every `/userinfo` and `/introspect`, so this is on the hot
-//! path. Claims validation stays jsonwebtoken's; only the signature check moves. Every other
-//! algorithm keeps the `rust_crypto` implementation (Portico's allow-list never reaches them).
+//! jsonwebtoken 12 needs a crypto backend; its own two are `rust_crypto` (whose RSA is the
+//! pure-Rust `rsa` crate, not constant-time: RUSTSEC-2023-0071) and `aws_lc_rs` (a long C
+//! build). Portico enables neither and installs this one. Verification is on the hot path
+//! (every `/userinfo` and `/introspect`), and ring does it in a fraction of the time
+//! `rust_crypto` took (docs/BENCHMARKS.md). Claims validation stays jsonwebtoken's; only the
+//! signature check is ours. Portico signs with ring directly (`keys::jwt::encode`), never
+//! through jsonwebtoken, so the signer factory refuses, and of the JWK helpers only the
+//! thumbprint digest is implemented: the others need a private key or a DER public key, which
+//! Portico never hands to jsonwebtoken. Nothing here panics.
 
-use std::sync::LazyLock;
-
-use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, rust_crypto};
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{ErrorKind, Result};
+use jsonwebtoken::jwk::ThumbprintHash;
 use jsonwebtoken::signature::{Error, Verifier};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, EncodingKey};
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
     UnparsedPublicKey,
 };
 
-static PROVIDER: LazyLock<CryptoProvider> = LazyLock::new(|| CryptoProvider {
-    signer_factory: rust_crypto::DEFAULT_PROVIDER.signer_factory,
+static PROVIDER: CryptoProvider = CryptoProvider {
+    signer_factory: refuse_signing,
     verifier_factory: new_verifier,
-    key_utils: rust_crypto::DEFAULT_PROVIDER.key_utils.clone(),
-});
+    key_utils: KeyUtils {
+        rsa_pub_components_from_private_key: |_| Err(unsupported()),
+        rsa_pub_components_from_public_key: |_| Err(unsupported()),
+        ec_pub_components_from_private_key: |_, _| Err(unsupported()),
+        ed_pub_components_from_private_key: |_, _| Err(unsupported()),
+        compute_digest,
+    },
+};
 
-/// Makes the ring verifier jsonwebtoken's process default. Idempotent; call before the first
+/// Makes this provider jsonwebtoken's process default. Idempotent; call before the first
 /// verification.
 pub fn install() {
     let _ = PROVIDER.install_default();
+}
+
+/// Whether jsonwebtoken's process default is this provider (and not one another crate
+/// installed first).
+pub fn is_installed() -> bool {
+    CryptoProvider::try_get_default().is_some_and(|p| std::ptr::eq(p, &PROVIDER))
+}
+
+fn unsupported() -> jsonwebtoken::errors::Error {
+    ErrorKind::Provider("not supported by Portico's jsonwebtoken provider".into()).into()
+}
+
+/// Portico's tokens are signed with ring in `keys::jwt::encode`, not through jsonwebtoken.
+fn refuse_signing(_: &Algorithm, _: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+    Err(unsupported())
+}
+
+/// For `Jwk::thumbprint` (RFC 7638).
+fn compute_digest(data: &[u8], hash: ThumbprintHash) -> Result<Vec<u8>> {
+    let alg = match hash {
+        ThumbprintHash::SHA256 => &ring::digest::SHA256,
+        ThumbprintHash::SHA384 => &ring::digest::SHA384,
+        ThumbprintHash::SHA512 => &ring::digest::SHA512,
+        _ => return Err(unsupported()),
+    };
+    Ok(ring::digest::digest(alg, data).as_ref().to_vec())
 }
 
 enum RingKey {
@@ -78,7 +114,8 @@ fn new_verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifie
         (Algorithm::RS256 | Algorithm::ES256 | Algorithm::EdDSA, _, _) => {
             return Err(ErrorKind::InvalidKeyFormat.into());
         }
-        _ => return (rust_crypto::DEFAULT_PROVIDER.verifier_factory)(alg, key),
+        // Portico's allow-list (`keys::jwt`) never lets another algorithm get this far.
+        _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     };
     Ok(Box::new(RingVerifier {
         alg: *alg,
@@ -122,5 +159,45 @@ mod tests {
                 "{alg}"
             );
         }
+    }
+
+    #[test]
+    fn the_provider_is_the_default_and_never_signs_or_panics() {
+        install();
+        assert!(is_installed());
+        let key = EncodingKey::from_secret(b"secret").unwrap();
+        let header = jsonwebtoken::Header::new(Algorithm::HS256);
+        assert!(jsonwebtoken::encode(&header, &json!({ "sub": "u" }), &key).is_err());
+        let rsa = EncodingKey::from_rsa_der(b"not a key");
+        assert!(jsonwebtoken::jwk::Jwk::from_encoding_key(&rsa, Algorithm::RS256).is_err());
+        let ec = EncodingKey::from_ec_der(b"not a key");
+        assert!(jsonwebtoken::jwk::Jwk::from_encoding_key(&ec, Algorithm::ES256).is_err());
+        let der = DecodingKey::from_rsa_der(b"not a key");
+        assert!(jsonwebtoken::jwk::Jwk::from_decoding_key(&der, None).is_err());
+
+        // Only RS256, ES256 and EdDSA verify; HS256 with any key is refused.
+        let hmac = DecodingKey::from_secret(b"secret").unwrap();
+        assert!(new_verifier(&Algorithm::HS256, &hmac).is_err());
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.required_spec_claims.clear();
+        let forged = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.\
+                      ZvgdUx3jNgd-s6wN8Ry1JFbB7JsFXSvP7PaVOcWmSEE";
+        assert!(jsonwebtoken::decode::<Value>(forged, &hmac, &validation).is_err());
+    }
+
+    #[test]
+    fn jwk_thumbprints_use_ring() {
+        install();
+        // RFC 7638 section 3.1's example key and thumbprint.
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+        }))
+        .unwrap();
+        assert_eq!(
+            jwk.thumbprint(ThumbprintHash::SHA256).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 }

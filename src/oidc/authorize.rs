@@ -43,7 +43,7 @@ pub struct AuthRequest {
 }
 
 /// An error to report to the client by redirect.
-struct Refusal(ErrorCode, String);
+pub(crate) struct Refusal(pub(crate) ErrorCode, pub(crate) String);
 
 fn refuse(code: ErrorCode, text: impl Into<String>) -> Refusal {
     Refusal(code, text.into())
@@ -57,14 +57,16 @@ fn is_s256_challenge(s: &str) -> bool {
 }
 
 /// Every value of `name` in a query string, in order (a map keeps only one).
-fn all_values(query: &str, name: &str) -> Vec<String> {
+pub(crate) fn all_values(query: &str, name: &str) -> Vec<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
         .collect()
 }
 
-fn validate(
+/// Checks every parameter but `client_id` and `redirect_uri` (the caller has matched both);
+/// `resources` are every `resource` value of the query.
+pub(crate) fn validate(
     client: &Client,
     redirect_uri: &str,
     q: &HashMap<String, String>,

@@ -21,7 +21,11 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value.to_str().map_err(|_| invalid_client())?;
+    parse_basic(value.to_str().map_err(|_| invalid_client())?)
+}
+
+/// The `(client_id, secret)` of an `Authorization` header value; `None` when it is not Basic.
+pub(crate) fn parse_basic(value: &str) -> Result<Option<(String, String)>, OAuthError> {
     let Some(encoded) = value
         .strip_prefix("Basic ")
         .or_else(|| value.strip_prefix("basic "))

@@ -684,3 +684,59 @@ fn a_signed_authn_request_verifies_with_the_sp_certificate() {
         .unwrap();
     assert!(!tampered.verify(&signature).unwrap());
 }
+
+/// Regression for a leak the saml_response fuzz target found: with only the Assertion signed,
+/// verification leaked the whole unsigned Response (up to the 256 KiB form limit) per post.
+/// The fuzzer's input is used as is, its unsigned Response padded with an Extensions element;
+/// a fresh process (this test binary, only the probe below) measures its own memory.
+#[test]
+fn verifying_an_assertion_signature_does_not_leak() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "saml::leak_probe", "--ignored", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env("PORTICO_SAML_LEAK_PROBE", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe did not run: {text}");
+}
+
+#[test]
+#[ignore = "run by verifying_an_assertion_signature_does_not_leak in its own process"]
+fn leak_probe() {
+    if std::env::var_os("PORTICO_SAML_LEAK_PROBE").is_none() {
+        return;
+    }
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    let xml = include_str!("../../fuzz/seeds/saml_response/signed-assertion.xml");
+    let padding = format!(
+        "<samlp:Extensions><x xmlns=\"urn:x\">{}</x></samlp:Extensions>",
+        "p".repeat(150 * 1024)
+    );
+    let padded = xml.replacen("</saml:Issuer>", &format!("</saml:Issuer>{padding}"), 1);
+    let posted = b64(&padded);
+    let sp = SpConfig::new("https://portico.test", "acme");
+    let idp = IdpMetadata::parse(include_str!("../../fuzz/fixtures/idp-metadata.xml")).unwrap();
+    // The same call as the fuzz target's: verify_response without database state.
+    let verify = || portico::fuzzing::saml_verify(&posted, &sp, &idp, 1_800_000_000).unwrap();
+    for _ in 0..10 {
+        verify();
+    }
+    let before = rss_kib();
+    for _ in 0..200 {
+        verify();
+    }
+    let grown = rss_kib().saturating_sub(before);
+    // Leaking the Response would be 200 x 150 KiB, about 30 MiB.
+    assert!(
+        grown < 8 * 1024,
+        "memory grew by {grown} KiB over 200 verifications"
+    );
+}

@@ -1,7 +1,8 @@
 //! XML signature checks on a Response: which element is signed, with what, and by whom.
 //!
-//! xmlsec (through samael's `reduce_xml_to_signed`) does the cryptography: it verifies every
-//! `Signature` in the document with the pinned certificates only. samael's context has no keys
+//! xmlsec (through samael's `reduce_xml_to_signed`, in its pre-digest mode) does the
+//! cryptography: it verifies every `Signature` in the document with the pinned certificates
+//! only. samael's context has no keys
 //! manager and sets the verification key itself, so `KeyInfo` in the message is never read.
 //! What xmlsec does not decide is *what* a valid signature means, so before it runs we require
 //! the only shape we accept: enveloped signatures, at most one on the Response and one on the
@@ -83,10 +84,16 @@ pub fn verify(
     }
     // With SHA-1 allowed, samael's list cannot express it; our own check above is the list.
     let allowed = if allow_rsa_sha1 { None } else { Some(STRONG) };
+    // PreDigest: every signature is verified as in the other modes, and samael then returns
+    // the signed bytes without re-rooting its copy of the document. Its other modes, when the
+    // signed element is not the root (an Assertion-only signature), detach the old root and
+    // never free it: the whole unsigned Response leaked on every such post (found by the
+    // saml_response fuzz target under LeakSanitizer). We read values from our own parse of
+    // `xml`, never from samael's output, and the shape checks above pin what is signed.
     XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
         xml,
         certs,
-        ReduceMode::ValidateAndMarkNoAncestors,
+        ReduceMode::PreDigest,
         allowed,
     )
     .map_err(|_| SamlError::SignatureInvalid)?;
