@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use portico::config::DatabaseUrl;
 use portico::crypto::{MasterKey, Sealer};
-use portico::events::{self, EventType};
 use portico::store::Store;
+use portico::webhooks::events::{self, EventType};
 use portico::webhooks::{Dispatcher, NewEndpoint, WebhookService, WebhookSettings};
 
 #[derive(Default)]

@@ -6,13 +6,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
+
+use crate::keys::{KeySettings, SigningAlg};
+pub use crate::store::DatabaseUrl;
 
 /// Sections an environment variable may name as `PORTICO_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &[
@@ -72,16 +74,111 @@ pub struct Settings {
     pub bootstrap: BootstrapSettings,
     pub log: LogSettings,
     pub keys: KeySettings,
-    pub oidc: crate::oidc::settings::OidcSettings,
+    pub oidc: OidcSettings,
     /// `[[clients]]`: downstream applications kept in the config file.
-    pub clients: Vec<crate::oidc::settings::ClientConfig>,
+    pub clients: Vec<crate::clients::ClientConfig>,
     /// `[[providers]]`: upstream providers kept in the config file.
-    pub providers: Vec<crate::oidc::settings::ProviderConfig>,
+    pub providers: Vec<crate::providers::ProviderConfig>,
     pub webhooks: crate::webhooks::WebhookSettings,
     pub admin: AdminSettings,
     pub janitor: crate::store::janitor::JanitorSettings,
     pub branding: BrandingSettings,
     pub metrics: MetricsSettings,
+}
+
+/// The `[oidc]` section: lifetimes and limits of the OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    /// Authorization codes live at most this long (RFC 6749 recommends 10 minutes at most;
+    /// one minute is plenty for a redirect).
+    pub code_ttl_secs: u64,
+    /// Defaults for clients that set no lifetimes of their own.
+    pub access_token_ttl_secs: u64,
+    pub id_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// A rotated refresh token presented again within this many seconds is a concurrent
+    /// refresh by the same client, not a theft: it gets fresh tokens and no family revocation.
+    pub refresh_grace_secs: u64,
+    /// How long a user has to finish the upstream login.
+    pub pending_login_ttl_secs: u64,
+    /// SSO session: ends after this long without use...
+    pub session_idle_secs: u64,
+    /// ...and at the latest this long after the login.
+    pub session_absolute_secs: u64,
+    /// The algorithm of RFC 9068 access tokens.
+    pub access_token_alg: SigningAlg,
+    /// A downstream refresh asks the provider for fresh claims when the stored ones are at
+    /// least this old. 0 (the default): on every refresh, as Dex does, so that group changes
+    /// reach apps at their next refresh. Raise it to spare a busy provider.
+    pub upstream_refresh_interval_secs: u64,
+    pub rate_limit: crate::ops::ratelimit::RateLimitSettings,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl_secs: 60,
+            access_token_ttl_secs: 900,
+            id_token_ttl_secs: 3600,
+            refresh_token_ttl_secs: 30 * 86_400,
+            refresh_grace_secs: 10,
+            pending_login_ttl_secs: 900,
+            session_idle_secs: 8 * 3600,
+            session_absolute_secs: 7 * 86_400,
+            access_token_alg: SigningAlg::RS256,
+            upstream_refresh_interval_secs: 0,
+            rate_limit: crate::ops::ratelimit::RateLimitSettings::default(),
+        }
+    }
+}
+
+impl OidcSettings {
+    /// The lifetimes a client gets when it sets none of its own.
+    pub fn client_lifetimes(&self) -> crate::clients::Lifetimes {
+        crate::clients::Lifetimes {
+            access_token_secs: self.access_token_ttl_secs,
+            id_token_secs: self.id_token_ttl_secs,
+            refresh_token_secs: self.refresh_token_ttl_secs,
+        }
+    }
+
+    pub fn validate(&self, max_token_lifetime_secs: u64) -> Result<(), String> {
+        if self.code_ttl_secs == 0 || self.code_ttl_secs > 60 {
+            return Err("oidc.code_ttl_secs must be between 1 and 60".into());
+        }
+        for (name, v) in [
+            ("oidc.access_token_ttl_secs", self.access_token_ttl_secs),
+            ("oidc.id_token_ttl_secs", self.id_token_ttl_secs),
+        ] {
+            if v == 0 || v > max_token_lifetime_secs {
+                return Err(format!(
+                    "{name} must be between 1 and keys.max_token_lifetime_secs ({max_token_lifetime_secs})"
+                ));
+            }
+        }
+        if self.session_idle_secs == 0 || self.session_absolute_secs < self.session_idle_secs {
+            return Err(
+                "oidc.session_idle_secs must be at least 1 and at most oidc.session_absolute_secs"
+                    .into(),
+            );
+        }
+        let r = &self.rate_limit;
+        if r.enabled
+            && [
+                r.per_ip_per_sec,
+                r.per_ip_burst,
+                r.per_client_per_sec,
+                r.per_client_burst,
+            ]
+            .contains(&0)
+        {
+            return Err(
+                "oidc.rate_limit values must be at least 1 (or set enabled = false)".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -125,7 +222,10 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsSettings {
-    #[serde(deserialize_with = "lenient_secret", serialize_with = "redact_secret")]
+    #[serde(
+        deserialize_with = "crate::crypto::secret_serde::optional",
+        serialize_with = "crate::crypto::secret_serde::redacted"
+    )]
     pub master_key: Option<SecretString>,
     pub master_key_file: Option<PathBuf>,
 }
@@ -134,7 +234,10 @@ pub struct SecretsSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct BootstrapSettings {
     pub admin_email: Option<String>,
-    #[serde(deserialize_with = "lenient_secret", serialize_with = "redact_secret")]
+    #[serde(
+        deserialize_with = "crate::crypto::secret_serde::optional",
+        serialize_with = "crate::crypto::secret_serde::redacted"
+    )]
     pub admin_password: Option<SecretString>,
 }
 
@@ -160,27 +263,6 @@ impl Default for LogSettings {
 pub enum LogFormat {
     Text,
     Json,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct KeySettings {
-    /// A new signing key is made when the active one is this many days old; 0 turns it off.
-    pub rotation_days: u64,
-    /// How often an instance re-reads the key table, so a rotation elsewhere reaches it.
-    pub refresh_secs: u64,
-    /// The longest lifetime of any JWT Portico signs; a retired key stays published this long.
-    pub max_token_lifetime_secs: u64,
-}
-
-impl Default for KeySettings {
-    fn default() -> Self {
-        Self {
-            rotation_days: 90,
-            refresh_secs: 60,
-            max_token_lifetime_secs: 24 * 3600,
-        }
-    }
 }
 
 /// Admin sign-in and sessions.
@@ -231,7 +313,10 @@ pub struct MetricsSettings {
     /// Serve `/metrics` on this address only (the main listener then answers 404 for it).
     pub listen: Option<SocketAddr>,
     /// Require `Authorization: Bearer <token>` on `/metrics`.
-    #[serde(deserialize_with = "lenient_secret", serialize_with = "redact_secret")]
+    #[serde(
+        deserialize_with = "crate::crypto::secret_serde::optional",
+        serialize_with = "crate::crypto::secret_serde::redacted"
+    )]
     pub bearer_token: Option<SecretString>,
     /// How often histogram samples are folded into their buckets when nobody scrapes.
     pub upkeep_secs: u64,
@@ -320,12 +405,6 @@ impl BrandingSettings {
     }
 }
 
-impl KeySettings {
-    pub fn rotation_period(&self) -> Option<Duration> {
-        (self.rotation_days > 0).then(|| Duration::from_secs(self.rotation_days * 86_400))
-    }
-}
-
 /// The public base URL: absolute, http or https, no query or fragment, no trailing slash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issuer(String);
@@ -369,95 +448,6 @@ impl<'de> Deserialize<'de> for Issuer {
 impl Serialize for Issuer {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.0)
-    }
-}
-
-/// A database URL for one of the supported back ends. Its password is a secret.
-#[derive(Clone)]
-pub struct DatabaseUrl(SecretString);
-
-impl DatabaseUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let scheme = raw.split(':').next().unwrap_or_default();
-        match scheme {
-            "sqlite" | "postgres" | "postgresql" => Ok(Self(SecretString::from(raw.to_owned()))),
-            _ => Err("the database URL must start with sqlite:// or postgres://".to_owned()),
-        }
-    }
-
-    pub fn sqlite_in(data_dir: &Path) -> Self {
-        Self(SecretString::from(format!(
-            "sqlite://{}",
-            data_dir.join("portico.db").display()
-        )))
-    }
-
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    pub fn is_sqlite(&self) -> bool {
-        self.expose().starts_with("sqlite:")
-    }
-
-    /// The URL with any password replaced, for logs and `config check`.
-    pub fn redacted(&self) -> String {
-        match Url::parse(self.expose()) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("redacted"));
-                url.to_string()
-            }
-            Ok(url) => url.to_string(),
-            Err(_) => "<unparseable>".to_owned(),
-        }
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl<'de> Deserialize<'de> for DatabaseUrl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        DatabaseUrl::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for DatabaseUrl {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.redacted())
-    }
-}
-
-/// Environment values are parsed as TOML scalars, so a numeric password arrives as a number.
-fn lenient_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Scalar {
-        Str(String),
-        Int(i64),
-        Float(f64),
-        Bool(bool),
-    }
-    let value = Option::<Scalar>::deserialize(d)?;
-    Ok(value.map(|v| {
-        let text = match v {
-            Scalar::Str(s) => s,
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        };
-        SecretString::from(text)
-    }))
-}
-
-fn redact_secret<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("<redacted>"),
-        None => s.serialize_none(),
     }
 }
 
@@ -547,8 +537,8 @@ impl Settings {
         self.oidc
             .validate(self.keys.max_token_lifetime_secs)
             .map_err(ConfigError::Invalid)?;
-        crate::clients::validate_config(&self.clients, &self.providers)
-            .map_err(ConfigError::Invalid)?;
+        crate::providers::validate_config(&self.providers).map_err(ConfigError::Invalid)?;
+        crate::clients::validate_config(&self.clients).map_err(ConfigError::Invalid)?;
         self.branding.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
@@ -687,5 +677,98 @@ mod tests {
         )))
         .unwrap();
         assert_eq!(s.server.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn code_lifetime_is_capped_at_sixty_seconds() {
+        let s = OidcSettings {
+            code_ttl_secs: 61,
+            ..OidcSettings::default()
+        };
+        assert!(s.validate(86_400).is_err());
+        assert!(OidcSettings::default().validate(86_400).is_ok());
+    }
+
+    #[test]
+    fn config_check_shows_clients_and_providers_with_secrets_redacted() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
+        let settings = Settings::from_figment(Figment::new().merge(Toml::string(
+            r#"
+[oidc]
+refresh_grace_secs = 3
+
+[[clients]]
+client_id = "app"
+type = "confidential"
+client_secret = "a-client-secret-that-is-long-enough-123"
+redirect_uris = ["https://app.example/cb"]
+
+[[providers]]
+id = "corp"
+kind = "oidc"
+client_id = "portico"
+client_secret = "upstream-client-secret"
+issuer = "https://idp.example"
+[providers.claims]
+groups = "roles"
+"#,
+        )))
+        .unwrap();
+        assert_eq!(settings.oidc.refresh_grace_secs, 3);
+        assert_eq!(
+            settings.providers[0].claims.groups.as_deref(),
+            Some("roles")
+        );
+        let out = settings.redacted_toml();
+        assert!(!out.contains("a-client-secret"), "{out}");
+        assert!(!out.contains("upstream-client-secret"), "{out}");
+        assert!(
+            out.contains("[[clients]]") && out.contains("[[providers]]"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_webhooks_section_and_declared_endpoints_parse_from_toml() {
+        use figment::Figment;
+        use figment::providers::{Format, Toml};
+        let toml = r#"
+            [webhooks]
+            retry_schedule = ["1s", "30s", 60]
+            attempt_timeout = "5s"
+            allow_private_targets = true
+
+            [[webhooks.endpoints]]
+            id = "crm"
+            url = "https://crm.example.com/hooks/portico"
+            events = ["login.succeeded", "user.created"]
+            secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        "#;
+        let s = Settings::from_figment(Figment::from(Toml::string(toml))).unwrap();
+        let schedule: Vec<i64> = s
+            .webhooks
+            .retry_schedule
+            .iter()
+            .map(|d| d.as_millis())
+            .collect();
+        assert_eq!(schedule, [1_000, 30_000, 60_000]);
+        assert_eq!(s.webhooks.endpoints[0].id, "crm");
+        assert!(s.webhooks.endpoints[0].enabled);
+        let shown = s.redacted_toml();
+        assert!(!shown.contains("MfKQ9r8"), "{shown}");
+
+        let bad = r#"
+            [[webhooks.endpoints]]
+            id = "crm"
+            url = "https://crm.example.com/"
+            events = ["login.nope"]
+        "#;
+        let err = Settings::from_figment(Figment::from(Toml::string(bad)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("login.nope"), "{err}");
+        let short_lease = "[webhooks]\nlease = \"10s\"\n";
+        assert!(Settings::from_figment(Figment::from(Toml::string(short_lease))).is_err());
     }
 }

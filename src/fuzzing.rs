@@ -122,7 +122,7 @@ pub fn authorize_query(clients: &[Client], query: &str) -> bool {
     let issuer = "https://portico.test";
     let resources = all_values(query, "resource");
     let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
-    match validate(client, redirect.as_str(), &q, &resources) {
+    match validate(client, &redirect, &q, &resources) {
         Ok((request, provider, _prompt_none)) => {
             let scope = Scope::parse(&request.scope).expect("a validated scope reparses");
             if let Some(r) = &request.resource {
@@ -145,7 +145,7 @@ pub fn authorize_query(clients: &[Client], query: &str) -> bool {
         }
         Err(Refusal(code, text)) => {
             assert_redirect(&redirect_error(
-                redirect.as_str(),
+                &redirect,
                 code,
                 &text,
                 q.get("state").map(String::as_str),

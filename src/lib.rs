@@ -5,13 +5,14 @@
 //! and response hardening; `startup` wires them into an actix-web server; `cli` is the binary.
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod crypto;
-pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod grants;
 pub mod keys;
 pub mod oidc;
 pub mod ops;

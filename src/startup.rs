@@ -31,7 +31,11 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 /// Loads the master key (generating one on a first zero-config run) and checks it against
 /// the database.
 pub async fn unlock(settings: &Settings, store: &Store) -> anyhow::Result<(MasterKey, Sealer)> {
-    let (key, source) = MasterKey::load(&settings.secrets, &settings.server.data_dir)?;
+    let (key, source) = MasterKey::load(
+        settings.secrets.master_key.as_ref(),
+        settings.secrets.master_key_file.as_deref(),
+        &settings.server.data_dir,
+    )?;
     if let MasterKeySource::Generated(path) = &source {
         tracing::warn!(
             path = %path.display(),
@@ -92,15 +96,16 @@ impl Application {
             .upsert_config_providers(&settings.providers, &sealer)
             .await
             .context("cannot store [[providers]] from the configuration")?;
+        withdraw_untrusted_verifications(&store, &settings.providers).await?;
         store
             .store_config_saml_keys(&settings.providers, &sealer)
             .await
             .context("cannot store the SAML SP keys of [[providers]]")?;
         store
-            .upsert_config_clients(&settings.clients, &settings.oidc)
+            .upsert_config_clients(&settings.clients, &settings.oidc.client_lifetimes())
             .await
             .context("cannot store [[clients]] from the configuration")?;
-        let limits = oidc::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
+        let limits = ops::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
         let http = upstream_http_client()?;
         let saml = crate::upstream::saml::SamlContext::new(
             store.clone(),
@@ -111,27 +116,36 @@ impl Application {
             crate::providers::Connectors::new(sealer.clone(), http).with_saml(saml.clone()),
         );
 
-        let sign_in_gate = Arc::new(admin::throttle::SignInGate::new(&settings.admin));
+        let sign_in_gate = Arc::new(ops::ratelimit::Gate::new(
+            settings.admin.sign_in_per_sec,
+            settings.admin.sign_in_burst,
+        ));
         let state = web::Data::new(AppState {
             discovery: ProviderMetadata::new(&settings.server.issuer).to_bytes(),
             settings: Arc::new(settings),
             store,
             sealer,
             keys: keys.clone(),
-            metrics: ops::metrics::handle(),
             connectors,
             limits: limits.clone(),
             webhooks: webhook_service,
             passwords,
             sign_in_gate,
-            branding,
         });
+        let shared = Shared {
+            store: web::Data::new(state.store.clone()),
+            branding: web::Data::from(branding),
+            metrics: web::Data::new(ops::metrics::MetricsEndpoint {
+                handle: ops::metrics::handle(),
+                bearer_token: state.settings.metrics.bearer_token.clone(),
+            }),
+        };
         let mut tasks = vec![
             keys.spawn_maintenance(),
             limits.spawn_maintenance(),
             saml.spawn_maintenance(),
             ops::metrics::spawn_upkeep(
-                state.metrics.clone(),
+                shared.metrics.handle.clone(),
                 Duration::from_secs(state.settings.metrics.upkeep_secs),
             ),
         ];
@@ -140,11 +154,11 @@ impl Application {
             Some(addr) => {
                 let listener = TcpListener::bind(addr)
                     .with_context(|| format!("cannot listen on {addr} (metrics.listen)"))?;
-                Some(build_metrics_server(listener, state.clone())?)
+                Some(build_metrics_server(listener, shared.metrics.clone())?)
             }
             None => None,
         };
-        let server = build_server(listener, state.clone())?;
+        let server = build_server(listener, state.clone(), shared)?;
         Ok(Self {
             port,
             server,
@@ -189,6 +203,23 @@ impl Application {
     }
 }
 
+/// A provider of portico.toml that no longer vouches for e-mail (its `trust_email`, or a SAML
+/// provider's `email_verified`, turned off) withdraws the verifications it gave.
+async fn withdraw_untrusted_verifications(
+    store: &Store,
+    providers: &[crate::providers::ProviderConfig],
+) -> anyhow::Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    for p in providers {
+        let kind = p.checked_kind().map_err(anyhow::Error::msg)?;
+        let settings = serde_json::json!({ "saml": { "email_verified": p.saml.email_verified } });
+        if !crate::providers::vouches_for_email(kind, p.trust_email, &settings) {
+            crate::users::repo::withdraw_verification_in(&mut conn, p.id.as_str()).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies the declared webhook endpoints and starts this instance's dispatcher.
 async fn start_webhooks(
     settings: &Settings,
@@ -213,7 +244,20 @@ async fn start_webhooks(
     Ok((service, dispatcher))
 }
 
-fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+/// What handlers other than the OIDC and admin ones reach, each as its own app data, so that
+/// `ops` and the branding pages need no `AppState`.
+#[derive(Clone)]
+struct Shared {
+    store: web::Data<Store>,
+    branding: web::Data<crate::oidc::branding::Branding>,
+    metrics: web::Data<ops::metrics::MetricsEndpoint>,
+}
+
+fn build_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    shared: Shared,
+) -> anyhow::Result<Server> {
     let settings = state.settings.clone();
     let https = settings.server.issuer.is_https();
     let trusted = Arc::new(settings.server.trusted_proxies.clone());
@@ -224,9 +268,12 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
         let trusted = trusted.clone();
         App::new()
             .app_data(state.clone())
+            .app_data(shared.store.clone())
+            .app_data(shared.branding.clone())
+            .app_data(shared.metrics.clone())
             .wrap_fn({
                 // Pages read the branding from the request's task (see oidc::branding).
-                let branding = state.branding.clone();
+                let branding = shared.branding.clone().into_inner();
                 move |req, srv| branding.clone().scope(srv.call(req))
             })
             .wrap(from_fn(ops::limits::enforce))
@@ -256,11 +303,11 @@ fn build_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Re
 /// The listener of `metrics.listen`: `/metrics` and nothing else, one worker.
 fn build_metrics_server(
     listener: TcpListener,
-    state: web::Data<AppState>,
+    metrics: web::Data<ops::metrics::MetricsEndpoint>,
 ) -> anyhow::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(metrics.clone())
             .wrap(from_fn(ops::limits::enforce))
             .configure(ops::metrics::routes)
     })
@@ -292,6 +339,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(oidc::discovery::document),
         )
         .configure(oidc::routes)
-        .service(crate::vault::broker::broker_token)
+        .service(oidc::broker::broker_token)
         .configure(admin::routes);
 }

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
-use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::crypto::{PasswordHasher, Sealer};
 use crate::keys::KeyRing;
-use crate::oidc::ratelimit::RateLimits;
+use crate::ops::ratelimit::{Gate, RateLimits};
 use crate::providers::Connectors;
 use crate::store::Store;
 use crate::webhooks::WebhookService;
@@ -18,7 +17,6 @@ pub struct AppState {
     pub store: Store,
     pub sealer: Sealer,
     pub keys: Arc<KeyRing>,
-    pub metrics: PrometheusHandle,
     /// The discovery document, serialised once at start.
     pub discovery: Bytes,
     /// Upstream connectors, built from the providers table and cached.
@@ -30,7 +28,16 @@ pub struct AppState {
     /// argon2id for admin passwords, bounded so sign-in bursts queue.
     pub passwords: PasswordHasher,
     /// The per-instance sign-in rate (`[admin] sign_in_per_sec`), checked before any hashing.
-    pub sign_in_gate: Arc<crate::admin::throttle::SignInGate>,
-    /// `[branding]`, prepared at start (the logo file read).
-    pub branding: Arc<crate::oidc::branding::Branding>,
+    pub sign_in_gate: Arc<Gate>,
+}
+
+impl AppState {
+    /// What the token vault's refreshes work with.
+    pub fn vault(&self) -> crate::vault::refresh::Context<'_> {
+        crate::vault::refresh::Context {
+            store: &self.store,
+            sealer: &self.sealer,
+            connectors: &self.connectors,
+        }
+    }
 }

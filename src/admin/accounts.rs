@@ -5,7 +5,6 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::Caller;
-use super::audit;
 use crate::config::BootstrapSettings;
 use crate::crypto::{PasswordError, PasswordHasher};
 use crate::store::{self, Store, StoreError};
@@ -113,7 +112,7 @@ pub async fn create(
     if inserted == 0 {
         return Err(AccountError::Exists(admin.email));
     }
-    audit::record(
+    crate::audit::record(
         &mut tx,
         &caller.actor,
         "admin.created",

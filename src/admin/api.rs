@@ -10,12 +10,12 @@ use futures_util::future::LocalBoxFuture;
 
 use super::api_tokens::{self, ApiToken, Authenticated, MintedToken, NewToken, TokenError};
 use super::audit::{self, AuditEntry, AuditParams};
-use super::caller::peer_ip;
 use super::error::{ApiError, ErrorBody};
 use super::keys_admin::{self, KeyInfo, Rotated};
 use super::pagination::{Page, PageRequest};
 use super::validation::FieldErrors;
 use super::{Caller, openapi};
+use crate::ops::client_ip::client_ip_text as peer_ip;
 use crate::state::AppState;
 use secrecy::ExposeSecret;
 

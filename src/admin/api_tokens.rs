@@ -7,7 +7,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::audit;
 use super::pagination::{Cursor, Page, PageRequest};
 use super::validation::{self, FieldErrors};
 use super::{Caller, time};
@@ -145,7 +144,7 @@ pub async fn mint(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    audit::record(
+    crate::audit::record(
         &mut tx,
         &caller.actor,
         "api_token.created",
@@ -230,7 +229,7 @@ pub async fn revoke(store: &Store, caller: &Caller, id: &str) -> Result<ApiToken
     .fetch_one(&mut *tx)
     .await?;
     let token = ApiToken::from_row(&row)?;
-    audit::record(
+    crate::audit::record(
         &mut tx,
         &caller.actor,
         "api_token.revoked",

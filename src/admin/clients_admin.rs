@@ -8,11 +8,12 @@ use utoipa::ToSchema;
 
 use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
 use super::validation::{self, FieldErrors};
-use super::{Caller, audit, time};
+use super::{Caller, time};
 use crate::clients::admin_ops;
 use crate::clients::{
     Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient,
 };
+use crate::grants::refresh::{self, Owner};
 use crate::keys::SigningAlg;
 use crate::state::AppState;
 use crate::upstream::ProviderId;
@@ -289,7 +290,7 @@ async fn audited(
     details: serde_json::Value,
 ) -> Result<(), AdminClientError> {
     let target = format!("client:{client_id}");
-    audit::record(
+    crate::audit::record(
         &mut tx,
         &caller.actor,
         action,
@@ -321,7 +322,8 @@ pub async fn create(
     new: &NewClient,
 ) -> Result<ClientWithSecret, AdminClientError> {
     let mut tx = state.store.begin_write().await?;
-    let (client, secret) = admin_ops::create_in(&mut tx, new, &state.settings.oidc).await?;
+    let (client, secret) =
+        admin_ops::create_in(&mut tx, new, &state.settings.oidc.client_lifetimes()).await?;
     let view = ClientView::from(&client);
     audited(tx, caller, "client.created", &view.id, details(&view)).await?;
     Ok(with_secret(state, view, secret))
@@ -357,6 +359,8 @@ pub async fn delete(
 ) -> Result<ClientView, AdminClientError> {
     let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&admin_ops::delete_in(&mut tx, client_id).await?);
+    // Nothing issued to a deleted client may outlive it.
+    refresh::revoke_all_in(&mut tx, Owner::Client(client_id)).await?;
     audited(tx, caller, "client.deleted", client_id, details(&view)).await?;
     Ok(view)
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
-use super::{Caller, audit, time};
+use super::{Caller, time};
 use crate::keys::KeyRing;
 use crate::state::AppState;
 use crate::store::{self, Store};
@@ -99,7 +99,7 @@ pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::R
             kid,
         })
         .collect();
-    audit::record(
+    crate::audit::record(
         &mut tx,
         &caller.actor,
         "keys.rotated",

@@ -10,8 +10,6 @@ pub mod api;
 pub mod api_tokens;
 pub mod assets;
 pub mod audit;
-pub mod caller;
-pub mod cli;
 pub mod client_page;
 pub mod clients_admin;
 pub mod clients_api;
@@ -44,7 +42,7 @@ use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::web;
 
-pub use caller::Caller;
+pub use crate::audit::Caller;
 
 /// Mounts the admin UI and API. The API scope comes first: the UI scope would shadow it.
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -15,7 +15,6 @@ use subtle::ConstantTimeEq;
 use super::api_tokens::{self, ApiToken, NewToken, TokenError};
 use super::assets;
 use super::audit::{self, AuditEntry, AuditParams};
-use super::caller::peer_ip;
 use super::csrf::{NoFields, Protected};
 use super::error::PageError;
 use super::keys_admin::{self, KeyInfo};
@@ -24,6 +23,7 @@ use super::session::{self, AdminSession};
 use super::sign_in::{self, SignInError};
 use super::validation::FieldErrors;
 use crate::crypto::random_token;
+use crate::ops::client_ip::client_ip_text as peer_ip;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

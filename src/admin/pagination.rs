@@ -1,8 +1,6 @@
 //! `?limit=&cursor=` for every admin list. A cursor is opaque to clients: it encodes the sort
 //! key (time, id) of the last item returned, so pages stay stable while rows are added.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -11,28 +9,7 @@ use super::validation::FieldErrors;
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 
-/// Where the previous page ended: newest-first lists continue below this key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub at: i64,
-    pub id: String,
-}
-
-impl Cursor {
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.at, self.id))
-    }
-
-    pub fn decode(raw: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (at, id) = text.split_once('.')?;
-        Some(Self {
-            at: at.parse().ok()?,
-            id: id.to_owned(),
-        })
-    }
-}
+pub use crate::store::Keyset as Cursor;
 
 /// A validated `limit` and `cursor`.
 #[derive(Debug, Clone)]

@@ -7,9 +7,10 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
-use super::{Caller, audit, time};
+use super::{Caller, time};
+use crate::grants::{codes, pending, refresh, sessions};
 use crate::providers::Provider;
-use crate::providers::admin_ops::{self, ProviderError, ProviderWrite, Removed};
+use crate::providers::admin_ops::{self, ProviderError, ProviderWrite};
 use crate::providers::options::{self, GithubSettings};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -17,6 +18,7 @@ use crate::upstream::ProviderKind;
 use crate::upstream::google::GoogleOptions;
 use crate::upstream::oidc::ClaimMapping;
 use crate::upstream::saml::{SamlProviderSettings, SpConfig, StoredSaml};
+use crate::users;
 
 /// What to give the IdP admin for a SAML provider.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -219,7 +221,7 @@ async fn audited(
     details: serde_json::Value,
 ) -> Result<(), ProviderError> {
     let target = format!("provider:{}", provider.id);
-    audit::record(
+    crate::audit::record(
         &mut tx,
         &caller.actor,
         action,
@@ -253,6 +255,9 @@ pub async fn update(
 ) -> Result<ProviderView, ProviderError> {
     let mut tx = state.store.begin_write().await?;
     let provider = admin_ops::update_in(&mut tx, &state.sealer, new).await?;
+    if !crate::providers::vouches_for_email(new.kind, new.trust_email, &new.settings) {
+        users::repo::withdraw_verification_in(&mut tx, new.id.as_str()).await?;
+    }
     let view = ProviderView::new(&provider, issuer(state));
     let mut d = details(&view);
     d["credential_changed"] = json!(!matches!(new.secret, admin_ops::SecretChange::Keep));
@@ -276,14 +281,38 @@ pub async fn set_enabled(
     Ok(view)
 }
 
-/// Deletes a provider with its identities (see `admin_ops::delete_in`).
+/// What deleting a provider took with it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Removed {
+    pub identities: u64,
+    pub sessions_ended: u64,
+    pub refresh_tokens_revoked: u64,
+}
+
+/// Deletes a provider. As Keycloak does when an identity provider is removed, the users stay
+/// and their links to it (identities, with the upstream tokens sealed there) are deleted.
+/// What those links still carried ends too, since nothing can check it upstream any more: the
+/// SSO sessions that came through the provider (one `session.ended` each), the refresh tokens
+/// issued from its identities, their unredeemed codes, logins waiting at it, and the e-mail
+/// verifications it gave. All in one transaction with the audit entry.
 pub async fn delete(
     state: &AppState,
     caller: &Caller,
     id: &str,
 ) -> Result<(ProviderView, Removed), ProviderError> {
     let mut tx = state.store.begin_write().await?;
-    let (provider, removed) = admin_ops::delete_in(&mut tx, id).await?;
+    let provider = admin_ops::delete_in(&mut tx, id).await?;
+    let identity_ids = users::identities::ids_of_provider_in(&mut tx, id).await?;
+    let removed = Removed {
+        refresh_tokens_revoked: refresh::revoke_of_identities_in(&mut tx, &identity_ids).await?,
+        sessions_ended: sessions::end_provider_sessions_in(&mut tx, id, "provider_deleted").await?,
+        identities: {
+            codes::delete_unredeemed_of_identities_in(&mut tx, &identity_ids).await?;
+            pending::delete_of_provider_in(&mut tx, id).await?;
+            users::repo::withdraw_verification_in(&mut tx, id).await?;
+            users::identities::delete_of_provider_in(&mut tx, id).await?
+        },
+    };
     let view = ProviderView::new(&provider, issuer(state));
     let mut d = details(&view);
     d["identities_removed"] = json!(removed.identities);

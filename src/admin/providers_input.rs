@@ -7,10 +7,10 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::validation::{self, FieldErrors};
-use crate::oidc::settings::{ProviderConfig, supported_kind};
 use crate::providers::Provider;
 use crate::providers::admin_ops::{ProviderWrite, SecretChange};
 use crate::providers::options;
+use crate::providers::{ProviderConfig, supported_kind};
 use crate::upstream::http::UpstreamHttp;
 use crate::upstream::oidc::ClaimMapping;
 use crate::upstream::saml::{IdpMetadata, SamlProviderSettings, StoredSaml};

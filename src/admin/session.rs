@@ -13,10 +13,10 @@ use subtle::ConstantTimeEq;
 
 use super::Caller;
 use super::accounts::Admin;
-use super::caller::peer_ip;
 use super::error::PageError;
 use crate::config::AdminSettings;
 use crate::crypto::{TokenDigest, random_token};
+use crate::ops::client_ip::client_ip_text as peer_ip;
 use crate::state::AppState;
 use crate::store::{self, Store, StoreError};
 

@@ -6,7 +6,6 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::accounts::{self, Admin, AdminEmail};
-use super::audit;
 use super::session;
 use super::throttle::{self, Attempt, Verdict};
 use crate::state::AppState;
@@ -72,7 +71,7 @@ pub async fn sign_in(
         Attempt::Counted { locked } => locked,
         Attempt::Refused(verdict) => {
             let mut tx = state.store.begin_write().await?;
-            audit::record(
+            crate::audit::record(
                 &mut tx,
                 &actor,
                 "admin.sign_in_refused",
@@ -115,7 +114,7 @@ pub async fn sign_in(
     let mut tx = state.store.begin_write().await?;
     let Some(admin) = verified else {
         // The attempt is already counted; only the audit entry is left.
-        audit::record(
+        crate::audit::record(
             &mut tx,
             &actor,
             "admin.sign_in_failed",
@@ -137,7 +136,7 @@ pub async fn sign_in(
     }
     session::purge_expired(&mut tx, settings).await?;
     let token = session::create(&mut tx, &admin, ip).await?;
-    audit::record(
+    crate::audit::record(
         &mut tx,
         &admin.actor(),
         "admin.signed_in",

@@ -9,11 +9,6 @@
 //! forgotten. A successful sign-in clears its account's count and takes its own attempt back
 //! off its address's count.
 
-use std::num::NonZeroU32;
-use std::time::Duration;
-
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::AnyConnection;
 
 use crate::config::AdminSettings;
@@ -190,33 +185,6 @@ async fn set_blocked_until(
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-/// `[admin] sign_in_per_sec` and `sign_in_burst`: how many sign-ins this instance verifies,
-/// whoever sends them. It stands in front of the database and of argon2, so a flood from many
-/// addresses costs neither memory nor CPU beyond the limit.
-pub struct SignInGate {
-    limiter: DefaultDirectRateLimiter,
-    clock: DefaultClock,
-}
-
-impl SignInGate {
-    pub fn new(settings: &AdminSettings) -> Self {
-        let rate = NonZeroU32::new(settings.sign_in_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(settings.sign_in_burst).unwrap_or(rate);
-        Self {
-            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-            clock: DefaultClock::default(),
-        }
-    }
-
-    /// `Err(seconds to wait)` when the instance is over its sign-in rate.
-    pub fn admit(&self) -> Result<(), u64> {
-        self.limiter.check().map_err(|not_until| {
-            let wait: Duration = not_until.wait_time_from(self.clock.now());
-            ceil_secs(wait.as_millis() as i64).max(1)
-        })
-    }
 }
 
 /// The wait after `failures` failures in a row: doubling from the base, capped.

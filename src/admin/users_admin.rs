@@ -2,9 +2,9 @@
 //! disable/enable, and ending a user's sessions. Each change, its `session.ended` events and
 //! its audit entry commit in one transaction.
 //!
-//! Ending sessions also revokes the user's refresh tokens: an application holding one could
-//! otherwise keep the user signed in after the admin ended everything. Access tokens already
-//! issued run until they expire (a disabled user's are refused at `/userinfo` and the broker).
+//! Ending sessions also revokes the user's refresh tokens, and the access tokens issued so far
+//! (refused from then on at `/userinfo`, `/introspect` and the broker): an application holding
+//! one could otherwise keep the user signed in after the admin ended everything.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -12,11 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::pagination::{Cursor, Page, PageRequest};
 use super::validation::FieldErrors;
-use super::{Caller, audit, time};
-use crate::oidc::session;
+use super::{Caller, time};
+use crate::grants::refresh::{self, Owner};
+use crate::grants::sessions;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::users::admin_ops::{self, IdentityRow, UserRow};
+use crate::users::identities::{self, IdentityRow};
+use crate::users::repo::{self, User as UserRow};
 
 /// The `session.ended` reasons an admin action records.
 pub const REASON_DISABLED: &str = "user disabled";
@@ -101,7 +103,7 @@ impl From<IdentityRow> for IdentityView {
             created_at: time::rfc3339(i.created_at),
             updated_at: time::rfc3339(i.updated_at),
             id: i.id,
-            provider: i.provider,
+            provider: i.provider_id,
             subject: i.subject,
             email: i.email,
             email_verified: i.email_verified,
@@ -169,11 +171,10 @@ impl UserParams {
 
 /// Users newest first, filtered by `q`.
 pub async fn search(state: &AppState, query: &UserQuery) -> Result<Page<UserView>, StoreError> {
-    let before = query.page.cursor.as_ref().map(|c| (c.at, c.id.as_str()));
-    let rows = admin_ops::search(
+    let rows = repo::search(
         &state.store,
         query.q.as_deref(),
-        before,
+        query.page.cursor.as_ref(),
         query.page.limit + 1,
     )
     .await?;
@@ -185,13 +186,12 @@ pub async fn search(state: &AppState, query: &UserQuery) -> Result<Page<UserView
 }
 
 pub async fn get(state: &AppState, id: &str) -> Result<UserDetail, UserAdminError> {
-    let mut conn = state.store.pool().acquire().await?;
-    let user = admin_ops::fetch_in(&mut conn, id)
+    let user = repo::find(&state.store, id)
         .await?
         .ok_or_else(|| UserAdminError::NotFound(id.to_owned()))?;
-    drop(conn);
-    let identities = admin_ops::identities(&state.store, id).await?;
-    let (active_sessions, active_refresh_tokens) = admin_ops::live_counts(&state.store, id).await?;
+    let identities = identities::of_user(&state.store, id).await?;
+    let active_sessions = sessions::live_count(&state.store, id).await?;
+    let active_refresh_tokens = refresh::live_count(&state.store, id).await?;
     Ok(UserDetail {
         user: user.into(),
         identities: identities.into_iter().map(IdentityView::from).collect(),
@@ -207,9 +207,9 @@ async fn end_everything(
     user_id: &str,
     reason: &str,
 ) -> Result<SessionsEnded, UserAdminError> {
-    let sessions_ended = session::end_user_sessions_in(conn, user_id, reason).await?;
-    let refresh_tokens_revoked = admin_ops::revoke_refresh_tokens_in(conn, user_id).await?;
-    admin_ops::revoke_access_tokens_in(conn, user_id).await?;
+    let sessions_ended = sessions::end_user_sessions_in(conn, user_id, reason).await?;
+    let refresh_tokens_revoked = refresh::revoke_all_in(conn, Owner::User(user_id)).await?;
+    repo::revoke_access_tokens_in(conn, user_id).await?;
     Ok(SessionsEnded {
         user_id: user_id.to_owned(),
         sessions_ended,
@@ -219,7 +219,7 @@ async fn end_everything(
 
 /// The user, read in the transaction, or `NotFound`.
 async fn existing(conn: &mut sqlx::AnyConnection, id: &str) -> Result<UserRow, UserAdminError> {
-    admin_ops::fetch_in(conn, id)
+    repo::find_in(conn, id)
         .await?
         .ok_or_else(|| UserAdminError::NotFound(id.to_owned()))
 }
@@ -235,13 +235,13 @@ pub async fn disable(
     if existing(&mut tx, id).await?.disabled {
         return Err(UserAdminError::AlreadyDisabled);
     }
-    admin_ops::set_disabled_in(&mut tx, id, true).await?;
+    repo::set_disabled_in(&mut tx, id, true).await?;
     let ended = end_everything(&mut tx, id, REASON_DISABLED).await?;
     let details = json!({
         "sessions_ended": ended.sessions_ended,
         "refresh_tokens_revoked": ended.refresh_tokens_revoked,
     });
-    audit::commit_with(tx, caller, "user.disabled", &format!("user:{id}"), details).await?;
+    crate::audit::commit_with(tx, caller, "user.disabled", &format!("user:{id}"), details).await?;
     Ok(ended)
 }
 
@@ -251,9 +251,9 @@ pub async fn enable(state: &AppState, caller: &Caller, id: &str) -> Result<(), U
     if !existing(&mut tx, id).await?.disabled {
         return Err(UserAdminError::NotDisabled);
     }
-    admin_ops::set_disabled_in(&mut tx, id, false).await?;
+    repo::set_disabled_in(&mut tx, id, false).await?;
     let target = format!("user:{id}");
-    Ok(audit::commit_with(tx, caller, "user.enabled", &target, json!({})).await?)
+    Ok(crate::audit::commit_with(tx, caller, "user.enabled", &target, json!({})).await?)
 }
 
 /// Ends the user's SSO sessions and revokes its refresh tokens ("sign out everywhere").
@@ -269,7 +269,7 @@ pub async fn end_sessions(
         "sessions_ended": ended.sessions_ended,
         "refresh_tokens_revoked": ended.refresh_tokens_revoked,
     });
-    audit::commit_with(
+    crate::audit::commit_with(
         tx,
         caller,
         "user.sessions_ended",

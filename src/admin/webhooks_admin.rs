@@ -1,6 +1,6 @@
 //! Webhook endpoints as admins manage them, through the API and the pages. Each change and its
 //! audit entry commit in one transaction: the webhook service's `*_in` methods make the change
-//! on the transaction this module opens, then `audit::record` writes on it too.
+//! on the transaction this module opens, then `crate::audit::record` writes on it too.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::pagination::{Cursor, MAX_LIMIT, Page, PageRequest};
 use super::validation::FieldErrors;
-use super::{Caller, audit, time};
-use crate::events::EventType;
+use super::{Caller, time};
 use crate::state::AppState;
+use crate::webhooks::events::EventType;
 use crate::webhooks::health::{self, Health};
 use crate::webhooks::service::{self as wh, subscribable};
 use crate::webhooks::{
@@ -425,7 +425,7 @@ pub async fn create(
     let mut tx = state.store.begin_write().await?;
     let (endpoint, secret) = state.webhooks.create_in(&mut tx, valid.into_new()).await?;
     let target = format!("webhook:{}", endpoint.id);
-    audit::commit_with(tx, caller, "webhook.created", &target, details(&endpoint)).await?;
+    crate::audit::commit_with(tx, caller, "webhook.created", &target, details(&endpoint)).await?;
     Ok(WebhookWithSecret {
         webhook: WebhookView::new(endpoint, Health::default()),
         secret: secret.expose().to_owned(),
@@ -443,7 +443,7 @@ pub async fn update(
         .webhooks
         .update_in(&mut tx, id, valid.into_update())
         .await?;
-    audit::commit_with(
+    crate::audit::commit_with(
         tx,
         caller,
         "webhook.updated",
@@ -459,7 +459,10 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> Result<(), W
     let mut tx = state.store.begin_write().await?;
     let endpoint = state.webhooks.delete_in(&mut tx, id).await?;
     let target = format!("webhook:{id}");
-    Ok(audit::commit_with(tx, caller, "webhook.deleted", &target, details(&endpoint)).await?)
+    Ok(
+        crate::audit::commit_with(tx, caller, "webhook.deleted", &target, details(&endpoint))
+            .await?,
+    )
 }
 
 /// A new signing secret, returned here only; the old one also signs for
@@ -471,7 +474,7 @@ pub async fn rotate_secret(
 ) -> Result<WebhookWithSecret, WebhookError> {
     let mut tx = state.store.begin_write().await?;
     let secret = state.webhooks.rotate_secret_in(&mut tx, id).await?;
-    audit::commit_with(
+    crate::audit::commit_with(
         tx,
         caller,
         "webhook.secret_rotated",
@@ -494,7 +497,7 @@ pub async fn test_ping(
     let mut tx = state.store.begin_write().await?;
     let delivery = state.webhooks.test_ping_in(&mut tx, id).await?;
     let details = json!({ "delivery_id": delivery.id, "event_id": delivery.event_id });
-    audit::commit_with(
+    crate::audit::commit_with(
         tx,
         caller,
         "webhook.test_sent",
@@ -515,7 +518,7 @@ pub async fn replay(
     let mut tx = state.store.begin_write().await?;
     let delivery = state.webhooks.replay_in(&mut tx, id, delivery_id).await?;
     let details = json!({ "delivery_id": delivery.id, "event_id": delivery.event_id });
-    audit::commit_with(
+    crate::audit::commit_with(
         tx,
         caller,
         "webhook.delivery_replayed",

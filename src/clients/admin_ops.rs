@@ -4,10 +4,10 @@
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::AnyConnection;
 
+use super::Lifetimes;
 use super::service::{COLUMNS, client_from_row, json_list, write_client};
 use super::{Client, ClientError, ClientType, NewClient};
 use crate::crypto::{TokenDigest, random_token};
-use crate::oidc::settings::OidcSettings;
 use crate::store;
 
 /// The client `client_id`, read inside the transaction.
@@ -37,7 +37,7 @@ async fn editable(conn: &mut AnyConnection, client_id: &str) -> Result<Client, C
 pub async fn create_in(
     conn: &mut AnyConnection,
     new: &NewClient,
-    defaults: &OidcSettings,
+    defaults: &Lifetimes,
 ) -> Result<(Client, Option<SecretString>), ClientError> {
     new.validate().map_err(ClientError::Invalid)?;
     let secret = (new.client_type == ClientType::Confidential).then(|| random_token("cs_"));
@@ -97,16 +97,9 @@ pub async fn rotate_secret_in(
     Ok(secret)
 }
 
-/// Deletes a client and revokes the refresh tokens issued to it.
+/// Deletes a client (the caller revokes what was issued to it: `admin::clients_admin::delete`).
 pub async fn delete_in(conn: &mut AnyConnection, client_id: &str) -> Result<Client, ClientError> {
     let client = editable(conn, client_id).await?;
-    sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(store::now())
-    .bind(client_id)
-    .execute(&mut *conn)
-    .await?;
     sqlx::query("DELETE FROM clients WHERE client_id = $1")
         .bind(client_id)
         .execute(&mut *conn)

@@ -2,14 +2,15 @@
 //! service layer that the admin UI and API call.
 
 pub mod admin_ops;
+mod config;
 mod redirect;
 mod service;
 
 use crate::crypto::TokenDigest;
 use crate::keys::SigningAlg;
-use crate::oidc::settings::{ClientConfig, ProviderConfig};
 use crate::upstream::ProviderId;
 
+pub use config::{ClientConfig, validate_config};
 pub use redirect::RedirectUri;
 pub use service::{ClientError, NewClient, parse_resources};
 
@@ -127,6 +128,14 @@ impl std::fmt::Display for ResourceUri {
     }
 }
 
+/// Token lifetimes for a client that sets none of its own (the `[oidc]` defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub access_token_secs: u64,
+    pub id_token_secs: u64,
+    pub refresh_token_secs: u64,
+}
+
 /// Scopes a client may ask for when its configuration names none.
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
 
@@ -196,29 +205,4 @@ impl Client {
             .as_ref()
             .is_some_and(|d| d.matches(presented))
     }
-}
-
-/// Checks `[[clients]]` and `[[providers]]` at load time, so a bad entry stops the start
-/// with a message naming it.
-pub fn validate_config(
-    clients: &[ClientConfig],
-    providers: &[ProviderConfig],
-) -> Result<(), String> {
-    let mut seen = std::collections::HashSet::new();
-    for p in providers {
-        p.checked_kind()?;
-        if !seen.insert(p.id.clone()) {
-            return Err(format!("provider `{}` is declared twice", p.id));
-        }
-        crate::providers::options::setup(p)?;
-    }
-    let mut seen = std::collections::HashSet::new();
-    for c in clients {
-        let new =
-            NewClient::from_config(c).map_err(|e| format!("client `{}`: {e}", c.client_id))?;
-        if !seen.insert(new.client_id.clone()) {
-            return Err(format!("client `{}` is declared twice", c.client_id));
-        }
-    }
-    Ok(())
 }

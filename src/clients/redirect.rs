@@ -54,6 +54,13 @@ impl RedirectUri {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for RedirectUri {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        RedirectUri::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,14 +4,14 @@
 //! Client secrets are high-entropy random tokens, so the database keeps their SHA-256 digest
 //! (crypto::TokenDigest), never argon2: the token endpoint checks them on every request.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Client, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectUri, ResourceUri};
+use super::{ClientConfig, Lifetimes};
 use crate::crypto::TokenDigest;
 use crate::keys::SigningAlg;
-use crate::oidc::settings::{ClientConfig, OidcSettings};
 use crate::store::{self, Store, StoreError};
 use crate::upstream::ProviderId;
 
@@ -233,27 +233,11 @@ impl Store {
         rows.iter().map(client_from_row).collect()
     }
 
-    /// Creates a client. A confidential client gets a new secret, returned here only.
-    pub async fn create_client(
-        &self,
-        new: &NewClient,
-        defaults: &OidcSettings,
-    ) -> Result<(Client, Option<SecretString>), ClientError> {
-        let mut conn = self.pool().acquire().await?;
-        super::admin_ops::create_in(&mut conn, new, defaults).await
-    }
-
-    /// Replaces a confidential client's secret; the new one is returned here only.
-    pub async fn rotate_client_secret(&self, client_id: &str) -> Result<SecretString, ClientError> {
-        let mut conn = self.pool().acquire().await?;
-        super::admin_ops::rotate_secret_in(&mut conn, client_id).await
-    }
-
     /// Inserts or replaces the clients of `[[clients]]`, marked managed by config.
     pub async fn upsert_config_clients(
         &self,
         clients: &[ClientConfig],
-        defaults: &OidcSettings,
+        defaults: &Lifetimes,
     ) -> Result<(), ClientError> {
         for c in clients {
             let new = NewClient::from_config(c)
@@ -282,7 +266,7 @@ pub(super) async fn write_client(
     new: &NewClient,
     digest: Option<TokenDigest>,
     managed: bool,
-    defaults: &OidcSettings,
+    defaults: &Lifetimes,
     replace: bool,
 ) -> Result<bool, ClientError> {
     let now = store::now();
@@ -320,15 +304,9 @@ pub(super) async fn write_client(
         .bind(json_list(&new.allowed_providers))
         .bind(json_list(&new.allowed_resources))
         .bind(new.id_token_alg.as_str())
-        .bind(
-            new.access_token_ttl
-                .unwrap_or(defaults.access_token_ttl_secs) as i64,
-        )
-        .bind(new.id_token_ttl.unwrap_or(defaults.id_token_ttl_secs) as i64)
-        .bind(
-            new.refresh_token_ttl
-                .unwrap_or(defaults.refresh_token_ttl_secs) as i64,
-        )
+        .bind(new.access_token_ttl.unwrap_or(defaults.access_token_secs) as i64)
+        .bind(new.id_token_ttl.unwrap_or(defaults.id_token_secs) as i64)
+        .bind(new.refresh_token_ttl.unwrap_or(defaults.refresh_token_secs) as i64)
         .bind(i64::from(managed))
         .bind(now)
         .execute(&mut *conn)

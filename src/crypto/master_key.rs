@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use secrecy::{ExposeSecret, SecretBox};
-
-use crate::config::SecretsSettings;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MasterKeyError {
@@ -103,19 +101,24 @@ impl MasterKey {
         Ok(Self::from_bytes(bytes))
     }
 
-    /// The key the settings name, or the one in `<data_dir>/master.key`, generated if absent.
+    /// The key given (`key`, from the environment or config), the one in `key_file`, or the one
+    /// in `<data_dir>/master.key`, generated if absent.
     pub fn load(
-        settings: &SecretsSettings,
+        key: Option<&SecretString>,
+        key_file: Option<&Path>,
         data_dir: &Path,
     ) -> Result<(Self, MasterKeySource), MasterKeyError> {
-        if let Some(text) = &settings.master_key {
+        if let Some(text) = key {
             return Ok((
                 Self::parse(text.expose_secret())?,
                 MasterKeySource::Environment,
             ));
         }
-        if let Some(path) = &settings.master_key_file {
-            return Ok((Self::read_file(path)?, MasterKeySource::File(path.clone())));
+        if let Some(path) = key_file {
+            return Ok((
+                Self::read_file(path)?,
+                MasterKeySource::File(path.to_owned()),
+            ));
         }
         let path = data_dir.join("master.key");
         if path.exists() {
@@ -188,8 +191,7 @@ mod tests {
     #[test]
     fn generated_file_is_private_and_reloads() {
         let dir = std::env::temp_dir().join(format!("portico-mk-{}", uuid::Uuid::new_v4()));
-        let settings = SecretsSettings::default();
-        let (key, source) = MasterKey::load(&settings, &dir).unwrap();
+        let (key, source) = MasterKey::load(None, None, &dir).unwrap();
         assert!(matches!(source, MasterKeySource::Generated(_)));
         #[cfg(unix)]
         {
@@ -200,7 +202,7 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let (again, source) = MasterKey::load(&settings, &dir).unwrap();
+        let (again, source) = MasterKey::load(None, None, &dir).unwrap();
         assert!(matches!(source, MasterKeySource::File(_)));
         assert_eq!(again.id(), key.id());
         std::fs::remove_dir_all(dir).unwrap();

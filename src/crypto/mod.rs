@@ -4,6 +4,7 @@
 pub mod master_key;
 pub mod password;
 pub mod sealer;
+pub mod secret_serde;
 pub mod token;
 
 pub use master_key::{MasterKey, MasterKeyError, MasterKeySource};

@@ -14,10 +14,10 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
 
+use super::KeySettings;
 use super::jwt::{self, Expect, JwtError};
 use super::signing_key::KeyError;
 use super::{GeneratedKey, SigningAlg, SigningKey};
-use crate::config::KeySettings;
 use crate::crypto::{SealTarget, Sealer};
 use crate::store::signing_keys::{Retire, SigningKeyRow, insert_signing_key};
 use crate::store::{self, Store, StoreError};

@@ -13,34 +13,20 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 
 use super::error::{ErrorCode, redirect_error, redirect_with};
-use super::pending;
 use super::scope::Scope;
 use super::session::{self, LOGIN_COOKIE, Session};
 use super::web::error_page;
-use crate::clients::{Client, GrantType};
-use crate::crypto::{TokenDigest, random_token};
+use crate::clients::{Client, GrantType, RedirectUri};
+use crate::crypto::random_token;
+use crate::grants::codes::{self, NewCode};
+use crate::grants::pending;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 
-/// A validated authorization request, as saved in a pending authorization.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuthRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub scope: String,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    /// The S256 challenge; `None` only for a confidential client that sent none.
-    pub code_challenge: Option<String>,
-    pub resource: Option<String>,
-    pub max_age: Option<u64>,
-    pub prompt_login: bool,
-    pub login_hint: Option<String>,
-}
+pub use crate::grants::pending::AuthRequest;
 
 /// An error to report to the client by redirect.
 pub(crate) struct Refusal(pub(crate) ErrorCode, pub(crate) String);
@@ -68,7 +54,7 @@ pub(crate) fn all_values(query: &str, name: &str) -> Vec<String> {
 /// `resources` are every `resource` value of the query.
 pub(crate) fn validate(
     client: &Client,
-    redirect_uri: &str,
+    redirect_uri: &RedirectUri,
     q: &HashMap<String, String>,
     resources: &[&str],
 ) -> Result<(AuthRequest, Option<String>, bool), Refusal> {
@@ -175,7 +161,7 @@ pub(crate) fn validate(
     Ok((
         AuthRequest {
             client_id: client.client_id.to_string(),
-            redirect_uri: redirect_uri.to_owned(),
+            redirect_uri: redirect_uri.clone(),
             scope: scope.to_string(),
             state: get("state").map(str::to_owned),
             nonce: get("nonce").map(str::to_owned),
@@ -196,7 +182,10 @@ pub async fn authorize(
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Some(limited) = state.limits.check_ip(super::ratelimit::peer_ip(&req)) {
+    if let Some(limited) = state
+        .limits
+        .check_ip(crate::ops::client_ip::client_ip(&req))
+    {
         return limited;
     }
     let q = query.into_inner();
@@ -222,22 +211,21 @@ pub async fn authorize(
     let issuer = state.settings.server.issuer.as_str();
     let resources = all_values(req.query_string(), "resource");
     let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
-    let (request, provider, prompt_none) =
-        match validate(&client, redirect.as_str(), &q, &resources) {
-            Ok(v) => v,
-            Err(Refusal(code, text)) => {
-                return redirect_error(
-                    redirect.as_str(),
-                    code,
-                    &text,
-                    q.get("state").map(String::as_str),
-                    issuer,
-                );
-            }
-        };
+    let (request, provider, prompt_none) = match validate(&client, &redirect, &q, &resources) {
+        Ok(v) => v,
+        Err(Refusal(code, text)) => {
+            return redirect_error(
+                &redirect,
+                code,
+                &text,
+                q.get("state").map(String::as_str),
+                issuer,
+            );
+        }
+    };
     let state_param = request.state.as_deref();
 
-    let session = match state.store.current_session(&req, &state.settings).await {
+    let session = match session::current(&state.store, &req, &state.settings).await {
         Ok(s) => s.filter(|s| session_satisfies(s, &request, provider.as_deref(), &client)),
         Err(e) => return server_error_page(e),
     };
@@ -275,7 +263,7 @@ pub async fn authorize(
     }
     if prompt_none {
         return redirect_error(
-            redirect.as_str(),
+            &redirect,
             ErrorCode::LoginRequired,
             "the user is not signed in",
             state_param,
@@ -291,7 +279,7 @@ pub async fn authorize(
         .as_ref()
         .map(|c| pending::bindings(c.value()).collect())
         .unwrap_or_default();
-    let others = match state.store.live_bindings(&others).await {
+    let others = match pending::live_bindings(&state.store, &others).await {
         Ok(live) => live,
         Err(e) => return server_error_page(e),
     };
@@ -300,7 +288,7 @@ pub async fn authorize(
         .collect::<Vec<_>>()
         .join(".");
     let ttl = state.settings.oidc.pending_login_ttl_secs;
-    let id = match state.store.create_pending(&request, &binding, ttl).await {
+    let id = match pending::create(&state.store, &request, &binding, ttl).await {
         Ok(id) => id,
         Err(e) => return server_error_page(e),
     };
@@ -348,7 +336,7 @@ fn session_satisfies(
         .unwrap_or(false)
 }
 
-/// Stores a new authorization code for `request` (by digest) and returns it.
+/// Stores a new authorization code for `request`, answered by `session`, and returns it.
 pub async fn issue_code(
     conn: &mut AnyConnection,
     request: &AuthRequest,
@@ -356,25 +344,15 @@ pub async fn issue_code(
     ttl_secs: u64,
 ) -> Result<String, StoreError> {
     let code = random_token("").expose_secret().to_owned();
-    sqlx::query(
-        "INSERT INTO auth_codes (code_digest, client_id, redirect_uri, user_id, identity_id, \
-         session_id, scope, nonce, code_challenge, resource, auth_time, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(TokenDigest::of(&code).as_bytes().to_vec())
-    .bind(&request.client_id)
-    .bind(&request.redirect_uri)
-    .bind(&session.user_id)
-    .bind(&session.identity_id)
-    .bind(&session.id)
-    .bind(&request.scope)
-    .bind(&request.nonce)
-    .bind(&request.code_challenge)
-    .bind(&request.resource)
-    .bind(session.auth_time)
-    .bind(store::now() + ttl_secs as i64)
-    .execute(&mut *conn)
-    .await?;
+    let new = NewCode {
+        request,
+        user_id: &session.user_id,
+        identity_id: &session.identity_id,
+        session_id: &session.id,
+        auth_time: session.auth_time,
+        expires_at: store::now() + ttl_secs as i64,
+    };
+    codes::insert_in(conn, &code, &new).await?;
     Ok(code)
 }
 

@@ -16,7 +16,6 @@ use actix_web::{HttpResponse, get, web};
 use anyhow::{Context, bail};
 
 use crate::config::BrandingSettings;
-use crate::state::AppState;
 
 const MAX_LOGO_BYTES: u64 = 256 * 1024;
 const LOGO_PATH: &str = "/branding/logo";
@@ -127,16 +126,16 @@ impl Brand {
 }
 
 #[get("/branding.css")]
-pub async fn serve_stylesheet(state: web::Data<AppState>) -> HttpResponse {
+pub async fn serve_stylesheet(branding: web::Data<Branding>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
-        .body(state.branding.css.clone())
+        .body(branding.css.clone())
 }
 
 #[get("/branding/logo")]
-pub async fn serve_logo(state: web::Data<AppState>) -> HttpResponse {
-    match &state.branding.logo {
+pub async fn serve_logo(branding: web::Data<Branding>) -> HttpResponse {
+    match &branding.logo {
         Some((content_type, bytes)) => HttpResponse::Ok()
             .content_type(*content_type)
             .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))

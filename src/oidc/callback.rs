@@ -15,9 +15,9 @@ use super::complete::ip_text;
 use super::login::{expired_page, upstream_failure};
 use super::session::LOGIN_COOKIE;
 use super::web::error_page;
-use crate::events::{self, EventType};
 use crate::state::AppState;
 use crate::upstream::UpstreamError;
+use crate::webhooks::events::{self, EventType};
 
 /// Records `login.failed` in its own transaction; a failure to record is logged, not fatal.
 pub async fn record_failure(
@@ -71,10 +71,12 @@ pub async fn callback(
         .await;
         return expired_page();
     };
-    let (pending, secret) = match state
-        .store
-        .take_pending_by_state(&state.sealer, upstream_state)
-        .await
+    let (pending, secret) = match crate::grants::pending::take_by_state(
+        &state.store,
+        &state.sealer,
+        upstream_state,
+    )
+    .await
     {
         Ok(Some(found)) => found,
         Ok(None) => {

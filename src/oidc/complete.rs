@@ -16,11 +16,11 @@ use super::callback::record_failure;
 use super::error::{ErrorCode, error_location, redirect_error};
 use super::session;
 use super::web::error_page_with_way_back;
-use crate::events::{self, EventType};
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::UpstreamIdentity;
 use crate::users::{self, LoginError};
+use crate::webhooks::events::{self, EventType};
 
 pub(crate) fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()

@@ -58,7 +58,7 @@ impl ProviderMetadata {
                 "groups",
                 "offline_access",
                 // Clients allowed it (their `scopes`) may ask for it: see docs/broker.md.
-                crate::vault::broker::BROKER_SCOPE,
+                super::broker::BROKER_SCOPE,
             ],
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],

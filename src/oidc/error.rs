@@ -6,6 +6,8 @@ use actix_web::http::{StatusCode, header};
 use serde::Serialize;
 use url::Url;
 
+use crate::clients::RedirectUri;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     InvalidRequest,
@@ -128,9 +130,9 @@ fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// A redirect to the client's validated redirect URI with these query parameters added.
-pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> HttpResponse {
+pub fn redirect_with(redirect_uri: &RedirectUri, params: &[(&str, &str)]) -> HttpResponse {
     HttpResponse::Found()
-        .insert_header((header::LOCATION, with_params(redirect_uri, params)))
+        .insert_header((header::LOCATION, with_params(redirect_uri.as_str(), params)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
@@ -138,7 +140,7 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> HttpRespons
 /// Where an authorization error goes back to the client (RFC 6749 section 4.1.2.1), with
 /// `state` and the issuer (RFC 9207).
 pub fn error_location(
-    redirect_uri: &str,
+    redirect_uri: &RedirectUri,
     code: ErrorCode,
     description: &str,
     state: Option<&str>,
@@ -149,12 +151,12 @@ pub fn error_location(
         params.push(("state", s));
     }
     params.push(("iss", issuer));
-    with_params(redirect_uri, &params)
+    with_params(redirect_uri.as_str(), &params)
 }
 
 /// An authorization error sent back to the client at once.
 pub fn redirect_error(
-    redirect_uri: &str,
+    redirect_uri: &RedirectUri,
     code: ErrorCode,
     description: &str,
     state: Option<&str>,

@@ -13,9 +13,9 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use super::authorize::{AuthRequest, server_error_page};
 use super::callback::record_failure;
 use super::error::{ErrorCode, error_location, redirect_error};
-use super::pending::Pending;
 use super::session::LOGIN_COOKIE;
 use super::web::{LoginPage, ProviderChoice, error_page, error_page_with_way_back, render};
+use crate::grants::pending::{self, Pending};
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::{LoginRequest, UpstreamError};
@@ -41,7 +41,7 @@ pub async fn login_page(
             "Start from the application you want to use; it will send you here.",
         );
     };
-    let pending = match state.store.pending(id).await {
+    let pending = match pending::find(&state.store, id).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired_page(),
         Err(e) => return server_error_page(e),
@@ -140,16 +140,15 @@ async fn start_upstream(
     };
     match begun {
         Ok(start) => {
-            if let Err(e) = state
-                .store
-                .pending_started(
-                    &state.sealer,
-                    &pending.id,
-                    provider.id.as_str(),
-                    &start.state,
-                    &start.secret,
-                )
-                .await
+            if let Err(e) = pending::started(
+                &state.store,
+                &state.sealer,
+                &pending.id,
+                provider.id.as_str(),
+                &start.state,
+                &start.secret,
+            )
+            .await
             {
                 return server_error_page(e);
             }

@@ -25,6 +25,7 @@ use super::error::redirect_with;
 use super::session::{self, SESSION_COOKIE};
 use super::token::parse_form;
 use super::web::{LoggedOutPage, error_page, render};
+use crate::clients::RedirectUri;
 use crate::keys::JwtType;
 use crate::keys::jwt::Expect;
 use crate::state::AppState;
@@ -78,7 +79,7 @@ impl Params {
 struct Checked {
     client_id: Option<String>,
     client_name: Option<String>,
-    target: Option<String>,
+    target: Option<RedirectUri>,
     hinted_user: Option<String>,
 }
 
@@ -138,7 +139,7 @@ async fn check(state: &AppState, p: &Params) -> Result<Checked, HttpResponse> {
                 return Err(bad("The application is not registered."));
             };
             match client.post_logout_redirect_uri(uri) {
-                Some(r) => Some(r.as_str().to_owned()),
+                Some(r) => Some(r.clone()),
                 None => {
                     return Err(bad(
                         "The post_logout_redirect_uri is not registered for this application.",
@@ -196,7 +197,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         Ok(c) => c,
         Err(page) => return page,
     };
-    let session = match state.store.current_session(&req, &state.settings).await {
+    let session = match session::current(&state.store, &req, &state.settings).await {
         Ok(s) => s,
         Err(e) => return server_error_page(e),
     };
@@ -209,7 +210,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         let cookie = req
             .cookie(SESSION_COOKIE)
             .expect("a session has its cookie");
-        if let Err(e) = session::end(&state.store, cookie.value(), "logout").await {
+        if let Err(e) = crate::grants::sessions::end(&state.store, cookie.value(), "logout").await {
             return server_error_page(e);
         }
         return done(&state, &checked, params.state.as_deref(), 302);
@@ -222,7 +223,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         client_name: checked.client_name.clone(),
         csrf: csrf_token(cookie.value()),
         client_id: checked.client_id.clone(),
-        post_logout_redirect_uri: checked.target.clone(),
+        post_logout_redirect_uri: checked.target.as_ref().map(|t| t.as_str().to_owned()),
         state: params.state.clone(),
     };
     let mut response = render(StatusCode::OK, &page);
@@ -258,7 +259,7 @@ pub async fn confirm(
     if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
         return bad("The sign-out form has expired or came from elsewhere. Nothing was changed.");
     }
-    if let Err(e) = session::end(&state.store, cookie.value(), "logout").await {
+    if let Err(e) = crate::grants::sessions::end(&state.store, cookie.value(), "logout").await {
         return server_error_page(e);
     }
     done(&state, &checked, params.state.as_deref(), 303)

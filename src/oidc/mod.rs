@@ -2,6 +2,7 @@
 
 pub mod authorize;
 pub mod branding;
+pub mod broker;
 pub mod callback;
 pub mod client_auth;
 pub mod complete;
@@ -11,15 +12,12 @@ pub mod jwks;
 pub mod liveness;
 pub mod login;
 pub mod logout;
-pub mod pending;
-pub mod ratelimit;
 pub mod resource;
 pub mod revoke;
 pub mod saml;
 pub mod scope;
 pub mod session;
 pub mod session_limit;
-pub mod settings;
 pub mod token;
 pub mod tokens;
 pub mod userinfo;

@@ -17,13 +17,13 @@ use sqlx::Row;
 use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
 use super::liveness::{self, Liveness};
-use super::ratelimit::peer_ip;
 use super::token::{no_store, parse_form};
 use super::tokens::AccessClaims;
 use crate::clients::Client;
 use crate::crypto::TokenDigest;
 use crate::keys::JwtType;
 use crate::keys::jwt::Expect;
+use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use crate::store;
 

@@ -28,6 +28,7 @@ use super::scope::Scope;
 use super::session::LOGIN_COOKIE;
 use super::web::error_page;
 use crate::clients::GrantType;
+use crate::grants::pending;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::saml::MAX_RESPONSE_BYTES;
@@ -231,11 +232,7 @@ pub async fn acs(
 
     // The login this answers, if the RelayState names one (single use: claimed here).
     let pending = match relay_state {
-        Some(relay) => match state
-            .store
-            .claim_pending_by_state(&state.sealer, &relay)
-            .await
-        {
+        Some(relay) => match pending::claim_by_state(&state.store, &state.sealer, &relay).await {
             Ok(found) => found,
             Err(e) => return server_error_page(e),
         },
@@ -259,7 +256,7 @@ pub async fn acs(
                 &reason,
             )
             .await;
-            if let Err(e) = state.store.drop_pending(&p.id).await {
+            if let Err(e) = pending::delete(&state.store, &p.id).await {
                 return server_error_page(e);
             }
             return expired_page();
@@ -286,7 +283,7 @@ pub async fn acs(
             )
             .await;
             if let Some((p, _)) = &pending
-                && let Err(e) = state.store.drop_pending(&p.id).await
+                && let Err(e) = pending::delete(&state.store, &p.id).await
             {
                 return server_error_page(e);
             }
@@ -303,11 +300,7 @@ pub async fn acs(
         Some((p, _)) => {
             let verified = serde_json::to_string(&Verified::of(&identity))
                 .expect("a verified identity serialises");
-            if let Err(e) = state
-                .store
-                .complete_pending(&state.sealer, &p.id, &verified)
-                .await
-            {
+            if let Err(e) = pending::complete(&state.store, &state.sealer, &p.id, &verified).await {
                 return server_error_page(e);
             }
             let next = state.settings.server.issuer.url(&format!(
@@ -353,7 +346,7 @@ pub async fn complete(
 ) -> HttpResponse {
     let provider_id = path.into_inner();
     // Checked before it is taken: a stranger who learnt the id cannot spend the login.
-    let pending = match state.store.pending(&query.req).await {
+    let pending = match pending::find(&state.store, &query.req).await {
         Ok(Some(p)) => p,
         Ok(None) => return expired_page(),
         Err(e) => return server_error_page(e),
@@ -373,11 +366,12 @@ pub async fn complete(
         record_failure(&state, &req, Some(&provider_id), Some(&client_id), &reason).await;
         return expired_page();
     }
-    let (pending, verified) = match state.store.take_completed(&state.sealer, &pending.id).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return expired_page(),
-        Err(e) => return server_error_page(e),
-    };
+    let (pending, verified) =
+        match pending::take_completed(&state.store, &state.sealer, &pending.id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return expired_page(),
+            Err(e) => return server_error_page(e),
+        };
     let (provider, _) = match saml_provider(&state, &provider_id, true).await {
         Ok(found) => found,
         Err(page) => return page,
@@ -435,7 +429,7 @@ async fn idp_initiated_request(
         .ok_or_else(|| misconfigured("scope not allowed for the client"))?;
     Ok(AuthRequest {
         client_id: client.client_id.as_str().to_owned(),
-        redirect_uri: redirect.as_str().to_owned(),
+        redirect_uri: redirect,
         scope: scope.to_string(),
         state: None,
         nonce: None,

@@ -17,20 +17,18 @@ use std::collections::HashMap;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use secrecy::ExposeSecret;
 use serde::Serialize;
-use serde_json::json;
-use sqlx::Row;
 
 use super::authorize::pkce_matches;
 use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
-use super::ratelimit::peer_ip;
 use super::scope::Scope;
 use super::tokens::{self, AccessClaims, IdClaims, ProfileClaims};
 use crate::clients::{Client, GrantType};
-use crate::crypto::{SealTarget, TokenDigest, random_token};
-use crate::events::{self, EventType};
+use crate::crypto::TokenDigest;
+use crate::grants::refresh::{self, NewRefresh, Rotation};
+use crate::grants::{codes, revocations};
+use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 use crate::users::{self, User};
@@ -190,46 +188,42 @@ fn wants_refresh(client: &Client, scope: &Scope) -> bool {
     client.allows_grant(GrantType::RefreshToken) && scope.contains("offline_access")
 }
 
-struct NewRefresh<'a> {
+/// The refresh token a grant issues: a member of `family_id` carrying what the grant carried.
+fn new_refresh<'a>(
     family_id: &'a str,
     client: &'a Client,
-    user_id: &'a str,
-    identity_id: &'a str,
-    session_id: Option<&'a str>,
-    scope: &'a Scope,
-    resource: Option<&'a str>,
+    grant: &'a Granted,
+    scope: &'a str,
+) -> NewRefresh<'a> {
+    NewRefresh {
+        family_id,
+        client_id: client.client_id.as_str(),
+        user_id: &grant.user_id,
+        identity_id: &grant.identity_id,
+        session_id: grant.session_id.as_deref(),
+        scope,
+        resource: grant.resource.as_deref(),
+        auth_time: grant.auth_time,
+        expires_at: store::now() + client.refresh_token_ttl,
+    }
+}
+
+/// What a code or refresh token carries from the login it came from.
+struct Granted {
+    user_id: String,
+    identity_id: String,
+    session_id: Option<String>,
+    resource: Option<String>,
     auth_time: i64,
 }
 
-fn new_refresh_token() -> String {
-    random_token("rt_").expose_secret().to_owned()
-}
-
-async fn insert_refresh(
-    conn: &mut sqlx::AnyConnection,
-    r: &NewRefresh<'_>,
-    token: String,
-) -> Result<String, StoreError> {
-    let now = store::now();
-    sqlx::query(
-        "INSERT INTO refresh_tokens (token_digest, family_id, client_id, user_id, identity_id, \
-         session_id, scope, resource, auth_time, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(TokenDigest::of(&token).as_bytes().to_vec())
-    .bind(r.family_id)
-    .bind(r.client.client_id.as_str())
-    .bind(r.user_id)
-    .bind(r.identity_id)
-    .bind(r.session_id)
-    .bind(r.scope.to_string())
-    .bind(r.resource)
-    .bind(r.auth_time)
-    .bind(now)
-    .bind(now + r.client.refresh_token_ttl)
-    .execute(&mut *conn)
-    .await?;
-    Ok(token)
+/// An active user, or `invalid_grant`.
+async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError> {
+    users::repo::find(&state.store, user_id)
+        .await
+        .map_err(db)?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| invalid_grant("the user is disabled"))
 }
 
 async fn authorization_code(
@@ -242,59 +236,41 @@ async fn authorization_code(
         .get("code")
         .filter(|c| !c.is_empty())
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "code is required"))?;
-    let digest = TokenDigest::of(code).as_bytes().to_vec();
+    let digest = TokenDigest::of(code);
     let now = store::now();
     let jti = tokens::new_jti();
     let family_id = uuid::Uuid::new_v4().to_string();
     // Claim the code: the first redemption wins, and records which tokens it issues.
-    let row = sqlx::query(
-        "UPDATE auth_codes SET used_at = $1, access_jti = $2, access_exp = $3, family_id = $4 \
-         WHERE code_digest = $5 AND used_at IS NULL RETURNING client_id, redirect_uri, user_id, \
-         identity_id, session_id, scope, nonce, code_challenge, resource, auth_time, expires_at",
-    )
-    .bind(now)
-    .bind(&jti)
-    .bind(now + client.access_token_ttl)
-    .bind(&family_id)
-    .bind(&digest)
-    .fetch_optional(state.store.pool())
-    .await
-    .map_err(db)?;
-    let Some(row) = row else {
+    let issued = codes::Issued {
+        access_jti: &jti,
+        access_exp: now + client.access_token_ttl,
+        family_id: &family_id,
+    };
+    let Some(code) = codes::claim(&state.store, &digest, &issued)
+        .await
+        .map_err(db)?
+    else {
         return Err(code_reuse(state, &digest).await);
     };
-    let get = |i: usize| -> Result<Option<String>, OAuthError> { row.try_get(i).map_err(db) };
-    let code_client: String = row.try_get(0).map_err(db)?;
-    let redirect_uri: String = row.try_get(1).map_err(db)?;
-    let user_id: String = row.try_get(2).map_err(db)?;
-    let identity_id: String = row.try_get(3).map_err(db)?;
-    let session_id: String = row.try_get(4).map_err(db)?;
-    let scope_raw: String = row.try_get(5).map_err(db)?;
-    let nonce = get(6)?;
-    let challenge = get(7)?;
-    let resource = get(8)?;
-    let auth_time: i64 = row.try_get(9).map_err(db)?;
-    let expires_at: i64 = row.try_get(10).map_err(db)?;
-
-    if code_client != client.client_id.as_str() {
+    if code.client_id != client.client_id.as_str() {
         return Err(invalid_grant("the code was issued to another client"));
     }
-    if form.get("redirect_uri") != Some(&redirect_uri) {
+    if form.get("redirect_uri") != Some(&code.redirect_uri) {
         return Err(invalid_grant(
             "redirect_uri differs from the authorization request",
         ));
     }
-    if expires_at <= now {
+    if code.expires_at <= now {
         return Err(invalid_grant("the code has expired"));
     }
     let resource = super::resource::for_grant(
         client,
-        resource.as_deref(),
+        code.resource.as_deref(),
         form.get("resource").map(String::as_str),
     )?
     .map(|r| r.as_str().to_owned());
     let verifier = form.get("code_verifier").filter(|v| !v.is_empty());
-    match (&challenge, verifier) {
+    match (&code.code_challenge, verifier) {
         (Some(c), Some(v)) => {
             let well_formed = (43..=128).contains(&v.len())
                 && v.bytes()
@@ -311,42 +287,35 @@ async fn authorization_code(
         }
         (None, None) => {}
     }
-    let user = state
-        .store
-        .user(&user_id)
-        .await
-        .map_err(db)?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| invalid_grant("the user is disabled"))?;
-    let scope = Scope::parse(&scope_raw).unwrap_or_default();
+    let user = active_user(state, &code.user_id).await?;
+    let scope = Scope::parse(&code.scope).unwrap_or_default();
     let issue = Issue {
         client,
         user: Some(&user),
         scope: &scope,
         resource: resource.as_deref(),
-        auth_time: Some(auth_time),
-        nonce: nonce.as_deref(),
+        auth_time: Some(code.auth_time),
+        nonce: code.nonce.as_deref(),
         jti,
         now,
     };
     let (access_token, id_token) = mint(state, &issue)?;
     let refresh_token = if wants_refresh(client, &scope) {
-        let mut conn = state.store.pool().acquire().await.map_err(db)?;
-        let new = NewRefresh {
-            family_id: &family_id,
-            client,
-            user_id: &user_id,
-            identity_id: &identity_id,
-            session_id: Some(&session_id),
-            scope: &scope,
-            resource: resource.as_deref(),
-            auth_time,
+        let grant = Granted {
+            user_id: code.user_id,
+            identity_id: code.identity_id,
+            session_id: Some(code.session_id),
+            resource,
+            auth_time: code.auth_time,
         };
-        Some(
-            insert_refresh(&mut conn, &new, new_refresh_token())
-                .await
-                .map_err(db)?,
-        )
+        let scope_text = scope.to_string();
+        let new = new_refresh(&family_id, client, &grant, &scope_text);
+        let token = refresh::new_token();
+        let mut conn = state.store.pool().acquire().await.map_err(db)?;
+        refresh::insert_in(&mut conn, &new, &token)
+            .await
+            .map_err(db)?;
+        Some(token)
     } else {
         None
     };
@@ -362,41 +331,17 @@ async fn authorization_code(
 
 /// A code that is unknown or already redeemed. Redeemed twice means it leaked: revoke what
 /// the first redemption issued (RFC 6749 4.1.2).
-async fn code_reuse(state: &AppState, digest: &[u8]) -> OAuthError {
+async fn code_reuse(state: &AppState, digest: &TokenDigest) -> OAuthError {
     let result = async {
         let mut tx = state.store.begin_write().await?;
-        let row = sqlx::query(
-            "SELECT access_jti, access_exp, family_id FROM auth_codes \
-             WHERE code_digest = $1 AND used_at IS NOT NULL",
-        )
-        .bind(digest)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
+        let Some(spent) = codes::spent_in(&mut tx, digest).await? else {
             return Ok::<bool, StoreError>(false);
         };
-        let jti: Option<String> = row.try_get(0)?;
-        let exp: Option<i64> = row.try_get(1)?;
-        let family: Option<String> = row.try_get(2)?;
-        if let (Some(jti), Some(exp)) = (jti, exp) {
-            sqlx::query(
-                "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
-                 ON CONFLICT (jti) DO NOTHING",
-            )
-            .bind(jti)
-            .bind(exp)
-            .execute(&mut *tx)
-            .await?;
+        if let Some((jti, exp)) = &spent.access {
+            revocations::revoke_in(&mut tx, jti, *exp).await?;
         }
-        if let Some(family) = family {
-            sqlx::query(
-                "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 \
-                 AND revoked_at IS NULL",
-            )
-            .bind(store::now())
-            .bind(family)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(family) = &spent.family_id {
+            refresh::revoke_family_in(&mut tx, family).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -424,77 +369,53 @@ async fn refresh_token(
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "refresh_token is required"))?;
     let digest = TokenDigest::of(presented);
     let now = store::now();
-    let row = sqlx::query(
-        "SELECT r.family_id, r.client_id, r.user_id, r.identity_id, r.session_id, r.scope, \
-         r.resource, r.auth_time, r.expires_at, r.rotated_at, r.revoked_at, \
-         u.id, u.email, u.email_verified, u.name, u.picture, u.groups, u.disabled, \
-         i.provider_id, i.needs_login, \
-         CASE WHEN i.access_token IS NULL AND i.refresh_token IS NULL THEN 0 ELSE 1 END, \
-         i.updated_at \
-         FROM refresh_tokens r JOIN users u ON u.id = r.user_id \
-         JOIN identities i ON i.id = r.identity_id WHERE r.token_digest = $1",
-    )
-    .bind(digest.as_bytes().to_vec())
-    .fetch_optional(state.store.pool())
-    .await
-    .map_err(db)?
-    .ok_or_else(|| invalid_grant("the refresh token is invalid"))?;
-    let family_id: String = row.try_get(0).map_err(db)?;
-    let token_client: String = row.try_get(1).map_err(db)?;
-    let user_id: String = row.try_get(2).map_err(db)?;
-    let identity_id: String = row.try_get(3).map_err(db)?;
-    let session_id: Option<String> = row.try_get(4).map_err(db)?;
-    let scope_raw: String = row.try_get(5).map_err(db)?;
-    let granted_resource: Option<String> = row.try_get(6).map_err(db)?;
-    let auth_time: i64 = row.try_get(7).map_err(db)?;
-    let expires_at: i64 = row.try_get(8).map_err(db)?;
-    let rotated_at: Option<i64> = row.try_get(9).map_err(db)?;
-    let revoked_at: Option<i64> = row.try_get(10).map_err(db)?;
-    let mut user = users::user_from_row(&row).map_err(db)?;
-    let provider_id: String = row.try_get(18).map_err(db)?;
-    let needs_login = row.try_get::<i64, _>(19).map_err(db)? != 0;
-    let has_upstream_tokens = row.try_get::<i64, _>(20).map_err(db)? != 0;
-    let claims_updated_at: i64 = row.try_get(21).map_err(db)?;
-
-    if token_client != client.client_id.as_str() {
+    let token = refresh::find(&state.store, &digest)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| invalid_grant("the refresh token is invalid"))?;
+    if token.client_id != client.client_id.as_str() {
         return Err(invalid_grant(
             "the refresh token was issued to another client",
         ));
     }
-    if revoked_at.is_some() {
+    if token.revoked_at.is_some() {
         return Err(invalid_grant("the refresh token is revoked"));
     }
-    if expires_at <= now {
+    if token.expires_at <= now {
         return Err(invalid_grant("the refresh token has expired"));
     }
     let grace = state.settings.oidc.refresh_grace_secs as i64;
-    if let Some(rotated) = rotated_at
+    if let Some(rotated) = token.rotated_at
         && now - rotated > grace
     {
-        let mut tx = state.store.begin_write().await.map_err(db)?;
-        revoke_family_in(&mut tx, &family_id, &user_id, client)
+        refresh::revoke_family_for_reuse(&state.store, &token)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)?;
         return Err(invalid_grant("the refresh token was already used"));
     }
-    if user.disabled {
-        return Err(invalid_grant("the user is disabled"));
-    }
-    if needs_login {
+    let mut user = active_user(state, &token.user_id).await?;
+    let identity = users::identities::grant_state(&state.store, &token.identity_id)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| invalid_grant("the user's identity no longer exists"))?;
+    if identity.needs_login {
         return Err(invalid_grant(
             "the upstream sign-in has ended; the user must sign in again",
         ));
     }
     // One read of the provider serves the session limit and the upstream refresh.
-    let provider = state.store.provider(&provider_id).await.map_err(db)?;
-    super::session_limit::check(state, provider.as_ref(), auth_time, now)?;
+    let provider = state
+        .store
+        .provider(&identity.provider_id)
+        .await
+        .map_err(db)?;
+    super::session_limit::check(state, provider.as_ref(), token.auth_time, now)?;
     let resource = super::resource::for_grant(
         client,
-        granted_resource.as_deref(),
+        token.resource.as_deref(),
         form.get("resource").map(String::as_str),
     )?;
-    let granted = Scope::parse(&scope_raw).unwrap_or_default();
+    let granted = Scope::parse(&token.scope).unwrap_or_default();
     let scope = match form.get("scope").filter(|s| !s.is_empty()) {
         None => granted.clone(),
         Some(s) => {
@@ -514,9 +435,9 @@ async fn refresh_token(
     // the rotation that won already asked.
     let trust_email = provider.as_ref().is_some_and(|p| p.trust_email);
     let claims_due =
-        now - claims_updated_at >= state.settings.oidc.upstream_refresh_interval_secs as i64;
-    let refreshed = if rotated_at.is_none() && has_upstream_tokens && claims_due {
-        refresh_upstream(state, provider, &identity_id).await?
+        now - identity.claims_at >= state.settings.oidc.upstream_refresh_interval_secs as i64;
+    let refreshed = if token.rotated_at.is_none() && identity.has_tokens && claims_due {
+        refresh_upstream(state, provider, &token.identity_id).await?
     } else {
         None
     };
@@ -528,31 +449,30 @@ async fn refresh_token(
         user.groups = identity.groups.clone();
     }
 
-    let successor = NewRefresh {
-        family_id: &family_id,
-        client,
-        user_id: &user_id,
-        identity_id: &identity_id,
-        session_id: session_id.as_deref(),
-        scope: &granted,
-        resource: granted_resource.as_deref(),
-        auth_time,
+    let grant = Granted {
+        user_id: token.user_id.clone(),
+        identity_id: token.identity_id.clone(),
+        session_id: token.session_id.clone(),
+        resource: token.resource.clone(),
+        auth_time: token.auth_time,
     };
-    let refresh_token = match rotate(state, &digest, &successor, now, grace)
-        .await
-        .map_err(db)?
-    {
-        Rotation::Successor(token) => token,
-        Rotation::Revoked => return Err(invalid_grant("the refresh token is revoked")),
-        Rotation::Reused => return Err(invalid_grant("the refresh token was already used")),
-    };
+    let successor = new_refresh(&token.family_id, client, &grant, &token.scope);
+    let refresh_token =
+        match refresh::rotate(&state.store, &state.sealer, &digest, &successor, grace)
+            .await
+            .map_err(db)?
+        {
+            Rotation::Successor(token) => token,
+            Rotation::Revoked => return Err(invalid_grant("the refresh token is revoked")),
+            Rotation::Reused => return Err(invalid_grant("the refresh token was already used")),
+        };
 
     let issue = Issue {
         client,
         user: Some(&user),
         scope: &scope,
         resource: resource.as_ref().map(|r| r.as_str()),
-        auth_time: Some(auth_time),
+        auth_time: Some(token.auth_time),
         nonce: None,
         jti: tokens::new_jti(),
         now,
@@ -568,98 +488,6 @@ async fn refresh_token(
     })
 }
 
-/// What rotating a presented refresh token came to.
-enum Rotation {
-    /// The one successor: minted now, or (a retry inside the grace window) the one minted by
-    /// the rotation that won.
-    Successor(String),
-    Revoked,
-    /// Rotated before the grace window: the family is now revoked.
-    Reused,
-}
-
-/// The sealing target of a rotated token's successor: bound to the rotated token's digest.
-fn successor_target(id: &str) -> SealTarget<'_> {
-    SealTarget::new("refresh_successors", "successor", id)
-}
-
-/// Rotates the token with `digest` in one write transaction. The conditional UPDATE lets one
-/// request win however many race (on PostgreSQL the others wait for its row lock, then match
-/// nothing); the winner stores the successor and keeps it sealed for the grace window. The
-/// others read, in the same transaction, what the winner left: the successor to answer with,
-/// or a revocation.
-async fn rotate(
-    state: &AppState,
-    digest: &TokenDigest,
-    successor: &NewRefresh<'_>,
-    now: i64,
-    grace: i64,
-) -> Result<Rotation, StoreError> {
-    let id = digest.to_hex();
-    let mut tx = state.store.begin_write().await?;
-    let claimed = sqlx::query(
-        "UPDATE refresh_tokens SET rotated_at = $1 WHERE token_digest = $2 \
-         AND rotated_at IS NULL AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(digest.as_bytes().to_vec())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if claimed == 1 {
-        let token = insert_refresh(&mut tx, successor, new_refresh_token()).await?;
-        sqlx::query(
-            "INSERT INTO refresh_successors (id, successor, expires_at) VALUES ($1, $2, $3)",
-        )
-        .bind(&id)
-        .bind(state.sealer.seal_str(&token, successor_target(&id)))
-        .bind(now + grace)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        return Ok(Rotation::Successor(token));
-    }
-
-    let row = sqlx::query(
-        "SELECT r.rotated_at, r.revoked_at, s.successor FROM refresh_tokens r \
-         LEFT JOIN refresh_successors s ON s.id = $1 WHERE r.token_digest = $2",
-    )
-    .bind(&id)
-    .bind(digest.as_bytes().to_vec())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = row else {
-        return Ok(Rotation::Revoked);
-    };
-    let rotated_at: Option<i64> = row.try_get(0)?;
-    let revoked_at: Option<i64> = row.try_get(1)?;
-    let sealed: Option<Vec<u8>> = row.try_get(2)?;
-    let outcome = match (revoked_at, rotated_at, sealed) {
-        (Some(_), ..) => Rotation::Revoked,
-        (None, Some(rotated), Some(sealed)) if now - rotated <= grace => Rotation::Successor(
-            state
-                .sealer
-                .open_string(&sealed, successor_target(&id))?
-                .expose_secret()
-                .to_owned(),
-        ),
-        // Rotated too long ago, or (a rotation from before successors were kept) with no
-        // successor to give: reuse.
-        _ => {
-            revoke_family_in(
-                &mut tx,
-                successor.family_id,
-                successor.user_id,
-                successor.client,
-            )
-            .await?;
-            Rotation::Reused
-        }
-    };
-    tx.commit().await?;
-    Ok(outcome)
-}
-
 /// Asks the identity's provider for fresh claims through the refresh capability, under the
 /// vault's lease (one upstream call per identity however many refreshes arrive at once).
 /// `None` when the stored claims stand (the provider cannot refresh, or is down: the claims
@@ -673,15 +501,13 @@ async fn refresh_upstream(
     let provider = provider
         .filter(|p| p.enabled)
         .ok_or_else(|| invalid_grant("the user's sign-in provider is no longer available"))?;
-    let Some(current) = state
-        .store
-        .vaulted_by_id(&state.sealer, identity_id)
+    let Some(current) = crate::vault::by_id(&state.store, &state.sealer, identity_id)
         .await
         .map_err(db)?
     else {
         return Err(invalid_grant("the user's identity no longer exists"));
     };
-    match refresh_identity(state, &provider, current, Want::FreshClaims)
+    match refresh_identity(state.vault(), &provider, current, Want::FreshClaims)
         .await
         .map_err(db)?
     {
@@ -696,33 +522,6 @@ async fn refresh_upstream(
         }
         Refreshed::Busy => Ok(None),
     }
-}
-
-/// Revokes a refresh token family whose rotated member came back (after the grace window) and
-/// records `token.reuse_detected`, in the caller's transaction.
-async fn revoke_family_in(
-    conn: &mut sqlx::AnyConnection,
-    family_id: &str,
-    user_id: &str,
-    client: &Client,
-) -> Result<(), StoreError> {
-    let revoked = sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(store::now())
-    .bind(family_id)
-    .execute(&mut *conn)
-    .await?;
-    if revoked.rows_affected() > 0 {
-        events::record(
-            &mut *conn,
-            EventType::TokenReuseDetected,
-            json!({ "user_id": user_id, "client_id": client.client_id.as_str() }),
-        )
-        .await?;
-        tracing::warn!(client_id = %client.client_id, "refresh token reuse: family revoked");
-    }
-    Ok(())
 }
 
 async fn client_credentials(

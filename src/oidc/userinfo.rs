@@ -3,11 +3,11 @@
 //! one query fetches the user and checks that the token is still live (`oidc::liveness`).
 
 use super::liveness::{self, Liveness};
-use super::ratelimit::peer_ip;
 use super::scope::Scope;
 use super::tokens::{AccessClaims, ProfileClaims};
 use crate::keys::JwtType;
 use crate::keys::jwt::Expect;
+use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};

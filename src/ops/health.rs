@@ -1,6 +1,6 @@
 use actix_web::{HttpResponse, get, web};
 
-use crate::state::AppState;
+use crate::store::Store;
 
 /// Liveness: the process serves requests.
 #[get("/healthz")]
@@ -12,8 +12,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness: the database answers and every migration is applied.
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.store.is_ready().await {
+pub async fn readyz(store: web::Data<Store>) -> HttpResponse {
+    if store.is_ready().await {
         HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"status":"ready"}"#)

@@ -17,8 +17,6 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 use tracing_actix_web::RequestId;
 
-use crate::state::AppState;
-
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process's recorder; installed on first use, so several apps in one test process share it.
@@ -101,9 +99,15 @@ pub fn spawn_upkeep(handle: PrometheusHandle, period: Duration) -> tokio::task::
     })
 }
 
+/// What `GET /metrics` serves, and who may read it (`[metrics] bearer_token`).
+pub struct MetricsEndpoint {
+    pub handle: PrometheusHandle,
+    pub bearer_token: Option<secrecy::SecretString>,
+}
+
 /// `GET /metrics`, on the main listener or on `metrics.listen`.
-pub async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    if let Some(token) = &state.settings.metrics.bearer_token
+pub async fn render(req: HttpRequest, endpoint: web::Data<MetricsEndpoint>) -> HttpResponse {
+    if let Some(token) = &endpoint.bearer_token
         && !bearer_matches(&req, token.expose_secret())
     {
         return HttpResponse::Unauthorized()
@@ -112,7 +116,7 @@ pub async fn render(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(endpoint.handle.render())
 }
 
 /// Whether the request carries `Authorization: Bearer <expected>`, compared in constant time.

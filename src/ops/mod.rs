@@ -5,4 +5,5 @@ pub mod headers;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod ratelimit;
 pub mod root_span;

@@ -3,12 +3,10 @@
 //! at all.
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{COLUMNS, Provider, provider_from_row};
 use crate::crypto::{SealTarget, Sealer};
-use crate::events::{self, EventType};
 use crate::store::{self, StoreError};
 use crate::upstream::{ProviderId, ProviderKind};
 
@@ -157,9 +155,6 @@ pub async fn update_in(
         SecretChange::Clear => query = query.bind(None::<Vec<u8>>),
     }
     query.execute(&mut *conn).await?;
-    if !super::vouches_for_email(new.kind, new.trust_email, &new.settings) {
-        crate::users::withdraw_verification_in(conn, new.id.as_str()).await?;
-    }
     fetch_in(conn, new.id.as_str()).await
 }
 
@@ -180,78 +175,13 @@ pub async fn set_enabled_in(
     fetch_in(conn, id).await
 }
 
-/// What deleting a provider took with it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Removed {
-    pub identities: u64,
-    pub sessions_ended: u64,
-    pub refresh_tokens_revoked: u64,
-}
-
-/// Deletes a provider. As Keycloak does when an identity provider is removed, the users stay
-/// and their links to it (identities, with the upstream tokens sealed there) are deleted.
-/// What those links still carried ends too, since nothing can check it upstream any more: the
-/// SSO sessions that came through the provider (one `session.ended` each), the refresh tokens
-/// issued from its identities, their unredeemed codes, and logins waiting at it.
-pub async fn delete_in(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<(Provider, Removed), ProviderError> {
+/// Deletes the provider row (its cascade is composed by the caller: see
+/// `admin::providers_admin::delete`).
+pub async fn delete_in(conn: &mut AnyConnection, id: &str) -> Result<Provider, ProviderError> {
     let provider = editable(conn, id).await?;
-    let now = store::now();
-    let of_provider = "identity_id IN (SELECT id FROM identities WHERE provider_id = $2)";
-    let refresh_tokens_revoked = sqlx::query(&format!(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND {of_provider}"
-    ))
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    sqlx::query(&format!(
-        "DELETE FROM auth_codes WHERE used_at IS NULL AND expires_at >= $1 AND {of_provider}"
-    ))
-    .bind(now)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    let ended = sqlx::query(
-        "UPDATE sso_sessions SET ended_at = $1 WHERE provider_id = $2 AND ended_at IS NULL \
-         RETURNING user_id",
-    )
-    .bind(now)
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &ended {
-        let user_id: String = row.try_get(0)?;
-        events::record(
-            &mut *conn,
-            EventType::SessionEnded,
-            json!({ "user_id": user_id, "reason": "provider_deleted" }),
-        )
-        .await?;
-    }
-    crate::users::withdraw_verification_in(conn, id).await?;
-    let identities = sqlx::query("DELETE FROM identities WHERE provider_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    sqlx::query("DELETE FROM pending_authorizations WHERE provider_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
     sqlx::query("DELETE FROM providers WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    Ok((
-        provider,
-        Removed {
-            identities,
-            sessions_ended: ended.len() as u64,
-            refresh_tokens_revoked,
-        },
-    ))
+    Ok(provider)
 }

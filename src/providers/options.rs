@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::oidc::settings::ProviderConfig;
+use super::ProviderConfig;
 use crate::upstream::ProviderKind;
 use crate::upstream::github::{BaseUrl, GITHUB_API_BASE, GITHUB_WEB_BASE, GithubOptions};
 use crate::upstream::google::GoogleOptions;
@@ -70,7 +70,7 @@ pub fn setup(p: &ProviderConfig) -> Result<ProviderSetup, String> {
 
 /// [`setup`] with the offending field named.
 pub fn check(p: &ProviderConfig) -> Result<ProviderSetup, Invalid> {
-    let kind = crate::oidc::settings::supported_kind(&p.kind).map_err(|e| invalid("kind", e))?;
+    let kind = super::supported_kind(&p.kind).map_err(|e| invalid("kind", e))?;
     if kind != ProviderKind::Saml && p.client_id.trim().is_empty() {
         return Err(invalid("client_id", "needs `client_id`"));
     }

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
+use super::ProviderConfig;
 use super::{Connectors, Provider};
 use crate::crypto::{SealTarget, Sealer};
-use crate::oidc::settings::ProviderConfig;
 use crate::store::{Store, StoreError};
 use crate::upstream::saml::{SamlConnector, StoredSaml};
 use crate::upstream::{Connector, ProviderKind};

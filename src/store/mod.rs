@@ -6,22 +6,28 @@
 //! migrations directory, because column types differ (`BLOB`/`BYTEA`).
 
 pub mod janitor;
+mod keyset;
 mod master_key_check;
 mod migrations;
 mod rotate_master;
+mod row;
 pub mod signing_keys;
 
+use std::path::Path;
 use std::str::FromStr;
 use std::sync::Once;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+use url::Url;
 
-use crate::config::DatabaseUrl;
-
+pub use keyset::Keyset;
 pub use master_key_check::{KeyCheck, MasterKeyMismatch};
 pub use rotate_master::{SEALED_COLUMNS, SealedColumn};
+pub use row::{flag, json_list, to_json_list};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -166,4 +172,82 @@ pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A database URL for one of the supported back ends. Its password is a secret.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let scheme = raw.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" | "postgres" | "postgresql" => Ok(Self(SecretString::from(raw.to_owned()))),
+            _ => Err("the database URL must start with sqlite:// or postgres://".to_owned()),
+        }
+    }
+
+    pub fn sqlite_in(data_dir: &Path) -> Self {
+        Self(SecretString::from(format!(
+            "sqlite://{}",
+            data_dir.join("portico.db").display()
+        )))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.expose().starts_with("sqlite:")
+    }
+
+    /// The URL with any password replaced, for logs and `config check`.
+    pub fn redacted(&self) -> String {
+        match Url::parse(self.expose()) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("redacted"));
+                url.to_string()
+            }
+            Ok(url) => url.to_string(),
+            Err(_) => "<unparseable>".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        DatabaseUrl::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.redacted())
+    }
+}
+
+/// The most values one `IN (...)` list binds; longer lists go in chunks.
+pub const MAX_IN_LIST: usize = 500;
+
+/// `$first, $first+1, ...` for `count` values.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -8,11 +8,20 @@
 
 use std::time::{Duration, Instant};
 
-use super::Vaulted;
-use crate::providers::Provider;
-use crate::state::AppState;
-use crate::store::{self, StoreError};
+use super::{LEASE_SECS, Vaulted};
+use crate::crypto::Sealer;
+use crate::providers::{Connectors, Provider};
+use crate::store::{self, Store, StoreError};
 use crate::upstream::UpstreamError;
+use crate::users::identities;
+
+/// What a refresh works with.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub sealer: &'a Sealer,
+    pub connectors: &'a Connectors,
+}
 
 /// A stored access token expiring within this many seconds is refreshed before it is served.
 pub const REFRESH_MARGIN_SECS: i64 = 60;
@@ -52,7 +61,7 @@ const GRANT_ENDED: &str =
 
 /// Refreshes `current` (as the caller last read it) at `provider` as `want` asks.
 pub async fn refresh_identity(
-    state: &AppState,
+    ctx: Context<'_>,
     provider: &Provider,
     current: Vaulted,
     want: Want,
@@ -67,26 +76,20 @@ pub async fn refresh_identity(
         if is_fresh(&current, want, waited) {
             return Ok(Refreshed::Fresh(current));
         }
-        if let Some(why) = unrefreshable(state, provider, &current, want)? {
+        if let Some(why) = unrefreshable(ctx, provider, &current, want)? {
             return Ok(Refreshed::Unrefreshable(current, why));
         }
-        if state
-            .store
-            .claim_refresh_lease(&current.identity_id)
+        if identities::claim_lease(ctx.store, &current.identity_id, store::now() + LEASE_SECS)
             .await?
         {
-            return with_lease(state, provider, &current.identity_id, want, waited).await;
+            return with_lease(ctx, provider, &current.identity_id, want, waited).await;
         }
         if started.elapsed() >= WAIT_FOR_REFRESH {
             return Ok(Refreshed::Busy);
         }
         waited = true;
         tokio::time::sleep(POLL).await;
-        current = match state
-            .store
-            .vaulted_by_id(&state.sealer, &current.identity_id)
-            .await?
-        {
+        current = match super::by_id(ctx.store, ctx.sealer, &current.identity_id).await? {
             Some(v) => v,
             None => return Ok(Refreshed::NeedsLogin("the identity no longer exists")),
         };
@@ -104,12 +107,12 @@ fn is_fresh(v: &Vaulted, want: Want, waited: bool) -> bool {
 }
 
 fn unrefreshable(
-    state: &AppState,
+    ctx: Context<'_>,
     provider: &Provider,
     v: &Vaulted,
     want: Want,
 ) -> Result<Option<&'static str>, StoreError> {
-    let connector = state.connectors.connector(provider)?;
+    let connector = ctx.connectors.connector(provider)?;
     let Some(refresher) = connector.refresh() else {
         return Ok(Some(
             "this provider cannot refresh tokens; the user must sign in again",
@@ -132,22 +135,18 @@ fn unrefreshable(
 /// lease was claimed), refreshes upstream, and stores the result and ends the lease in one
 /// transaction. Every other path gives the lease back.
 async fn with_lease(
-    state: &AppState,
+    ctx: Context<'_>,
     provider: &Provider,
     identity_id: &str,
     want: Want,
     waited: bool,
 ) -> Result<Refreshed, StoreError> {
     let release = |needs_login: bool| async move {
-        if let Err(e) = state
-            .store
-            .release_refresh_lease(identity_id, needs_login)
-            .await
-        {
+        if let Err(e) = identities::release_lease(ctx.store, identity_id, needs_login).await {
             tracing::error!(error = %e, "releasing an identity's refresh lease failed");
         }
     };
-    let current = match state.store.vaulted_by_id(&state.sealer, identity_id).await {
+    let current = match super::by_id(ctx.store, ctx.sealer, identity_id).await {
         Ok(Some(v)) => v,
         Ok(None) => return Ok(Refreshed::NeedsLogin("the identity no longer exists")),
         Err(e) => {
@@ -163,7 +162,7 @@ async fn with_lease(
         release(false).await;
         return Ok(Refreshed::Fresh(current));
     }
-    let connector = match state.connectors.connector(provider) {
+    let connector = match ctx.connectors.connector(provider) {
         Ok(c) => c,
         Err(e) => {
             release(false).await;
@@ -191,17 +190,17 @@ async fn with_lease(
         }
     };
     let stored = async {
-        let mut tx = state.store.begin_write().await?;
+        let mut tx = ctx.store.begin_write().await?;
         crate::users::update_claims(
             &mut tx,
-            &state.sealer,
+            ctx.sealer,
             &current.user_id,
             identity_id,
             &identity,
             provider.trust_email,
         )
         .await?;
-        super::end_lease(&mut tx, identity_id).await?;
+        identities::end_lease_in(&mut tx, identity_id).await?;
         tx.commit().await?;
         Ok::<_, StoreError>(())
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::events::EventType;
+use super::events::EventType;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,8 +113,8 @@ pub struct ManagedEndpoint {
     /// `whsec_…`; unset means Portico generates one (rotate it to learn it).
     #[serde(
         default,
-        deserialize_with = "optional_secret",
-        serialize_with = "redact"
+        deserialize_with = "crate::crypto::secret_serde::optional",
+        serialize_with = "crate::crypto::secret_serde::redacted"
     )]
     pub secret: Option<SecretString>,
 }
@@ -146,17 +146,6 @@ impl ManagedEndpoint {
             }
         }
         Ok(())
-    }
-}
-
-fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
-}
-
-fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("<redacted>"),
-        None => s.serialize_none(),
     }
 }
 
@@ -249,52 +238,6 @@ mod tests {
         for bad in ["", "5x", "s", "-1s", "1.5s"] {
             assert!(HumanDuration::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_section_and_declared_endpoints_parse_from_toml() {
-        use figment::Figment;
-        use figment::providers::{Format, Toml};
-        let toml = r#"
-            [webhooks]
-            retry_schedule = ["1s", "30s", 60]
-            attempt_timeout = "5s"
-            allow_private_targets = true
-
-            [[webhooks.endpoints]]
-            id = "crm"
-            url = "https://crm.example.com/hooks/portico"
-            events = ["login.succeeded", "user.created"]
-            secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-        "#;
-        let s = crate::config::Settings::from_figment(Figment::from(Toml::string(toml))).unwrap();
-        let schedule: Vec<i64> = s
-            .webhooks
-            .retry_schedule
-            .iter()
-            .map(|d| d.as_millis())
-            .collect();
-        assert_eq!(schedule, [1_000, 30_000, 60_000]);
-        assert_eq!(s.webhooks.endpoints[0].id, "crm");
-        assert!(s.webhooks.endpoints[0].enabled);
-        let shown = s.redacted_toml();
-        assert!(!shown.contains("MfKQ9r8"), "{shown}");
-
-        let bad = r#"
-            [[webhooks.endpoints]]
-            id = "crm"
-            url = "https://crm.example.com/"
-            events = ["login.nope"]
-        "#;
-        let err = crate::config::Settings::from_figment(Figment::from(Toml::string(bad)))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("login.nope"), "{err}");
-        let short_lease = "[webhooks]\nlease = \"10s\"\n";
-        assert!(
-            crate::config::Settings::from_figment(Figment::from(Toml::string(short_lease)))
-                .is_err()
-        );
     }
 
     #[test]

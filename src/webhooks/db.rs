@@ -68,7 +68,7 @@ pub(crate) async fn audit(
     target: &str,
     details: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
-    crate::admin::audit::record(conn, actor, action, target, details, None)
+    crate::audit::record(conn, actor, action, target, details, None)
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Database(e) => e,

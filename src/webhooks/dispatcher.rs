@@ -14,11 +14,11 @@ use tokio::task::JoinSet;
 
 use super::WebhookSettings;
 use super::db::{self, AttemptRecord, Finished, Job, Next};
+use super::events::EventType;
 use super::guard::{self, GuardedResolver};
 use super::retry::{parse_retry_after, retry_delay};
 use super::signing::{WebhookSecret, signature_header};
 use crate::crypto::{SealTarget, Sealer};
-use crate::events::EventType;
 use crate::store::Store;
 
 /// Bytes of each response body kept in the log.

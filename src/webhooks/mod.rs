@@ -8,6 +8,7 @@
 pub mod config;
 pub(crate) mod db;
 pub mod dispatcher;
+pub mod events;
 pub mod guard;
 pub mod health;
 pub mod managed;

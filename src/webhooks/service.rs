@@ -8,10 +8,10 @@ use std::sync::Arc;
 use sqlx::{AnyConnection, Row};
 
 use super::db::{self, DELIVERY_COLUMNS};
+use super::events::{self, EventType};
 use super::guard::{self, TargetError};
 use super::{Attempt, Delivery, Endpoint, WebhookSecret, WebhookSettings};
 use crate::crypto::{SealTarget, Sealer};
-use crate::events::{self, EventType};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

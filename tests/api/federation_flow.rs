@@ -7,7 +7,7 @@ use openidconnect::TokenResponse;
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{CsrfToken, Nonce, OAuth2TokenResponse, PkceCodeChallenge, Scope};
 use portico::crypto::MasterKey;
-use portico::oidc::settings::ProviderConfig;
+use portico::providers::ProviderConfig;
 use serde_json::Value;
 
 use crate::helpers::{BROWSER_USER_AGENT, TestApp, TestDb, spawn_app_with};

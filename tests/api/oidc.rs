@@ -668,16 +668,23 @@ async fn a_disabled_users_refresh_is_refused(db: &TestDb) {
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(app.state.store.disable_user(&user_id).await.unwrap());
+    // Disabled behind Portico's back (the admin service would end the sessions too): the
+    // flag alone must stop the session, the refresh and a new login.
+    let flagged = sqlx::query("UPDATE users SET disabled = 1 WHERE id = $1")
+        .bind(&user_id)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(flagged.rows_affected(), 1);
     // The live SSO session no longer answers for a disabled user.
     let arrived = browse(&app, &prompt_none_url(&app), REDIRECT).await.url();
     assert_eq!(param(&arrived, "error").as_deref(), Some("login_required"));
-    assert_eq!(
-        portico::oidc::session::end_user_sessions(&app.state.store, &user_id, "user disabled")
-            .await
-            .unwrap(),
-        1
-    );
+    let mut tx = app.state.store.begin_write().await.unwrap();
+    let ended = portico::grants::sessions::end_user_sessions_in(&mut tx, &user_id, "user disabled")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(ended, 1);
     assert_eq!(
         events(&app, "session.ended").await[0]["reason"],
         "user disabled"

@@ -2,7 +2,7 @@
 
 use openidconnect::OAuth2TokenResponse;
 use portico::clients::NewClient;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::helpers::TestDb;
 use crate::oidc_support::*;
@@ -149,7 +149,7 @@ async fn rate_limits_answer_429_with_retry_after(db: &TestDb) {
 async fn client_secrets_are_shown_once_and_stored_as_digests(db: &TestDb) {
     let upstream = Upstream::start().await;
     let app = spawn_portico(db, &upstream, |_| {}).await;
-    let config: portico::oidc::settings::ClientConfig = toml::from_str(
+    let config: portico::clients::ClientConfig = toml::from_str(
         r#"
 client_id = "made-by-admin"
 type = "confidential"
@@ -160,11 +160,17 @@ grant_types = ["authorization_code", "client_credentials"]
     .unwrap();
     let new = NewClient::from_config(&config).unwrap();
     let store = &app.state.store;
-    let (client, secret) = store
-        .create_client(&new, &app.state.settings.oidc)
+    // Through the admin service, audited, as every change an admin makes.
+    let cli = portico::audit::Caller::cli();
+    let created = portico::admin::clients_admin::create(&app.state, &cli, &new)
         .await
         .unwrap();
-    let secret = secret.expect("a confidential client gets a secret");
+    let secret = SecretString::from(
+        created
+            .client_secret
+            .expect("a confidential client gets a secret"),
+    );
+    let client = store.client("made-by-admin").await.unwrap().unwrap();
     assert_eq!(client.id_token_alg, portico::keys::SigningAlg::RS256);
     assert!(!client.managed_by_config);
     let stored: Vec<u8> =
@@ -193,17 +199,24 @@ grant_types = ["authorization_code", "client_credentials"]
         }
     };
     assert_eq!(ok(secret.expose_secret().to_owned()).await, 200);
-    let rotated = store.rotate_client_secret("made-by-admin").await.unwrap();
+    let rotated = portico::admin::clients_admin::rotate_secret(&app.state, &cli, "made-by-admin")
+        .await
+        .unwrap()
+        .client_secret
+        .unwrap();
     assert_eq!(ok(secret.expose_secret().to_owned()).await, 401);
-    assert_eq!(ok(rotated.expose_secret().to_owned()).await, 200);
+    assert_eq!(ok(rotated).await, 200);
     // A second create with the same id is refused; config-managed clients are read-only.
     assert!(
-        store
-            .create_client(&new, &app.state.settings.oidc)
+        portico::admin::clients_admin::create(&app.state, &cli, &new)
             .await
             .is_err()
     );
-    assert!(store.rotate_client_secret(CLIENT_ID).await.is_err());
+    assert!(
+        portico::admin::clients_admin::rotate_secret(&app.state, &cli, CLIENT_ID)
+            .await
+            .is_err()
+    );
     assert!(
         store
             .client(CLIENT_ID)

@@ -13,8 +13,9 @@ use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
     EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
 };
+use portico::clients::ClientConfig;
 use portico::crypto::MasterKey;
-use portico::oidc::settings::{ClientConfig, ProviderConfig};
+use portico::providers::ProviderConfig;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, TestDb, spawn_app_with};

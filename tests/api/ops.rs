@@ -327,7 +327,7 @@ fn counter(body: &str, name: &str) -> f64 {
 async fn metrics_upkeep_runs_without_a_scrape() {
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
     let app = spawn_app_with(&db, MasterKey::generate(), |s| s.metrics.upkeep_secs = 1).await;
-    let handle = app.state.metrics.clone();
+    let handle = portico::ops::metrics::handle();
     let before = counter(&handle.render(), "portico_metrics_upkeep_runs_total");
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let after = counter(&handle.render(), "portico_metrics_upkeep_runs_total");

@@ -354,7 +354,7 @@ async fn sp_metadata_is_served_and_signed_requests_are_announced(db: &TestDb) {
     assert_eq!(saml.app.get("/saml/nope/metadata").await.status(), 404);
 
     // A saml provider without IdP metadata, or with both kinds, is refused at load, by name.
-    let err = portico::clients::validate_config(&[], &[saml_provider(None, None)]).unwrap_err();
+    let err = portico::providers::validate_config(&[saml_provider(None, None)]).unwrap_err();
     assert!(
         err.contains("acme") && err.contains("exactly one of"),
         "{err}"
@@ -363,5 +363,5 @@ async fn sp_metadata_is_served_and_signed_requests_are_announced(db: &TestDb) {
         Some(saml_idp::metadata_xml(IDP_ENTITY, &[&saml.idp])),
         Some("https://idp.test/md".into()),
     );
-    assert!(portico::clients::validate_config(&[], &[both]).is_err());
+    assert!(portico::providers::validate_config(&[both]).is_err());
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow};
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope};
 use portico::crypto::MasterKey;
-use portico::oidc::settings::ProviderConfig;
+use portico::providers::ProviderConfig;
 use reqwest::cookie::Jar;
 use serde_json::Value;
 

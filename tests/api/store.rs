@@ -2,9 +2,9 @@
 
 use portico::config::DatabaseUrl;
 use portico::crypto::{MasterKey, Sealer};
-use portico::events::{self, EventType};
 use portico::store::signing_keys::{Retire, SigningKeyRow};
 use portico::store::{KeyCheck, Store};
+use portico::webhooks::events::{self, EventType};
 
 use crate::helpers::TestDb;
 use crate::on_both_backends;

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use portico::config::Settings;
 use portico::crypto::MasterKey;
-use portico::events::{self, EventType};
+use portico::webhooks::events::{self, EventType};
 use portico::webhooks::service::Page;
 use portico::webhooks::{
     Dispatcher, EndpointUpdate, HumanDuration, ManagedEndpoint, NewEndpoint, WebhookError,

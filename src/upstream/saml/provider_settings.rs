@@ -23,8 +23,8 @@ pub struct SamlProviderSettings {
     pub attributes: AttributeOverrides,
     /// PEM private key that signs AuthnRequests (with `sp_certificate`); optional.
     #[serde(
-        deserialize_with = "crate::oidc::settings::secret_opt",
-        serialize_with = "crate::oidc::settings::redact_opt"
+        deserialize_with = "crate::crypto::secret_serde::optional",
+        serialize_with = "crate::crypto::secret_serde::redacted"
     )]
     pub sp_signing_key: Option<SecretString>,
     /// PEM certificate of `sp_signing_key`, published in the SP metadata.
@@ -202,37 +202,6 @@ mod tests {
         let m = over.mapping();
         assert_eq!(m.email, vec!["workEmail".to_owned()]);
         assert_eq!(m.groups, AttributeMapping::default().groups);
-    }
-
-    #[test]
-    fn a_providers_entry_reads_its_saml_tables() {
-        let p: crate::oidc::settings::ProviderConfig = toml::from_str(
-            r#"
-id = "okta"
-kind = "saml"
-saml_idp_metadata_url = "https://acme.okta.com/app/x/sso/saml/metadata"
-[saml]
-name_id_format = "email"
-max_session_secs = 3600
-[saml.attributes]
-email = ["mail"]
-[saml.idp_initiated]
-client_id = "wiki"
-redirect_uri = "https://wiki.example.com/cb"
-"#,
-        )
-        .unwrap();
-        assert_eq!(p.saml.max_session_secs, 3600);
-        assert_eq!(p.saml.attributes.email, Some(vec!["mail".to_owned()]));
-        let target = p.saml.idp_initiated.as_ref().unwrap();
-        assert_eq!(target.scope, "openid email profile");
-        assert!(validate(None, p.saml_idp_metadata_url.as_deref(), &p.saml).is_ok());
-        assert!(
-            toml::from_str::<crate::oidc::settings::ProviderConfig>(
-                "id = \"x\"\nkind = \"saml\"\n[saml]\nbogus = 1\n"
-            )
-            .is_err()
-        );
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Key rotation commits with its audit entry; the audit log filters by type, user and time range
 //! on the page and in the API.
 
-use portico::admin::audit;
 use serde_json::{Value, json};
 
 use super::{api_token, audit_count, create_admin, csrf_in, page, signed_in};
@@ -118,7 +117,7 @@ pub(super) async fn seed_audit(app: &TestApp) {
     .enumerate()
     {
         let mut tx = pool.begin().await.unwrap();
-        audit::record(
+        portico::audit::record(
             &mut tx,
             "admin:ada@example.com",
             action,

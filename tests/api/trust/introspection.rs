@@ -2,7 +2,7 @@
 //! its audience names, and agrees with `/userinfo` about revoked and disabled users.
 
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
-use portico::oidc::settings::ClientConfig;
+use portico::clients::ClientConfig;
 use reqwest::Method;
 
 use crate::admin::{api_token, call, json_of};

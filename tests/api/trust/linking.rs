@@ -117,7 +117,7 @@ async fn withdrawing_trust_unverifies_the_providers_users(db: &TestDb) {
 async fn saml_and_corp(
     db: &TestDb,
     upstream: &Upstream,
-    customize: impl FnOnce(&mut portico::oidc::settings::ProviderConfig),
+    customize: impl FnOnce(&mut portico::providers::ProviderConfig),
 ) -> Saml {
     let idp = KeyPair::generate("test idp");
     let mut acme = saml_provider(Some(saml_idp::metadata_xml(IDP_ENTITY, &[&idp])), None);

@@ -2,7 +2,7 @@
 //! allowed it. Any other `resource`, at `/authorize` or at `/token` for any grant, is
 //! `invalid_target`.
 
-use portico::oidc::settings::ClientConfig;
+use portico::clients::ClientConfig;
 
 use crate::helpers::{TestApp, TestDb};
 use crate::oidc_support::*;

@@ -5,10 +5,10 @@ use std::io::BufRead;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Caller;
-use super::accounts::{self, AdminEmail};
-use super::api_tokens::{self, NewToken};
-use crate::cli::AdminCommand;
+use super::AdminCommand;
+use crate::admin::Caller;
+use crate::admin::accounts::{self, AdminEmail};
+use crate::admin::api_tokens::{self, NewToken};
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
 use crate::startup;

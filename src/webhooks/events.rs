@@ -67,13 +67,8 @@ pub async fn record(
     data: Value,
 ) -> Result<RecordedEvent, StoreError> {
     let event = insert(conn, event_type, data).await?;
-    crate::webhooks::db::enqueue_subscribed(
-        conn,
-        &event.id,
-        event_type.as_str(),
-        crate::webhooks::db::now_ms(),
-    )
-    .await?;
+    super::db::enqueue_subscribed(conn, &event.id, event_type.as_str(), super::db::now_ms())
+        .await?;
     Ok(event)
 }
 

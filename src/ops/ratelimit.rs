@@ -13,8 +13,34 @@ use actix_web::HttpResponse;
 use actix_web::http::header;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
 
-use super::settings::RateLimitSettings;
+/// Token-bucket limits on `/token`, `/authorize` and `/userinfo`, per client and per IP.
+/// The defaults are far above what one legitimate client or address needs, and above the
+/// benchmark targets, so that they only stop floods.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Requests per second per client IP address, and the burst above it.
+    pub per_ip_per_sec: u32,
+    pub per_ip_burst: u32,
+    /// Requests per second per client_id, and the burst above it.
+    pub per_client_per_sec: u32,
+    pub per_client_burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_ip_per_sec: 20_000,
+            per_ip_burst: 40_000,
+            per_client_per_sec: 20_000,
+            per_client_burst: 40_000,
+        }
+    }
+}
 
 pub struct RateLimits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
@@ -95,19 +121,43 @@ impl RateLimits {
     }
 }
 
+/// One bucket for the whole instance, whoever asks: `[admin] sign_in_per_sec` and
+/// `sign_in_burst` in front of admin sign-in, so that a flood from many addresses costs
+/// neither database work nor argon2 memory and CPU beyond the limit.
+pub struct Gate {
+    limiter: governor::DefaultDirectRateLimiter,
+    clock: DefaultClock,
+}
+
+impl Gate {
+    pub fn new(per_sec: u32, burst: u32) -> Self {
+        let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        Self {
+            limiter: RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the instance is over its rate.
+    pub fn admit(&self) -> Result<(), u64> {
+        self.limiter
+            .check()
+            .map_err(|not_until| ceil_secs(not_until.wait_time_from(self.clock.now())))
+    }
+}
+
+/// Whole seconds to wait, rounded up, at least one (what `Retry-After` says).
+fn ceil_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 fn too_many(wait: Duration) -> HttpResponse {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     HttpResponse::TooManyRequests()
-        .insert_header((header::RETRY_AFTER, secs.max(1).to_string()))
+        .insert_header((header::RETRY_AFTER, ceil_secs(wait).to_string()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({
             "error": "temporarily_unavailable",
             "error_description": "too many requests; retry later",
         }))
-}
-
-/// The client address of a request, as `ops::client_ip` resolved it (the TCP peer, or behind a
-/// trusted proxy the address it forwarded).
-pub fn peer_ip(req: &actix_web::HttpRequest) -> Option<IpAddr> {
-    crate::ops::client_ip::client_ip(req)
 }

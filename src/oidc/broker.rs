@@ -11,7 +11,6 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::refresh::{Refreshed, Want, refresh_identity};
 use crate::keys::JwtType;
 use crate::keys::jwt::Expect;
 use crate::oidc::liveness::Liveness;
@@ -21,6 +20,7 @@ use crate::oidc::userinfo::bearer_error;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::upstream::{ProviderId, UpstreamTokens};
+use crate::vault::refresh::{Refreshed, Want, refresh_identity};
 
 /// The scope a Portico access token needs here.
 pub const BROKER_SCOPE: &str = "broker:read-token";
@@ -132,16 +132,13 @@ pub async fn broker_token(
         Ok(_) => return not_found(),
         Err(e) => return internal(e),
     };
-    let vaulted = match state
-        .store
-        .vaulted(&state.sealer, &claims.sub, &provider.id)
-        .await
-    {
-        Ok(Some(v)) => v,
-        Ok(None) => return not_found(),
-        Err(e) => return internal(e),
-    };
-    match refresh_identity(&state, &provider, vaulted, Want::FreshToken).await {
+    let vaulted =
+        match crate::vault::of_user(&state.store, &state.sealer, &claims.sub, &provider.id).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return not_found(),
+            Err(e) => return internal(e),
+        };
+    match refresh_identity(state.vault(), &provider, vaulted, Want::FreshToken).await {
         Ok(Refreshed::Fresh(v)) => match v.tokens() {
             Some(t) if !t.access_token.expose_secret().is_empty() => served(t),
             _ => error(

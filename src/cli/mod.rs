@@ -1,5 +1,7 @@
 //! The `portico` command line.
 
+mod admin;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -111,7 +113,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             println!("migrations applied");
         }
-        Command::Admin { command } => crate::admin::cli::run(&settings, command).await?,
+        Command::Admin { command } => admin::run(&settings, command).await?,
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {

@@ -1,0 +1,261 @@
+//! The audit log: who changed what, when and from where.
+//!
+//! `record` takes the connection of the transaction that makes the change, so an entry exists
+//! exactly when its change committed; `commit_with` is the last step of every admin change.
+//! Details are JSON with anything secret-looking redacted. This module owns `audit_log`; the
+//! admin UI and API read it through [`list`].
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::crypto::random_bytes;
+use crate::store::{self, Keyset, Store, StoreError};
+
+const REDACTED: &str = "[redacted]";
+
+/// Who makes a change, as the audit log records it: the signed-in admin or API token behind a
+/// request, the CLI or the bootstrap, and the address it came from.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// `admin:<email>`, `api_token:<name> (<id>)`, `cli` or `bootstrap`.
+    pub actor: String,
+    pub ip: Option<String>,
+}
+
+impl Caller {
+    pub fn cli() -> Self {
+        Self {
+            actor: "cli".into(),
+            ip: None,
+        }
+    }
+
+    pub fn ip(&self) -> Option<&str> {
+        self.ip.as_deref()
+    }
+}
+
+/// Writes an audit entry inside the caller's transaction.
+pub async fn record(
+    conn: &mut AnyConnection,
+    actor: &str,
+    action: &str,
+    target: &str,
+    details: Value,
+    ip: Option<&str>,
+) -> Result<(), StoreError> {
+    let details = redact(details);
+    sqlx::query(
+        "INSERT INTO audit_log (id, created_at, actor, action, target, details, ip) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new_id())
+    .bind(store::now())
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(details.to_string())
+    .bind(ip)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records `action` on `target` by `caller` in the change's transaction `tx`, then commits
+/// both: the admin services' last step.
+pub async fn commit_with(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    details: Value,
+) -> Result<(), StoreError> {
+    record(&mut tx, &caller.actor, action, target, details, caller.ip()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ids sort in creation order (microseconds, then randomness), so newest-first is stable.
+fn new_id() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let mut random = [0u8; 5];
+    random_bytes(&mut random);
+    let tail: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("aud_{micros:016x}{tail}")
+}
+
+/// Whether a details key names a secret: its value never reaches the log.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("secret")
+        || key.contains("password")
+        || key.contains("private")
+        || key == "token"
+        || key.ends_with("_token")
+}
+
+/// Replaces secret-looking values at any depth.
+pub fn redact(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    if is_secret_key(&k) {
+                        (k, Value::String(REDACTED.into()))
+                    } else {
+                        (k, redact(v))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(redact).collect()),
+        other => other,
+    }
+}
+
+/// One stored entry.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub details: Value,
+    pub ip: Option<String>,
+}
+
+impl AuditRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        let details: String = row.try_get("details")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            created_at: row.try_get("created_at")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            target: row
+                .try_get::<Option<String>, _>("target")?
+                .unwrap_or_default(),
+            details: serde_json::from_str(&details).unwrap_or(Value::String(details)),
+            ip: row.try_get("ip")?,
+        })
+    }
+}
+
+/// Which entries to list; every filter is optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    /// Entries about (`user:<id>` target) or by this Portico user.
+    pub user_id: Option<String>,
+    pub actor: Option<String>,
+    /// At or after (Unix seconds).
+    pub from: Option<i64>,
+    /// Before (Unix seconds).
+    pub to: Option<i64>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// Up to `limit` entries matching `filter`, newest first, below `before` when given.
+pub async fn list(
+    store: &Store,
+    filter: &AuditFilter,
+    before: Option<&Keyset>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut binds: Vec<Bind> = Vec::new();
+    let param = |bind: Bind, binds: &mut Vec<Bind>| {
+        binds.push(bind);
+        format!("${}", binds.len())
+    };
+    if let Some(action) = &filter.action {
+        let p = param(Bind::Text(action.clone()), &mut binds);
+        conditions.push(format!("action = {p}"));
+    }
+    if let Some(user) = &filter.user_id {
+        // Each placeholder is bound once: SQLite and PostgreSQL differ on reusing one.
+        let t = param(Bind::Text(format!("user:{user}")), &mut binds);
+        let a = param(Bind::Text(format!("user:{user}")), &mut binds);
+        conditions.push(format!("(target = {t} OR actor = {a})"));
+    }
+    if let Some(actor) = &filter.actor {
+        let p = param(Bind::Text(actor.clone()), &mut binds);
+        conditions.push(format!("actor = {p}"));
+    }
+    if let Some(from) = filter.from {
+        let p = param(Bind::Int(from), &mut binds);
+        conditions.push(format!("created_at >= {p}"));
+    }
+    if let Some(to) = filter.to {
+        let p = param(Bind::Int(to), &mut binds);
+        conditions.push(format!("created_at < {p}"));
+    }
+    if let Some(key) = before {
+        conditions.push(Keyset::below("created_at", "id", binds.len() + 1));
+        binds.push(Bind::Int(key.at));
+        binds.push(Bind::Int(key.at));
+        binds.push(Bind::Text(key.id.clone()));
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let limit = param(Bind::Int(limit), &mut binds);
+    let sql = format!(
+        "SELECT id, created_at, actor, action, target, details, ip FROM audit_log {filter} \
+         ORDER BY created_at DESC, id DESC LIMIT {limit}"
+    );
+    let mut q = sqlx::query(&sql);
+    for bind in binds {
+        q = match bind {
+            Bind::Int(v) => q.bind(v),
+            Bind::Text(v) => q.bind(v),
+        };
+    }
+    let rows = q.fetch_all(store.pool()).await?;
+    Ok(rows
+        .iter()
+        .map(AuditRecord::from_row)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth() {
+        let out = redact(json!({
+            "name": "ci",
+            "token_id": "tok_1",
+            "client_secret": "s3cret",
+            "nested": [{"password": "hunter2", "refresh_token": "r", "token": "t", "kid": "k"}]
+        }));
+        let text = out.to_string();
+        for secret in ["s3cret", "hunter2", "\"r\"", "\"t\""] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert_eq!(out["name"], "ci");
+        assert_eq!(out["token_id"], "tok_1");
+        assert_eq!(out["nested"][0]["kid"], "k");
+    }
+
+    #[test]
+    fn ids_sort_by_creation() {
+        let a = new_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_id();
+        assert!(a < b, "{a} {b}");
+    }
+}

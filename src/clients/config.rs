@@ -1,0 +1,58 @@
+//! `[[clients]]` in portico.toml: the shape of one entry, and its check at load time (the
+//! same rules as the admin API's, through `NewClient`).
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::NewClient;
+
+/// A `[[clients]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub client_type: String,
+    #[serde(
+        default,
+        deserialize_with = "crate::crypto::secret_serde::optional",
+        serialize_with = "crate::crypto::secret_serde::redacted"
+    )]
+    pub client_secret: Option<SecretString>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_providers: Vec<String>,
+    /// Resource indicators (RFC 8707) the client may ask tokens for; none by default.
+    #[serde(default)]
+    pub allowed_resources: Vec<String>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: Option<String>,
+    #[serde(default)]
+    pub access_token_ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub id_token_ttl_secs: Option<u64>,
+    #[serde(default)]
+    pub refresh_token_ttl_secs: Option<u64>,
+}
+
+/// Checks `[[clients]]` at load time, so a bad entry stops the start with a message naming it.
+pub fn validate_config(clients: &[ClientConfig]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for c in clients {
+        let new =
+            NewClient::from_config(c).map_err(|e| format!("client `{}`: {e}", c.client_id))?;
+        if !seen.insert(new.client_id.clone()) {
+            return Err(format!("client `{}` is declared twice", c.client_id));
+        }
+    }
+    Ok(())
+}

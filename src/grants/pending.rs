@@ -1,0 +1,300 @@
+//! Pending authorizations: an /authorize request waiting for the upstream login, kept in the
+//! database (never in process memory) so that any instance can take the callback. This module
+//! owns `pending_authorizations`.
+//!
+//! Each pending login is bound to the browser that started it: `/authorize` mints a fresh
+//! random binding for it and sets it in the login cookie; the row keeps its digest. The
+//! callback (and the SAML completion step) must come with it. A binding is never taken from
+//! the request: a login cookie planted in the victim's browser before the login binds nothing.
+//! So that logins started in several tabs at once all complete, the cookie carries the
+//! bindings of up to [`MAX_BINDINGS`] logins, but only those of logins still pending.
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::Row;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clients::RedirectUri;
+use crate::crypto::{SealTarget, Sealer, TokenDigest};
+use crate::store::{self, Store, StoreError};
+
+/// A validated authorization request, as saved while the user logs in upstream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    /// One of the client's registered redirect URIs (or a loopback variant of one).
+    pub redirect_uri: RedirectUri,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    /// The S256 challenge; `None` only for a confidential client that sent none.
+    pub code_challenge: Option<String>,
+    pub resource: Option<String>,
+    pub max_age: Option<u64>,
+    pub prompt_login: bool,
+    pub login_hint: Option<String>,
+}
+
+/// How many pending logins one browser's login cookie binds at once.
+pub const MAX_BINDINGS: usize = 4;
+
+/// The bindings in a login cookie's value: `.`-separated random tokens (43 base64url
+/// characters each); anything else is ignored.
+pub fn bindings(cookie: &str) -> impl Iterator<Item = &str> {
+    cookie
+        .split('.')
+        .filter(|t| {
+            t.len() == 43
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .take(MAX_BINDINGS)
+}
+
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub id: String,
+    pub request: AuthRequest,
+    browser_digest: Vec<u8>,
+    pub provider_id: Option<String>,
+    /// When `/authorize` saved it: a forced re-authentication must be newer.
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl Pending {
+    /// Whether the browser presenting `login_cookie` is the one that started this request.
+    pub fn belongs_to(&self, login_cookie: Option<&str>) -> bool {
+        match (login_cookie, TokenDigest::from_slice(&self.browser_digest)) {
+            (Some(c), Some(d)) => bindings(c).any(|b| d.matches(b)),
+            _ => false,
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.expires_at > store::now()
+    }
+}
+
+const COLUMNS: &str = "id, request, browser_digest, provider_id, created_at, expires_at";
+
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Pending, StoreError> {
+    let request: String = row.try_get("request")?;
+    Ok(Pending {
+        id: row.try_get("id")?,
+        request: serde_json::from_str(&request)
+            .map_err(|_| StoreError::Corrupt("pending authorization request".into()))?,
+        browser_digest: row.try_get("browser_digest")?,
+        provider_id: row.try_get("provider_id")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+fn identity_target(id: &str) -> SealTarget<'_> {
+    SealTarget::new("pending_authorizations", "completed_identity", id)
+}
+
+/// Saves `request`, bound to the browser holding `browser_token`; returns its id.
+pub async fn create(
+    store: &Store,
+    request: &AuthRequest,
+    browser_token: &str,
+    ttl_secs: u64,
+) -> Result<String, StoreError> {
+    let id = crate::crypto::random_token("").expose_secret().to_owned();
+    let now = store::now();
+    sqlx::query(
+        "INSERT INTO pending_authorizations (id, client_id, request, browser_digest, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(&request.client_id)
+    .bind(serde_json::to_string(request).expect("request serialises"))
+    .bind(TokenDigest::of(browser_token).as_bytes().to_vec())
+    .bind(now)
+    .bind(now + ttl_secs as i64)
+    .execute(store.pool())
+    .await?;
+    Ok(id)
+}
+
+/// The pending login `id`.
+pub async fn find(store: &Store, id: &str) -> Result<Option<Pending>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM pending_authorizations WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Those of `bindings` (a login cookie's) that bind a login still pending.
+pub async fn live_bindings<'a>(
+    store: &Store,
+    bindings: &[&'a str],
+) -> Result<Vec<&'a str>, StoreError> {
+    if bindings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders: Vec<String> = (2..bindings.len() + 2).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT browser_digest FROM pending_authorizations WHERE expires_at > $1 \
+         AND browser_digest IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query_scalar::<_, Vec<u8>>(&sql).bind(store::now());
+    for b in bindings {
+        query = query.bind(TokenDigest::of(b).as_bytes().to_vec());
+    }
+    let live = query.fetch_all(store.pool()).await?;
+    Ok(bindings
+        .iter()
+        .copied()
+        .filter(|b| {
+            let digest = TokenDigest::of(b);
+            live.iter().any(|d| d.as_slice() == digest.as_bytes())
+        })
+        .collect())
+}
+
+/// Records the upstream login just started: the provider, its `state` (by digest) and
+/// the connector's secret values, sealed to this row.
+pub async fn started(
+    store: &Store,
+    sealer: &Sealer,
+    id: &str,
+    provider_id: &str,
+    upstream_state: &SecretString,
+    secret: &SecretString,
+) -> Result<(), StoreError> {
+    let sealed = sealer.seal_str(
+        secret.expose_secret(),
+        SealTarget::new("pending_authorizations", "upstream_secret", id),
+    );
+    sqlx::query(
+        "UPDATE pending_authorizations SET provider_id = $1, upstream_state_digest = $2, \
+         upstream_secret = $3 WHERE id = $4",
+    )
+    .bind(provider_id)
+    .bind(
+        TokenDigest::of(upstream_state.expose_secret())
+            .as_bytes()
+            .to_vec(),
+    )
+    .bind(sealed)
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Takes (deletes and returns) the pending authorization whose upstream login sent back
+/// `state`, with its opened secret. Single use: a replayed callback finds nothing.
+pub async fn take_by_state(
+    store: &Store,
+    sealer: &Sealer,
+    state: &str,
+) -> Result<Option<(Pending, SecretString)>, StoreError> {
+    let row = sqlx::query(&format!(
+        "DELETE FROM pending_authorizations WHERE upstream_state_digest = $1 \
+         RETURNING {COLUMNS}, upstream_secret"
+    ))
+    .bind(TokenDigest::of(state).as_bytes().to_vec())
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|row| with_secret(sealer, &row)).transpose()
+}
+
+/// As [`Store::take_pending_by_state`], but the row stays (without its `state`, so the
+/// same answer cannot come twice) for [`Store::complete_pending`]: the SAML ACS, which the
+/// IdP's cross-site POST reaches without the login cookie, hands the login on to a
+/// same-site step that can check it.
+pub async fn claim_by_state(
+    store: &Store,
+    sealer: &Sealer,
+    state: &str,
+) -> Result<Option<(Pending, SecretString)>, StoreError> {
+    let row = sqlx::query(&format!(
+        "UPDATE pending_authorizations SET upstream_state_digest = NULL \
+         WHERE upstream_state_digest = $1 RETURNING {COLUMNS}, upstream_secret"
+    ))
+    .bind(TokenDigest::of(state).as_bytes().to_vec())
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|row| with_secret(sealer, &row)).transpose()
+}
+
+/// Keeps a claimed login's verified identity (`identity`, JSON), sealed to the row, until
+/// the browser that started it comes for it.
+pub async fn complete(
+    store: &Store,
+    sealer: &Sealer,
+    id: &str,
+    identity: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE pending_authorizations SET completed_identity = $1 WHERE id = $2")
+        .bind(sealer.seal_str(identity, identity_target(id)))
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Takes (deletes and returns) a completed login and its identity JSON. Single use: of
+/// two requests from the right browser, one gets it.
+pub async fn take_completed(
+    store: &Store,
+    sealer: &Sealer,
+    id: &str,
+) -> Result<Option<(Pending, SecretString)>, StoreError> {
+    let row = sqlx::query(&format!(
+        "DELETE FROM pending_authorizations WHERE id = $1 \
+         AND completed_identity IS NOT NULL RETURNING {COLUMNS}, completed_identity"
+    ))
+    .bind(id)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let pending = from_row(&row)?;
+    let sealed: Vec<u8> = row.try_get("completed_identity")?;
+    let identity = sealer.open_string(&sealed, identity_target(&pending.id))?;
+    Ok(Some((pending, identity)))
+}
+
+/// Drops the logins waiting at `provider_id` (the provider is being deleted).
+pub async fn delete_of_provider_in(
+    conn: &mut sqlx::AnyConnection,
+    provider_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM pending_authorizations WHERE provider_id = $1")
+        .bind(provider_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Drops a pending login whose upstream answer was refused.
+pub async fn delete(store: &Store, id: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM pending_authorizations WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+fn with_secret(
+    sealer: &Sealer,
+    row: &sqlx::any::AnyRow,
+) -> Result<(Pending, SecretString), StoreError> {
+    let pending = from_row(row)?;
+    let sealed: Vec<u8> = row.try_get("upstream_secret")?;
+    let secret = sealer.open_string(
+        &sealed,
+        SealTarget::new("pending_authorizations", "upstream_secret", &pending.id),
+    )?;
+    Ok((pending, secret))
+}

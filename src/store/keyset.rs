@@ -1,0 +1,40 @@
+//! Keyset pagination: the one way every list pages.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Where the previous page of a newest-first list ended: the sort key (time, id) of its last
+/// row. Every paginated list (admin API and pages) continues below one, so pages stay stable
+/// while rows are added. Encoded, it is the opaque `cursor` clients pass back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyset {
+    pub at: i64,
+    pub id: String,
+}
+
+impl Keyset {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}.{}", self.at, self.id))
+    }
+
+    pub fn decode(raw: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (at, id) = text.split_once('.')?;
+        Some(Self {
+            at: at.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
+
+    /// The SQL condition "sorts after this key" on `(time_col, id_col)` in newest-first order,
+    /// with the placeholders `$n`, `$n+1`, `$n+2`; bind `at`, `at` and `id` in that order (each
+    /// placeholder is bound once: SQLite and PostgreSQL differ on reusing one).
+    pub fn below(time_col: &str, id_col: &str, n: usize) -> String {
+        format!(
+            "({time_col} < ${n} OR ({time_col} = ${} AND {id_col} < ${}))",
+            n + 1,
+            n + 2
+        )
+    }
+}
