@@ -92,19 +92,20 @@ impl Application {
         let port = listener.local_addr()?.port();
         let (webhook_service, dispatcher) = start_webhooks(&settings, &store, &sealer).await?;
 
-        store
-            .upsert_config_providers(&settings.providers, &sealer)
+        crate::providers::repo::upsert_config(&store, &settings.providers, &sealer)
             .await
             .context("cannot store [[providers]] from the configuration")?;
         withdraw_untrusted_verifications(&store, &settings.providers).await?;
-        store
-            .store_config_saml_keys(&settings.providers, &sealer)
+        crate::providers::repo::store_config_saml_keys(&store, &settings.providers, &sealer)
             .await
             .context("cannot store the SAML SP keys of [[providers]]")?;
-        store
-            .upsert_config_clients(&settings.clients, &settings.oidc.client_lifetimes())
-            .await
-            .context("cannot store [[clients]] from the configuration")?;
+        crate::clients::repo::upsert_config(
+            &store,
+            &settings.clients,
+            &settings.oidc.client_lifetimes(),
+        )
+        .await
+        .context("cannot store [[clients]] from the configuration")?;
         let limits = ops::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
         let http = upstream_http_client()?;
         let saml = crate::upstream::saml::SamlContext::new(

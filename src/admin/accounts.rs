@@ -156,6 +156,22 @@ pub async fn bootstrap(
     Ok(())
 }
 
+/// The admin `id`.
+pub async fn find(store: &Store, id: &str) -> Result<Option<Admin>, StoreError> {
+    let row = sqlx::query("SELECT id, email, created_at FROM admins WHERE id = $1")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    row.map(|row| -> Result<Admin, StoreError> {
+        Ok(Admin {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            created_at: row.try_get("created_at")?,
+        })
+    })
+    .transpose()
+}
+
 /// The admin and its password hash, for sign-in.
 pub async fn find_for_sign_in(
     store: &Store,

@@ -8,7 +8,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
-use sqlx::Row;
 
 use super::clients_admin::{self, ClientInput, ClientView};
 use super::clients_pages::form_error;
@@ -117,21 +116,16 @@ async fn provider_choices(
     store: &Store,
     named: &[String],
 ) -> Result<Vec<ProviderChoice>, StoreError> {
-    let rows =
-        sqlx::query("SELECT id, display_name, enabled FROM providers ORDER BY display_name, id")
-            .fetch_all(store.pool())
-            .await?;
-    let mut choices = rows
-        .iter()
-        .map(|row| {
-            Ok(ProviderChoice {
-                id: row.try_get("id")?,
-                label: row.try_get("display_name")?,
-                enabled: row.try_get::<i64, _>("enabled")? != 0,
-                unknown: false,
-            })
+    let mut choices: Vec<ProviderChoice> = crate::providers::repo::all(store)
+        .await?
+        .into_iter()
+        .map(|p| ProviderChoice {
+            id: p.id.to_string(),
+            label: p.display_name,
+            enabled: p.enabled,
+            unknown: false,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect();
     for id in named {
         if !choices.iter().any(|c| &c.id == id) {
             choices.push(ProviderChoice {

@@ -1,5 +1,5 @@
 //! Clients as admins manage them, through the API and the pages: each change and its audit
-//! entry commit in one transaction (`clients::admin_ops` makes the change on it).
+//! entry commit in one transaction (`clients::repo` makes the change on it).
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
 use super::validation::{self, FieldErrors};
 use super::{Caller, time};
-use crate::clients::admin_ops;
+use crate::clients::repo;
 use crate::clients::{
     Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient,
 };
@@ -238,9 +238,7 @@ impl From<crate::store::StoreError> for AdminClientError {
 }
 
 pub async fn all(state: &AppState) -> Result<Vec<ClientView>, crate::store::StoreError> {
-    let mut clients: Vec<ClientView> = state
-        .store
-        .list_clients()
+    let mut clients: Vec<ClientView> = crate::clients::repo::list(&state.store)
         .await?
         .iter()
         .map(ClientView::from)
@@ -260,9 +258,7 @@ pub async fn list(
 }
 
 pub async fn get(state: &AppState, client_id: &str) -> Result<ClientView, ClientError> {
-    state
-        .store
-        .client(client_id)
+    crate::clients::repo::find(&state.store, client_id)
         .await?
         .map(|c| ClientView::from(&c))
         .ok_or_else(|| ClientError::NotFound(client_id.to_owned()))
@@ -323,7 +319,7 @@ pub async fn create(
 ) -> Result<ClientWithSecret, AdminClientError> {
     let mut tx = state.store.begin_write().await?;
     let (client, secret) =
-        admin_ops::create_in(&mut tx, new, &state.settings.oidc.client_lifetimes()).await?;
+        repo::create_in(&mut tx, new, &state.settings.oidc.client_lifetimes()).await?;
     let view = ClientView::from(&client);
     audited(tx, caller, "client.created", &view.id, details(&view)).await?;
     Ok(with_secret(state, view, secret))
@@ -335,7 +331,7 @@ pub async fn update(
     new: &NewClient,
 ) -> Result<ClientView, AdminClientError> {
     let mut tx = state.store.begin_write().await?;
-    let view = ClientView::from(&admin_ops::update_in(&mut tx, new).await?);
+    let view = ClientView::from(&repo::update_in(&mut tx, new).await?);
     audited(tx, caller, "client.updated", &view.id, details(&view)).await?;
     Ok(view)
 }
@@ -346,8 +342,8 @@ pub async fn rotate_secret(
     client_id: &str,
 ) -> Result<ClientWithSecret, AdminClientError> {
     let mut tx = state.store.begin_write().await?;
-    let secret = admin_ops::rotate_secret_in(&mut tx, client_id).await?;
-    let view = ClientView::from(&admin_ops::fetch_in(&mut tx, client_id).await?);
+    let secret = repo::rotate_secret_in(&mut tx, client_id).await?;
+    let view = ClientView::from(&repo::fetch_in(&mut tx, client_id).await?);
     audited(tx, caller, "client.secret_rotated", client_id, json!({})).await?;
     Ok(with_secret(state, view, Some(secret)))
 }
@@ -358,7 +354,7 @@ pub async fn delete(
     client_id: &str,
 ) -> Result<ClientView, AdminClientError> {
     let mut tx = state.store.begin_write().await?;
-    let view = ClientView::from(&admin_ops::delete_in(&mut tx, client_id).await?);
+    let view = ClientView::from(&repo::delete_in(&mut tx, client_id).await?);
     // Nothing issued to a deleted client may outlive it.
     refresh::revoke_all_in(&mut tx, Owner::Client(client_id)).await?;
     audited(tx, caller, "client.deleted", client_id, details(&view)).await?;

@@ -1,5 +1,5 @@
 //! Providers as admins manage them, through the API and the pages: each change and its audit
-//! entry commit in one transaction (`providers::admin_ops` makes the change on it), then the
+//! entry commit in one transaction (`providers::repo` makes the change on it), then the
 //! cached connector is dropped so the change applies to the next login at once.
 
 use serde::Serialize;
@@ -10,8 +10,8 @@ use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
 use super::{Caller, time};
 use crate::grants::{codes, pending, refresh, sessions};
 use crate::providers::Provider;
-use crate::providers::admin_ops::{self, ProviderError, ProviderWrite};
 use crate::providers::options::{self, GithubSettings};
+use crate::providers::repo::{self, ProviderError, ProviderWrite};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::upstream::ProviderKind;
@@ -160,9 +160,7 @@ fn issuer(state: &AppState) -> &str {
 }
 
 pub async fn all(state: &AppState) -> Result<Vec<ProviderView>, StoreError> {
-    let mut providers: Vec<ProviderView> = state
-        .store
-        .all_providers()
+    let mut providers: Vec<ProviderView> = crate::providers::repo::all(&state.store)
         .await?
         .iter()
         .map(|p| ProviderView::new(p, issuer(state)))
@@ -180,9 +178,7 @@ pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<ProviderV
 
 /// The stored provider `id`, for validating an update against it.
 pub async fn current(state: &AppState, id: &str) -> Result<Provider, ProviderError> {
-    state
-        .store
-        .provider(id)
+    crate::providers::repo::find(&state.store, id)
         .await?
         .ok_or_else(|| ProviderError::NotFound(id.to_owned()))
 }
@@ -241,7 +237,7 @@ pub async fn create(
     new: &ProviderWrite,
 ) -> Result<ProviderView, ProviderError> {
     let mut tx = state.store.begin_write().await?;
-    let provider = admin_ops::create_in(&mut tx, &state.sealer, new).await?;
+    let provider = repo::create_in(&mut tx, &state.sealer, new).await?;
     let view = ProviderView::new(&provider, issuer(state));
     let d = details(&view);
     audited(state, tx, caller, "provider.created", &provider, d).await?;
@@ -254,13 +250,13 @@ pub async fn update(
     new: &ProviderWrite,
 ) -> Result<ProviderView, ProviderError> {
     let mut tx = state.store.begin_write().await?;
-    let provider = admin_ops::update_in(&mut tx, &state.sealer, new).await?;
+    let provider = repo::update_in(&mut tx, &state.sealer, new).await?;
     if !crate::providers::vouches_for_email(new.kind, new.trust_email, &new.settings) {
         users::repo::withdraw_verification_in(&mut tx, new.id.as_str()).await?;
     }
     let view = ProviderView::new(&provider, issuer(state));
     let mut d = details(&view);
-    d["credential_changed"] = json!(!matches!(new.secret, admin_ops::SecretChange::Keep));
+    d["credential_changed"] = json!(!matches!(new.secret, repo::SecretChange::Keep));
     audited(state, tx, caller, "provider.updated", &provider, d).await?;
     Ok(view)
 }
@@ -274,7 +270,7 @@ pub async fn set_enabled(
     enabled: bool,
 ) -> Result<ProviderView, ProviderError> {
     let mut tx = state.store.begin_write().await?;
-    let provider = admin_ops::set_enabled_in(&mut tx, id, enabled).await?;
+    let provider = repo::set_enabled_in(&mut tx, id, enabled).await?;
     let view = ProviderView::new(&provider, issuer(state));
     let d = json!({ "enabled": enabled });
     audited(state, tx, caller, "provider.updated", &provider, d).await?;
@@ -301,7 +297,7 @@ pub async fn delete(
     id: &str,
 ) -> Result<(ProviderView, Removed), ProviderError> {
     let mut tx = state.store.begin_write().await?;
-    let provider = admin_ops::delete_in(&mut tx, id).await?;
+    let provider = repo::delete_in(&mut tx, id).await?;
     let identity_ids = users::identities::ids_of_provider_in(&mut tx, id).await?;
     let removed = Removed {
         refresh_tokens_revoked: refresh::revoke_of_identities_in(&mut tx, &identity_ids).await?,

@@ -8,7 +8,7 @@ use super::pagination::Page;
 use super::providers_admin::{self, ProviderView};
 use super::providers_discovery::{self, DiscoveryReport, DiscoveryRequest};
 use super::providers_input::ProviderInput;
-use crate::providers::admin_ops::ProviderError;
+use crate::providers::repo::ProviderError;
 use crate::state::AppState;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::validation::{self, FieldErrors};
 use crate::providers::Provider;
-use crate::providers::admin_ops::{ProviderWrite, SecretChange};
 use crate::providers::options;
+use crate::providers::repo::{ProviderWrite, SecretChange};
 use crate::providers::{ProviderConfig, supported_kind};
 use crate::upstream::http::UpstreamHttp;
 use crate::upstream::oidc::ClaimMapping;

@@ -18,7 +18,7 @@ use super::providers_discovery::{self, DiscoveryReport};
 use super::providers_input::ProviderInput;
 use super::session::AdminSession;
 use super::validation::FieldErrors;
-use crate::providers::admin_ops::ProviderError;
+use crate::providers::repo::ProviderError;
 use crate::providers::supported_kind;
 use crate::state::AppState;
 use crate::upstream::ProviderKind;

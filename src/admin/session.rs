@@ -116,16 +116,15 @@ pub async fn load(
 ) -> Result<Option<(Admin, String, TokenDigest)>, StoreError> {
     let digest = TokenDigest::of(token);
     let row = sqlx::query(
-        "SELECT s.csrf_token, s.created_at AS session_created, s.last_seen_at, \
-                a.id, a.email, a.created_at \
-         FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.token_digest = $1",
+        "SELECT admin_id, csrf_token, created_at, last_seen_at FROM admin_sessions \
+         WHERE token_digest = $1",
     )
     .bind(digest.as_bytes().to_vec())
     .fetch_optional(store.pool())
     .await?;
     let Some(row) = row else { return Ok(None) };
     let now = store::now();
-    let session_created: i64 = row.try_get("session_created")?;
+    let session_created: i64 = row.try_get("created_at")?;
     let last_seen: i64 = row.try_get("last_seen_at")?;
     let idle = now - last_seen >= settings.session_idle_secs as i64;
     let too_old = now - session_created >= settings.session_max_secs as i64;
@@ -140,10 +139,10 @@ pub async fn load(
             .execute(store.pool())
             .await?;
     }
-    let admin = Admin {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        created_at: row.try_get("created_at")?,
+    let admin_id: String = row.try_get("admin_id")?;
+    let Some(admin) = super::accounts::find(store, &admin_id).await? else {
+        end(store, &digest).await?;
+        return Ok(None);
     };
     Ok(Some((admin, row.try_get("csrf_token")?, digest)))
 }

@@ -1,18 +1,18 @@
 //! Downstream applications (OAuth clients): their protocol values, validation, and the
 //! service layer that the admin UI and API call.
 
-pub mod admin_ops;
 mod config;
+mod definition;
 mod redirect;
-mod service;
+pub mod repo;
 
 use crate::crypto::TokenDigest;
 use crate::keys::SigningAlg;
 use crate::upstream::ProviderId;
 
 pub use config::{ClientConfig, validate_config};
+pub use definition::{ClientError, NewClient, parse_resources};
 pub use redirect::RedirectUri;
-pub use service::{ClientError, NewClient, parse_resources};
 
 /// An OAuth `client_id`: 1-128 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]

@@ -197,7 +197,7 @@ pub async fn authorize(
     if let Some(limited) = state.limits.check_client(client_id) {
         return limited;
     }
-    let client = match state.store.client(client_id).await {
+    let client = match crate::clients::repo::find(&state.store, client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return bad_request("The application that sent you here is not registered."),
         Err(e) => return server_error_page(e),

@@ -127,7 +127,7 @@ pub async fn broker_token(
     let Ok(provider_id) = ProviderId::parse(&path.into_inner()) else {
         return not_found();
     };
-    let provider = match state.store.provider(provider_id.as_str()).await {
+    let provider = match crate::providers::repo::find(&state.store, provider_id.as_str()).await {
         Ok(Some(p)) if p.enabled => p,
         Ok(_) => return not_found(),
         Err(e) => return internal(e),

@@ -111,7 +111,7 @@ pub async fn callback(
         return expired_page();
     }
 
-    let provider = match state.store.provider(&provider_id).await {
+    let provider = match crate::providers::repo::find(&state.store, &provider_id).await {
         Ok(Some(p)) if p.enabled => p,
         Ok(_) => {
             return error_page(

@@ -79,9 +79,7 @@ pub async fn authenticate(
     if let Some(limited) = state.limits.check_client(client_id) {
         return Err(Rejection::Response(limited));
     }
-    let client = state
-        .store
-        .client(client_id)
+    let client = crate::clients::repo::find(&state.store, client_id)
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(invalid_client)?;

@@ -50,12 +50,12 @@ pub async fn login_page(
     if !pending.is_live() || !pending.belongs_to(cookie.as_ref().map(|c| c.value())) {
         return expired_page();
     }
-    let client = match state.store.client(&pending.request.client_id).await {
+    let client = match crate::clients::repo::find(&state.store, &pending.request.client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return expired_page(),
         Err(e) => return server_error_page(e),
     };
-    let providers: Vec<Provider> = match state.store.enabled_providers().await {
+    let providers: Vec<Provider> = match crate::providers::repo::enabled(&state.store).await {
         Ok(list) => list
             .into_iter()
             .filter(|p| client.allows_provider(&p.id))

@@ -122,7 +122,7 @@ async fn check(state: &AppState, p: &Params) -> Result<Checked, HttpResponse> {
     };
     let client = match &client_id {
         None => None,
-        Some(id) => match state.store.client(id).await {
+        Some(id) => match crate::clients::repo::find(&state.store, id).await {
             Ok(found) => found,
             Err(e) => return Err(server_error_page(e)),
         },

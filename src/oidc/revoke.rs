@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
@@ -21,11 +20,13 @@ use super::token::{no_store, parse_form};
 use super::tokens::AccessClaims;
 use crate::clients::Client;
 use crate::crypto::TokenDigest;
+use crate::grants::{refresh, revocations};
 use crate::keys::JwtType;
 use crate::keys::jwt::Expect;
 use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use crate::store;
+use crate::users;
 
 fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
@@ -72,29 +73,19 @@ pub async fn revoke(
     let now = store::now();
     let result = if looks_like_jwt(token) {
         match access_claims(&state, token, false).await {
-            Some(c) if c.client_id == client.client_id.as_str() && c.exp > now => sqlx::query(
-                "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
-                     ON CONFLICT (jti) DO NOTHING",
-            )
-            .bind(&c.jti)
-            .bind(c.exp)
-            .execute(state.store.pool())
-            .await
-            .map(|_| ()),
+            Some(c) if c.client_id == client.client_id.as_str() && c.exp > now => {
+                revocations::revoke(&state.store, &c.jti, c.exp).await
+            }
             _ => Ok(()),
         }
     } else {
         // A refresh token ends its family, but only for the client it was issued to.
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id = \
-             (SELECT family_id FROM refresh_tokens WHERE token_digest = $2 AND client_id = $3)",
+        refresh::revoke_family_of(
+            &state.store,
+            &TokenDigest::of(token),
+            client.client_id.as_str(),
         )
-        .bind(now)
-        .bind(TokenDigest::of(token).as_bytes().to_vec())
-        .bind(client.client_id.as_str())
-        .execute(state.store.pool())
         .await
-        .map(|_| ())
     };
     match result {
         Ok(()) => no_store(HttpResponse::Ok()).finish(),
@@ -161,39 +152,26 @@ async fn introspection(
             "jti": c.jti,
         }));
     }
-    let row = sqlx::query(
-        "SELECT r.client_id, r.user_id, r.scope, r.created_at, r.expires_at, \
-         r.rotated_at, r.revoked_at, u.disabled FROM refresh_tokens r \
-         JOIN users u ON u.id = r.user_id WHERE r.token_digest = $1",
-    )
-    .bind(TokenDigest::of(token).as_bytes().to_vec())
-    .fetch_optional(state.store.pool())
-    .await?;
-    let Some(row) = row else {
+    let Some(token) = refresh::find(&state.store, &TokenDigest::of(token)).await? else {
         return Ok(inactive);
     };
-    let owner: String = row.try_get(0)?;
-    let expires_at: i64 = row.try_get(4)?;
-    let rotated: Option<i64> = row.try_get(5)?;
-    let revoked: Option<i64> = row.try_get(6)?;
-    let disabled: i64 = row.try_get(7)?;
     // Only the client a refresh token belongs to learns about it.
-    if owner != client.client_id.as_str()
-        || expires_at <= now
-        || rotated.is_some()
-        || revoked.is_some()
-        || disabled != 0
+    if token.client_id != client.client_id.as_str()
+        || token.expires_at <= now
+        || token.rotated_at.is_some()
+        || token.revoked_at.is_some()
+        || !users::repo::is_active(&state.store, &token.user_id).await?
     {
         return Ok(inactive);
     }
     Ok(json!({
         "active": true,
         "token_type": "refresh_token",
-        "client_id": owner,
-        "sub": row.try_get::<String, _>(1)?,
-        "scope": row.try_get::<String, _>(2)?,
-        "iat": row.try_get::<i64, _>(3)?,
-        "exp": expires_at,
+        "client_id": token.client_id,
+        "sub": token.user_id,
+        "scope": token.scope,
+        "iat": token.created_at,
+        "exp": token.expires_at,
         "iss": state.settings.server.issuer.as_str(),
     }))
 }

@@ -101,7 +101,7 @@ async fn saml_provider(
     id: &str,
     must_be_enabled: bool,
 ) -> Result<(Provider, std::sync::Arc<dyn Connector>), HttpResponse> {
-    let provider = match state.store.provider(id).await {
+    let provider = match crate::providers::repo::find(&state.store, id).await {
         Ok(Some(p)) if p.enabled || !must_be_enabled => p,
         Ok(_) => return Err(unknown_provider()),
         Err(e) => return Err(server_error_page(e)),
@@ -408,9 +408,7 @@ async fn idp_initiated_request(
         return Err("IdP-initiated login not allowed".into());
     };
     let misconfigured = |what: &str| format!("IdP-initiated login misconfigured: {what}");
-    let client = state
-        .store
-        .client(client_id)
+    let client = crate::clients::repo::find(&state.store, client_id)
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "loading the IdP-initiated client failed");

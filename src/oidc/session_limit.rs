@@ -18,7 +18,7 @@ pub async fn within_limit(
     auth_time: i64,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let provider = state.store.provider(provider_id).await?;
+    let provider = crate::providers::repo::find(&state.store, provider_id).await?;
     provider_within_limit(state, provider.as_ref(), auth_time, now)
 }
 

@@ -404,9 +404,7 @@ async fn refresh_token(
         ));
     }
     // One read of the provider serves the session limit and the upstream refresh.
-    let provider = state
-        .store
-        .provider(&identity.provider_id)
+    let provider = crate::providers::repo::find(&state.store, &identity.provider_id)
         .await
         .map_err(db)?;
     super::session_limit::check(state, provider.as_ref(), token.auth_time, now)?;

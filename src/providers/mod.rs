@@ -5,9 +5,9 @@
 //! connector's discovery and JWKS cache survives between requests; nothing in the cache is
 //! needed by another instance (it is rebuilt from the database on a miss).
 
-pub mod admin_ops;
 mod config;
 pub mod options;
+pub mod repo;
 mod saml;
 
 pub use config::{ProviderConfig, supported_kind, validate_config};
@@ -15,13 +15,10 @@ pub use config::{ProviderConfig, supported_kind, validate_config};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use secrecy::ExposeSecret;
 use secrecy::SecretString;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use crate::crypto::{SealTarget, Sealer};
-use crate::store::{self, Store, StoreError};
+use crate::store::StoreError;
 use crate::upstream::github::{GithubConfig, GithubConnector};
 use crate::upstream::google::{GoogleConfig, GoogleConnector, GoogleOptions};
 use crate::upstream::http::UpstreamHttp;
@@ -62,122 +59,6 @@ impl Provider {
                 .iter()
                 .any(|d| d.eq_ignore_ascii_case(domain))
         })
-    }
-}
-
-const COLUMNS: &str = "id, kind, display_name, enabled, client_id, client_secret, issuer, \
-                       scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
-                       updated_at, saml_sp_key";
-
-fn split_list(raw: &str) -> Vec<String> {
-    raw.split_whitespace().map(str::to_owned).collect()
-}
-
-fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
-    let id: String = row.try_get("id")?;
-    let kind: String = row.try_get("kind")?;
-    // A row of a kind this build has no connector for is skipped, never served.
-    let Some(kind) = ProviderKind::parse(&kind).filter(|k| k.is_supported()) else {
-        return Ok(None);
-    };
-    let settings: String = row.try_get("settings")?;
-    Ok(Some(Provider {
-        id: ProviderId::parse(&id).map_err(StoreError::Corrupt)?,
-        kind,
-        display_name: row.try_get("display_name")?,
-        enabled: row.try_get::<i64, _>("enabled")? != 0,
-        client_id: row.try_get("client_id")?,
-        sealed_secret: row.try_get("client_secret")?,
-        issuer: row.try_get("issuer")?,
-        scopes: split_list(&row.try_get::<String, _>("scopes")?),
-        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
-        email_domains: split_list(&row.try_get::<String, _>("email_domains")?),
-        trust_email: row.try_get::<i64, _>("trust_email")? != 0,
-        managed_by_config: row.try_get::<i64, _>("managed_by_config")? != 0,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        sealed_saml_key: row.try_get("saml_sp_key")?,
-    }))
-}
-
-impl Store {
-    pub async fn provider(&self, id: &str) -> Result<Option<Provider>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM providers WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.as_ref().map(provider_from_row).transpose()?.flatten())
-    }
-
-    pub async fn enabled_providers(&self) -> Result<Vec<Provider>, StoreError> {
-        self.providers_where("WHERE enabled = 1").await
-    }
-
-    /// Every provider, enabled or not (the admin lists).
-    pub async fn all_providers(&self) -> Result<Vec<Provider>, StoreError> {
-        self.providers_where("").await
-    }
-
-    async fn providers_where(&self, filter: &str) -> Result<Vec<Provider>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM providers {filter} ORDER BY display_name, id"
-        ))
-        .fetch_all(self.pool())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(p) = provider_from_row(row)? {
-                out.push(p);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Inserts or replaces the providers of `[[providers]]`, marked managed by config.
-    pub async fn upsert_config_providers(
-        &self,
-        providers: &[ProviderConfig],
-        sealer: &Sealer,
-    ) -> Result<(), StoreError> {
-        let now = store::now();
-        for p in providers {
-            let setup = options::setup(p).map_err(StoreError::Corrupt)?;
-            let secret = p.client_secret.as_ref().map(|s| {
-                sealer.seal_str(
-                    s.expose_secret(),
-                    SealTarget::new("providers", "client_secret", p.id.as_str()),
-                )
-            });
-            let scopes = setup.scopes.join(" ");
-            let settings = setup.settings.to_string();
-            sqlx::query(
-                "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
-                 issuer, scopes, settings, email_domains, trust_email, managed_by_config, \
-                 created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
-                 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
-                 display_name = excluded.display_name, enabled = excluded.enabled, \
-                 client_id = excluded.client_id, client_secret = excluded.client_secret, \
-                 issuer = excluded.issuer, scopes = excluded.scopes, settings = excluded.settings, \
-                 email_domains = excluded.email_domains, trust_email = excluded.trust_email, \
-                 managed_by_config = 1, updated_at = excluded.updated_at",
-            )
-            .bind(p.id.as_str())
-            .bind(setup.kind.as_str())
-            .bind(p.display_name.clone().unwrap_or_else(|| p.id.to_string()))
-            .bind(i64::from(p.enabled))
-            .bind(&p.client_id)
-            .bind(secret)
-            .bind(&p.issuer)
-            .bind(scopes)
-            .bind(settings)
-            .bind(p.email_domains.join(" "))
-            .bind(i64::from(p.trust_email))
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        }
-        Ok(())
     }
 }
 

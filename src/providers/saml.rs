@@ -2,16 +2,14 @@
 
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
-
 use super::ProviderConfig;
 use super::{Connectors, Provider};
-use crate::crypto::{SealTarget, Sealer};
-use crate::store::{Store, StoreError};
+use crate::crypto::SealTarget;
+use crate::store::StoreError;
+use crate::upstream::Connector;
 use crate::upstream::saml::{SamlConnector, StoredSaml};
-use crate::upstream::{Connector, ProviderKind};
 
-const KEY_TARGET: (&str, &str) = ("providers", "saml_sp_key");
+pub(super) const KEY_TARGET: (&str, &str) = ("providers", "saml_sp_key");
 
 /// The `settings` JSON of a `[[providers]]` entry of kind saml.
 pub(super) fn settings_json(p: &ProviderConfig) -> serde_json::Value {
@@ -20,34 +18,6 @@ pub(super) fn settings_json(p: &ProviderConfig) -> serde_json::Value {
         p.saml_idp_metadata_xml.as_deref(),
         p.saml_idp_metadata_url.as_deref(),
     )
-}
-
-impl Store {
-    /// Stores the SP private keys of the saml `[[providers]]`, sealed to their rows (or
-    /// clears a key the configuration no longer has). Run after `upsert_config_providers`.
-    pub async fn store_config_saml_keys(
-        &self,
-        providers: &[ProviderConfig],
-        sealer: &Sealer,
-    ) -> Result<(), StoreError> {
-        for p in providers
-            .iter()
-            .filter(|p| ProviderKind::parse(&p.kind) == Some(ProviderKind::Saml))
-        {
-            let sealed = p.saml.sp_signing_key.as_ref().map(|key| {
-                sealer.seal_str(
-                    key.expose_secret(),
-                    SealTarget::new(KEY_TARGET.0, KEY_TARGET.1, p.id.as_str()),
-                )
-            });
-            sqlx::query("UPDATE providers SET saml_sp_key = $1 WHERE id = $2")
-                .bind(sealed)
-                .bind(p.id.as_str())
-                .execute(self.pool())
-                .await?;
-        }
-        Ok(())
-    }
 }
 
 impl Connectors {

@@ -59,6 +59,11 @@ const SQLITE: &[Source] = &[
         "trust",
         include_str!("../../migrations/sqlite/0010_trust.sql"),
     ),
+    (
+        11,
+        "lists",
+        include_str!("../../migrations/sqlite/0011_lists.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -111,6 +116,11 @@ const POSTGRES: &[Source] = &[
         10,
         "trust",
         include_str!("../../migrations/postgres/0010_trust.sql"),
+    ),
+    (
+        11,
+        "lists",
+        include_str!("../../migrations/postgres/0011_lists.sql"),
     ),
 ];
 

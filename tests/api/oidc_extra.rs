@@ -170,7 +170,10 @@ grant_types = ["authorization_code", "client_credentials"]
             .client_secret
             .expect("a confidential client gets a secret"),
     );
-    let client = store.client("made-by-admin").await.unwrap().unwrap();
+    let client = portico::clients::repo::find(store, "made-by-admin")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(client.id_token_alg, portico::keys::SigningAlg::RS256);
     assert!(!client.managed_by_config);
     let stored: Vec<u8> =
@@ -218,8 +221,7 @@ grant_types = ["authorization_code", "client_credentials"]
             .is_err()
     );
     assert!(
-        store
-            .client(CLIENT_ID)
+        portico::clients::repo::find(store, CLIENT_ID)
             .await
             .unwrap()
             .unwrap()

@@ -110,7 +110,7 @@ impl SamlContext {
 
     /// Fetches again every URL metadata whose copy is older than its provider's interval.
     async fn refresh_due_metadata(&self) {
-        let providers = match self.store.enabled_providers().await {
+        let providers = match crate::providers::repo::enabled(&self.store).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "listing providers for the SAML metadata refresh failed");

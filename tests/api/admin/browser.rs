@@ -249,7 +249,10 @@ async fn drive(app: &TestApp, browser: &Client) {
     click(browser, "input[name=grant_types][value=client_credentials]").await;
     click(browser, "#save-client").await;
     wait_for(browser, "#notice").await;
-    let wiki = app.state.store.client("wiki").await.unwrap().unwrap();
+    let wiki = portico::clients::repo::find(&app.state.store, "wiki")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(wiki.name, "Team wiki");
     assert_eq!(wiki.grant_types.len(), 3, "{:?}", wiki.grant_types);
     screenshot(browser, "client.png").await;
@@ -288,10 +291,7 @@ async fn drive(app: &TestApp, browser: &Client) {
         .await
         .unwrap();
     assert_eq!(callback, app.url("/callback/ghe"));
-    let ghe = app
-        .state
-        .store
-        .provider("ghe")
+    let ghe = portico::providers::repo::find(&app.state.store, "ghe")
         .await
         .unwrap()
         .expect("stored");

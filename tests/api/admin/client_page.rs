@@ -74,7 +74,11 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
         assert_eq!(res.status(), 403);
     }
     assert_eq!(
-        app.state.store.client("wiki").await.unwrap().unwrap().name,
+        portico::clients::repo::find(&app.state.store, "wiki")
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
         "Wiki"
     );
 
@@ -153,7 +157,10 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
         res.headers()["location"],
         "/admin/clients/wiki?done=updated"
     );
-    let stored = app.state.store.client("wiki").await.unwrap().unwrap();
+    let stored = portico::clients::repo::find(&app.state.store, "wiki")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.name, "Team wiki");
     let uris: Vec<&str> = stored.redirect_uris.iter().map(|u| u.as_str()).collect();
     assert_eq!(
@@ -203,7 +210,10 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
     )
     .await;
     assert_eq!(res.status(), 400);
-    let managed = app.state.store.client(CLIENT_ID).await.unwrap().unwrap();
+    let managed = portico::clients::repo::find(&app.state.store, CLIENT_ID)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(managed.name, "The App");
     assert_eq!(audit_count(&app, "client.updated").await, 1);
 

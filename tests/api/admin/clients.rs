@@ -57,7 +57,10 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     assert_eq!(created["issuer"], app.state.settings.server.issuer.as_str());
     let secret = created["client_secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("cs_"), "{created}");
-    let stored = app.state.store.client("wiki").await.unwrap().unwrap();
+    let stored = portico::clients::repo::find(&app.state.store, "wiki")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.secret_matches(&secret));
     assert_eq!(audit_count(&app, "client.created").await, 1);
 
@@ -123,7 +126,10 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
         updated["redirect_uris"],
         json!(["https://wiki.example/cb2"])
     );
-    let stored = app.state.store.client("wiki").await.unwrap().unwrap();
+    let stored = portico::clients::repo::find(&app.state.store, "wiki")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.redirect_uri("https://wiki.example/cb2").is_some());
     assert!(
         stored
@@ -146,7 +152,10 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     .await;
     let new_secret = rotated["client_secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
-    let stored = app.state.store.client("wiki").await.unwrap().unwrap();
+    let stored = portico::clients::repo::find(&app.state.store, "wiki")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.secret_matches(new_secret));
     assert!(!stored.secret_matches(&secret));
     assert_eq!(audit_count(&app, "client.secret_rotated").await, 1);
@@ -160,7 +169,12 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
     // Delete.
     let res = call(&app, Method::DELETE, t, "/clients/wiki", None).await;
     assert_eq!(res.status(), 204);
-    assert!(app.state.store.client("wiki").await.unwrap().is_none());
+    assert!(
+        portico::clients::repo::find(&app.state.store, "wiki")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(audit_count(&app, "client.deleted").await, 1);
     let res = call(&app, Method::GET, t, "/clients/wiki", None).await;
     assert_eq!(res.status(), 404);
@@ -267,7 +281,13 @@ async fn client_errors_are_401_403_404_409_422(db: &TestDb) {
         "validation_failed",
     )
     .await;
-    assert_eq!(app.state.store.list_clients().await.unwrap().len(), 1);
+    assert_eq!(
+        portico::clients::repo::list(&app.state.store)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(audit_count(&app, "client.created").await, 0);
 
     // 409: a taken id, and config-managed clients are read-only.
@@ -299,9 +319,7 @@ async fn client_errors_are_401_403_404_409_422(db: &TestDb) {
     )
     .await;
     assert!(
-        app.state
-            .store
-            .client("from-config")
+        portico::clients::repo::find(&app.state.store, "from-config")
             .await
             .unwrap()
             .is_some()

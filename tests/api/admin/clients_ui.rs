@@ -22,7 +22,12 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    assert!(app.state.store.client("sneaky").await.unwrap().is_none());
+    assert!(
+        portico::clients::repo::find(&app.state.store, "sneaky")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Bad input: 422, the messages next to the fields, the input kept, nothing saved.
     let res = browser
@@ -44,7 +49,12 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
         "{html}"
     );
     assert!(html.contains("http://wiki.example/cb</textarea>"));
-    assert!(app.state.store.client("wiki").await.unwrap().is_none());
+    assert!(
+        portico::clients::repo::find(&app.state.store, "wiki")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Created: the secret and the snippet are shown this once, the name escaped.
     let res = browser
@@ -69,7 +79,10 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
     let marker = "id=\"client-secret\" class=\"secret\">";
     let start = html.find(marker).expect("the secret is shown") + marker.len();
     let secret = &html[start..start + html[start..].find('<').unwrap()];
-    let stored = app.state.store.client("wiki").await.unwrap().unwrap();
+    let stored = portico::clients::repo::find(&app.state.store, "wiki")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.secret_matches(secret));
     assert!(html.contains(&format!(
         "issuer: {}",
@@ -97,7 +110,10 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
     let start = html.find(marker).unwrap() + marker.len();
     let rotated = &html[start..start + html[start..].find('<').unwrap()];
     assert_ne!(rotated, secret);
-    let stored = app.state.store.client("wiki").await.unwrap().unwrap();
+    let stored = portico::clients::repo::find(&app.state.store, "wiki")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.secret_matches(rotated) && !stored.secret_matches(secret));
 
     // Delete.
@@ -109,6 +125,11 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
         .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/admin/clients?done=deleted");
-    assert!(app.state.store.client("wiki").await.unwrap().is_none());
+    assert!(
+        portico::clients::repo::find(&app.state.store, "wiki")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(audit_count(&app, "client.deleted").await, 1);
 }

@@ -168,13 +168,21 @@ async fn providers_are_created_read_updated_and_deleted(db: &TestDb) {
     .await;
     assert_ne!(sealed_secret(&app, "ghe").await.unwrap(), sealed);
     assert_eq!(audit_count(&app, "provider.updated").await, 2);
-    let stored = app.state.store.provider("ghe").await.unwrap().unwrap();
+    let stored = portico::providers::repo::find(&app.state.store, "ghe")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!stored.enabled);
 
     // Delete.
     let res = call(&app, Method::DELETE, t, "/providers/ghe", None).await;
     assert_eq!(res.status(), 204);
-    assert!(app.state.store.provider("ghe").await.unwrap().is_none());
+    assert!(
+        portico::providers::repo::find(&app.state.store, "ghe")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(audit_count(&app, "provider.deleted").await, 1);
     error(
         call(&app, Method::GET, t, "/providers/ghe", None).await,
@@ -230,7 +238,12 @@ async fn provider_errors_are_401_403_404_409_422(db: &TestDb) {
         "token_revoked",
     )
     .await;
-    assert!(app.state.store.provider("ghe").await.unwrap().is_none());
+    assert!(
+        portico::providers::repo::find(&app.state.store, "ghe")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     for (method, body) in [
         (Method::GET, None),
@@ -337,10 +350,7 @@ async fn provider_errors_are_401_403_404_409_422(db: &TestDb) {
         "conflict",
     )
     .await;
-    let config = app
-        .state
-        .store
-        .provider("from-config")
+    let config = portico::providers::repo::find(&app.state.store, "from-config")
         .await
         .unwrap()
         .unwrap();
@@ -468,7 +478,13 @@ async fn kind_rules_and_bad_saml_metadata_are_422_with_the_field(db: &TestDb) {
             .unwrap_or_else(|| panic!("{field} for {body}: {fields}"));
         assert!(message.contains(words), "{body}: {message}");
     }
-    assert_eq!(app.state.store.all_providers().await.unwrap().len(), 1);
+    assert_eq!(
+        portico::providers::repo::all(&app.state.store)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(audit_count(&app, "provider.created").await, 0);
 }
 

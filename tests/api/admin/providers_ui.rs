@@ -54,7 +54,12 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     ];
     let res = post(&app, &browser, "/admin/providers", &sneaky).await;
     assert_eq!(res.status(), 403);
-    assert!(app.state.store.provider("sneaky").await.unwrap().is_none());
+    assert!(
+        portico::providers::repo::find(&app.state.store, "sneaky")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Test discovery: the page again with what the issuer offers, nothing saved.
     let res = post(
@@ -78,7 +83,12 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
         html.contains(&format!("value=\"{issuer}\"")),
         "the input is kept"
     );
-    assert!(app.state.store.provider("corp").await.unwrap().is_none());
+    assert!(
+        portico::providers::repo::find(&app.state.store, "corp")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let res = post(
         &app,
         &browser,
@@ -123,7 +133,12 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     );
     assert!(html.contains("E-mail domains: `not_a_domain` is not a domain name"));
     assert!(html.contains("value=\"http://idp.example\""));
-    assert!(app.state.store.provider("corp").await.unwrap().is_none());
+    assert!(
+        portico::providers::repo::find(&app.state.store, "corp")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Created, its name escaped everywhere.
     let res = post(
@@ -149,7 +164,10 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
         res.headers()["location"],
         "/admin/providers/corp?done=created"
     );
-    let stored = app.state.store.provider("corp").await.unwrap().unwrap();
+    let stored = portico::providers::repo::find(&app.state.store, "corp")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.enabled && stored.has_secret());
     assert_eq!(stored.display_name, "<script>alert(1)</script>");
     assert_eq!(audit_count(&app, "provider.created").await, 1);
@@ -187,7 +205,10 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
         res.headers()["location"],
         "/admin/providers/corp?done=saved"
     );
-    let stored = app.state.store.provider("corp").await.unwrap().unwrap();
+    let stored = portico::providers::repo::find(&app.state.store, "corp")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.display_name, "Corp");
     assert_eq!(sealed_secret(&app, "corp").await, sealed);
     assert_eq!(audit_count(&app, "provider.updated").await, 1);
@@ -196,9 +217,7 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     let res = post(&app, &browser, "/admin/providers/corp/disable", &[]).await;
     assert_eq!(res.status(), 403);
     assert!(
-        app.state
-            .store
-            .provider("corp")
+        portico::providers::repo::find(&app.state.store, "corp")
             .await
             .unwrap()
             .unwrap()
@@ -213,9 +232,7 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     .await;
     assert_eq!(res.status(), 303);
     assert!(
-        !app.state
-            .store
-            .provider("corp")
+        !portico::providers::repo::find(&app.state.store, "corp")
             .await
             .unwrap()
             .unwrap()
@@ -227,7 +244,12 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     // Delete: refused without CSRF, done with it.
     let res = post(&app, &browser, "/admin/providers/corp/delete", &[]).await;
     assert_eq!(res.status(), 403);
-    assert!(app.state.store.provider("corp").await.unwrap().is_some());
+    assert!(
+        portico::providers::repo::find(&app.state.store, "corp")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let res = post(
         &app,
         &browser,
@@ -237,7 +259,12 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/admin/providers?done=deleted");
-    assert!(app.state.store.provider("corp").await.unwrap().is_none());
+    assert!(
+        portico::providers::repo::find(&app.state.store, "corp")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(audit_count(&app, "provider.deleted").await, 1);
     let res = browser
         .get(app.url("/admin/providers/corp"))
@@ -294,7 +321,10 @@ async fn saml_and_config_managed_provider_pages(db: &TestDb) {
     .await;
     assert_eq!(res.status(), 303);
     // The IdP is said to verify addresses: the setting is stored and shown ticked.
-    let stored = app.state.store.provider("okta").await.unwrap().unwrap();
+    let stored = portico::providers::repo::find(&app.state.store, "okta")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.settings["saml"]["email_verified"], true);
     let html = page(&app, &browser, "/admin/providers/okta").await;
     assert!(
@@ -344,10 +374,7 @@ async fn saml_and_config_managed_provider_pages(db: &TestDb) {
         .await;
         assert_eq!(res.status(), 400, "{path}");
     }
-    let config = app
-        .state
-        .store
-        .provider("from-config")
+    let config = portico::providers::repo::find(&app.state.store, "from-config")
         .await
         .unwrap()
         .unwrap();

@@ -1,0 +1,156 @@
+//! What a client is before it is stored: a validated definition (`NewClient`), from the admin
+//! API or from `[[clients]]`, and the errors of changing clients.
+
+use secrecy::ExposeSecret;
+
+use crate::store::StoreError;
+
+use super::{
+    ClientConfig, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectUri, ResourceUri,
+};
+use crate::keys::SigningAlg;
+use crate::upstream::ProviderId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("client `{0}` already exists")]
+    Exists(String),
+    #[error("no client `{0}`")]
+    NotFound(String),
+    #[error("client `{0}` is managed by the configuration file")]
+    ManagedByConfig(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ClientError {
+    fn from(e: sqlx::Error) -> Self {
+        ClientError::Store(StoreError::Database(e))
+    }
+}
+
+/// A validated client definition, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub client_id: ClientId,
+    pub name: String,
+    pub client_type: ClientType,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub allowed_providers: Vec<ProviderId>,
+    pub allowed_resources: Vec<ResourceUri>,
+    pub id_token_alg: SigningAlg,
+    /// `None`: the `[oidc]` defaults.
+    pub access_token_ttl: Option<u64>,
+    pub id_token_ttl: Option<u64>,
+    pub refresh_token_ttl: Option<u64>,
+}
+
+impl NewClient {
+    pub fn from_config(c: &ClientConfig) -> Result<Self, String> {
+        let client_type = ClientType::parse(&c.client_type)?;
+        let grant_types = match &c.grant_types {
+            Some(list) => list
+                .iter()
+                .map(|g| GrantType::parse(g).ok_or_else(|| format!("unknown grant type `{g}`")))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        };
+        let new = Self {
+            client_id: ClientId::parse(&c.client_id)?,
+            name: c.name.clone().unwrap_or_else(|| c.client_id.clone()),
+            client_type,
+            redirect_uris: parse_uris(&c.redirect_uris)?,
+            post_logout_redirect_uris: parse_uris(&c.post_logout_redirect_uris)?,
+            grant_types,
+            scopes: c
+                .scopes
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect()),
+            allowed_providers: c
+                .allowed_providers
+                .iter()
+                .map(|p| ProviderId::parse(p))
+                .collect::<Result<_, _>>()?,
+            allowed_resources: parse_resources(&c.allowed_resources)?,
+            id_token_alg: match &c.id_token_signed_response_alg {
+                None => SigningAlg::RS256,
+                Some(a) => SigningAlg::parse(a).ok_or_else(|| {
+                    format!("id_token_signed_response_alg `{a}` must be RS256, ES256 or EdDSA")
+                })?,
+            },
+            access_token_ttl: c.access_token_ttl_secs,
+            id_token_ttl: c.id_token_ttl_secs,
+            refresh_token_ttl: c.refresh_token_ttl_secs,
+        };
+        new.validate()?;
+        match (client_type, &c.client_secret) {
+            (ClientType::Public, Some(_)) => {
+                return Err("a public client has no client_secret".into());
+            }
+            (ClientType::Confidential, Some(s)) if s.expose_secret().len() < 32 => {
+                return Err("client_secret must be at least 32 characters".into());
+            }
+            _ => {}
+        }
+        Ok(new)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.grant_types.is_empty() {
+            return Err("at least one grant type is needed".into());
+        }
+        if self.allows(GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            return Err("authorization_code needs at least one redirect URI".into());
+        }
+        if self.client_type == ClientType::Public && self.allows(GrantType::ClientCredentials) {
+            return Err("a public client cannot use client_credentials".into());
+        }
+        if let Some(bad) = self.scopes.iter().find(|s| {
+            s.is_empty()
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        }) {
+            return Err(format!("scope `{bad}` is not a valid scope token"));
+        }
+        for ttl in [
+            self.access_token_ttl,
+            self.id_token_ttl,
+            self.refresh_token_ttl,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if ttl == 0 {
+                return Err("token lifetimes must be at least 1 second".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn allows(&self, g: GrantType) -> bool {
+        self.grant_types.contains(&g)
+    }
+}
+
+fn parse_uris(raw: &[String]) -> Result<Vec<RedirectUri>, String> {
+    raw.iter().map(|u| RedirectUri::parse(u)).collect()
+}
+
+/// Resource indicators, each parsed; a repeated one is refused.
+pub fn parse_resources(raw: &[String]) -> Result<Vec<ResourceUri>, String> {
+    let mut out: Vec<ResourceUri> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let parsed = ResourceUri::parse(r)?;
+        if out.contains(&parsed) {
+            return Err(format!("resource `{r}` is listed twice"));
+        }
+        out.push(parsed);
+    }
+    Ok(out)
+}

@@ -1,0 +1,265 @@
+//! The `clients` table: the only place its SQL lives. The admin services change clients on
+//! their transaction (`*_in`), so a change commits with its audit entry or not at all;
+//! `[[clients]]` from portico.toml goes through `upsert_config` at start.
+//!
+//! Client secrets are high-entropy random tokens, so the table keeps their SHA-256 digest
+//! (crypto::TokenDigest), never argon2: the token endpoint checks them on every request.
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{
+    Client, ClientConfig, ClientError, ClientId, ClientType, GrantType, Lifetimes, NewClient,
+    RedirectUri, ResourceUri,
+};
+use crate::crypto::{TokenDigest, random_token};
+use crate::keys::SigningAlg;
+use crate::store::{self, Store, StoreError};
+use crate::upstream::ProviderId;
+
+fn from_json_list(raw: &str) -> Vec<String> {
+    serde_json::from_str(raw).unwrap_or_default()
+}
+
+const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uris, \
+     post_logout_redirect_uris, grant_types, scopes, allowed_providers, allowed_resources, \
+     id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, \
+     created_at";
+
+fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("client {what}"));
+    let digest: Option<Vec<u8>> = row.try_get("secret_digest")?;
+    Ok(Client {
+        client_id: ClientId::parse(&row.try_get::<String, _>("client_id")?)
+            .map_err(|_| corrupt("id"))?,
+        name: row.try_get("name")?,
+        client_type: ClientType::parse(&row.try_get::<String, _>("client_type")?)
+            .map_err(|_| corrupt("type"))?,
+        secret_digest: digest.as_deref().and_then(TokenDigest::from_slice),
+        redirect_uris: from_json_list(&row.try_get::<String, _>("redirect_uris")?)
+            .iter()
+            .filter_map(|u| RedirectUri::parse(u).ok())
+            .collect(),
+        post_logout_redirect_uris: from_json_list(
+            &row.try_get::<String, _>("post_logout_redirect_uris")?,
+        )
+        .iter()
+        .filter_map(|u| RedirectUri::parse(u).ok())
+        .collect(),
+        grant_types: from_json_list(&row.try_get::<String, _>("grant_types")?)
+            .iter()
+            .filter_map(|g| GrantType::parse(g))
+            .collect(),
+        scopes: from_json_list(&row.try_get::<String, _>("scopes")?),
+        allowed_providers: from_json_list(&row.try_get::<String, _>("allowed_providers")?)
+            .iter()
+            .filter_map(|p| ProviderId::parse(p).ok())
+            .collect(),
+        allowed_resources: from_json_list(&row.try_get::<String, _>("allowed_resources")?)
+            .iter()
+            .filter_map(|r| ResourceUri::parse(r).ok())
+            .collect(),
+        id_token_alg: SigningAlg::parse(&row.try_get::<String, _>("id_token_alg")?)
+            .ok_or_else(|| corrupt("algorithm"))?,
+        access_token_ttl: row.try_get("access_token_ttl")?,
+        id_token_ttl: row.try_get("id_token_ttl")?,
+        refresh_token_ttl: row.try_get("refresh_token_ttl")?,
+        managed_by_config: row.try_get::<i64, _>("managed_by_config")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub async fn find(store: &Store, client_id: &str) -> Result<Option<Client>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
+    ))
+    .bind(client_id)
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(client_from_row).transpose()
+}
+
+pub async fn list(store: &Store) -> Result<Vec<Client>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM clients ORDER BY client_id"))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(client_from_row).collect()
+}
+
+/// Inserts or replaces the clients of `[[clients]]`, marked managed by config.
+pub async fn upsert_config(
+    store: &Store,
+    clients: &[ClientConfig],
+    defaults: &Lifetimes,
+) -> Result<(), ClientError> {
+    for c in clients {
+        let new = NewClient::from_config(c)
+            .map_err(|e| ClientError::Invalid(format!("client `{}`: {e}", c.client_id)))?;
+        let digest = c
+            .client_secret
+            .as_ref()
+            .map(|s| TokenDigest::of(s.expose_secret()));
+        if new.client_type == ClientType::Confidential && digest.is_none() {
+            return Err(ClientError::Invalid(format!(
+                "client `{}`: a confidential client in the configuration needs client_secret",
+                c.client_id
+            )));
+        }
+        let mut conn = store.pool().acquire().await?;
+        write_client(&mut conn, &new, digest, true, defaults, true).await?;
+    }
+    Ok(())
+}
+
+/// Inserts (or with `replace`, upserts) a client row on `conn` (a transaction's connection
+/// when the change must commit with its audit entry); false when it existed and was kept.
+async fn write_client(
+    conn: &mut AnyConnection,
+    new: &NewClient,
+    digest: Option<TokenDigest>,
+    managed: bool,
+    defaults: &Lifetimes,
+    replace: bool,
+) -> Result<bool, ClientError> {
+    let now = store::now();
+    let conflict = if replace {
+        "ON CONFLICT (client_id) DO UPDATE SET name = excluded.name, \
+             client_type = excluded.client_type, secret_digest = excluded.secret_digest, \
+             redirect_uris = excluded.redirect_uris, \
+             post_logout_redirect_uris = excluded.post_logout_redirect_uris, \
+             grant_types = excluded.grant_types, scopes = excluded.scopes, \
+             allowed_providers = excluded.allowed_providers, \
+             allowed_resources = excluded.allowed_resources, id_token_alg = excluded.id_token_alg, \
+             access_token_ttl = excluded.access_token_ttl, id_token_ttl = excluded.id_token_ttl, \
+             refresh_token_ttl = excluded.refresh_token_ttl, \
+             managed_by_config = excluded.managed_by_config, updated_at = excluded.updated_at"
+    } else {
+        "ON CONFLICT (client_id) DO NOTHING"
+    };
+    let sql = format!(
+        "INSERT INTO clients (client_id, name, client_type, secret_digest, redirect_uris, \
+             post_logout_redirect_uris, grant_types, scopes, allowed_providers, \
+             allowed_resources, id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, \
+             managed_by_config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10, $11, $12, $13, $14, $15, $16, $16) {conflict}"
+    );
+    let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
+    let result = sqlx::query(&sql)
+        .bind(new.client_id.as_str())
+        .bind(&new.name)
+        .bind(new.client_type.as_str())
+        .bind(digest.map(|d| d.as_bytes().to_vec()))
+        .bind(store::to_json_list(&new.redirect_uris))
+        .bind(store::to_json_list(&new.post_logout_redirect_uris))
+        .bind(store::to_json_list(&grants))
+        .bind(store::to_json_list(&new.scopes))
+        .bind(store::to_json_list(&new.allowed_providers))
+        .bind(store::to_json_list(&new.allowed_resources))
+        .bind(new.id_token_alg.as_str())
+        .bind(new.access_token_ttl.unwrap_or(defaults.access_token_secs) as i64)
+        .bind(new.id_token_ttl.unwrap_or(defaults.id_token_secs) as i64)
+        .bind(new.refresh_token_ttl.unwrap_or(defaults.refresh_token_secs) as i64)
+        .bind(i64::from(managed))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// The client `client_id`, read inside the transaction.
+pub async fn fetch_in(conn: &mut AnyConnection, client_id: &str) -> Result<Client, ClientError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
+    ))
+    .bind(client_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(row) => Ok(client_from_row(&row)?),
+        None => Err(ClientError::NotFound(client_id.to_owned())),
+    }
+}
+
+/// A client that the admin may change: it exists and is not managed by the configuration.
+async fn editable(conn: &mut AnyConnection, client_id: &str) -> Result<Client, ClientError> {
+    let client = fetch_in(conn, client_id).await?;
+    if client.managed_by_config {
+        return Err(ClientError::ManagedByConfig(client_id.to_owned()));
+    }
+    Ok(client)
+}
+
+/// Creates a client; a confidential one gets a new secret, returned here only.
+pub async fn create_in(
+    conn: &mut AnyConnection,
+    new: &NewClient,
+    defaults: &Lifetimes,
+) -> Result<(Client, Option<SecretString>), ClientError> {
+    new.validate().map_err(ClientError::Invalid)?;
+    let secret = (new.client_type == ClientType::Confidential).then(|| random_token("cs_"));
+    let digest = secret.as_ref().map(|s| TokenDigest::of(s.expose_secret()));
+    if !write_client(conn, new, digest, false, defaults, false).await? {
+        return Err(ClientError::Exists(new.client_id.to_string()));
+    }
+    Ok((fetch_in(conn, new.client_id.as_str()).await?, secret))
+}
+
+/// Replaces what an admin may edit: name, URIs, grants, scopes, allowed providers and resources. The type
+/// and the secret stay (a type change would leave a secret behind or ask for one).
+pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Client, ClientError> {
+    let current = editable(conn, new.client_id.as_str()).await?;
+    if current.client_type != new.client_type {
+        return Err(ClientError::Invalid(
+            "a client's type cannot change; create a new client".into(),
+        ));
+    }
+    new.validate().map_err(ClientError::Invalid)?;
+    let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
+    sqlx::query(
+        "UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, \
+         grant_types = $4, scopes = $5, allowed_providers = $6, allowed_resources = $7, \
+         updated_at = $8 WHERE client_id = $9",
+    )
+    .bind(&new.name)
+    .bind(store::to_json_list(&new.redirect_uris))
+    .bind(store::to_json_list(&new.post_logout_redirect_uris))
+    .bind(store::to_json_list(&grants))
+    .bind(store::to_json_list(&new.scopes))
+    .bind(store::to_json_list(&new.allowed_providers))
+    .bind(store::to_json_list(&new.allowed_resources))
+    .bind(store::now())
+    .bind(new.client_id.as_str())
+    .execute(&mut *conn)
+    .await?;
+    fetch_in(conn, new.client_id.as_str()).await
+}
+
+/// Replaces a confidential client's secret; the new one is returned here only.
+pub async fn rotate_secret_in(
+    conn: &mut AnyConnection,
+    client_id: &str,
+) -> Result<SecretString, ClientError> {
+    let client = editable(conn, client_id).await?;
+    if client.is_public() {
+        return Err(ClientError::Invalid("a public client has no secret".into()));
+    }
+    let secret = random_token("cs_");
+    sqlx::query("UPDATE clients SET secret_digest = $1, updated_at = $2 WHERE client_id = $3")
+        .bind(TokenDigest::of(secret.expose_secret()).as_bytes().to_vec())
+        .bind(store::now())
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(secret)
+}
+
+/// Deletes a client (the caller revokes what was issued to it: `admin::clients_admin::delete`).
+pub async fn delete_in(conn: &mut AnyConnection, client_id: &str) -> Result<Client, ClientError> {
+    let client = editable(conn, client_id).await?;
+    sqlx::query("DELETE FROM clients WHERE client_id = $1")
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(client)
+}

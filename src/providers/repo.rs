@@ -1,0 +1,326 @@
+//! The `providers` table: the only place its SQL lives. The admin services change providers
+//! on their transaction (`*_in`), so a change commits with its audit entry or not at all;
+//! `[[providers]]` from portico.toml go through `upsert_config` at start. The client secret and
+//! a SAML provider's SP key are sealed to their row.
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::saml::KEY_TARGET;
+use super::{Provider, ProviderConfig, options};
+use crate::crypto::{SealTarget, Sealer};
+use crate::store::{self, Store, StoreError, flag, json_list};
+use crate::upstream::{ProviderId, ProviderKind};
+
+const COLUMNS: &str = "id, kind, display_name, enabled, client_id, client_secret, issuer, \
+                       scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
+                       updated_at, saml_sp_key";
+
+fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
+    let id: String = row.try_get("id")?;
+    let kind: String = row.try_get("kind")?;
+    // A row of a kind this build has no connector for is skipped, never served.
+    let Some(kind) = ProviderKind::parse(&kind).filter(|k| k.is_supported()) else {
+        return Ok(None);
+    };
+    let settings: String = row.try_get("settings")?;
+    Ok(Some(Provider {
+        id: ProviderId::parse(&id).map_err(StoreError::Corrupt)?,
+        kind,
+        display_name: row.try_get("display_name")?,
+        enabled: flag(row, "enabled")?,
+        client_id: row.try_get("client_id")?,
+        sealed_secret: row.try_get("client_secret")?,
+        issuer: row.try_get("issuer")?,
+        scopes: json_list(row, "scopes")?,
+        settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
+        email_domains: json_list(row, "email_domains")?,
+        trust_email: flag(row, "trust_email")?,
+        managed_by_config: flag(row, "managed_by_config")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        sealed_saml_key: row.try_get("saml_sp_key")?,
+    }))
+}
+
+pub async fn find(store: &Store, id: &str) -> Result<Option<Provider>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM providers WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(row.as_ref().map(provider_from_row).transpose()?.flatten())
+}
+
+pub async fn enabled(store: &Store) -> Result<Vec<Provider>, StoreError> {
+    where_(store, "WHERE enabled = 1").await
+}
+
+/// Every provider, enabled or not (the admin lists).
+pub async fn all(store: &Store) -> Result<Vec<Provider>, StoreError> {
+    where_(store, "").await
+}
+
+async fn where_(store: &Store, filter: &str) -> Result<Vec<Provider>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM providers {filter} ORDER BY display_name, id"
+    ))
+    .fetch_all(store.pool())
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(p) = provider_from_row(row)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts or replaces the providers of `[[providers]]`, marked managed by config.
+pub async fn upsert_config(
+    store: &Store,
+    providers: &[ProviderConfig],
+    sealer: &Sealer,
+) -> Result<(), StoreError> {
+    let now = store::now();
+    for p in providers {
+        let setup = options::setup(p).map_err(StoreError::Corrupt)?;
+        let secret = p.client_secret.as_ref().map(|s| {
+            sealer.seal_str(
+                s.expose_secret(),
+                SealTarget::new("providers", "client_secret", p.id.as_str()),
+            )
+        });
+        let scopes = store::to_json_list(&setup.scopes);
+        let settings = setup.settings.to_string();
+        sqlx::query(
+            "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
+             issuer, scopes, settings, email_domains, trust_email, managed_by_config, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
+             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+             display_name = excluded.display_name, enabled = excluded.enabled, \
+             client_id = excluded.client_id, client_secret = excluded.client_secret, \
+             issuer = excluded.issuer, scopes = excluded.scopes, settings = excluded.settings, \
+             email_domains = excluded.email_domains, trust_email = excluded.trust_email, \
+             managed_by_config = 1, updated_at = excluded.updated_at",
+        )
+        .bind(p.id.as_str())
+        .bind(setup.kind.as_str())
+        .bind(p.display_name.clone().unwrap_or_else(|| p.id.to_string()))
+        .bind(i64::from(p.enabled))
+        .bind(&p.client_id)
+        .bind(secret)
+        .bind(&p.issuer)
+        .bind(scopes)
+        .bind(settings)
+        .bind(store::to_json_list(&p.email_domains))
+        .bind(i64::from(p.trust_email))
+        .bind(now)
+        .execute(store.pool())
+        .await?;
+    }
+    Ok(())
+}
+
+/// Stores the SP private keys of the saml `[[providers]]`, sealed to their rows (or
+/// clears a key the configuration no longer has). Run after `upsert_config_providers`.
+pub async fn store_config_saml_keys(
+    store: &Store,
+    providers: &[ProviderConfig],
+    sealer: &Sealer,
+) -> Result<(), StoreError> {
+    for p in providers
+        .iter()
+        .filter(|p| ProviderKind::parse(&p.kind) == Some(ProviderKind::Saml))
+    {
+        let sealed = p.saml.sp_signing_key.as_ref().map(|key| {
+            sealer.seal_str(
+                key.expose_secret(),
+                SealTarget::new(KEY_TARGET.0, KEY_TARGET.1, p.id.as_str()),
+            )
+        });
+        sqlx::query("UPDATE providers SET saml_sp_key = $1 WHERE id = $2")
+            .bind(sealed)
+            .bind(p.id.as_str())
+            .execute(store.pool())
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("there is no provider `{0}`")]
+    NotFound(String),
+    #[error("the provider id `{0}` is taken")]
+    Exists(String),
+    #[error("provider `{0}` is managed by the configuration file; change it there")]
+    ManagedByConfig(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ProviderError {
+    fn from(e: sqlx::Error) -> Self {
+        ProviderError::Store(e.into())
+    }
+}
+
+/// What becomes of the stored client secret.
+#[derive(Debug)]
+pub enum SecretChange {
+    Keep,
+    Set(SecretString),
+    Clear,
+}
+
+/// A provider row as an admin writes it, already validated (`options::check`).
+#[derive(Debug)]
+pub struct ProviderWrite {
+    pub id: ProviderId,
+    pub kind: ProviderKind,
+    pub display_name: String,
+    pub enabled: bool,
+    pub client_id: String,
+    pub secret: SecretChange,
+    pub issuer: Option<String>,
+    pub scopes: Vec<String>,
+    pub settings: serde_json::Value,
+    pub email_domains: Vec<String>,
+    pub trust_email: bool,
+}
+
+/// The provider `id`, read inside the transaction.
+pub async fn fetch_in(conn: &mut AnyConnection, id: &str) -> Result<Provider, ProviderError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM providers WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref()
+        .map(provider_from_row)
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| ProviderError::NotFound(id.to_owned()))
+}
+
+/// A provider the admin may change: it exists and is not managed by the configuration.
+async fn editable(conn: &mut AnyConnection, id: &str) -> Result<Provider, ProviderError> {
+    let provider = fetch_in(conn, id).await?;
+    if provider.managed_by_config {
+        return Err(ProviderError::ManagedByConfig(id.to_owned()));
+    }
+    Ok(provider)
+}
+
+fn seal(sealer: &Sealer, id: &ProviderId, secret: &SecretString) -> Vec<u8> {
+    sealer.seal_str(
+        secret.expose_secret(),
+        SealTarget::new("providers", "client_secret", id.as_str()),
+    )
+}
+
+pub async fn create_in(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    new: &ProviderWrite,
+) -> Result<Provider, ProviderError> {
+    let secret = match &new.secret {
+        SecretChange::Set(s) => Some(seal(sealer, &new.id, s)),
+        SecretChange::Keep | SecretChange::Clear => None,
+    };
+    let now = store::now();
+    let inserted = sqlx::query(
+        "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
+         issuer, scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(new.id.as_str())
+    .bind(new.kind.as_str())
+    .bind(&new.display_name)
+    .bind(i64::from(new.enabled))
+    .bind(&new.client_id)
+    .bind(secret)
+    .bind(&new.issuer)
+    .bind(store::to_json_list(&new.scopes))
+    .bind(new.settings.to_string())
+    .bind(store::to_json_list(&new.email_domains))
+    .bind(i64::from(new.trust_email))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(ProviderError::Exists(new.id.to_string()));
+    }
+    fetch_in(conn, new.id.as_str()).await
+}
+
+/// `updated_at` always moves forward, even twice in one second: connector caches (of every
+/// instance) rebuild when it changes.
+const BUMP: &str = "updated_at = CASE WHEN $1 > updated_at THEN $1 ELSE updated_at + 1 END";
+
+/// Replaces everything but the id and kind (fixed once created) and, unless it is set or
+/// cleared, the sealed secret.
+pub async fn update_in(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    new: &ProviderWrite,
+) -> Result<Provider, ProviderError> {
+    editable(conn, new.id.as_str()).await?;
+    let secret_sql = match new.secret {
+        SecretChange::Keep => "",
+        SecretChange::Set(_) | SecretChange::Clear => ", client_secret = $11",
+    };
+    let sql = format!(
+        "UPDATE providers SET {BUMP}, display_name = $2, enabled = $3, client_id = $4, \
+         issuer = $5, scopes = $6, settings = $7, email_domains = $8, trust_email = $9 \
+         {secret_sql} WHERE id = $10"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(store::now())
+        .bind(&new.display_name)
+        .bind(i64::from(new.enabled))
+        .bind(&new.client_id)
+        .bind(&new.issuer)
+        .bind(store::to_json_list(&new.scopes))
+        .bind(new.settings.to_string())
+        .bind(store::to_json_list(&new.email_domains))
+        .bind(i64::from(new.trust_email))
+        .bind(new.id.as_str());
+    match &new.secret {
+        SecretChange::Keep => {}
+        SecretChange::Set(s) => query = query.bind(Some(seal(sealer, &new.id, s))),
+        SecretChange::Clear => query = query.bind(None::<Vec<u8>>),
+    }
+    query.execute(&mut *conn).await?;
+    fetch_in(conn, new.id.as_str()).await
+}
+
+pub async fn set_enabled_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    enabled: bool,
+) -> Result<Provider, ProviderError> {
+    editable(conn, id).await?;
+    sqlx::query(&format!(
+        "UPDATE providers SET {BUMP}, enabled = $2 WHERE id = $3"
+    ))
+    .bind(store::now())
+    .bind(i64::from(enabled))
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    fetch_in(conn, id).await
+}
+
+/// Deletes the provider row (its cascade is composed by the caller: see
+/// `admin::providers_admin::delete`).
+pub async fn delete_in(conn: &mut AnyConnection, id: &str) -> Result<Provider, ProviderError> {
+    let provider = editable(conn, id).await?;
+    sqlx::query("DELETE FROM providers WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(provider)
+}
