@@ -55,6 +55,19 @@ pub async fn unlock(settings: &Settings, store: &Store) -> anyhow::Result<(Maste
     Ok((key, sealer))
 }
 
+/// What the janitor deletes, each rule declared by its table's owner.
+pub const JANITOR_RULES: &[&crate::store::janitor::Rule] = &[
+    &crate::grants::pending::JANITOR,
+    &crate::grants::codes::JANITOR,
+    &crate::grants::refresh::JANITOR,
+    &crate::grants::refresh::JANITOR_SUCCESSORS,
+    &crate::grants::revocations::JANITOR,
+    &crate::grants::sessions::JANITOR,
+    &crate::upstream::saml::requests::JANITOR,
+    &crate::upstream::saml::replay::JANITOR,
+    &crate::webhooks::events::JANITOR,
+];
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -144,13 +157,17 @@ impl Application {
         let mut tasks = vec![
             keys.spawn_maintenance(),
             limits.spawn_maintenance(),
-            saml.spawn_maintenance(),
+            crate::providers::spawn_metadata_refresh(state.store.clone(), saml),
             ops::metrics::spawn_upkeep(
                 shared.metrics.handle.clone(),
                 Duration::from_secs(state.settings.metrics.upkeep_secs),
             ),
         ];
-        tasks.extend(state.store.spawn_janitor(state.settings.janitor.clone()));
+        tasks.extend(
+            state
+                .store
+                .spawn_janitor(state.settings.janitor.clone(), JANITOR_RULES),
+        );
         let metrics_server = match state.settings.metrics.listen {
             Some(addr) => {
                 let listener = TcpListener::bind(addr)

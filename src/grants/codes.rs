@@ -160,3 +160,12 @@ pub async fn delete_unredeemed_of_identities_in(
     }
     Ok(())
 }
+
+/// Used and expired codes are kept `code_grace_secs` more, so that a late replay of a code is
+/// still recognised as a reuse.
+pub const JANITOR: crate::store::janitor::Rule = crate::store::janitor::Rule {
+    table: "auth_codes",
+    key: "code_digest",
+    condition: "expires_at < $1",
+    cutoff: |now, s| now - s.code_grace_secs,
+};

@@ -298,3 +298,7 @@ fn with_secret(
     )?;
     Ok((pending, secret))
 }
+
+/// Logins that were never finished.
+pub const JANITOR: crate::store::janitor::Rule =
+    crate::store::janitor::Rule::expired("pending_authorizations", "id");

@@ -320,3 +320,11 @@ pub async fn live_count(store: &Store, user_id: &str) -> Result<i64, StoreError>
     .fetch_one(store.pool())
     .await?)
 }
+
+/// Expired refresh tokens.
+pub const JANITOR: crate::store::janitor::Rule =
+    crate::store::janitor::Rule::expired("refresh_tokens", "token_digest");
+
+/// A rotated token's successor is kept only for the grace window.
+pub const JANITOR_SUCCESSORS: crate::store::janitor::Rule =
+    crate::store::janitor::Rule::expired("refresh_successors", "id");

@@ -38,3 +38,7 @@ pub async fn is_revoked(store: &Store, jti: &str) -> Result<bool, StoreError> {
             .await?;
     Ok(found != 0)
 }
+
+/// Revocations of tokens that have expired anyway.
+pub const JANITOR: crate::store::janitor::Rule =
+    crate::store::janitor::Rule::expired("revoked_access_tokens", "jti");

@@ -176,3 +176,7 @@ pub async fn live_count(store: &Store, user_id: &str) -> Result<i64, StoreError>
     .fetch_one(store.pool())
     .await?)
 }
+
+/// Sessions past their absolute timeout.
+pub const JANITOR: crate::store::janitor::Rule =
+    crate::store::janitor::Rule::expired("sso_sessions", "id");

@@ -11,6 +11,7 @@ pub mod repo;
 mod saml;
 
 pub use config::{ProviderConfig, supported_kind, validate_config};
+pub use saml::spawn_metadata_refresh;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

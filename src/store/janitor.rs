@@ -36,74 +36,26 @@ impl Default for JanitorSettings {
 }
 
 /// One kind of row to delete: `key` identifies rows of `table`; `condition` selects the expired
-/// ones, with `$1` bound to the rule's cutoff time.
-struct Rule {
-    table: &'static str,
-    key: &'static str,
-    condition: &'static str,
-    cutoff: fn(now: i64, settings: &JanitorSettings) -> i64,
+/// ones, with `$1` bound to the rule's cutoff time. Each table's owner declares its rule next to
+/// its SQL; `startup::JANITOR_RULES` lists them all.
+pub struct Rule {
+    pub table: &'static str,
+    pub key: &'static str,
+    pub condition: &'static str,
+    pub cutoff: fn(now: i64, settings: &JanitorSettings) -> i64,
 }
 
-const RULES: &[Rule] = &[
-    Rule {
-        table: "pending_authorizations",
-        key: "id",
-        condition: "expires_at < $1",
-        cutoff: |now, _| now,
-    },
-    Rule {
-        table: "auth_codes",
-        key: "code_digest",
-        condition: "expires_at < $1",
-        cutoff: |now, s| now - s.code_grace_secs,
-    },
-    Rule {
-        table: "refresh_tokens",
-        key: "token_digest",
-        condition: "expires_at < $1",
-        cutoff: |now, _| now,
-    },
-    Rule {
-        // A rotated token's successor is kept only for the grace window.
-        table: "refresh_successors",
-        key: "id",
-        condition: "expires_at < $1",
-        cutoff: |now, _| now,
-    },
-    Rule {
-        table: "revoked_access_tokens",
-        key: "jti",
-        condition: "expires_at < $1",
-        cutoff: |now, _| now,
-    },
-    Rule {
-        table: "sso_sessions",
-        key: "id",
-        condition: "expires_at < $1",
-        cutoff: |now, _| now,
-    },
-    Rule {
-        table: "saml_requests",
-        key: "id",
-        condition: "expires_at < $1",
-        cutoff: |now, _| now,
-    },
-    Rule {
-        table: "saml_assertion_ids",
-        key: "id",
-        condition: "expires_at < $1",
-        cutoff: |now, _| now,
-    },
-    Rule {
-        // Deliveries and attempts go with their event (ON DELETE CASCADE); an event with a
-        // delivery still pending stays, however old.
-        table: "events",
-        key: "id",
-        condition: "created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-                    WHERE d.event_id = events.id AND d.status = 'pending')",
-        cutoff: |now, s| now - s.event_retention_days * 86_400,
-    },
-];
+impl Rule {
+    /// Rows whose `expires_at` has passed.
+    pub const fn expired(table: &'static str, key: &'static str) -> Self {
+        Self {
+            table,
+            key,
+            condition: "expires_at < $1",
+            cutoff: |now, _| now,
+        }
+    }
+}
 
 /// Rows deleted per table in one run.
 pub type JanitorReport = Vec<(&'static str, u64)>;
@@ -114,9 +66,10 @@ impl Store {
         &self,
         now: i64,
         settings: &JanitorSettings,
+        rules: &[&Rule],
     ) -> Result<JanitorReport, StoreError> {
-        let mut report = Vec::with_capacity(RULES.len());
-        for rule in RULES {
+        let mut report = Vec::with_capacity(rules.len());
+        for rule in rules {
             let sql = format!(
                 "DELETE FROM {t} WHERE {k} IN (SELECT {k} FROM {t} WHERE {c} LIMIT $2)",
                 t = rule.table,
@@ -149,7 +102,11 @@ impl Store {
     }
 
     /// Runs `sweep` every `interval_secs` until the task is aborted.
-    pub fn spawn_janitor(&self, settings: JanitorSettings) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn spawn_janitor(
+        &self,
+        settings: JanitorSettings,
+        rules: &'static [&'static Rule],
+    ) -> Option<tokio::task::JoinHandle<()>> {
         if settings.interval_secs == 0 {
             return None;
         }
@@ -159,7 +116,7 @@ impl Store {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                match store.sweep(super::now(), &settings).await {
+                match store.sweep(super::now(), &settings, rules).await {
                     Ok(report) => {
                         let deleted: u64 = report.iter().map(|(_, n)| n).sum();
                         if deleted > 0 {

@@ -130,3 +130,13 @@ pub(crate) async fn insert(
         created_at,
     })
 }
+
+/// Events (and with them their deliveries and attempts, ON DELETE CASCADE) are kept
+/// `event_retention_days`; an event with a delivery still pending stays, however old.
+pub const JANITOR: crate::store::janitor::Rule = crate::store::janitor::Rule {
+    table: "events",
+    key: "id",
+    condition: "created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+                WHERE d.event_id = events.id AND d.status = 'pending')",
+    cutoff: |now, s| now - s.event_retention_days * 86_400,
+};

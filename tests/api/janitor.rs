@@ -110,7 +110,10 @@ async fn expired_rows_go_and_live_rows_stay(db: &TestDb) {
         batch_size: 2,
         ..JanitorSettings::default()
     };
-    let report = store.sweep(NOW, &settings).await.unwrap();
+    let report = store
+        .sweep(NOW, &settings, portico::startup::JANITOR_RULES)
+        .await
+        .unwrap();
     let deleted = |table: &str| {
         report
             .iter()
@@ -156,7 +159,10 @@ async fn expired_rows_go_and_live_rows_stay(db: &TestDb) {
     assert_eq!(deliveries, 2, "the old event's delivery went with it");
 
     // A second pass finds nothing.
-    let again = store.sweep(NOW, &settings).await.unwrap();
+    let again = store
+        .sweep(NOW, &settings, portico::startup::JANITOR_RULES)
+        .await
+        .unwrap();
     assert!(again.iter().all(|(_, n)| *n == 0), "{again:?}");
     store.close().await;
 }

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
@@ -108,48 +107,24 @@ impl SamlContext {
         Ok(metadata)
     }
 
-    /// Fetches again every URL metadata whose copy is older than its provider's interval.
-    async fn refresh_due_metadata(&self) {
-        let providers = match crate::providers::repo::enabled(&self.store).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing providers for the SAML metadata refresh failed");
-                return;
-            }
+    /// Fetches again the URL metadata of `provider` (its row's `settings`) when its copy is
+    /// older than the provider's interval; a failure keeps the last good copy.
+    pub async fn refresh_due(&self, provider: &ProviderId, settings: &serde_json::Value) {
+        let Ok(stored) = StoredSaml::from_json(settings) else {
+            return;
         };
-        let now = store::now();
-        for provider in providers.iter().filter(|p| p.kind == ProviderKind::Saml) {
-            let Ok(stored) = StoredSaml::from_json(&provider.settings) else {
-                continue;
-            };
-            let Some(url) = stored.metadata_url else {
-                continue;
-            };
-            let due = self
-                .fetched
-                .read()
-                .expect("metadata cache")
-                .get(&url)
-                .is_none_or(|f| now - f.at >= stored.settings.metadata_refresh_secs as i64);
-            if due && let Err(e) = self.fetch(&url).await {
-                // The last good copy stays in use.
-                tracing::warn!(provider = %provider.id, error = %e, "SAML IdP metadata refresh failed");
-            }
+        let Some(url) = stored.metadata_url else {
+            return;
+        };
+        let due = self
+            .fetched
+            .read()
+            .expect("metadata cache")
+            .get(&url)
+            .is_none_or(|f| store::now() - f.at >= stored.settings.metadata_refresh_secs as i64);
+        if due && let Err(e) = self.fetch(&url).await {
+            tracing::warn!(provider = %provider, error = %e, "SAML IdP metadata refresh failed");
         }
-    }
-
-    /// Every minute: refresh URL metadata that is due (the store janitor deletes expired
-    /// SAML request and replay rows).
-    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
-        let ctx = self.clone();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(Duration::from_secs(60));
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                ctx.refresh_due_metadata().await;
-            }
-        })
     }
 }
 

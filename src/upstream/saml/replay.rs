@@ -52,3 +52,7 @@ impl ReplayCache for DbReplayCache {
         })
     }
 }
+
+/// Assertion IDs past the end of their assertion's validity (no replay can pass then).
+pub const JANITOR: crate::store::janitor::Rule =
+    crate::store::janitor::Rule::expired("saml_assertion_ids", "id");

@@ -75,3 +75,7 @@ pub(super) async fn purge_expired(
         .await?;
     Ok(done.rows_affected())
 }
+
+/// AuthnRequests no Response answered in time.
+pub const JANITOR: crate::store::janitor::Rule =
+    crate::store::janitor::Rule::expired("saml_requests", "id");
