@@ -14,6 +14,7 @@ pub mod crypto;
 pub mod fuzzing;
 pub mod grants;
 pub mod keys;
+pub mod net;
 pub mod oidc;
 pub mod ops;
 pub mod providers;

@@ -56,7 +56,7 @@ pub struct RotatedKey {
 
 /// Every key still published, newest first.
 pub async fn all(state: &AppState) -> Result<Vec<KeyInfo>, store::StoreError> {
-    let rows = state.store.published_signing_keys(store::now()).await?;
+    let rows = crate::keys::repo::published(&state.store, store::now()).await?;
     Ok(rows
         .into_iter()
         .map(|row| KeyInfo {

@@ -1,21 +1,35 @@
-//! Redirect URIs: absolute, without fragment, compared exactly.
+//! Redirect URIs: the one policy for every client, from portico.toml and from the admin API
+//! alike, and exact matching.
 
-use url::{Host, Url};
+use url::Url;
+
+use crate::net::is_loopback_http;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct RedirectUri(String);
 
 impl RedirectUri {
-    /// An absolute URI without a fragment (RFC 6749 section 3.1.2). Kept as given: matching
-    /// compares the exact string, not a normalised form.
+    /// A redirect URI a client may register (RFC 6749 section 3.1.2, RFC 8252, the OAuth 2.0
+    /// Security BCP): absolute, without a fragment, and
+    /// - https, or
+    /// - http to a loopback IP literal (a native or development app; matched on any port), or
+    /// - a private-use scheme, named after a domain the app owns (it holds a `.`, as
+    ///   `com.example.app:/cb`; RFC 8252 section 7.1).
+    ///
+    /// Anything else (http to a name, `javascript:`, `data:`, `file:`…) is refused. Kept as
+    /// given: matching compares the exact string, not a normalised form.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let url = Url::parse(raw).map_err(|e| format!("redirect URI `{raw}`: {e}"))?;
         if url.fragment().is_some() || raw.contains('#') {
             return Err(format!("redirect URI `{raw}` must not have a fragment"));
         }
-        if url.cannot_be_a_base() && url.scheme() != "urn" {
-            return Err(format!("redirect URI `{raw}` is not a usable URI"));
+        let private_use = url.scheme().contains('.') && !url.cannot_be_a_base();
+        if !(url.scheme() == "https" || is_loopback_http(&url) || private_use) {
+            return Err(format!(
+                "`{raw}` must use https, http on a loopback IP address (127.0.0.1 or [::1]), \
+                 or an app's own scheme such as com.example.app:/cb"
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -33,15 +47,7 @@ impl RedirectUri {
         let (Ok(registered), Ok(given)) = (Url::parse(&self.0), Url::parse(candidate)) else {
             return false;
         };
-        let loopback = |u: &Url| {
-            u.scheme() == "http"
-                && match u.host() {
-                    Some(Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(Host::Ipv6(ip)) => ip.is_loopback(),
-                    _ => false,
-                }
-        };
-        if !loopback(&registered) || !loopback(&given) || candidate.contains('#') {
+        if !is_loopback_http(&registered) || !is_loopback_http(&given) || candidate.contains('#') {
             return false;
         }
         if !given.username().is_empty() || given.password().is_some() {
@@ -66,6 +72,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_policy_for_every_client() {
+        for good in [
+            "https://app.example/cb",
+            "https://app.example:8443/cb?tenant=1",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8000/cb",
+            "com.example.app:/oauth2redirect",
+            "com.example.app://callback",
+        ] {
+            assert!(RedirectUri::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "http://localhost/cb",
+            "https://app.example/cb#x",
+            "/cb",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "urn:ietf:wg:oauth:2.0:oob",
+            "myapp:/cb",
+        ] {
+            assert!(RedirectUri::parse(bad).is_err(), "{bad}");
+        }
+        // portico.toml is held to the same rule as the admin API.
+        let config: super::super::ClientConfig = toml::from_str(
+            "client_id = \"wiki\"\ntype = \"public\"\nredirect_uris = [\"http://wiki.example/cb\"]\n",
+        )
+        .unwrap();
+        let err = super::super::validate_config(&[config]).unwrap_err();
+        assert!(err.contains("must use https"), "{err}");
+    }
+
+    #[test]
     fn exact_match_only() {
         let r = RedirectUri::parse("https://app.example/cb").unwrap();
         assert!(r.matches("https://app.example/cb"));
@@ -84,8 +124,6 @@ mod tests {
         assert!(!r.matches("https://127.0.0.1:51234/cb"));
         let v6 = RedirectUri::parse("http://[::1]:8000/cb").unwrap();
         assert!(v6.matches("http://[::1]:9000/cb"));
-        let named = RedirectUri::parse("http://localhost/cb").unwrap();
-        assert!(!named.matches("http://localhost:9000/cb"));
     }
 
     #[test]
@@ -108,6 +146,7 @@ mod tests {
 
     mod properties {
         use proptest::prelude::*;
+        use url::{Host, Url};
 
         use super::*;
 

@@ -15,7 +15,8 @@ use sqlx::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::clients::RedirectUri;
-use crate::crypto::{SealTarget, Sealer, TokenDigest};
+use crate::crypto::{Sealer, TokenDigest};
+use crate::store::sealed;
 use crate::store::{self, Store, StoreError};
 
 /// A validated authorization request, as saved while the user logs in upstream.
@@ -89,10 +90,6 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Pending, StoreError> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
     })
-}
-
-fn identity_target(id: &str) -> SealTarget<'_> {
-    SealTarget::new("pending_authorizations", "completed_identity", id)
 }
 
 /// Saves `request`, bound to the browser holding `browser_token`; returns its id.
@@ -171,7 +168,7 @@ pub async fn started(
 ) -> Result<(), StoreError> {
     let sealed = sealer.seal_str(
         secret.expose_secret(),
-        SealTarget::new("pending_authorizations", "upstream_secret", id),
+        sealed::PENDING_UPSTREAM_SECRET.target(id),
     );
     sqlx::query(
         "UPDATE pending_authorizations SET provider_id = $1, upstream_state_digest = $2, \
@@ -235,7 +232,7 @@ pub async fn complete(
     identity: &str,
 ) -> Result<(), StoreError> {
     sqlx::query("UPDATE pending_authorizations SET completed_identity = $1 WHERE id = $2")
-        .bind(sealer.seal_str(identity, identity_target(id)))
+        .bind(sealer.seal_str(identity, sealed::PENDING_IDENTITY.target(id)))
         .bind(id)
         .execute(store.pool())
         .await?;
@@ -261,7 +258,7 @@ pub async fn take_completed(
     };
     let pending = from_row(&row)?;
     let sealed: Vec<u8> = row.try_get("completed_identity")?;
-    let identity = sealer.open_string(&sealed, identity_target(&pending.id))?;
+    let identity = sealer.open_string(&sealed, sealed::PENDING_IDENTITY.target(&pending.id))?;
     Ok(Some((pending, identity)))
 }
 
@@ -292,10 +289,8 @@ fn with_secret(
 ) -> Result<(Pending, SecretString), StoreError> {
     let pending = from_row(row)?;
     let sealed: Vec<u8> = row.try_get("upstream_secret")?;
-    let secret = sealer.open_string(
-        &sealed,
-        SealTarget::new("pending_authorizations", "upstream_secret", &pending.id),
-    )?;
+    let secret =
+        sealer.open_string(&sealed, sealed::PENDING_UPSTREAM_SECRET.target(&pending.id))?;
     Ok((pending, secret))
 }
 

@@ -12,7 +12,8 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::crypto::{SealTarget, Sealer, TokenDigest, random_token};
+use crate::crypto::{Sealer, TokenDigest, random_token};
+use crate::store::sealed;
 use crate::store::{self, Store, StoreError};
 use crate::webhooks::events::{self, EventType};
 
@@ -120,11 +121,6 @@ pub enum Rotation {
     Reused,
 }
 
-/// The sealing target of a rotated token's successor: bound to the rotated token's digest.
-fn successor_target(id: &str) -> SealTarget<'_> {
-    SealTarget::new("refresh_successors", "successor", id)
-}
-
 /// Rotates the token with `digest` in one write transaction, `successor` being what its
 /// successor carries: see the module doc.
 pub async fn rotate(
@@ -153,7 +149,7 @@ pub async fn rotate(
             "INSERT INTO refresh_successors (id, successor, expires_at) VALUES ($1, $2, $3)",
         )
         .bind(&id)
-        .bind(sealer.seal_str(&token, successor_target(&id)))
+        .bind(sealer.seal_str(&token, sealed::REFRESH_SUCCESSOR.target(&id)))
         .bind(now + grace_secs)
         .execute(&mut *tx)
         .await?;
@@ -180,7 +176,7 @@ pub async fn rotate(
         (Some(_), ..) => Rotation::Revoked,
         (None, Some(rotated), Some(sealed)) if now - rotated <= grace_secs => Rotation::Successor(
             sealer
-                .open_string(&sealed, successor_target(&id))?
+                .open_string(&sealed, sealed::REFRESH_SUCCESSOR.target(&id))?
                 .expose_secret()
                 .to_owned(),
         ),

@@ -16,10 +16,11 @@ use sqlx::AnyConnection;
 
 use super::KeySettings;
 use super::jwt::{self, Expect, JwtError};
+use super::repo::{Retire, SigningKeyRow, insert_in as insert_signing_key};
 use super::signing_key::KeyError;
 use super::{GeneratedKey, SigningAlg, SigningKey};
-use crate::crypto::{SealTarget, Sealer};
-use crate::store::signing_keys::{Retire, SigningKeyRow, insert_signing_key};
+use crate::crypto::Sealer;
+use crate::store::sealed;
 use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +169,7 @@ impl KeyRing {
 
     /// Re-reads the key table and rebuilds the snapshot if anything changed.
     pub async fn reload(&self) -> Result<(), KeyRingError> {
-        let rows = self.store.published_signing_keys(store::now()).await?;
+        let rows = crate::keys::repo::published(&self.store, store::now()).await?;
         let fingerprint: Vec<_> = rows
             .iter()
             .map(|r| (r.kid.clone(), r.retired_at, r.publish_until))
@@ -206,10 +207,7 @@ impl KeyRing {
             if row.is_active() && !signers.contains_key(&alg) {
                 let der = self
                     .sealer
-                    .open(
-                        &row.private_key,
-                        SealTarget::new("signing_keys", "private_key", &row.kid),
-                    )
+                    .open(&row.private_key, sealed::SIGNING_KEY.target(&row.kid))
                     .map_err(|source| KeyRingError::Sealed {
                         kid: row.kid.clone(),
                         source,
@@ -238,7 +236,7 @@ impl KeyRing {
         Ok(SigningKeyRow {
             private_key: self.sealer.seal(
                 generated.pkcs8.expose_secret(),
-                SealTarget::new("signing_keys", "private_key", &generated.kid),
+                sealed::SIGNING_KEY.target(&generated.kid),
             ),
             kid: generated.kid.clone(),
             alg: alg.as_str().to_owned(),
@@ -256,10 +254,13 @@ impl KeyRing {
         retire: Retire<'_>,
     ) -> Result<Option<String>, KeyRingError> {
         let row = self.generate_row(alg).await?;
-        let added = self
-            .store
-            .add_signing_key(&row, retire, row.created_at + self.retired_key_lifetime())
-            .await?;
+        let added = super::repo::add(
+            &self.store,
+            &row,
+            retire,
+            row.created_at + self.retired_key_lifetime(),
+        )
+        .await?;
         Ok(added.then_some(row.kid))
     }
 
@@ -312,7 +313,7 @@ impl KeyRing {
                 }
             }
         }
-        self.store.delete_expired_signing_keys(store::now()).await?;
+        crate::keys::repo::delete_expired(&self.store, store::now()).await?;
         self.reload().await
     }
 

@@ -3,6 +3,7 @@
 mod algorithm;
 pub mod jwt;
 mod keyring;
+pub mod repo;
 pub mod ring_verify;
 mod signing_key;
 

@@ -58,20 +58,11 @@ fn served(tokens: &UpstreamTokens) -> HttpResponse {
 
 /// The verified claims of the request's bearer token, or the response refusing it.
 async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, HttpResponse> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .ok_or_else(|| {
-            HttpResponse::Unauthorized()
-                .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portico""#))
-                .finish()
-        })?;
+    let token = crate::ops::bearer::token(req).ok_or_else(|| {
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portico""#))
+            .finish()
+    })?;
     let expect = Expect {
         issuer: state.settings.server.issuer.as_str(),
         audience: None,

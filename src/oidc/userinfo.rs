@@ -44,12 +44,8 @@ fn invalid_token(description: &str) -> HttpResponse {
 
 /// The bearer token from the header, or (POST only) the form body (RFC 6750 2.1, 2.2).
 fn bearer(req: &HttpRequest, body: &[u8]) -> Option<String> {
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let value = value.to_str().ok()?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))?;
-        return Some(token.trim().to_owned());
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return crate::ops::bearer::token(req).map(str::to_owned);
     }
     if req.method() == actix_web::http::Method::POST {
         return url::form_urlencoded::parse(body)

@@ -121,12 +121,7 @@ pub async fn render(req: HttpRequest, endpoint: web::Data<MetricsEndpoint>) -> H
 
 /// Whether the request carries `Authorization: Bearer <expected>`, compared in constant time.
 fn bearer_matches(req: &HttpRequest, expected: &str) -> bool {
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let presented = super::bearer::token(req).unwrap_or("");
     bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 

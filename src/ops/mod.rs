@@ -1,5 +1,6 @@
 //! Operating Portico: health checks, Prometheus metrics, response hardening.
 
+pub mod bearer;
 pub mod client_ip;
 pub mod headers;
 pub mod health;

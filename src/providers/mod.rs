@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use secrecy::SecretString;
 
-use crate::crypto::{SealTarget, Sealer};
+use crate::crypto::Sealer;
 use crate::store::StoreError;
 use crate::upstream::github::{GithubConfig, GithubConnector};
 use crate::upstream::google::{GoogleConfig, GoogleConnector, GoogleOptions};
@@ -144,7 +144,7 @@ impl Connectors {
             .map(|s| {
                 self.sealer.open_string(
                     s,
-                    SealTarget::new("providers", "client_secret", provider.id.as_str()),
+                    crate::store::sealed::PROVIDER_SECRET.target(provider.id.as_str()),
                 )
             })
             .transpose()?;

@@ -7,9 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::saml::KEY_TARGET;
 use super::{Provider, ProviderConfig, options};
-use crate::crypto::{SealTarget, Sealer};
+use crate::crypto::Sealer;
+use crate::store::sealed;
 use crate::store::{self, Store, StoreError, flag, json_list};
 use crate::upstream::{ProviderId, ProviderKind};
 
@@ -88,7 +88,7 @@ pub async fn upsert_config(
         let secret = p.client_secret.as_ref().map(|s| {
             sealer.seal_str(
                 s.expose_secret(),
-                SealTarget::new("providers", "client_secret", p.id.as_str()),
+                sealed::PROVIDER_SECRET.target(p.id.as_str()),
             )
         });
         let scopes = store::to_json_list(&setup.scopes);
@@ -137,7 +137,7 @@ pub async fn store_config_saml_keys(
         let sealed = p.saml.sp_signing_key.as_ref().map(|key| {
             sealer.seal_str(
                 key.expose_secret(),
-                SealTarget::new(KEY_TARGET.0, KEY_TARGET.1, p.id.as_str()),
+                sealed::PROVIDER_SAML_KEY.target(p.id.as_str()),
             )
         });
         sqlx::query("UPDATE providers SET saml_sp_key = $1 WHERE id = $2")
@@ -216,7 +216,7 @@ async fn editable(conn: &mut AnyConnection, id: &str) -> Result<Provider, Provid
 fn seal(sealer: &Sealer, id: &ProviderId, secret: &SecretString) -> Vec<u8> {
     sealer.seal_str(
         secret.expose_secret(),
-        SealTarget::new("providers", "client_secret", id.as_str()),
+        sealed::PROVIDER_SECRET.target(id.as_str()),
     )
 }
 

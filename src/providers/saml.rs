@@ -4,12 +4,9 @@ use std::sync::Arc;
 
 use super::ProviderConfig;
 use super::{Connectors, Provider};
-use crate::crypto::SealTarget;
 use crate::store::StoreError;
 use crate::upstream::Connector;
 use crate::upstream::saml::{SamlConnector, StoredSaml};
-
-pub(super) const KEY_TARGET: (&str, &str) = ("providers", "saml_sp_key");
 
 /// The `settings` JSON of a `[[providers]]` entry of kind saml.
 pub(super) fn settings_json(p: &ProviderConfig) -> serde_json::Value {
@@ -34,7 +31,7 @@ impl Connectors {
             .map(|sealed| {
                 self.sealer.open_string(
                     sealed,
-                    SealTarget::new(KEY_TARGET.0, KEY_TARGET.1, provider.id.as_str()),
+                    crate::store::sealed::PROVIDER_SAML_KEY.target(provider.id.as_str()),
                 )
             })
             .transpose()?;

@@ -12,7 +12,7 @@ const CHECK_KEY: &str = "master_key_check";
 const CHECK_PLAINTEXT: &[u8] = b"portico master key check v1";
 
 fn target() -> SealTarget<'static> {
-    SealTarget::new("meta", "value", CHECK_KEY)
+    super::sealed::META_VALUE.target(CHECK_KEY)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ mod master_key_check;
 mod migrations;
 mod rotate_master;
 mod row;
-pub mod signing_keys;
+pub mod sealed;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,8 +26,8 @@ use url::Url;
 
 pub use keyset::Keyset;
 pub use master_key_check::{KeyCheck, MasterKeyMismatch};
-pub use rotate_master::{SEALED_COLUMNS, SealedColumn};
 pub use row::{flag, json_list, to_json_list};
+pub use sealed::{ALL as SEALED_COLUMNS, SealedColumn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

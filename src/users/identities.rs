@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::crypto::{SealTarget, Sealer};
+use crate::crypto::Sealer;
+use crate::store::sealed::{self, SealedColumn};
 use crate::store::{self, Store, StoreError, flag, json_list};
 use crate::upstream::UpstreamTokens;
 
@@ -79,32 +80,29 @@ struct TokenMeta {
     scope: Option<String>,
 }
 
-/// Each token column is sealed to its identity row: a value copied to another row or column
-/// does not open.
-fn target<'a>(column: &'static str, identity_id: &'a str) -> SealTarget<'a> {
-    SealTarget::new("identities", column, identity_id)
-}
-
 impl SealedTokens {
     /// `tokens` sealed for identity `id`.
     pub fn seal(sealer: &Sealer, id: &str, tokens: &UpstreamTokens) -> Self {
-        let seal = |column: &'static str, value: &SecretString| {
-            sealer.seal_str(value.expose_secret(), target(column, id))
+        let seal = |column: SealedColumn, value: &SecretString| {
+            sealer.seal_str(value.expose_secret(), column.target(id))
         };
         let meta = TokenMeta {
             expires_at: tokens.expires_at,
             scope: tokens.scope.clone(),
         };
         Self {
-            access_token: Some(seal("access_token", &tokens.access_token)),
+            access_token: Some(seal(sealed::IDENTITY_ACCESS_TOKEN, &tokens.access_token)),
             refresh_token: tokens
                 .refresh_token
                 .as_ref()
-                .map(|t| seal("refresh_token", t)),
-            id_token: tokens.id_token.as_ref().map(|t| seal("id_token", t)),
+                .map(|t| seal(sealed::IDENTITY_REFRESH_TOKEN, t)),
+            id_token: tokens
+                .id_token
+                .as_ref()
+                .map(|t| seal(sealed::IDENTITY_ID_TOKEN, t)),
             token_meta: Some(sealer.seal(
                 &serde_json::to_vec(&meta).expect("meta serialises"),
-                target("token_meta", id),
+                sealed::IDENTITY_TOKEN_META.target(id),
             )),
         }
     }
@@ -112,16 +110,16 @@ impl SealedTokens {
     /// The tokens of identity `id`, opened; `None` when it holds neither an access nor a
     /// refresh token.
     pub fn open(&self, sealer: &Sealer, id: &str) -> Result<Option<UpstreamTokens>, StoreError> {
-        let open = |column: &'static str, sealed: &Option<Vec<u8>>| {
-            sealed
+        let open = |column: SealedColumn, value: &Option<Vec<u8>>| {
+            value
                 .as_ref()
-                .map(|s| sealer.open_string(s, target(column, id)))
+                .map(|s| sealer.open_string(s, column.target(id)))
                 .transpose()
         };
-        let access = open("access_token", &self.access_token)?;
-        let refresh = open("refresh_token", &self.refresh_token)?;
-        let id_token = open("id_token", &self.id_token)?;
-        let meta: Option<TokenMeta> = open("token_meta", &self.token_meta)?
+        let access = open(sealed::IDENTITY_ACCESS_TOKEN, &self.access_token)?;
+        let refresh = open(sealed::IDENTITY_REFRESH_TOKEN, &self.refresh_token)?;
+        let id_token = open(sealed::IDENTITY_ID_TOKEN, &self.id_token)?;
+        let meta: Option<TokenMeta> = open(sealed::IDENTITY_TOKEN_META, &self.token_meta)?
             .map(|m| serde_json::from_str(m.expose_secret()))
             .transpose()
             .map_err(|e| StoreError::Corrupt(format!("identity {id}: token meta: {e}")))?;

@@ -2,7 +2,7 @@
 
 use portico::config::DatabaseUrl;
 use portico::crypto::{MasterKey, Sealer};
-use portico::store::signing_keys::{Retire, SigningKeyRow};
+use portico::keys::repo::{Retire, SigningKeyRow};
 use portico::store::{KeyCheck, Store};
 use portico::webhooks::events::{self, EventType};
 
@@ -80,52 +80,62 @@ async fn the_key_check_is_written_once_and_then_enforced(db: &TestDb) {
 async fn signing_key_rotation_is_conditional(db: &TestDb) {
     let store = open(db).await;
     assert!(
-        store
-            .add_signing_key(&key_row("a", 100), Retire::NoneIfActiveExists, 0)
+        portico::keys::repo::add(&store, &key_row("a", 100), Retire::NoneIfActiveExists, 0)
             .await
             .unwrap()
     );
     assert!(
-        !store
-            .add_signing_key(&key_row("b", 101), Retire::NoneIfActiveExists, 0)
+        !portico::keys::repo::add(&store, &key_row("b", 101), Retire::NoneIfActiveExists, 0)
             .await
             .unwrap(),
         "an active key exists"
     );
     // Two instances race to rotate key a on schedule: only the first adds a key.
     assert!(
-        store
-            .add_signing_key(&key_row("c", 200), Retire::Only("a"), 500)
+        portico::keys::repo::add(&store, &key_row("c", 200), Retire::Only("a"), 500)
             .await
             .unwrap()
     );
     assert!(
-        !store
-            .add_signing_key(&key_row("d", 200), Retire::Only("a"), 500)
+        !portico::keys::repo::add(&store, &key_row("d", 200), Retire::Only("a"), 500)
             .await
             .unwrap()
     );
 
-    let keys = store.published_signing_keys(300).await.unwrap();
+    let keys = portico::keys::repo::published(&store, 300).await.unwrap();
     let kids: Vec<_> = keys
         .iter()
         .map(|k| (k.kid.as_str(), k.is_active()))
         .collect();
     assert_eq!(kids, vec![("c", true), ("a", false)]);
     // After its publication window the retired key leaves the JWKS, then the table.
-    assert_eq!(store.published_signing_keys(500).await.unwrap().len(), 1);
-    assert_eq!(store.delete_expired_signing_keys(499).await.unwrap(), 0);
-    assert_eq!(store.delete_expired_signing_keys(500).await.unwrap(), 1);
+    assert_eq!(
+        portico::keys::repo::published(&store, 500)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        portico::keys::repo::delete_expired(&store, 499)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        portico::keys::repo::delete_expired(&store, 500)
+            .await
+            .unwrap(),
+        1
+    );
 
     // An operator's rotation retires every active key of the algorithm.
     assert!(
-        store
-            .add_signing_key(&key_row("e", 600), Retire::AllActive, 900)
+        portico::keys::repo::add(&store, &key_row("e", 600), Retire::AllActive, 900)
             .await
             .unwrap()
     );
-    let active: Vec<_> = store
-        .published_signing_keys(600)
+    let active: Vec<_> = portico::keys::repo::published(&store, 600)
         .await
         .unwrap()
         .into_iter()

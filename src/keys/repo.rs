@@ -1,15 +1,15 @@
-//! Rows of the `signing_keys` table.
+//! The `signing_keys` table: the only place its SQL lives.
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct SigningKeyRow {
     pub kid: String,
     pub alg: String,
-    /// Sealed PKCS#8; open with `SealTarget::new("signing_keys", "private_key", kid)`.
+    /// Sealed PKCS#8; open with `store::sealed::SIGNING_KEY`.
     pub private_key: Vec<u8>,
     pub public_jwk: String,
     pub created_at: i64,
@@ -46,56 +46,54 @@ pub enum Retire<'a> {
     NoneIfActiveExists,
 }
 
-impl Store {
-    /// Keys still in the JWKS at `now`, newest first.
-    pub async fn published_signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kid, alg, private_key, public_jwk, created_at, retired_at, publish_until \
-             FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
-             ORDER BY created_at DESC, kid",
-        )
-        .bind(now)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows
-            .iter()
-            .map(SigningKeyRow::from_row)
-            .collect::<Result<_, _>>()?)
-    }
+/// Keys still in the JWKS at `now`, newest first.
+pub async fn published(store: &Store, now: i64) -> Result<Vec<SigningKeyRow>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT kid, alg, private_key, public_jwk, created_at, retired_at, publish_until \
+         FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
+         ORDER BY created_at DESC, kid",
+    )
+    .bind(now)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows
+        .iter()
+        .map(SigningKeyRow::from_row)
+        .collect::<Result<_, _>>()?)
+}
 
-    /// Inserts `key` and retires its predecessors as `retire` says, in one transaction.
-    /// Returns false (and changes nothing) when the condition in `retire` did not hold.
-    pub async fn add_signing_key(
-        &self,
-        key: &SigningKeyRow,
-        retire: Retire<'_>,
-        publish_until: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        if !insert_signing_key(&mut tx, key, retire, publish_until).await? {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+/// Inserts `key` and retires its predecessors as `retire` says, in one transaction.
+/// Returns false (and changes nothing) when the condition in `retire` did not hold.
+pub async fn add(
+    store: &Store,
+    key: &SigningKeyRow,
+    retire: Retire<'_>,
+    publish_until: i64,
+) -> Result<bool, StoreError> {
+    let mut tx = store.begin_write().await?;
+    if !insert_in(&mut tx, key, retire, publish_until).await? {
+        tx.rollback().await?;
+        return Ok(false);
     }
+    tx.commit().await?;
+    Ok(true)
+}
 
-    /// Deletes keys whose publication has ended: no token they signed is still valid.
-    pub async fn delete_expired_signing_keys(&self, now: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "DELETE FROM signing_keys WHERE publish_until IS NOT NULL AND publish_until <= $1",
-        )
-        .bind(now)
-        .execute(self.pool())
-        .await?
-        .rows_affected())
-    }
+/// Deletes keys whose publication has ended: no token they signed is still valid.
+pub async fn delete_expired(store: &Store, now: i64) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "DELETE FROM signing_keys WHERE publish_until IS NOT NULL AND publish_until <= $1",
+    )
+    .bind(now)
+    .execute(store.pool())
+    .await?
+    .rows_affected())
 }
 
 /// Inserts `key` and retires its predecessors as `retire` says, on the caller's transaction (so a
 /// rotation and its audit entry commit together). Returns false, having changed nothing, when
 /// the condition in `retire` did not hold.
-pub async fn insert_signing_key(
+pub async fn insert_in(
     conn: &mut AnyConnection,
     key: &SigningKeyRow,
     retire: Retire<'_>,
