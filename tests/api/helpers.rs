@@ -14,6 +14,8 @@ use secrecy::SecretString;
 use sqlx::Connection;
 
 pub const POSTGRES_ENV: &str = "PORTICO_TEST_POSTGRES_URL";
+/// Set (by CI) when every PostgreSQL test must run.
+pub const REQUIRE_POSTGRES_ENV: &str = "PORTICO_TEST_REQUIRE_POSTGRES";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -44,6 +46,11 @@ impl TestDb {
             }),
             Backend::Postgres => {
                 let Ok(admin) = std::env::var(POSTGRES_ENV) else {
+                    // CI sets this: there, a PostgreSQL test that cannot run fails.
+                    assert!(
+                        std::env::var_os(REQUIRE_POSTGRES_ENV).is_none(),
+                        "{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_ENV} is not"
+                    );
                     eprintln!("skipping a PostgreSQL test: set {POSTGRES_ENV} to run it");
                     return None;
                 };
