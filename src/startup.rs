@@ -100,7 +100,7 @@ impl Application {
         let (_key, sealer) = unlock(&settings, &store).await?;
         let keys = KeyRing::load(store.clone(), sealer.clone(), settings.keys.clone()).await?;
         let passwords = PasswordHasher::default();
-        admin::accounts::bootstrap(&store, &passwords, &settings.bootstrap).await?;
+        admin::auth::accounts::bootstrap(&store, &passwords, &settings.bootstrap).await?;
 
         let port = listener.local_addr()?.port();
         let (webhook_service, dispatcher) = start_webhooks(&settings, &store, &sealer).await?;

@@ -10,12 +10,13 @@ use askama::Template;
 use askama_web::WebTemplate;
 use sqlx::Row;
 
-use super::audit::{self, AuditEntry};
-use super::error::PageError;
-use super::keys_admin;
-use super::pages::{Chrome, all_tokens};
-use super::session::AdminSession;
-use super::time;
+use crate::admin::audit::service::{self as audit, AuditEntry};
+use crate::admin::auth::session::AdminSession;
+use crate::admin::http::error::PageError;
+use crate::admin::http::pages::Chrome;
+use crate::admin::http::time;
+use crate::admin::keys::service as keys_admin;
+use crate::admin::tokens::pages::all_tokens;
 use crate::state::AppState;
 use crate::store::{self, Backend, Store, StoreError};
 

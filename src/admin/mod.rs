@@ -5,35 +5,20 @@
 //! input into a domain value, calls the service with a [`Caller`], and the service makes the change
 //! and its audit entry in one transaction.
 
-pub mod accounts;
-pub mod api;
-pub mod api_tokens;
-pub mod assets;
 pub mod audit;
-pub mod client_page;
-pub mod clients_admin;
-pub mod clients_api;
-pub mod clients_pages;
-pub mod csrf;
+pub mod auth;
+pub mod clients;
 pub mod dashboard;
-pub mod error;
-pub mod keys_admin;
+pub mod http;
+pub mod keys;
 pub mod openapi;
-pub mod pages;
-pub mod pagination;
 pub mod providers_admin;
 pub mod providers_api;
 pub mod providers_discovery;
 pub mod providers_input;
 pub mod providers_pages;
-pub mod session;
-pub mod sign_in;
-pub mod throttle;
-pub mod time;
-pub mod users_admin;
-pub mod users_api;
-pub mod users_pages;
-pub mod validation;
+pub mod tokens;
+pub mod users;
 pub mod webhooks_admin;
 pub mod webhooks_api;
 pub mod webhooks_pages;
@@ -51,12 +36,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             // Admin pages and API answers hold tokens and configuration: never cache them.
             // (DefaultHeaders leaves the static assets' own Cache-Control alone.)
             .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
-            .service(api::scope())
-            .configure(assets::routes)
-            .configure(clients_pages::routes)
+            .service(http::api::scope())
+            .configure(http::assets::routes)
+            .configure(clients::pages::routes)
             .configure(providers_pages::routes)
             .configure(webhooks_pages::routes)
-            .configure(users_pages::routes)
-            .configure(pages::routes),
+            .configure(users::pages::routes)
+            .configure(http::pages::routes),
     );
 }

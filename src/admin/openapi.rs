@@ -8,8 +8,9 @@ use actix_web::web::Bytes;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{api, clients_api, providers_api};
-use super::{users_api, webhooks_api};
+use crate::admin::{audit::api as audit_api, keys::api as keys_api, tokens::api as tokens_api};
+use crate::admin::{clients::api as clients_api, providers_api};
+use crate::admin::{users::api as users_api, webhooks_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,12 +23,12 @@ use super::{users_api, webhooks_api};
     ),
     servers((url = "/admin/api/v1")),
     paths(
-        api::list_keys,
-        api::rotate_keys,
-        api::list_audit,
-        api::list_tokens,
-        api::create_token,
-        api::revoke_token,
+        keys_api::list_keys,
+        keys_api::rotate_keys,
+        audit_api::list_audit,
+        tokens_api::list_tokens,
+        tokens_api::create_token,
+        tokens_api::revoke_token,
         clients_api::list,
         clients_api::create,
         clients_api::show,

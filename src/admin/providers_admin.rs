@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
-use super::{Caller, time};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use crate::admin::{Caller, http::time};
 use crate::grants::{codes, pending, refresh, sessions};
 use crate::providers::Provider;
 use crate::providers::options::{self, GithubSettings};

@@ -1,23 +1,27 @@
-//! `/admin/api/v1/providers`: the JSON face of [`super::providers_admin`].
+//! `/admin/api/v1/providers`: the JSON face of [`crate::admin::providers_admin`].
 
 use actix_web::{HttpResponse, web};
 
-use super::api::{ApiCaller, PageParams};
-use super::error::{ApiError, ErrorBody};
-use super::pagination::Page;
-use super::providers_admin::{self, ProviderView};
-use super::providers_discovery::{self, DiscoveryReport, DiscoveryRequest};
-use super::providers_input::ProviderInput;
+use crate::admin::http::api::{ApiCaller, PageParams};
+use crate::admin::http::error::{ApiError, ErrorBody};
+use crate::admin::http::pagination::Page;
+use crate::admin::providers_admin::{self, ProviderView};
+use crate::admin::providers_discovery::{self, DiscoveryReport, DiscoveryRequest};
+use crate::admin::providers_input::ProviderInput;
 use crate::providers::repo::ProviderError;
 use crate::state::AppState;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
     scope
-        .service(super::api::resource("/providers").get(list).post(create))
-        // Before `/providers/{id}`: `discover` is a reserved id.
-        .service(super::api::resource("/providers/discover").post(discover))
         .service(
-            super::api::resource("/providers/{id}")
+            crate::admin::http::api::resource("/providers")
+                .get(list)
+                .post(create),
+        )
+        // Before `/providers/{id}`: `discover` is a reserved id.
+        .service(crate::admin::http::api::resource("/providers/discover").post(discover))
+        .service(
+            crate::admin::http::api::resource("/providers/{id}")
                 .get(show)
                 .put(update)
                 .delete(delete),

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::providers_input::upstream_url;
-use super::validation::FieldErrors;
+use crate::admin::http::validation::FieldErrors;
+use crate::admin::providers_input::upstream_url;
 use crate::upstream::http::{HttpError, UpstreamHttp};
 
 /// Discovery documents are a few KiB; anything much bigger is not one.

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::validation::{self, FieldErrors};
+use crate::admin::http::validation::{self, FieldErrors};
 use crate::providers::Provider;
 use crate::providers::options;
 use crate::providers::repo::{ProviderWrite, SecretChange};

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::pagination::{Cursor, MAX_LIMIT, Page, PageRequest};
-use super::validation::FieldErrors;
-use super::{Caller, time};
+use crate::admin::http::pagination::{Cursor, MAX_LIMIT, Page, PageRequest};
+use crate::admin::http::validation::FieldErrors;
+use crate::admin::{Caller, http::time};
 use crate::state::AppState;
 use crate::webhooks::events::EventType;
 use crate::webhooks::health::{self, Health};

@@ -1,12 +1,12 @@
-//! `/admin/api/v1/webhooks`: the JSON face of [`super::webhooks_admin`].
+//! `/admin/api/v1/webhooks`: the JSON face of [`crate::admin::webhooks_admin`].
 
 use actix_web::{HttpResponse, web};
 
-use super::api::{ApiCaller, PageParams, resource};
-use super::error::{ApiError, ErrorBody};
-use super::pagination::Page;
-use super::validation::FieldErrors;
-use super::webhooks_admin::{
+use crate::admin::http::api::{ApiCaller, PageParams, resource};
+use crate::admin::http::error::{ApiError, ErrorBody};
+use crate::admin::http::pagination::Page;
+use crate::admin::http::validation::FieldErrors;
+use crate::admin::webhooks_admin::{
     self, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput, WebhookView,
     WebhookWithSecret,
 };

@@ -9,12 +9,12 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use super::csrf::{NoFields, Protected};
-use super::error::PageError;
-use super::pages::{Chrome, Done, render, see_other};
-use super::session::AdminSession;
-use super::validation::FieldErrors;
-use super::webhooks_admin::{
+use crate::admin::auth::session::AdminSession;
+use crate::admin::http::csrf::{NoFields, Protected};
+use crate::admin::http::error::PageError;
+use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::validation::FieldErrors;
+use crate::admin::webhooks_admin::{
     self, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput, WebhookView,
     WebhookWithSecret,
 };

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::AdminCommand;
 use crate::admin::Caller;
-use crate::admin::accounts::{self, AdminEmail};
-use crate::admin::api_tokens::{self, NewToken};
+use crate::admin::auth::accounts::{self, AdminEmail};
+use crate::admin::tokens::service::{self as api_tokens, NewToken};
 use crate::config::Settings;
 use crate::crypto::PasswordHasher;
 use crate::startup;

@@ -121,7 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (_key, sealer) = startup::unlock(&settings, &store).await?;
             let ring = KeyRing::load(store.clone(), sealer, settings.keys.clone()).await?;
             let caller = crate::admin::Caller::cli();
-            let rotated = crate::admin::keys_admin::rotate(&ring, &store, &caller).await?;
+            let rotated = crate::admin::keys::service::rotate(&ring, &store, &caller).await?;
             for key in rotated.created {
                 println!("{}\t{}", key.alg, key.kid);
             }

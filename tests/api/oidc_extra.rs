@@ -162,7 +162,7 @@ grant_types = ["authorization_code", "client_credentials"]
     let store = &app.state.store;
     // Through the admin service, audited, as every change an admin makes.
     let cli = portico::audit::Caller::cli();
-    let created = portico::admin::clients_admin::create(&app.state, &cli, &new)
+    let created = portico::admin::clients::service::create(&app.state, &cli, &new)
         .await
         .unwrap();
     let secret = SecretString::from(
@@ -202,21 +202,22 @@ grant_types = ["authorization_code", "client_credentials"]
         }
     };
     assert_eq!(ok(secret.expose_secret().to_owned()).await, 200);
-    let rotated = portico::admin::clients_admin::rotate_secret(&app.state, &cli, "made-by-admin")
-        .await
-        .unwrap()
-        .client_secret
-        .unwrap();
+    let rotated =
+        portico::admin::clients::service::rotate_secret(&app.state, &cli, "made-by-admin")
+            .await
+            .unwrap()
+            .client_secret
+            .unwrap();
     assert_eq!(ok(secret.expose_secret().to_owned()).await, 401);
     assert_eq!(ok(rotated).await, 200);
     // A second create with the same id is refused; config-managed clients are read-only.
     assert!(
-        portico::admin::clients_admin::create(&app.state, &cli, &new)
+        portico::admin::clients::service::create(&app.state, &cli, &new)
             .await
             .is_err()
     );
     assert!(
-        portico::admin::clients_admin::rotate_secret(&app.state, &cli, CLIENT_ID)
+        portico::admin::clients::service::rotate_secret(&app.state, &cli, CLIENT_ID)
             .await
             .is_err()
     );

@@ -223,6 +223,14 @@ async fn query_strings_stay_out_of_the_logs() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Drain stderr while the server runs: debug logs fill a pipe buffer long
+    // before the test ends, and a full pipe would block the server.
+    let mut stderr = child.stderr.take().unwrap();
+    let drained = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).ok();
+        buf
+    });
     wait_for(&format!("{base}/healthz")).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -247,8 +255,9 @@ async fn query_strings_stay_out_of_the_logs() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    child.wait().unwrap();
+    let logs = drained.join().unwrap();
+    let logs = String::from_utf8_lossy(&logs);
     // The requests were logged (their paths are there), their secrets were not.
     assert!(logs.contains("/authorize"), "{logs}");
     assert!(logs.contains("/callback/nope"), "{logs}");

@@ -17,8 +17,8 @@ mod users;
 mod webhooks;
 
 use portico::admin::Caller;
-use portico::admin::accounts::{self, AdminEmail};
-use portico::admin::api_tokens;
+use portico::admin::auth::accounts::{self, AdminEmail};
+use portico::admin::tokens::service as api_tokens;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::helpers::TestApp;

@@ -6,8 +6,8 @@ use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
-use super::error::PageError;
-use super::session::AdminSession;
+use crate::admin::auth::session::AdminSession;
+use crate::admin::http::error::PageError;
 
 /// The name of the hidden field every form carries.
 pub const FIELD: &str = "csrf";

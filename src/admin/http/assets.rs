@@ -19,12 +19,12 @@ const ASSETS: &[Asset] = &[
     Asset {
         name: "admin.css",
         content_type: "text/css; charset=utf-8",
-        body: include_bytes!("../../static/admin.css"),
+        body: include_bytes!("../../../static/admin.css"),
     },
     Asset {
         name: "copy.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../static/copy.js"),
+        body: include_bytes!("../../../static/copy.js"),
     },
 ];
 

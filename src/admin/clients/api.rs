@@ -1,25 +1,31 @@
-//! `/admin/api/v1/clients`: the JSON face of [`super::clients_admin`].
+//! `/admin/api/v1/clients`: the JSON face of [`crate::admin::clients::service`].
 
 use actix_web::{HttpResponse, web};
 
-use super::api::{ApiCaller, PageParams};
-use super::clients_admin::{self, AdminClientError, ClientInput, ClientView, ClientWithSecret};
-use super::error::{ApiError, ErrorBody};
-use super::pagination::Page;
-use super::validation::FieldErrors;
+use crate::admin::clients::service::{
+    self as clients_admin, AdminClientError, ClientInput, ClientView, ClientWithSecret,
+};
+use crate::admin::http::api::{ApiCaller, PageParams};
+use crate::admin::http::error::{ApiError, ErrorBody};
+use crate::admin::http::pagination::Page;
+use crate::admin::http::validation::FieldErrors;
 use crate::clients::ClientError;
 use crate::state::AppState;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
     scope
-        .service(super::api::resource("/clients").get(list).post(create))
         .service(
-            super::api::resource("/clients/{id}")
+            crate::admin::http::api::resource("/clients")
+                .get(list)
+                .post(create),
+        )
+        .service(
+            crate::admin::http::api::resource("/clients/{id}")
                 .get(show)
                 .put(update)
                 .delete(delete),
         )
-        .service(super::api::resource("/clients/{id}/secret").post(rotate_secret))
+        .service(crate::admin::http::api::resource("/clients/{id}/secret").post(rotate_secret))
 }
 
 pub fn api_error(err: AdminClientError) -> ApiError {

@@ -6,13 +6,15 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
-use super::csrf::{NoFields, Protected};
-use super::error::PageError;
-use super::pages::{Chrome, Done, render, see_other};
-use super::session::AdminSession;
-use super::users_admin::{self, UserAdminError, UserDetail, UserParams, UserView};
-use super::validation::FieldErrors;
-use super::webhooks_pages::url_segment;
+use crate::admin::auth::session::AdminSession;
+use crate::admin::http::csrf::{NoFields, Protected};
+use crate::admin::http::error::PageError;
+use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::validation::FieldErrors;
+use crate::admin::users::service::{
+    self as users_admin, UserAdminError, UserDetail, UserParams, UserView,
+};
+use crate::admin::webhooks_pages::url_segment;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

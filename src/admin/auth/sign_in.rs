@@ -5,9 +5,9 @@
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::accounts::{self, Admin, AdminEmail};
-use super::session;
-use super::throttle::{self, Attempt, Verdict};
+use crate::admin::auth::accounts::{self, Admin, AdminEmail};
+use crate::admin::auth::session;
+use crate::admin::auth::throttle::{self, Attempt, Verdict};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
-use super::validation::{self, FieldErrors};
-use super::{Caller, time};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use crate::admin::http::validation::{self, FieldErrors};
+use crate::admin::{Caller, http::time};
 use crate::clients::repo;
 use crate::clients::{
     Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient,

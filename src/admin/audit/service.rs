@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::pagination::{Cursor, Page, PageRequest};
-use super::validation::FieldErrors;
+use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::validation::FieldErrors;
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::store::{Store, StoreError};
 
@@ -35,7 +35,7 @@ impl From<AuditRecord> for AuditEntry {
     fn from(r: AuditRecord) -> Self {
         Self {
             id: r.id,
-            created_at: super::time::rfc3339(r.created_at),
+            created_at: crate::admin::http::time::rfc3339(r.created_at),
             created_at_secs: r.created_at,
             actor: r.actor,
             action: r.action,
@@ -48,7 +48,7 @@ impl From<AuditRecord> for AuditEntry {
 
 impl AuditEntry {
     pub fn display_time(&self) -> String {
-        super::time::display(self.created_at_secs)
+        crate::admin::http::time::display(self.created_at_secs)
     }
 
     pub fn details_text(&self) -> String {
@@ -140,7 +140,7 @@ impl AuditParams {
         let mut errors = FieldErrors::new();
         let mut time = |field: &str, raw: &Option<String>| {
             let raw = non_empty(raw)?;
-            let parsed = super::time::parse(&raw);
+            let parsed = crate::admin::http::time::parse(&raw);
             if parsed.is_none() {
                 errors.add(field, "must be an RFC 3339 time or Unix seconds");
             }

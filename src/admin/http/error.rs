@@ -10,7 +10,7 @@ use askama::Template;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::validation::FieldErrors;
+use crate::admin::http::validation::FieldErrors;
 use crate::store::StoreError;
 
 /// The body of every admin API error.

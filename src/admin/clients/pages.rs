@@ -9,12 +9,14 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
-use super::clients_admin::{self, AdminClientError, ClientInput, ClientView, ClientWithSecret};
-use super::csrf::{NoFields, Protected};
-use super::error::PageError;
-use super::pages::{Chrome, Done, render, see_other};
-use super::session::AdminSession;
-use super::validation::FieldErrors;
+use crate::admin::auth::session::AdminSession;
+use crate::admin::clients::service::{
+    self as clients_admin, AdminClientError, ClientInput, ClientView, ClientWithSecret,
+};
+use crate::admin::http::csrf::{NoFields, Protected};
+use crate::admin::http::error::PageError;
+use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::validation::FieldErrors;
 use crate::clients::ClientError;
 use crate::state::AppState;
 
@@ -23,11 +25,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients", web::post().to(create_client))
         .route(
             "/clients/{id}",
-            web::get().to(super::client_page::client_page),
+            web::get().to(crate::admin::clients::page::client_page),
         )
         .route(
             "/clients/{id}",
-            web::post().to(super::client_page::update_client),
+            web::post().to(crate::admin::clients::page::update_client),
         )
         .route("/clients/{id}/secret", web::post().to(rotate_secret))
         .route("/clients/{id}/delete", web::post().to(delete_client));

@@ -4,8 +4,8 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::pagination::{Cursor, Page, PageRequest, page_in_memory};
-use super::{Caller, time};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use crate::admin::{Caller, http::time};
 use crate::keys::KeyRing;
 use crate::state::AppState;
 use crate::store::{self, Store};

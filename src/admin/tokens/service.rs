@@ -7,9 +7,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
-use super::pagination::{Cursor, Page, PageRequest};
-use super::validation::{self, FieldErrors};
-use super::{Caller, time};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::validation::{self, FieldErrors};
+use crate::admin::{Caller, http::time};
 use crate::crypto::{TokenDigest, random_token};
 use crate::store::{self, Store, StoreError};
 

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::pagination::{Cursor, Page, PageRequest};
-use super::validation::FieldErrors;
-use super::{Caller, time};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::validation::FieldErrors;
+use crate::admin::{Caller, http::time};
 use crate::grants::refresh::{self, Owner};
 use crate::grants::sessions;
 use crate::state::AppState;

@@ -11,9 +11,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::{AnyConnection, Row};
 use subtle::ConstantTimeEq;
 
-use super::Caller;
-use super::accounts::Admin;
-use super::error::PageError;
+use crate::admin::Caller;
+use crate::admin::auth::accounts::Admin;
+use crate::admin::http::error::PageError;
 use crate::config::AdminSettings;
 use crate::crypto::{TokenDigest, random_token};
 use crate::ops::client_ip::client_ip_text as peer_ip;
@@ -140,7 +140,7 @@ pub async fn load(
             .await?;
     }
     let admin_id: String = row.try_get("admin_id")?;
-    let Some(admin) = super::accounts::find(store, &admin_id).await? else {
+    let Some(admin) = crate::admin::auth::accounts::find(store, &admin_id).await? else {
         end(store, &digest).await?;
         return Ok(None);
     };

@@ -4,7 +4,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sqlx::Row;
 
-use super::Caller;
+use crate::admin::Caller;
 use crate::config::BootstrapSettings;
 use crate::crypto::{PasswordError, PasswordHasher};
 use crate::store::{self, Store, StoreError};

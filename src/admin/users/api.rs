@@ -1,11 +1,13 @@
-//! `/admin/api/v1/users`: the JSON face of [`super::users_admin`].
+//! `/admin/api/v1/users`: the JSON face of [`crate::admin::users::service`].
 
 use actix_web::web;
 
-use super::api::{ApiCaller, resource};
-use super::error::{ApiError, ErrorBody};
-use super::pagination::Page;
-use super::users_admin::{self, SessionsEnded, UserAdminError, UserDetail, UserParams, UserView};
+use crate::admin::http::api::{ApiCaller, resource};
+use crate::admin::http::error::{ApiError, ErrorBody};
+use crate::admin::http::pagination::Page;
+use crate::admin::users::service::{
+    self as users_admin, SessionsEnded, UserAdminError, UserDetail, UserParams, UserView,
+};
 use crate::state::AppState;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {

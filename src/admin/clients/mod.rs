@@ -1,0 +1,7 @@
+//! Clients (downstream applications): the service that changes them with their audit entry,
+//! the JSON API, the list-and-create page and each client's page.
+
+pub mod api;
+pub mod page;
+pub mod pages;
+pub mod service;
