@@ -1,6 +1,6 @@
 //! A provider as an admin sends it (API body, or the page's form turned into one), and the one
-//! validation both faces use: field syntax here, the per-kind rules in `providers::options`
-//! (the same that check `[[providers]]`).
+//! validation both faces use: syntax of the fields every provider has here, then the kind's
+//! rules from `upstream::kinds` (the same that check `[[providers]]`).
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -8,20 +8,17 @@ use utoipa::ToSchema;
 
 use super::validation::{self, FieldErrors};
 use crate::providers::Provider;
-use crate::providers::options;
 use crate::providers::repo::{ProviderWrite, SecretChange};
-use crate::providers::{ProviderConfig, supported_kind};
+use crate::providers::supported_kind;
+use crate::upstream::ProviderId;
 use crate::upstream::http::UpstreamHttp;
-use crate::upstream::oidc::ClaimMapping;
-use crate::upstream::saml::{IdpMetadata, SamlProviderSettings, StoredSaml};
-use crate::upstream::{ProviderId, ProviderKind};
+use crate::upstream::kinds::{self, Entry, Invalid, Options, given};
 
 /// Ids that name an API endpoint beside `/providers/{id}`.
 const RESERVED_IDS: [&str; 1] = ["discover"];
 
 /// A new provider or the new state of one. `id` and `kind` are fixed once created.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ProviderInput {
     /// The slug used in URLs (`/callback/{id}`): 1-64 of `a-z`, `0-9`, `-`. Required on
     /// creation, ignored on update.
@@ -55,90 +52,25 @@ pub struct ProviderInput {
     /// Link to an existing user by verified e-mail.
     #[serde(default)]
     pub trust_email: bool,
-    /// google: Workspace domains allowed (the ID token's `hd`).
-    #[serde(default)]
-    pub hosted_domains: Vec<String>,
-    /// google: ask for a refresh token (default true).
-    #[serde(default)]
-    pub offline_access: Option<bool>,
-    /// github: organisations (`org`) or teams (`org:team`) allowed to log in.
-    #[serde(default)]
-    pub allowed_orgs: Vec<String>,
-    /// github: REST API base for GitHub Enterprise Server (`https://HOST/api/v3`).
-    #[serde(default)]
-    pub github_api_base: Option<String>,
-    /// github: web base for GitHub Enterprise Server (`https://HOST`).
-    #[serde(default)]
-    pub github_web_base: Option<String>,
-    /// oidc: which claims carry e-mail, name, picture, groups.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub claims: Option<ClaimMapping>,
-    /// saml: the IdP's metadata document, pasted. Exactly one of this and the URL.
-    #[serde(default)]
-    pub saml_idp_metadata_xml: Option<String>,
-    /// saml: where to fetch the IdP's metadata (and refresh it).
-    #[serde(default)]
-    pub saml_idp_metadata_url: Option<String>,
-    /// saml: the `[providers.saml]` options (name_id_format, attributes, email_verified,
-    /// idp_initiated…); an SP signing key is configured in portico.toml only.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub saml: Option<SamlProviderSettings>,
-}
-
-/// Trimmed, `None` when empty.
-fn given(raw: &Option<String>) -> Option<String> {
-    raw.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+    /// The kind's options, as in `[[providers]]` (docs/providers/): google `hosted_domains`,
+    /// `offline_access`; github `allowed_orgs`, `github_api_base`, `github_web_base`; oidc
+    /// `claims`; saml `saml_idp_metadata_xml` or `saml_idp_metadata_url`, and `saml` (an SP
+    /// signing key is configured in portico.toml only). Unknown keys are refused.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub options: Options,
 }
 
 /// An upstream URL: absolute, https (or http on a loopback address, for local IdPs and tests),
-/// without credentials, query or fragment.
+/// without credentials or fragment.
 pub fn upstream_url(errors: &mut FieldErrors, field: &str, raw: &str) {
-    let Ok(url) = url::Url::parse(raw) else {
-        errors.add(field, format!("`{raw}` is not an absolute URL"));
-        return;
-    };
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if !(url.scheme() == "https" || url.scheme() == "http" && loopback) {
-        errors.add(field, format!("`{raw}` must use https"));
-    } else if !url.username().is_empty() || url.password().is_some() {
-        errors.add(field, "must not contain credentials");
-    } else if url.fragment().is_some() {
-        errors.add(field, "must not have a #fragment");
+    if let Err(e) = kinds::upstream_url(raw) {
+        errors.add(field, e);
     }
 }
 
-/// A DNS name, lower-cased: labels of letters, digits and `-`, at least two of them.
-fn domains(errors: &mut FieldErrors, field: &str, list: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for raw in list.iter().map(|d| d.trim()).filter(|d| !d.is_empty()) {
-        let d = raw.to_ascii_lowercase();
-        let labels: Vec<&str> = d.split('.').collect();
-        let ok = d.len() <= 253
-            && labels.len() >= 2
-            && labels.iter().all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if ok {
-            out.push(d);
-        } else {
-            errors.add(field, format!("`{raw}` is not a domain name"));
-        }
-    }
-    out
+fn add(errors: &mut FieldErrors, invalid: Invalid) {
+    errors.add(&invalid.field, invalid.message);
 }
 
 /// RFC 6749 scope tokens: visible ASCII but `"` and `\`.
@@ -157,32 +89,6 @@ fn scopes(errors: &mut FieldErrors, list: &[String]) -> Vec<String> {
     out
 }
 
-/// GitHub logins and team slugs: letters, digits, `-`, `_`, `.`; `org` or `org:team`.
-fn orgs(errors: &mut FieldErrors, list: &[String]) -> Vec<String> {
-    let part = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 100
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    let mut out = Vec::new();
-    for raw in list.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
-        let ok = match raw.split_once(':') {
-            Some((org, team)) => part(org) && part(team),
-            None => part(raw),
-        };
-        if ok {
-            out.push(raw.to_owned());
-        } else {
-            errors.add(
-                "allowed_orgs",
-                format!("`{raw}` is not `org` or `org:team`"),
-            );
-        }
-    }
-    out
-}
-
 /// Free text an upstream gave us (a client id): bounded, no control characters.
 fn opaque(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> String {
     let value = raw.trim();
@@ -196,23 +102,19 @@ fn opaque(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> Strin
 
 impl ProviderInput {
     /// Checks every field for a new provider (`current` is `None`) or an update of `current`,
-    /// naming each bad field. A SAML metadata URL that is new or changed is fetched and must
-    /// parse, so a wrong one is found now rather than at the first login.
+    /// naming each bad field; then what the kind checks on the network (a new SAML metadata
+    /// URL is fetched and must parse, so a wrong one is found now rather than at the first
+    /// login).
     pub async fn validate(
         &self,
         current: Option<&Provider>,
         http: &UpstreamHttp,
     ) -> Result<ProviderWrite, FieldErrors> {
         let write = self.validate_fields(current)?;
-        let url = given(&self.saml_idp_metadata_url).filter(|_| write.kind == ProviderKind::Saml);
-        let known = current
-            .and_then(|p| StoredSaml::from_json(&p.settings).ok())
-            .and_then(|s| s.metadata_url);
-        if let Some(url) = url.filter(|u| known.as_ref() != Some(u)) {
-            IdpMetadata::fetch(http.client(), &url)
-                .await
-                .map_err(|e| FieldErrors::single("saml_idp_metadata_url", e.to_string()))?;
-        }
+        kinds::find(write.kind)
+            .verify(&write.settings, current.map(|p| &p.settings), http)
+            .await
+            .map_err(|e| FieldErrors::single(&e.field, e.message))?;
         Ok(write)
     }
 
@@ -236,7 +138,7 @@ impl ProviderInput {
                 }
             }
         };
-        let kind = match (current, given(&self.kind)) {
+        let kind = match (current, given(self.kind.as_deref())) {
             (Some(p), None) => Some(p.kind),
             (Some(p), Some(k)) if k == p.kind.as_str() => Some(p.kind),
             (Some(p), Some(_)) => {
@@ -255,7 +157,7 @@ impl ProviderInput {
             }
             (None, Some(k)) => supported_kind(&k).map_err(|e| errors.add("kind", e)).ok(),
         };
-        let display_name = match given(&self.display_name) {
+        let display_name = match given(self.display_name.as_deref()) {
             Some(name) => validation::label(&mut errors, "display_name", &name, 100),
             None => id.as_ref().map(|i| i.to_string()).unwrap_or_default(),
         };
@@ -271,86 +173,52 @@ impl ProviderInput {
                 1024,
             ))),
         };
-        let issuer = given(&self.issuer);
+        let issuer = given(self.issuer.as_deref());
         if let Some(issuer) = &issuer {
             upstream_url(&mut errors, "issuer", issuer);
         }
-        let github_api_base = given(&self.github_api_base);
-        let github_web_base = given(&self.github_web_base);
-        let metadata_xml = given(&self.saml_idp_metadata_xml);
-        let metadata_url = given(&self.saml_idp_metadata_url);
-        if let Some(url) = &metadata_url {
-            upstream_url(&mut errors, "saml_idp_metadata_url", url);
-        }
         let scopes = self.scopes.as_deref().map(|s| scopes(&mut errors, s));
-        let email_domains = domains(&mut errors, "email_domains", &self.email_domains);
-        let hosted_domains = domains(&mut errors, "hosted_domains", &self.hosted_domains);
-        let allowed_orgs = orgs(&mut errors, &self.allowed_orgs);
-        if let Some(saml) = &self.saml {
-            if kind.is_some_and(|k| k != ProviderKind::Saml) {
-                errors.add("saml", "`saml` applies only to kind saml");
-            } else if saml.sp_signing_key.is_some() || saml.sp_certificate.is_some() {
-                errors.add(
-                    "saml",
-                    "an SP signing key is set in portico.toml only, never sent to the API",
-                );
-            }
-        }
+        let email_domains = kinds::domain_names("email_domains", &self.email_domains)
+            .map_err(|e| add(&mut errors, e))
+            .unwrap_or_default();
         let (Some(id), Some(kind)) = (id, kind) else {
+            kinds::misplaced(kind, &self.options)
+                .into_iter()
+                .for_each(|e| add(&mut errors, e));
             return Err(errors);
         };
-        // The secret the kind rules see: a kept one counts as present.
+        // A kept secret counts as present.
         let has_secret = match &secret {
             SecretChange::Keep => current.is_some_and(Provider::has_secret),
             SecretChange::Set(_) => true,
             SecretChange::Clear => false,
         };
-        let config = ProviderConfig {
-            id: id.clone(),
-            kind: kind.as_str().to_owned(),
-            display_name: Some(display_name.clone()),
-            enabled: self.enabled.unwrap_or(current.is_none_or(|p| p.enabled)),
-            client_id: client_id.clone(),
-            client_secret: has_secret.then(|| SecretString::from("present")),
-            issuer: issuer.clone(),
-            scopes: scopes.clone().filter(|s| !s.is_empty()),
-            email_domains: email_domains.clone(),
-            trust_email: self.trust_email,
-            claims: self.claims.clone().unwrap_or_default(),
-            saml_idp_metadata_xml: metadata_xml,
-            saml_idp_metadata_url: metadata_url,
-            saml: self.saml.clone().unwrap_or_default(),
-            hosted_domains,
-            offline_access: self.offline_access,
-            allowed_orgs,
-            github_api_base,
-            github_web_base,
+        let entry = Entry {
+            kind,
+            client_id: &client_id,
+            has_secret,
+            issuer: issuer.as_deref(),
+            scopes: scopes.as_deref().filter(|s| !s.is_empty()),
+            options: &self.options,
+            from_config: false,
         };
-        if kind == ProviderKind::Saml && config.issuer.is_some() {
-            errors.add(
-                "issuer",
-                "kind saml takes no `issuer` (its IdP metadata names it)",
-            );
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let setup = options::check(&config).map_err(|e| {
-            // The field is named by where the message is shown.
-            let prefix = format!("{}: ", e.field);
-            let message = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
-            FieldErrors::single(e.field, message)
-        })?;
+        let checked = kinds::find(kind).check(&entry).map_err(|invalid| {
+            invalid.into_iter().for_each(|e| add(&mut errors, e));
+        });
+        let checked = match checked {
+            Ok(checked) if errors.is_empty() => checked,
+            _ => return Err(errors),
+        };
         Ok(ProviderWrite {
             id,
             kind,
             display_name,
-            enabled: config.enabled,
+            enabled: self.enabled.unwrap_or(current.is_none_or(|p| p.enabled)),
             client_id,
             secret,
             issuer,
-            scopes: setup.scopes,
-            settings: setup.settings,
+            scopes: checked.scopes,
+            settings: checked.settings,
             email_domains,
             trust_email: self.trust_email,
         })

@@ -1,14 +1,19 @@
-//! `/admin/providers`: the providers pages. The list offers a create form made for each kind
-//! (`?kind=`); `/admin/providers/{id}` edits one (read-only when config-managed), enables,
-//! disables and deletes it, and for SAML shows what the IdP needs. "Test discovery" is a
+//! `/admin/providers`: the providers pages. The list offers a create form for each kind
+//! (`?kind=`), drawn from the inputs its module declares (`upstream::kinds`);
+//! `/admin/providers/{id}` edits one (read-only when config-managed), enables, disables and
+//! deletes it, and shows what to register at the provider (the redirect URI; for SAML what the
+//! IdP needs). "Test discovery" is a
 //! second submit button of the same form, so it works without JavaScript. Every change goes
 //! through the same service and validation as the API.
+
+use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::csrf::{NoFields, Protected};
 use super::error::PageError;
@@ -18,10 +23,11 @@ use super::providers_discovery::{self, DiscoveryReport};
 use super::providers_input::ProviderInput;
 use super::session::AdminSession;
 use super::validation::FieldErrors;
-use crate::providers::repo::ProviderError;
-use crate::providers::supported_kind;
+use crate::providers::repo::{ProviderError, ProviderWrite};
+use crate::providers::{Provider, supported_kind};
 use crate::state::AppState;
 use crate::upstream::ProviderKind;
+use crate::upstream::kinds::{self, Field as Input, Widget};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/providers", web::get().to(providers_page))
@@ -33,160 +39,149 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/providers/{id}/delete", web::post().to(delete_provider));
 }
 
-/// The form as posted: lists are one item per line or separated by spaces; checkboxes are
-/// present when ticked. `action` is the button pressed: `save` or `discover`.
+/// The form's inputs: the fields every provider has around its kind's (`Kind::FORM`).
+const ID: Input = Input::new(
+    "id",
+    "ID",
+    "used in URLs: lower-case letters, digits, -",
+    Widget::Text,
+);
+const DISPLAY_NAME: Input = Input::new(
+    "display_name",
+    "Display name",
+    "shown on the login page; default: the ID",
+    Widget::Text,
+);
+const TAIL: [Input; 3] = [
+    Input::new(
+        "email_domains",
+        "E-mail domains",
+        "home-realm hints: users of these domains are sent here",
+        Widget::Words,
+    ),
+    Input::new(
+        "trust_email",
+        "Trust e-mail: the addresses it verifies count as verified here, and may join an \
+         existing user with the same verified address",
+        "",
+        Widget::Checkbox,
+    ),
+    Input::new("enabled", "Enabled", "", Widget::Checkbox),
+];
+
+fn inputs(kind: ProviderKind, creating: bool) -> Vec<&'static Input> {
+    let head: &[&Input] = if creating {
+        &[&ID, &DISPLAY_NAME]
+    } else {
+        &[&DISPLAY_NAME]
+    };
+    let form = kinds::find(kind).form();
+    head.iter().copied().chain(form).chain(&TAIL).collect()
+}
+
+/// The form's input name for `option`, and the field its errors are about.
+fn name(input: &Input) -> String {
+    input.option.replace('.', "_")
+}
+
+fn error_key(input: &Input) -> &'static str {
+    input.option.split('.').next().unwrap_or(input.option)
+}
+
+/// The form as posted, by input name: lists are one item per line or separated by spaces;
+/// checkboxes are present when ticked. `action` is the button pressed: `save` or `discover`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ProviderForm {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    enabled: Option<String>,
-    #[serde(default)]
-    client_id: String,
-    #[serde(default)]
-    client_secret: String,
-    #[serde(default)]
-    issuer: String,
-    #[serde(default)]
-    scopes: String,
-    #[serde(default)]
-    email_domains: String,
-    #[serde(default)]
-    trust_email: Option<String>,
-    #[serde(default)]
-    hosted_domains: String,
-    #[serde(default)]
-    offline_access: Option<String>,
-    #[serde(default)]
-    allowed_orgs: String,
-    #[serde(default)]
-    github_api_base: String,
-    #[serde(default)]
-    github_web_base: String,
-    #[serde(default)]
-    saml_idp_metadata_xml: String,
-    #[serde(default)]
-    saml_idp_metadata_url: String,
-    #[serde(default)]
-    saml_name_id_format: String,
-    #[serde(default)]
-    saml_email_verified: Option<String>,
-    #[serde(default)]
-    action: String,
-}
-
-fn words(raw: &str) -> Vec<String> {
-    raw.split_whitespace().map(str::to_owned).collect()
-}
-
-fn given(raw: &str) -> Option<String> {
-    Some(raw.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-fn ticked(on: bool) -> Option<String> {
-    on.then(|| "on".to_owned())
-}
+#[serde(transparent)]
+pub struct ProviderForm(BTreeMap<String, String>);
 
 impl ProviderForm {
-    /// A blank form for a new provider of `kind`.
-    fn blank(kind: ProviderKind) -> Self {
-        Self {
-            kind: kind.as_str().to_owned(),
-            enabled: ticked(true),
-            offline_access: ticked(kind == ProviderKind::Google),
-            saml_name_id_format: "unspecified".into(),
-            ..Self::default()
+    fn get(&self, name: &str) -> &str {
+        self.0.get(name).map_or("", String::as_str)
+    }
+
+    /// The form showing `values` (a provider as the API shows it, or a kind's defaults).
+    fn showing(kind: ProviderKind, creating: bool, values: &Value) -> Self {
+        let mut form = BTreeMap::from([("kind".to_owned(), kind.as_str().to_owned())]);
+        for input in inputs(kind, creating) {
+            let text = match (input.widget, values.pointer(&pointer(input.option))) {
+                (Widget::Secret, _) | (_, None | Some(Value::Null)) => continue,
+                (Widget::Checkbox, Some(v)) if v.as_bool() == Some(true) => "on".to_owned(),
+                (Widget::Checkbox, Some(_)) => continue,
+                (Widget::Words, Some(Value::Array(items))) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                (_, Some(Value::String(s))) => s.clone(),
+                (_, Some(other)) => other.to_string(),
+            };
+            form.insert(name(input), text);
         }
+        Self(form)
+    }
+
+    /// A blank form for a new provider of `kind`: its options' defaults, enabled.
+    fn blank(kind: ProviderKind) -> Self {
+        let mut values = Value::Object(kinds::find(kind).defaults());
+        values["enabled"] = true.into();
+        Self::showing(kind, true, &values)
     }
 
     /// The form filled from a stored provider (never its secret).
     fn from_view(v: &ProviderView) -> Self {
-        let join = |list: &Option<Vec<String>>| list.as_deref().unwrap_or_default().join(" ");
-        Self {
-            id: v.id.clone(),
-            kind: v.kind.clone(),
-            display_name: v.display_name.clone(),
-            enabled: ticked(v.enabled),
-            client_id: v.client_id.clone(),
-            client_secret: String::new(),
-            issuer: v.issuer.clone().unwrap_or_default(),
-            scopes: v.scopes.join(" "),
-            email_domains: v.email_domains.join(" "),
-            trust_email: ticked(v.trust_email),
-            hosted_domains: join(&v.hosted_domains),
-            offline_access: ticked(v.offline_access.unwrap_or(false)),
-            allowed_orgs: join(&v.allowed_orgs),
-            github_api_base: v.github_api_base.clone().unwrap_or_default(),
-            github_web_base: v.github_web_base.clone().unwrap_or_default(),
-            saml_idp_metadata_xml: v.saml_idp_metadata_xml.clone().unwrap_or_default(),
-            saml_idp_metadata_url: v.saml_idp_metadata_url.clone().unwrap_or_default(),
-            saml_name_id_format: v
-                .saml
-                .as_ref()
-                .map(|s| s.name_id_format.clone())
-                .unwrap_or_default(),
-            saml_email_verified: ticked(v.saml.as_ref().is_some_and(|s| s.email_verified)),
-            action: String::new(),
-        }
+        let values = serde_json::to_value(v).unwrap_or_default();
+        let mut form = Self::showing(v.kind, false, &values);
+        form.0.insert("id".into(), v.id.clone());
+        form
     }
 
     /// The API input this form stands for. Options the form does not show (an OIDC claim
-    /// mapping, SAML attribute names…) are taken from `base`, the stored provider, so that
-    /// saving the form never drops them.
-    fn input(&self, kind: ProviderKind, base: Option<&ProviderView>) -> ProviderInput {
-        let is = |k: ProviderKind| kind == k;
-        let when = |on: bool, raw: &str| given(raw).filter(|_| on);
-        let saml = is(ProviderKind::Saml).then(|| {
-            let mut settings = base.and_then(|b| b.saml.clone()).unwrap_or_default();
-            if let Some(format) = given(&self.saml_name_id_format) {
-                settings.name_id_format = format;
+    /// mapping, SAML attribute names…) are taken from `base`, the stored provider (or the
+    /// kind's defaults), so that saving the form never drops them.
+    fn input(
+        &self,
+        kind: ProviderKind,
+        base: Option<&ProviderView>,
+    ) -> Result<ProviderInput, FieldErrors> {
+        let base = base.map_or_else(|| kinds::find(kind).defaults(), |b| b.options.clone());
+        let mut body = Value::Object(base);
+        for input in inputs(kind, true) {
+            let raw = self.get(&name(input));
+            let value = match input.widget {
+                Widget::Text | Widget::Textarea | Widget::Secret => {
+                    kinds::given(Some(raw)).map(Value::String)
+                }
+                Widget::Words => Some(raw.split_whitespace().map(|w| w.into()).collect())
+                    .filter(|v: &Vec<Value>| !v.is_empty())
+                    .map(Value::Array),
+                Widget::Checkbox => Some(Value::Bool(self.0.contains_key(&name(input)))),
+            };
+            let (parent, leaf) = input.option.rsplit_once('.').unwrap_or(("", input.option));
+            if let Some(Value::Object(parent)) = body.pointer_mut(&pointer(parent)) {
+                match value {
+                    Some(value) => parent.insert(leaf.to_owned(), value),
+                    None => parent.remove(leaf),
+                };
             }
-            settings.email_verified = self.saml_email_verified.is_some();
-            settings
-        });
-        ProviderInput {
-            id: Some(self.id.clone()),
-            kind: Some(kind.as_str().to_owned()),
-            display_name: given(&self.display_name),
-            enabled: Some(self.enabled.is_some()),
-            client_id: self.client_id.clone(),
-            // Empty keeps the stored secret (on create: none).
-            client_secret: given(&self.client_secret),
-            issuer: when(
-                is(ProviderKind::Oidc) || is(ProviderKind::Google),
-                &self.issuer,
-            ),
-            scopes: Some(words(&self.scopes)).filter(|s| !s.is_empty()),
-            email_domains: words(&self.email_domains),
-            trust_email: self.trust_email.is_some(),
-            hosted_domains: if is(ProviderKind::Google) {
-                words(&self.hosted_domains)
-            } else {
-                Vec::new()
-            },
-            offline_access: is(ProviderKind::Google).then(|| self.offline_access.is_some()),
-            allowed_orgs: if is(ProviderKind::Github) {
-                words(&self.allowed_orgs)
-            } else {
-                Vec::new()
-            },
-            github_api_base: when(is(ProviderKind::Github), &self.github_api_base),
-            github_web_base: when(is(ProviderKind::Github), &self.github_web_base),
-            claims: base.and_then(|b| b.claims.clone()),
-            saml_idp_metadata_xml: when(is(ProviderKind::Saml), &self.saml_idp_metadata_xml),
-            saml_idp_metadata_url: when(is(ProviderKind::Saml), &self.saml_idp_metadata_url),
-            saml,
         }
+        body["id"] = self.get("id").into();
+        body["kind"] = kind.as_str().into();
+        serde_json::from_value(body).map_err(|e| FieldErrors::single("form", e.to_string()))
     }
+}
+
+/// The JSON pointer of a dotted option path (`""`: the whole value).
+fn pointer(option: &str) -> String {
+    option
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("/{p}"))
+        .collect()
 }
 
 /// One input of the form, as the template draws it.
 pub struct Field {
-    pub name: &'static str,
+    pub name: String,
     pub label: &'static str,
     pub value: String,
     pub hint: &'static str,
@@ -198,7 +193,7 @@ pub struct Field {
 
 /// The create or edit form of one kind, with its values, errors and discovery result.
 pub struct FormState {
-    pub kind: &'static str,
+    pub kind: ProviderKind,
     pub action_url: String,
     pub creating: bool,
     pub read_only: bool,
@@ -211,7 +206,7 @@ pub struct FormState {
 impl FormState {
     fn new(kind: ProviderKind, values: ProviderForm, view: Option<&ProviderView>) -> Self {
         Self {
-            kind: kind.as_str(),
+            kind,
             action_url: match view {
                 Some(v) => format!("/admin/providers/{}", v.id),
                 None => "/admin/providers".to_owned(),
@@ -226,230 +221,45 @@ impl FormState {
     }
 
     pub fn offers_discovery(&self) -> bool {
-        self.kind == "oidc" || self.kind == "google"
+        kinds::find(self.kind).offers_discovery()
     }
 
     pub fn fields(&self) -> Vec<Field> {
-        let f = &self.values;
-        let mut out = Vec::new();
-        let mut add = |name: &'static str,
-                       label: &'static str,
-                       value: &str,
-                       hint: &'static str,
-                       widget: &'static str,
-                       checked: bool| {
-            let error_key = if name == "saml_name_id_format" {
-                "saml"
-            } else {
-                name
-            };
-            out.push(Field {
-                name,
-                label,
-                value: value.to_owned(),
-                hint,
-                widget,
-                checked,
-                error: self.errors.get(error_key).map(str::to_owned),
-            });
-        };
-        if self.creating {
-            add(
-                "id",
-                "ID",
-                &f.id,
-                "used in URLs: lower-case letters, digits, -",
-                "text",
-                false,
-            );
-        }
-        add(
-            "display_name",
-            "Display name",
-            &f.display_name,
-            "shown on the login page; default: the ID",
-            "text",
-            false,
-        );
-        let secret_hint = if self.has_secret {
-            "stored encrypted; leave empty to keep it"
-        } else {
-            "stored encrypted, never shown again"
-        };
-        match self.kind {
-            "google" => {
-                add("client_id", "Client ID", &f.client_id, "", "text", false);
-                add(
-                    "client_secret",
-                    "Client secret",
-                    "",
-                    secret_hint,
-                    "secret",
-                    false,
-                );
-                add(
-                    "hosted_domains",
-                    "Hosted domains",
-                    &f.hosted_domains,
-                    "Google Workspace domains allowed, separated by spaces; empty: any account",
-                    "text",
-                    false,
-                );
-                add(
-                    "offline_access",
-                    "Ask for a refresh token (offline access)",
-                    "",
-                    "",
-                    "checkbox",
-                    f.offline_access.is_some(),
-                );
-                add(
-                    "issuer",
-                    "Issuer",
-                    &f.issuer,
-                    "optional; default https://accounts.google.com",
-                    "text",
-                    false,
-                );
-            }
-            "github" => {
-                add("client_id", "Client ID", &f.client_id, "", "text", false);
-                add(
-                    "client_secret",
-                    "Client secret",
-                    "",
-                    secret_hint,
-                    "secret",
-                    false,
-                );
-                add(
-                    "allowed_orgs",
-                    "Allowed organisations",
-                    &f.allowed_orgs,
-                    "org or org:team, separated by spaces; empty: any account",
-                    "text",
-                    false,
-                );
-                add(
-                    "github_web_base",
-                    "GitHub Enterprise web URL",
-                    &f.github_web_base,
-                    "https://HOST; empty: github.com",
-                    "text",
-                    false,
-                );
-                add(
-                    "github_api_base",
-                    "GitHub Enterprise API URL",
-                    &f.github_api_base,
-                    "https://HOST/api/v3; empty: api.github.com",
-                    "text",
-                    false,
-                );
-            }
-            "oidc" => {
-                add(
-                    "issuer",
-                    "Issuer",
-                    &f.issuer,
-                    "https URL; its /.well-known/openid-configuration is read",
-                    "text",
-                    false,
-                );
-                add("client_id", "Client ID", &f.client_id, "", "text", false);
-                add(
-                    "client_secret",
-                    "Client secret",
-                    "",
-                    secret_hint,
-                    "secret",
-                    false,
-                );
-            }
-            _ => {
-                add(
-                    "saml_idp_metadata_xml",
-                    "IdP metadata XML",
-                    &f.saml_idp_metadata_xml,
-                    "paste the IdP's metadata, or give its URL below",
-                    "textarea",
-                    false,
-                );
-                add(
-                    "saml_idp_metadata_url",
-                    "IdP metadata URL",
-                    &f.saml_idp_metadata_url,
-                    "fetched and refreshed; https",
-                    "text",
-                    false,
-                );
-                add(
-                    "saml_name_id_format",
-                    "NameID format",
-                    &f.saml_name_id_format,
-                    "persistent, email, unspecified, transient or a URN",
-                    "text",
-                    false,
-                );
-                add(
-                    "saml_email_verified",
-                    "The IdP verifies e-mail addresses: mark the addresses it asserts verified",
-                    "",
-                    "",
-                    "checkbox",
-                    f.saml_email_verified.is_some(),
-                );
-            }
-        }
-        if self.kind != "saml" {
-            add(
-                "scopes",
-                "Scopes",
-                &f.scopes,
-                "separated by spaces; empty: the kind's default",
-                "text",
-                false,
-            );
-        }
-        add(
-            "email_domains",
-            "E-mail domains",
-            &f.email_domains,
-            "home-realm hints: users of these domains are sent here",
-            "text",
-            false,
-        );
-        add(
-            "trust_email",
-            "Trust e-mail: the addresses it verifies count as verified here, and may join an existing user with the same verified address",
-            "",
-            "",
-            "checkbox",
-            f.trust_email.is_some(),
-        );
-        add(
-            "enabled",
-            "Enabled",
-            "",
-            "",
-            "checkbox",
-            f.enabled.is_some(),
-        );
-        out
+        inputs(self.kind, self.creating)
+            .into_iter()
+            .map(|input| {
+                let name = name(input);
+                let hint = match input.widget {
+                    Widget::Secret if self.has_secret => "stored encrypted; leave empty to keep it",
+                    Widget::Secret => "stored encrypted, never shown again",
+                    _ => input.hint,
+                };
+                Field {
+                    value: match input.widget {
+                        Widget::Secret | Widget::Checkbox => String::new(),
+                        _ => self.values.get(&name).to_owned(),
+                    },
+                    checked: input.widget == Widget::Checkbox && self.values.0.contains_key(&name),
+                    name,
+                    label: input.label,
+                    hint,
+                    widget: match input.widget {
+                        Widget::Text | Widget::Words => "text",
+                        Widget::Textarea => "textarea",
+                        Widget::Secret => "secret",
+                        Widget::Checkbox => "checkbox",
+                    },
+                    error: self.errors.get(error_key(input)).map(str::to_owned),
+                }
+            })
+            .collect()
     }
 
     /// Errors about something the form has no input for (e.g. `claims`).
     pub fn other_errors(&self) -> Vec<String> {
-        let shown: Vec<&str> = self
-            .fields()
-            .iter()
-            .map(|f| {
-                if f.name == "saml_name_id_format" || f.name == "saml_email_verified" {
-                    "saml"
-                } else {
-                    f.name
-                }
-            })
+        let shown: Vec<&str> = inputs(self.kind, self.creating)
+            .into_iter()
+            .map(error_key)
             .collect();
         self.errors
             .clone()
@@ -466,6 +276,8 @@ impl FormState {
 pub struct ProvidersPage {
     chrome: Chrome,
     providers: Vec<ProviderView>,
+    /// The kinds to add, with their names: `(kind, title)`.
+    kinds: Vec<(&'static str, &'static str)>,
     form: Option<FormState>,
     notice: Option<String>,
 }
@@ -475,25 +287,15 @@ pub struct ProvidersPage {
 pub struct ProviderPage {
     chrome: Chrome,
     view: ProviderView,
-    /// For redirect-based kinds: the redirect URI to register at the provider.
-    callback_url: Option<String>,
     form: FormState,
     notice: Option<String>,
 }
 
 impl ProviderPage {
-    fn new(session: &AdminSession, state: &AppState, view: ProviderView, form: FormState) -> Self {
-        let callback_url = (view.kind != "saml").then(|| {
-            format!(
-                "{}/callback/{}",
-                state.settings.server.issuer.as_str().trim_end_matches('/'),
-                view.id
-            )
-        });
+    fn new(session: &AdminSession, view: ProviderView, form: FormState) -> Self {
         Self {
             chrome: Chrome::new(session, "providers"),
             view,
-            callback_url,
             form,
             notice: None,
         }
@@ -519,6 +321,10 @@ async fn list_page(
     Ok(ProvidersPage {
         chrome: Chrome::new(session, "providers"),
         providers: providers_admin::all(state).await?,
+        kinds: kinds::KINDS
+            .iter()
+            .map(|k| (k.kind().as_str(), k.title()))
+            .collect(),
         form,
         notice,
     })
@@ -555,7 +361,8 @@ fn form_error(err: ProviderError) -> Result<FieldErrors, PageError> {
 
 /// Runs "Test discovery" for the form's issuer, into the form.
 async fn discover_into(state: &AppState, form: &mut FormState) {
-    match providers_discovery::discover(state.connectors.http(), &form.values.issuer).await {
+    let issuer = form.values.get("issuer");
+    match providers_discovery::discover(state.connectors.http(), issuer).await {
         Ok(report) => form.discovery = Some(report),
         Err(errors) => form.errors = errors,
     }
@@ -569,18 +376,29 @@ fn status_of(form: &FormState) -> StatusCode {
     }
 }
 
+/// The form turned into the API's input and validated like it.
+async fn validated(
+    state: &AppState,
+    form: &ProviderForm,
+    kind: ProviderKind,
+    current: Option<(&Provider, &ProviderView)>,
+) -> Result<ProviderWrite, FieldErrors> {
+    form.input(kind, current.map(|(_, v)| v))?
+        .validate(current.map(|(p, _)| p), state.connectors.http())
+        .await
+}
+
 async fn create_provider(
     state: web::Data<AppState>,
     form: Protected<ProviderForm>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let kind = kind_of(&form.kind)?;
+    let kind = kind_of(form.get("kind"))?;
     let mut state_form = FormState::new(kind, form.clone(), None);
-    if form.action == "discover" {
+    if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        let input = form.input(kind, None);
-        state_form.errors = match input.validate(None, state.connectors.http()).await {
+        state_form.errors = match validated(&state, &form, kind, None).await {
             Ok(new) => match providers_admin::create(&state, &session.caller(), &new).await {
                 Ok(created) => {
                     return Ok(see_other(&format!(
@@ -612,9 +430,8 @@ async fn provider_page(
     let view = providers_admin::get(&state, &id)
         .await
         .map_err(|e| form_error(e).err().unwrap_or(PageError::NotFound))?;
-    let kind = kind_of(&view.kind)?;
-    let form = FormState::new(kind, ProviderForm::from_view(&view), Some(&view));
-    let mut page = ProviderPage::new(&session, &state, view, form);
+    let form = FormState::new(view.kind, ProviderForm::from_view(&view), Some(&view));
+    let mut page = ProviderPage::new(&session, view, form);
     page.notice = match query.done.as_deref() {
         Some("created") => Some("The provider was created; it offers logins now.".to_owned()),
         Some("saved") => Some("Saved; the next login uses the new settings.".to_owned()),
@@ -642,16 +459,12 @@ async fn update_provider(
     let view = ProviderView::new(&current, state.settings.server.issuer.as_str());
     let kind = current.kind;
     let mut values = form.clone();
-    values.id = view.id.clone();
-    let mut state_form = FormState::new(kind, values, Some(&view));
-    if form.action == "discover" {
+    values.0.insert("id".into(), view.id.clone());
+    let mut state_form = FormState::new(kind, values.clone(), Some(&view));
+    if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        let input = form.input(kind, Some(&view));
-        match input
-            .validate(Some(&current), state.connectors.http())
-            .await
-        {
+        match validated(&state, &values, kind, Some((&current, &view))).await {
             Ok(new) => match providers_admin::update(&state, &session.caller(), &new).await {
                 Ok(saved) => {
                     return Ok(see_other(&format!(
@@ -665,7 +478,7 @@ async fn update_provider(
         }
     }
     let status = status_of(&state_form);
-    let page = ProviderPage::new(&session, &state, view, state_form);
+    let page = ProviderPage::new(&session, view, state_form);
     render(status, &page)
 }
 
