@@ -716,10 +716,7 @@ groups = "roles"
         )))
         .unwrap();
         assert_eq!(settings.oidc.refresh_grace_secs, 3);
-        assert_eq!(
-            settings.providers[0].claims.groups.as_deref(),
-            Some("roles")
-        );
+        assert_eq!(settings.providers[0].options["claims"]["groups"], "roles");
         let out = settings.redacted_toml();
         assert!(!out.contains("a-client-secret"), "{out}");
         assert!(!out.contains("upstream-client-secret"), "{out}");

@@ -230,7 +230,7 @@ async fn withdraw_untrusted_verifications(
     let mut conn = store.pool().acquire().await?;
     for p in providers {
         let kind = p.checked_kind().map_err(anyhow::Error::msg)?;
-        let settings = serde_json::json!({ "saml": { "email_verified": p.saml.email_verified } });
+        let settings = p.options.to_value();
         if !crate::providers::vouches_for_email(kind, p.trust_email, &settings) {
             crate::users::repo::withdraw_verification_in(&mut conn, p.id.as_str()).await?;
         }

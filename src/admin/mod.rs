@@ -12,11 +12,7 @@ pub mod dashboard;
 pub mod http;
 pub mod keys;
 pub mod openapi;
-pub mod providers_admin;
-pub mod providers_api;
-pub mod providers_discovery;
-pub mod providers_input;
-pub mod providers_pages;
+pub mod providers;
 pub mod tokens;
 pub mod users;
 pub mod webhooks_admin;
@@ -39,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(http::api::scope())
             .configure(http::assets::routes)
             .configure(clients::pages::routes)
-            .configure(providers_pages::routes)
+            .configure(providers::pages::routes)
             .configure(webhooks_pages::routes)
             .configure(users::pages::routes)
             .configure(http::pages::routes),

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::admin::{audit::api as audit_api, keys::api as keys_api, tokens::api as tokens_api};
-use crate::admin::{clients::api as clients_api, providers_api};
+use crate::admin::{clients::api as clients_api, providers::api as providers_api};
 use crate::admin::{users::api as users_api, webhooks_api};
 
 #[derive(OpenApi)]

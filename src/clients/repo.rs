@@ -18,10 +18,6 @@ use crate::keys::SigningAlg;
 use crate::store::{self, Store, StoreError};
 use crate::upstream::ProviderId;
 
-fn from_json_list(raw: &str) -> Vec<String> {
-    serde_json::from_str(raw).unwrap_or_default()
-}
-
 const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uris, \
      post_logout_redirect_uris, grant_types, scopes, allowed_providers, allowed_resources, \
      id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, \
@@ -37,26 +33,24 @@ fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
         client_type: ClientType::parse(&row.try_get::<String, _>("client_type")?)
             .map_err(|_| corrupt("type"))?,
         secret_digest: digest.as_deref().and_then(TokenDigest::from_slice),
-        redirect_uris: from_json_list(&row.try_get::<String, _>("redirect_uris")?)
+        redirect_uris: store::json_list(row, "redirect_uris")?
             .iter()
             .filter_map(|u| RedirectUri::parse(u).ok())
             .collect(),
-        post_logout_redirect_uris: from_json_list(
-            &row.try_get::<String, _>("post_logout_redirect_uris")?,
-        )
-        .iter()
-        .filter_map(|u| RedirectUri::parse(u).ok())
-        .collect(),
-        grant_types: from_json_list(&row.try_get::<String, _>("grant_types")?)
+        post_logout_redirect_uris: store::json_list(row, "post_logout_redirect_uris")?
+            .iter()
+            .filter_map(|u| RedirectUri::parse(u).ok())
+            .collect(),
+        grant_types: store::json_list(row, "grant_types")?
             .iter()
             .filter_map(|g| GrantType::parse(g))
             .collect(),
-        scopes: from_json_list(&row.try_get::<String, _>("scopes")?),
-        allowed_providers: from_json_list(&row.try_get::<String, _>("allowed_providers")?)
+        scopes: store::json_list(row, "scopes")?,
+        allowed_providers: store::json_list(row, "allowed_providers")?
             .iter()
             .filter_map(|p| ProviderId::parse(p).ok())
             .collect(),
-        allowed_resources: from_json_list(&row.try_get::<String, _>("allowed_resources")?)
+        allowed_resources: store::json_list(row, "allowed_resources")?
             .iter()
             .filter_map(|r| ResourceUri::parse(r).ok())
             .collect(),
@@ -65,7 +59,7 @@ fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
         access_token_ttl: row.try_get("access_token_ttl")?,
         id_token_ttl: row.try_get("id_token_ttl")?,
         refresh_token_ttl: row.try_get("refresh_token_ttl")?,
-        managed_by_config: row.try_get::<i64, _>("managed_by_config")? != 0,
+        managed_by_config: store::flag(row, "managed_by_config")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -85,6 +79,26 @@ pub async fn list(store: &Store) -> Result<Vec<Client>, StoreError> {
         .fetch_all(store.pool())
         .await?;
     rows.iter().map(client_from_row).collect()
+}
+
+/// Up to `limit` clients newest first, below `before` (the admin API's pages).
+pub async fn page(
+    store: &Store,
+    before: Option<&store::Keyset>,
+    limit: i64,
+) -> Result<Vec<Client>, StoreError> {
+    let select = format!("SELECT {COLUMNS} FROM clients");
+    let list = store::NewestFirst {
+        select: &select,
+        filter: None,
+        time_col: "created_at",
+        id_col: "client_id",
+    };
+    list.fetch(store, before, limit)
+        .await?
+        .iter()
+        .map(client_from_row)
+        .collect()
 }
 
 /// Inserts or replaces the clients of `[[clients]]`, marked managed by config.

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::pending::AuthRequest;
+use crate::clients::RedirectUri;
 use crate::crypto::TokenDigest;
 use crate::store::{self, Store, StoreError};
 
@@ -53,7 +54,8 @@ pub async fn insert_in(
 #[derive(Debug)]
 pub struct Claimed {
     pub client_id: String,
-    pub redirect_uri: String,
+    /// The URI the authorization request named, which the token request must repeat exactly.
+    pub redirect_uri: RedirectUri,
     pub user_id: String,
     pub identity_id: String,
     pub session_id: String,
@@ -68,7 +70,8 @@ pub struct Claimed {
 fn claimed(r: &AnyRow) -> Result<Claimed, StoreError> {
     Ok(Claimed {
         client_id: r.try_get("client_id")?,
-        redirect_uri: r.try_get("redirect_uri")?,
+        redirect_uri: RedirectUri::parse(&r.try_get::<String, _>("redirect_uri")?)
+            .map_err(|_| StoreError::Corrupt("code redirect_uri".into()))?,
         user_id: r.try_get("user_id")?,
         identity_id: r.try_get("identity_id")?,
         session_id: r.try_get("session_id")?,

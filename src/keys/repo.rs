@@ -62,6 +62,28 @@ pub async fn published(store: &Store, now: i64) -> Result<Vec<SigningKeyRow>, St
         .collect::<Result<_, _>>()?)
 }
 
+/// Up to `limit` keys still published at `now`, newest first, below `before`.
+pub async fn published_page(
+    store: &Store,
+    now: i64,
+    before: Option<&crate::store::Keyset>,
+    limit: i64,
+) -> Result<Vec<SigningKeyRow>, StoreError> {
+    let filter = format!("publish_until IS NULL OR publish_until > {now}");
+    let list = crate::store::NewestFirst {
+        select: "SELECT kid, alg, private_key, public_jwk, created_at, retired_at, publish_until \
+                 FROM signing_keys",
+        filter: Some(&filter),
+        time_col: "created_at",
+        id_col: "kid",
+    };
+    let rows = list.fetch(store, before, limit).await?;
+    Ok(rows
+        .iter()
+        .map(SigningKeyRow::from_row)
+        .collect::<Result<_, _>>()?)
+}
+
 /// Inserts `key` and retires its predecessors as `retire` says, in one transaction.
 /// Returns false (and changes nothing) when the condition in `retire` did not hold.
 pub async fn add(

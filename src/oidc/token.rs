@@ -255,7 +255,7 @@ async fn authorization_code(
     if code.client_id != client.client_id.as_str() {
         return Err(invalid_grant("the code was issued to another client"));
     }
-    if form.get("redirect_uri") != Some(&code.redirect_uri) {
+    if form.get("redirect_uri").map(String::as_str) != Some(code.redirect_uri.as_str()) {
         return Err(invalid_grant(
             "redirect_uri differs from the authorization request",
         ));

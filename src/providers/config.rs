@@ -1,15 +1,14 @@
 //! `[[providers]]` in portico.toml: the shape of one entry, and its check at load time (the
-//! per-kind rules of `providers::options`, which the admin API runs too).
+//! kind's rules from `upstream::kinds`, which the admin API runs too).
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::upstream::oidc::ClaimMapping;
+use crate::upstream::kinds::{self, Checked, Entry, Options};
 use crate::upstream::{ProviderId, ProviderKind};
 
-/// A `[[providers]]` entry.
+/// A `[[providers]]` entry: the fields every provider has, and its kind's options.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     pub id: ProviderId,
     pub kind: String,
@@ -33,32 +32,10 @@ pub struct ProviderConfig {
     pub email_domains: Vec<String>,
     #[serde(default)]
     pub trust_email: bool,
-    #[serde(default)]
-    pub claims: ClaimMapping,
-    /// kind saml: the IdP's metadata, pasted (XML) or fetched from a URL and refreshed.
-    #[serde(default)]
-    pub saml_idp_metadata_xml: Option<String>,
-    #[serde(default)]
-    pub saml_idp_metadata_url: Option<String>,
-    /// kind saml: the `[providers.saml]` table (SP side, mapping, IdP-initiated...).
-    #[serde(default)]
-    pub saml: crate::upstream::saml::SamlProviderSettings,
-    // Kind-specific options, checked by `providers::options::setup`.
-    /// google: Workspace domains allowed (the ID token's `hd`).
-    #[serde(default)]
-    pub hosted_domains: Vec<String>,
-    /// google: ask for a refresh token (default true).
-    #[serde(default)]
-    pub offline_access: Option<bool>,
-    /// github: organisations (`org`) or teams (`org:team`) allowed to log in.
-    #[serde(default)]
-    pub allowed_orgs: Vec<String>,
-    /// github: REST API base, for GitHub Enterprise Server (`https://HOST/api/v3`).
-    #[serde(default)]
-    pub github_api_base: Option<String>,
-    /// github: web base with `/login/oauth/*`, for GitHub Enterprise Server (`https://HOST`).
-    #[serde(default)]
-    pub github_web_base: Option<String>,
+    /// The other keys: options of the entry's kind (`hosted_domains`, the `[providers.saml]`
+    /// table...), each refused when read unless some kind has it.
+    #[serde(flatten)]
+    pub options: Options,
 }
 
 fn yes() -> bool {
@@ -74,15 +51,28 @@ impl ProviderConfig {
 
 /// Parses a provider kind, refusing kinds without a connector in this build.
 pub fn supported_kind(raw: &str) -> Result<ProviderKind, String> {
-    match ProviderKind::parse(raw) {
-        Some(kind) if kind.is_supported() => Ok(kind),
-        Some(kind) => Err(format!(
-            "kind `{kind}` is not available in this build (available: oidc, google, github, saml)"
-        )),
-        None => Err(format!(
-            "unknown kind `{raw}` (kinds: oidc, google, github, saml)"
-        )),
-    }
+    ProviderKind::parse(raw).ok_or_else(|| {
+        let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.kind().as_str()).collect();
+        format!("unknown kind `{raw}` (kinds: {})", known.join(", "))
+    })
+}
+
+/// Checks `p` for its kind and returns what its row stores. A field of another kind is an
+/// error, not silently ignored.
+pub fn setup(p: &ProviderConfig) -> Result<Checked, String> {
+    let kind = p.checked_kind()?;
+    let entry = Entry {
+        kind,
+        client_id: &p.client_id,
+        has_secret: p.client_secret.is_some(),
+        issuer: p.issuer.as_deref(),
+        scopes: p.scopes.as_deref(),
+        options: &p.options,
+        from_config: true,
+    };
+    kinds::find(kind)
+        .check(&entry)
+        .map_err(|errors| format!("provider `{}`: {}", p.id, errors[0]))
 }
 
 /// Checks `[[providers]]` at load time, so a bad entry stops the start with a message naming
@@ -94,7 +84,7 @@ pub fn validate_config(providers: &[ProviderConfig]) -> Result<(), String> {
         if !seen.insert(p.id.clone()) {
             return Err(format!("provider `{}` is declared twice", p.id));
         }
-        super::options::setup(p)?;
+        setup(p)?;
     }
     Ok(())
 }
@@ -147,21 +137,109 @@ redirect_uri = "https://wiki.example.com/cb"
 "#,
         )
         .unwrap();
-        assert_eq!(p.saml.max_session_secs, 3600);
-        assert_eq!(p.saml.attributes.email, Some(vec!["mail".to_owned()]));
-        let target = p.saml.idp_initiated.as_ref().unwrap();
-        assert_eq!(target.scope, "openid email profile");
-        assert!(
-            crate::upstream::saml::validate_provider(
-                None,
-                p.saml_idp_metadata_url.as_deref(),
-                &p.saml
-            )
-            .is_ok()
+        let stored = setup(&p).unwrap().settings;
+        assert_eq!(stored["saml"]["max_session_secs"], 3600);
+        assert_eq!(stored["saml"]["attributes"]["email"][0], "mail");
+        assert_eq!(
+            stored["saml"]["idp_initiated"]["scope"],
+            "openid email profile"
         );
         assert!(
             toml::from_str::<ProviderConfig>("id = \"x\"\nkind = \"saml\"\n[saml]\nbogus = 1\n")
                 .is_err()
         );
+    }
+
+    fn entry(body: &str) -> ProviderConfig {
+        toml::from_str(&format!("id = \"p\"\nclient_id = \"cid\"\n{body}")).unwrap()
+    }
+
+    #[test]
+    fn each_kind_gets_its_default_scopes() {
+        let oidc = setup(&entry("kind = \"oidc\"\nissuer = \"https://idp.example\"")).unwrap();
+        assert_eq!(oidc.scopes, ["openid", "email", "profile"]);
+        // GitHub is not OIDC: no default here, the connector's (`read:user user:email`) applies.
+        let github = setup(&entry("kind = \"github\"\nclient_secret = \"s\"")).unwrap();
+        assert!(github.scopes.is_empty());
+        let google = setup(&entry("kind = \"google\"\nclient_secret = \"s\"")).unwrap();
+        assert!(google.scopes.is_empty());
+    }
+
+    #[test]
+    fn kind_options_land_in_settings() {
+        let google = setup(&entry(
+            "kind = \"google\"\nclient_secret = \"s\"\nhosted_domains = [\" Example.com \"]\n\
+             offline_access = false",
+        ))
+        .unwrap();
+        assert_eq!(
+            google.settings,
+            serde_json::json!({ "hosted_domains": ["example.com"], "offline_access": false })
+        );
+        let github = setup(&entry(
+            "kind = \"github\"\nclient_secret = \"s\"\nallowed_orgs = [\"acme:platform\"]\n\
+             github_api_base = \"https://ghe.example/api/v3/\"",
+        ))
+        .unwrap();
+        assert_eq!(github.settings["allowed_orgs"][0], "acme:platform");
+        assert_eq!(
+            github.settings["github_api_base"],
+            "https://ghe.example/api/v3/"
+        );
+        assert!(github.settings["github_web_base"].is_null());
+    }
+
+    #[test]
+    fn wrong_or_misplaced_fields_are_refused_with_the_field_named() {
+        let cases = [
+            ("kind = \"oidc\"", "needs `issuer`"),
+            ("kind = \"google\"", "needs `client_secret`"),
+            ("kind = \"github\"", "needs `client_secret`"),
+            (
+                "kind = \"github\"\nclient_secret = \"s\"\nhosted_domains = [\"a.example\"]",
+                "`hosted_domains` applies only to kind google",
+            ),
+            (
+                "kind = \"oidc\"\nissuer = \"https://i.example\"\nallowed_orgs = [\"acme\"]",
+                "`allowed_orgs` applies only to kind github",
+            ),
+            (
+                "kind = \"google\"\nclient_secret = \"s\"\ngithub_api_base = \"https://x.example\"",
+                "`github_api_base` applies only to kind github",
+            ),
+            (
+                "kind = \"github\"\nclient_secret = \"s\"\ngithub_web_base = \"ftp://x.example\"",
+                "github_web_base",
+            ),
+            (
+                "kind = \"github\"\nclient_secret = \"s\"\nissuer = \"https://github.com\"",
+                "takes no `issuer`",
+            ),
+            (
+                "kind = \"google\"\nclient_secret = \"s\"\nhosted_domains = [\"not a domain\"]",
+                "hosted_domains: `not a domain` is not a domain name",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = setup(&entry(body)).unwrap_err();
+            assert!(err.contains(expected), "{body}: {err}");
+            assert!(err.starts_with("provider `p`"), "{err}");
+        }
+        let typo =
+            toml::from_str::<ProviderConfig>("id = \"p\"\nkind = \"google\"\nhosted_domain = []");
+        assert!(typo.unwrap_err().to_string().contains("hosted_domain"));
+    }
+
+    #[test]
+    fn secrets_in_options_are_redacted_when_written() {
+        let p =
+            entry("kind = \"saml\"\n[saml]\nsp_signing_key = \"PRIVATE\"\nsp_certificate = \"C\"");
+        assert_eq!(p.options["saml"]["sp_signing_key"], "PRIVATE");
+        let written = toml::to_string(&p).unwrap();
+        assert!(
+            !written.contains("PRIVATE") && written.contains("<redacted>"),
+            "{written}"
+        );
+        assert!(!format!("{p:?}").contains("PRIVATE"));
     }
 }

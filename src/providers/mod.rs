@@ -1,29 +1,25 @@
 //! The provider registry: the `providers` table, `[[providers]]` from portico.toml, and the
-//! connectors built from them.
+//! connectors built from them. What differs between kinds (their options, checks and
+//! connectors) is the kind's, looked up in `upstream::kinds`; nothing here matches on a kind.
 //!
 //! Connectors are cached per provider and rebuilt when the row's `updated_at` changes, so a
 //! connector's discovery and JWKS cache survives between requests; nothing in the cache is
 //! needed by another instance (it is rebuilt from the database on a miss).
 
 mod config;
-pub mod options;
 pub mod repo;
 mod saml;
 
-pub use config::{ProviderConfig, supported_kind, validate_config};
+pub use config::{ProviderConfig, setup, supported_kind, validate_config};
 pub use saml::spawn_metadata_refresh;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use secrecy::SecretString;
-
 use crate::crypto::Sealer;
-use crate::store::StoreError;
-use crate::upstream::github::{GithubConfig, GithubConnector};
-use crate::upstream::google::{GoogleConfig, GoogleConnector, GoogleOptions};
+use crate::store::{StoreError, sealed};
 use crate::upstream::http::UpstreamHttp;
-use crate::upstream::oidc::{ClaimMapping, OidcConfig, OidcConnector};
+use crate::upstream::kinds::{self, Row, Shared};
 use crate::upstream::{Connector, ProviderId, ProviderKind};
 
 /// A provider row, secret still sealed.
@@ -37,14 +33,14 @@ pub struct Provider {
     sealed_secret: Option<Vec<u8>>,
     pub issuer: Option<String>,
     pub scopes: Vec<String>,
-    /// Kind-specific options (for oidc: `{"claims": ClaimMapping}`).
+    /// The kind's options (`upstream::kinds`), as its check wrote them.
     pub settings: serde_json::Value,
     pub email_domains: Vec<String>,
     pub trust_email: bool,
     pub managed_by_config: bool,
     pub created_at: i64,
     pub updated_at: i64,
-    /// kind saml: the SP private key (PEM), sealed.
+    /// The secret the kind keeps sealed beside the row (saml: the SP private key, PEM).
     sealed_saml_key: Option<Vec<u8>>,
 }
 
@@ -64,18 +60,13 @@ impl Provider {
 }
 
 /// Whether a provider's verified addresses count as verified in Portico: it is trusted for
-/// e-mail and, for SAML, the admin said its IdP verifies addresses (`saml.email_verified`).
+/// e-mail and its kind agrees (SAML: the admin said its IdP verifies addresses).
 pub fn vouches_for_email(
     kind: ProviderKind,
     trust_email: bool,
     settings: &serde_json::Value,
 ) -> bool {
-    trust_email
-        && (kind != ProviderKind::Saml
-            || settings
-                .pointer("/saml/email_verified")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false))
+    trust_email && kinds::find(kind).vouches_for_email(settings)
 }
 
 /// A built connector and the `updated_at` of the row it was built from.
@@ -138,80 +129,32 @@ impl Connectors {
     }
 
     fn build(&self, provider: &Provider) -> Result<Arc<dyn Connector>, StoreError> {
-        let secret = provider
-            .sealed_secret
-            .as_deref()
-            .map(|s| {
-                self.sealer.open_string(
-                    s,
-                    crate::store::sealed::PROVIDER_SECRET.target(provider.id.as_str()),
-                )
-            })
-            .transpose()?;
-        match provider.kind {
-            ProviderKind::Oidc => {
-                let claims: ClaimMapping = provider
-                    .settings
-                    .get("claims")
-                    .cloned()
-                    .and_then(|c| serde_json::from_value(c).ok())
-                    .unwrap_or_default();
-                let config = OidcConfig {
-                    id: provider.id.clone(),
-                    display_name: provider.display_name.clone(),
-                    issuer: provider.issuer.clone().unwrap_or_default(),
-                    client_id: provider.client_id.clone(),
-                    client_secret: secret,
-                    scopes: provider.scopes.clone(),
-                    claims,
-                };
-                Ok(Arc::new(OidcConnector::new(config, self.http.clone())))
-            }
-            ProviderKind::Saml => self.build_saml(provider),
-            ProviderKind::Google => {
-                let options: GoogleOptions =
-                    options::from_settings(&provider.settings, provider.id.as_str())
-                        .map_err(StoreError::Corrupt)?;
-                let config = GoogleConfig {
-                    id: provider.id.clone(),
-                    display_name: provider.display_name.clone(),
-                    issuer: provider.issuer.clone().filter(|i| !i.is_empty()),
-                    client_id: provider.client_id.clone(),
-                    client_secret: required_secret(provider, secret)?,
-                    scopes: provider.scopes.clone(),
-                    options,
-                };
-                Ok(Arc::new(GoogleConnector::new(config, self.http.clone())))
-            }
-            ProviderKind::Github => {
-                let settings: options::GithubSettings =
-                    options::from_settings(&provider.settings, provider.id.as_str())
-                        .map_err(StoreError::Corrupt)?;
-                let config = GithubConfig {
-                    id: provider.id.clone(),
-                    display_name: provider.display_name.clone(),
-                    client_id: provider.client_id.clone(),
-                    client_secret: required_secret(provider, secret)?,
-                    scopes: provider.scopes.clone(),
-                    api_base: settings.api_base().map_err(StoreError::Corrupt)?,
-                    web_base: settings.web_base().map_err(StoreError::Corrupt)?,
-                    options: settings.options(),
-                };
-                Ok(Arc::new(GithubConnector::new(config, self.http.clone())))
-            }
-        }
+        let open = |value: &Option<Vec<u8>>, column: sealed::SealedColumn| {
+            value
+                .as_deref()
+                .map(|s| {
+                    self.sealer
+                        .open_string(s, column.target(provider.id.as_str()))
+                })
+                .transpose()
+        };
+        let row = Row {
+            id: &provider.id,
+            kind: provider.kind,
+            display_name: &provider.display_name,
+            client_id: &provider.client_id,
+            client_secret: open(&provider.sealed_secret, sealed::PROVIDER_SECRET)?,
+            issuer: provider.issuer.as_deref(),
+            scopes: &provider.scopes,
+            settings: &provider.settings,
+            key: open(&provider.sealed_saml_key, sealed::PROVIDER_SAML_KEY)?,
+        };
+        let shared = Shared {
+            http: &self.http,
+            saml: self.saml.as_ref(),
+        };
+        kinds::find(provider.kind)
+            .build(&row, &shared)
+            .map_err(StoreError::Corrupt)
     }
-}
-
-/// The client secret a kind cannot work without.
-fn required_secret(
-    provider: &Provider,
-    secret: Option<SecretString>,
-) -> Result<SecretString, StoreError> {
-    secret.ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "provider `{}` of kind {} has no client secret",
-            provider.id, provider.kind
-        ))
-    })
 }

@@ -1,13 +1,13 @@
 //! The `providers` table: the only place its SQL lives. The admin services change providers
 //! on their transaction (`*_in`), so a change commits with its audit entry or not at all;
 //! `[[providers]]` from portico.toml go through `upsert_config` at start. The client secret and
-//! a SAML provider's SP key are sealed to their row.
+//! the secret a kind keeps beside the row (a SAML provider's SP key) are sealed to their row.
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{Provider, ProviderConfig, options};
+use super::{Provider, ProviderConfig, setup};
 use crate::crypto::Sealer;
 use crate::store::sealed;
 use crate::store::{self, Store, StoreError, flag, json_list};
@@ -21,7 +21,7 @@ fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
     let id: String = row.try_get("id")?;
     let kind: String = row.try_get("kind")?;
     // A row of a kind this build has no connector for is skipped, never served.
-    let Some(kind) = ProviderKind::parse(&kind).filter(|k| k.is_supported()) else {
+    let Some(kind) = ProviderKind::parse(&kind) else {
         return Ok(None);
     };
     let settings: String = row.try_get("settings")?;
@@ -61,12 +61,24 @@ pub async fn all(store: &Store) -> Result<Vec<Provider>, StoreError> {
     where_(store, "").await
 }
 
-async fn where_(store: &Store, filter: &str) -> Result<Vec<Provider>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM providers {filter} ORDER BY display_name, id"
-    ))
-    .fetch_all(store.pool())
-    .await?;
+/// Up to `limit` providers newest first, below `before` (the admin API's pages).
+pub async fn page(
+    store: &Store,
+    before: Option<&store::Keyset>,
+    limit: i64,
+) -> Result<Vec<Provider>, StoreError> {
+    let select = format!("SELECT {COLUMNS} FROM providers");
+    let list = store::NewestFirst {
+        select: &select,
+        filter: None,
+        time_col: "created_at",
+        id_col: "id",
+    };
+    known(list.fetch(store, before, limit).await?)
+}
+
+/// The rows of kinds this build knows.
+fn known(rows: Vec<AnyRow>) -> Result<Vec<Provider>, StoreError> {
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         if let Some(p) = provider_from_row(row)? {
@@ -74,6 +86,15 @@ async fn where_(store: &Store, filter: &str) -> Result<Vec<Provider>, StoreError
         }
     }
     Ok(out)
+}
+
+async fn where_(store: &Store, filter: &str) -> Result<Vec<Provider>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM providers {filter} ORDER BY display_name, id"
+    ))
+    .fetch_all(store.pool())
+    .await?;
+    known(rows)
 }
 
 /// Inserts or replaces the providers of `[[providers]]`, marked managed by config.
@@ -84,7 +105,7 @@ pub async fn upsert_config(
 ) -> Result<(), StoreError> {
     let now = store::now();
     for p in providers {
-        let setup = options::setup(p).map_err(StoreError::Corrupt)?;
+        let setup = setup(p).map_err(StoreError::Corrupt)?;
         let secret = p.client_secret.as_ref().map(|s| {
             sealer.seal_str(
                 s.expose_secret(),
@@ -106,7 +127,7 @@ pub async fn upsert_config(
              managed_by_config = 1, updated_at = excluded.updated_at",
         )
         .bind(p.id.as_str())
-        .bind(setup.kind.as_str())
+        .bind(&p.kind)
         .bind(p.display_name.clone().unwrap_or_else(|| p.id.to_string()))
         .bind(i64::from(p.enabled))
         .bind(&p.client_id)
@@ -123,18 +144,17 @@ pub async fn upsert_config(
     Ok(())
 }
 
-/// Stores the SP private keys of the saml `[[providers]]`, sealed to their rows (or
-/// clears a key the configuration no longer has). Run after `upsert_config_providers`.
+/// Stores the secrets the kinds of `[[providers]]` keep beside their rows (the SP private keys
+/// of saml providers), sealed to their rows, or clears a key the configuration no longer
+/// has. Run after `upsert_config`.
 pub async fn store_config_saml_keys(
     store: &Store,
     providers: &[ProviderConfig],
     sealer: &Sealer,
 ) -> Result<(), StoreError> {
-    for p in providers
-        .iter()
-        .filter(|p| ProviderKind::parse(&p.kind) == Some(ProviderKind::Saml))
-    {
-        let sealed = p.saml.sp_signing_key.as_ref().map(|key| {
+    for p in providers {
+        let key = setup(p).map_err(StoreError::Corrupt)?.key;
+        let sealed = key.map(|key| {
             sealer.seal_str(
                 key.expose_secret(),
                 sealed::PROVIDER_SAML_KEY.target(p.id.as_str()),
@@ -175,7 +195,7 @@ pub enum SecretChange {
     Clear,
 }
 
-/// A provider row as an admin writes it, already validated (`options::check`).
+/// A provider row as an admin writes it, already validated (its kind's check).
 #[derive(Debug)]
 pub struct ProviderWrite {
     pub id: ProviderId,
@@ -315,7 +335,7 @@ pub async fn set_enabled_in(
 }
 
 /// Deletes the provider row (its cascade is composed by the caller: see
-/// `admin::providers_admin::delete`).
+/// `admin::providers::service::delete`).
 pub async fn delete_in(conn: &mut AnyConnection, id: &str) -> Result<Provider, ProviderError> {
     let provider = editable(conn, id).await?;
     sqlx::query("DELETE FROM providers WHERE id = $1")

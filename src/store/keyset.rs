@@ -38,3 +38,45 @@ impl Keyset {
         )
     }
 }
+
+/// A newest-first list on `(time_col, id_col)`: `select` is `SELECT … FROM table`, `filter` an
+/// optional condition every row meets (no placeholders). Lists with bound search terms (users,
+/// audit) build their own query around [`Keyset::below`].
+pub struct NewestFirst<'a> {
+    pub select: &'a str,
+    pub filter: Option<&'a str>,
+    pub time_col: &'a str,
+    pub id_col: &'a str,
+}
+
+impl NewestFirst<'_> {
+    /// Up to `limit` rows below `before` (all rows from the newest when `None`).
+    pub async fn fetch(
+        &self,
+        store: &super::Store,
+        before: Option<&Keyset>,
+        limit: i64,
+    ) -> Result<Vec<sqlx::any::AnyRow>, super::StoreError> {
+        let (time, id) = (self.time_col, self.id_col);
+        let mut conditions: Vec<String> =
+            self.filter.map(|f| format!("({f})")).into_iter().collect();
+        if before.is_some() {
+            conditions.push(Keyset::below(time, id, 1));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "{} {filter} ORDER BY {time} DESC, {id} DESC LIMIT {}",
+            self.select,
+            limit.max(0)
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(key) = before {
+            query = query.bind(key.at).bind(key.at).bind(key.id.clone());
+        }
+        Ok(query.fetch_all(store.pool()).await?)
+    }
+}

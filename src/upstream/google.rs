@@ -8,6 +8,8 @@
 //!   the hosted-domain restriction is enforced on the verified ID token's `hd` claim;
 //! - it rejects `prompt=login`: a forced login becomes `prompt=select_account` and `max_age=0`.
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -15,6 +17,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::http::UpstreamHttp;
+use super::kinds::{self, Field, Invalid, Kind, Row, Shared, Widget};
 use super::oidc::{ClaimMapping, OidcConfig, OidcConnector, raw_claims};
 use super::{
     CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
@@ -22,6 +25,9 @@ use super::{
 };
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// Kind `google`.
+pub struct Google;
 
 /// Google's own settings (the provider's kind-specific options).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +47,59 @@ impl Default for GoogleOptions {
             hosted_domains: Vec::new(),
             offline_access: true,
         }
+    }
+}
+
+impl Kind for Google {
+    type Options = GoogleOptions;
+    const KIND: ProviderKind = ProviderKind::Google;
+    const TITLE: &'static str = "Google";
+    const CLIENT_SECRET: kinds::Need = kinds::Need::Required;
+    const DISCOVERY: bool = true;
+    const FORM: &'static [Field] = &[
+        kinds::CLIENT_ID,
+        kinds::CLIENT_SECRET,
+        Field::new(
+            "hosted_domains",
+            "Hosted domains",
+            "Google Workspace domains allowed, separated by spaces; empty: any account",
+            Widget::Words,
+        ),
+        Field::new(
+            "offline_access",
+            "Ask for a refresh token (offline access)",
+            "",
+            Widget::Checkbox,
+        ),
+        Field::new(
+            "issuer",
+            "Issuer",
+            "optional; default https://accounts.google.com",
+            Widget::Text,
+        ),
+        kinds::SCOPES,
+    ];
+
+    fn check(options: &mut GoogleOptions, _from_config: bool) -> Result<(), Invalid> {
+        options.hosted_domains = kinds::domain_names("hosted_domains", &options.hosted_domains)?;
+        Ok(())
+    }
+
+    fn build(
+        options: GoogleOptions,
+        row: &Row<'_>,
+        shared: &Shared<'_>,
+    ) -> Result<Arc<dyn Connector>, String> {
+        let config = GoogleConfig {
+            id: row.id.clone(),
+            display_name: row.display_name.to_owned(),
+            issuer: row.issuer.filter(|i| !i.is_empty()).map(str::to_owned),
+            client_id: row.client_id.to_owned(),
+            client_secret: row.secret()?,
+            scopes: row.scopes.to_vec(),
+            options,
+        };
+        Ok(Arc::new(GoogleConnector::new(config, shared.http.clone())))
     }
 }
 

@@ -11,6 +11,10 @@
 //!
 //! - [`SamlLogin`]: SAML Web Browser SSO: an HTTP-Redirect AuthnRequest out, the HTTP-POST of
 //!   the IdP's Response back at `/saml/{provider}/acs` (Dex's `SAMLConnector`).
+//!
+//! What a kind of provider is configured with, and how its connector is built from a stored
+//! provider, is declared by its module too and registered in [`kinds`] (Dex's `ConnectorConfig`
+//! map), which is all the core knows of kinds.
 
 pub mod callback;
 mod error;
@@ -18,6 +22,7 @@ pub mod github;
 pub mod google;
 pub mod http;
 mod identity;
+pub mod kinds;
 pub mod oidc;
 mod provider;
 pub mod saml;

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::http::UpstreamHttp;
+use super::kinds::{self, Field, Kind, Need, Row, Shared, Widget};
 use super::{
     CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
     RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
@@ -59,6 +60,54 @@ impl Default for ClaimMapping {
             picture: "picture".into(),
             groups: None,
         }
+    }
+}
+
+/// Kind `oidc`: any OpenID Connect issuer, by discovery.
+pub struct Oidc;
+
+/// The options of kind `oidc`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OidcOptions {
+    /// Which claims carry e-mail, name, picture, groups.
+    pub claims: ClaimMapping,
+}
+
+impl Kind for Oidc {
+    type Options = OidcOptions;
+    const KIND: ProviderKind = ProviderKind::Oidc;
+    const TITLE: &'static str = "OpenID Connect";
+    const ISSUER: Need = Need::Required;
+    const DEFAULT_SCOPES: &'static [&'static str] = &["openid", "email", "profile"];
+    const DISCOVERY: bool = true;
+    const FORM: &'static [Field] = &[
+        Field::new(
+            "issuer",
+            "Issuer",
+            "https URL; its /.well-known/openid-configuration is read",
+            Widget::Text,
+        ),
+        kinds::CLIENT_ID,
+        kinds::CLIENT_SECRET,
+        kinds::SCOPES,
+    ];
+
+    fn build(
+        options: OidcOptions,
+        row: &Row<'_>,
+        shared: &Shared<'_>,
+    ) -> Result<Arc<dyn Connector>, String> {
+        let config = OidcConfig {
+            id: row.id.clone(),
+            display_name: row.display_name.to_owned(),
+            issuer: row.issuer.unwrap_or_default().to_owned(),
+            client_id: row.client_id.to_owned(),
+            client_secret: row.client_secret.clone(),
+            scopes: row.scopes.to_vec(),
+            claims: options.claims,
+        };
+        Ok(Arc::new(OidcConnector::new(config, shared.http.clone())))
     }
 }
 

@@ -43,7 +43,8 @@ impl<'de> Deserialize<'de> for ProviderId {
     }
 }
 
-/// The kinds in CONTRACT.md.
+/// The kinds in CONTRACT.md; what each one is lives in its connector module, registered in
+/// [`super::kinds::KINDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
@@ -63,19 +64,12 @@ impl ProviderKind {
         }
     }
 
+    /// The registered kind named `raw`.
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Oidc, Self::Google, Self::Github, Self::Saml]
-            .into_iter()
+        super::kinds::KINDS
+            .iter()
+            .map(|k| k.kind())
             .find(|k| k.as_str() == raw)
-    }
-
-    /// Whether this build has a connector for the kind. Kinds without one are refused when a
-    /// provider is configured, so no request can reach a missing connector.
-    pub fn is_supported(self) -> bool {
-        matches!(
-            self,
-            ProviderKind::Oidc | ProviderKind::Google | ProviderKind::Github | ProviderKind::Saml
-        )
     }
 }
 

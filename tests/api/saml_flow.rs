@@ -203,11 +203,12 @@ async fn idp_initiated_login_is_refused_when_off(db: &TestDb) {
 
 async fn idp_initiated_login_lands_at_the_configured_client_when_on(db: &TestDb) {
     let saml = Saml::start(db, |p| {
-        p.saml.idp_initiated = Some(IdpInitiatedSettings {
+        p.options["saml"]["idp_initiated"] = serde_json::to_value(IdpInitiatedSettings {
             client_id: CLIENT_ID.into(),
             redirect_uri: REDIRECT.into(),
             scope: "openid email".into(),
-        });
+        })
+        .unwrap();
     })
     .await;
     let c = saml.claims(None);
@@ -249,7 +250,7 @@ async fn idp_initiated_login_lands_at_the_configured_client_when_on(db: &TestDb)
 }
 
 async fn refresh_ends_at_the_maximum_session_lifetime(db: &TestDb) {
-    let saml = Saml::start(db, |p| p.saml.max_session_secs = 3600).await;
+    let saml = Saml::start(db, |p| p.options["saml"]["max_session_secs"] = 3600.into()).await;
     let (started, _) = log_in(&saml).await;
     let (tokens, _) = exchange(&saml.rp, started.auth).await;
     let refresh = tokens.refresh_token().expect("a refresh token").secret();
@@ -303,9 +304,9 @@ async fn sp_metadata_is_served_and_signed_requests_are_announced(db: &TestDb) {
     let key_pem = String::from_utf8(sp_key.key_pem()).unwrap();
     let cert_pem = String::from_utf8(sp_key.cert_pem()).unwrap();
     let saml = Saml::start(db, |p| {
-        p.saml.sp_signing_key = Some(key_pem.into());
-        p.saml.sp_certificate = Some(cert_pem);
-        p.saml.name_id_format = "email".into();
+        p.options["saml"]["sp_signing_key"] = key_pem.into();
+        p.options["saml"]["sp_certificate"] = cert_pem.into();
+        p.options["saml"]["name_id_format"] = "email".into();
     })
     .await;
     let res = saml.app.get(&format!("/saml/{PROVIDER}/metadata")).await;

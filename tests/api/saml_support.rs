@@ -27,8 +27,8 @@ pub fn saml_provider(metadata_xml: Option<String>, metadata_url: Option<String>)
         "id = \"{PROVIDER}\"\nkind = \"saml\"\ndisplay_name = \"Acme SSO\"\n"
     ))
     .unwrap();
-    p.saml_idp_metadata_xml = metadata_xml;
-    p.saml_idp_metadata_url = metadata_url;
+    p.options["saml_idp_metadata_xml"] = metadata_xml.into();
+    p.options["saml_idp_metadata_url"] = metadata_url.into();
     p
 }
 

@@ -60,7 +60,8 @@ pub async fn sign_in(
 
     let attempt = {
         let mut tx = state.store.begin_write().await?;
-        let attempt = throttle::count_attempt(&mut tx, &keys, settings, throttle::now_ms()).await?;
+        let attempt =
+            throttle::count_attempt(&mut tx, &keys, settings, crate::store::now_ms()).await?;
         match attempt {
             Attempt::Counted { .. } => tx.commit().await?,
             Attempt::Refused(_) => tx.rollback().await?,
@@ -132,7 +133,7 @@ pub async fn sign_in(
     };
     throttle::clear(&mut tx, &account_key).await?;
     for (key, threshold) in keys.iter().skip(1) {
-        throttle::undo_attempt(&mut tx, key, *threshold, settings, throttle::now_ms()).await?;
+        throttle::undo_attempt(&mut tx, key, *threshold, settings, crate::store::now_ms()).await?;
     }
     session::purge_expired(&mut tx, settings).await?;
     let token = session::create(&mut tx, &admin, ip).await?;

@@ -32,12 +32,6 @@ pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn ceil_secs(ms: i64) -> u64 {
     (ms.max(0) as u64).div_ceil(1000)
 }

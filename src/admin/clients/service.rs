@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::clients::repo;
@@ -251,7 +251,10 @@ pub async fn list(
     state: &AppState,
     page: &PageRequest,
 ) -> Result<Page<ClientView>, crate::store::StoreError> {
-    Ok(page_in_memory(all(state).await?, page, |c| Cursor {
+    let rows =
+        crate::clients::repo::page(&state.store, page.cursor.as_ref(), page.limit + 1).await?;
+    let views = rows.iter().map(ClientView::from).collect();
+    Ok(Page::from_rows(views, page.limit, |c| Cursor {
         at: c.created_at_secs,
         id: c.id.clone(),
     }))

@@ -28,7 +28,7 @@ pub fn scope() -> actix_web::Scope {
     let scope = crate::admin::keys::api::routes(scope);
     let scope = crate::admin::audit::api::routes(scope);
     let scope = crate::admin::tokens::api::routes(scope);
-    let scope = crate::admin::providers_api::routes(scope);
+    let scope = crate::admin::providers::api::routes(scope);
     let scope = crate::admin::clients::api::routes(scope);
     let scope = crate::admin::webhooks_api::routes(scope);
     let scope = crate::admin::users::api::routes(scope);

@@ -80,22 +80,6 @@ impl<T> Page<T> {
     }
 }
 
-/// Pages an in-memory list already sorted newest first by `key`.
-pub fn page_in_memory<T>(rows: Vec<T>, req: &PageRequest, key: impl Fn(&T) -> Cursor) -> Page<T> {
-    let rows: Vec<T> = match &req.cursor {
-        None => rows,
-        Some(c) => rows
-            .into_iter()
-            .filter(|row| {
-                let k = key(row);
-                k.at < c.at || (k.at == c.at && k.id < c.id)
-            })
-            .collect(),
-    };
-    let rows: Vec<T> = rows.into_iter().take(req.limit as usize + 1).collect();
-    Page::from_rows(rows, req.limit, key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,28 +96,5 @@ mod tests {
         PageRequest::parse(Some("0"), Some("bm9wZQ"), &mut errors);
         assert!(errors.get("limit").is_some());
         assert!(errors.get("cursor").is_some());
-    }
-
-    #[test]
-    fn in_memory_pages_walk_the_whole_list() {
-        let rows: Vec<i64> = (0..5).rev().collect();
-        let key = |n: &i64| Cursor {
-            at: *n,
-            id: n.to_string(),
-        };
-        let mut req = PageRequest {
-            limit: 2,
-            cursor: None,
-        };
-        let mut seen = Vec::new();
-        loop {
-            let page = page_in_memory(rows.clone(), &req, key);
-            seen.extend(page.items);
-            match page.next_cursor {
-                Some(c) => req.cursor = Cursor::decode(&c),
-                None => break,
-            }
-        }
-        assert_eq!(seen, vec![4, 3, 2, 1, 0]);
     }
 }

@@ -4,9 +4,10 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest};
 use crate::admin::{Caller, http::time};
 use crate::keys::KeyRing;
+use crate::keys::repo::SigningKeyRow;
 use crate::state::AppState;
 use crate::store::{self, Store};
 
@@ -54,12 +55,9 @@ pub struct RotatedKey {
     pub kid: String,
 }
 
-/// Every key still published, newest first.
-pub async fn all(state: &AppState) -> Result<Vec<KeyInfo>, store::StoreError> {
-    let rows = crate::keys::repo::published(&state.store, store::now()).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| KeyInfo {
+impl From<SigningKeyRow> for KeyInfo {
+    fn from(row: SigningKeyRow) -> Self {
+        KeyInfo {
             active: row.is_active(),
             kid: row.kid,
             alg: row.alg,
@@ -68,15 +66,26 @@ pub async fn all(state: &AppState) -> Result<Vec<KeyInfo>, store::StoreError> {
             publish_until: row.publish_until.map(time::rfc3339),
             created_at_secs: row.created_at,
             publish_until_secs: row.publish_until,
-        })
-        .collect())
+        }
+    }
+}
+
+/// Every key still published, newest first.
+pub async fn all(state: &AppState) -> Result<Vec<KeyInfo>, store::StoreError> {
+    let rows = crate::keys::repo::published(&state.store, store::now()).await?;
+    Ok(rows.into_iter().map(KeyInfo::from).collect())
 }
 
 pub async fn list(state: &AppState, page: &PageRequest) -> anyhow::Result<Page<KeyInfo>> {
-    let mut keys = all(state).await?;
-    // The cursor's order: newest first, then by kid descending.
-    keys.sort_by(|a, b| (b.created_at_secs, &b.kid).cmp(&(a.created_at_secs, &a.kid)));
-    Ok(page_in_memory(keys, page, |k| Cursor {
+    let rows = crate::keys::repo::published_page(
+        &state.store,
+        store::now(),
+        page.cursor.as_ref(),
+        page.limit + 1,
+    )
+    .await?;
+    let keys = rows.into_iter().map(KeyInfo::from).collect();
+    Ok(Page::from_rows(keys, page.limit, |k| Cursor {
         at: k.created_at_secs,
         id: k.kid.clone(),
     }))

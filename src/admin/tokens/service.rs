@@ -165,28 +165,16 @@ pub async fn mint(
 
 /// Tokens newest first, one page.
 pub async fn list(store: &Store, page: &PageRequest) -> Result<Page<ApiToken>, StoreError> {
-    let rows =
-        match &page.cursor {
-            None => sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM admin_api_tokens ORDER BY created_at DESC, id DESC LIMIT $1"
-            ))
-            .bind(page.limit + 1)
-            .fetch_all(store.pool())
-            .await?,
-            Some(c) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM admin_api_tokens \
-                 WHERE created_at < $1 OR (created_at = $2 AND id < $3) \
-                 ORDER BY created_at DESC, id DESC LIMIT $4"
-                ))
-                .bind(c.at)
-                .bind(c.at)
-                .bind(&c.id)
-                .bind(page.limit + 1)
-                .fetch_all(store.pool())
-                .await?
-            }
-        };
+    let select = format!("SELECT {COLUMNS} FROM admin_api_tokens");
+    let list = crate::store::NewestFirst {
+        select: &select,
+        filter: None,
+        time_col: "created_at",
+        id_col: "id",
+    };
+    let rows = list
+        .fetch(store, page.cursor.as_ref(), page.limit + 1)
+        .await?;
     let tokens = rows
         .iter()
         .map(ApiToken::from_row)

@@ -1,10 +1,14 @@
 //! What a GitHub provider is configured with.
 
+use std::sync::Arc;
+
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::upstream::ProviderId;
+use super::GithubConnector;
+use crate::upstream::kinds::{self, Field, Invalid, Kind, Need, Row, Shared, Widget};
+use crate::upstream::{Connector, ProviderId, ProviderKind};
 
 pub const GITHUB_API_BASE: &str = "https://api.github.com";
 pub const GITHUB_WEB_BASE: &str = "https://github.com";
@@ -17,6 +21,114 @@ pub struct GithubOptions {
     /// by team slug). Empty lets in any GitHub user. When set, `read:org` is requested and
     /// groups are limited to the organisations named here.
     pub allowed_orgs: Vec<String>,
+}
+
+/// Kind `github`.
+pub struct Github;
+
+/// GitHub's options as kept in `settings`: the connector's plus the two base URLs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GithubSettings {
+    pub allowed_orgs: Vec<String>,
+    pub github_api_base: Option<String>,
+    pub github_web_base: Option<String>,
+}
+
+impl GithubSettings {
+    /// The API and web bases; GitHub.com's where unset.
+    fn bases(&self) -> Result<(BaseUrl, BaseUrl), Invalid> {
+        let base = |raw: &Option<String>, default, field| {
+            BaseUrl::parse_or(raw.as_deref(), default).map_err(|e| Invalid::new(field, e))
+        };
+        Ok((
+            base(&self.github_api_base, GITHUB_API_BASE, "github_api_base")?,
+            base(&self.github_web_base, GITHUB_WEB_BASE, "github_web_base")?,
+        ))
+    }
+}
+
+impl Kind for Github {
+    type Options = GithubSettings;
+    const KIND: ProviderKind = ProviderKind::Github;
+    const TITLE: &'static str = "GitHub";
+    const CLIENT_SECRET: Need = Need::Required;
+    const ISSUER: Need =
+        Need::Refused("set github_api_base and github_web_base for GitHub Enterprise Server");
+    const FORM: &'static [Field] = &[
+        kinds::CLIENT_ID,
+        kinds::CLIENT_SECRET,
+        Field::new(
+            "allowed_orgs",
+            "Allowed organisations",
+            "org or org:team, separated by spaces; empty: any account",
+            Widget::Words,
+        ),
+        Field::new(
+            "github_web_base",
+            "GitHub Enterprise web URL",
+            "https://HOST; empty: github.com",
+            Widget::Text,
+        ),
+        Field::new(
+            "github_api_base",
+            "GitHub Enterprise API URL",
+            "https://HOST/api/v3; empty: api.github.com",
+            Widget::Text,
+        ),
+        kinds::SCOPES,
+    ];
+
+    fn check(s: &mut GithubSettings, _from_config: bool) -> Result<(), Invalid> {
+        s.allowed_orgs = orgs(&s.allowed_orgs)?;
+        s.github_api_base = kinds::given(s.github_api_base.as_deref());
+        s.github_web_base = kinds::given(s.github_web_base.as_deref());
+        s.bases().map(|_| ())
+    }
+
+    fn build(
+        s: GithubSettings,
+        row: &Row<'_>,
+        shared: &Shared<'_>,
+    ) -> Result<Arc<dyn Connector>, String> {
+        let (api_base, web_base) = s.bases().map_err(|e| e.to_string())?;
+        let config = GithubConfig {
+            id: row.id.clone(),
+            display_name: row.display_name.to_owned(),
+            client_id: row.client_id.to_owned(),
+            client_secret: row.secret()?,
+            scopes: row.scopes.to_vec(),
+            api_base,
+            web_base,
+            options: GithubOptions {
+                allowed_orgs: s.allowed_orgs,
+            },
+        };
+        Ok(Arc::new(GithubConnector::new(config, shared.http.clone())))
+    }
+}
+
+/// GitHub logins and team slugs: letters, digits, `-`, `_`, `.`; `org` or `org:team`.
+fn orgs(list: &[String]) -> Result<Vec<String>, Invalid> {
+    let part = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 100
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    let mut out = Vec::new();
+    for raw in list.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        let ok = match raw.split_once(':') {
+            Some((org, team)) => part(org) && part(team),
+            None => part(raw),
+        };
+        if !ok {
+            let message = format!("`{raw}` is not `org` or `org:team`");
+            return Err(Invalid::new("allowed_orgs", message));
+        }
+        out.push(raw.to_owned());
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]

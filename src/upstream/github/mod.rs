@@ -20,7 +20,7 @@ use openidconnect::{CsrfToken, PkceCodeChallenge};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-pub use config::{BaseUrl, GITHUB_API_BASE, GITHUB_WEB_BASE, GithubConfig, GithubOptions};
+pub use config::{BaseUrl, GITHUB_API_BASE, GITHUB_WEB_BASE, Github, GithubConfig, GithubOptions};
 
 use self::api::{Api, ApiError};
 use self::config::OrgRule;

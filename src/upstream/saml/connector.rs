@@ -12,9 +12,8 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    DbOutstandingRequests, DbReplayCache, IdpMetadata, OutstandingRequests, SamlError,
-    SamlProviderSettings, SpConfig, VerifyContext, redirect_request, sp_metadata_xml,
-    verify_response,
+    DbOutstandingRequests, DbReplayCache, IdpMetadata, OutstandingRequests, SamlError, SamlOptions,
+    SpConfig, VerifyContext, redirect_request, sp_metadata_xml, verify_response,
 };
 use crate::crypto::random_token;
 use crate::store::{self, Store};
@@ -37,44 +36,6 @@ pub struct SamlContext {
 struct Fetched {
     metadata: Arc<IdpMetadata>,
     at: i64,
-}
-
-/// The metadata-related fields of a saml provider row's `settings` JSON.
-pub struct StoredSaml {
-    pub settings: SamlProviderSettings,
-    pub metadata_xml: Option<String>,
-    pub metadata_url: Option<String>,
-}
-
-impl StoredSaml {
-    /// The JSON kept in `providers.settings` (never the private key).
-    pub fn to_json(
-        settings: &SamlProviderSettings,
-        xml: Option<&str>,
-        url: Option<&str>,
-    ) -> serde_json::Value {
-        serde_json::json!({
-            "saml": settings.without_key(),
-            "saml_idp_metadata_xml": xml,
-            "saml_idp_metadata_url": url,
-        })
-    }
-
-    pub fn from_json(value: &serde_json::Value) -> Result<Self, String> {
-        let settings = value
-            .get("saml")
-            .cloned()
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(|e| format!("saml settings: {e}"))?
-            .unwrap_or_default();
-        let text = |key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-        Ok(Self {
-            settings,
-            metadata_xml: text("saml_idp_metadata_xml"),
-            metadata_url: text("saml_idp_metadata_url"),
-        })
-    }
 }
 
 impl SamlContext {
@@ -109,11 +70,12 @@ impl SamlContext {
 
     /// Fetches again the URL metadata of `provider` (its row's `settings`) when its copy is
     /// older than the provider's interval; a failure keeps the last good copy.
+    /// Rows of other kinds name no metadata URL.
     pub async fn refresh_due(&self, provider: &ProviderId, settings: &serde_json::Value) {
-        let Ok(stored) = StoredSaml::from_json(settings) else {
+        let Ok(options) = serde_json::from_value::<SamlOptions>(settings.clone()) else {
             return;
         };
-        let Some(url) = stored.metadata_url else {
+        let Some(url) = options.saml_idp_metadata_url else {
             return;
         };
         let due = self
@@ -121,7 +83,7 @@ impl SamlContext {
             .read()
             .expect("metadata cache")
             .get(&url)
-            .is_none_or(|f| store::now() - f.at >= stored.settings.metadata_refresh_secs as i64);
+            .is_none_or(|f| store::now() - f.at >= options.saml.metadata_refresh_secs as i64);
         if due && let Err(e) = self.fetch(&url).await {
             tracing::warn!(provider = %provider, error = %e, "SAML IdP metadata refresh failed");
         }
@@ -146,16 +108,15 @@ pub struct SamlConnector {
 }
 
 impl SamlConnector {
-    /// Builds the connector from a provider row's settings and its opened SP private key.
+    /// Builds the connector from a provider row's options and its opened SP private key.
     pub fn new(
         id: ProviderId,
         display_name: String,
-        settings_json: &serde_json::Value,
+        options: SamlOptions,
         sp_key: Option<SecretString>,
         ctx: SamlContext,
     ) -> Result<Self, String> {
-        let stored = StoredSaml::from_json(settings_json)?;
-        let mut settings = stored.settings;
+        let mut settings = options.saml;
         settings.sp_signing_key = sp_key;
         let mut sp = SpConfig::new(&ctx.issuer, id.as_str());
         if let Some(entity_id) = settings.entity_id.clone().filter(|e| !e.is_empty()) {
@@ -167,7 +128,7 @@ impl SamlConnector {
         sp.clock_skew_secs = i64::from(settings.clock_skew_secs);
         sp.allow_rsa_sha1 = settings.allow_rsa_sha1;
         sp.allow_idp_initiated = settings.idp_initiated.is_some();
-        let source = match (stored.metadata_xml, stored.metadata_url) {
+        let source = match (options.saml_idp_metadata_xml, options.saml_idp_metadata_url) {
             (Some(xml), _) if !xml.trim().is_empty() => MetadataSource::Pasted(Arc::new(
                 IdpMetadata::parse(&xml).map_err(|e| e.to_string())?,
             )),

@@ -30,11 +30,11 @@ pub use authn_request::{
 pub use config::{
     AttributeMapping, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED, SpConfig, SpSigningKey,
 };
-pub use connector::{SamlConnector, SamlContext, StoredSaml};
+pub use connector::{SamlConnector, SamlContext};
 pub use error::SamlError;
 pub use idp_metadata::IdpMetadata;
 pub use provider_settings::{
-    AttributeOverrides, IdpInitiatedSettings, SamlProviderSettings, validate as validate_provider,
+    AttributeOverrides, IdpInitiatedSettings, Saml, SamlOptions, SamlProviderSettings,
 };
 pub use replay::{DbReplayCache, ReplayCache};
 pub use requests::{DbOutstandingRequests, OutstandingRequests, REQUEST_LIFETIME_SECS};

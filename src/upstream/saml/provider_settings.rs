@@ -1,16 +1,205 @@
-//! A SAML provider's settings: the `[providers.saml]` table of portico.toml, kept in the
-//! provider row's `settings` JSON. The SP private key is the exception: it is stored only
-//! sealed, in `providers.saml_sp_key`.
+//! Kind `saml`: its options (the IdP metadata and the `[providers.saml]` table of
+//! portico.toml), kept in the provider row's `settings` JSON, and what the admin is shown to
+//! give the IdP. The SP private key is the exception: it is stored only sealed, in
+//! `providers.saml_sp_key`, and is set in portico.toml only.
 
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::{
     AttributeMapping, IdpMetadata, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED,
-    SpSigningKey,
+    SamlConnector, SpConfig, SpSigningKey,
 };
+use crate::upstream::http::UpstreamHttp;
+use crate::upstream::kinds::{
+    self, Field, Invalid, Kind, Need, Row, Shared, Shown, ShownValue, Widget,
+};
+use crate::upstream::{Connector, ProviderId, ProviderKind};
 
 const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+
+/// Kind `saml`.
+pub struct Saml;
+
+/// The options of kind `saml`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct SamlOptions {
+    /// The IdP's metadata document, pasted. Exactly one of this and the URL.
+    pub saml_idp_metadata_xml: Option<String>,
+    /// Where to fetch the IdP's metadata (and refresh it).
+    pub saml_idp_metadata_url: Option<String>,
+    /// The `[providers.saml]` table.
+    pub saml: SamlProviderSettings,
+}
+
+impl Kind for Saml {
+    type Options = SamlOptions;
+    const KIND: ProviderKind = ProviderKind::Saml;
+    const TITLE: &'static str = "SAML";
+    const CLIENT_ID: Need = Need::Optional;
+    const ISSUER: Need = Need::Refused("its IdP metadata names it");
+    const FORM: &'static [Field] = &[
+        Field::new(
+            "saml_idp_metadata_xml",
+            "IdP metadata XML",
+            "paste the IdP's metadata, or give its URL below",
+            Widget::Textarea,
+        ),
+        Field::new(
+            "saml_idp_metadata_url",
+            "IdP metadata URL",
+            "fetched and refreshed; https",
+            Widget::Text,
+        ),
+        Field::new(
+            "saml.name_id_format",
+            "NameID format",
+            "persistent, email, unspecified, transient or a URN",
+            Widget::Text,
+        ),
+        Field::new(
+            "saml.email_verified",
+            "The IdP verifies e-mail addresses: mark the addresses it asserts verified",
+            "",
+            Widget::Checkbox,
+        ),
+    ];
+
+    fn check(o: &mut SamlOptions, from_config: bool) -> Result<(), Invalid> {
+        o.saml_idp_metadata_xml = kinds::given(o.saml_idp_metadata_xml.as_deref());
+        o.saml_idp_metadata_url = kinds::given(o.saml_idp_metadata_url.as_deref());
+        let saml = |e: String| Invalid::new("saml", e);
+        match (&o.saml_idp_metadata_xml, &o.saml_idp_metadata_url) {
+            (Some(xml), None) => IdpMetadata::parse(xml)
+                .map(|_| ())
+                .map_err(|e| Invalid::new("saml_idp_metadata_xml", e.to_string()))?,
+            (None, Some(url)) => {
+                kinds::upstream_url(url).map_err(|e| Invalid::new("saml_idp_metadata_url", e))?
+            }
+            _ => Err(Invalid::new(
+                "saml_idp_metadata_xml",
+                "kind saml needs exactly one of saml_idp_metadata_xml and saml_idp_metadata_url",
+            ))?,
+        }
+        let s = &o.saml;
+        if !from_config && (s.sp_signing_key.is_some() || s.sp_certificate.is_some()) {
+            return Err(saml(
+                "an SP signing key is set in portico.toml only, never sent to the API".into(),
+            ));
+        }
+        s.name_id_format_urn().map_err(saml)?;
+        s.signing_key().map_err(saml)?;
+        if let Some(target) = &s.idp_initiated
+            && (target.client_id.is_empty() || target.redirect_uri.is_empty())
+        {
+            return Err(saml(
+                "saml.idp_initiated needs client_id and redirect_uri".into(),
+            ));
+        }
+        if s.max_session_secs == 0 || s.metadata_refresh_secs < 60 {
+            return Err(saml(
+                "saml.max_session_secs must be at least 1 and saml.metadata_refresh_secs at \
+                 least 60"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn take_key(o: &mut SamlOptions) -> Option<SecretString> {
+        o.saml.sp_signing_key.take()
+    }
+
+    /// A metadata URL that is new or changed is fetched and must parse, so a wrong one is
+    /// found when saved rather than at the first login.
+    fn verify<'a>(
+        o: &'a SamlOptions,
+        before: Option<&'a SamlOptions>,
+        http: &'a UpstreamHttp,
+    ) -> BoxFuture<'a, Result<(), Invalid>> {
+        Box::pin(async move {
+            let known = before.and_then(|b| b.saml_idp_metadata_url.as_ref());
+            match &o.saml_idp_metadata_url {
+                Some(url) if known != Some(url) => IdpMetadata::fetch(http.client(), url)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| Invalid::new("saml_idp_metadata_url", e.to_string())),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn shown(o: &SamlOptions, issuer: &str, id: &ProviderId) -> Shown {
+        let mut sp = SpConfig::new(issuer, id.as_str());
+        if let Some(entity_id) = o.saml.entity_id.clone().filter(|e| !e.is_empty()) {
+            sp.entity_id = entity_id;
+        }
+        Shown {
+            key: "saml_sp",
+            title: "For the IdP",
+            intro: "Give these to the identity provider's administrator (or let them import the \
+                    metadata URL).",
+            values: vec![
+                ShownValue {
+                    key: "entity_id",
+                    id: "sp-entity-id",
+                    label: "SP entity ID",
+                    value: sp.entity_id,
+                },
+                ShownValue {
+                    key: "acs_url",
+                    id: "sp-acs-url",
+                    label: "ACS URL (HTTP-POST)",
+                    value: sp.acs_url,
+                },
+                ShownValue {
+                    key: "metadata_url",
+                    id: "sp-metadata-url",
+                    label: "SP metadata URL",
+                    value: sp.metadata_url,
+                },
+            ],
+        }
+    }
+
+    /// Only when the admin said its IdP verifies addresses (`saml.email_verified`).
+    fn vouches_for_email(o: &SamlOptions) -> bool {
+        o.saml.email_verified
+    }
+
+    /// Whether metadata was pasted, not the document.
+    fn audit(options: &mut Map<String, Value>) {
+        let pasted = options.remove("saml_idp_metadata_xml").is_some();
+        options.insert("saml_idp_metadata_pasted".into(), pasted.into());
+    }
+
+    fn build(
+        o: SamlOptions,
+        row: &Row<'_>,
+        shared: &Shared<'_>,
+    ) -> Result<Arc<dyn Connector>, String> {
+        let ctx = shared.saml.ok_or_else(|| {
+            format!(
+                "provider `{}` is of kind saml, but SAML is not enabled in this process",
+                row.id
+            )
+        })?;
+        let connector = SamlConnector::new(
+            row.id.clone(),
+            row.display_name.to_owned(),
+            o,
+            row.key.clone(),
+            ctx.clone(),
+        )
+        .map_err(|e| format!("provider `{}`: {e}", row.id))?;
+        Ok(Arc::new(connector))
+    }
+}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -136,57 +325,6 @@ impl SamlProviderSettings {
             _ => Err("sp_signing_key and sp_certificate go together".into()),
         }
     }
-
-    /// The copy kept in the provider row: everything but the private key.
-    pub fn without_key(&self) -> Self {
-        Self {
-            sp_signing_key: None,
-            ..self.clone()
-        }
-    }
-}
-
-/// Checks a `[[providers]]` entry of kind saml, so a bad one stops the start with its name.
-pub fn validate(
-    xml: Option<&str>,
-    url: Option<&str>,
-    settings: &SamlProviderSettings,
-) -> Result<(), String> {
-    match (
-        xml.filter(|x| !x.trim().is_empty()),
-        url.filter(|u| !u.is_empty()),
-    ) {
-        (Some(xml), None) => {
-            IdpMetadata::parse(xml).map_err(|e| format!("saml_idp_metadata_xml: {e}"))?;
-        }
-        (None, Some(url)) => {
-            let parsed = url::Url::parse(url)
-                .map_err(|_| "saml_idp_metadata_url is not a URL".to_owned())?;
-            if !matches!(parsed.scheme(), "https" | "http") {
-                return Err("saml_idp_metadata_url must be http(s)".into());
-            }
-        }
-        _ => {
-            return Err(
-                "kind saml needs exactly one of saml_idp_metadata_xml and saml_idp_metadata_url"
-                    .into(),
-            );
-        }
-    }
-    settings.name_id_format_urn()?;
-    settings.signing_key()?;
-    if let Some(target) = &settings.idp_initiated
-        && (target.client_id.is_empty() || target.redirect_uri.is_empty())
-    {
-        return Err("saml.idp_initiated needs client_id and redirect_uri".into());
-    }
-    if settings.max_session_secs == 0 || settings.metadata_refresh_secs < 60 {
-        return Err(
-            "saml.max_session_secs must be at least 1 and saml.metadata_refresh_secs at least 60"
-                .into(),
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

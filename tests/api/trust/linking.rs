@@ -165,7 +165,7 @@ async fn a_saml_provider_vouches_for_addresses_only_when_told_to(db: &TestDb) {
     let upstream = Upstream::start().await;
     let saml = saml_and_corp(db, &upstream, |p| {
         p.trust_email = true;
-        p.saml = toml::from_str("email_verified = true").expect("the `email_verified` setting");
+        p.options["saml"]["email_verified"] = true.into();
     })
     .await;
     upstream.login_as(UpUser::new("ada-sub", "ada@example.com"));

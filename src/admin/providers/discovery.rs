@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::admin::http::validation::FieldErrors;
-use crate::admin::providers_input::upstream_url;
+use crate::admin::providers::input::upstream_url;
 use crate::upstream::http::{HttpError, UpstreamHttp};
 
 /// Discovery documents are a few KiB; anything much bigger is not one.

@@ -3,41 +3,29 @@
 //! cached connector is dropped so the change applies to the next login at once.
 
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest, page_in_memory};
+use crate::admin::http::pagination::{Cursor, Page, PageRequest};
 use crate::admin::{Caller, http::time};
 use crate::grants::{codes, pending, refresh, sessions};
 use crate::providers::Provider;
-use crate::providers::options::{self, GithubSettings};
 use crate::providers::repo::{self, ProviderError, ProviderWrite};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::upstream::ProviderKind;
-use crate::upstream::google::GoogleOptions;
-use crate::upstream::oidc::ClaimMapping;
-use crate::upstream::saml::{SamlProviderSettings, SpConfig, StoredSaml};
+use crate::upstream::kinds::{self, Shown};
 use crate::users;
 
-/// What to give the IdP admin for a SAML provider.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SamlSpInfo {
-    /// Portico's entity ID at the IdP.
-    pub entity_id: String,
-    /// Assertion consumer service (HTTP-POST binding).
-    pub acs_url: String,
-    /// Portico's SP metadata for this provider, to import at the IdP.
-    pub metadata_url: String,
-}
-
-/// A provider as the admin API shows it: never its client secret. Kind-specific fields are
-/// present for their kind only.
+/// A provider as the admin API shows it: never its client secret. Its kind's options follow
+/// the fields every provider has, and then what to register at the provider: `callback`
+/// (`url`: the redirect URI) or, for saml, `saml_sp` (`entity_id`, `acs_url`, `metadata_url`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ProviderView {
     pub id: String,
     /// `google`, `github`, `oidc` or `saml`.
-    pub kind: String,
+    #[schema(value_type = String)]
+    pub kind: ProviderKind,
     pub display_name: String,
     pub enabled: bool,
     pub client_id: String,
@@ -49,29 +37,13 @@ pub struct ProviderView {
     pub scopes: Vec<String>,
     pub email_domains: Vec<String>,
     pub trust_email: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hosted_domains: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offline_access: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed_orgs: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub github_api_base: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub github_web_base: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub claims: Option<ClaimMapping>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub saml_idp_metadata_xml: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub saml_idp_metadata_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub saml: Option<SamlProviderSettings>,
-    /// For saml: the values the IdP needs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub saml_sp: Option<SamlSpInfo>,
+    /// The kind's options that are set.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub options: Map<String, Value>,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub shown: Shown,
     /// Declared in portico.toml: read-only here.
     pub managed_by_config: bool,
     /// RFC 3339.
@@ -82,9 +54,10 @@ pub struct ProviderView {
 
 impl ProviderView {
     pub fn new(p: &Provider, issuer: &str) -> Self {
-        let mut view = Self {
+        let kind = kinds::find(p.kind);
+        Self {
             id: p.id.to_string(),
-            kind: p.kind.as_str().to_owned(),
+            kind: p.kind,
             display_name: p.display_name.clone(),
             enabled: p.enabled,
             client_id: p.client_id.clone(),
@@ -93,65 +66,12 @@ impl ProviderView {
             scopes: p.scopes.clone(),
             email_domains: p.email_domains.clone(),
             trust_email: p.trust_email,
-            hosted_domains: None,
-            offline_access: None,
-            allowed_orgs: None,
-            github_api_base: None,
-            github_web_base: None,
-            claims: None,
-            saml_idp_metadata_xml: None,
-            saml_idp_metadata_url: None,
-            saml: None,
-            saml_sp: None,
+            options: kind.view(&p.settings),
+            shown: kind.shown(&p.settings, issuer, &p.id),
             managed_by_config: p.managed_by_config,
             created_at: time::rfc3339(p.created_at),
             created_at_secs: p.created_at,
-        };
-        // Rows are written by `options::setup`; an unreadable one shows without its extras.
-        match p.kind {
-            ProviderKind::Google => {
-                if let Ok(o) = options::from_settings::<GoogleOptions>(&p.settings, &view.id) {
-                    view.hosted_domains = Some(o.hosted_domains);
-                    view.offline_access = Some(o.offline_access);
-                }
-            }
-            ProviderKind::Github => {
-                if let Ok(g) = options::from_settings::<GithubSettings>(&p.settings, &view.id) {
-                    view.allowed_orgs = Some(g.allowed_orgs);
-                    view.github_api_base = g.github_api_base;
-                    view.github_web_base = g.github_web_base;
-                }
-            }
-            ProviderKind::Oidc => {
-                view.claims = Some(
-                    p.settings
-                        .get("claims")
-                        .cloned()
-                        .and_then(|c| serde_json::from_value(c).ok())
-                        .unwrap_or_default(),
-                );
-            }
-            ProviderKind::Saml => {
-                let stored = StoredSaml::from_json(&p.settings).ok();
-                let mut sp = SpConfig::new(issuer, p.id.as_str());
-                if let Some(stored) = stored {
-                    if let Some(entity_id) =
-                        stored.settings.entity_id.clone().filter(|e| !e.is_empty())
-                    {
-                        sp.entity_id = entity_id;
-                    }
-                    view.saml_idp_metadata_xml = stored.metadata_xml;
-                    view.saml_idp_metadata_url = stored.metadata_url;
-                    view.saml = Some(stored.settings);
-                }
-                view.saml_sp = Some(SamlSpInfo {
-                    entity_id: sp.entity_id,
-                    acs_url: sp.acs_url,
-                    metadata_url: sp.metadata_url,
-                });
-            }
         }
-        view
     }
 }
 
@@ -170,7 +90,13 @@ pub async fn all(state: &AppState) -> Result<Vec<ProviderView>, StoreError> {
 }
 
 pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<ProviderView>, StoreError> {
-    Ok(page_in_memory(all(state).await?, page, |p| Cursor {
+    let rows =
+        crate::providers::repo::page(&state.store, page.cursor.as_ref(), page.limit + 1).await?;
+    let views = rows
+        .iter()
+        .map(|p| ProviderView::new(p, issuer(state)))
+        .collect();
+    Ok(Page::from_rows(views, page.limit, |p| Cursor {
         at: p.created_at_secs,
         id: p.id.clone(),
     }))
@@ -183,13 +109,24 @@ pub async fn current(state: &AppState, id: &str) -> Result<Provider, ProviderErr
         .ok_or_else(|| ProviderError::NotFound(id.to_owned()))
 }
 
+/// A provider an admin is about to edit: it exists and the configuration file does not manage it.
+/// Both faces ask before validating the input (which may fetch metadata), so a managed provider
+/// gets its 409 first; the write checks again in its transaction.
+pub async fn editable(state: &AppState, id: &str) -> Result<Provider, ProviderError> {
+    let provider = current(state, id).await?;
+    if provider.managed_by_config {
+        return Err(ProviderError::ManagedByConfig(id.to_owned()));
+    }
+    Ok(provider)
+}
+
 pub async fn get(state: &AppState, id: &str) -> Result<ProviderView, ProviderError> {
     Ok(ProviderView::new(&current(state, id).await?, issuer(state)))
 }
 
-/// What the audit log keeps of a provider: never a secret, nor the metadata document.
-fn details(v: &ProviderView) -> serde_json::Value {
-    json!({
+/// What the audit log keeps of a provider: never a secret, nor a metadata document.
+fn details(p: &Provider, v: &ProviderView) -> Value {
+    let mut details = json!({
         "kind": v.kind,
         "display_name": v.display_name,
         "enabled": v.enabled,
@@ -198,13 +135,11 @@ fn details(v: &ProviderView) -> serde_json::Value {
         "scopes": v.scopes,
         "email_domains": v.email_domains,
         "trust_email": v.trust_email,
-        "hosted_domains": v.hosted_domains,
-        "allowed_orgs": v.allowed_orgs,
-        "github_api_base": v.github_api_base,
-        "github_web_base": v.github_web_base,
-        "saml_idp_metadata_url": v.saml_idp_metadata_url,
-        "saml_idp_metadata_pasted": v.saml_idp_metadata_xml.is_some(),
-    })
+    });
+    if let Value::Object(map) = &mut details {
+        map.extend(kinds::find(p.kind).audit(&p.settings));
+    }
+    details
 }
 
 /// Records `action` in the change's transaction, commits both, and drops the cached connector.
@@ -239,7 +174,7 @@ pub async fn create(
     let mut tx = state.store.begin_write().await?;
     let provider = repo::create_in(&mut tx, &state.sealer, new).await?;
     let view = ProviderView::new(&provider, issuer(state));
-    let d = details(&view);
+    let d = details(&provider, &view);
     audited(state, tx, caller, "provider.created", &provider, d).await?;
     Ok(view)
 }
@@ -255,7 +190,7 @@ pub async fn update(
         users::repo::withdraw_verification_in(&mut tx, new.id.as_str()).await?;
     }
     let view = ProviderView::new(&provider, issuer(state));
-    let mut d = details(&view);
+    let mut d = details(&provider, &view);
     d["credential_changed"] = json!(!matches!(new.secret, repo::SecretChange::Keep));
     audited(state, tx, caller, "provider.updated", &provider, d).await?;
     Ok(view)
@@ -310,7 +245,7 @@ pub async fn delete(
         },
     };
     let view = ProviderView::new(&provider, issuer(state));
-    let mut d = details(&view);
+    let mut d = details(&provider, &view);
     d["identities_removed"] = json!(removed.identities);
     d["sessions_ended"] = json!(removed.sessions_ended);
     d["refresh_tokens_revoked"] = json!(removed.refresh_tokens_revoked);

@@ -1,13 +1,15 @@
-//! `/admin/api/v1/providers`: the JSON face of [`crate::admin::providers_admin`].
+//! `/admin/api/v1/providers`: the JSON face of [`crate::admin::providers::service`].
 
 use actix_web::{HttpResponse, web};
 
 use crate::admin::http::api::{ApiCaller, PageParams};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
-use crate::admin::providers_admin::{self, ProviderView};
-use crate::admin::providers_discovery::{self, DiscoveryReport, DiscoveryRequest};
-use crate::admin::providers_input::ProviderInput;
+use crate::admin::providers::discovery::{
+    self as providers_discovery, DiscoveryReport, DiscoveryRequest,
+};
+use crate::admin::providers::input::ProviderInput;
+use crate::admin::providers::service::{self as providers_admin, ProviderView};
 use crate::providers::repo::ProviderError;
 use crate::state::AppState;
 
@@ -129,12 +131,9 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<ProviderInput>,
 ) -> Result<web::Json<ProviderView>, ApiError> {
-    let current = providers_admin::current(&state, &id)
+    let current = providers_admin::editable(&state, &id)
         .await
         .map_err(api_error)?;
-    if current.managed_by_config {
-        return Err(api_error(ProviderError::ManagedByConfig(id.into_inner())));
-    }
     let new = body
         .validate(Some(&current), state.connectors.http())
         .await?;

@@ -1,0 +1,525 @@
+//! `/admin/providers`: the providers pages. The list offers a create form for each kind
+//! (`?kind=`), drawn from the inputs its module declares (`upstream::kinds`);
+//! `/admin/providers/{id}` edits one (read-only when config-managed), enables, disables and
+//! deletes it, and shows what to register at the provider (the redirect URI; for SAML what the
+//! IdP needs). "Test discovery" is a
+//! second submit button of the same form, so it works without JavaScript. Every change goes
+//! through the same service and validation as the API.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use askama_web::WebTemplate;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::admin::auth::session::AdminSession;
+use crate::admin::http::csrf::{NoFields, Protected};
+use crate::admin::http::error::PageError;
+use crate::admin::http::pages::{Chrome, render, see_other};
+use crate::admin::http::validation::FieldErrors;
+use crate::admin::providers::discovery::{self as providers_discovery, DiscoveryReport};
+use crate::admin::providers::input::ProviderInput;
+use crate::admin::providers::service::{self as providers_admin, ProviderView};
+use crate::providers::repo::{ProviderError, ProviderWrite};
+use crate::providers::{Provider, supported_kind};
+use crate::state::AppState;
+use crate::upstream::ProviderKind;
+use crate::upstream::kinds::{self, Field as Input, Widget};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/providers", web::get().to(providers_page))
+        .route("/providers", web::post().to(create_provider))
+        .route("/providers/{id}", web::get().to(provider_page))
+        .route("/providers/{id}", web::post().to(update_provider))
+        .route("/providers/{id}/enable", web::post().to(enable_provider))
+        .route("/providers/{id}/disable", web::post().to(disable_provider))
+        .route("/providers/{id}/delete", web::post().to(delete_provider));
+}
+
+/// The form's inputs: the fields every provider has around its kind's (`Kind::FORM`).
+const ID: Input = Input::new(
+    "id",
+    "ID",
+    "used in URLs: lower-case letters, digits, -",
+    Widget::Text,
+);
+const DISPLAY_NAME: Input = Input::new(
+    "display_name",
+    "Display name",
+    "shown on the login page; default: the ID",
+    Widget::Text,
+);
+const TAIL: [Input; 3] = [
+    Input::new(
+        "email_domains",
+        "E-mail domains",
+        "home-realm hints: users of these domains are sent here",
+        Widget::Words,
+    ),
+    Input::new(
+        "trust_email",
+        "Trust e-mail: the addresses it verifies count as verified here, and may join an \
+         existing user with the same verified address",
+        "",
+        Widget::Checkbox,
+    ),
+    Input::new("enabled", "Enabled", "", Widget::Checkbox),
+];
+
+fn inputs(kind: ProviderKind, creating: bool) -> Vec<&'static Input> {
+    let head: &[&Input] = if creating {
+        &[&ID, &DISPLAY_NAME]
+    } else {
+        &[&DISPLAY_NAME]
+    };
+    let form = kinds::find(kind).form();
+    head.iter().copied().chain(form).chain(&TAIL).collect()
+}
+
+/// The form's input name for `option`, and the field its errors are about.
+fn name(input: &Input) -> String {
+    input.option.replace('.', "_")
+}
+
+fn error_key(input: &Input) -> &'static str {
+    input.option.split('.').next().unwrap_or(input.option)
+}
+
+/// The form as posted, by input name: lists are one item per line or separated by spaces;
+/// checkboxes are present when ticked. `action` is the button pressed: `save` or `discover`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderForm(BTreeMap<String, String>);
+
+impl ProviderForm {
+    fn get(&self, name: &str) -> &str {
+        self.0.get(name).map_or("", String::as_str)
+    }
+
+    /// The form showing `values` (a provider as the API shows it, or a kind's defaults).
+    fn showing(kind: ProviderKind, creating: bool, values: &Value) -> Self {
+        let mut form = BTreeMap::from([("kind".to_owned(), kind.as_str().to_owned())]);
+        for input in inputs(kind, creating) {
+            let text = match (input.widget, values.pointer(&pointer(input.option))) {
+                (Widget::Secret, _) | (_, None | Some(Value::Null)) => continue,
+                (Widget::Checkbox, Some(v)) if v.as_bool() == Some(true) => "on".to_owned(),
+                (Widget::Checkbox, Some(_)) => continue,
+                (Widget::Words, Some(Value::Array(items))) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                (_, Some(Value::String(s))) => s.clone(),
+                (_, Some(other)) => other.to_string(),
+            };
+            form.insert(name(input), text);
+        }
+        Self(form)
+    }
+
+    /// A blank form for a new provider of `kind`: its options' defaults, enabled.
+    fn blank(kind: ProviderKind) -> Self {
+        let mut values = Value::Object(kinds::find(kind).defaults());
+        values["enabled"] = true.into();
+        Self::showing(kind, true, &values)
+    }
+
+    /// The form filled from a stored provider (never its secret).
+    fn from_view(v: &ProviderView) -> Self {
+        let values = serde_json::to_value(v).unwrap_or_default();
+        let mut form = Self::showing(v.kind, false, &values);
+        form.0.insert("id".into(), v.id.clone());
+        form
+    }
+
+    /// The API input this form stands for. Options the form does not show (an OIDC claim
+    /// mapping, SAML attribute names…) are taken from `base`, the stored provider (or the
+    /// kind's defaults), so that saving the form never drops them.
+    fn input(
+        &self,
+        kind: ProviderKind,
+        base: Option<&ProviderView>,
+    ) -> Result<ProviderInput, FieldErrors> {
+        let base = base.map_or_else(|| kinds::find(kind).defaults(), |b| b.options.clone());
+        let mut body = Value::Object(base);
+        for input in inputs(kind, true) {
+            let raw = self.get(&name(input));
+            let value = match input.widget {
+                Widget::Text | Widget::Textarea | Widget::Secret => {
+                    kinds::given(Some(raw)).map(Value::String)
+                }
+                Widget::Words => Some(raw.split_whitespace().map(|w| w.into()).collect())
+                    .filter(|v: &Vec<Value>| !v.is_empty())
+                    .map(Value::Array),
+                Widget::Checkbox => Some(Value::Bool(self.0.contains_key(&name(input)))),
+            };
+            let (parent, leaf) = input.option.rsplit_once('.').unwrap_or(("", input.option));
+            if let Some(Value::Object(parent)) = body.pointer_mut(&pointer(parent)) {
+                match value {
+                    Some(value) => parent.insert(leaf.to_owned(), value),
+                    None => parent.remove(leaf),
+                };
+            }
+        }
+        body["id"] = self.get("id").into();
+        body["kind"] = kind.as_str().into();
+        serde_json::from_value(body).map_err(|e| FieldErrors::single("form", e.to_string()))
+    }
+}
+
+/// The JSON pointer of a dotted option path (`""`: the whole value).
+fn pointer(option: &str) -> String {
+    option
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("/{p}"))
+        .collect()
+}
+
+/// One input of the form, as the template draws it.
+pub struct Field {
+    pub name: String,
+    pub label: &'static str,
+    pub value: String,
+    pub hint: &'static str,
+    /// `text`, `textarea`, `secret` or `checkbox`.
+    pub widget: &'static str,
+    pub checked: bool,
+    pub error: Option<String>,
+}
+
+/// The create or edit form of one kind, with its values, errors and discovery result.
+pub struct FormState {
+    pub kind: ProviderKind,
+    pub action_url: String,
+    pub creating: bool,
+    pub read_only: bool,
+    pub has_secret: bool,
+    pub values: ProviderForm,
+    pub errors: FieldErrors,
+    pub discovery: Option<DiscoveryReport>,
+}
+
+impl FormState {
+    fn new(kind: ProviderKind, values: ProviderForm, view: Option<&ProviderView>) -> Self {
+        Self {
+            kind,
+            action_url: match view {
+                Some(v) => format!("/admin/providers/{}", v.id),
+                None => "/admin/providers".to_owned(),
+            },
+            creating: view.is_none(),
+            read_only: view.is_some_and(|v| v.managed_by_config),
+            has_secret: view.is_some_and(|v| v.has_client_secret),
+            values,
+            errors: FieldErrors::new(),
+            discovery: None,
+        }
+    }
+
+    pub fn offers_discovery(&self) -> bool {
+        kinds::find(self.kind).offers_discovery()
+    }
+
+    pub fn fields(&self) -> Vec<Field> {
+        inputs(self.kind, self.creating)
+            .into_iter()
+            .map(|input| {
+                let name = name(input);
+                let hint = match input.widget {
+                    Widget::Secret if self.has_secret => "stored encrypted; leave empty to keep it",
+                    Widget::Secret => "stored encrypted, never shown again",
+                    _ => input.hint,
+                };
+                Field {
+                    value: match input.widget {
+                        Widget::Secret | Widget::Checkbox => String::new(),
+                        _ => self.values.get(&name).to_owned(),
+                    },
+                    checked: input.widget == Widget::Checkbox && self.values.0.contains_key(&name),
+                    name,
+                    label: input.label,
+                    hint,
+                    widget: match input.widget {
+                        Widget::Text | Widget::Words => "text",
+                        Widget::Textarea => "textarea",
+                        Widget::Secret => "secret",
+                        Widget::Checkbox => "checkbox",
+                    },
+                    error: self.errors.get(error_key(input)).map(str::to_owned),
+                }
+            })
+            .collect()
+    }
+
+    /// Errors about something the form has no input for (e.g. `claims`).
+    pub fn other_errors(&self) -> Vec<String> {
+        let shown: Vec<&str> = inputs(self.kind, self.creating)
+            .into_iter()
+            .map(error_key)
+            .collect();
+        self.errors
+            .clone()
+            .into_map()
+            .into_iter()
+            .filter(|(k, _)| !shown.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect()
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/providers.html")]
+pub struct ProvidersPage {
+    chrome: Chrome,
+    providers: Vec<ProviderView>,
+    /// The kinds to add, with their names: `(kind, title)`.
+    kinds: Vec<(&'static str, &'static str)>,
+    form: Option<FormState>,
+    notice: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "admin/provider.html")]
+pub struct ProviderPage {
+    chrome: Chrome,
+    view: ProviderView,
+    form: FormState,
+    notice: Option<String>,
+}
+
+impl ProviderPage {
+    fn new(session: &AdminSession, view: ProviderView, form: FormState) -> Self {
+        Self {
+            chrome: Chrome::new(session, "providers"),
+            view,
+            form,
+            notice: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    done: Option<String>,
+    kind: Option<String>,
+}
+
+fn kind_of(raw: &str) -> Result<ProviderKind, PageError> {
+    supported_kind(raw.trim()).map_err(PageError::BadRequest)
+}
+
+async fn list_page(
+    session: &AdminSession,
+    state: &AppState,
+    form: Option<FormState>,
+    notice: Option<String>,
+) -> Result<ProvidersPage, PageError> {
+    Ok(ProvidersPage {
+        chrome: Chrome::new(session, "providers"),
+        providers: providers_admin::all(state).await?,
+        kinds: kinds::KINDS
+            .iter()
+            .map(|k| (k.kind().as_str(), k.title()))
+            .collect(),
+        form,
+        notice,
+    })
+}
+
+async fn providers_page(
+    session: AdminSession,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<ProvidersPage, PageError> {
+    let form = match query.kind.as_deref() {
+        Some(raw) => {
+            let kind = kind_of(raw)?;
+            Some(FormState::new(kind, ProviderForm::blank(kind), None))
+        }
+        None => None,
+    };
+    let notice = match query.done.as_deref() {
+        Some("deleted") => Some("The provider was deleted.".to_owned()),
+        _ => None,
+    };
+    list_page(&session, &state, form, notice).await
+}
+
+/// Field errors for the form, or the page's error for everything else.
+fn form_error(err: ProviderError) -> Result<FieldErrors, PageError> {
+    match err {
+        ProviderError::Exists(_) => Ok(FieldErrors::single("id", "is already taken")),
+        ProviderError::ManagedByConfig(_) => Err(PageError::BadRequest(err.to_string())),
+        ProviderError::NotFound(_) => Err(PageError::NotFound),
+        ProviderError::Store(e) => Err(e.into()),
+    }
+}
+
+/// Runs "Test discovery" for the form's issuer, into the form.
+async fn discover_into(state: &AppState, form: &mut FormState) {
+    let issuer = form.values.get("issuer");
+    match providers_discovery::discover(state.connectors.http(), issuer).await {
+        Ok(report) => form.discovery = Some(report),
+        Err(errors) => form.errors = errors,
+    }
+}
+
+fn status_of(form: &FormState) -> StatusCode {
+    if form.errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
+/// The form turned into the API's input and validated like it.
+async fn validated(
+    state: &AppState,
+    form: &ProviderForm,
+    kind: ProviderKind,
+    current: Option<(&Provider, &ProviderView)>,
+) -> Result<ProviderWrite, FieldErrors> {
+    form.input(kind, current.map(|(_, v)| v))?
+        .validate(current.map(|(p, _)| p), state.connectors.http())
+        .await
+}
+
+async fn create_provider(
+    state: web::Data<AppState>,
+    form: Protected<ProviderForm>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    let kind = kind_of(form.get("kind"))?;
+    let mut state_form = FormState::new(kind, form.clone(), None);
+    if form.get("action") == "discover" {
+        discover_into(&state, &mut state_form).await;
+    } else {
+        state_form.errors = match validated(&state, &form, kind, None).await {
+            Ok(new) => match providers_admin::create(&state, &session.caller(), &new).await {
+                Ok(created) => {
+                    return Ok(see_other(&format!(
+                        "/admin/providers/{}?done=created",
+                        created.id
+                    )));
+                }
+                Err(e) => form_error(e)?,
+            },
+            Err(errors) => errors,
+        };
+    }
+    let page = list_page(&session, &state, Some(state_form), None).await?;
+    let status = page.form.as_ref().map_or(StatusCode::OK, status_of);
+    render(status, &page)
+}
+
+#[derive(Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+async fn provider_page(
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<DoneQuery>,
+) -> Result<ProviderPage, PageError> {
+    let view = providers_admin::get(&state, &id)
+        .await
+        .map_err(|e| form_error(e).err().unwrap_or(PageError::NotFound))?;
+    let form = FormState::new(view.kind, ProviderForm::from_view(&view), Some(&view));
+    let mut page = ProviderPage::new(&session, view, form);
+    page.notice = match query.done.as_deref() {
+        Some("created") => Some("The provider was created; it offers logins now.".to_owned()),
+        Some("saved") => Some("Saved; the next login uses the new settings.".to_owned()),
+        Some("enabled") => Some("The provider is enabled.".to_owned()),
+        Some("disabled") => Some("The provider is disabled: it offers no login.".to_owned()),
+        _ => None,
+    };
+    Ok(page)
+}
+
+async fn update_provider(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<ProviderForm>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    let current = providers_admin::editable(&state, &id)
+        .await
+        .map_err(|e| form_error(e).err().unwrap_or(PageError::NotFound))?;
+    let view = ProviderView::new(&current, state.settings.server.issuer.as_str());
+    let kind = current.kind;
+    let mut values = form.clone();
+    values.0.insert("id".into(), view.id.clone());
+    let mut state_form = FormState::new(kind, values.clone(), Some(&view));
+    if form.get("action") == "discover" {
+        discover_into(&state, &mut state_form).await;
+    } else {
+        match validated(&state, &values, kind, Some((&current, &view))).await {
+            Ok(new) => match providers_admin::update(&state, &session.caller(), &new).await {
+                Ok(saved) => {
+                    return Ok(see_other(&format!(
+                        "/admin/providers/{}?done=saved",
+                        saved.id
+                    )));
+                }
+                Err(e) => state_form.errors = form_error(e)?,
+            },
+            Err(errors) => state_form.errors = errors,
+        }
+    }
+    let status = status_of(&state_form);
+    let page = ProviderPage::new(&session, view, state_form);
+    render(status, &page)
+}
+
+async fn set_enabled(
+    state: &AppState,
+    id: &str,
+    form: Protected<NoFields>,
+    enabled: bool,
+) -> Result<HttpResponse, PageError> {
+    match providers_admin::set_enabled(state, &form.session.caller(), id, enabled).await {
+        Ok(v) => Ok(see_other(&format!(
+            "/admin/providers/{}?done={}",
+            v.id,
+            if enabled { "enabled" } else { "disabled" }
+        ))),
+        Err(e) => Err(form_error(e)
+            .err()
+            .unwrap_or_else(|| PageError::BadRequest("cannot change it".into()))),
+    }
+}
+
+async fn enable_provider(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    set_enabled(&state, &id, form, true).await
+}
+
+async fn disable_provider(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    set_enabled(&state, &id, form, false).await
+}
+
+async fn delete_provider(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    match providers_admin::delete(&state, &form.session.caller(), &id).await {
+        Ok(_) => Ok(see_other("/admin/providers?done=deleted")),
+        Err(e) => Err(form_error(e)
+            .err()
+            .unwrap_or_else(|| PageError::BadRequest("cannot delete".into()))),
+    }
+}
