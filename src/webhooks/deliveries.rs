@@ -344,19 +344,14 @@ pub(crate) async fn page_in(
     deliveries_in(conn, &rows).await
 }
 
+/// One of an endpoint's deliveries: the newest of its log below `id + 1`, if that is it.
 pub(crate) async fn find_in(
     conn: &mut AnyConnection,
     endpoint_id: &str,
     id: i64,
 ) -> Result<Option<Delivery>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM webhook_deliveries WHERE id = $1 AND endpoint_id = $2"
-    ))
-    .bind(id)
-    .bind(endpoint_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(deliveries_in(conn, &rows).await?.pop())
+    let newest = page_in(conn, endpoint_id, "", id.saturating_add(1), 1).await?;
+    Ok(newest.into_iter().find(|d| d.id == id))
 }
 
 /// Every attempt of a delivery, oldest first.
