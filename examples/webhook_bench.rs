@@ -15,7 +15,7 @@ use portico::config::DatabaseUrl;
 use portico::crypto::{MasterKey, Sealer};
 use portico::store::Store;
 use portico::webhooks::events::{self, EventType};
-use portico::webhooks::{Dispatcher, NewEndpoint, WebhookService, WebhookSettings};
+use portico::webhooks::{Dispatcher, ManagedEndpoint, WebhookSettings, managed};
 
 #[derive(Default)]
 struct Arrivals(Mutex<HashMap<String, Instant>>);
@@ -86,19 +86,20 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::connect(&DatabaseUrl::parse(&url).map_err(anyhow::Error::msg)?, 16).await?;
     store.migrate().await?;
     let sealer = Sealer::new(&MasterKey::generate());
+    // The receiver is declared as in portico.toml and applied as a start applies it.
     let settings = Arc::new(WebhookSettings {
         allow_private_targets: true,
-        ..WebhookSettings::default()
-    });
-    let service = WebhookService::new(store.clone(), sealer.clone(), settings.clone());
-    service
-        .create(NewEndpoint {
+        endpoints: vec![ManagedEndpoint {
+            id: "bench".into(),
             url: format!("http://127.0.0.1:{port}/hook"),
             events: vec!["login.succeeded".into()],
             enabled: true,
             description: "bench".into(),
-        })
-        .await?;
+            secret: None,
+        }],
+        ..WebhookSettings::default()
+    });
+    managed::apply(&store, &sealer, &settings).await?;
 
     // Throughput: a backlog of events, then one dispatcher drains it.
     for _ in 0..events {

@@ -1,6 +1,9 @@
 //! Webhook endpoints as admins manage them, through the API and the pages. Each change and its
 //! audit entry commit in one transaction: the webhook service's `*_in` methods make the change
-//! on the transaction this module opens, then `crate::audit::record` writes on it too.
+//! on the transaction this module opens, then `crate::audit::commit_with` writes on it too. This
+//! is the only way to change an endpoint or queue a delivery by hand (the service's changes are
+//! crate-private); the endpoints declared in portico.toml are applied at start by
+//! `webhooks::managed`, which is not an admin's change.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -10,9 +13,9 @@ use crate::admin::http::pagination::{Cursor, MAX_LIMIT, Page, PageRequest};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::{Caller, http::time};
 use crate::state::AppState;
+use crate::webhooks::deliveries::{self, Health};
 use crate::webhooks::events::EventType;
-use crate::webhooks::health::{self, Health};
-use crate::webhooks::service::{self as wh, subscribable};
+use crate::webhooks::service::subscribable;
 use crate::webhooks::{
     Attempt, Delivery, Endpoint, EndpointUpdate, NewEndpoint, WebhookError, guard,
 };
@@ -209,22 +212,24 @@ pub struct ValidWebhook {
     description: Option<String>,
 }
 
-impl ValidWebhook {
-    pub fn into_new(self) -> NewEndpoint {
+impl From<ValidWebhook> for NewEndpoint {
+    fn from(v: ValidWebhook) -> Self {
         NewEndpoint {
-            url: self.url,
-            events: self.events,
-            enabled: self.enabled.unwrap_or(true),
-            description: self.description.unwrap_or_default(),
+            url: v.url,
+            events: v.events,
+            enabled: v.enabled.unwrap_or(true),
+            description: v.description.unwrap_or_default(),
         }
     }
+}
 
-    pub fn into_update(self) -> EndpointUpdate {
+impl From<ValidWebhook> for EndpointUpdate {
+    fn from(v: ValidWebhook) -> Self {
         EndpointUpdate {
-            url: Some(self.url),
-            events: Some(self.events),
-            enabled: self.enabled,
-            description: self.description,
+            url: Some(v.url),
+            events: Some(v.events),
+            enabled: v.enabled,
+            description: v.description,
         }
     }
 }
@@ -317,34 +322,19 @@ impl DeliveryParams {
 
 /// Endpoints, newest first, with their health.
 pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<WebhookView>, WebhookError> {
-    let listing = state
+    let endpoints = state
         .webhooks
-        .list(&wh::Page {
-            limit: Some(page.limit),
-            cursor: page.cursor.as_ref().map(|c| format!("{}:{}", c.at, c.id)),
-        })
+        .list(page.cursor.as_ref(), page.limit + 1)
         .await?;
-    let mut health = health::load(&state.store, None).await?;
-    let items: Vec<WebhookView> = listing
-        .items
-        .into_iter()
-        .map(|e| {
-            let h = health.remove(&e.id).unwrap_or_default();
-            WebhookView::new(e, h)
-        })
-        .collect();
-    let next_cursor = listing
-        .next_cursor
-        .and(items.last())
-        .map(|last| endpoint_cursor(last).encode());
-    Ok(Page { items, next_cursor })
-}
-
-fn endpoint_cursor(w: &WebhookView) -> Cursor {
-    Cursor {
+    let mut health = deliveries::health(&state.store, None).await?;
+    let views = endpoints.into_iter().map(|e| {
+        let h = health.remove(&e.id).unwrap_or_default();
+        WebhookView::new(e, h)
+    });
+    Ok(Page::from_rows(views.collect(), page.limit, |w| Cursor {
         at: w.created_at_secs,
         id: w.id.clone(),
-    }
+    }))
 }
 
 /// The first page of the largest size, for the admin page.
@@ -358,7 +348,7 @@ pub async fn all(state: &AppState) -> Result<Vec<WebhookView>, WebhookError> {
 
 pub async fn get(state: &AppState, id: &str) -> Result<WebhookView, WebhookError> {
     let endpoint = state.webhooks.get(id).await?;
-    let h = health::load(&state.store, Some(id))
+    let h = deliveries::health(&state.store, Some(id))
         .await?
         .remove(id)
         .unwrap_or_default();
@@ -371,27 +361,18 @@ pub async fn deliveries(
     id: &str,
     query: &DeliveryQuery,
 ) -> Result<Page<DeliveryView>, WebhookError> {
-    let listing = state
+    // Delivery ids grow with time: the log continues below the id alone.
+    let below = query.page.cursor.as_ref().and_then(|c| c.id.parse().ok());
+    let (status, limit) = (query.status.as_deref(), query.page.limit);
+    let rows = state
         .webhooks
-        .deliveries(
-            id,
-            query.status.as_deref(),
-            &wh::Page {
-                limit: Some(query.page.limit),
-                // Delivery ids grow with time: the service continues below the id alone.
-                cursor: query.page.cursor.as_ref().map(|c| c.id.clone()),
-            },
-        )
+        .deliveries(id, status, below, limit + 1)
         .await?;
-    let items: Vec<DeliveryView> = listing.items.into_iter().map(DeliveryView::from).collect();
-    let next_cursor = listing.next_cursor.and(items.last()).map(|last| {
-        Cursor {
-            at: last.created_at_secs,
-            id: last.id.to_string(),
-        }
-        .encode()
-    });
-    Ok(Page { items, next_cursor })
+    let views = rows.into_iter().map(DeliveryView::from).collect();
+    Ok(Page::from_rows(views, limit, |d| Cursor {
+        at: d.created_at_secs,
+        id: d.id.to_string(),
+    }))
 }
 
 pub async fn delivery(
@@ -416,16 +397,46 @@ fn details(e: &Endpoint) -> serde_json::Value {
     })
 }
 
+/// Commits a change to endpoint `id` with its audit entry.
+async fn commit(
+    tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &Caller,
+    action: &str,
+    id: &str,
+    details: serde_json::Value,
+) -> Result<(), WebhookError> {
+    let target = format!("webhook:{id}");
+    Ok(crate::audit::commit_with(tx, caller, action, &target, details).await?)
+}
+
+/// Commits a delivery queued by hand with its audit entry.
+async fn commit_queued(
+    tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &Caller,
+    action: &str,
+    delivery: Delivery,
+) -> Result<DeliveryView, WebhookError> {
+    let details = json!({ "delivery_id": delivery.id, "event_id": delivery.event_id });
+    commit(tx, caller, action, &delivery.endpoint_id, details).await?;
+    Ok(delivery.into())
+}
+
 /// Creates an endpoint with a new secret, returned here only.
 pub async fn create(
     state: &AppState,
     caller: &Caller,
-    valid: ValidWebhook,
+    new: impl Into<NewEndpoint>,
 ) -> Result<WebhookWithSecret, WebhookError> {
     let mut tx = state.store.begin_write().await?;
-    let (endpoint, secret) = state.webhooks.create_in(&mut tx, valid.into_new()).await?;
-    let target = format!("webhook:{}", endpoint.id);
-    crate::audit::commit_with(tx, caller, "webhook.created", &target, details(&endpoint)).await?;
+    let (endpoint, secret) = state.webhooks.create_in(&mut tx, new.into()).await?;
+    commit(
+        tx,
+        caller,
+        "webhook.created",
+        &endpoint.id,
+        details(&endpoint),
+    )
+    .await?;
     Ok(WebhookWithSecret {
         webhook: WebhookView::new(endpoint, Health::default()),
         secret: secret.expose().to_owned(),
@@ -436,21 +447,11 @@ pub async fn update(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    valid: ValidWebhook,
+    change: impl Into<EndpointUpdate>,
 ) -> Result<WebhookView, WebhookError> {
     let mut tx = state.store.begin_write().await?;
-    let endpoint = state
-        .webhooks
-        .update_in(&mut tx, id, valid.into_update())
-        .await?;
-    crate::audit::commit_with(
-        tx,
-        caller,
-        "webhook.updated",
-        &format!("webhook:{id}"),
-        details(&endpoint),
-    )
-    .await?;
+    let endpoint = state.webhooks.update_in(&mut tx, id, change.into()).await?;
+    commit(tx, caller, "webhook.updated", id, details(&endpoint)).await?;
     get(state, id).await
 }
 
@@ -458,11 +459,7 @@ pub async fn update(
 pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> Result<(), WebhookError> {
     let mut tx = state.store.begin_write().await?;
     let endpoint = state.webhooks.delete_in(&mut tx, id).await?;
-    let target = format!("webhook:{id}");
-    Ok(
-        crate::audit::commit_with(tx, caller, "webhook.deleted", &target, details(&endpoint))
-            .await?,
-    )
+    commit(tx, caller, "webhook.deleted", id, details(&endpoint)).await
 }
 
 /// A new signing secret, returned here only; the old one also signs for
@@ -474,14 +471,7 @@ pub async fn rotate_secret(
 ) -> Result<WebhookWithSecret, WebhookError> {
     let mut tx = state.store.begin_write().await?;
     let secret = state.webhooks.rotate_secret_in(&mut tx, id).await?;
-    crate::audit::commit_with(
-        tx,
-        caller,
-        "webhook.secret_rotated",
-        &format!("webhook:{id}"),
-        json!({}),
-    )
-    .await?;
+    commit(tx, caller, "webhook.secret_rotated", id, json!({})).await?;
     Ok(WebhookWithSecret {
         webhook: get(state, id).await?,
         secret: secret.expose().to_owned(),
@@ -496,16 +486,7 @@ pub async fn test_ping(
 ) -> Result<DeliveryView, WebhookError> {
     let mut tx = state.store.begin_write().await?;
     let delivery = state.webhooks.test_ping_in(&mut tx, id).await?;
-    let details = json!({ "delivery_id": delivery.id, "event_id": delivery.event_id });
-    crate::audit::commit_with(
-        tx,
-        caller,
-        "webhook.test_sent",
-        &format!("webhook:{id}"),
-        details,
-    )
-    .await?;
-    Ok(delivery.into())
+    commit_queued(tx, caller, "webhook.test_sent", delivery).await
 }
 
 /// Queues a finished delivery again for a new round of attempts.
@@ -517,14 +498,23 @@ pub async fn replay(
 ) -> Result<DeliveryView, WebhookError> {
     let mut tx = state.store.begin_write().await?;
     let delivery = state.webhooks.replay_in(&mut tx, id, delivery_id).await?;
-    let details = json!({ "delivery_id": delivery.id, "event_id": delivery.event_id });
-    crate::audit::commit_with(
-        tx,
-        caller,
-        "webhook.delivery_replayed",
-        &format!("webhook:{id}"),
-        details,
-    )
-    .await?;
-    Ok(delivery.into())
+    commit_queued(tx, caller, "webhook.delivery_replayed", delivery).await
+}
+
+/// Queues again every delivery of the endpoint that failed at or after `since` (Unix seconds);
+/// returns how many.
+pub async fn replay_failed_since(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    since: i64,
+) -> Result<u64, WebhookError> {
+    let mut tx = state.store.begin_write().await?;
+    let n = state
+        .webhooks
+        .replay_failed_since_in(&mut tx, id, since)
+        .await?;
+    let details = json!({ "failed_since": since, "deliveries": n });
+    commit(tx, caller, "webhook.deliveries_replayed", id, details).await?;
+    Ok(n)
 }

@@ -1,8 +1,8 @@
 //! Dispatcher workers: claim due deliveries under a lease, send them signed, log each attempt.
 //!
 //! Any number of instances may run one against the same database: a delivery is claimed by
-//! exactly one worker at a time (see `db::claim`), and a worker that dies leaves a lease that
-//! runs out, after which another worker claims the delivery again. The attempt that died is
+//! exactly one worker at a time (see `deliveries::claim`), and a worker that dies leaves a lease
+//! that runs out, after which another worker claims the delivery again. The attempt that died is
 //! counted; the receiver sees the same `webhook-id` again and can deduplicate.
 
 use std::sync::Arc;
@@ -13,13 +13,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::WebhookSettings;
-use super::db::{self, AttemptRecord, Finished, Job, Next};
+use super::deliveries::{
+    self, AttemptRecord, Finished, Job, Next, finish_attempts, settle_without_attempt,
+};
+use super::endpoints;
 use super::events::EventType;
 use super::guard::{self, GuardedResolver};
 use super::retry::{parse_retry_after, retry_delay};
 use super::signing::{WebhookSecret, signature_header};
 use crate::crypto::{SealTarget, Sealer};
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// Bytes of each response body kept in the log.
 const RESPONSE_KEEP: usize = 1024;
@@ -95,7 +98,7 @@ impl Dispatcher {
 
     async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut in_flight = JoinSet::new();
-        // Attempts end in a channel; one writer logs them in batches (see `db::finish_attempts`).
+        // Attempts end in a channel; one writer logs them in batches (see `finish_attempts`).
         let (done, results) = mpsc::unbounded_channel();
         let mut writer = JoinSet::new();
         writer.spawn(Arc::clone(&self).write(results));
@@ -140,13 +143,13 @@ impl Dispatcher {
         in_flight: &mut JoinSet<()>,
         done: &mpsc::UnboundedSender<Done>,
     ) -> Result<usize, crate::store::StoreError> {
-        let now = db::now_ms();
-        if !db::any_due(&self.store, now).await? {
+        let now = store::now_ms();
+        if !deliveries::any_due(&self.store, now).await? {
             return Ok(0);
         }
         let token = uuid::Uuid::new_v4().simple().to_string();
         let lease_until = now + self.settings.lease.as_millis();
-        let jobs = db::claim(&self.store, &token, now, lease_until, free as i64).await?;
+        let jobs = deliveries::claim(&self.store, &token, now, lease_until, free as i64).await?;
         let claimed = jobs.len();
         let token: Arc<str> = token.into();
         for job in jobs {
@@ -186,14 +189,14 @@ impl Dispatcher {
                     (d.finished, d.outcome)
                 })
                 .unzip();
-            let lost = match db::finish_attempts(&self.store, &finished).await {
+            let lost = match finish_attempts(&self.store, &finished).await {
                 Ok(lost) => lost,
                 // One bad row (say, its endpoint was just deleted) must not hold back the rest:
                 // write them one by one.
                 Err(_) if finished.len() > 1 => {
                     let mut lost = 0;
                     for f in &finished {
-                        match db::finish_attempts(&self.store, std::slice::from_ref(f)).await {
+                        match finish_attempts(&self.store, std::slice::from_ref(f)).await {
                             Ok(n) => lost += n,
                             Err(e) => {
                                 lost += 1;
@@ -223,10 +226,10 @@ impl Dispatcher {
     }
 
     async fn report_queue(&self) {
-        match db::queue_stats(&self.store).await {
+        match deliveries::queue_stats(&self.store).await {
             Ok((depth, oldest)) => {
                 metrics::gauge!("webhook_queue_depth").set(depth as f64);
-                let age = oldest.map_or(0.0, |t| (db::now_ms() - t).max(0) as f64 / 1000.0);
+                let age = oldest.map_or(0.0, |t| (store::now_ms() - t).max(0) as f64 / 1000.0);
                 metrics::gauge!("webhook_oldest_pending_age_seconds").set(age);
             }
             Err(e) => tracing::warn!(error = %e, "reading the webhook queue failed"),
@@ -245,8 +248,10 @@ impl Dispatcher {
                 .map_err(|e| format!("cannot open the endpoint secret: {e}"))?;
             WebhookSecret::parse(text.expose_secret()).map_err(|e| e.to_string())
         };
-        let mut secrets = vec![open(&job.secret, "secret")?];
-        if let (Some(previous), Some(until)) = (&job.previous_secret, job.previous_secret_until_ms)
+        let endpoint = &job.endpoint;
+        let mut secrets = vec![open(&endpoint.secret, "secret")?];
+        if let (Some(previous), Some(until)) =
+            (&endpoint.previous_secret, endpoint.previous_secret_until_ms)
             && until > now_ms
         {
             secrets.push(open(previous, "previous_secret")?);
@@ -261,15 +266,14 @@ impl Dispatcher {
         job: Job,
         token: Arc<str>,
     ) -> Result<Option<Done>, crate::store::StoreError> {
-        let now = db::now_ms();
-        if !job.enabled && job.event_type != EventType::WebhookTest.as_str() {
-            db::settle_without_attempt(&self.store, &job, &token, "the endpoint is disabled")
-                .await?;
+        let now = store::now_ms();
+        if !job.endpoint.enabled && job.event_type != EventType::WebhookTest.as_str() {
+            settle_without_attempt(&self.store, &job, &token, "the endpoint is disabled").await?;
             metrics::counter!("webhook_deliveries_total", "outcome" => "failed").increment(1);
             return Ok(None);
         }
         let prepared = self.secrets(&job, now).and_then(|secrets| {
-            guard::check_url(&job.url, self.settings.allow_private_targets)
+            guard::check_url(&job.endpoint.url, self.settings.allow_private_targets)
                 .map(|url| (secrets, url))
                 .map_err(|e| e.to_string())
         });
@@ -303,7 +307,7 @@ impl Dispatcher {
                         }
                         _ => delay,
                     };
-                    Next::RetryAt(db::now_ms() + wait.as_millis() as i64)
+                    Next::RetryAt(store::now_ms() + wait.as_millis() as i64)
                 }
             },
         };
@@ -329,7 +333,7 @@ impl Dispatcher {
                 metrics::counter!("webhook_deliveries_total", "outcome" => "succeeded")
                     .increment(1);
                 metrics::histogram!("webhook_delivery_latency_seconds")
-                    .record((db::now_ms() - job.created_at_ms).max(0) as f64 / 1000.0);
+                    .record((store::now_ms() - job.created_at_ms).max(0) as f64 / 1000.0);
             }
             Next::Failed => {
                 metrics::counter!("webhook_deliveries_total", "outcome" => "failed").increment(1);
@@ -337,12 +341,13 @@ impl Dispatcher {
             }
             Next::RetryAt(_) => {}
         }
-        // A 410 already disabled the endpoint along with the attempt (`db::finish_attempts`).
+        // A 410 already disabled the endpoint along with the attempt (`finish_attempts`).
         if !f.gone
             && job.event_type != EventType::WebhookTest.as_str()
-            && db::note_health(
+            && endpoints::note_health(
                 &self.store,
-                job,
+                &job.endpoint_id,
+                job.endpoint.failing_since_ms,
                 matches!(outcome, Outcome::Success),
                 f.record.started_at_ms,
                 self.settings.disable_after.as_millis(),

@@ -3,10 +3,13 @@
 //! Callers pass the connection of the transaction that makes the change, so an event exists
 //! exactly when its change committed.
 
-use serde_json::{Value, json};
-use sqlx::AnyConnection;
+use std::collections::HashMap;
 
-use crate::store::{self, StoreError};
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Row};
+
+use super::{deliveries, endpoints};
+use crate::store::{self, Backend, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
@@ -67,8 +70,8 @@ pub async fn record(
     data: Value,
 ) -> Result<RecordedEvent, StoreError> {
     let event = insert(conn, event_type, data).await?;
-    super::db::enqueue_subscribed(conn, &event.id, event_type.as_str(), super::db::now_ms())
-        .await?;
+    let subscribed = endpoints::subscribed_in(conn, event_type.as_str()).await?;
+    deliveries::enqueue_in(conn, &event.id, &subscribed, store::now_ms()).await?;
     Ok(event)
 }
 
@@ -131,12 +134,90 @@ pub(crate) async fn insert(
     })
 }
 
+/// Type and, with `with_body`, body (else empty) of each of these events that exists, by id.
+pub(crate) async fn find_in(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    with_body: bool,
+) -> Result<HashMap<String, (String, String)>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(store::MAX_IN_LIST) {
+        let sql = format!(
+            "SELECT id, type{} FROM events WHERE id IN ({})",
+            if with_body { ", body" } else { "" },
+            store::placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let body = if with_body {
+                row.try_get("body")?
+            } else {
+                String::new()
+            };
+            found.insert(row.try_get("id")?, (row.try_get("type")?, body));
+        }
+    }
+    Ok(found)
+}
+
+/// Logins through one provider in a window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderLogins {
+    /// The provider id the events name; empty when a failure named none.
+    pub provider: String,
+    pub succeeded: i64,
+    pub failed: i64,
+}
+
+/// The logins query: `$1` the start of the window, `$2` the most rows. `events_type_created`
+/// (type, created_at) finds the window's logins; the provider is read from their bodies.
+pub fn logins_sql(backend: Backend) -> String {
+    let provider = match backend {
+        Backend::Sqlite => "json_extract(body, '$.data.provider')",
+        Backend::Postgres => "(body::jsonb -> 'data' ->> 'provider')",
+    };
+    format!(
+        "SELECT {provider} AS provider, \
+         SUM(CASE WHEN type = 'login.succeeded' THEN 1 ELSE 0 END) AS succeeded, \
+         SUM(CASE WHEN type = 'login.failed' THEN 1 ELSE 0 END) AS failed \
+         FROM events WHERE type IN ('login.succeeded', 'login.failed') AND created_at >= $1 \
+         GROUP BY 1 ORDER BY COUNT(*) DESC, 1 LIMIT $2"
+    )
+}
+
+/// Logins per provider since `since` (Unix seconds), busiest first, at most `limit` providers.
+pub async fn logins_by_provider(
+    store: &Store,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<ProviderLogins>, StoreError> {
+    let sql = logins_sql(store.backend());
+    let rows = sqlx::query(&sql)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ProviderLogins {
+                provider: row
+                    .try_get::<Option<String>, _>("provider")?
+                    .unwrap_or_default(),
+                succeeded: row.try_get("succeeded")?,
+                failed: row.try_get("failed")?,
+            })
+        })
+        .collect()
+}
+
 /// Events (and with them their deliveries and attempts, ON DELETE CASCADE) are kept
 /// `event_retention_days`; an event with a delivery still pending stays, however old.
 pub const JANITOR: crate::store::janitor::Rule = crate::store::janitor::Rule {
     table: "events",
     key: "id",
-    condition: "created_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
-                WHERE d.event_id = events.id AND d.status = 'pending')",
+    condition: deliveries::SETTLED_EVENTS,
     cutoff: |now, s| now - s.event_retention_days * 86_400,
 };

@@ -7,12 +7,10 @@
 
 use secrecy::ExposeSecret;
 
-use super::service::{
-    WebhookError, delete_endpoint, insert_endpoint, replace_subscriptions, rotate_in,
-};
-use super::{WebhookSecret, WebhookSettings, db, guard};
-use crate::crypto::{SealTarget, Sealer};
-use crate::store::{Store, StoreError};
+use super::service::{WebhookError, check_events};
+use super::{WebhookSecret, WebhookSettings, endpoints, guard};
+use crate::crypto::Sealer;
+use crate::store::{self, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManagedError {
@@ -55,75 +53,36 @@ pub async fn apply(
             .map(|s| WebhookSecret::parse(s.expose_secret()))
             .transpose()
             .map_err(|e| invalid(e.to_string()))?;
-        let mut events: Vec<String> = Vec::new();
-        for e in &declared.events {
-            let t = super::service::subscribable(e)
-                .ok_or_else(|| invalid(format!("`{e}` cannot be subscribed to")))?;
-            events.push(t.as_str().to_owned());
-        }
-        if events.is_empty() {
-            return Err(invalid("needs at least one event type".into()));
-        }
+        let events = check_events(&declared.events).map_err(|e| invalid(e.to_string()))?;
         let initial = secret.clone().unwrap_or_else(WebhookSecret::generate);
-        let created = insert_endpoint(
+        let (id, description, enabled) = (&declared.id, &declared.description, declared.enabled);
+        let created = endpoints::insert_in(
             &mut tx,
             sealer,
-            &declared.id,
+            id,
             &url,
-            &declared.description,
-            declared.enabled,
+            description,
+            enabled,
             true,
             &initial,
         )
         .await?;
         if !created {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET url = $1, description = $2, enabled = $3, managed = 1, \
-                 disabled_reason = CASE WHEN $3 = 1 THEN NULL ELSE disabled_reason END, \
-                 updated_at = $4 WHERE id = $5",
-            )
-            .bind(&url)
-            .bind(&declared.description)
-            .bind(i64::from(declared.enabled))
-            .bind(crate::store::now())
-            .bind(&declared.id)
-            .execute(&mut *tx)
-            .await?;
+            endpoints::update_in(&mut tx, id, &url, description, enabled, true).await?;
             if let Some(secret) = &secret {
-                let stored: Vec<u8> =
-                    sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1")
-                        .bind(&declared.id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let current = sealer
-                    .open_string(
-                        &stored,
-                        SealTarget::new("webhook_endpoints", "secret", &declared.id),
-                    )
-                    .map_err(StoreError::from)
-                    .map_err(WebhookError::from)?;
+                let current = endpoints::secret_in(&mut tx, sealer, id).await?;
                 if current.expose_secret() != secret.expose() {
-                    rotate_in(
-                        &mut tx,
-                        sealer,
-                        &declared.id,
-                        secret,
-                        db::now_ms() + settings.secret_overlap.as_millis(),
-                    )
-                    .await?;
+                    let overlap_until = store::now_ms() + settings.secret_overlap.as_millis();
+                    endpoints::rotate_secret_in(&mut tx, sealer, id, secret, overlap_until).await?;
                 }
             }
         }
-        replace_subscriptions(&mut tx, &declared.id, &events).await?;
+        endpoints::replace_subscriptions_in(&mut tx, id, &events).await?;
     }
-    let stored: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE managed = 1")
-            .fetch_all(&mut *tx)
-            .await?;
-    for id in stored {
+    for id in endpoints::managed_ids_in(&mut tx).await? {
         if !settings.endpoints.iter().any(|e| e.id == id) {
             tracing::info!(endpoint = %id, "deleting a webhook endpoint no longer in portico.toml");
-            delete_endpoint(&mut tx, &id).await?;
+            endpoints::delete_in(&mut tx, &id).await?;
         }
     }
     tx.commit().await?;

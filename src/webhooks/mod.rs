@@ -4,13 +4,19 @@
 //! per enabled endpoint subscribed to its type. Dispatcher workers (any number of instances)
 //! claim due rows under a lease, sign and POST them per Standard Webhooks 1.0, log each
 //! attempt and schedule retries. `WebhookService` is what the admin UI and API call.
+//!
+//! Each table has one repository, the only file with its SQL: `events` (the outbox's events),
+//! `endpoints` (`webhook_endpoints`, `webhook_subscriptions`) and `deliveries`
+//! (`webhook_deliveries`, `webhook_attempts`). A read that needs rows of another repository's
+//! table asks that repository; a change that must commit with others takes the caller's
+//! connection (`*_in`).
 
 pub mod config;
-pub(crate) mod db;
+pub mod deliveries;
 pub mod dispatcher;
+pub mod endpoints;
 pub mod events;
 pub mod guard;
-pub mod health;
 pub mod managed;
 pub mod retry;
 pub mod service;

@@ -1,18 +1,22 @@
 //! What the admin UI and JSON API call: endpoint management, the delivery log, replay, ping.
 //!
-//! Every change is one transaction. Secrets leave this layer only as the return value of
-//! `create` and `rotate_secret` (shown once); they are stored sealed.
+//! The reads are public. Each change is a `*_in` method on the caller's transaction, for the
+//! crate only: the admin side (`admin::webhooks_admin`) opens the transaction, makes the change
+//! here, writes its audit entry on the same transaction and commits both, so no change skips
+//! the audit. Secrets leave this layer only as the return value of `create_in` and
+//! `rotate_secret_in` (shown once); they are stored sealed. The SQL is in the tables'
+//! repositories (`endpoints`, `deliveries`, `events`).
 
 use std::sync::Arc;
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
-use super::db::{self, DELIVERY_COLUMNS};
+use super::deliveries::{self, Requeue};
 use super::events::{self, EventType};
 use super::guard::{self, TargetError};
-use super::{Attempt, Delivery, Endpoint, WebhookSecret, WebhookSettings};
-use crate::crypto::{SealTarget, Sealer};
-use crate::store::{Store, StoreError};
+use super::{Attempt, Delivery, Endpoint, WebhookSecret, WebhookSettings, endpoints};
+use crate::crypto::Sealer;
+use crate::store::{self, Keyset, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -72,26 +76,6 @@ pub struct EndpointUpdate {
     pub description: Option<String>,
 }
 
-/// A page of a list: at most `limit` items older than `cursor` (from the previous page).
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-impl Page {
-    fn limit(&self) -> i64 {
-        self.limit.unwrap_or(50).clamp(1, 200)
-    }
-}
-
-/// Items and the cursor of the next page (`None` on the last).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Listing<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
 #[derive(Clone)]
 pub struct WebhookService {
     store: Store,
@@ -99,15 +83,12 @@ pub struct WebhookService {
     settings: Arc<WebhookSettings>,
 }
 
-const ENDPOINT_COLUMNS: &str = "id, url, description, enabled, managed, disabled_reason, \
-     failing_since_ms, created_at, updated_at";
-
 /// Event types an endpoint may subscribe to (a test ping goes to one endpoint on request).
 pub fn subscribable(raw: &str) -> Option<EventType> {
     EventType::parse(raw).filter(|t| *t != EventType::WebhookTest)
 }
 
-fn check_events(events: &[String]) -> Result<Vec<String>, WebhookError> {
+pub(super) fn check_events(events: &[String]) -> Result<Vec<String>, WebhookError> {
     if events.is_empty() {
         return Err(WebhookError::NoEvents);
     }
@@ -119,6 +100,22 @@ fn check_events(events: &[String]) -> Result<Vec<String>, WebhookError> {
         }
     }
     Ok(out)
+}
+
+async fn endpoint_in(conn: &mut AnyConnection, id: &str) -> Result<Endpoint, WebhookError> {
+    endpoints::find_in(conn, id)
+        .await?
+        .ok_or(WebhookError::EndpointNotFound)
+}
+
+async fn delivery_in(
+    conn: &mut AnyConnection,
+    endpoint_id: &str,
+    id: i64,
+) -> Result<Delivery, WebhookError> {
+    deliveries::find_in(conn, endpoint_id, id)
+        .await?
+        .ok_or(WebhookError::DeliveryNotFound)
 }
 
 impl WebhookService {
@@ -138,57 +135,23 @@ impl WebhookService {
         Ok(guard::check_url(url, self.settings.allow_private_targets)?.to_string())
     }
 
-    /// Endpoints, newest first.
-    pub async fn list(&self, page: &Page) -> Result<Listing<Endpoint>, WebhookError> {
-        let limit = page.limit();
-        let (cursor_at, cursor_id) = match page.cursor.as_deref().and_then(|c| c.split_once(':')) {
-            Some((at, id)) => (at.parse::<i64>().unwrap_or(i64::MAX), id.to_owned()),
-            None => (i64::MAX, String::new()),
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints \
-             WHERE created_at < $1 OR (created_at = $1 AND ($2 = '' OR id < $2)) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
-        ))
-        .bind(cursor_at)
-        .bind(&cursor_id)
-        .bind(limit + 1)
-        .fetch_all(self.store.pool())
-        .await?;
+    /// Up to `limit` endpoints, newest first, below `below` (the last of the previous page).
+    pub async fn list(
+        &self,
+        below: Option<&Keyset>,
+        limit: i64,
+    ) -> Result<Vec<Endpoint>, WebhookError> {
         let mut conn = self.store.pool().acquire().await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows.iter().take(limit as usize) {
-            items.push(endpoint_from_row(&mut conn, row).await?);
-        }
-        let next_cursor = (rows.len() as i64 > limit)
-            .then(|| {
-                items
-                    .last()
-                    .map(|e: &Endpoint| format!("{}:{}", e.created_at, e.id))
-            })
-            .flatten();
-        Ok(Listing { items, next_cursor })
+        Ok(endpoints::page_in(&mut conn, below, limit).await?)
     }
 
     pub async fn get(&self, id: &str) -> Result<Endpoint, WebhookError> {
         let mut conn = self.store.pool().acquire().await?;
-        fetch_endpoint(&mut conn, id).await
+        endpoint_in(&mut conn, id).await
     }
 
     /// Creates an endpoint; the secret is returned here and never again.
-    pub async fn create(
-        &self,
-        new: NewEndpoint,
-    ) -> Result<(Endpoint, WebhookSecret), WebhookError> {
-        let mut tx = self.store.begin_write().await?;
-        let created = self.create_in(&mut tx, new).await?;
-        tx.commit().await?;
-        Ok(created)
-    }
-
-    /// `create` on the caller's transaction, which commits it (the admin side adds its audit
-    /// entry to the same transaction). The `*_in` methods below follow the same rule.
-    pub async fn create_in(
+    pub(crate) async fn create_in(
         &self,
         conn: &mut AnyConnection,
         new: NewEndpoint,
@@ -197,30 +160,25 @@ impl WebhookService {
         let events = check_events(&new.events)?;
         let id = format!("wh_{}", uuid::Uuid::new_v4().simple());
         let secret = WebhookSecret::generate();
-        insert_endpoint(
+        let (description, enabled) = (&new.description, new.enabled);
+        endpoints::insert_in(
             conn,
             &self.sealer,
             &id,
             &url,
-            &new.description,
-            new.enabled,
+            description,
+            enabled,
             false,
             &secret,
         )
         .await?;
-        replace_subscriptions(conn, &id, &events).await?;
-        let endpoint = fetch_endpoint(conn, &id).await?;
-        Ok((endpoint, secret))
+        endpoints::replace_subscriptions_in(conn, &id, &events).await?;
+        Ok((endpoint_in(conn, &id).await?, secret))
     }
 
-    pub async fn update(&self, id: &str, change: EndpointUpdate) -> Result<Endpoint, WebhookError> {
-        let mut tx = self.store.begin_write().await?;
-        let endpoint = self.update_in(&mut tx, id, change).await?;
-        tx.commit().await?;
-        Ok(endpoint)
-    }
-
-    pub async fn update_in(
+    /// A partial change; enabling clears `disabled_reason` and the failure run. Refused for
+    /// managed endpoints.
+    pub(crate) async fn update_in(
         &self,
         conn: &mut AnyConnection,
         id: &str,
@@ -232,67 +190,42 @@ impl WebhookService {
             .map(|u| self.check_url(u))
             .transpose()?;
         let events = change.events.as_deref().map(check_events).transpose()?;
-        let current = fetch_endpoint(conn, id).await?;
+        let current = endpoint_in(conn, id).await?;
         if current.managed {
             return Err(WebhookError::ManagedByConfig);
         }
+        let url = url.unwrap_or(current.url);
+        let description = change.description.unwrap_or(current.description);
         let enabled = change.enabled.unwrap_or(current.enabled);
-        sqlx::query(
-            "UPDATE webhook_endpoints SET url = $1, description = $2, enabled = $3, \
-             disabled_reason = CASE WHEN $3 = 1 THEN NULL ELSE disabled_reason END, \
-             failing_since_ms = CASE WHEN $3 = 1 THEN NULL ELSE failing_since_ms END, \
-             updated_at = $4 WHERE id = $5",
-        )
-        .bind(url.unwrap_or(current.url))
-        .bind(change.description.unwrap_or(current.description))
-        .bind(i64::from(enabled))
-        .bind(crate::store::now())
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+        endpoints::update_in(conn, id, &url, &description, enabled, false).await?;
         if let Some(events) = events {
-            replace_subscriptions(conn, id, &events).await?;
+            endpoints::replace_subscriptions_in(conn, id, &events).await?;
         }
-        fetch_endpoint(conn, id).await
+        endpoint_in(conn, id).await
     }
 
-    /// Deletes an endpoint with its deliveries and their log.
-    pub async fn delete(&self, id: &str) -> Result<(), WebhookError> {
-        let mut tx = self.store.begin_write().await?;
-        self.delete_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Returns the endpoint as it was.
-    pub async fn delete_in(
+    /// Deletes an endpoint with its deliveries and their log; returns the endpoint as it was.
+    pub(crate) async fn delete_in(
         &self,
         conn: &mut AnyConnection,
         id: &str,
     ) -> Result<Endpoint, WebhookError> {
-        let endpoint = fetch_endpoint(conn, id).await?;
+        let endpoint = endpoint_in(conn, id).await?;
         if endpoint.managed {
             return Err(WebhookError::ManagedByConfig);
         }
-        delete_endpoint(conn, id).await?;
+        endpoints::delete_in(conn, id).await?;
         Ok(endpoint)
     }
 
     /// A new secret, returned once; the old one keeps signing for `webhooks.secret_overlap`.
     /// Refused for endpoints whose secret is set in portico.toml.
-    pub async fn rotate_secret(&self, id: &str) -> Result<WebhookSecret, WebhookError> {
-        let mut tx = self.store.begin_write().await?;
-        let secret = self.rotate_secret_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(secret)
-    }
-
-    pub async fn rotate_secret_in(
+    pub(crate) async fn rotate_secret_in(
         &self,
         conn: &mut AnyConnection,
         id: &str,
     ) -> Result<WebhookSecret, WebhookError> {
-        fetch_endpoint(conn, id).await?;
+        endpoint_in(conn, id).await?;
         let declared = self
             .settings
             .endpoints
@@ -302,344 +235,87 @@ impl WebhookService {
             return Err(WebhookError::ManagedByConfig);
         }
         let secret = WebhookSecret::generate();
-        rotate_in(
-            conn,
-            &self.sealer,
-            id,
-            &secret,
-            db::now_ms() + self.settings.secret_overlap.as_millis(),
-        )
-        .await?;
+        let overlap_until = store::now_ms() + self.settings.secret_overlap.as_millis();
+        endpoints::rotate_secret_in(conn, &self.sealer, id, &secret, overlap_until).await?;
         Ok(secret)
     }
 
     /// Sends a `webhook.test` event to this endpoint only (even when it is disabled).
-    pub async fn test_ping(&self, id: &str) -> Result<Delivery, WebhookError> {
-        let mut tx = self.store.begin_write().await?;
-        let delivery = self.test_ping_in(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(delivery)
-    }
-
-    pub async fn test_ping_in(
+    pub(crate) async fn test_ping_in(
         &self,
         conn: &mut AnyConnection,
         id: &str,
     ) -> Result<Delivery, WebhookError> {
-        let endpoint = fetch_endpoint(conn, id).await?;
-        let event = events::insert(
-            conn,
-            EventType::WebhookTest,
-            serde_json::json!({ "endpoint_id": endpoint.id }),
-        )
-        .await?;
-        let delivery = db::enqueue_for(conn, &event.id, id, db::now_ms()).await?;
-        fetch_delivery(conn, id, delivery).await
+        let endpoint = endpoint_in(conn, id).await?;
+        let data = serde_json::json!({ "endpoint_id": endpoint.id });
+        let event = events::insert(conn, EventType::WebhookTest, data).await?;
+        let ids = deliveries::enqueue_in(conn, &event.id, &[endpoint.id], store::now_ms()).await?;
+        delivery_in(conn, id, ids[0]).await
     }
 
-    /// An endpoint's deliveries, newest first; `status` filters (`pending`, `succeeded`, `failed`).
+    /// Up to `limit` of an endpoint's deliveries with ids below `below` (from the newest when
+    /// `None`), newest first; `status` filters (`pending`, `succeeded`, `failed`).
     pub async fn deliveries(
         &self,
         endpoint_id: &str,
         status: Option<&str>,
-        page: &Page,
-    ) -> Result<Listing<Delivery>, WebhookError> {
-        let limit = page.limit();
-        let before = page
-            .cursor
-            .as_deref()
-            .and_then(|c| c.parse::<i64>().ok())
-            .unwrap_or(i64::MAX);
+        below: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, WebhookError> {
         let mut conn = self.store.pool().acquire().await?;
-        fetch_endpoint(&mut conn, endpoint_id).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id \
-             WHERE d.endpoint_id = $1 AND d.id < $2 AND ($3 = '' OR d.status = $3) \
-             ORDER BY d.id DESC LIMIT $4"
-        ))
-        .bind(endpoint_id)
-        .bind(before)
-        .bind(status.unwrap_or(""))
-        .bind(limit + 1)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut items = rows
-            .iter()
-            .map(db::delivery_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = (items.len() as i64 > limit).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|d| d.id.to_string()).unwrap_or_default()
-        });
-        Ok(Listing { items, next_cursor })
+        endpoint_in(&mut conn, endpoint_id).await?;
+        let (status, below) = (status.unwrap_or(""), below.unwrap_or(i64::MAX));
+        Ok(deliveries::page_in(&mut conn, endpoint_id, status, below, limit).await?)
     }
 
     pub async fn delivery(&self, endpoint_id: &str, id: i64) -> Result<Delivery, WebhookError> {
         let mut conn = self.store.pool().acquire().await?;
-        fetch_delivery(&mut conn, endpoint_id, id).await
-    }
-
-    /// The exact body sent for a delivery.
-    pub async fn delivery_body(&self, endpoint_id: &str, id: i64) -> Result<String, WebhookError> {
-        sqlx::query_scalar(
-            "SELECT ev.body FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id \
-             WHERE d.id = $1 AND d.endpoint_id = $2",
-        )
-        .bind(id)
-        .bind(endpoint_id)
-        .fetch_optional(self.store.pool())
-        .await?
-        .ok_or(WebhookError::DeliveryNotFound)
+        delivery_in(&mut conn, endpoint_id, id).await
     }
 
     /// Every attempt of a delivery, oldest first.
     pub async fn attempts(&self, endpoint_id: &str, id: i64) -> Result<Vec<Attempt>, WebhookError> {
         let mut conn = self.store.pool().acquire().await?;
-        fetch_delivery(&mut conn, endpoint_id, id).await?;
-        let rows = sqlx::query(
-            "SELECT id, delivery_id, attempt, started_at_ms, status_code, latency_ms, \
-             response_body, error FROM webhook_attempts WHERE delivery_id = $1 ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(db::attempt_from_row)
-            .collect::<Result<_, _>>()?)
+        delivery_in(&mut conn, endpoint_id, id).await?;
+        Ok(deliveries::attempts_in(&mut conn, id).await?)
     }
 
     /// Queues a finished delivery again, now, for a new round of attempts (same `webhook-id`).
     /// A delivery still pending is left as it is.
-    pub async fn replay(&self, endpoint_id: &str, id: i64) -> Result<Delivery, WebhookError> {
-        let mut tx = self.store.begin_write().await?;
-        let delivery = self.replay_in(&mut tx, endpoint_id, id).await?;
-        tx.commit().await?;
-        Ok(delivery)
-    }
-
-    pub async fn replay_in(
+    pub(crate) async fn replay_in(
         &self,
         conn: &mut AnyConnection,
         endpoint_id: &str,
         id: i64,
     ) -> Result<Delivery, WebhookError> {
-        if !fetch_endpoint(conn, endpoint_id).await?.enabled {
-            return Err(WebhookError::EndpointDisabled);
-        }
-        fetch_delivery(conn, endpoint_id, id).await?;
-        requeue(conn, "d.id = $2", endpoint_id, id).await?;
-        fetch_delivery(conn, endpoint_id, id).await
+        self.requeue_in(conn, endpoint_id, Requeue::One(id)).await?;
+        delivery_in(conn, endpoint_id, id).await
     }
 
     /// Queues again every delivery of the endpoint that failed at or after `since` (Unix
     /// seconds). Returns how many.
-    pub async fn replay_failed_since(
+    pub(crate) async fn replay_failed_since_in(
         &self,
+        conn: &mut AnyConnection,
         endpoint_id: &str,
         since: i64,
     ) -> Result<u64, WebhookError> {
-        let mut tx = self.store.begin_write().await?;
-        if !fetch_endpoint(&mut tx, endpoint_id).await?.enabled {
+        self.requeue_in(conn, endpoint_id, Requeue::FailedSince(since))
+            .await
+    }
+
+    async fn requeue_in(
+        &self,
+        conn: &mut AnyConnection,
+        endpoint_id: &str,
+        which: Requeue,
+    ) -> Result<u64, WebhookError> {
+        if !endpoint_in(conn, endpoint_id).await?.enabled {
             return Err(WebhookError::EndpointDisabled);
         }
-        let n = requeue(
-            &mut tx,
-            "d.status = 'failed' AND d.completed_at >= $2",
-            endpoint_id,
-            since,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(n)
+        if let Requeue::One(id) = which {
+            delivery_in(conn, endpoint_id, id).await?;
+        }
+        Ok(deliveries::requeue_in(conn, endpoint_id, which).await?)
     }
-}
-
-async fn requeue(
-    conn: &mut AnyConnection,
-    condition: &str,
-    endpoint_id: &str,
-    value: i64,
-) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(&format!(
-        "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = $3, \
-         lease_token = NULL, lease_until_ms = NULL, completed_at = NULL \
-         WHERE id IN (SELECT d.id FROM webhook_deliveries d \
-         WHERE d.endpoint_id = $1 AND d.status <> 'pending' AND {condition})"
-    ))
-    .bind(endpoint_id)
-    .bind(value)
-    .bind(db::now_ms())
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
-}
-
-async fn fetch_delivery(
-    conn: &mut AnyConnection,
-    endpoint_id: &str,
-    id: i64,
-) -> Result<Delivery, WebhookError> {
-    let row = sqlx::query(&format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id \
-         WHERE d.id = $1 AND d.endpoint_id = $2"
-    ))
-    .bind(id)
-    .bind(endpoint_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(WebhookError::DeliveryNotFound)?;
-    Ok(db::delivery_from_row(&row)?)
-}
-
-pub(super) async fn fetch_endpoint(
-    conn: &mut AnyConnection,
-    id: &str,
-) -> Result<Endpoint, WebhookError> {
-    let row = sqlx::query(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(WebhookError::EndpointNotFound)?;
-    endpoint_from_row(conn, &row).await
-}
-
-async fn endpoint_from_row(
-    conn: &mut AnyConnection,
-    row: &sqlx::any::AnyRow,
-) -> Result<Endpoint, WebhookError> {
-    let id: String = row.try_get("id")?;
-    let events: Vec<String> = sqlx::query_scalar(
-        "SELECT event_type FROM webhook_subscriptions WHERE endpoint_id = $1 ORDER BY event_type",
-    )
-    .bind(&id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(Endpoint {
-        url: row.try_get("url")?,
-        description: row.try_get("description")?,
-        events,
-        enabled: row.try_get::<i64, _>("enabled")? == 1,
-        managed: row.try_get::<i64, _>("managed")? == 1,
-        disabled_reason: row.try_get("disabled_reason")?,
-        failing_since_ms: row.try_get("failing_since_ms")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        id,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn insert_endpoint(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    id: &str,
-    url: &str,
-    description: &str,
-    enabled: bool,
-    managed: bool,
-    secret: &WebhookSecret,
-) -> Result<bool, sqlx::Error> {
-    let now = crate::store::now();
-    let inserted = sqlx::query(
-        "INSERT INTO webhook_endpoints \
-         (id, url, description, enabled, managed, secret, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(url)
-    .bind(description)
-    .bind(i64::from(enabled))
-    .bind(i64::from(managed))
-    .bind(sealer.seal_str(
-        secret.expose(),
-        SealTarget::new("webhook_endpoints", "secret", id),
-    ))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
-}
-
-pub(super) async fn replace_subscriptions(
-    conn: &mut AnyConnection,
-    id: &str,
-    events: &[String],
-) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM webhook_subscriptions WHERE endpoint_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    for event in events {
-        sqlx::query("INSERT INTO webhook_subscriptions (endpoint_id, event_type) VALUES ($1, $2)")
-            .bind(id)
-            .bind(event)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-pub(super) async fn delete_endpoint(conn: &mut AnyConnection, id: &str) -> Result<(), sqlx::Error> {
-    // Children first: the `Any` driver does not promise that foreign keys cascade on SQLite
-    // connections made elsewhere.
-    sqlx::query(
-        "DELETE FROM webhook_attempts WHERE delivery_id IN \
-         (SELECT id FROM webhook_deliveries WHERE endpoint_id = $1)",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    for table in ["webhook_deliveries", "webhook_subscriptions"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE endpoint_id = $1"))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Makes `secret` current; the current one becomes the previous, signing until `overlap_until_ms`.
-pub(super) async fn rotate_in(
-    conn: &mut AnyConnection,
-    sealer: &Sealer,
-    id: &str,
-    secret: &WebhookSecret,
-    overlap_until_ms: i64,
-) -> Result<(), WebhookError> {
-    let current: Vec<u8> = sqlx::query_scalar("SELECT secret FROM webhook_endpoints WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-    // Re-seal the old secret for its new column: a sealed value is bound to its column.
-    let old = sealer
-        .open(&current, SealTarget::new("webhook_endpoints", "secret", id))
-        .map_err(StoreError::from)?;
-    use secrecy::ExposeSecret;
-    let previous = sealer.seal(
-        old.expose_secret(),
-        SealTarget::new("webhook_endpoints", "previous_secret", id),
-    );
-    sqlx::query(
-        "UPDATE webhook_endpoints SET secret = $1, previous_secret = $2, \
-         previous_secret_until_ms = $3, updated_at = $4 WHERE id = $5",
-    )
-    .bind(sealer.seal_str(
-        secret.expose(),
-        SealTarget::new("webhook_endpoints", "secret", id),
-    ))
-    .bind(previous)
-    .bind(overlap_until_ms)
-    .bind(crate::store::now())
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

@@ -1,3 +1,4 @@
+use portico::admin::webhooks_admin;
 use portico::crypto::{MasterKey, SealTarget, Sealer};
 use portico::store::SEALED_COLUMNS;
 use sqlx::Row;
@@ -68,20 +69,19 @@ async fn rotate_master_reseals_every_secret(db: &TestDb) {
     })
     .await;
     // A webhook endpoint whose secret was rotated holds two sealed secrets.
-    let (endpoint, _) = app
-        .state
-        .webhooks
-        .create(portico::webhooks::NewEndpoint {
-            url: "http://127.0.0.1:9/hook".into(),
-            events: vec!["login.succeeded".into()],
-            enabled: false,
-            description: String::new(),
-        })
+    let new = portico::webhooks::NewEndpoint {
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["login.succeeded".into()],
+        enabled: false,
+        description: String::new(),
+    };
+    let cli = portico::admin::Caller::cli();
+    let id = webhooks_admin::create(&app.state, &cli, new)
         .await
-        .unwrap();
-    app.state
-        .webhooks
-        .rotate_secret(&endpoint.id)
+        .unwrap()
+        .webhook
+        .id;
+    webhooks_admin::rotate_secret(&app.state, &cli, &id)
         .await
         .unwrap();
     let store = app.state.store.clone();

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use portico::admin::Caller;
+use portico::admin::http::pagination::{Cursor, PageRequest};
+use portico::admin::webhooks_admin::{self, DeliveryQuery};
 use portico::config::Settings;
 use portico::crypto::MasterKey;
 use portico::webhooks::events::{self, EventType};
-use portico::webhooks::service::Page;
 use portico::webhooks::{
     Dispatcher, EndpointUpdate, HumanDuration, ManagedEndpoint, NewEndpoint, WebhookError,
 };
@@ -186,18 +188,16 @@ async fn app_with(db: &TestDb, customize: impl FnOnce(&mut Settings)) -> TestApp
 }
 
 async fn endpoint(app: &TestApp, url: &str, events: &[&str]) -> (String, String) {
-    let (endpoint, secret) = app
-        .state
-        .webhooks
-        .create(NewEndpoint {
-            url: url.to_owned(),
-            events: events.iter().map(|e| e.to_string()).collect(),
-            enabled: true,
-            description: "test receiver".into(),
-        })
+    let new = NewEndpoint {
+        url: url.to_owned(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        enabled: true,
+        description: "test receiver".into(),
+    };
+    let created = webhooks_admin::create(&app.state, &Caller::cli(), new)
         .await
         .unwrap();
-    (endpoint.id, secret.expose().to_owned())
+    (created.webhook.id, created.secret)
 }
 
 /// Records an event in its own committed transaction, as the login code does.
@@ -226,10 +226,10 @@ async fn settled(
         let list = app
             .state
             .webhooks
-            .deliveries(endpoint_id, None, &Page::default())
+            .deliveries(endpoint_id, None, None, 50)
             .await
             .unwrap();
-        if let Some(d) = list.items.first()
+        if let Some(d) = list.first()
             && (d.status != "pending" || Instant::now() > deadline)
         {
             return d.clone();
@@ -421,12 +421,12 @@ async fn gone_disables_the_endpoint(db: &TestDb) {
     let list = app
         .state
         .webhooks
-        .deliveries(&id, None, &Page::default())
+        .deliveries(&id, None, None, 50)
         .await
         .unwrap();
-    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.len(), 1);
     assert!(matches!(
-        app.state.webhooks.replay(&id, delivery.id).await,
+        webhooks_admin::replay(&app.state, &Caller::cli(), &id, delivery.id).await,
         Err(WebhookError::EndpointDisabled)
     ));
 }
@@ -574,21 +574,21 @@ async fn failed_deliveries_replay_and_pings_arrive(db: &TestDb) {
     let failed = app
         .state
         .webhooks
-        .deliveries(&id, Some("failed"), &Page::default())
+        .deliveries(&id, Some("failed"), None, 50)
         .await
         .unwrap();
-    assert_eq!(failed.items.len(), 2);
+    assert_eq!(failed.len(), 2);
 
     // Replay one, then all failed since the start: each arrives with its original webhook-id.
-    let replayed = app.state.webhooks.replay(&id, delivery.id).await.unwrap();
+    let replayed = webhooks_admin::replay(&app.state, &Caller::cli(), &id, delivery.id)
+        .await
+        .unwrap();
     assert_eq!(replayed.status, "pending");
     let got = receiver.wait_for(3, Duration::from_secs(10)).await;
     assert_eq!(got[2].id, first);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        app.state
-            .webhooks
-            .replay_failed_since(&id, since)
+        webhooks_admin::replay_failed_since(&app.state, &Caller::cli(), &id, since)
             .await
             .unwrap(),
         1,
@@ -599,7 +599,9 @@ async fn failed_deliveries_replay_and_pings_arrive(db: &TestDb) {
     assert!(got.iter().all(|r| signed_with(&secret, r)));
 
     // A test ping goes to this endpoint as `webhook.test`.
-    let ping = app.state.webhooks.test_ping(&id).await.unwrap();
+    let ping = webhooks_admin::test_ping(&app.state, &Caller::cli(), &id)
+        .await
+        .unwrap();
     assert_eq!(ping.event_type, "webhook.test");
     let got = receiver.wait_for(5, Duration::from_secs(10)).await;
     let body: Value = serde_json::from_str(&got[4].body).unwrap();
@@ -608,13 +610,17 @@ async fn failed_deliveries_replay_and_pings_arrive(db: &TestDb) {
 
     // Pagination walks the log newest first.
     let page_of = |cursor: Option<String>| {
-        let page = Page {
-            limit: Some(2),
-            cursor,
+        let page = PageRequest {
+            limit: 2,
+            cursor: cursor.as_deref().and_then(Cursor::decode),
         };
-        let service = app.state.webhooks.clone();
-        let id = id.clone();
-        async move { service.deliveries(&id, None, &page).await.unwrap() }
+        let query = DeliveryQuery { status: None, page };
+        let (state, id) = (app.state.clone(), id.clone());
+        async move {
+            webhooks_admin::deliveries(&state, &id, &query)
+                .await
+                .unwrap()
+        }
     };
     let page = page_of(None).await;
     assert_eq!(page.items.len(), 2);
@@ -628,10 +634,14 @@ async fn a_rotated_secret_signs_beside_the_old_one(db: &TestDb) {
     let receiver = Receiver::start(vec![]).await;
     let app = app_with(db, |s| fast(s, &[])).await;
     let (id, old) = endpoint(&app, &receiver.url(), &["login.succeeded"]).await;
-    let new = app.state.webhooks.rotate_secret(&id).await.unwrap();
-    let new = new.expose().to_owned();
+    let new = webhooks_admin::rotate_secret(&app.state, &Caller::cli(), &id)
+        .await
+        .unwrap()
+        .secret;
     assert_ne!(new, old);
-    app.state.webhooks.test_ping(&id).await.unwrap();
+    webhooks_admin::test_ping(&app.state, &Caller::cli(), &id)
+        .await
+        .unwrap();
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(
         got[0].signature.split(' ').count(),
@@ -668,26 +678,26 @@ async fn endpoints_declared_in_config_are_managed(db: &TestDb) {
         s.webhooks.endpoints = vec![declared.clone()];
     })
     .await;
-    let listed = app.state.webhooks.list(&Page::default()).await.unwrap();
-    assert_eq!(listed.items.len(), 1);
-    let endpoint = &listed.items[0];
+    let listed = app.state.webhooks.list(None, 50).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let endpoint = &listed[0];
     assert!(endpoint.managed && endpoint.enabled);
     assert_eq!(endpoint.events, ["login.succeeded"]);
     assert!(matches!(
-        app.state
-            .webhooks
-            .update(
-                "crm",
-                EndpointUpdate {
-                    enabled: Some(false),
-                    ..Default::default()
-                }
-            )
-            .await,
+        webhooks_admin::update(
+            &app.state,
+            &Caller::cli(),
+            "crm",
+            EndpointUpdate {
+                enabled: Some(false),
+                ..Default::default()
+            }
+        )
+        .await,
         Err(WebhookError::ManagedByConfig)
     ));
     assert!(matches!(
-        app.state.webhooks.delete("crm").await,
+        webhooks_admin::delete(&app.state, &Caller::cli(), "crm").await,
         Err(WebhookError::ManagedByConfig)
     ));
     record(&app, EventType::LoginSucceeded, login_data()).await;
@@ -703,15 +713,7 @@ async fn endpoints_declared_in_config_are_managed(db: &TestDb) {
 
     // A second start with the endpoint gone from the file deletes it.
     let app = spawn_app_with(db, key, |s| fast(s, &[])).await;
-    assert!(
-        app.state
-            .webhooks
-            .list(&Page::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    assert!(app.state.webhooks.list(None, 50).await.unwrap().is_empty());
 }
 
 async fn an_endpoint_failing_too_long_is_disabled_and_audited(db: &TestDb) {
@@ -744,16 +746,11 @@ async fn an_endpoint_failing_too_long_is_disabled_and_audited(db: &TestDb) {
     assert!((3..10).contains(&sent), "stopped early: {sent}");
 
     // Enabling it again through the service clears the failure run.
-    let enabled = app
-        .state
-        .webhooks
-        .update(
-            &id,
-            EndpointUpdate {
-                enabled: Some(true),
-                ..Default::default()
-            },
-        )
+    let change = EndpointUpdate {
+        enabled: Some(true),
+        ..Default::default()
+    };
+    let enabled = webhooks_admin::update(&app.state, &Caller::cli(), &id, change)
         .await
         .unwrap();
     assert!(enabled.enabled && enabled.disabled_reason.is_none());
@@ -768,13 +765,15 @@ async fn private_targets_are_refused_with_the_guard_on() {
         s.webhooks.allow_private_targets = false;
     })
     .await;
+    let cli = Caller::cli();
     let create = |url: String| {
-        app.state.webhooks.create(NewEndpoint {
+        let new = NewEndpoint {
             url,
             events: vec!["login.succeeded".into()],
             enabled: true,
             description: String::new(),
-        })
+        };
+        webhooks_admin::create(&app.state, &cli, new)
     };
     let err = create(receiver.url()).await.unwrap_err();
     assert!(err.to_string().contains("https"), "{err}");
@@ -792,9 +791,10 @@ async fn private_targets_are_refused_with_the_guard_on() {
 
     // A name is checked after resolution, at send time: `localhost` resolves to loopback.
     let port = receiver.base.rsplit(':').next().unwrap().to_owned();
-    let (endpoint, _) = create(format!("https://localhost:{port}/hook"))
+    let endpoint = create(format!("https://localhost:{port}/hook"))
         .await
-        .unwrap();
+        .unwrap()
+        .webhook;
     record(&app, EventType::LoginSucceeded, login_data()).await;
     let delivery = settled(&app, &endpoint.id, Duration::from_secs(10)).await;
     assert_eq!(delivery.status, "failed");
@@ -873,10 +873,9 @@ async fn shutdown_lets_attempts_in_flight_finish() {
     let delivery = app
         .state
         .webhooks
-        .deliveries(&id, None, &Page::default())
+        .deliveries(&id, None, None, 50)
         .await
         .unwrap()
-        .items
         .remove(0);
     assert_eq!(
         delivery.status, "succeeded",

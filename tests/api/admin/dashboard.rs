@@ -1,9 +1,9 @@
 //! The dashboard: logins and failures per provider over the last 24 hours, webhook health, and
 //! the indexes behind both queries.
 
-use portico::admin::dashboard;
+use portico::admin::{Caller, dashboard, webhooks_admin};
 use portico::store::Backend;
-use portico::webhooks::NewEndpoint;
+use portico::webhooks::{NewEndpoint, deliveries, events};
 
 use super::{create_admin, page, signed_in};
 use crate::federation_flow::{full_login, google_provider, spawn_with};
@@ -135,18 +135,17 @@ async fn the_dashboard_counts_logins_and_webhook_deliveries(db: &TestDb) {
     assert!(html.contains("&#60;b&#62;x") || html.contains("&lt;b&gt;x"));
 
     // Webhook health: counts of the window by status, and the latest failure whenever it was.
-    let (endpoint, _) = app
-        .state
-        .webhooks
-        .create(NewEndpoint {
-            url: "https://hooks.example/in".into(),
-            // Subscribed to nothing the test does, so only the rows below exist.
-            events: vec!["token.reuse_detected".into()],
-            enabled: true,
-            description: String::new(),
-        })
+    let new = NewEndpoint {
+        url: "https://hooks.example/in".into(),
+        // Subscribed to nothing the test does, so only the rows below exist.
+        events: vec!["token.reuse_detected".into()],
+        enabled: true,
+        description: String::new(),
+    };
+    let endpoint = webhooks_admin::create(&app.state, &Caller::cli(), new)
         .await
-        .unwrap();
+        .unwrap()
+        .webhook;
     for d in [
         Delivery {
             status: "succeeded",
@@ -194,10 +193,10 @@ async fn the_dashboard_queries_use_indexes(db: &TestDb) {
     let app = crate::helpers::spawn_app(db).await;
     let store = &app.state.store;
     let since = portico::store::now() - dashboard::WINDOW_SECS;
-    // Each query with its parameters' values.
+    // Each query with its parameters' values (an endpoint id first, where it takes one).
     let queries = [
-        (dashboard::logins_sql(store.backend()), vec![since, 50]),
-        (dashboard::WEBHOOK_HEALTH_SQL.to_owned(), vec![since]),
+        (events::logins_sql(store.backend()), None, vec![since, 50]),
+        (deliveries::WINDOW_SQL.to_owned(), Some("wh_1"), vec![since]),
     ];
     let mut conn = store.pool().acquire().await.unwrap();
     let explain = match store.backend() {
@@ -213,9 +212,12 @@ async fn the_dashboard_queries_use_indexes(db: &TestDb) {
         }
     };
     let mut plans = Vec::new();
-    for (sql, binds) in &queries {
+    for (sql, endpoint, binds) in &queries {
         let sql = format!("{explain} {sql}");
         let mut query = sqlx::query(&sql);
+        if let Some(endpoint) = endpoint {
+            query = query.bind(*endpoint);
+        }
         for b in binds {
             query = query.bind(*b);
         }
