@@ -15,9 +15,7 @@ pub mod openapi;
 pub mod providers;
 pub mod tokens;
 pub mod users;
-pub mod webhooks_admin;
-pub mod webhooks_api;
-pub mod webhooks_pages;
+pub mod webhooks;
 
 use actix_web::http::header;
 use actix_web::middleware::DefaultHeaders;
@@ -36,7 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(http::assets::routes)
             .configure(clients::pages::routes)
             .configure(providers::pages::routes)
-            .configure(webhooks_pages::routes)
+            .configure(webhooks::pages::routes)
             .configure(users::pages::routes)
             .configure(http::pages::routes),
     );

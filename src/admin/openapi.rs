@@ -5,12 +5,13 @@ use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
 use actix_web::web::Bytes;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::admin::{audit::api as audit_api, keys::api as keys_api, tokens::api as tokens_api};
 use crate::admin::{clients::api as clients_api, providers::api as providers_api};
-use crate::admin::{users::api as users_api, webhooks_api};
+use crate::admin::{users::api as users_api, webhooks::api as webhooks_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -70,6 +71,8 @@ use crate::admin::{users::api as users_api, webhooks_api};
 )]
 pub struct AdminApiDoc;
 
+/// Every operation takes the bearer token, so every operation can answer 401 (no or unknown
+/// token) and 403 (revoked token): declared here once rather than on each handler.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -79,6 +82,31 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+        let error = |description: &str| {
+            let body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+            ResponseBuilder::new()
+                .description(description)
+                .content("application/json", body)
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses.insert("401".into(), error("No or unknown token").into());
+                responses.insert("403".into(), error("Revoked token").into());
+            }
+        }
     }
 }
 

@@ -94,7 +94,7 @@ pub async fn page(
         time_col: "created_at",
         id_col: "client_id",
     };
-    list.fetch(store, before, limit)
+    list.fetch(store.pool(), before, limit)
         .await?
         .iter()
         .map(client_from_row)

@@ -77,7 +77,7 @@ pub async fn published_page(
         time_col: "created_at",
         id_col: "kid",
     };
-    let rows = list.fetch(store, before, limit).await?;
+    let rows = list.fetch(store.pool(), before, limit).await?;
     Ok(rows
         .iter()
         .map(SigningKeyRow::from_row)

@@ -74,7 +74,7 @@ pub async fn page(
         time_col: "created_at",
         id_col: "id",
     };
-    known(list.fetch(store, before, limit).await?)
+    known(list.fetch(store.pool(), before, limit).await?)
 }
 
 /// The rows of kinds this build knows.

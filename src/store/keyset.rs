@@ -51,9 +51,10 @@ pub struct NewestFirst<'a> {
 
 impl NewestFirst<'_> {
     /// Up to `limit` rows below `before` (all rows from the newest when `None`).
-    pub async fn fetch(
+    /// `on` is a pool (`store.pool()`) or the caller's connection or transaction.
+    pub async fn fetch<'c>(
         &self,
-        store: &super::Store,
+        on: impl sqlx::Executor<'c, Database = sqlx::Any>,
         before: Option<&Keyset>,
         limit: i64,
     ) -> Result<Vec<sqlx::any::AnyRow>, super::StoreError> {
@@ -77,6 +78,6 @@ impl NewestFirst<'_> {
         if let Some(key) = before {
             query = query.bind(key.at).bind(key.at).bind(key.id.clone());
         }
-        Ok(query.fetch_all(store.pool()).await?)
+        Ok(query.fetch_all(on).await?)
     }
 }

@@ -52,17 +52,14 @@ pub(crate) async fn page_in(
     below: Option<&Keyset>,
     limit: i64,
 ) -> Result<Vec<Endpoint>, StoreError> {
-    let (below_at, below_id) = below.map_or((i64::MAX, ""), |k| (k.at, k.id.as_str()));
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM webhook_endpoints \
-         WHERE created_at < $1 OR (created_at = $1 AND ($2 = '' OR id < $2)) \
-         ORDER BY created_at DESC, id DESC LIMIT $3"
-    ))
-    .bind(below_at)
-    .bind(below_id)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+    let select = format!("SELECT {COLUMNS} FROM webhook_endpoints");
+    let list = store::NewestFirst {
+        select: &select,
+        filter: None,
+        time_col: "created_at",
+        id_col: "id",
+    };
+    let rows = list.fetch(&mut *conn, below, limit).await?;
     endpoints_in(conn, rows).await
 }
 

@@ -1,7 +1,7 @@
 //! What the admin UI and JSON API call: endpoint management, the delivery log, replay, ping.
 //!
 //! The reads are public. Each change is a `*_in` method on the caller's transaction, for the
-//! crate only: the admin side (`admin::webhooks_admin`) opens the transaction, makes the change
+//! crate only: the admin side (`admin::webhooks::service`) opens the transaction, makes the change
 //! here, writes its audit entry on the same transaction and commits both, so no change skips
 //! the audit. Secrets leave this layer only as the return value of `create_in` and
 //! `rotate_secret_in` (shown once); they are stored sealed. The SQL is in the tables'

@@ -1,4 +1,4 @@
-use portico::admin::webhooks_admin;
+use portico::admin::webhooks::service as webhooks_admin;
 use portico::crypto::{MasterKey, SealTarget, Sealer};
 use portico::store::SEALED_COLUMNS;
 use sqlx::Row;

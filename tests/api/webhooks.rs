@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use portico::admin::Caller;
 use portico::admin::http::pagination::{Cursor, PageRequest};
-use portico::admin::webhooks_admin::{self, DeliveryQuery};
+use portico::admin::webhooks::service::{self as webhooks_admin, DeliveryQuery};
 use portico::config::Settings;
 use portico::crypto::MasterKey;
 use portico::webhooks::events::{self, EventType};

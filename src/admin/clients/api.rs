@@ -46,11 +46,8 @@ pub fn api_error(err: AdminClientError) -> ApiError {
     params(PageParams),
     responses(
         (status = 200, description = "One page of clients", body = Page<ClientView>),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 422, description = "Bad limit or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list(
     _caller: ApiCaller,
@@ -67,12 +64,9 @@ pub async fn list(
     request_body = ClientInput,
     responses(
         (status = 201, description = "The client and its secret, shown once", body = ClientWithSecret),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 409, description = "The client_id is taken", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn create(
     api: ApiCaller,
@@ -92,11 +86,8 @@ pub async fn create(
     params(("id" = String, Path, description = "The client_id")),
     responses(
         (status = 200, description = "The client", body = ClientView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such client", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn show(
     _caller: ApiCaller,
@@ -116,13 +107,10 @@ pub async fn show(
     request_body = ClientInput,
     responses(
         (status = 200, description = "The client", body = ClientView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such client", body = ErrorBody),
         (status = 409, description = "Managed by the configuration file", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn update(
     api: ApiCaller,
@@ -143,12 +131,9 @@ pub async fn update(
     params(("id" = String, Path, description = "The client_id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such client", body = ErrorBody),
         (status = 409, description = "Managed by the configuration file", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn delete(
     api: ApiCaller,
@@ -167,13 +152,10 @@ pub async fn delete(
     params(("id" = String, Path, description = "The client_id")),
     responses(
         (status = 200, description = "The client and its new secret, shown once", body = ClientWithSecret),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such client", body = ErrorBody),
         (status = 409, description = "Managed by the configuration file", body = ErrorBody),
         (status = 422, description = "A public client has no secret", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn rotate_secret(
     api: ApiCaller,

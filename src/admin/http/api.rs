@@ -30,7 +30,7 @@ pub fn scope() -> actix_web::Scope {
     let scope = crate::admin::tokens::api::routes(scope);
     let scope = crate::admin::providers::api::routes(scope);
     let scope = crate::admin::clients::api::routes(scope);
-    let scope = crate::admin::webhooks_api::routes(scope);
+    let scope = crate::admin::webhooks::api::routes(scope);
     let scope = crate::admin::users::api::routes(scope);
     scope.default_service(web::to(not_found))
 }

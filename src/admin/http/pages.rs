@@ -68,10 +68,7 @@ pub(crate) fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-// ---- sign-in -------------------------------------------------------------------------------
-
-// ---- keys ----------------------------------------------------------------------------------
-
-// ---- audit log -----------------------------------------------------------------------------
-
-// ---- API tokens ----------------------------------------------------------------------------
+/// An id as one URL path segment: a link built from it cannot break out of its segment.
+pub fn url_segment(id: &str) -> String {
+    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
+}

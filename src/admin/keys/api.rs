@@ -20,11 +20,8 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
     params(PageParams),
     responses(
         (status = 200, description = "One page of keys", body = Page<KeyInfo>),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 422, description = "Bad limit or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list_keys(
     _caller: ApiCaller,
@@ -41,10 +38,7 @@ pub async fn list_keys(
     post, path = "/keys/rotate", tag = "keys",
     responses(
         (status = 200, description = "The new keys", body = Rotated),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn rotate_keys(
     api: ApiCaller,

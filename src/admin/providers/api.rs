@@ -46,11 +46,8 @@ pub fn api_error(err: ProviderError) -> ApiError {
     params(PageParams),
     responses(
         (status = 200, description = "One page of providers", body = Page<ProviderView>),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 422, description = "Bad limit or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list(
     _caller: ApiCaller,
@@ -68,12 +65,9 @@ pub async fn list(
     request_body = ProviderInput,
     responses(
         (status = 201, description = "The provider", body = ProviderView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 409, description = "The id is taken", body = ErrorBody),
         (status = 422, description = "Invalid fields (per kind; SAML metadata that does not parse)", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn create(
     api: ApiCaller,
@@ -93,11 +87,8 @@ pub async fn create(
     params(("id" = String, Path, description = "The provider id (slug)")),
     responses(
         (status = 200, description = "The provider", body = ProviderView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn show(
     _caller: ApiCaller,
@@ -117,13 +108,10 @@ pub async fn show(
     request_body = ProviderInput,
     responses(
         (status = 200, description = "The provider", body = ProviderView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 409, description = "Managed by the configuration file", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn update(
     api: ApiCaller,
@@ -150,12 +138,9 @@ pub async fn update(
     params(("id" = String, Path, description = "The provider id (slug)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
         (status = 409, description = "Managed by the configuration file", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn delete(
     api: ApiCaller,
@@ -175,11 +160,8 @@ pub async fn delete(
     request_body = DiscoveryRequest,
     responses(
         (status = 200, description = "What the document says, and any problems", body = DiscoveryReport),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 422, description = "Bad issuer, or no readable discovery document", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn discover(
     _caller: ApiCaller,

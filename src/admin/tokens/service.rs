@@ -173,7 +173,7 @@ pub async fn list(store: &Store, page: &PageRequest) -> Result<Page<ApiToken>, S
         id_col: "id",
     };
     let rows = list
-        .fetch(store, page.cursor.as_ref(), page.limit + 1)
+        .fetch(store.pool(), page.cursor.as_ref(), page.limit + 1)
         .await?;
     let tokens = rows
         .iter()

@@ -35,11 +35,8 @@ pub fn api_error(err: UserAdminError) -> ApiError {
     params(UserParams),
     responses(
         (status = 200, description = "One page of users", body = Page<UserView>),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 422, description = "Bad q, limit or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list(
     _caller: ApiCaller,
@@ -56,11 +53,8 @@ pub async fn list(
     params(("id" = String, Path, description = "The user's id (the `sub` Portico issues)")),
     responses(
         (status = 200, description = "The user", body = UserDetail),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn show(
     _caller: ApiCaller,
@@ -79,12 +73,9 @@ pub async fn show(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user, disabled", body = UserDetail),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Already disabled", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn disable(
     api: ApiCaller,
@@ -105,12 +96,9 @@ pub async fn disable(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The user, enabled", body = UserDetail),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
         (status = 409, description = "Not disabled", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn enable(
     api: ApiCaller,
@@ -132,11 +120,8 @@ pub async fn enable(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "What was ended", body = SessionsEnded),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn end_sessions(
     api: ApiCaller,

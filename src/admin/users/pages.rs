@@ -9,12 +9,12 @@ use askama_web::WebTemplate;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
+use crate::admin::http::pages::url_segment;
 use crate::admin::http::pages::{Chrome, Done, render, see_other};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::users::service::{
     self as users_admin, UserAdminError, UserDetail, UserParams, UserView,
 };
-use crate::admin::webhooks_pages::url_segment;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -375,6 +375,19 @@ async fn the_openapi_document_describes_the_api() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // Every operation takes the bearer token, so every one can answer 401 and 403.
+    assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["401", "403"] {
+                let body = &operation["responses"][status]["content"]["application/json"];
+                assert_eq!(
+                    body["schema"]["$ref"], "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
     let audit_params: BTreeSet<&str> = doc["paths"]["/audit"]["get"]["parameters"]
         .as_array()
         .unwrap()

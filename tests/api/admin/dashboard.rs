@@ -1,7 +1,8 @@
 //! The dashboard: logins and failures per provider over the last 24 hours, webhook health, and
 //! the indexes behind both queries.
 
-use portico::admin::{Caller, dashboard, webhooks_admin};
+use portico::admin::webhooks::service as webhooks_admin;
+use portico::admin::{Caller, dashboard};
 use portico::store::Backend;
 use portico::webhooks::{NewEndpoint, deliveries, events};
 

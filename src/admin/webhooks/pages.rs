@@ -12,11 +12,11 @@ use serde::Deserialize;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::pages::{Chrome, Done, render, see_other, url_segment};
 use crate::admin::http::validation::FieldErrors;
-use crate::admin::webhooks_admin::{
-    self, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput, WebhookView,
-    WebhookWithSecret,
+use crate::admin::webhooks::service::{
+    self as webhooks_admin, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput,
+    WebhookView, WebhookWithSecret,
 };
 use crate::state::AppState;
 use crate::webhooks::WebhookError;
@@ -280,11 +280,6 @@ fn notice(done: &str) -> Option<String> {
         }
         .to_owned(),
     )
-}
-
-/// An id as one URL path segment: a link built from it cannot break out of its segment.
-pub(super) fn url_segment(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
 async fn endpoint_page(

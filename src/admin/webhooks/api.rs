@@ -1,4 +1,4 @@
-//! `/admin/api/v1/webhooks`: the JSON face of [`crate::admin::webhooks_admin`].
+//! `/admin/api/v1/webhooks`: the JSON face of [`crate::admin::webhooks::service`].
 
 use actix_web::{HttpResponse, web};
 
@@ -6,9 +6,9 @@ use crate::admin::http::api::{ApiCaller, PageParams, resource};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
 use crate::admin::http::validation::FieldErrors;
-use crate::admin::webhooks_admin::{
-    self, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput, WebhookView,
-    WebhookWithSecret,
+use crate::admin::webhooks::service::{
+    self as webhooks_admin, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput,
+    WebhookView, WebhookWithSecret,
 };
 use crate::state::AppState;
 use crate::webhooks::WebhookError;
@@ -57,11 +57,8 @@ fn allow_private(state: &AppState) -> bool {
     params(PageParams),
     responses(
         (status = 200, description = "One page of endpoints", body = Page<WebhookView>),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 422, description = "Bad limit or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn list(
     _caller: ApiCaller,
@@ -82,11 +79,8 @@ pub async fn list(
     request_body = WebhookInput,
     responses(
         (status = 201, description = "The endpoint and its secret, shown once", body = WebhookWithSecret),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 422, description = "Invalid fields (a URL the SSRF guard refuses, unknown events)", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn create(
     api: ApiCaller,
@@ -106,11 +100,8 @@ pub async fn create(
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "The endpoint", body = WebhookView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn show(
     _caller: ApiCaller,
@@ -130,13 +121,10 @@ pub async fn show(
     request_body = WebhookInput,
     responses(
         (status = 200, description = "The endpoint", body = WebhookView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
         (status = 409, description = "Managed by the configuration file", body = ErrorBody),
         (status = 422, description = "Invalid fields", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn update(
     api: ApiCaller,
@@ -157,12 +145,9 @@ pub async fn update(
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
         (status = 409, description = "Managed by the configuration file", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn delete(
     api: ApiCaller,
@@ -182,12 +167,9 @@ pub async fn delete(
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 200, description = "The endpoint and its new secret, shown once", body = WebhookWithSecret),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
         (status = 409, description = "The secret is set in the configuration file", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn rotate_secret(
     api: ApiCaller,
@@ -208,11 +190,8 @@ pub async fn rotate_secret(
     params(("id" = String, Path, description = "The endpoint's id")),
     responses(
         (status = 202, description = "The queued delivery", body = DeliveryView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn test_ping(
     api: ApiCaller,
@@ -231,12 +210,9 @@ pub async fn test_ping(
     params(("id" = String, Path, description = "The endpoint's id"), DeliveryParams),
     responses(
         (status = 200, description = "One page of deliveries", body = Page<DeliveryView>),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint", body = ErrorBody),
         (status = 422, description = "Bad status, limit or cursor", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn deliveries(
     _caller: ApiCaller,
@@ -261,11 +237,8 @@ pub async fn deliveries(
     ),
     responses(
         (status = 200, description = "The delivery and its attempts", body = DeliveryDetail),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint or delivery", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn delivery(
     _caller: ApiCaller,
@@ -290,12 +263,9 @@ pub async fn delivery(
     ),
     responses(
         (status = 200, description = "The delivery, pending again", body = DeliveryView),
-        (status = 401, description = "No or unknown token", body = ErrorBody),
-        (status = 403, description = "Revoked token", body = ErrorBody),
         (status = 404, description = "No such endpoint or delivery", body = ErrorBody),
         (status = 409, description = "The endpoint is disabled", body = ErrorBody),
     ),
-    security(("bearer" = []))
 )]
 pub async fn retry(
     api: ApiCaller,
