@@ -1,8 +1,17 @@
 //! Portico: a self-hosted identity broker.
 //!
-//! Layout by domain: `oidc` is the provider apps talk to; `keys` its signing keys and JWTs;
-//! `crypto` the master key, sealing and hashing; `store` persistence; `ops` health, metrics
-//! and response hardening; `startup` wires them into an actix-web server; `cli` is the binary.
+//! Layout by domain, in layers; a module imports only from the layers below it
+//! (docs/ARCHITECTURE.md has the rules, the owner of every table and a login's path):
+//!
+//! - `crypto` (master key, sealing, hashing) and `net` (URL rules) use nothing else;
+//! - `store`: persistence (SQLite or PostgreSQL), row helpers, keyset pagination;
+//! - `audit` the audit log, `keys` signing keys and JWTs, `ops` health, metrics and limits,
+//!   `upstream` the connectors to upstream IdPs and their kind registry;
+//! - `clients`, `providers`, `webhooks`: the apps, the upstream providers, the event outbox;
+//! - `grants` (pending logins, sessions, codes, refresh tokens), `users`, `config`;
+//! - `vault` (upstream tokens kept fresh), `telemetry`; `state` (what handlers get);
+//! - `oidc` the provider apps talk to, `admin` the admin UI and API;
+//! - `startup` wires them into an actix-web server; `cli` is the binary.
 
 pub mod admin;
 pub mod audit;

@@ -43,7 +43,7 @@ impl<'de> Deserialize<'de> for ProviderId {
     }
 }
 
-/// The kinds in CONTRACT.md; what each one is lives in its connector module, registered in
+/// The provider kinds (docs/providers/); what each one is lives in its connector module, registered in
 /// [`super::kinds::KINDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

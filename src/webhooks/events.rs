@@ -1,4 +1,5 @@
-//! Domain events (CONTRACT.md, "Webhook events"), recorded in the transactional outbox.
+//! Domain events (docs/WEBHOOKS.md lists them with their payloads), recorded in the
+//! transactional outbox.
 //!
 //! Callers pass the connection of the transaction that makes the change, so an event exists
 //! exactly when its change committed.
