@@ -10,13 +10,12 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::clients::pages::form_error;
 use crate::admin::clients::service::{self as clients_admin, ClientInput, ClientView};
 use crate::admin::http::csrf::Protected;
-use crate::admin::http::error::PageError;
+use crate::admin::http::error::{PageError, form_errors};
 use crate::admin::http::pages::{Chrome, Done, render, see_other};
 use crate::admin::http::validation::FieldErrors;
-use crate::clients::{ClientError, GrantType};
+use crate::clients::GrantType;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -195,23 +194,13 @@ pub fn client_path(client_id: &str) -> String {
     format!("/admin/clients/{segment}")
 }
 
-async fn load(state: &AppState, client_id: &str) -> Result<ClientView, PageError> {
-    clients_admin::get(state, client_id)
-        .await
-        .map_err(|e| match e {
-            ClientError::NotFound(_) => PageError::NotFound,
-            ClientError::Store(e) => e.into(),
-            other => PageError::BadRequest(other.to_string()),
-        })
-}
-
 pub(super) async fn client_page(
     session: AdminSession,
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: web::Query<Done>,
 ) -> Result<ClientPage, PageError> {
-    let client = load(&state, &id).await?;
+    let client = clients_admin::get(&state, &id).await?;
     let values = EditValues::of(&client);
     let mut page = ClientPage::new(&session, &state, client, values).await?;
     page.notice = query
@@ -226,7 +215,7 @@ pub(super) async fn update_client(
     form: Protected<EditForm>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let client = load(&state, &id).await?;
+    let client = clients_admin::get(&state, &id).await?;
     if client.managed_by_config {
         return Err(PageError::BadRequest(
             "this client is declared in portico.toml; change it there".into(),
@@ -241,7 +230,7 @@ pub(super) async fn update_client(
                     client_path(&saved.client_id)
                 )));
             }
-            Err(e) => form_error(e)?,
+            Err(e) => form_errors(e)?,
         },
         Err(errors) => errors,
     };

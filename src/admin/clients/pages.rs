@@ -11,13 +11,12 @@ use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::clients::service::{
-    self as clients_admin, AdminClientError, ClientInput, ClientView, ClientWithSecret,
+    self as clients_admin, ClientInput, ClientView, ClientWithSecret,
 };
 use crate::admin::http::csrf::{NoFields, Protected};
-use crate::admin::http::error::PageError;
+use crate::admin::http::error::{PageError, form_errors};
 use crate::admin::http::pages::{Chrome, Done, render, see_other};
 use crate::admin::http::validation::FieldErrors;
-use crate::clients::ClientError;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -173,18 +172,6 @@ async fn clients_page(
     Ok(page)
 }
 
-/// Field errors for the form, or the page's error for everything else.
-pub(super) fn form_error(err: AdminClientError) -> Result<FieldErrors, PageError> {
-    let AdminClientError::Client(err) = err;
-    match err {
-        ClientError::Exists(_) => Ok(FieldErrors::single("client_id", "is already taken")),
-        ClientError::Invalid(msg) => Ok(FieldErrors::single("type", msg)),
-        ClientError::ManagedByConfig(_) => Err(PageError::BadRequest(err.to_string())),
-        ClientError::NotFound(_) => Err(PageError::NotFound),
-        ClientError::Store(e) => Err(e.into()),
-    }
-}
-
 async fn create_client(
     state: web::Data<AppState>,
     form: Protected<ClientForm>,
@@ -194,7 +181,7 @@ async fn create_client(
     let result = match form.input().validate(None) {
         Ok(new) => match clients_admin::create(&state, &caller, &new).await {
             Ok(created) => Ok(created),
-            Err(e) => Err(form_error(e)?),
+            Err(e) => Err(form_errors(e)?),
         },
         Err(errors) => Err(errors),
     };
@@ -218,17 +205,9 @@ async fn rotate_secret(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let session = form.session;
-    let rotated = clients_admin::rotate_secret(&state, &session.caller(), &id).await;
+    let rotated = clients_admin::rotate_secret(&state, &session.caller(), &id).await?;
     let mut page = ClientsPage::new(&session, &state).await?;
-    match rotated {
-        Ok(rotated) => page.revealed = Some(rotated),
-        Err(e) => {
-            let errors = form_error(e)?;
-            return Err(PageError::BadRequest(
-                errors.get("type").unwrap_or("cannot rotate").to_owned(),
-            ));
-        }
-    }
+    page.revealed = Some(rotated);
     render(StatusCode::OK, &page)
 }
 
@@ -237,10 +216,6 @@ async fn delete_client(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    match clients_admin::delete(&state, &form.session.caller(), &id).await {
-        Ok(_) => Ok(see_other("/admin/clients?done=deleted")),
-        Err(e) => Err(form_error(e)
-            .err()
-            .unwrap_or_else(|| PageError::BadRequest("cannot delete".into()))),
-    }
+    clients_admin::delete(&state, &form.session.caller(), &id).await?;
+    Ok(see_other("/admin/clients?done=deleted"))
 }

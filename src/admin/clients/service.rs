@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::admin::http::error::{Classify, Fault};
 use crate::admin::http::pagination::{Cursor, Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
@@ -219,21 +220,15 @@ pub struct ClientWithSecret {
     pub issuer: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdminClientError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-}
-
-impl From<sqlx::Error> for AdminClientError {
-    fn from(e: sqlx::Error) -> Self {
-        AdminClientError::Client(e.into())
-    }
-}
-
-impl From<crate::store::StoreError> for AdminClientError {
-    fn from(e: crate::store::StoreError) -> Self {
-        AdminClientError::Client(e.into())
+impl Classify for ClientError {
+    fn fault(self) -> Fault {
+        match self {
+            ClientError::NotFound(_) => Fault::NotFound,
+            ClientError::Exists(_) => Fault::Taken("client_id"),
+            ClientError::ManagedByConfig(_) => Fault::Conflict,
+            ClientError::Invalid(_) => Fault::Field("type"),
+            ClientError::Store(e) => Fault::Store(e),
+        }
     }
 }
 
@@ -282,24 +277,14 @@ fn details(c: &ClientView) -> serde_json::Value {
 
 /// Records `action` on the client in the change's transaction, then commits both.
 async fn audited(
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: sqlx::Transaction<'_, sqlx::Any>,
     caller: &Caller,
     action: &str,
     client_id: &str,
     details: serde_json::Value,
-) -> Result<(), AdminClientError> {
+) -> Result<(), ClientError> {
     let target = format!("client:{client_id}");
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        action,
-        &target,
-        details,
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(crate::audit::commit_with(tx, caller, action, &target, details).await?)
 }
 
 fn with_secret(
@@ -319,7 +304,7 @@ pub async fn create(
     state: &AppState,
     caller: &Caller,
     new: &NewClient,
-) -> Result<ClientWithSecret, AdminClientError> {
+) -> Result<ClientWithSecret, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let (client, secret) =
         repo::create_in(&mut tx, new, &state.settings.oidc.client_lifetimes()).await?;
@@ -332,7 +317,7 @@ pub async fn update(
     state: &AppState,
     caller: &Caller,
     new: &NewClient,
-) -> Result<ClientView, AdminClientError> {
+) -> Result<ClientView, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&repo::update_in(&mut tx, new).await?);
     audited(tx, caller, "client.updated", &view.id, details(&view)).await?;
@@ -343,7 +328,7 @@ pub async fn rotate_secret(
     state: &AppState,
     caller: &Caller,
     client_id: &str,
-) -> Result<ClientWithSecret, AdminClientError> {
+) -> Result<ClientWithSecret, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let secret = repo::rotate_secret_in(&mut tx, client_id).await?;
     let view = ClientView::from(&repo::fetch_in(&mut tx, client_id).await?);
@@ -355,7 +340,7 @@ pub async fn delete(
     state: &AppState,
     caller: &Caller,
     client_id: &str,
-) -> Result<ClientView, AdminClientError> {
+) -> Result<ClientView, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&repo::delete_in(&mut tx, client_id).await?);
     // Nothing issued to a deleted client may outlive it.

@@ -17,13 +17,13 @@ use serde_json::Value;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
-use crate::admin::http::error::PageError;
+use crate::admin::http::error::{PageError, form_errors};
 use crate::admin::http::pages::{Chrome, render, see_other};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::providers::discovery::{self as providers_discovery, DiscoveryReport};
 use crate::admin::providers::input::ProviderInput;
 use crate::admin::providers::service::{self as providers_admin, ProviderView};
-use crate::providers::repo::{ProviderError, ProviderWrite};
+use crate::providers::repo::ProviderWrite;
 use crate::providers::{Provider, supported_kind};
 use crate::state::AppState;
 use crate::upstream::ProviderKind;
@@ -349,16 +349,6 @@ async fn providers_page(
     list_page(&session, &state, form, notice).await
 }
 
-/// Field errors for the form, or the page's error for everything else.
-fn form_error(err: ProviderError) -> Result<FieldErrors, PageError> {
-    match err {
-        ProviderError::Exists(_) => Ok(FieldErrors::single("id", "is already taken")),
-        ProviderError::ManagedByConfig(_) => Err(PageError::BadRequest(err.to_string())),
-        ProviderError::NotFound(_) => Err(PageError::NotFound),
-        ProviderError::Store(e) => Err(e.into()),
-    }
-}
-
 /// Runs "Test discovery" for the form's issuer, into the form.
 async fn discover_into(state: &AppState, form: &mut FormState) {
     let issuer = form.values.get("issuer");
@@ -406,7 +396,7 @@ async fn create_provider(
                         created.id
                     )));
                 }
-                Err(e) => form_error(e)?,
+                Err(e) => form_errors(e)?,
             },
             Err(errors) => errors,
         };
@@ -427,9 +417,7 @@ async fn provider_page(
     id: web::Path<String>,
     query: web::Query<DoneQuery>,
 ) -> Result<ProviderPage, PageError> {
-    let view = providers_admin::get(&state, &id)
-        .await
-        .map_err(|e| form_error(e).err().unwrap_or(PageError::NotFound))?;
+    let view = providers_admin::get(&state, &id).await?;
     let form = FormState::new(view.kind, ProviderForm::from_view(&view), Some(&view));
     let mut page = ProviderPage::new(&session, view, form);
     page.notice = match query.done.as_deref() {
@@ -448,9 +436,7 @@ async fn update_provider(
     form: Protected<ProviderForm>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let current = providers_admin::editable(&state, &id)
-        .await
-        .map_err(|e| form_error(e).err().unwrap_or(PageError::NotFound))?;
+    let current = providers_admin::editable(&state, &id).await?;
     let view = ProviderView::new(&current, state.settings.server.issuer.as_str());
     let kind = current.kind;
     let mut values = form.clone();
@@ -467,7 +453,7 @@ async fn update_provider(
                         saved.id
                     )));
                 }
-                Err(e) => state_form.errors = form_error(e)?,
+                Err(e) => state_form.errors = form_errors(e)?,
             },
             Err(errors) => state_form.errors = errors,
         }
@@ -483,16 +469,12 @@ async fn set_enabled(
     form: Protected<NoFields>,
     enabled: bool,
 ) -> Result<HttpResponse, PageError> {
-    match providers_admin::set_enabled(state, &form.session.caller(), id, enabled).await {
-        Ok(v) => Ok(see_other(&format!(
-            "/admin/providers/{}?done={}",
-            v.id,
-            if enabled { "enabled" } else { "disabled" }
-        ))),
-        Err(e) => Err(form_error(e)
-            .err()
-            .unwrap_or_else(|| PageError::BadRequest("cannot change it".into()))),
-    }
+    let v = providers_admin::set_enabled(state, &form.session.caller(), id, enabled).await?;
+    Ok(see_other(&format!(
+        "/admin/providers/{}?done={}",
+        v.id,
+        if enabled { "enabled" } else { "disabled" }
+    )))
 }
 
 async fn enable_provider(
@@ -516,10 +498,6 @@ async fn delete_provider(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    match providers_admin::delete(&state, &form.session.caller(), &id).await {
-        Ok(_) => Ok(see_other("/admin/providers?done=deleted")),
-        Err(e) => Err(form_error(e)
-            .err()
-            .unwrap_or_else(|| PageError::BadRequest("cannot delete".into()))),
-    }
+    providers_admin::delete(&state, &form.session.caller(), &id).await?;
+    Ok(see_other("/admin/providers?done=deleted"))
 }

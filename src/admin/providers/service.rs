@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
+use crate::admin::http::error::{Classify, Fault};
 use crate::admin::http::pagination::{Cursor, Page, PageRequest};
 use crate::admin::{Caller, http::time};
 use crate::grants::{codes, pending, refresh, sessions};
@@ -71,6 +72,17 @@ impl ProviderView {
             managed_by_config: p.managed_by_config,
             created_at: time::rfc3339(p.created_at),
             created_at_secs: p.created_at,
+        }
+    }
+}
+
+impl Classify for ProviderError {
+    fn fault(self) -> Fault {
+        match self {
+            ProviderError::NotFound(_) => Fault::NotFound,
+            ProviderError::Exists(_) => Fault::Taken("id"),
+            ProviderError::ManagedByConfig(_) => Fault::Conflict,
+            ProviderError::Store(e) => Fault::Store(e),
         }
     }
 }
@@ -145,23 +157,14 @@ fn details(p: &Provider, v: &ProviderView) -> Value {
 /// Records `action` in the change's transaction, commits both, and drops the cached connector.
 async fn audited(
     state: &AppState,
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: sqlx::Transaction<'_, sqlx::Any>,
     caller: &Caller,
     action: &str,
     provider: &Provider,
     details: serde_json::Value,
 ) -> Result<(), ProviderError> {
     let target = format!("provider:{}", provider.id);
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        action,
-        &target,
-        details,
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
+    crate::audit::commit_with(tx, caller, action, &target, details).await?;
     state.connectors.forget(&provider.id);
     Ok(())
 }

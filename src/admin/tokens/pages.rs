@@ -73,9 +73,7 @@ async fn mint_token(
     };
     let status = match form.validate() {
         Ok(name) => {
-            let (info, token) = api_tokens::mint(&state.store, &session.caller(), &name)
-                .await
-                .map_err(|e| PageError::Internal(e.into()))?;
+            let (info, token) = api_tokens::mint(&state.store, &session.caller(), &name).await?;
             page.minted = Some((info.name, token.expose_secret().to_owned()));
             page.name.clear();
             StatusCode::OK
@@ -97,7 +95,6 @@ async fn revoke_token(
 ) -> Result<HttpResponse, PageError> {
     match api_tokens::revoke(&state.store, &form.session.caller(), &id).await {
         Ok(_) | Err(TokenError::AlreadyRevoked(_)) => Ok(see_other("/admin/tokens?done=revoked")),
-        Err(TokenError::NotFound(_)) => Err(PageError::NotFound),
-        Err(TokenError::Store(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }

@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
+use crate::admin::http::error::{Classify, Fault};
 use crate::admin::http::pagination::{Cursor, Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
@@ -30,6 +31,16 @@ pub enum TokenError {
 impl From<sqlx::Error> for TokenError {
     fn from(err: sqlx::Error) -> Self {
         TokenError::Store(err.into())
+    }
+}
+
+impl Classify for TokenError {
+    fn fault(self) -> Fault {
+        match self {
+            TokenError::NotFound(_) => Fault::NotFound,
+            TokenError::AlreadyRevoked(_) => Fault::Conflict,
+            TokenError::Store(e) => Fault::Store(e),
+        }
     }
 }
 

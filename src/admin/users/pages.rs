@@ -80,14 +80,6 @@ pub struct UserPage {
     notice: Option<String>,
 }
 
-fn page_error(err: UserAdminError) -> PageError {
-    match err {
-        UserAdminError::NotFound(_) => PageError::NotFound,
-        UserAdminError::Store(e) => e.into(),
-        other => PageError::BadRequest(other.to_string()),
-    }
-}
-
 async fn user_page(
     session: AdminSession,
     state: web::Data<AppState>,
@@ -104,7 +96,7 @@ async fn user_page(
     };
     Ok(UserPage {
         chrome: Chrome::new(&session, "users"),
-        user: users_admin::get(&state, &id).await.map_err(page_error)?,
+        user: users_admin::get(&state, &id).await?,
         notice: notice.map(str::to_owned),
     })
 }
@@ -122,7 +114,7 @@ async fn disable(
     match users_admin::disable(&state, &form.session.caller(), &id).await {
         // A second click (another tab) finds it done: show the page as it is.
         Ok(_) | Err(UserAdminError::AlreadyDisabled) => Ok(back_to(&id, "disabled")),
-        Err(e) => Err(page_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -133,7 +125,7 @@ async fn enable(
 ) -> Result<HttpResponse, PageError> {
     match users_admin::enable(&state, &form.session.caller(), &id).await {
         Ok(()) | Err(UserAdminError::NotDisabled) => Ok(back_to(&id, "enabled")),
-        Err(e) => Err(page_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -142,8 +134,6 @@ async fn end_sessions(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    users_admin::end_sessions(&state, &form.session.caller(), &id)
-        .await
-        .map_err(page_error)?;
+    users_admin::end_sessions(&state, &form.session.caller(), &id).await?;
     Ok(back_to(&id, "sessions_ended"))
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::admin::http::error::{Classify, Fault};
 use crate::admin::http::pagination::{Cursor, Page, PageRequest};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::{Caller, http::time};
@@ -39,6 +40,16 @@ pub enum UserAdminError {
 impl From<sqlx::Error> for UserAdminError {
     fn from(e: sqlx::Error) -> Self {
         UserAdminError::Store(e.into())
+    }
+}
+
+impl Classify for UserAdminError {
+    fn fault(self) -> Fault {
+        match self {
+            UserAdminError::NotFound(_) => Fault::NotFound,
+            UserAdminError::AlreadyDisabled | UserAdminError::NotDisabled => Fault::Conflict,
+            UserAdminError::Store(e) => Fault::Store(e),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
-use crate::admin::http::error::PageError;
+use crate::admin::http::error::{PageError, form_errors};
 use crate::admin::http::pages::{Chrome, Done, render, see_other, url_segment};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::webhooks::service::{
@@ -19,7 +19,6 @@ use crate::admin::webhooks::service::{
     WebhookView, WebhookWithSecret,
 };
 use crate::state::AppState;
-use crate::webhooks::WebhookError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks", web::get().to(list_page))
@@ -89,25 +88,6 @@ impl WebhookForm {
     }
 }
 
-/// Field errors for a form, or the page's error for everything else.
-fn form_error(err: WebhookError) -> Result<FieldErrors, PageError> {
-    match err {
-        WebhookError::BadUrl(_) => Ok(FieldErrors::single("url", err.to_string())),
-        WebhookError::UnknownEvent(_) | WebhookError::NoEvents => {
-            Ok(FieldErrors::single("events", err.to_string()))
-        }
-        other => Err(page_error(other)),
-    }
-}
-
-fn page_error(err: WebhookError) -> PageError {
-    match err {
-        WebhookError::EndpointNotFound | WebhookError::DeliveryNotFound => PageError::NotFound,
-        WebhookError::Store(e) => e.into(),
-        other => PageError::BadRequest(other.to_string()),
-    }
-}
-
 fn allow_private(state: &AppState) -> bool {
     state.webhooks.settings().allow_private_targets
 }
@@ -131,7 +111,7 @@ impl WebhooksPage {
     async fn new(session: &AdminSession, state: &AppState) -> Result<Self, PageError> {
         Ok(Self {
             chrome: Chrome::new(session, "webhooks"),
-            webhooks: webhooks_admin::all(state).await.map_err(page_error)?,
+            webhooks: webhooks_admin::all(state).await?,
             event_types: webhooks_admin::event_types(),
             form: WebhookForm {
                 enabled: true,
@@ -165,7 +145,7 @@ async fn create(
     let result = match form.input().validate(allow_private(&state)) {
         Ok(valid) => match webhooks_admin::create(&state, &session.caller(), valid).await {
             Ok(created) => Ok(created),
-            Err(e) => Err(form_error(e)?),
+            Err(e) => Err(form_errors(e)?),
         },
         Err(errors) => Err(errors),
     };
@@ -221,7 +201,7 @@ impl WebhookPage {
         id: &str,
         query: &EndpointQuery,
     ) -> Result<Self, PageError> {
-        let webhook = webhooks_admin::get(state, id).await.map_err(page_error)?;
+        let webhook = webhooks_admin::get(state, id).await?;
         let params = DeliveryParams {
             status: query.status.clone(),
             limit: None,
@@ -232,9 +212,7 @@ impl WebhookPage {
             .parse()
             .or_else(|_| DeliveryParams::default().parse())
             .map_err(|_| PageError::BadRequest("bad delivery filters".into()))?;
-        let log = webhooks_admin::deliveries(state, id, &filters)
-            .await
-            .map_err(page_error)?;
+        let log = webhooks_admin::deliveries(state, id, &filters).await?;
         let status = filters.status.clone().unwrap_or_default();
         let next = log.next_cursor.map(|cursor| {
             let pairs = [("status", status.as_str()), ("cursor", cursor.as_str())];
@@ -246,11 +224,7 @@ impl WebhookPage {
             )
         });
         let selected = match query.delivery {
-            Some(d) => Some(
-                webhooks_admin::delivery(state, id, d)
-                    .await
-                    .map_err(page_error)?,
-            ),
+            Some(d) => Some(webhooks_admin::delivery(state, id, d).await?),
             None => None,
         };
         Ok(Self {
@@ -306,7 +280,7 @@ async fn update(
                     url_segment(&id)
                 )));
             }
-            Err(e) => form_error(e)?,
+            Err(e) => form_errors(e)?,
         },
         Err(errors) => errors,
     };
@@ -321,9 +295,7 @@ async fn delete(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    webhooks_admin::delete(&state, &form.session.caller(), &id)
-        .await
-        .map_err(page_error)?;
+    webhooks_admin::delete(&state, &form.session.caller(), &id).await?;
     Ok(see_other("/admin/webhooks?done=deleted"))
 }
 
@@ -333,9 +305,7 @@ async fn rotate_secret(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let session = form.session;
-    let rotated = webhooks_admin::rotate_secret(&state, &session.caller(), &id)
-        .await
-        .map_err(page_error)?;
+    let rotated = webhooks_admin::rotate_secret(&state, &session.caller(), &id).await?;
     let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
     page.secret = Some(rotated.secret);
     render(StatusCode::OK, &page)
@@ -346,9 +316,7 @@ async fn test_ping(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    webhooks_admin::test_ping(&state, &form.session.caller(), &id)
-        .await
-        .map_err(page_error)?;
+    webhooks_admin::test_ping(&state, &form.session.caller(), &id).await?;
     Ok(see_other(&format!(
         "/admin/webhooks/{}?done=pinged",
         url_segment(&id)
@@ -361,9 +329,7 @@ async fn replay(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let (id, delivery) = path.into_inner();
-    webhooks_admin::replay(&state, &form.session.caller(), &id, delivery)
-        .await
-        .map_err(page_error)?;
+    webhooks_admin::replay(&state, &form.session.caller(), &id, delivery).await?;
     Ok(see_other(&format!(
         "/admin/webhooks/{}?done=replayed",
         url_segment(&id)

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::admin::http::error::{Classify, Fault};
 use crate::admin::http::pagination::{Cursor, MAX_LIMIT, Page, PageRequest};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::{Caller, http::time};
@@ -27,6 +28,18 @@ pub fn event_types() -> Vec<&'static str> {
         .map(|t| t.as_str())
         .filter(|t| subscribable(t).is_some())
         .collect()
+}
+
+impl Classify for WebhookError {
+    fn fault(self) -> Fault {
+        match self {
+            WebhookError::EndpointNotFound | WebhookError::DeliveryNotFound => Fault::NotFound,
+            WebhookError::BadUrl(_) => Fault::Field("url"),
+            WebhookError::UnknownEvent(_) | WebhookError::NoEvents => Fault::Field("events"),
+            WebhookError::ManagedByConfig | WebhookError::EndpointDisabled => Fault::Conflict,
+            WebhookError::Store(e) => Fault::Store(e),
+        }
+    }
 }
 
 fn rfc3339_ms(ms: i64) -> String {
