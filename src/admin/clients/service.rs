@@ -7,7 +7,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::admin::http::error::{Classify, Fault};
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::clients::repo;
@@ -249,10 +249,7 @@ pub async fn list(
     let rows =
         crate::clients::repo::page(&state.store, page.cursor.as_ref(), page.limit + 1).await?;
     let views = rows.iter().map(ClientView::from).collect();
-    Ok(Page::from_rows(views, page.limit, |c| Cursor {
-        at: c.created_at_secs,
-        id: c.id.clone(),
-    }))
+    Ok(page.of(views, |c| (c.created_at_secs, c.id.clone())))
 }
 
 pub async fn get(state: &AppState, client_id: &str) -> Result<ClientView, ClientError> {

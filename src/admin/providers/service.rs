@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::admin::http::error::{Classify, Fault};
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::{Caller, http::time};
 use crate::grants::{codes, pending, refresh, sessions};
 use crate::providers::Provider;
@@ -108,10 +108,7 @@ pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<ProviderV
         .iter()
         .map(|p| ProviderView::new(p, issuer(state)))
         .collect();
-    Ok(Page::from_rows(views, page.limit, |p| Cursor {
-        at: p.created_at_secs,
-        id: p.id.clone(),
-    }))
+    Ok(page.of(views, |p| (p.created_at_secs, p.id.clone())))
 }
 
 /// The stored provider `id`, for validating an update against it.

@@ -10,7 +10,7 @@ use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Chrome, Done, render, see_other};
-use crate::admin::http::pagination::{MAX_LIMIT, PageRequest};
+use crate::admin::http::pagination::PageRequest;
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::tokens::service::{self as api_tokens, ApiToken, NewToken, TokenError};
 use crate::state::AppState;
@@ -22,11 +22,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 pub(crate) async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
-    let page = PageRequest {
-        limit: MAX_LIMIT,
-        cursor: None,
-    };
-    Ok(api_tokens::list(&state.store, &page).await?.items)
+    Ok(api_tokens::list(&state.store, &PageRequest::FIRST_LARGEST)
+        .await?
+        .items)
 }
 
 #[derive(Template, WebTemplate)]

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use utoipa::ToSchema;
 
 use crate::admin::http::error::{Classify, Fault};
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::crypto::{TokenDigest, random_token};
@@ -190,10 +190,7 @@ pub async fn list(store: &Store, page: &PageRequest) -> Result<Page<ApiToken>, S
         .iter()
         .map(ApiToken::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(tokens, page.limit, |t| Cursor {
-        at: t.created_at_secs,
-        id: t.id.clone(),
-    }))
+    Ok(page.of(tokens, |t| (t.created_at_secs, t.id.clone())))
 }
 
 /// Revokes a token; later requests with it get 403.

@@ -11,7 +11,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::http::error::{Classify, Fault};
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::{Caller, http::time};
 use crate::grants::refresh::{self, Owner};
@@ -190,10 +190,7 @@ pub async fn search(state: &AppState, query: &UserQuery) -> Result<Page<UserView
     )
     .await?;
     let users: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
-    Ok(Page::from_rows(users, query.page.limit, |u| Cursor {
-        at: u.created_at_secs,
-        id: u.id.clone(),
-    }))
+    Ok(query.page.of(users, |u| (u.created_at_secs, u.id.clone())))
 }
 
 pub async fn get(state: &AppState, id: &str) -> Result<UserDetail, UserAdminError> {

@@ -10,7 +10,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::http::error::{Classify, Fault};
-use crate::admin::http::pagination::{Cursor, MAX_LIMIT, Page, PageRequest};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::{Caller, http::time};
 use crate::state::AppState;
@@ -344,19 +344,12 @@ pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<WebhookVi
         let h = health.remove(&e.id).unwrap_or_default();
         WebhookView::new(e, h)
     });
-    Ok(Page::from_rows(views.collect(), page.limit, |w| Cursor {
-        at: w.created_at_secs,
-        id: w.id.clone(),
-    }))
+    Ok(page.of(views.collect(), |w| (w.created_at_secs, w.id.clone())))
 }
 
 /// The first page of the largest size, for the admin page.
 pub async fn all(state: &AppState) -> Result<Vec<WebhookView>, WebhookError> {
-    let page = PageRequest {
-        limit: MAX_LIMIT,
-        cursor: None,
-    };
-    Ok(list(state, &page).await?.items)
+    Ok(list(state, &PageRequest::FIRST_LARGEST).await?.items)
 }
 
 pub async fn get(state: &AppState, id: &str) -> Result<WebhookView, WebhookError> {
@@ -382,10 +375,7 @@ pub async fn deliveries(
         .deliveries(id, status, below, limit + 1)
         .await?;
     let views = rows.into_iter().map(DeliveryView::from).collect();
-    Ok(Page::from_rows(views, limit, |d| Cursor {
-        at: d.created_at_secs,
-        id: d.id.to_string(),
-    }))
+    Ok(query.page.of(views, |d| (d.created_at_secs, d.id.to_string())))
 }
 
 pub async fn delivery(
