@@ -14,8 +14,8 @@ use crate::admin::clients::service::{
     self as clients_admin, ClientInput, ClientView, ClientWithSecret,
 };
 use crate::admin::http::csrf::{NoFields, Protected};
-use crate::admin::http::error::{PageError, form_errors};
-use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::error::PageError;
+use crate::admin::http::pages::{Chrome, Done, form_status, render, see_other, submit};
 use crate::admin::http::validation::FieldErrors;
 use crate::state::AppState;
 
@@ -57,7 +57,8 @@ pub struct ClientForm {
     allowed_resources: String,
 }
 
-fn words(raw: &str) -> Vec<String> {
+/// A list as typed in a text field: one item per line or separated by spaces.
+pub(super) fn words(raw: &str) -> Vec<String> {
     raw.split_whitespace().map(str::to_owned).collect()
 }
 
@@ -86,7 +87,7 @@ pub struct ClientsPage {
     errors: FieldErrors,
     /// A client with its secret, right after creation or rotation: shown this once.
     revealed: Option<ClientWithSecret>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 /// A form field: name, label, value, hint.
@@ -165,10 +166,7 @@ async fn clients_page(
     query: web::Query<Done>,
 ) -> Result<ClientsPage, PageError> {
     let mut page = ClientsPage::new(&session, &state).await?;
-    page.notice = match query.done.as_deref() {
-        Some("deleted") => Some("The client was deleted.".to_owned()),
-        _ => None,
-    };
+    page.notice = query.notice(&[("deleted", "The client was deleted.")]);
     Ok(page)
 }
 
@@ -178,25 +176,17 @@ async fn create_client(
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
     let caller = session.caller();
-    let result = match form.input().validate(None) {
-        Ok(new) => match clients_admin::create(&state, &caller, &new).await {
-            Ok(created) => Ok(created),
-            Err(e) => Err(form_errors(e)?),
-        },
-        Err(errors) => Err(errors),
-    };
+    let input = form.input().validate(None);
+    let result = submit(input, async |new| {
+        clients_admin::create(&state, &caller, &new).await
+    })
+    .await?;
     let mut page = ClientsPage::new(&session, &state).await?;
     match result {
-        Ok(created) => {
-            page.revealed = Some(created);
-            render(StatusCode::OK, &page)
-        }
-        Err(errors) => {
-            page.form = form;
-            page.errors = errors;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Ok(created) => page.revealed = Some(created),
+        Err(errors) => (page.form, page.errors) = (form, errors),
     }
+    render(form_status(&page.errors), &page)
 }
 
 async fn rotate_secret(

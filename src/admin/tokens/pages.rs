@@ -36,7 +36,7 @@ pub struct TokensPage {
     pub errors: FieldErrors,
     /// The token just minted: shown on this response only.
     pub minted: Option<(String, String)>,
-    pub notice: Option<String>,
+    pub notice: Option<&'static str>,
 }
 
 async fn tokens_page(
@@ -50,9 +50,7 @@ async fn tokens_page(
         name: String::new(),
         errors: FieldErrors::new(),
         minted: None,
-        notice: query
-            .is("revoked")
-            .then(|| "The token was revoked.".to_owned()),
+        notice: query.notice(&[("revoked", "The token was revoked.")]),
     })
 }
 

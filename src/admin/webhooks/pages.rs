@@ -11,8 +11,9 @@ use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
-use crate::admin::http::error::{PageError, form_errors};
-use crate::admin::http::pages::{Chrome, Done, render, see_other, url_segment};
+use crate::admin::http::error::PageError;
+use crate::admin::http::pages::{Chrome, Done, Pairs, back_to, form_status, link, notice};
+use crate::admin::http::pages::{render, see_other, submit, url_segment};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::webhooks::service::{
     self as webhooks_admin, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput,
@@ -34,8 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// The endpoint form as posted: `events` repeats (one checkbox each), so it is read from the
-/// raw pairs rather than through a struct.
+/// The endpoint form: `events` repeats (one checkbox each), so it is posted as [`Pairs`].
 #[derive(Debug, Clone, Default)]
 pub struct WebhookForm {
     pub url: String,
@@ -45,23 +45,12 @@ pub struct WebhookForm {
 }
 
 impl WebhookForm {
-    fn from_pairs(pairs: &[(String, String)]) -> Self {
-        let value = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+    fn posted(form: &Pairs) -> Self {
         Self {
-            url: value("url"),
-            description: value("description"),
-            events: pairs
-                .iter()
-                .filter(|(k, _)| k == "events")
-                .map(|(_, v)| v.clone())
-                .collect(),
-            enabled: pairs.iter().any(|(k, _)| k == "enabled"),
+            url: form.one("url"),
+            description: form.one("description"),
+            events: form.all("events"),
+            enabled: !form.all("enabled").is_empty(),
         }
     }
 
@@ -104,7 +93,7 @@ pub struct WebhooksPage {
     errors: FieldErrors,
     /// The endpoint just created, with its secret: shown this once.
     revealed: Option<WebhookWithSecret>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 impl WebhooksPage {
@@ -130,37 +119,28 @@ async fn list_page(
     query: web::Query<Done>,
 ) -> Result<WebhooksPage, PageError> {
     let mut page = WebhooksPage::new(&session, &state).await?;
-    if query.is("deleted") {
-        page.notice = Some("The endpoint was deleted.".to_owned());
-    }
+    page.notice = query.notice(&[("deleted", "The endpoint was deleted.")]);
     Ok(page)
 }
 
 async fn create(
     state: web::Data<AppState>,
-    form: Protected<Vec<(String, String)>>,
+    form: Protected<Pairs>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let form = WebhookForm::from_pairs(&form);
-    let result = match form.input().validate(allow_private(&state)) {
-        Ok(valid) => match webhooks_admin::create(&state, &session.caller(), valid).await {
-            Ok(created) => Ok(created),
-            Err(e) => Err(form_errors(e)?),
-        },
-        Err(errors) => Err(errors),
-    };
+    let form = WebhookForm::posted(&form);
+    let input = form.input().validate(allow_private(&state));
+    let caller = session.caller();
+    let result = submit(input, async |valid| {
+        webhooks_admin::create(&state, &caller, valid).await
+    })
+    .await?;
     let mut page = WebhooksPage::new(&session, &state).await?;
     match result {
-        Ok(created) => {
-            page.revealed = Some(created);
-            render(StatusCode::OK, &page)
-        }
-        Err(errors) => {
-            page.form = form;
-            page.errors = errors;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Ok(created) => page.revealed = Some(created),
+        Err(errors) => (page.form, page.errors) = (form, errors),
     }
+    render(form_status(&page.errors), &page)
 }
 
 // ---- one endpoint --------------------------------------------------------------------------
@@ -182,7 +162,7 @@ pub struct WebhookPage {
     selected: Option<DeliveryDetail>,
     /// A secret just rotated: shown this once.
     secret: Option<String>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 /// `?status=&cursor=&delivery=&done=` on an endpoint's page.
@@ -215,13 +195,8 @@ impl WebhookPage {
         let log = webhooks_admin::deliveries(state, id, &filters).await?;
         let status = filters.status.clone().unwrap_or_default();
         let next = log.next_cursor.map(|cursor| {
-            let pairs = [("status", status.as_str()), ("cursor", cursor.as_str())];
-            let pairs: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-            format!(
-                "/admin/webhooks/{}?{}",
-                url_segment(id),
-                serde_urlencoded::to_string(pairs).unwrap_or_default()
-            )
+            let path = format!("/admin/webhooks/{}", url_segment(id));
+            link(&path, &[("status", &status), ("cursor", &cursor)])
         });
         let selected = match query.delivery {
             Some(d) => Some(webhooks_admin::delivery(state, id, d).await?),
@@ -238,23 +213,21 @@ impl WebhookPage {
             next,
             selected,
             secret: None,
-            notice: query.done.as_deref().and_then(notice),
+            notice: notice(query.done.as_deref(), &NOTICES),
         })
     }
 }
 
-fn notice(done: &str) -> Option<String> {
-    Some(
-        match done {
-            "created" => "The endpoint was created.",
-            "updated" => "The endpoint was saved.",
-            "pinged" => "A test ping was queued; it appears in the log below.",
-            "replayed" => "The delivery was queued again.",
-            _ => return None,
-        }
-        .to_owned(),
-    )
-}
+/// What the endpoint's page says after a change.
+const NOTICES: [(&str, &str); 4] = [
+    ("created", "The endpoint was created."),
+    ("updated", "The endpoint was saved."),
+    (
+        "pinged",
+        "A test ping was queued; it appears in the log below.",
+    ),
+    ("replayed", "The delivery was queued again."),
+];
 
 async fn endpoint_page(
     session: AdminSession,
@@ -268,20 +241,18 @@ async fn endpoint_page(
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: Protected<Vec<(String, String)>>,
+    form: Protected<Pairs>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let form = WebhookForm::from_pairs(&form);
-    let errors = match form.input().validate(allow_private(&state)) {
-        Ok(valid) => match webhooks_admin::update(&state, &session.caller(), &id, valid).await {
-            Ok(_) => {
-                return Ok(see_other(&format!(
-                    "/admin/webhooks/{}?done=updated",
-                    url_segment(&id)
-                )));
-            }
-            Err(e) => form_errors(e)?,
-        },
+    let form = WebhookForm::posted(&form);
+    let input = form.input().validate(allow_private(&state));
+    let caller = session.caller();
+    let saved = submit(input, async |valid| {
+        webhooks_admin::update(&state, &caller, &id, valid).await
+    })
+    .await?;
+    let errors = match saved {
+        Ok(_) => return Ok(back_to("/admin/webhooks", &id, "updated")),
         Err(errors) => errors,
     };
     let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
@@ -317,10 +288,7 @@ async fn test_ping(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     webhooks_admin::test_ping(&state, &form.session.caller(), &id).await?;
-    Ok(see_other(&format!(
-        "/admin/webhooks/{}?done=pinged",
-        url_segment(&id)
-    )))
+    Ok(back_to("/admin/webhooks", &id, "pinged"))
 }
 
 async fn replay(
@@ -330,8 +298,5 @@ async fn replay(
 ) -> Result<HttpResponse, PageError> {
     let (id, delivery) = path.into_inner();
     webhooks_admin::replay(&state, &form.session.caller(), &id, delivery).await?;
-    Ok(see_other(&format!(
-        "/admin/webhooks/{}?done=replayed",
-        url_segment(&id)
-    )))
+    Ok(back_to("/admin/webhooks", &id, "replayed"))
 }

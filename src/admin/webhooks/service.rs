@@ -375,7 +375,9 @@ pub async fn deliveries(
         .deliveries(id, status, below, limit + 1)
         .await?;
     let views = rows.into_iter().map(DeliveryView::from).collect();
-    Ok(query.page.of(views, |d| (d.created_at_secs, d.id.to_string())))
+    Ok(query
+        .page
+        .of(views, |d| (d.created_at_secs, d.id.to_string())))
 }
 
 pub async fn delivery(
