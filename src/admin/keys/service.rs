@@ -105,16 +105,8 @@ pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::R
             kid,
         })
         .collect();
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        "keys.rotated",
-        "keys",
-        json!({ "created": created.iter().map(|k| json!({"alg": k.alg, "kid": k.kid})).collect::<Vec<_>>() }),
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
+    let details = json!({ "created": created });
+    crate::audit::commit_with(tx, caller, "keys.rotated", "keys", details).await?;
     // Committed: this instance signs with the new keys at once; the others on their next
     // refresh. A failed reload leaves the old snapshot until then, which is still valid.
     if let Err(e) = keys.reload().await {
