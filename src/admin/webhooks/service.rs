@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::http::error::{Classify, Fault};
 use crate::admin::http::pagination::{Page, PageRequest};
-use crate::admin::http::validation::FieldErrors;
+use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::state::AppState;
 use crate::webhooks::deliveries::{self, Health};
@@ -276,19 +276,13 @@ impl WebhookInput {
         if events.is_empty() {
             errors.add("events", "choose at least one event type");
         }
-        let description = self.description.as_deref().map(str::trim);
-        if let Some(d) = description {
-            if d.chars().count() > 200 {
-                errors.add("description", "must be at most 200 characters");
-            } else if d.chars().any(char::is_control) {
-                errors.add("description", "must not contain control characters");
-            }
-        }
+        let description = self.description.as_deref();
+        let description = description.map(|d| validation::text(&mut errors, "description", d, 200));
         errors.or_ok(ValidWebhook {
             url: url.to_owned(),
             events,
             enabled: self.enabled,
-            description: description.map(str::to_owned),
+            description,
         })
     }
 }
