@@ -52,33 +52,22 @@ impl From<&Client> for ClientView {
             client_id: c.client_id.to_string(),
             name: c.name.clone(),
             client_type: c.client_type.as_str().to_owned(),
-            redirect_uris: c
-                .redirect_uris
-                .iter()
-                .map(|u| u.as_str().to_owned())
-                .collect(),
-            post_logout_redirect_uris: c
-                .post_logout_redirect_uris
-                .iter()
-                .map(|u| u.as_str().to_owned())
-                .collect(),
-            grant_types: c
-                .grant_types
-                .iter()
-                .map(|g| g.as_str().to_owned())
-                .collect(),
+            redirect_uris: texts(&c.redirect_uris, |u| u.as_str()),
+            post_logout_redirect_uris: texts(&c.post_logout_redirect_uris, |u| u.as_str()),
+            grant_types: texts(&c.grant_types, |g| g.as_str()),
             scopes: c.scopes.clone(),
             allowed_providers: c.allowed_providers.iter().map(|p| p.to_string()).collect(),
-            allowed_resources: c
-                .allowed_resources
-                .iter()
-                .map(|r| r.as_str().to_owned())
-                .collect(),
+            allowed_resources: texts(&c.allowed_resources, |r| r.as_str()),
             managed_by_config: c.managed_by_config,
             created_at: time::rfc3339(c.created_at),
             created_at_secs: c.created_at,
         }
     }
+}
+
+/// Each item's text.
+fn texts<T>(items: &[T], text: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|item| text(item).to_owned()).collect()
 }
 
 /// A new client or the new state of one. `client_id` and `type` are fixed once created.

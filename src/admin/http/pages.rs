@@ -79,7 +79,7 @@ pub(crate) async fn submit<V, T, E: Classify>(
 /// A form as posted, pair by pair: a checkbox list repeats its name once per ticked box.
 #[derive(Debug, Default, Deserialize)]
 #[serde(transparent)]
-pub struct Pairs(Vec<(String, String)>);
+pub struct Pairs(pub(crate) Vec<(String, String)>);
 
 impl Pairs {
     /// The first value of `name`, or "".
