@@ -27,10 +27,6 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/webhooks/{id}/deliveries/{delivery}/retry").post(retry))
 }
 
-fn allow_private(state: &AppState) -> bool {
-    state.webhooks.settings().allow_private_targets
-}
-
 /// Webhook endpoints, newest first, with their delivery health; never a secret.
 #[utoipa::path(
     get, path = "/webhooks", tag = "webhooks",
@@ -63,7 +59,7 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<WebhookInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let valid = body.validate(allow_private(&state))?;
+    let valid = body.validate(&state)?;
     let created = webhooks_admin::create(&state, &api.caller, valid).await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -104,7 +100,7 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<WebhookInput>,
 ) -> Result<web::Json<WebhookView>, ApiError> {
-    let valid = body.validate(allow_private(&state))?;
+    let valid = body.validate(&state)?;
     let updated = webhooks_admin::update(&state, &api.caller, &id, valid).await?;
     Ok(web::Json(updated))
 }

@@ -77,10 +77,6 @@ impl WebhookForm {
     }
 }
 
-fn allow_private(state: &AppState) -> bool {
-    state.webhooks.settings().allow_private_targets
-}
-
 // ---- the list ------------------------------------------------------------------------------
 
 #[derive(Template, WebTemplate)]
@@ -129,7 +125,7 @@ async fn create(
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
     let form = WebhookForm::posted(&form);
-    let input = form.input().validate(allow_private(&state));
+    let input = form.input().validate(&state);
     let caller = session.caller();
     let result = submit(input, async |valid| {
         webhooks_admin::create(&state, &caller, valid).await
@@ -245,7 +241,7 @@ async fn update(
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
     let form = WebhookForm::posted(&form);
-    let input = form.input().validate(allow_private(&state));
+    let input = form.input().validate(&state);
     let caller = session.caller();
     let saved = submit(input, async |valid| {
         webhooks_admin::update(&state, &caller, &id, valid).await

@@ -248,9 +248,10 @@ impl From<ValidWebhook> for EndpointUpdate {
 }
 
 impl WebhookInput {
-    /// Checks every field with the rules the service applies (the SSRF guard's URL rules,
-    /// subscribable event types), naming each bad field.
-    pub fn validate(&self, allow_private: bool) -> Result<ValidWebhook, FieldErrors> {
+    /// Checks every field with the rules the service applies (the SSRF guard's URL rules as
+    /// this instance sets them, subscribable event types), naming each bad field.
+    pub fn validate(&self, state: &AppState) -> Result<ValidWebhook, FieldErrors> {
+        let allow_private = state.webhooks.settings().allow_private_targets;
         let mut errors = FieldErrors::new();
         let url = self.url.trim();
         if url.is_empty() {
