@@ -44,7 +44,7 @@ impl Chrome {
     }
 }
 
-/// Renders a page with a status other than 200.
+/// Renders a page with `status` (a handler that always answers 200 returns its page as it is).
 pub(crate) fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")

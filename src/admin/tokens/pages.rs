@@ -1,6 +1,5 @@
 //! The API tokens page: mint (the token shown once), list, revoke.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,7 +8,7 @@ use secrecy::ExposeSecret;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::pages::{Chrome, Done, form_status, render, see_other, submit};
 use crate::admin::http::pagination::PageRequest;
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::tokens::service::{self as api_tokens, ApiToken, NewToken, TokenError};
@@ -39,19 +38,27 @@ pub struct TokensPage {
     pub notice: Option<&'static str>,
 }
 
+impl TokensPage {
+    async fn new(session: &AdminSession, state: &AppState) -> Result<Self, PageError> {
+        Ok(Self {
+            chrome: Chrome::new(session, "tokens"),
+            tokens: all_tokens(state).await?,
+            name: String::new(),
+            errors: FieldErrors::new(),
+            minted: None,
+            notice: None,
+        })
+    }
+}
+
 async fn tokens_page(
     session: AdminSession,
     state: web::Data<AppState>,
     query: web::Query<Done>,
 ) -> Result<TokensPage, PageError> {
-    Ok(TokensPage {
-        chrome: Chrome::new(&session, "tokens"),
-        tokens: all_tokens(&state).await?,
-        name: String::new(),
-        errors: FieldErrors::new(),
-        minted: None,
-        notice: query.notice(&[("revoked", "The token was revoked.")]),
-    })
+    let mut page = TokensPage::new(&session, &state).await?;
+    page.notice = query.notice(&[("revoked", "The token was revoked.")]);
+    Ok(page)
 }
 
 async fn mint_token(
@@ -59,29 +66,19 @@ async fn mint_token(
     form: Protected<NewToken>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let mut page = TokensPage {
-        chrome: Chrome::new(&session, "tokens"),
-        tokens: Vec::new(),
-        name: form.name.clone(),
-        errors: FieldErrors::new(),
-        minted: None,
-        notice: None,
-    };
-    let status = match form.validate() {
-        Ok(name) => {
-            let (info, token) = api_tokens::mint(&state.store, &session.caller(), &name).await?;
-            page.minted = Some((info.name, token.expose_secret().to_owned()));
-            page.name.clear();
-            StatusCode::OK
-        }
-        Err(errors) => {
-            page.errors = errors;
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-    };
-    page.tokens = all_tokens(&state).await?;
+    let caller = session.caller();
+    let minted = submit(form.validate(), async |name| {
+        api_tokens::mint(&state.store, &caller, &name).await
+    })
+    .await?;
+    // Listed after minting, so the new token is in the list.
+    let mut page = TokensPage::new(&session, &state).await?;
+    match minted {
+        Ok((info, token)) => page.minted = Some((info.name, token.expose_secret().to_owned())),
+        Err(errors) => (page.name, page.errors) = (form.name, errors),
+    }
     // The token is in this body only; the /admin scope marks every answer `no-store`.
-    render(status, &page)
+    render(form_status(&page.errors), &page)
 }
 
 async fn revoke_token(
