@@ -33,8 +33,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/providers", web::post().to(create_provider))
         .route("/providers/{id}", web::get().to(provider_page))
         .route("/providers/{id}", web::post().to(update_provider))
-        .route("/providers/{id}/enable", web::post().to(enable_provider))
-        .route("/providers/{id}/disable", web::post().to(disable_provider))
+        .route(
+            "/providers/{id}/enable",
+            web::post().to(set_enabled::<true>),
+        )
+        .route(
+            "/providers/{id}/disable",
+            web::post().to(set_enabled::<false>),
+        )
         .route("/providers/{id}/delete", web::post().to(delete_provider));
 }
 
@@ -442,31 +448,15 @@ async fn update_provider(
     render(status, &page)
 }
 
-async fn set_enabled(
-    state: &AppState,
-    id: &str,
+/// `/enable` (`ENABLED`) or `/disable`.
+async fn set_enabled<const ENABLED: bool>(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
     form: Protected<NoFields>,
-    enabled: bool,
 ) -> Result<HttpResponse, PageError> {
-    let v = providers_admin::set_enabled(state, &form.session.caller(), id, enabled).await?;
-    let done = if enabled { "enabled" } else { "disabled" };
+    let v = providers_admin::set_enabled(&state, &form.session.caller(), &id, ENABLED).await?;
+    let done = if ENABLED { "enabled" } else { "disabled" };
     Ok(back_to("/admin/providers", &v.id, done))
-}
-
-async fn enable_provider(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    set_enabled(&state, &id, form, true).await
-}
-
-async fn disable_provider(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    set_enabled(&state, &id, form, false).await
 }
 
 async fn delete_provider(
