@@ -1,6 +1,5 @@
 //! The audit log page: filters, entries, further pages.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -8,7 +7,7 @@ use askama_web::WebTemplate;
 use crate::admin::audit::service::{self as audit, AuditEntry, AuditParams};
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, render};
+use crate::admin::http::pages::{Chrome, form_status, render};
 use crate::admin::http::validation::FieldErrors;
 use crate::state::AppState;
 
@@ -72,11 +71,8 @@ async fn audit_page(
                 format!("/admin/audit?{}", next.query_string())
             });
             page.entries = found.items;
-            render(StatusCode::OK, &page)
         }
-        Err(errors) => {
-            page.errors = errors;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Err(errors) => page.errors = errors,
     }
+    render(form_status(&page.errors), &page)
 }

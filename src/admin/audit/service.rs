@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::FieldErrors;
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::store::{Store, StoreError};
@@ -180,10 +180,9 @@ pub async fn list(store: &Store, query: &AuditQuery) -> Result<Page<AuditEntry>,
     )
     .await?;
     let entries = rows.into_iter().map(AuditEntry::from).collect();
-    Ok(Page::from_rows(entries, query.page.limit, |e| Cursor {
-        at: e.created_at_secs,
-        id: e.id.clone(),
-    }))
+    Ok(query
+        .page
+        .of(entries, |e| (e.created_at_secs, e.id.clone())))
 }
 
 /// The latest `n` entries, for the dashboard.

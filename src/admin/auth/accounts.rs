@@ -3,6 +3,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::admin::Caller;
 use crate::config::BootstrapSettings;
@@ -76,6 +77,14 @@ pub struct Admin {
 }
 
 impl Admin {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            email: row.try_get("email")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
     /// How the audit log names this admin.
     pub fn actor(&self) -> String {
         format!("admin:{}", self.email)
@@ -112,16 +121,9 @@ pub async fn create(
     if inserted == 0 {
         return Err(AccountError::Exists(admin.email));
     }
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        "admin.created",
-        &format!("admin:{}", admin.id),
-        json!({ "email": admin.email }),
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
+    let target = format!("admin:{}", admin.id);
+    let details = json!({ "email": admin.email });
+    crate::audit::commit_with(tx, caller, "admin.created", &target, details).await?;
     Ok(admin)
 }
 
@@ -162,14 +164,7 @@ pub async fn find(store: &Store, id: &str) -> Result<Option<Admin>, StoreError> 
         .bind(id)
         .fetch_optional(store.pool())
         .await?;
-    row.map(|row| -> Result<Admin, StoreError> {
-        Ok(Admin {
-            id: row.try_get("id")?,
-            email: row.try_get("email")?,
-            created_at: row.try_get("created_at")?,
-        })
-    })
-    .transpose()
+    Ok(row.as_ref().map(Admin::from_row).transpose()?)
 }
 
 /// The admin and its password hash, for sign-in.
@@ -182,18 +177,9 @@ pub async fn find_for_sign_in(
             .bind(email.as_str())
             .fetch_optional(store.pool())
             .await?;
-    row.map(|row| {
-        Ok::<_, sqlx::Error>((
-            Admin {
-                id: row.try_get("id")?,
-                email: row.try_get("email")?,
-                created_at: row.try_get("created_at")?,
-            },
-            row.try_get("password_hash")?,
-        ))
-    })
-    .transpose()
-    .map_err(StoreError::from)
+    let found = row
+        .map(|row| Ok::<_, sqlx::Error>((Admin::from_row(&row)?, row.try_get("password_hash")?)));
+    Ok(found.transpose()?)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::admin::auth::accounts::{self, Admin, AdminEmail};
 use crate::admin::auth::session;
 use crate::admin::auth::throttle::{self, Attempt, Verdict};
+use crate::audit::{Caller, commit_with};
 use crate::state::AppState;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +57,11 @@ pub async fn sign_in(
         keys.push((throttle::ip_key(ip), settings.ip_lockout_failures));
     }
     // The attempted e-mail is what an unknown actor claims to be; keep it short in the log.
-    let actor: String = attempted.chars().take(254).collect();
+    let claimed = Caller {
+        actor: attempted.chars().take(254).collect(),
+        ip: ip.map(str::to_owned),
+    };
+    let account = format!("account:{}", claimed.actor);
 
     let attempt = {
         let mut tx = state.store.begin_write().await?;
@@ -71,17 +76,9 @@ pub async fn sign_in(
     let locked = match attempt {
         Attempt::Counted { locked } => locked,
         Attempt::Refused(verdict) => {
-            let mut tx = state.store.begin_write().await?;
-            crate::audit::record(
-                &mut tx,
-                &actor,
-                "admin.sign_in_refused",
-                &format!("account:{actor}"),
-                json!({ "reason": match verdict { Verdict::Locked(_) => "locked", _ => "too_soon" } }),
-                ip,
-            )
-            .await?;
-            tx.commit().await?;
+            let tx = state.store.begin_write().await?;
+            let reason = json!({ "reason": match verdict { Verdict::Locked(_) => "locked", _ => "too_soon" } });
+            commit_with(tx, &claimed, "admin.sign_in_refused", &account, reason).await?;
             return Err(match verdict {
                 Verdict::Locked(secs) => SignInError::Locked(secs),
                 Verdict::Wait(secs) => SignInError::Wait(secs),
@@ -115,16 +112,8 @@ pub async fn sign_in(
     let mut tx = state.store.begin_write().await?;
     let Some(admin) = verified else {
         // The attempt is already counted; only the audit entry is left.
-        crate::audit::record(
-            &mut tx,
-            &actor,
-            "admin.sign_in_failed",
-            &format!("account:{actor}"),
-            json!({ "reason": "bad_credentials", "locked": locked }),
-            ip,
-        )
-        .await?;
-        tx.commit().await?;
+        let details = json!({ "reason": "bad_credentials", "locked": locked });
+        commit_with(tx, &claimed, "admin.sign_in_failed", &account, details).await?;
         return Err(if locked {
             SignInError::Locked(settings.lockout_secs)
         } else {
@@ -137,15 +126,11 @@ pub async fn sign_in(
     }
     session::purge_expired(&mut tx, settings).await?;
     let token = session::create(&mut tx, &admin, ip).await?;
-    crate::audit::record(
-        &mut tx,
-        &admin.actor(),
-        "admin.signed_in",
-        &format!("admin:{}", admin.id),
-        json!({}),
-        ip,
-    )
-    .await?;
-    tx.commit().await?;
+    let caller = Caller {
+        actor: admin.actor(),
+        ip: claimed.ip,
+    };
+    let target = format!("admin:{}", admin.id);
+    commit_with(tx, &caller, "admin.signed_in", &target, json!({})).await?;
     Ok((admin, token))
 }

@@ -3,13 +3,11 @@
 use actix_web::{HttpResponse, web};
 
 use crate::admin::clients::service::{
-    self as clients_admin, AdminClientError, ClientInput, ClientView, ClientWithSecret,
+    self as clients_admin, ClientInput, ClientView, ClientWithSecret,
 };
 use crate::admin::http::api::{ApiCaller, PageParams};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
-use crate::admin::http::validation::FieldErrors;
-use crate::clients::ClientError;
 use crate::state::AppState;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
@@ -26,18 +24,6 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
                 .delete(delete),
         )
         .service(crate::admin::http::api::resource("/clients/{id}/secret").post(rotate_secret))
-}
-
-pub fn api_error(err: AdminClientError) -> ApiError {
-    let AdminClientError::Client(err) = err;
-    match err {
-        ClientError::NotFound(_) => ApiError::NotFound(err.to_string()),
-        ClientError::Exists(_) | ClientError::ManagedByConfig(_) => {
-            ApiError::Conflict(err.to_string())
-        }
-        ClientError::Invalid(msg) => ApiError::Validation(FieldErrors::single("type", msg)),
-        ClientError::Store(e) => e.into(),
-    }
 }
 
 /// Clients, newest first; never a secret.
@@ -74,9 +60,7 @@ pub async fn create(
     body: web::Json<ClientInput>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.validate(None)?;
-    let created = clients_admin::create(&state, &api.caller, &new)
-        .await
-        .map_err(api_error)?;
+    let created = clients_admin::create(&state, &api.caller, &new).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -94,9 +78,7 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<ClientView>, ApiError> {
-    let client = clients_admin::get(&state, &id)
-        .await
-        .map_err(|e| api_error(e.into()))?;
+    let client = clients_admin::get(&state, &id).await?;
     Ok(web::Json(client))
 }
 
@@ -119,9 +101,7 @@ pub async fn update(
     body: web::Json<ClientInput>,
 ) -> Result<web::Json<ClientView>, ApiError> {
     let new = body.validate(Some(&id))?;
-    let client = clients_admin::update(&state, &api.caller, &new)
-        .await
-        .map_err(api_error)?;
+    let client = clients_admin::update(&state, &api.caller, &new).await?;
     Ok(web::Json(client))
 }
 
@@ -140,9 +120,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    clients_admin::delete(&state, &api.caller, &id)
-        .await
-        .map_err(api_error)?;
+    clients_admin::delete(&state, &api.caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -162,8 +140,6 @@ pub async fn rotate_secret(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<ClientWithSecret>, ApiError> {
-    let rotated = clients_admin::rotate_secret(&state, &api.caller, &id)
-        .await
-        .map_err(api_error)?;
+    let rotated = clients_admin::rotate_secret(&state, &api.caller, &id).await?;
     Ok(web::Json(rotated))
 }

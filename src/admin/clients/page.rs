@@ -7,41 +7,17 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::clients::pages::form_error;
+use crate::admin::clients::pages::words;
 use crate::admin::clients::service::{self as clients_admin, ClientInput, ClientView};
 use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::pages::{Chrome, Done, Pairs, back_to, render, submit};
 use crate::admin::http::validation::FieldErrors;
-use crate::clients::{ClientError, GrantType};
+use crate::clients::GrantType;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
-
-/// The edit form as posted: repeated keys (one per ticked checkbox) need the raw pairs.
-#[derive(Debug, Deserialize)]
-#[serde(transparent)]
-pub struct EditForm(Vec<(String, String)>);
-
-impl EditForm {
-    fn one(&self, key: &str) -> String {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    }
-
-    fn all(&self, key: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-}
 
 /// What the form shows: the stored client at first, the admin's input after an error.
 #[derive(Debug, Clone)]
@@ -71,7 +47,7 @@ impl EditValues {
         }
     }
 
-    fn posted(form: &EditForm) -> Self {
+    fn posted(form: &Pairs) -> Self {
         Self {
             name: form.one("name"),
             redirect_uris: form.one("redirect_uris"),
@@ -85,7 +61,6 @@ impl EditValues {
 
     /// The API's request body for these values. The type is the stored one: it never changes.
     fn input(&self, client_type: &str) -> ClientInput {
-        let words = |raw: &str| raw.split_whitespace().map(str::to_owned).collect();
         ClientInput {
             client_id: None,
             name: self.name.clone(),
@@ -148,7 +123,7 @@ pub struct ClientPage {
     values: EditValues,
     providers: Vec<ProviderChoice>,
     errors: FieldErrors,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 impl ClientPage {
@@ -189,60 +164,40 @@ impl ClientPage {
     }
 }
 
-/// The client page's path, its id percent-encoded as one segment.
-pub fn client_path(client_id: &str) -> String {
-    let segment: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    format!("/admin/clients/{segment}")
-}
-
-async fn load(state: &AppState, client_id: &str) -> Result<ClientView, PageError> {
-    clients_admin::get(state, client_id)
-        .await
-        .map_err(|e| match e {
-            ClientError::NotFound(_) => PageError::NotFound,
-            ClientError::Store(e) => e.into(),
-            other => PageError::BadRequest(other.to_string()),
-        })
-}
-
 pub(super) async fn client_page(
     session: AdminSession,
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: web::Query<Done>,
 ) -> Result<ClientPage, PageError> {
-    let client = load(&state, &id).await?;
+    let client = clients_admin::get(&state, &id).await?;
     let values = EditValues::of(&client);
     let mut page = ClientPage::new(&session, &state, client, values).await?;
-    page.notice = query
-        .is("updated")
-        .then(|| "The client was saved.".to_owned());
+    page.notice = query.notice(&[("updated", "The client was saved.")]);
     Ok(page)
 }
 
 pub(super) async fn update_client(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: Protected<EditForm>,
+    form: Protected<Pairs>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let client = load(&state, &id).await?;
+    let client = clients_admin::get(&state, &id).await?;
     if client.managed_by_config {
         return Err(PageError::BadRequest(
             "this client is declared in portico.toml; change it there".into(),
         ));
     }
     let values = EditValues::posted(&form);
-    let errors = match values.input(&client.client_type).validate(Some(&id)) {
-        Ok(new) => match clients_admin::update(&state, &session.caller(), &new).await {
-            Ok(saved) => {
-                return Ok(see_other(&format!(
-                    "{}?done=updated",
-                    client_path(&saved.client_id)
-                )));
-            }
-            Err(e) => form_error(e)?,
-        },
+    let input = values.input(&client.client_type).validate(Some(&id));
+    let caller = session.caller();
+    let saved = submit(input, async |new| {
+        clients_admin::update(&state, &caller, &new).await
+    })
+    .await?;
+    let errors = match saved {
+        Ok(saved) => return Ok(back_to("/admin/clients", &saved.client_id, "updated")),
         Err(errors) => errors,
     };
     let mut page = ClientPage::new(&session, &state, client, values).await?;

@@ -7,17 +7,15 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
-use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::clients::service::{
-    self as clients_admin, AdminClientError, ClientInput, ClientView, ClientWithSecret,
+    self as clients_admin, ClientInput, ClientView, ClientWithSecret,
 };
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::pages::{Chrome, Done, Pairs, form_status, render, see_other, submit};
 use crate::admin::http::validation::FieldErrors;
-use crate::clients::ClientError;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -35,46 +33,58 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/clients/{id}/delete", web::post().to(delete_client));
 }
 
-/// The create form: lists are one item per line or separated by spaces.
-#[derive(Debug, Default, Deserialize)]
-pub struct ClientForm {
-    #[serde(default)]
-    client_id: String,
-    #[serde(default)]
-    name: String,
-    #[serde(rename = "type", default)]
-    client_type: String,
-    #[serde(default)]
-    redirect_uris: String,
-    #[serde(default)]
-    post_logout_redirect_uris: String,
-    #[serde(default)]
-    grant_types: String,
-    #[serde(default)]
-    scopes: String,
-    #[serde(default)]
-    allowed_providers: String,
-    #[serde(default)]
-    allowed_resources: String,
-}
-
-fn words(raw: &str) -> Vec<String> {
+/// A list as typed in a text field: one item per line or separated by spaces.
+pub(super) fn words(raw: &str) -> Vec<String> {
     raw.split_whitespace().map(str::to_owned).collect()
 }
 
-impl ClientForm {
-    fn input(&self) -> ClientInput {
-        ClientInput {
-            client_id: Some(self.client_id.clone()),
-            name: self.name.clone(),
-            client_type: Some(self.client_type.clone()).filter(|t| !t.is_empty()),
-            redirect_uris: words(&self.redirect_uris),
-            post_logout_redirect_uris: words(&self.post_logout_redirect_uris),
-            grant_types: Some(words(&self.grant_types)).filter(|g| !g.is_empty()),
-            scopes: Some(words(&self.scopes)).filter(|s| !s.is_empty()),
-            allowed_providers: words(&self.allowed_providers),
-            allowed_resources: words(&self.allowed_resources),
-        }
+/// The create form's fields, as the template draws them: name, label, hint.
+const FIELDS: [(&str, &str, &str); 9] = [
+    ("client_id", "Client ID", "visible ASCII, e.g. wiki"),
+    ("name", "Name", ""),
+    ("type", "Type", "confidential (default) or public"),
+    (
+        "redirect_uris",
+        "Redirect URIs",
+        "one per line: https, or http on 127.0.0.1",
+    ),
+    (
+        "post_logout_redirect_uris",
+        "Post-logout redirect URIs",
+        "one per line",
+    ),
+    (
+        "grant_types",
+        "Grant types",
+        "authorization_code refresh_token client_credentials",
+    ),
+    ("scopes", "Scopes", "separated by spaces"),
+    (
+        "allowed_providers",
+        "Allowed providers",
+        "provider ids; empty: all",
+    ),
+    (
+        "allowed_resources",
+        "Allowed resources",
+        "API URIs its tokens may name as audience (RFC 8707); empty: none",
+    ),
+];
+
+/// The API's request body for the create form (lists as [`words`]).
+fn client_input(form: &Pairs) -> ClientInput {
+    let given = |name: &str| Some(form.one(name)).filter(|v| !v.is_empty());
+    let list = |name: &str| words(&form.one(name));
+    ClientInput {
+        client_id: Some(form.one("client_id")),
+        name: form.one("name"),
+        client_type: given("type"),
+        redirect_uris: list("redirect_uris"),
+        post_logout_redirect_uris: list("post_logout_redirect_uris"),
+        grant_types: Some(list("grant_types")).filter(|g| !g.is_empty()),
+        scopes: Some(list("scopes")).filter(|s| !s.is_empty()),
+        allowed_providers: list("allowed_providers"),
+        allowed_resources: list("allowed_resources"),
     }
 }
 
@@ -83,76 +93,31 @@ impl ClientForm {
 pub struct ClientsPage {
     chrome: Chrome,
     clients: Vec<ClientView>,
-    form: ClientForm,
+    form: Pairs,
     errors: FieldErrors,
     /// A client with its secret, right after creation or rotation: shown this once.
     revealed: Option<ClientWithSecret>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
-/// A form field: name, label, value, hint.
-type Field = (&'static str, &'static str, String, &'static str);
-
 impl ClientsPage {
-    fn fields(&self) -> Vec<Field> {
-        let f = &self.form;
-        vec![
-            (
-                "client_id",
-                "Client ID",
-                f.client_id.clone(),
-                "visible ASCII, e.g. wiki",
-            ),
-            ("name", "Name", f.name.clone(), ""),
-            (
-                "type",
-                "Type",
-                f.client_type.clone(),
-                "confidential (default) or public",
-            ),
-            (
-                "redirect_uris",
-                "Redirect URIs",
-                f.redirect_uris.clone(),
-                "one per line: https, or http on 127.0.0.1",
-            ),
-            (
-                "post_logout_redirect_uris",
-                "Post-logout redirect URIs",
-                f.post_logout_redirect_uris.clone(),
-                "one per line",
-            ),
-            (
-                "grant_types",
-                "Grant types",
-                f.grant_types.clone(),
-                "authorization_code refresh_token client_credentials",
-            ),
-            ("scopes", "Scopes", f.scopes.clone(), "separated by spaces"),
-            (
-                "allowed_providers",
-                "Allowed providers",
-                f.allowed_providers.clone(),
-                "provider ids; empty: all",
-            ),
-            (
-                "allowed_resources",
-                "Allowed resources",
-                f.allowed_resources.clone(),
-                "API URIs its tokens may name as audience (RFC 8707); empty: none",
-            ),
-        ]
+    /// Each field of the create form with its value: name, label, value, hint.
+    fn fields(&self) -> Vec<(&str, &str, String, &str)> {
+        let field = |&(name, label, hint)| (name, label, self.form.one(name), hint);
+        FIELDS.iter().map(field).collect()
     }
 
     async fn new(session: &AdminSession, state: &AppState) -> Result<Self, PageError> {
         Ok(Self {
             chrome: Chrome::new(session, "clients"),
             clients: clients_admin::all(state).await?,
-            form: ClientForm {
-                grant_types: "authorization_code refresh_token".into(),
-                scopes: crate::clients::DEFAULT_SCOPES.join(" "),
-                ..ClientForm::default()
-            },
+            form: Pairs(vec![
+                (
+                    "grant_types".into(),
+                    "authorization_code refresh_token".into(),
+                ),
+                ("scopes".into(), crate::clients::DEFAULT_SCOPES.join(" ")),
+            ]),
             errors: FieldErrors::new(),
             revealed: None,
             notice: None,
@@ -166,50 +131,27 @@ async fn clients_page(
     query: web::Query<Done>,
 ) -> Result<ClientsPage, PageError> {
     let mut page = ClientsPage::new(&session, &state).await?;
-    page.notice = match query.done.as_deref() {
-        Some("deleted") => Some("The client was deleted.".to_owned()),
-        _ => None,
-    };
+    page.notice = query.notice(&[("deleted", "The client was deleted.")]);
     Ok(page)
-}
-
-/// Field errors for the form, or the page's error for everything else.
-pub(super) fn form_error(err: AdminClientError) -> Result<FieldErrors, PageError> {
-    let AdminClientError::Client(err) = err;
-    match err {
-        ClientError::Exists(_) => Ok(FieldErrors::single("client_id", "is already taken")),
-        ClientError::Invalid(msg) => Ok(FieldErrors::single("type", msg)),
-        ClientError::ManagedByConfig(_) => Err(PageError::BadRequest(err.to_string())),
-        ClientError::NotFound(_) => Err(PageError::NotFound),
-        ClientError::Store(e) => Err(e.into()),
-    }
 }
 
 async fn create_client(
     state: web::Data<AppState>,
-    form: Protected<ClientForm>,
+    form: Protected<Pairs>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
     let caller = session.caller();
-    let result = match form.input().validate(None) {
-        Ok(new) => match clients_admin::create(&state, &caller, &new).await {
-            Ok(created) => Ok(created),
-            Err(e) => Err(form_error(e)?),
-        },
-        Err(errors) => Err(errors),
-    };
+    let input = client_input(&form).validate(None);
+    let result = submit(input, async |new| {
+        clients_admin::create(&state, &caller, &new).await
+    })
+    .await?;
     let mut page = ClientsPage::new(&session, &state).await?;
     match result {
-        Ok(created) => {
-            page.revealed = Some(created);
-            render(StatusCode::OK, &page)
-        }
-        Err(errors) => {
-            page.form = form;
-            page.errors = errors;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Ok(created) => page.revealed = Some(created),
+        Err(errors) => (page.form, page.errors) = (form, errors),
     }
+    render(form_status(&page.errors), &page)
 }
 
 async fn rotate_secret(
@@ -218,17 +160,9 @@ async fn rotate_secret(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let session = form.session;
-    let rotated = clients_admin::rotate_secret(&state, &session.caller(), &id).await;
+    let rotated = clients_admin::rotate_secret(&state, &session.caller(), &id).await?;
     let mut page = ClientsPage::new(&session, &state).await?;
-    match rotated {
-        Ok(rotated) => page.revealed = Some(rotated),
-        Err(e) => {
-            let errors = form_error(e)?;
-            return Err(PageError::BadRequest(
-                errors.get("type").unwrap_or("cannot rotate").to_owned(),
-            ));
-        }
-    }
+    page.revealed = Some(rotated);
     render(StatusCode::OK, &page)
 }
 
@@ -237,10 +171,6 @@ async fn delete_client(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    match clients_admin::delete(&state, &form.session.caller(), &id).await {
-        Ok(_) => Ok(see_other("/admin/clients?done=deleted")),
-        Err(e) => Err(form_error(e)
-            .err()
-            .unwrap_or_else(|| PageError::BadRequest("cannot delete".into()))),
-    }
+    clients_admin::delete(&state, &form.session.caller(), &id).await?;
+    Ok(see_other("/admin/clients?done=deleted"))
 }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::error::{Classify, Fault};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::clients::repo;
@@ -51,33 +52,22 @@ impl From<&Client> for ClientView {
             client_id: c.client_id.to_string(),
             name: c.name.clone(),
             client_type: c.client_type.as_str().to_owned(),
-            redirect_uris: c
-                .redirect_uris
-                .iter()
-                .map(|u| u.as_str().to_owned())
-                .collect(),
-            post_logout_redirect_uris: c
-                .post_logout_redirect_uris
-                .iter()
-                .map(|u| u.as_str().to_owned())
-                .collect(),
-            grant_types: c
-                .grant_types
-                .iter()
-                .map(|g| g.as_str().to_owned())
-                .collect(),
+            redirect_uris: texts(&c.redirect_uris, |u| u.as_str()),
+            post_logout_redirect_uris: texts(&c.post_logout_redirect_uris, |u| u.as_str()),
+            grant_types: texts(&c.grant_types, |g| g.as_str()),
             scopes: c.scopes.clone(),
             allowed_providers: c.allowed_providers.iter().map(|p| p.to_string()).collect(),
-            allowed_resources: c
-                .allowed_resources
-                .iter()
-                .map(|r| r.as_str().to_owned())
-                .collect(),
+            allowed_resources: texts(&c.allowed_resources, |r| r.as_str()),
             managed_by_config: c.managed_by_config,
             created_at: time::rfc3339(c.created_at),
             created_at_secs: c.created_at,
         }
     }
+}
+
+/// Each item's text.
+fn texts<T>(items: &[T], text: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|item| text(item).to_owned()).collect()
 }
 
 /// A new client or the new state of one. `client_id` and `type` are fixed once created.
@@ -219,21 +209,15 @@ pub struct ClientWithSecret {
     pub issuer: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AdminClientError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-}
-
-impl From<sqlx::Error> for AdminClientError {
-    fn from(e: sqlx::Error) -> Self {
-        AdminClientError::Client(e.into())
-    }
-}
-
-impl From<crate::store::StoreError> for AdminClientError {
-    fn from(e: crate::store::StoreError) -> Self {
-        AdminClientError::Client(e.into())
+impl Classify for ClientError {
+    fn fault(self) -> Fault {
+        match self {
+            ClientError::NotFound(_) => Fault::NotFound,
+            ClientError::Exists(_) => Fault::Taken("client_id"),
+            ClientError::ManagedByConfig(_) => Fault::Conflict,
+            ClientError::Invalid(_) => Fault::Field("type"),
+            ClientError::Store(e) => Fault::Store(e),
+        }
     }
 }
 
@@ -254,10 +238,7 @@ pub async fn list(
     let rows =
         crate::clients::repo::page(&state.store, page.cursor.as_ref(), page.limit + 1).await?;
     let views = rows.iter().map(ClientView::from).collect();
-    Ok(Page::from_rows(views, page.limit, |c| Cursor {
-        at: c.created_at_secs,
-        id: c.id.clone(),
-    }))
+    Ok(page.of(views, |c| (c.created_at_secs, c.id.clone())))
 }
 
 pub async fn get(state: &AppState, client_id: &str) -> Result<ClientView, ClientError> {
@@ -282,24 +263,14 @@ fn details(c: &ClientView) -> serde_json::Value {
 
 /// Records `action` on the client in the change's transaction, then commits both.
 async fn audited(
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: sqlx::Transaction<'_, sqlx::Any>,
     caller: &Caller,
     action: &str,
     client_id: &str,
     details: serde_json::Value,
-) -> Result<(), AdminClientError> {
+) -> Result<(), ClientError> {
     let target = format!("client:{client_id}");
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        action,
-        &target,
-        details,
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    Ok(crate::audit::commit_with(tx, caller, action, &target, details).await?)
 }
 
 fn with_secret(
@@ -319,7 +290,7 @@ pub async fn create(
     state: &AppState,
     caller: &Caller,
     new: &NewClient,
-) -> Result<ClientWithSecret, AdminClientError> {
+) -> Result<ClientWithSecret, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let (client, secret) =
         repo::create_in(&mut tx, new, &state.settings.oidc.client_lifetimes()).await?;
@@ -332,7 +303,7 @@ pub async fn update(
     state: &AppState,
     caller: &Caller,
     new: &NewClient,
-) -> Result<ClientView, AdminClientError> {
+) -> Result<ClientView, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&repo::update_in(&mut tx, new).await?);
     audited(tx, caller, "client.updated", &view.id, details(&view)).await?;
@@ -343,7 +314,7 @@ pub async fn rotate_secret(
     state: &AppState,
     caller: &Caller,
     client_id: &str,
-) -> Result<ClientWithSecret, AdminClientError> {
+) -> Result<ClientWithSecret, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let secret = repo::rotate_secret_in(&mut tx, client_id).await?;
     let view = ClientView::from(&repo::fetch_in(&mut tx, client_id).await?);
@@ -355,7 +326,7 @@ pub async fn delete(
     state: &AppState,
     caller: &Caller,
     client_id: &str,
-) -> Result<ClientView, AdminClientError> {
+) -> Result<ClientView, ClientError> {
     let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&repo::delete_in(&mut tx, client_id).await?);
     // Nothing issued to a deleted client may outlive it.

@@ -45,6 +45,39 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// What a service's error means to both faces. Each resource's error type says it once
+/// ([`Classify`]); [`ApiError`], [`PageError`] and [`form_errors`] are built from it.
+pub enum Fault {
+    /// No such thing: a 404.
+    NotFound,
+    /// The change cannot be made as things are (managed by the configuration file, already
+    /// done…): a 409 in the API, a 400 page.
+    Conflict,
+    /// The name in this field is taken: a 409 in the API, "is already taken" on the form.
+    Taken(&'static str),
+    /// The input is wrong about this field: a 422 naming it, or the message beside it.
+    Field(&'static str),
+    /// The store failed: a 500.
+    Store(StoreError),
+}
+
+/// A service error that says what it means; its `Display` is the message both faces show.
+pub trait Classify: std::fmt::Display {
+    fn fault(self) -> Fault;
+}
+
+impl<E: Classify> From<E> for ApiError {
+    fn from(err: E) -> Self {
+        let message = err.to_string();
+        match err.fault() {
+            Fault::NotFound => ApiError::NotFound(message),
+            Fault::Conflict | Fault::Taken(_) => ApiError::Conflict(message),
+            Fault::Field(field) => ApiError::Validation(FieldErrors::single(field, message)),
+            Fault::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         ApiError::Internal(err.into())
@@ -131,6 +164,30 @@ pub enum PageError {
 impl From<StoreError> for PageError {
     fn from(err: StoreError) -> Self {
         PageError::Internal(err.into())
+    }
+}
+
+impl<E: Classify> From<E> for PageError {
+    fn from(err: E) -> Self {
+        let message = err.to_string();
+        match err.fault() {
+            Fault::NotFound => PageError::NotFound,
+            Fault::Store(e) => e.into(),
+            Fault::Conflict | Fault::Taken(_) | Fault::Field(_) => PageError::BadRequest(message),
+        }
+    }
+}
+
+/// A refused change as the errors to show on the form's fields, when it is about one; any
+/// other failure is the page's error.
+pub fn form_errors<E: Classify>(err: E) -> Result<FieldErrors, PageError> {
+    let message = err.to_string();
+    match err.fault() {
+        Fault::Taken(field) => Ok(FieldErrors::single(field, "is already taken")),
+        Fault::Field(field) => Ok(FieldErrors::single(field, message)),
+        Fault::NotFound => Err(PageError::NotFound),
+        Fault::Store(e) => Err(e.into()),
+        Fault::Conflict => Err(PageError::BadRequest(message)),
     }
 }
 

@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::assets;
-use crate::admin::http::error::PageError;
+use crate::admin::http::error::{Classify, PageError, form_errors};
+use crate::admin::http::validation::FieldErrors;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::get().to(crate::admin::dashboard::dashboard))
@@ -43,11 +44,54 @@ impl Chrome {
     }
 }
 
-/// Renders a page with a status other than 200.
+/// Renders a page with `status` (a handler that always answers 200 returns its page as it is).
 pub(crate) fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(page.render()?))
+}
+
+/// 200, or 422 when the form on the page shows errors.
+pub(crate) fn form_status(errors: &FieldErrors) -> StatusCode {
+    if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    }
+}
+
+/// A form's change: `change` runs on the valid input. The input's own errors, or the service's
+/// refusal when it is about a field, come back as `Err` to show on the form again; any other
+/// failure is the page's error.
+pub(crate) async fn submit<V, T, E: Classify>(
+    input: Result<V, FieldErrors>,
+    change: impl AsyncFnOnce(V) -> Result<T, E>,
+) -> Result<Result<T, FieldErrors>, PageError> {
+    match input {
+        Ok(valid) => match change(valid).await {
+            Ok(done) => Ok(Ok(done)),
+            Err(e) => Ok(Err(form_errors(e)?)),
+        },
+        Err(errors) => Ok(Err(errors)),
+    }
+}
+
+/// A form as posted, pair by pair: a checkbox list repeats its name once per ticked box.
+#[derive(Debug, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Pairs(pub(crate) Vec<(String, String)>);
+
+impl Pairs {
+    /// The first value of `name`, or "".
+    pub(crate) fn one(&self, name: &str) -> String {
+        self.all(name).into_iter().next().unwrap_or_default()
+    }
+
+    /// Every value of `name`, in order.
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
+        let values = self.0.iter().filter(|(k, _)| k == name);
+        values.map(|(_, v)| v.clone()).collect()
+    }
 }
 
 /// `?done=<what>`: the redirect after a change says what was done, for the notice on the page.
@@ -60,12 +104,34 @@ impl Done {
     pub(crate) fn is(&self, what: &str) -> bool {
         self.done.as_deref() == Some(what)
     }
+
+    pub(crate) fn notice(&self, texts: &[(&str, &'static str)]) -> Option<&'static str> {
+        notice(self.done.as_deref(), texts)
+    }
+}
+
+/// The notice on a page for `done` (what the redirect after a change said): its text in `texts`.
+pub(crate) fn notice(done: Option<&str>, texts: &[(&str, &'static str)]) -> Option<&'static str> {
+    let (_, text) = texts.iter().find(|(what, _)| Some(*what) == done)?;
+    Some(text)
 }
 
 pub(crate) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
+}
+
+/// The redirect after a change to one item: its page under `base`, saying what was done.
+pub(crate) fn back_to(base: &str, id: &str, done: &str) -> HttpResponse {
+    see_other(&format!("{base}/{}?done={done}", url_segment(id)))
+}
+
+/// `path` with the `pairs` that are not empty as its query: the link to a list's next page.
+pub(crate) fn link(path: &str, pairs: &[(&str, &str)]) -> String {
+    let pairs: Vec<_> = pairs.iter().filter(|(_, v)| !v.is_empty()).collect();
+    let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+    format!("{path}?{query}")
 }
 
 /// An id as one URL path segment: a link built from it cannot break out of its segment.

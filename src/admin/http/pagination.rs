@@ -19,6 +19,12 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The first page of the largest size: what a page that shows a whole list asks for.
+    pub const FIRST_LARGEST: PageRequest = PageRequest {
+        limit: MAX_LIMIT,
+        cursor: None,
+    };
+
     pub fn parse(
         limit: Option<&str>,
         cursor: Option<&str>,
@@ -46,6 +52,25 @@ impl PageRequest {
         };
         PageRequest { limit, cursor }
     }
+
+    /// The page of up to `limit + 1` rows fetched newest first: the extra row only says that
+    /// more exist. `key` is a row's sort key, (time, id).
+    pub fn of<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> (i64, String)) -> Page<T> {
+        let more = rows.len() as i64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|row| {
+                let (at, id) = key(row);
+                Cursor { at, id }.encode()
+            })
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
 }
 
 /// One page of a list and the cursor of the next, if there is one.
@@ -57,21 +82,6 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// From up to `limit + 1` rows fetched newest first: the extra row only says that more exist.
-    pub fn from_rows(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> Cursor) -> Self {
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|row| key(row).encode())
-        } else {
-            None
-        };
-        Page {
-            items: rows,
-            next_cursor,
-        }
-    }
-
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             items: self.items.into_iter().map(f).collect(),

@@ -46,10 +46,16 @@ impl FieldErrors {
 
 /// A short human label: trimmed, 1 to `max` characters, no control characters.
 pub fn label(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> String {
-    let value = raw.trim();
-    if value.is_empty() {
+    if raw.trim().is_empty() {
         errors.add(field, "is required");
-    } else if value.chars().count() > max {
+    }
+    text(errors, field, raw, max)
+}
+
+/// Free text, maybe empty: trimmed, at most `max` characters, no control characters.
+pub fn text(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> String {
+    let value = raw.trim();
+    if value.chars().count() > max {
         errors.add(field, format!("must be at most {max} characters"));
     } else if value.chars().any(char::is_control) {
         errors.add(field, "must not contain control characters");

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::{Caller, http::time};
 use crate::keys::KeyRing;
 use crate::keys::repo::SigningKeyRow;
@@ -85,10 +85,7 @@ pub async fn list(state: &AppState, page: &PageRequest) -> anyhow::Result<Page<K
     )
     .await?;
     let keys = rows.into_iter().map(KeyInfo::from).collect();
-    Ok(Page::from_rows(keys, page.limit, |k| Cursor {
-        at: k.created_at_secs,
-        id: k.kid.clone(),
-    }))
+    Ok(page.of(keys, |k| (k.created_at_secs, k.kid.clone())))
 }
 
 /// Adds a new active key per algorithm; the old ones stay published until their tokens expire.
@@ -108,16 +105,8 @@ pub async fn rotate(keys: &KeyRing, store: &Store, caller: &Caller) -> anyhow::R
             kid,
         })
         .collect();
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        "keys.rotated",
-        "keys",
-        json!({ "created": created.iter().map(|k| json!({"alg": k.alg, "kid": k.kid})).collect::<Vec<_>>() }),
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
+    let details = json!({ "created": created });
+    crate::audit::commit_with(tx, caller, "keys.rotated", "keys", details).await?;
     // Committed: this instance signs with the new keys at once; the others on their next
     // refresh. A failed reload leaves the old snapshot until then, which is still valid.
     if let Err(e) = keys.reload().await {

@@ -10,7 +10,6 @@ use crate::admin::providers::discovery::{
 };
 use crate::admin::providers::input::ProviderInput;
 use crate::admin::providers::service::{self as providers_admin, ProviderView};
-use crate::providers::repo::ProviderError;
 use crate::state::AppState;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
@@ -28,16 +27,6 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
                 .put(update)
                 .delete(delete),
         )
-}
-
-pub fn api_error(err: ProviderError) -> ApiError {
-    match err {
-        ProviderError::NotFound(_) => ApiError::NotFound(err.to_string()),
-        ProviderError::Exists(_) | ProviderError::ManagedByConfig(_) => {
-            ApiError::Conflict(err.to_string())
-        }
-        ProviderError::Store(e) => e.into(),
-    }
 }
 
 /// Upstream identity providers, newest first; never a client secret.
@@ -75,9 +64,7 @@ pub async fn create(
     body: web::Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.validate(None, state.connectors.http()).await?;
-    let created = providers_admin::create(&state, &api.caller, &new)
-        .await
-        .map_err(api_error)?;
+    let created = providers_admin::create(&state, &api.caller, &new).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -95,9 +82,7 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<ProviderView>, ApiError> {
-    Ok(web::Json(
-        providers_admin::get(&state, &id).await.map_err(api_error)?,
-    ))
+    Ok(web::Json(providers_admin::get(&state, &id).await?))
 }
 
 /// Replaces a provider's settings (not its id or kind). An absent `client_secret` keeps the
@@ -119,15 +104,11 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<ProviderInput>,
 ) -> Result<web::Json<ProviderView>, ApiError> {
-    let current = providers_admin::editable(&state, &id)
-        .await
-        .map_err(api_error)?;
+    let current = providers_admin::editable(&state, &id).await?;
     let new = body
         .validate(Some(&current), state.connectors.http())
         .await?;
-    let provider = providers_admin::update(&state, &api.caller, &new)
-        .await
-        .map_err(api_error)?;
+    let provider = providers_admin::update(&state, &api.caller, &new).await?;
     Ok(web::Json(provider))
 }
 
@@ -147,9 +128,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    providers_admin::delete(&state, &api.caller, &id)
-        .await
-        .map_err(api_error)?;
+    providers_admin::delete(&state, &api.caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

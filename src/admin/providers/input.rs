@@ -88,17 +88,6 @@ fn scopes(errors: &mut FieldErrors, list: &[String]) -> Vec<String> {
     out
 }
 
-/// Free text an upstream gave us (a client id): bounded, no control characters.
-fn opaque(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> String {
-    let value = raw.trim();
-    if value.chars().count() > max {
-        errors.add(field, format!("must be at most {max} characters"));
-    } else if value.chars().any(char::is_control) {
-        errors.add(field, "must not contain control characters");
-    }
-    value.to_owned()
-}
-
 impl ProviderInput {
     /// Checks every field for a new provider (`current` is `None`) or an update of `current`,
     /// naming each bad field; then what the kind checks on the network (a new SAML metadata
@@ -160,12 +149,12 @@ impl ProviderInput {
             Some(name) => validation::label(&mut errors, "display_name", &name, 100),
             None => id.as_ref().map(|i| i.to_string()).unwrap_or_default(),
         };
-        let client_id = opaque(&mut errors, "client_id", &self.client_id, 255);
+        let client_id = validation::text(&mut errors, "client_id", &self.client_id, 255);
         let secret = match self.client_secret.as_deref() {
             None if current.is_some() => SecretChange::Keep,
             None => SecretChange::Clear,
             Some(s) if s.trim().is_empty() => SecretChange::Clear,
-            Some(s) => SecretChange::Set(SecretString::from(opaque(
+            Some(s) => SecretChange::Set(SecretString::from(validation::text(
                 &mut errors,
                 "client_secret",
                 s,

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -18,12 +17,12 @@ use serde_json::Value;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, render, see_other};
+use crate::admin::http::pages::{Chrome, Done, back_to, form_status, render, see_other, submit};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::providers::discovery::{self as providers_discovery, DiscoveryReport};
 use crate::admin::providers::input::ProviderInput;
 use crate::admin::providers::service::{self as providers_admin, ProviderView};
-use crate::providers::repo::{ProviderError, ProviderWrite};
+use crate::providers::repo::ProviderWrite;
 use crate::providers::{Provider, supported_kind};
 use crate::state::AppState;
 use crate::upstream::ProviderKind;
@@ -34,8 +33,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/providers", web::post().to(create_provider))
         .route("/providers/{id}", web::get().to(provider_page))
         .route("/providers/{id}", web::post().to(update_provider))
-        .route("/providers/{id}/enable", web::post().to(enable_provider))
-        .route("/providers/{id}/disable", web::post().to(disable_provider))
+        .route(
+            "/providers/{id}/enable",
+            web::post().to(set_enabled::<true>),
+        )
+        .route(
+            "/providers/{id}/disable",
+            web::post().to(set_enabled::<false>),
+        )
         .route("/providers/{id}/delete", web::post().to(delete_provider));
 }
 
@@ -279,7 +284,7 @@ pub struct ProvidersPage {
     /// The kinds to add, with their names: `(kind, title)`.
     kinds: Vec<(&'static str, &'static str)>,
     form: Option<FormState>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -288,7 +293,7 @@ pub struct ProviderPage {
     chrome: Chrome,
     view: ProviderView,
     form: FormState,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 impl ProviderPage {
@@ -302,9 +307,9 @@ impl ProviderPage {
     }
 }
 
+/// `?kind=`: the kind whose create form the list shows.
 #[derive(Deserialize)]
-struct ListQuery {
-    done: Option<String>,
+struct KindQuery {
     kind: Option<String>,
 }
 
@@ -316,7 +321,7 @@ async fn list_page(
     session: &AdminSession,
     state: &AppState,
     form: Option<FormState>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 ) -> Result<ProvidersPage, PageError> {
     Ok(ProvidersPage {
         chrome: Chrome::new(session, "providers"),
@@ -333,7 +338,8 @@ async fn list_page(
 async fn providers_page(
     session: AdminSession,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: web::Query<KindQuery>,
+    done: web::Query<Done>,
 ) -> Result<ProvidersPage, PageError> {
     let form = match query.kind.as_deref() {
         Some(raw) => {
@@ -342,21 +348,8 @@ async fn providers_page(
         }
         None => None,
     };
-    let notice = match query.done.as_deref() {
-        Some("deleted") => Some("The provider was deleted.".to_owned()),
-        _ => None,
-    };
+    let notice = done.notice(&[("deleted", "The provider was deleted.")]);
     list_page(&session, &state, form, notice).await
-}
-
-/// Field errors for the form, or the page's error for everything else.
-fn form_error(err: ProviderError) -> Result<FieldErrors, PageError> {
-    match err {
-        ProviderError::Exists(_) => Ok(FieldErrors::single("id", "is already taken")),
-        ProviderError::ManagedByConfig(_) => Err(PageError::BadRequest(err.to_string())),
-        ProviderError::NotFound(_) => Err(PageError::NotFound),
-        ProviderError::Store(e) => Err(e.into()),
-    }
 }
 
 /// Runs "Test discovery" for the form's issuer, into the form.
@@ -365,14 +358,6 @@ async fn discover_into(state: &AppState, form: &mut FormState) {
     match providers_discovery::discover(state.connectors.http(), issuer).await {
         Ok(report) => form.discovery = Some(report),
         Err(errors) => form.errors = errors,
-    }
-}
-
-fn status_of(form: &FormState) -> StatusCode {
-    if form.errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
     }
 }
 
@@ -398,47 +383,37 @@ async fn create_provider(
     if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        state_form.errors = match validated(&state, &form, kind, None).await {
-            Ok(new) => match providers_admin::create(&state, &session.caller(), &new).await {
-                Ok(created) => {
-                    return Ok(see_other(&format!(
-                        "/admin/providers/{}?done=created",
-                        created.id
-                    )));
-                }
-                Err(e) => form_error(e)?,
-            },
-            Err(errors) => errors,
-        };
+        let input = validated(&state, &form, kind, None).await;
+        let caller = session.caller();
+        let created = submit(input, async |new| {
+            providers_admin::create(&state, &caller, &new).await
+        })
+        .await?;
+        match created {
+            Ok(created) => return Ok(back_to("/admin/providers", &created.id, "created")),
+            Err(errors) => state_form.errors = errors,
+        }
     }
+    let status = form_status(&state_form.errors);
     let page = list_page(&session, &state, Some(state_form), None).await?;
-    let status = page.form.as_ref().map_or(StatusCode::OK, status_of);
     render(status, &page)
-}
-
-#[derive(Deserialize)]
-struct DoneQuery {
-    done: Option<String>,
 }
 
 async fn provider_page(
     session: AdminSession,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    query: web::Query<DoneQuery>,
+    query: web::Query<Done>,
 ) -> Result<ProviderPage, PageError> {
-    let view = providers_admin::get(&state, &id)
-        .await
-        .map_err(|e| form_error(e).err().unwrap_or(PageError::NotFound))?;
+    let view = providers_admin::get(&state, &id).await?;
     let form = FormState::new(view.kind, ProviderForm::from_view(&view), Some(&view));
     let mut page = ProviderPage::new(&session, view, form);
-    page.notice = match query.done.as_deref() {
-        Some("created") => Some("The provider was created; it offers logins now.".to_owned()),
-        Some("saved") => Some("Saved; the next login uses the new settings.".to_owned()),
-        Some("enabled") => Some("The provider is enabled.".to_owned()),
-        Some("disabled") => Some("The provider is disabled: it offers no login.".to_owned()),
-        _ => None,
-    };
+    page.notice = query.notice(&[
+        ("created", "The provider was created; it offers logins now."),
+        ("saved", "Saved; the next login uses the new settings."),
+        ("enabled", "The provider is enabled."),
+        ("disabled", "The provider is disabled: it offers no login."),
+    ]);
     Ok(page)
 }
 
@@ -448,9 +423,7 @@ async fn update_provider(
     form: Protected<ProviderForm>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let current = providers_admin::editable(&state, &id)
-        .await
-        .map_err(|e| form_error(e).err().unwrap_or(PageError::NotFound))?;
+    let current = providers_admin::editable(&state, &id).await?;
     let view = ProviderView::new(&current, state.settings.server.issuer.as_str());
     let kind = current.kind;
     let mut values = form.clone();
@@ -459,56 +432,31 @@ async fn update_provider(
     if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        match validated(&state, &values, kind, Some((&current, &view))).await {
-            Ok(new) => match providers_admin::update(&state, &session.caller(), &new).await {
-                Ok(saved) => {
-                    return Ok(see_other(&format!(
-                        "/admin/providers/{}?done=saved",
-                        saved.id
-                    )));
-                }
-                Err(e) => state_form.errors = form_error(e)?,
-            },
+        let input = validated(&state, &values, kind, Some((&current, &view))).await;
+        let caller = session.caller();
+        let saved = submit(input, async |new| {
+            providers_admin::update(&state, &caller, &new).await
+        })
+        .await?;
+        match saved {
+            Ok(saved) => return Ok(back_to("/admin/providers", &saved.id, "saved")),
             Err(errors) => state_form.errors = errors,
         }
     }
-    let status = status_of(&state_form);
+    let status = form_status(&state_form.errors);
     let page = ProviderPage::new(&session, view, state_form);
     render(status, &page)
 }
 
-async fn set_enabled(
-    state: &AppState,
-    id: &str,
-    form: Protected<NoFields>,
-    enabled: bool,
-) -> Result<HttpResponse, PageError> {
-    match providers_admin::set_enabled(state, &form.session.caller(), id, enabled).await {
-        Ok(v) => Ok(see_other(&format!(
-            "/admin/providers/{}?done={}",
-            v.id,
-            if enabled { "enabled" } else { "disabled" }
-        ))),
-        Err(e) => Err(form_error(e)
-            .err()
-            .unwrap_or_else(|| PageError::BadRequest("cannot change it".into()))),
-    }
-}
-
-async fn enable_provider(
+/// `/enable` (`ENABLED`) or `/disable`.
+async fn set_enabled<const ENABLED: bool>(
     state: web::Data<AppState>,
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    set_enabled(&state, &id, form, true).await
-}
-
-async fn disable_provider(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    set_enabled(&state, &id, form, false).await
+    let v = providers_admin::set_enabled(&state, &form.session.caller(), &id, ENABLED).await?;
+    let done = if ENABLED { "enabled" } else { "disabled" };
+    Ok(back_to("/admin/providers", &v.id, done))
 }
 
 async fn delete_provider(
@@ -516,10 +464,6 @@ async fn delete_provider(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    match providers_admin::delete(&state, &form.session.caller(), &id).await {
-        Ok(_) => Ok(see_other("/admin/providers?done=deleted")),
-        Err(e) => Err(form_error(e)
-            .err()
-            .unwrap_or_else(|| PageError::BadRequest("cannot delete".into()))),
-    }
+    providers_admin::delete(&state, &form.session.caller(), &id).await?;
+    Ok(see_other("/admin/providers?done=deleted"))
 }

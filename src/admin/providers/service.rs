@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::error::{Classify, Fault};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::{Caller, http::time};
 use crate::grants::{codes, pending, refresh, sessions};
 use crate::providers::Provider;
@@ -75,6 +76,17 @@ impl ProviderView {
     }
 }
 
+impl Classify for ProviderError {
+    fn fault(self) -> Fault {
+        match self {
+            ProviderError::NotFound(_) => Fault::NotFound,
+            ProviderError::Exists(_) => Fault::Taken("id"),
+            ProviderError::ManagedByConfig(_) => Fault::Conflict,
+            ProviderError::Store(e) => Fault::Store(e),
+        }
+    }
+}
+
 fn issuer(state: &AppState) -> &str {
     state.settings.server.issuer.as_str()
 }
@@ -96,10 +108,7 @@ pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<ProviderV
         .iter()
         .map(|p| ProviderView::new(p, issuer(state)))
         .collect();
-    Ok(Page::from_rows(views, page.limit, |p| Cursor {
-        at: p.created_at_secs,
-        id: p.id.clone(),
-    }))
+    Ok(page.of(views, |p| (p.created_at_secs, p.id.clone())))
 }
 
 /// The stored provider `id`, for validating an update against it.
@@ -145,23 +154,14 @@ fn details(p: &Provider, v: &ProviderView) -> Value {
 /// Records `action` in the change's transaction, commits both, and drops the cached connector.
 async fn audited(
     state: &AppState,
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: sqlx::Transaction<'_, sqlx::Any>,
     caller: &Caller,
     action: &str,
     provider: &Provider,
     details: serde_json::Value,
 ) -> Result<(), ProviderError> {
     let target = format!("provider:{}", provider.id);
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        action,
-        &target,
-        details,
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
+    crate::audit::commit_with(tx, caller, action, &target, details).await?;
     state.connectors.forget(&provider.id);
     Ok(())
 }

@@ -5,9 +5,7 @@ use actix_web::{HttpResponse, web};
 use crate::admin::http::api::{ApiCaller, PageParams, resource};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
-use crate::admin::tokens::service::{
-    self as api_tokens, ApiToken, MintedToken, NewToken, TokenError,
-};
+use crate::admin::tokens::service::{self as api_tokens, ApiToken, MintedToken, NewToken};
 use crate::state::AppState;
 use secrecy::ExposeSecret;
 
@@ -50,9 +48,7 @@ pub async fn create_token(
     body: web::Json<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
     let name = body.validate()?;
-    let (info, token) = api_tokens::mint(&state.store, &api.caller, &name)
-        .await
-        .map_err(token_error)?;
+    let (info, token) = api_tokens::mint(&state.store, &api.caller, &name).await?;
     Ok(HttpResponse::Created().json(MintedToken {
         info,
         token: token.expose_secret().to_owned(),
@@ -74,16 +70,6 @@ pub async fn revoke_token(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<ApiToken>, ApiError> {
-    let token = api_tokens::revoke(&state.store, &api.caller, &id)
-        .await
-        .map_err(token_error)?;
+    let token = api_tokens::revoke(&state.store, &api.caller, &id).await?;
     Ok(web::Json(token))
-}
-
-fn token_error(err: TokenError) -> ApiError {
-    match err {
-        TokenError::NotFound(_) => ApiError::NotFound(err.to_string()),
-        TokenError::AlreadyRevoked(_) => ApiError::Conflict(err.to_string()),
-        TokenError::Store(e) => e.into(),
-    }
 }

@@ -1,6 +1,5 @@
 //! The API tokens page: mint (the token shown once), list, revoke.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,8 +8,8 @@ use secrecy::ExposeSecret;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, render, see_other};
-use crate::admin::http::pagination::{MAX_LIMIT, PageRequest};
+use crate::admin::http::pages::{Chrome, Done, form_status, render, see_other, submit};
+use crate::admin::http::pagination::PageRequest;
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::tokens::service::{self as api_tokens, ApiToken, NewToken, TokenError};
 use crate::state::AppState;
@@ -22,11 +21,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 pub(crate) async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
-    let page = PageRequest {
-        limit: MAX_LIMIT,
-        cursor: None,
-    };
-    Ok(api_tokens::list(&state.store, &page).await?.items)
+    Ok(api_tokens::list(&state.store, &PageRequest::FIRST_LARGEST)
+        .await?
+        .items)
 }
 
 #[derive(Template, WebTemplate)]
@@ -38,7 +35,20 @@ pub struct TokensPage {
     pub errors: FieldErrors,
     /// The token just minted: shown on this response only.
     pub minted: Option<(String, String)>,
-    pub notice: Option<String>,
+    pub notice: Option<&'static str>,
+}
+
+impl TokensPage {
+    async fn new(session: &AdminSession, state: &AppState) -> Result<Self, PageError> {
+        Ok(Self {
+            chrome: Chrome::new(session, "tokens"),
+            tokens: all_tokens(state).await?,
+            name: String::new(),
+            errors: FieldErrors::new(),
+            minted: None,
+            notice: None,
+        })
+    }
 }
 
 async fn tokens_page(
@@ -46,16 +56,9 @@ async fn tokens_page(
     state: web::Data<AppState>,
     query: web::Query<Done>,
 ) -> Result<TokensPage, PageError> {
-    Ok(TokensPage {
-        chrome: Chrome::new(&session, "tokens"),
-        tokens: all_tokens(&state).await?,
-        name: String::new(),
-        errors: FieldErrors::new(),
-        minted: None,
-        notice: query
-            .is("revoked")
-            .then(|| "The token was revoked.".to_owned()),
-    })
+    let mut page = TokensPage::new(&session, &state).await?;
+    page.notice = query.notice(&[("revoked", "The token was revoked.")]);
+    Ok(page)
 }
 
 async fn mint_token(
@@ -63,31 +66,19 @@ async fn mint_token(
     form: Protected<NewToken>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let mut page = TokensPage {
-        chrome: Chrome::new(&session, "tokens"),
-        tokens: Vec::new(),
-        name: form.name.clone(),
-        errors: FieldErrors::new(),
-        minted: None,
-        notice: None,
-    };
-    let status = match form.validate() {
-        Ok(name) => {
-            let (info, token) = api_tokens::mint(&state.store, &session.caller(), &name)
-                .await
-                .map_err(|e| PageError::Internal(e.into()))?;
-            page.minted = Some((info.name, token.expose_secret().to_owned()));
-            page.name.clear();
-            StatusCode::OK
-        }
-        Err(errors) => {
-            page.errors = errors;
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-    };
-    page.tokens = all_tokens(&state).await?;
+    let caller = session.caller();
+    let minted = submit(form.validate(), async |name| {
+        api_tokens::mint(&state.store, &caller, &name).await
+    })
+    .await?;
+    // Listed after minting, so the new token is in the list.
+    let mut page = TokensPage::new(&session, &state).await?;
+    match minted {
+        Ok((info, token)) => page.minted = Some((info.name, token.expose_secret().to_owned())),
+        Err(errors) => (page.name, page.errors) = (form.name, errors),
+    }
     // The token is in this body only; the /admin scope marks every answer `no-store`.
-    render(status, &page)
+    render(form_status(&page.errors), &page)
 }
 
 async fn revoke_token(
@@ -97,7 +88,6 @@ async fn revoke_token(
 ) -> Result<HttpResponse, PageError> {
     match api_tokens::revoke(&state.store, &form.session.caller(), &id).await {
         Ok(_) | Err(TokenError::AlreadyRevoked(_)) => Ok(see_other("/admin/tokens?done=revoked")),
-        Err(TokenError::NotFound(_)) => Err(PageError::NotFound),
-        Err(TokenError::Store(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }

@@ -3,11 +3,12 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::error::{Classify, Fault};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::crypto::{TokenDigest, random_token};
@@ -30,6 +31,16 @@ pub enum TokenError {
 impl From<sqlx::Error> for TokenError {
     fn from(err: sqlx::Error) -> Self {
         TokenError::Store(err.into())
+    }
+}
+
+impl Classify for TokenError {
+    fn fault(self) -> Fault {
+        match self {
+            TokenError::NotFound(_) => Fault::NotFound,
+            TokenError::AlreadyRevoked(_) => Fault::Conflict,
+            TokenError::Store(e) => Fault::Store(e),
+        }
     }
 }
 
@@ -144,23 +155,19 @@ pub async fn mint(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        "api_token.created",
-        &format!("api_token:{id}"),
-        json!({ "name": name }),
-        caller.ip(),
-    )
-    .await?;
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM admin_api_tokens WHERE id = $1"
-    ))
-    .bind(&id)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok((ApiToken::from_row(&row)?, token))
+    let info = find_in(&mut tx, &id)
+        .await?
+        .ok_or(TokenError::NotFound(id.clone()))?;
+    let (target, details) = (format!("api_token:{id}"), json!({ "name": name }));
+    crate::audit::commit_with(tx, caller, "api_token.created", &target, details).await?;
+    Ok((info, token))
+}
+
+/// The token `id`, read on the caller's connection.
+async fn find_in(conn: &mut AnyConnection, id: &str) -> Result<Option<ApiToken>, TokenError> {
+    let select = format!("SELECT {COLUMNS} FROM admin_api_tokens WHERE id = $1");
+    let row = sqlx::query(&select).bind(id).fetch_optional(conn).await?;
+    Ok(row.as_ref().map(ApiToken::from_row).transpose()?)
 }
 
 /// Tokens newest first, one page.
@@ -179,23 +186,15 @@ pub async fn list(store: &Store, page: &PageRequest) -> Result<Page<ApiToken>, S
         .iter()
         .map(ApiToken::from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(tokens, page.limit, |t| Cursor {
-        at: t.created_at_secs,
-        id: t.id.clone(),
-    }))
+    Ok(page.of(tokens, |t| (t.created_at_secs, t.id.clone())))
 }
 
 /// Revokes a token; later requests with it get 403.
 pub async fn revoke(store: &Store, caller: &Caller, id: &str) -> Result<ApiToken, TokenError> {
     let mut tx = store.begin_write().await?;
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM admin_api_tokens WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| TokenError::NotFound(id.to_owned()))?;
-    if ApiToken::from_row(&row)?.is_revoked() {
+    let found = find_in(&mut tx, id).await?;
+    let not_found = || TokenError::NotFound(id.to_owned());
+    if found.ok_or_else(not_found)?.is_revoked() {
         return Err(TokenError::AlreadyRevoked(id.to_owned()));
     }
     let now = store::now();
@@ -210,23 +209,9 @@ pub async fn revoke(store: &Store, caller: &Caller, id: &str) -> Result<ApiToken
     if changed == 0 {
         return Err(TokenError::AlreadyRevoked(id.to_owned()));
     }
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM admin_api_tokens WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let token = ApiToken::from_row(&row)?;
-    crate::audit::record(
-        &mut tx,
-        &caller.actor,
-        "api_token.revoked",
-        &format!("api_token:{id}"),
-        json!({ "name": token.name }),
-        caller.ip(),
-    )
-    .await?;
-    tx.commit().await?;
+    let token = find_in(&mut tx, id).await?.ok_or_else(not_found)?;
+    let (target, details) = (format!("api_token:{id}"), json!({ "name": token.name }));
+    crate::audit::commit_with(tx, caller, "api_token.revoked", &target, details).await?;
     Ok(token)
 }
 

@@ -6,7 +6,7 @@ use crate::admin::http::api::{ApiCaller, resource};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
 use crate::admin::users::service::{
-    self as users_admin, SessionsEnded, UserAdminError, UserDetail, UserParams, UserView,
+    self as users_admin, SessionsEnded, UserDetail, UserParams, UserView,
 };
 use crate::state::AppState;
 
@@ -17,16 +17,6 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/users/{id}/disable").post(disable))
         .service(resource("/users/{id}/enable").post(enable))
         .service(resource("/users/{id}/sessions").delete(end_sessions))
-}
-
-pub fn api_error(err: UserAdminError) -> ApiError {
-    match err {
-        UserAdminError::NotFound(_) => ApiError::NotFound(err.to_string()),
-        UserAdminError::AlreadyDisabled | UserAdminError::NotDisabled => {
-            ApiError::Conflict(err.to_string())
-        }
-        UserAdminError::Store(e) => e.into(),
-    }
 }
 
 /// Users, newest first; `q` matches part of an e-mail address or name, or a whole id.
@@ -61,9 +51,7 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<UserDetail>, ApiError> {
-    Ok(web::Json(
-        users_admin::get(&state, &id).await.map_err(api_error)?,
-    ))
+    Ok(web::Json(users_admin::get(&state, &id).await?))
 }
 
 /// Disables a user: no login, refresh or `/userinfo` from now on. Its SSO sessions end
@@ -82,12 +70,8 @@ pub async fn disable(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<UserDetail>, ApiError> {
-    users_admin::disable(&state, &api.caller, &id)
-        .await
-        .map_err(api_error)?;
-    Ok(web::Json(
-        users_admin::get(&state, &id).await.map_err(api_error)?,
-    ))
+    users_admin::disable(&state, &api.caller, &id).await?;
+    Ok(web::Json(users_admin::get(&state, &id).await?))
 }
 
 /// Lets a disabled user log in again.
@@ -105,12 +89,8 @@ pub async fn enable(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<UserDetail>, ApiError> {
-    users_admin::enable(&state, &api.caller, &id)
-        .await
-        .map_err(api_error)?;
-    Ok(web::Json(
-        users_admin::get(&state, &id).await.map_err(api_error)?,
-    ))
+    users_admin::enable(&state, &api.caller, &id).await?;
+    Ok(web::Json(users_admin::get(&state, &id).await?))
 }
 
 /// Signs the user out everywhere: ends its SSO sessions (a `session.ended` event each) and
@@ -129,8 +109,6 @@ pub async fn end_sessions(
     id: web::Path<String>,
 ) -> Result<web::Json<SessionsEnded>, ApiError> {
     Ok(web::Json(
-        users_admin::end_sessions(&state, &api.caller, &id)
-            .await
-            .map_err(api_error)?,
+        users_admin::end_sessions(&state, &api.caller, &id).await?,
     ))
 }

@@ -1,7 +1,6 @@
 //! `/admin/users`: search users, and a user's page with its identities, disable/enable and
 //! "end sessions". Same service as the API.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,8 +8,7 @@ use askama_web::WebTemplate;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::url_segment;
-use crate::admin::http::pages::{Chrome, Done, render, see_other};
+use crate::admin::http::pages::{Chrome, Done, back_to, form_status, link, render};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::users::service::{
     self as users_admin, UserAdminError, UserDetail, UserParams, UserView,
@@ -51,25 +49,14 @@ async fn users_page(
     match params.parse() {
         Ok(query) => {
             let found = users_admin::search(&state, &query).await?;
-            page.next = found.next_cursor.map(|cursor| {
-                let q = query.q.clone().unwrap_or_default();
-                let pairs: Vec<(&str, &str)> = [("q", q.as_str()), ("cursor", cursor.as_str())]
-                    .into_iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .collect();
-                format!(
-                    "/admin/users?{}",
-                    serde_urlencoded::to_string(pairs).unwrap_or_default()
-                )
-            });
+            let q = query.q.unwrap_or_default();
+            let next = |cursor: String| link("/admin/users", &[("q", &q), ("cursor", &cursor)]);
+            page.next = found.next_cursor.map(next);
             page.users = found.items;
-            render(StatusCode::OK, &page)
         }
-        Err(errors) => {
-            page.errors = errors;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Err(errors) => page.errors = errors,
     }
+    render(form_status(&page.errors), &page)
 }
 
 #[derive(Template, WebTemplate)]
@@ -77,15 +64,7 @@ async fn users_page(
 pub struct UserPage {
     chrome: Chrome,
     user: UserDetail,
-    notice: Option<String>,
-}
-
-fn page_error(err: UserAdminError) -> PageError {
-    match err {
-        UserAdminError::NotFound(_) => PageError::NotFound,
-        UserAdminError::Store(e) => e.into(),
-        other => PageError::BadRequest(other.to_string()),
-    }
+    notice: Option<&'static str>,
 }
 
 async fn user_page(
@@ -94,24 +73,18 @@ async fn user_page(
     id: web::Path<String>,
     query: web::Query<Done>,
 ) -> Result<UserPage, PageError> {
-    let notice = match query.done.as_deref() {
-        Some("disabled") => Some("The user was disabled; its sessions ended."),
-        Some("enabled") => Some("The user was enabled."),
-        Some("sessions_ended") => {
-            Some("The user's sessions ended and its refresh tokens were revoked.")
-        }
-        _ => None,
-    };
     Ok(UserPage {
         chrome: Chrome::new(&session, "users"),
-        user: users_admin::get(&state, &id).await.map_err(page_error)?,
-        notice: notice.map(str::to_owned),
+        user: users_admin::get(&state, &id).await?,
+        notice: query.notice(&[
+            ("disabled", "The user was disabled; its sessions ended."),
+            ("enabled", "The user was enabled."),
+            (
+                "sessions_ended",
+                "The user's sessions ended and its refresh tokens were revoked.",
+            ),
+        ]),
     })
-}
-
-/// The user's page after a change, saying what was done.
-fn back_to(id: &str, done: &str) -> HttpResponse {
-    see_other(&format!("/admin/users/{}?done={done}", url_segment(id)))
 }
 
 async fn disable(
@@ -121,8 +94,10 @@ async fn disable(
 ) -> Result<HttpResponse, PageError> {
     match users_admin::disable(&state, &form.session.caller(), &id).await {
         // A second click (another tab) finds it done: show the page as it is.
-        Ok(_) | Err(UserAdminError::AlreadyDisabled) => Ok(back_to(&id, "disabled")),
-        Err(e) => Err(page_error(e)),
+        Ok(_) | Err(UserAdminError::AlreadyDisabled) => {
+            Ok(back_to("/admin/users", &id, "disabled"))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -132,8 +107,8 @@ async fn enable(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     match users_admin::enable(&state, &form.session.caller(), &id).await {
-        Ok(()) | Err(UserAdminError::NotDisabled) => Ok(back_to(&id, "enabled")),
-        Err(e) => Err(page_error(e)),
+        Ok(()) | Err(UserAdminError::NotDisabled) => Ok(back_to("/admin/users", &id, "enabled")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -142,8 +117,6 @@ async fn end_sessions(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    users_admin::end_sessions(&state, &form.session.caller(), &id)
-        .await
-        .map_err(page_error)?;
-    Ok(back_to(&id, "sessions_ended"))
+    users_admin::end_sessions(&state, &form.session.caller(), &id).await?;
+    Ok(back_to("/admin/users", &id, "sessions_ended"))
 }

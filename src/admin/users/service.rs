@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin::http::pagination::{Cursor, Page, PageRequest};
+use crate::admin::http::error::{Classify, Fault};
+use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::{Caller, http::time};
 use crate::grants::refresh::{self, Owner};
@@ -39,6 +40,16 @@ pub enum UserAdminError {
 impl From<sqlx::Error> for UserAdminError {
     fn from(e: sqlx::Error) -> Self {
         UserAdminError::Store(e.into())
+    }
+}
+
+impl Classify for UserAdminError {
+    fn fault(self) -> Fault {
+        match self {
+            UserAdminError::NotFound(_) => Fault::NotFound,
+            UserAdminError::AlreadyDisabled | UserAdminError::NotDisabled => Fault::Conflict,
+            UserAdminError::Store(e) => Fault::Store(e),
+        }
     }
 }
 
@@ -179,10 +190,7 @@ pub async fn search(state: &AppState, query: &UserQuery) -> Result<Page<UserView
     )
     .await?;
     let users: Vec<UserView> = rows.into_iter().map(UserView::from).collect();
-    Ok(Page::from_rows(users, query.page.limit, |u| Cursor {
-        at: u.created_at_secs,
-        id: u.id.clone(),
-    }))
+    Ok(query.page.of(users, |u| (u.created_at_secs, u.id.clone())))
 }
 
 pub async fn get(state: &AppState, id: &str) -> Result<UserDetail, UserAdminError> {
@@ -217,6 +225,22 @@ async fn end_everything(
     })
 }
 
+/// Commits what [`end_everything`] did with the audit entry of `action`, which counts it.
+async fn commit_ended(
+    tx: sqlx::Transaction<'_, sqlx::Any>,
+    caller: &Caller,
+    action: &str,
+    ended: SessionsEnded,
+) -> Result<SessionsEnded, UserAdminError> {
+    let details = json!({
+        "sessions_ended": ended.sessions_ended,
+        "refresh_tokens_revoked": ended.refresh_tokens_revoked,
+    });
+    let target = format!("user:{}", ended.user_id);
+    crate::audit::commit_with(tx, caller, action, &target, details).await?;
+    Ok(ended)
+}
+
 /// The user, read in the transaction, or `NotFound`.
 async fn existing(conn: &mut sqlx::AnyConnection, id: &str) -> Result<UserRow, UserAdminError> {
     repo::find_in(conn, id)
@@ -237,12 +261,7 @@ pub async fn disable(
     }
     repo::set_disabled_in(&mut tx, id, true).await?;
     let ended = end_everything(&mut tx, id, REASON_DISABLED).await?;
-    let details = json!({
-        "sessions_ended": ended.sessions_ended,
-        "refresh_tokens_revoked": ended.refresh_tokens_revoked,
-    });
-    crate::audit::commit_with(tx, caller, "user.disabled", &format!("user:{id}"), details).await?;
-    Ok(ended)
+    commit_ended(tx, caller, "user.disabled", ended).await
 }
 
 /// Lets a disabled user log in again (nothing that was ended comes back).
@@ -265,17 +284,5 @@ pub async fn end_sessions(
     let mut tx = state.store.begin_write().await?;
     existing(&mut tx, id).await?;
     let ended = end_everything(&mut tx, id, REASON_ADMIN).await?;
-    let details = json!({
-        "sessions_ended": ended.sessions_ended,
-        "refresh_tokens_revoked": ended.refresh_tokens_revoked,
-    });
-    crate::audit::commit_with(
-        tx,
-        caller,
-        "user.sessions_ended",
-        &format!("user:{id}"),
-        details,
-    )
-    .await?;
-    Ok(ended)
+    commit_ended(tx, caller, "user.sessions_ended", ended).await
 }

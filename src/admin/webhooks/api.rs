@@ -5,13 +5,11 @@ use actix_web::{HttpResponse, web};
 use crate::admin::http::api::{ApiCaller, PageParams, resource};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
-use crate::admin::http::validation::FieldErrors;
 use crate::admin::webhooks::service::{
     self as webhooks_admin, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput,
     WebhookView, WebhookWithSecret,
 };
 use crate::state::AppState;
-use crate::webhooks::WebhookError;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
     scope
@@ -29,28 +27,6 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/webhooks/{id}/deliveries/{delivery}/retry").post(retry))
 }
 
-pub fn api_error(err: WebhookError) -> ApiError {
-    match err {
-        WebhookError::EndpointNotFound | WebhookError::DeliveryNotFound => {
-            ApiError::NotFound(err.to_string())
-        }
-        WebhookError::BadUrl(_) => {
-            ApiError::Validation(FieldErrors::single("url", err.to_string()))
-        }
-        WebhookError::UnknownEvent(_) | WebhookError::NoEvents => {
-            ApiError::Validation(FieldErrors::single("events", err.to_string()))
-        }
-        WebhookError::ManagedByConfig | WebhookError::EndpointDisabled => {
-            ApiError::Conflict(err.to_string())
-        }
-        WebhookError::Store(e) => e.into(),
-    }
-}
-
-fn allow_private(state: &AppState) -> bool {
-    state.webhooks.settings().allow_private_targets
-}
-
 /// Webhook endpoints, newest first, with their delivery health; never a secret.
 #[utoipa::path(
     get, path = "/webhooks", tag = "webhooks",
@@ -66,11 +42,7 @@ pub async fn list(
     params: web::Query<PageParams>,
 ) -> Result<web::Json<Page<WebhookView>>, ApiError> {
     let page = params.parse()?;
-    Ok(web::Json(
-        webhooks_admin::list(&state, &page)
-            .await
-            .map_err(api_error)?,
-    ))
+    Ok(web::Json(webhooks_admin::list(&state, &page).await?))
 }
 
 /// Adds an endpoint. Its signing secret (`whsec_…`) is in this response only.
@@ -87,10 +59,8 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<WebhookInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let valid = body.validate(allow_private(&state))?;
-    let created = webhooks_admin::create(&state, &api.caller, valid)
-        .await
-        .map_err(api_error)?;
+    let valid = body.validate(&state)?;
+    let created = webhooks_admin::create(&state, &api.caller, valid).await?;
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -108,9 +78,7 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<WebhookView>, ApiError> {
-    Ok(web::Json(
-        webhooks_admin::get(&state, &id).await.map_err(api_error)?,
-    ))
+    Ok(web::Json(webhooks_admin::get(&state, &id).await?))
 }
 
 /// Replaces an endpoint's URL and events; `enabled` and `description` change when given.
@@ -132,10 +100,8 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<WebhookInput>,
 ) -> Result<web::Json<WebhookView>, ApiError> {
-    let valid = body.validate(allow_private(&state))?;
-    let updated = webhooks_admin::update(&state, &api.caller, &id, valid)
-        .await
-        .map_err(api_error)?;
+    let valid = body.validate(&state)?;
+    let updated = webhooks_admin::update(&state, &api.caller, &id, valid).await?;
     Ok(web::Json(updated))
 }
 
@@ -154,9 +120,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    webhooks_admin::delete(&state, &api.caller, &id)
-        .await
-        .map_err(api_error)?;
+    webhooks_admin::delete(&state, &api.caller, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -177,9 +141,7 @@ pub async fn rotate_secret(
     id: web::Path<String>,
 ) -> Result<web::Json<WebhookWithSecret>, ApiError> {
     Ok(web::Json(
-        webhooks_admin::rotate_secret(&state, &api.caller, &id)
-            .await
-            .map_err(api_error)?,
+        webhooks_admin::rotate_secret(&state, &api.caller, &id).await?,
     ))
 }
 
@@ -198,9 +160,7 @@ pub async fn test_ping(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let delivery = webhooks_admin::test_ping(&state, &api.caller, &id)
-        .await
-        .map_err(api_error)?;
+    let delivery = webhooks_admin::test_ping(&state, &api.caller, &id).await?;
     Ok(HttpResponse::Accepted().json(delivery))
 }
 
@@ -222,9 +182,7 @@ pub async fn deliveries(
 ) -> Result<web::Json<Page<DeliveryView>>, ApiError> {
     let query = params.parse()?;
     Ok(web::Json(
-        webhooks_admin::deliveries(&state, &id, &query)
-            .await
-            .map_err(api_error)?,
+        webhooks_admin::deliveries(&state, &id, &query).await?,
     ))
 }
 
@@ -247,9 +205,7 @@ pub async fn delivery(
 ) -> Result<web::Json<DeliveryDetail>, ApiError> {
     let (id, delivery_id) = path.into_inner();
     Ok(web::Json(
-        webhooks_admin::delivery(&state, &id, delivery_id)
-            .await
-            .map_err(api_error)?,
+        webhooks_admin::delivery(&state, &id, delivery_id).await?,
     ))
 }
 
@@ -274,8 +230,6 @@ pub async fn retry(
 ) -> Result<web::Json<DeliveryView>, ApiError> {
     let (id, delivery_id) = path.into_inner();
     Ok(web::Json(
-        webhooks_admin::replay(&state, &api.caller, &id, delivery_id)
-            .await
-            .map_err(api_error)?,
+        webhooks_admin::replay(&state, &api.caller, &id, delivery_id).await?,
     ))
 }

@@ -12,14 +12,14 @@ use serde::Deserialize;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, render, see_other, url_segment};
+use crate::admin::http::pages::{Chrome, Done, Pairs, back_to, form_status, link, notice};
+use crate::admin::http::pages::{render, see_other, submit, url_segment};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::webhooks::service::{
     self as webhooks_admin, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput,
     WebhookView, WebhookWithSecret,
 };
 use crate::state::AppState;
-use crate::webhooks::WebhookError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/webhooks", web::get().to(list_page))
@@ -35,8 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-/// The endpoint form as posted: `events` repeats (one checkbox each), so it is read from the
-/// raw pairs rather than through a struct.
+/// The endpoint form: `events` repeats (one checkbox each), so it is posted as [`Pairs`].
 #[derive(Debug, Clone, Default)]
 pub struct WebhookForm {
     pub url: String,
@@ -46,23 +45,12 @@ pub struct WebhookForm {
 }
 
 impl WebhookForm {
-    fn from_pairs(pairs: &[(String, String)]) -> Self {
-        let value = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+    fn posted(form: &Pairs) -> Self {
         Self {
-            url: value("url"),
-            description: value("description"),
-            events: pairs
-                .iter()
-                .filter(|(k, _)| k == "events")
-                .map(|(_, v)| v.clone())
-                .collect(),
-            enabled: pairs.iter().any(|(k, _)| k == "enabled"),
+            url: form.one("url"),
+            description: form.one("description"),
+            events: form.all("events"),
+            enabled: !form.all("enabled").is_empty(),
         }
     }
 
@@ -89,29 +77,6 @@ impl WebhookForm {
     }
 }
 
-/// Field errors for a form, or the page's error for everything else.
-fn form_error(err: WebhookError) -> Result<FieldErrors, PageError> {
-    match err {
-        WebhookError::BadUrl(_) => Ok(FieldErrors::single("url", err.to_string())),
-        WebhookError::UnknownEvent(_) | WebhookError::NoEvents => {
-            Ok(FieldErrors::single("events", err.to_string()))
-        }
-        other => Err(page_error(other)),
-    }
-}
-
-fn page_error(err: WebhookError) -> PageError {
-    match err {
-        WebhookError::EndpointNotFound | WebhookError::DeliveryNotFound => PageError::NotFound,
-        WebhookError::Store(e) => e.into(),
-        other => PageError::BadRequest(other.to_string()),
-    }
-}
-
-fn allow_private(state: &AppState) -> bool {
-    state.webhooks.settings().allow_private_targets
-}
-
 // ---- the list ------------------------------------------------------------------------------
 
 #[derive(Template, WebTemplate)]
@@ -124,14 +89,14 @@ pub struct WebhooksPage {
     errors: FieldErrors,
     /// The endpoint just created, with its secret: shown this once.
     revealed: Option<WebhookWithSecret>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 impl WebhooksPage {
     async fn new(session: &AdminSession, state: &AppState) -> Result<Self, PageError> {
         Ok(Self {
             chrome: Chrome::new(session, "webhooks"),
-            webhooks: webhooks_admin::all(state).await.map_err(page_error)?,
+            webhooks: webhooks_admin::all(state).await?,
             event_types: webhooks_admin::event_types(),
             form: WebhookForm {
                 enabled: true,
@@ -150,37 +115,28 @@ async fn list_page(
     query: web::Query<Done>,
 ) -> Result<WebhooksPage, PageError> {
     let mut page = WebhooksPage::new(&session, &state).await?;
-    if query.is("deleted") {
-        page.notice = Some("The endpoint was deleted.".to_owned());
-    }
+    page.notice = query.notice(&[("deleted", "The endpoint was deleted.")]);
     Ok(page)
 }
 
 async fn create(
     state: web::Data<AppState>,
-    form: Protected<Vec<(String, String)>>,
+    form: Protected<Pairs>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let form = WebhookForm::from_pairs(&form);
-    let result = match form.input().validate(allow_private(&state)) {
-        Ok(valid) => match webhooks_admin::create(&state, &session.caller(), valid).await {
-            Ok(created) => Ok(created),
-            Err(e) => Err(form_error(e)?),
-        },
-        Err(errors) => Err(errors),
-    };
+    let form = WebhookForm::posted(&form);
+    let input = form.input().validate(&state);
+    let caller = session.caller();
+    let result = submit(input, async |valid| {
+        webhooks_admin::create(&state, &caller, valid).await
+    })
+    .await?;
     let mut page = WebhooksPage::new(&session, &state).await?;
     match result {
-        Ok(created) => {
-            page.revealed = Some(created);
-            render(StatusCode::OK, &page)
-        }
-        Err(errors) => {
-            page.form = form;
-            page.errors = errors;
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
-        }
+        Ok(created) => page.revealed = Some(created),
+        Err(errors) => (page.form, page.errors) = (form, errors),
     }
+    render(form_status(&page.errors), &page)
 }
 
 // ---- one endpoint --------------------------------------------------------------------------
@@ -202,7 +158,7 @@ pub struct WebhookPage {
     selected: Option<DeliveryDetail>,
     /// A secret just rotated: shown this once.
     secret: Option<String>,
-    notice: Option<String>,
+    notice: Option<&'static str>,
 }
 
 /// `?status=&cursor=&delivery=&done=` on an endpoint's page.
@@ -221,7 +177,7 @@ impl WebhookPage {
         id: &str,
         query: &EndpointQuery,
     ) -> Result<Self, PageError> {
-        let webhook = webhooks_admin::get(state, id).await.map_err(page_error)?;
+        let webhook = webhooks_admin::get(state, id).await?;
         let params = DeliveryParams {
             status: query.status.clone(),
             limit: None,
@@ -232,25 +188,14 @@ impl WebhookPage {
             .parse()
             .or_else(|_| DeliveryParams::default().parse())
             .map_err(|_| PageError::BadRequest("bad delivery filters".into()))?;
-        let log = webhooks_admin::deliveries(state, id, &filters)
-            .await
-            .map_err(page_error)?;
+        let log = webhooks_admin::deliveries(state, id, &filters).await?;
         let status = filters.status.clone().unwrap_or_default();
         let next = log.next_cursor.map(|cursor| {
-            let pairs = [("status", status.as_str()), ("cursor", cursor.as_str())];
-            let pairs: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-            format!(
-                "/admin/webhooks/{}?{}",
-                url_segment(id),
-                serde_urlencoded::to_string(pairs).unwrap_or_default()
-            )
+            let path = format!("/admin/webhooks/{}", url_segment(id));
+            link(&path, &[("status", &status), ("cursor", &cursor)])
         });
         let selected = match query.delivery {
-            Some(d) => Some(
-                webhooks_admin::delivery(state, id, d)
-                    .await
-                    .map_err(page_error)?,
-            ),
+            Some(d) => Some(webhooks_admin::delivery(state, id, d).await?),
             None => None,
         };
         Ok(Self {
@@ -264,23 +209,21 @@ impl WebhookPage {
             next,
             selected,
             secret: None,
-            notice: query.done.as_deref().and_then(notice),
+            notice: notice(query.done.as_deref(), &NOTICES),
         })
     }
 }
 
-fn notice(done: &str) -> Option<String> {
-    Some(
-        match done {
-            "created" => "The endpoint was created.",
-            "updated" => "The endpoint was saved.",
-            "pinged" => "A test ping was queued; it appears in the log below.",
-            "replayed" => "The delivery was queued again.",
-            _ => return None,
-        }
-        .to_owned(),
-    )
-}
+/// What the endpoint's page says after a change.
+const NOTICES: [(&str, &str); 4] = [
+    ("created", "The endpoint was created."),
+    ("updated", "The endpoint was saved."),
+    (
+        "pinged",
+        "A test ping was queued; it appears in the log below.",
+    ),
+    ("replayed", "The delivery was queued again."),
+];
 
 async fn endpoint_page(
     session: AdminSession,
@@ -294,20 +237,18 @@ async fn endpoint_page(
 async fn update(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: Protected<Vec<(String, String)>>,
+    form: Protected<Pairs>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let form = WebhookForm::from_pairs(&form);
-    let errors = match form.input().validate(allow_private(&state)) {
-        Ok(valid) => match webhooks_admin::update(&state, &session.caller(), &id, valid).await {
-            Ok(_) => {
-                return Ok(see_other(&format!(
-                    "/admin/webhooks/{}?done=updated",
-                    url_segment(&id)
-                )));
-            }
-            Err(e) => form_error(e)?,
-        },
+    let form = WebhookForm::posted(&form);
+    let input = form.input().validate(&state);
+    let caller = session.caller();
+    let saved = submit(input, async |valid| {
+        webhooks_admin::update(&state, &caller, &id, valid).await
+    })
+    .await?;
+    let errors = match saved {
+        Ok(_) => return Ok(back_to("/admin/webhooks", &id, "updated")),
         Err(errors) => errors,
     };
     let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
@@ -321,9 +262,7 @@ async fn delete(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    webhooks_admin::delete(&state, &form.session.caller(), &id)
-        .await
-        .map_err(page_error)?;
+    webhooks_admin::delete(&state, &form.session.caller(), &id).await?;
     Ok(see_other("/admin/webhooks?done=deleted"))
 }
 
@@ -333,9 +272,7 @@ async fn rotate_secret(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let session = form.session;
-    let rotated = webhooks_admin::rotate_secret(&state, &session.caller(), &id)
-        .await
-        .map_err(page_error)?;
+    let rotated = webhooks_admin::rotate_secret(&state, &session.caller(), &id).await?;
     let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
     page.secret = Some(rotated.secret);
     render(StatusCode::OK, &page)
@@ -346,13 +283,8 @@ async fn test_ping(
     id: web::Path<String>,
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    webhooks_admin::test_ping(&state, &form.session.caller(), &id)
-        .await
-        .map_err(page_error)?;
-    Ok(see_other(&format!(
-        "/admin/webhooks/{}?done=pinged",
-        url_segment(&id)
-    )))
+    webhooks_admin::test_ping(&state, &form.session.caller(), &id).await?;
+    Ok(back_to("/admin/webhooks", &id, "pinged"))
 }
 
 async fn replay(
@@ -361,11 +293,6 @@ async fn replay(
     form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
     let (id, delivery) = path.into_inner();
-    webhooks_admin::replay(&state, &form.session.caller(), &id, delivery)
-        .await
-        .map_err(page_error)?;
-    Ok(see_other(&format!(
-        "/admin/webhooks/{}?done=replayed",
-        url_segment(&id)
-    )))
+    webhooks_admin::replay(&state, &form.session.caller(), &id, delivery).await?;
+    Ok(back_to("/admin/webhooks", &id, "replayed"))
 }

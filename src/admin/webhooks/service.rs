@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin::http::pagination::{Cursor, MAX_LIMIT, Page, PageRequest};
-use crate::admin::http::validation::FieldErrors;
+use crate::admin::http::error::{Classify, Fault};
+use crate::admin::http::pagination::{Page, PageRequest};
+use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::state::AppState;
 use crate::webhooks::deliveries::{self, Health};
@@ -27,6 +28,18 @@ pub fn event_types() -> Vec<&'static str> {
         .map(|t| t.as_str())
         .filter(|t| subscribable(t).is_some())
         .collect()
+}
+
+impl Classify for WebhookError {
+    fn fault(self) -> Fault {
+        match self {
+            WebhookError::EndpointNotFound | WebhookError::DeliveryNotFound => Fault::NotFound,
+            WebhookError::BadUrl(_) => Fault::Field("url"),
+            WebhookError::UnknownEvent(_) | WebhookError::NoEvents => Fault::Field("events"),
+            WebhookError::ManagedByConfig | WebhookError::EndpointDisabled => Fault::Conflict,
+            WebhookError::Store(e) => Fault::Store(e),
+        }
+    }
 }
 
 fn rfc3339_ms(ms: i64) -> String {
@@ -235,9 +248,10 @@ impl From<ValidWebhook> for EndpointUpdate {
 }
 
 impl WebhookInput {
-    /// Checks every field with the rules the service applies (the SSRF guard's URL rules,
-    /// subscribable event types), naming each bad field.
-    pub fn validate(&self, allow_private: bool) -> Result<ValidWebhook, FieldErrors> {
+    /// Checks every field with the rules the service applies (the SSRF guard's URL rules as
+    /// this instance sets them, subscribable event types), naming each bad field.
+    pub fn validate(&self, state: &AppState) -> Result<ValidWebhook, FieldErrors> {
+        let allow_private = state.webhooks.settings().allow_private_targets;
         let mut errors = FieldErrors::new();
         let url = self.url.trim();
         if url.is_empty() {
@@ -263,19 +277,13 @@ impl WebhookInput {
         if events.is_empty() {
             errors.add("events", "choose at least one event type");
         }
-        let description = self.description.as_deref().map(str::trim);
-        if let Some(d) = description {
-            if d.chars().count() > 200 {
-                errors.add("description", "must be at most 200 characters");
-            } else if d.chars().any(char::is_control) {
-                errors.add("description", "must not contain control characters");
-            }
-        }
+        let description = self.description.as_deref();
+        let description = description.map(|d| validation::text(&mut errors, "description", d, 200));
         errors.or_ok(ValidWebhook {
             url: url.to_owned(),
             events,
             enabled: self.enabled,
-            description: description.map(str::to_owned),
+            description,
         })
     }
 }
@@ -331,19 +339,12 @@ pub async fn list(state: &AppState, page: &PageRequest) -> Result<Page<WebhookVi
         let h = health.remove(&e.id).unwrap_or_default();
         WebhookView::new(e, h)
     });
-    Ok(Page::from_rows(views.collect(), page.limit, |w| Cursor {
-        at: w.created_at_secs,
-        id: w.id.clone(),
-    }))
+    Ok(page.of(views.collect(), |w| (w.created_at_secs, w.id.clone())))
 }
 
 /// The first page of the largest size, for the admin page.
 pub async fn all(state: &AppState) -> Result<Vec<WebhookView>, WebhookError> {
-    let page = PageRequest {
-        limit: MAX_LIMIT,
-        cursor: None,
-    };
-    Ok(list(state, &page).await?.items)
+    Ok(list(state, &PageRequest::FIRST_LARGEST).await?.items)
 }
 
 pub async fn get(state: &AppState, id: &str) -> Result<WebhookView, WebhookError> {
@@ -369,10 +370,9 @@ pub async fn deliveries(
         .deliveries(id, status, below, limit + 1)
         .await?;
     let views = rows.into_iter().map(DeliveryView::from).collect();
-    Ok(Page::from_rows(views, limit, |d| Cursor {
-        at: d.created_at_secs,
-        id: d.id.to_string(),
-    }))
+    Ok(query
+        .page
+        .of(views, |d| (d.created_at_secs, d.id.to_string())))
 }
 
 pub async fn delivery(
