@@ -35,6 +35,8 @@ const WAIT: Duration = Duration::from_secs(15);
 struct Driver {
     child: Child,
     profile: PathBuf,
+    /// Where chromedriver listens.
+    url: String,
 }
 
 impl Drop for Driver {
@@ -69,9 +71,12 @@ async fn start_browser() -> Option<(Driver, Client)> {
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&profile).unwrap();
-    let driver = Driver { child, profile };
-
     let url = format!("http://127.0.0.1:{port}");
+    let driver = Driver {
+        child,
+        profile,
+        url: url.clone(),
+    };
     let started = Instant::now();
     while reqwest::get(format!("{url}/status")).await.is_err() {
         assert!(started.elapsed() < WAIT, "chromedriver did not start");
@@ -188,6 +193,31 @@ axe.run(document, { resultTypes: ["violations"] })
   .catch(function (e) { done({ error: String(e) }); });
 "#;
 
+/// Makes the pages prefer a dark colour scheme, or a light one, through the DevTools protocol
+/// command chromedriver passes on.
+async fn prefer_dark(client: &Client, driver: &Driver, dark: bool) {
+    let session = client.session_id().await.unwrap().expect("a session");
+    let scheme = if dark { "dark" } else { "light" };
+    let res = reqwest::Client::new()
+        .post(format!("{}/session/{session}/goog/cdp/execute", driver.url))
+        .json(&json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    let now = client
+        .execute(
+            "return matchMedia('(prefers-color-scheme: dark)').matches;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(now, json!(dark), "the page now prefers {scheme}");
+}
+
 /// What axe-core does not check: each `aria-describedby` names elements that exist, and on
 /// the admin pages each required field's label carries the visible mark.
 const OWN_CHECKS: &str = r#"
@@ -268,6 +298,15 @@ impl Axe {
         self.pages.push(at);
     }
 
+    /// The user-facing pages follow the system's colour scheme (`color-scheme: light dark`):
+    /// checked in both.
+    async fn check_both_schemes(&mut self, client: &Client, driver: &Driver, page: &str) {
+        self.check(client, page).await;
+        prefer_dark(client, driver, true).await;
+        self.check(client, &format!("{page}, dark")).await;
+        prefer_dark(client, driver, false).await;
+    }
+
     /// Fails the test listing every serious or critical violation found.
     fn assert_clean(&self) {
         eprintln!(
@@ -286,7 +325,7 @@ impl Axe {
 
 #[tokio::test]
 async fn an_admin_works_the_ui_in_a_real_browser() {
-    let Some((_driver, browser)) = start_browser().await else {
+    let Some((driver, browser)) = start_browser().await else {
         return;
     };
     let db = TestDb::new(Backend::Sqlite).await.unwrap();
@@ -305,14 +344,14 @@ async fn an_admin_works_the_ui_in_a_real_browser() {
     })
     .await;
     create_admin(&app).await;
-    let result = drive(&app, &browser).await;
+    let result = drive(&app, &driver, &browser).await;
     let _ = browser.close().await;
     app.stop();
     db.cleanup().await;
     result
 }
 
-async fn drive(app: &TestApp, browser: &Client) {
+async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     let mut axe = Axe::default();
 
     // Signed out, the dashboard sends us to sign in.
@@ -602,7 +641,7 @@ async fn drive(app: &TestApp, browser: &Client) {
 
     // The pages a user sees, in the same browser: the sign-in chooser, the sign-out
     // question, the signed-out page and an error page.
-    user_pages(app, browser, &mut axe).await;
+    user_pages(app, driver, browser, &mut axe).await;
 
     // The user that signed in, in the admin's users pages.
     browser.goto(&app.url("/admin/users")).await.unwrap();
@@ -697,20 +736,21 @@ async fn drive(app: &TestApp, browser: &Client) {
 }
 
 /// A user signs in to the configured client through the chooser, then signs out.
-async fn user_pages(app: &TestApp, browser: &Client, axe: &mut Axe) {
+async fn user_pages(app: &TestApp, driver: &Driver, browser: &Client, axe: &mut Axe) {
     let rp = relying_party(app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
     browser.goto(start_url(&rp, &[]).as_str()).await.unwrap();
     wait_for(browser, ".providers").await;
     wait_for_url(browser, "/login?req=").await;
     screenshot(browser, "login.png").await;
-    axe.check(browser, "sign-in chooser").await;
+    axe.check_both_schemes(browser, driver, "sign-in chooser")
+        .await;
     // An e-mail domain no provider serves: the chooser says so.
     type_into(browser, "#email", "someone@elsewhere.example").await;
     click(browser, ".realm button").await;
     wait_for_url(browser, "email=").await;
     wait_for(browser, "#email[aria-invalid=true]").await;
     assert_focus(browser, "email").await;
-    axe.check(browser, "sign-in chooser, unknown e-mail domain")
+    axe.check_both_schemes(browser, driver, "sign-in chooser, unknown e-mail domain")
         .await;
     // The configured upstream signs the user in at once and Portico sends the browser to the
     // client, which is not listening: the user's session is what counts.
@@ -722,10 +762,11 @@ async fn user_pages(app: &TestApp, browser: &Client, axe: &mut Axe) {
         .await
         .unwrap();
     wait_for(browser, "#sign-out").await;
-    axe.check(browser, "sign-out question").await;
+    axe.check_both_schemes(browser, driver, "sign-out question")
+        .await;
     click(browser, "#sign-out").await;
     wait_for(browser, "#signed-out").await;
-    axe.check(browser, "signed out").await;
+    axe.check_both_schemes(browser, driver, "signed out").await;
 
     browser
         .goto(&app.url(
@@ -735,7 +776,7 @@ async fn user_pages(app: &TestApp, browser: &Client, axe: &mut Axe) {
         .await
         .unwrap();
     wait_for(browser, "main h1").await;
-    axe.check(browser, "error page of a bad authorization request")
+    axe.check_both_schemes(browser, driver, "error page of a bad authorization request")
         .await;
 }
 
