@@ -691,7 +691,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     screenshot(browser, "dashboard.png").await;
     axe.check(browser, "dashboard").await;
     skip_link(browser).await;
-    narrow_screen(browser, &mut axe).await;
+    narrow_screen(app, browser, &mut axe).await;
 
     // Sign out.
     click(browser, ".signout button").await;
@@ -831,7 +831,7 @@ return { viewport: window.innerWidth, who: box('.who'), menu: box('.menu'),
 
 /// At 390 px wide (a phone) the menu folds into one line that opens on demand, and who is
 /// signed in stays on screen.
-async fn narrow_screen(browser: &Client, axe: &mut Axe) {
+async fn narrow_screen(app: &TestApp, browser: &Client, axe: &mut Axe) {
     browser.set_window_size(390, 844).await.unwrap();
     let viewport = browser
         .execute("return window.innerWidth;", vec![])
@@ -884,11 +884,22 @@ async fn narrow_screen(browser: &Client, axe: &mut Axe) {
     screenshot(browser, "dashboard-narrow-menu.png").await;
     axe.check(browser, "dashboard at 390 px, menu opened").await;
     click(browser, ".menu summary").await;
+    // Forms and wide tables at this width.
+    for (path, ready) in [
+        ("/admin/clients", "#new-client"),
+        ("/admin/providers?kind=oidc", "#provider-form"),
+        ("/admin/webhooks", "#webhooks"),
+        ("/admin/audit", "#audit-entries"),
+    ] {
+        browser.goto(&app.url(path)).await.unwrap();
+        wait_for(browser, ready).await;
+        axe.check(browser, &format!("{path} at 390 px")).await;
+    }
 
     // Wide again, the menu is a row of links with nothing to open. (WebDriver calls what is
     // in a closed <details> hidden whatever CSS shows, so this asks what is on screen.)
     browser.set_window_size(1280, 900).await.unwrap();
-    browser.refresh().await.unwrap();
+    browser.goto(&app.url("/admin")).await.unwrap();
     wait_for(browser, ".stats").await;
     let on_screen = browser
         .execute(
