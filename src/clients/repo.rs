@@ -88,12 +88,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<Client>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM clients");
-    let list = store::NewestFirst {
-        select: &select,
-        filter: None,
-        time_col: "created_at",
-        id_col: "client_id",
-    };
+    let list = store::NewestFirst::by_created(&select, "client_id");
     list.fetch(store.pool(), before, limit)
         .await?
         .iter()

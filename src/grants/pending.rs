@@ -135,16 +135,14 @@ pub async fn live_bindings<'a>(
     if bindings.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (2..bindings.len() + 2).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT browser_digest FROM pending_authorizations WHERE expires_at > $1 \
          AND browser_digest IN ({})",
-        placeholders.join(", ")
+        store::placeholders(2, bindings.len())
     );
-    let mut query = sqlx::query_scalar::<_, Vec<u8>>(&sql).bind(store::now());
-    for b in bindings {
-        query = query.bind(TokenDigest::of(b).as_bytes().to_vec());
-    }
+    let query = sqlx::query_scalar::<_, Vec<u8>>(&sql).bind(store::now());
+    let query =
+        (bindings.iter()).fold(query, |q, b| q.bind(TokenDigest::of(b).as_bytes().to_vec()));
     let live = query.fetch_all(store.pool()).await?;
     Ok(bindings
         .iter()

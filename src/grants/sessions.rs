@@ -4,14 +4,13 @@
 //! cookie itself is the web layer's (`oidc::session`).
 
 use serde_json::json;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::crypto::TokenDigest;
 use crate::store::{self, Store, StoreError};
 use crate::webhooks::events::{self, EventType};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
     pub id: String,
     pub user_id: String,
@@ -22,18 +21,8 @@ pub struct Session {
     /// The identity's upstream grant has ended (an upstream refresh met `invalid_grant`): the
     /// session may not answer a new authorization without a new upstream login. Filled in by
     /// the caller from the identity.
+    #[sqlx(default)]
     pub needs_login: bool,
-}
-
-fn from_row(r: &AnyRow) -> Result<Session, StoreError> {
-    Ok(Session {
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        identity_id: r.try_get("identity_id")?,
-        provider_id: r.try_get("provider_id")?,
-        auth_time: r.try_get("auth_time")?,
-        needs_login: false,
-    })
 }
 
 /// What a new session is.
@@ -84,7 +73,7 @@ pub async fn touch(
     idle_secs: u64,
 ) -> Result<Option<Session>, StoreError> {
     let now = store::now();
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "UPDATE sso_sessions SET last_seen_at = $1 WHERE token_digest = $2 \
          AND ended_at IS NULL AND expires_at > $1 AND last_seen_at > $3 \
          RETURNING id, user_id, identity_id, provider_id, auth_time",
@@ -93,8 +82,7 @@ pub async fn touch(
     .bind(TokenDigest::of(token).as_bytes().to_vec())
     .bind(now - idle_secs as i64)
     .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    .await?)
 }
 
 /// Which live sessions to end.

@@ -68,12 +68,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<Provider>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM providers");
-    let list = store::NewestFirst {
-        select: &select,
-        filter: None,
-        time_col: "created_at",
-        id_col: "id",
-    };
+    let list = store::NewestFirst::by_created(&select, "id");
     known(list.fetch(store.pool(), before, limit).await?)
 }
 

@@ -24,7 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use url::Url;
 
-pub use keyset::{Keyset, NewestFirst};
+pub use keyset::{Conditions, Keyset, NewestFirst};
 pub use master_key_check::{KeyCheck, MasterKeyMismatch};
 pub use row::{flag, json_list, to_json_list};
 pub use sealed::{ALL as SEALED_COLUMNS, SealedColumn};

@@ -36,7 +36,7 @@ pub struct IdentityRow {
 }
 
 /// The sealed token columns of an identity, as stored.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct SealedTokens {
     pub access_token: Option<Vec<u8>>,
     pub refresh_token: Option<Vec<u8>>,
@@ -61,15 +61,6 @@ fn from_row(r: &AnyRow) -> Result<IdentityRow, StoreError> {
         needs_login: flag(r, "needs_login")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn tokens_from_row(r: &AnyRow) -> Result<SealedTokens, StoreError> {
-    Ok(SealedTokens {
-        access_token: r.try_get("access_token")?,
-        refresh_token: r.try_get("refresh_token")?,
-        id_token: r.try_get("id_token")?,
-        token_meta: r.try_get("token_meta")?,
     })
 }
 
@@ -256,7 +247,7 @@ pub async fn with_tokens(
         query = query.bind(second);
     }
     let row = query.fetch_optional(store.pool()).await?;
-    row.map(|r| Ok((from_row(&r)?, tokens_from_row(&r)?)))
+    row.map(|r| Ok((from_row(&r)?, sqlx::FromRow::from_row(&r)?)))
         .transpose()
 }
 

@@ -216,11 +216,6 @@ fn contains_pattern(text: &str) -> String {
     out
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 /// Up to `limit` users newest first, below `before` when given, whose e-mail or name contains
 /// `q` (any case) or whose id is `q`.
 pub async fn search(
@@ -229,45 +224,21 @@ pub async fn search(
     before: Option<&store::Keyset>,
     limit: i64,
 ) -> Result<Vec<User>, StoreError> {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut binds: Vec<Bind> = Vec::new();
-    // Each placeholder is bound once: SQLite and PostgreSQL differ on reusing one.
-    let param = |bind: Bind, binds: &mut Vec<Bind>| {
-        binds.push(bind);
-        format!("${}", binds.len())
-    };
+    let mut conditions = store::Conditions::default();
     if let Some(q) = q {
-        let email = param(Bind::Text(contains_pattern(q)), &mut binds);
-        let name = param(Bind::Text(contains_pattern(q)), &mut binds);
-        let id = param(Bind::Text(q.to_owned()), &mut binds);
+        let email = conditions.text(contains_pattern(q));
+        let name = conditions.text(contains_pattern(q));
+        let id = conditions.text(q);
         conditions.push(format!(
             "(LOWER(COALESCE(email, '')) LIKE {email} ESCAPE '\\' \
              OR LOWER(COALESCE(name, '')) LIKE {name} ESCAPE '\\' OR id = {id})"
         ));
     }
-    if let Some(key) = before {
-        conditions.push(store::Keyset::below("created_at", "id", binds.len() + 1));
-        binds.push(Bind::Int(key.at));
-        binds.push(Bind::Int(key.at));
-        binds.push(Bind::Text(key.id.clone()));
-    }
-    let limit = param(Bind::Int(limit), &mut binds);
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM users {filter} ORDER BY created_at DESC, id DESC LIMIT {limit}"
-    );
-    let mut query = sqlx::query(&sql);
-    for bind in binds {
-        query = match bind {
-            Bind::Int(v) => query.bind(v),
-            Bind::Text(v) => query.bind(v),
-        };
-    }
-    let rows = query.fetch_all(store.pool()).await?;
+    let select = format!("SELECT {COLUMNS} FROM users");
+    let list = store::NewestFirst::by_created(&select, "id");
+    let rows = list
+        .fetch_where(store.pool(), conditions, before, limit)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
 use super::{Attempt, Delivery, endpoints, events};
 use crate::store::{self, Backend, Store, StoreError};
@@ -298,25 +298,12 @@ async fn deliveries_in(
     let types = events::find_in(conn, &column(rows, "event_id")?, false).await?;
     let mut deliveries = Vec::with_capacity(rows.len());
     for r in rows {
-        let event_id: String = r.try_get("event_id")?;
+        let mut delivery = Delivery::from_row(r)?;
         // A delivery is shown with its event (as a join would: none without one).
-        let Some((event_type, _)) = types.get(&event_id).cloned() else {
-            continue;
-        };
-        deliveries.push(Delivery {
-            id: r.try_get("id")?,
-            endpoint_id: r.try_get("endpoint_id")?,
-            event_id,
-            event_type,
-            status: r.try_get("status")?,
-            attempts: r.try_get("attempts")?,
-            next_attempt_at_ms: r.try_get("next_attempt_at_ms")?,
-            last_attempt_at_ms: r.try_get("last_attempt_at_ms")?,
-            last_status_code: r.try_get("last_status_code")?,
-            last_error: r.try_get("last_error")?,
-            created_at: r.try_get("created_at")?,
-            completed_at: r.try_get("completed_at")?,
-        });
+        if let Some((event_type, _)) = types.get(&delivery.event_id) {
+            delivery.event_type.clone_from(event_type);
+            deliveries.push(delivery);
+        }
     }
     Ok(deliveries)
 }
@@ -359,27 +346,13 @@ pub(crate) async fn attempts_in(
     conn: &mut AnyConnection,
     delivery_id: i64,
 ) -> Result<Vec<Attempt>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, delivery_id, attempt, started_at_ms, status_code, latency_ms, \
          response_body, error FROM webhook_attempts WHERE delivery_id = $1 ORDER BY id",
     )
     .bind(delivery_id)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Attempt {
-                id: r.try_get("id")?,
-                delivery_id: r.try_get("delivery_id")?,
-                attempt: r.try_get("attempt")?,
-                started_at_ms: r.try_get("started_at_ms")?,
-                status_code: r.try_get("status_code")?,
-                latency_ms: r.try_get("latency_ms")?,
-                response_body: r.try_get("response_body")?,
-                error: r.try_get("error")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Which finished deliveries of an endpoint to queue again.
@@ -485,7 +458,7 @@ pub async fn health(
 }
 
 /// An endpoint's deliveries created in a window, by status, and its latest failure.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Window {
     pub pending: i64,
     pub failed: i64,
@@ -513,16 +486,9 @@ pub const WINDOW_SQL: &str = "SELECT \
 
 /// An endpoint's deliveries created since `since` (Unix seconds).
 pub async fn window(store: &Store, endpoint_id: &str, since: i64) -> Result<Window, StoreError> {
-    let row = sqlx::query(WINDOW_SQL)
+    Ok(sqlx::query_as(WINDOW_SQL)
         .bind(endpoint_id)
         .bind(since)
         .fetch_one(store.pool())
-        .await?;
-    Ok(Window {
-        pending: row.try_get("pending")?,
-        failed: row.try_get("failed")?,
-        succeeded: row.try_get("succeeded")?,
-        last_failure_at: row.try_get("last_failure_at")?,
-        last_failure: row.try_get("last_failure")?,
-    })
+        .await?)
 }

@@ -53,12 +53,7 @@ pub(crate) async fn page_in(
     limit: i64,
 ) -> Result<Vec<Endpoint>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM webhook_endpoints");
-    let list = store::NewestFirst {
-        select: &select,
-        filter: None,
-        time_col: "created_at",
-        id_col: "id",
-    };
+    let list = store::NewestFirst::by_created(&select, "id");
     let rows = list.fetch(&mut *conn, below, limit).await?;
     endpoints_in(conn, rows).await
 }

@@ -147,10 +147,7 @@ pub(crate) async fn find_in(
             if with_body { ", body" } else { "" },
             store::placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
+        let query = chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(id));
         for row in query.fetch_all(&mut *conn).await? {
             let body = if with_body {
                 row.try_get("body")?
