@@ -52,7 +52,7 @@ pub fn vouched(identity: &UpstreamIdentity, trust_email: bool) -> bool {
 }
 
 /// Applies a successful upstream login inside the caller's transaction: finds, links or
-/// creates the user, refreshes claims, stores the upstream tokens sealed, and records
+/// creates the user, writes its claims, stores the upstream tokens sealed, and records
 /// `user.created` / `identity.linked`.
 pub async fn apply_login(
     conn: &mut AnyConnection,
@@ -73,7 +73,7 @@ pub async fn apply_login(
                 Some((user_id, _)) => (user_id, false),
                 None => {
                     let user_id = uuid::Uuid::new_v4().to_string();
-                    repo::insert_in(conn, &user_id, &user_claims(identity, trust_email)).await?;
+                    repo::insert_in(conn, &user_id).await?;
                     (user_id, true)
                 }
             };

@@ -90,27 +90,13 @@ pub struct Claims<'a> {
     pub groups: &'a [String],
 }
 
-/// Creates user `id` with `claims`.
-pub async fn insert_in(
-    conn: &mut AnyConnection,
-    id: &str,
-    claims: &Claims<'_>,
-) -> Result<(), StoreError> {
-    let now = store::now();
-    sqlx::query(
-        "INSERT INTO users (id, email, email_verified, email_verified_by, name, picture, groups, \
-         disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
-    )
-    .bind(id)
-    .bind(claims.email)
-    .bind(i64::from(claims.verified_by.is_some()))
-    .bind(claims.verified_by)
-    .bind(claims.name)
-    .bind(claims.picture)
-    .bind(store::to_json_list(claims.groups))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+/// Creates user `id`, enabled; its claims follow (`set_claims_in`).
+pub async fn insert_in(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2)")
+        .bind(id)
+        .bind(store::now())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
