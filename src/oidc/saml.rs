@@ -18,7 +18,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::authorize::{AuthRequest, server_error_page};
 use super::callback::record_failure;
@@ -32,54 +32,11 @@ use crate::grants::pending;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::saml::MAX_RESPONSE_BYTES;
-use crate::upstream::{
-    Connector, IdpInitiatedTarget, ProviderId, SamlLogin, UpstreamError, UpstreamIdentity,
-};
+use crate::upstream::{Connector, IdpInitiatedTarget, SamlLogin, UpstreamError};
 
 /// The whole form may be a little larger than the SAMLResponse value it carries: percent
 /// escapes of `+`, `/` and `=`, and the RelayState.
 pub const MAX_ACS_FORM_BYTES: usize = MAX_RESPONSE_BYTES + MAX_RESPONSE_BYTES / 8 + 4096;
-
-/// A verified SAML identity between the ACS and the completion step (sealed in the pending
-/// authorization; SAML logins carry no upstream tokens).
-#[derive(Serialize, Deserialize)]
-struct Verified {
-    subject: String,
-    email: Option<String>,
-    email_verified: bool,
-    name: Option<String>,
-    picture: Option<String>,
-    groups: Vec<String>,
-    auth_time: Option<i64>,
-}
-
-impl Verified {
-    fn of(identity: &UpstreamIdentity) -> Self {
-        Self {
-            subject: identity.subject.clone(),
-            email: identity.email.clone(),
-            email_verified: identity.email_verified,
-            name: identity.name.clone(),
-            picture: identity.picture.clone(),
-            groups: identity.groups.clone(),
-            auth_time: identity.auth_time,
-        }
-    }
-
-    fn into_identity(self, provider: ProviderId) -> UpstreamIdentity {
-        UpstreamIdentity {
-            provider,
-            subject: self.subject,
-            email: self.email,
-            email_verified: self.email_verified,
-            name: self.name,
-            picture: self.picture,
-            groups: self.groups,
-            auth_time: self.auth_time,
-            tokens: None,
-        }
-    }
-}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(metadata)
@@ -298,8 +255,8 @@ pub async fn acs(
     match &pending {
         // The browser that started the login must come for it (see the module doc).
         Some((p, _)) => {
-            let verified = serde_json::to_string(&Verified::of(&identity))
-                .expect("a verified identity serialises");
+            let verified =
+                serde_json::to_string(&identity).expect("a verified identity serialises");
             if let Err(e) = pending::complete(&state.store, &state.sealer, &p.id, &verified).await {
                 return server_error_page(e);
             }
@@ -376,11 +333,10 @@ pub async fn complete(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let identity =
-        match serde_json::from_str::<Verified>(secrecy::ExposeSecret::expose_secret(&verified)) {
-            Ok(v) => v.into_identity(provider.id.clone()),
-            Err(e) => return server_error_page(e),
-        };
+    let identity = match serde_json::from_str(secrecy::ExposeSecret::expose_secret(&verified)) {
+        Ok(identity) => identity,
+        Err(e) => return server_error_page(e),
+    };
     finish_login(
         &req,
         &state,

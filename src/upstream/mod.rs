@@ -127,13 +127,22 @@ pub trait RefreshIdentity: Send + Sync {
     }
 }
 
-/// Where an IdP-initiated (unsolicited) SAML login lands: chosen by the admin, never by the
-/// message, since nothing in an unsolicited Response can be trusted to name a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where an IdP-initiated (unsolicited) SAML login lands: chosen by the admin (a registered
+/// client and one of its redirect URIs, `[providers.saml.idp_initiated]`), never by the message,
+/// since nothing in an unsolicited Response can be trusted to name a client.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct IdpInitiatedTarget {
     pub client_id: String,
     pub redirect_uri: String,
+    #[serde(default = "IdpInitiatedTarget::default_scope")]
     pub scope: String,
+}
+
+impl IdpInitiatedTarget {
+    fn default_scope() -> String {
+        "openid email profile".into()
+    }
 }
 
 /// SAML Web Browser SSO: `begin` sends the user to the IdP, `finish` turns the IdP's POST to

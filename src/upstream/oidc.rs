@@ -31,6 +31,7 @@ use super::{
     CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
     RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
 };
+use crate::net::error_chain;
 
 /// Discovery metadata (and with it the JWKS) is re-read after this long.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -126,7 +127,6 @@ pub struct OidcConfig {
 
 pub struct OidcConnector {
     config: OidcConfig,
-    kind: ProviderKind,
     http: UpstreamHttp,
     metadata: RwLock<Option<(Instant, Arc<CoreProviderMetadata>)>>,
     last_refetch: Mutex<Option<Instant>>,
@@ -143,7 +143,6 @@ impl OidcConnector {
     pub fn new(config: OidcConfig, http: UpstreamHttp) -> Self {
         Self {
             config,
-            kind: ProviderKind::Oidc,
             http,
             metadata: RwLock::new(None),
             last_refetch: Mutex::new(None),
@@ -434,17 +433,6 @@ pub(super) fn raw_claims(jwt: &str) -> Result<Map<String, Value>, UpstreamError>
     Ok(payload)
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn token_error<RE: std::error::Error + 'static>(
     e: RequestTokenError<RE, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
 ) -> UpstreamError {
@@ -474,7 +462,7 @@ impl Connector for OidcConnector {
     }
 
     fn kind(&self) -> ProviderKind {
-        self.kind
+        ProviderKind::Oidc
     }
 
     fn display_name(&self) -> &str {

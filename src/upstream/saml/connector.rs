@@ -118,10 +118,7 @@ impl SamlConnector {
     ) -> Result<Self, String> {
         let mut settings = options.saml;
         settings.sp_signing_key = sp_key;
-        let mut sp = SpConfig::new(&ctx.issuer, id.as_str());
-        if let Some(entity_id) = settings.entity_id.clone().filter(|e| !e.is_empty()) {
-            sp.entity_id = entity_id;
-        }
+        let mut sp = settings.sp(&ctx.issuer, &id);
         sp.name_id_format = settings.name_id_format_urn()?;
         sp.attributes = settings.attributes.mapping();
         sp.signing = settings.signing_key()?;
@@ -135,17 +132,12 @@ impl SamlConnector {
             (_, Some(url)) => MetadataSource::Url(url),
             _ => return Err("no IdP metadata (XML or URL)".into()),
         };
-        let idp_initiated = settings.idp_initiated.map(|t| IdpInitiatedTarget {
-            client_id: t.client_id,
-            redirect_uri: t.redirect_uri,
-            scope: t.scope,
-        });
         Ok(Self {
             id,
             display_name,
             sp,
             source,
-            idp_initiated,
+            idp_initiated: settings.idp_initiated,
             max_session_secs: settings.max_session_secs,
             email_verified: settings.email_verified,
             ctx,
