@@ -195,7 +195,7 @@ async fn revoke_family_for_reuse_in(
     user_id: &str,
     client_id: &str,
 ) -> Result<(), StoreError> {
-    if revoke_family_in(conn, family_id).await? > 0 {
+    if revoke_all_in(conn, Owner::Family(family_id)).await? > 0 {
         events::record(
             &mut *conn,
             EventType::TokenReuseDetected,
@@ -205,21 +205,6 @@ async fn revoke_family_for_reuse_in(
         tracing::warn!(client_id, "refresh token reuse: family revoked");
     }
     Ok(())
-}
-
-/// Revokes every live member of a family; returns how many.
-pub async fn revoke_family_in(
-    conn: &mut AnyConnection,
-    family_id: &str,
-) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(store::now())
-    .bind(family_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
 }
 
 /// RFC 7009: revokes the family of the token with `digest`, if `client_id` holds it.
@@ -244,14 +229,16 @@ pub async fn revoke_family_of(
 pub enum Owner<'a> {
     User(&'a str),
     Client(&'a str),
+    Family(&'a str),
 }
 
-/// Revokes every live refresh token of a user (sign out everywhere, disabling) or of a client
-/// (deleting it); returns how many.
+/// Revokes every live refresh token of a user (sign out everywhere, disabling), of a client
+/// (deleting it) or of a family (a reuse); returns how many.
 pub async fn revoke_all_in(conn: &mut AnyConnection, owner: Owner<'_>) -> Result<u64, StoreError> {
     let (column, value) = match owner {
         Owner::User(id) => ("user_id", id),
         Owner::Client(id) => ("client_id", id),
+        Owner::Family(id) => ("family_id", id),
     };
     Ok(sqlx::query(&format!(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE {column} = $2 AND revoked_at IS NULL"

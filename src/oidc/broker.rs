@@ -11,11 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::keys::JwtType;
-use crate::keys::jwt::Expect;
 use crate::oidc::liveness::Liveness;
 use crate::oidc::scope::Scope;
-use crate::oidc::tokens::AccessClaims;
+use crate::oidc::tokens::{AccessClaims, verify_access};
 use crate::oidc::userinfo::bearer_error;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -63,15 +61,7 @@ async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, 
             .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portico""#))
             .finish()
     })?;
-    let expect = Expect {
-        issuer: state.settings.server.issuer.as_str(),
-        audience: None,
-        typ: JwtType::AccessToken,
-        require_unexpired: true,
-    };
-    let claims: AccessClaims = state
-        .keys
-        .verify(token, &expect)
+    let claims = verify_access(state, token, true)
         .await
         .map_err(|e| bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e.to_string()))?;
     if !Scope::parse(&claims.scope)

@@ -28,7 +28,6 @@ use crate::clients::{Client, GrantType};
 use crate::crypto::TokenDigest;
 use crate::grants::refresh::{self, NewRefresh, Rotation};
 use crate::grants::{codes, revocations};
-use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 use crate::users::{self, User};
@@ -89,16 +88,9 @@ pub async fn token_endpoint(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Some(limited) = state.limits.check_ip(peer_ip(&req)) {
-        return limited;
-    }
-    let form = match parse_form(&body) {
-        Ok(f) => f,
-        Err(e) => return e.response(),
-    };
-    let client = match client_auth::authenticate(&req, &form, &state).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
+    let (client, form) = match client_auth::authenticated(&req, &state, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let result = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => authorization_code(&state, &client, &form).await,
@@ -143,8 +135,9 @@ struct Issue<'a> {
     now: i64,
 }
 
-/// Signs the access token and, for `openid` user grants, the ID token.
-fn mint(state: &AppState, issue: &Issue<'_>) -> Result<(String, Option<String>), OAuthError> {
+/// The response with the access token and, for `openid` user grants, the ID token (the caller
+/// adds a refresh token).
+fn mint(state: &AppState, issue: &Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let issuer = state.settings.server.issuer.as_str();
     let client_id = issue.client.client_id.as_str();
     let sub = issue.user.map_or(client_id, |u| u.id.as_str());
@@ -181,7 +174,14 @@ fn mint(state: &AppState, issue: &Issue<'_>) -> Result<(String, Option<String>),
         }
         _ => None,
     };
-    Ok((access_token, id_token))
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: issue.client.access_token_ttl,
+        scope: issue.scope.to_string(),
+        refresh_token: None,
+        id_token,
+    })
 }
 
 fn wants_refresh(client: &Client, scope: &Scope) -> bool {
@@ -299,8 +299,8 @@ async fn authorization_code(
         jti,
         now,
     };
-    let (access_token, id_token) = mint(state, &issue)?;
-    let refresh_token = if wants_refresh(client, &scope) {
+    let mut response = mint(state, &issue)?;
+    if wants_refresh(client, &scope) {
         let grant = Granted {
             user_id: code.user_id,
             identity_id: code.identity_id,
@@ -315,18 +315,9 @@ async fn authorization_code(
         refresh::insert_in(&mut conn, &new, &token)
             .await
             .map_err(db)?;
-        Some(token)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: client.access_token_ttl,
-        scope: scope.to_string(),
-        refresh_token,
-        id_token,
-    })
+        response.refresh_token = Some(token);
+    }
+    Ok(response)
 }
 
 /// A code that is unknown or already redeemed. Redeemed twice means it leaked: revoke what
@@ -341,7 +332,7 @@ async fn code_reuse(state: &AppState, digest: &TokenDigest) -> OAuthError {
             revocations::revoke_in(&mut tx, jti, *exp).await?;
         }
         if let Some(family) = &spent.family_id {
-            refresh::revoke_family_in(&mut tx, family).await?;
+            refresh::revoke_all_in(&mut tx, refresh::Owner::Family(family)).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -475,14 +466,9 @@ async fn refresh_token(
         jti: tokens::new_jti(),
         now,
     };
-    let (access_token, id_token) = mint(state, &issue)?;
     Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: client.access_token_ttl,
-        scope: scope.to_string(),
         refresh_token: Some(refresh_token),
-        id_token,
+        ..mint(state, &issue)?
     })
 }
 
@@ -559,13 +545,5 @@ async fn client_credentials(
         jti: tokens::new_jti(),
         now: store::now(),
     };
-    let (access_token, _) = mint(state, &issue)?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: client.access_token_ttl,
-        scope: scope.to_string(),
-        refresh_token: None,
-        id_token: None,
-    })
+    mint(state, &issue)
 }
