@@ -309,21 +309,18 @@ pub async fn claim_lease(store: &Store, id: &str, until: i64) -> Result<bool, St
 /// Gives the lease back without a new token (the refresh failed); with `needs_login`, the
 /// upstream grant has ended.
 pub async fn release_lease(store: &Store, id: &str, needs_login: bool) -> Result<(), StoreError> {
-    let sql = if needs_login {
-        "UPDATE identities SET refresh_lease_until = NULL, needs_login = 1 WHERE id = $1"
-    } else {
-        "UPDATE identities SET refresh_lease_until = NULL WHERE id = $1"
-    };
-    sqlx::query(sql).bind(id).execute(store.pool()).await?;
-    Ok(())
+    end_lease_in(&mut *store.pool().acquire().await?, id, needs_login).await
 }
 
-/// Ends a lease in the caller's transaction, with the refreshed tokens stored.
-pub async fn end_lease_in(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE identities SET refresh_lease_until = NULL WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+/// Ends a lease on `conn` (in the caller's transaction, with the refreshed tokens stored).
+pub async fn end_lease_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    needs_login: bool,
+) -> Result<(), StoreError> {
+    let and = if needs_login { ", needs_login = 1" } else { "" };
+    let sql = format!("UPDATE identities SET refresh_lease_until = NULL{and} WHERE id = $1");
+    sqlx::query(&sql).bind(id).execute(&mut *conn).await?;
     Ok(())
 }
 

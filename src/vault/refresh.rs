@@ -200,7 +200,7 @@ async fn with_lease(
             provider.trust_email,
         )
         .await?;
-        identities::end_lease_in(&mut tx, identity_id).await?;
+        identities::end_lease_in(&mut tx, identity_id, false).await?;
         tx.commit().await?;
         Ok::<_, StoreError>(())
     }
