@@ -92,7 +92,6 @@ impl Kind for Google {
     ) -> Result<Arc<dyn Connector>, String> {
         let config = GoogleConfig {
             id: row.id.clone(),
-            display_name: row.display_name.to_owned(),
             issuer: row.issuer.filter(|i| !i.is_empty()).map(str::to_owned),
             client_id: row.client_id.to_owned(),
             client_secret: row.secret()?,
@@ -106,7 +105,6 @@ impl Kind for Google {
 #[derive(Debug, Clone)]
 pub struct GoogleConfig {
     pub id: ProviderId,
-    pub display_name: String,
     /// `None` means [`GOOGLE_ISSUER`]; tests point it at a local server.
     pub issuer: Option<String>,
     pub client_id: String,
@@ -134,7 +132,6 @@ impl GoogleConnector {
         }
         let oidc = OidcConfig {
             id: config.id,
-            display_name: config.display_name,
             issuer: config.issuer.unwrap_or_else(|| GOOGLE_ISSUER.to_owned()),
             client_id: config.client_id,
             client_secret: Some(config.client_secret),
@@ -214,16 +211,8 @@ fn id_token(identity: &UpstreamIdentity) -> Option<&SecretString> {
 }
 
 impl Connector for GoogleConnector {
-    fn id(&self) -> &ProviderId {
-        self.inner.id()
-    }
-
     fn kind(&self) -> ProviderKind {
         ProviderKind::Google
-    }
-
-    fn display_name(&self) -> &str {
-        self.inner.display_name()
     }
 
     fn callback_login(&self) -> Option<&dyn CallbackLogin> {
@@ -286,7 +275,6 @@ mod tests {
         GoogleConnector::new(
             GoogleConfig {
                 id: ProviderId::parse("google").unwrap(),
-                display_name: "Google".into(),
                 issuer: None,
                 client_id: "cid".into(),
                 client_secret: SecretString::from("secret"),

@@ -1,7 +1,7 @@
 //! The upstream interface: how Portico logs a user in at another identity provider.
 //!
-//! Modelled on Dex's connectors. A [`Connector`] names itself and exposes optional
-//! capabilities; the server core (authorize, callback, token) only ever talks to these traits,
+//! Modelled on Dex's connectors. A [`Connector`] tells its kind and exposes optional
+//! capabilities (its id and name are the provider row's); the server core (authorize, callback, token) only ever talks to these traits,
 //! so a new provider kind is a new implementation, never a change to the core.
 //!
 //! - [`CallbackLogin`]: redirect the browser to the provider, then finish from the redirect back
@@ -39,10 +39,7 @@ pub use provider::{ProviderId, ProviderKind};
 
 /// One configured upstream provider.
 pub trait Connector: Send + Sync {
-    /// The provider's slug, as used in URLs (`/callback/{id}`).
-    fn id(&self) -> &ProviderId;
     fn kind(&self) -> ProviderKind;
-    fn display_name(&self) -> &str;
 
     /// Redirect-based login, finished at `/callback/{id}`.
     fn callback_login(&self) -> Option<&dyn CallbackLogin> {

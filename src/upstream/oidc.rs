@@ -101,7 +101,6 @@ impl Kind for Oidc {
     ) -> Result<Arc<dyn Connector>, String> {
         let config = OidcConfig {
             id: row.id.clone(),
-            display_name: row.display_name.to_owned(),
             issuer: row.issuer.unwrap_or_default().to_owned(),
             client_id: row.client_id.to_owned(),
             client_secret: row.client_secret.clone(),
@@ -116,7 +115,6 @@ impl Kind for Oidc {
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
     pub id: ProviderId,
-    pub display_name: String,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
@@ -457,16 +455,8 @@ fn token_error<RE: std::error::Error + 'static>(
 }
 
 impl Connector for OidcConnector {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
-    }
-
     fn kind(&self) -> ProviderKind {
         ProviderKind::Oidc
-    }
-
-    fn display_name(&self) -> &str {
-        &self.config.display_name
     }
 
     fn callback_login(&self) -> Option<&dyn CallbackLogin> {

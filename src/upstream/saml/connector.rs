@@ -97,7 +97,6 @@ enum MetadataSource {
 
 pub struct SamlConnector {
     id: ProviderId,
-    display_name: String,
     sp: SpConfig,
     source: MetadataSource,
     idp_initiated: Option<IdpInitiatedTarget>,
@@ -111,7 +110,6 @@ impl SamlConnector {
     /// Builds the connector from a provider row's options and its opened SP private key.
     pub fn new(
         id: ProviderId,
-        display_name: String,
         options: SamlOptions,
         sp_key: Option<SecretString>,
         ctx: SamlContext,
@@ -134,7 +132,6 @@ impl SamlConnector {
         };
         Ok(Self {
             id,
-            display_name,
             sp,
             source,
             idp_initiated: settings.idp_initiated,
@@ -187,16 +184,8 @@ impl OutstandingRequests for ExpectedRequest<'_> {
 }
 
 impl Connector for SamlConnector {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
     fn kind(&self) -> ProviderKind {
         ProviderKind::Saml
-    }
-
-    fn display_name(&self) -> &str {
-        &self.display_name
     }
 
     fn saml_login(&self) -> Option<&dyn SamlLogin> {

@@ -186,14 +186,8 @@ impl Kind for Saml {
                 row.id
             )
         })?;
-        let connector = SamlConnector::new(
-            row.id.clone(),
-            row.display_name.to_owned(),
-            o,
-            row.key.clone(),
-            ctx.clone(),
-        )
-        .map_err(|e| format!("provider `{}`: {e}", row.id))?;
+        let connector = SamlConnector::new(row.id.clone(), o, row.key.clone(), ctx.clone())
+            .map_err(|e| format!("provider `{}`: {e}", row.id))?;
         Ok(Arc::new(connector))
     }
 }
