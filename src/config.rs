@@ -436,6 +436,11 @@ impl Issuer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.0, path)
     }
+
+    /// Where `provider` sends the browser back after an OAuth2/OIDC login.
+    pub fn callback(&self, provider: impl std::fmt::Display) -> String {
+        format!("{}/callback/{provider}", self.0)
+    }
 }
 
 impl<'de> Deserialize<'de> for Issuer {

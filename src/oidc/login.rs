@@ -115,11 +115,7 @@ async fn start_upstream(
         Ok(c) => c,
         Err(e) => return server_error_page(e),
     };
-    let redirect_uri = state
-        .settings
-        .server
-        .issuer
-        .url(&format!("/callback/{}", provider.id));
+    let redirect_uri = state.settings.server.issuer.callback(&provider.id);
     let request = LoginRequest {
         redirect_uri: &redirect_uri,
         login_hint: pending.request.login_hint.as_deref().or(email),

@@ -137,27 +137,17 @@ pub async fn acs(
     payload: web::Payload,
 ) -> HttpResponse {
     let provider_id = path.into_inner();
-    let fail = |reason: String, page: HttpResponse| {
-        let state = state.clone();
-        let req = req.clone();
-        let provider_id = provider_id.clone();
-        async move {
-            record_failure(&state, &req, Some(&provider_id), None, &reason).await;
-            page
-        }
+    let issuer = state.settings.server.issuer.as_str();
+    let fail = async |client_id: Option<&str>, reason: &dyn std::fmt::Display| {
+        record_failure(&state, &req, Some(&provider_id), client_id, reason).await;
     };
+    let failed = |status, message| error_page(status, "Sign-in failed", message);
     let body = match read_form(payload).await {
         Ok(Some(body)) => body,
         Ok(None) => {
-            return fail(
-                "response too large".into(),
-                error_page(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Sign-in failed",
-                    "The sign-in response is too large to be accepted.",
-                ),
-            )
-            .await;
+            fail(None, &"response too large").await;
+            let message = "The sign-in response is too large to be accepted.";
+            return failed(StatusCode::PAYLOAD_TOO_LARGE, message);
         }
         Err(e) => return server_error_page(e),
     };
@@ -165,26 +155,14 @@ pub async fn acs(
     let (Ok(saml_response), Ok(relay_state)) =
         (field(&form, "SAMLResponse"), field(&form, "RelayState"))
     else {
-        return fail(
-            "repeated form field".into(),
-            refused_page(
-                &UpstreamError::SamlResponse("repeated form field".into()),
-                None,
-                state.settings.server.issuer.as_str(),
-            ),
-        )
-        .await;
+        fail(None, &"repeated form field").await;
+        let refusal = UpstreamError::SamlResponse("repeated form field".into());
+        return refused_page(&refusal, None, issuer);
     };
     let Some(saml_response) = saml_response else {
-        return fail(
-            "no SAMLResponse".into(),
-            error_page(
-                StatusCode::BAD_REQUEST,
-                "Sign-in failed",
-                "The sign-in response is missing. Please start again from the application.",
-            ),
-        )
-        .await;
+        fail(None, &"no SAMLResponse").await;
+        let message = "The sign-in response is missing. Please start again from the application.";
+        return failed(StatusCode::BAD_REQUEST, message);
     };
 
     // The login this answers, if the RelayState names one (single use: claimed here).
@@ -196,6 +174,11 @@ pub async fn acs(
         None => None,
     };
     let client_id = pending.as_ref().map(|(p, _)| p.request.client_id.clone());
+    // A refused answer to a pending login ends that login.
+    let drop_pending = async || match &pending {
+        Some((p, _)) => pending::delete(&state.store, &p.id).await,
+        None => Ok(()),
+    };
     if let Some((p, _)) = &pending {
         let problem = if p.provider_id.as_deref() != Some(provider_id.as_str()) {
             Some("the response came to another provider's endpoint")
@@ -205,18 +188,11 @@ pub async fn acs(
             None
         };
         if let Some(reason) = problem {
-            record_failure(
-                &state,
-                &req,
-                Some(&provider_id),
-                client_id.as_deref(),
-                &reason,
-            )
-            .await;
-            if let Err(e) = pending::delete(&state.store, &p.id).await {
-                return server_error_page(e);
-            }
-            return expired_page();
+            fail(client_id.as_deref(), &reason).await;
+            return match drop_pending().await {
+                Ok(()) => expired_page(),
+                Err(e) => server_error_page(e),
+            };
         }
     }
 
@@ -225,30 +201,16 @@ pub async fn acs(
         Err(page) => return page,
     };
     let saml = connector.saml_login().expect("checked by saml_provider");
-    let identity = match saml
-        .finish(&saml_response, pending.as_ref().map(|(_, secret)| secret))
-        .await
-    {
+    let secret = pending.as_ref().map(|(_, secret)| secret);
+    let identity = match saml.finish(&saml_response, secret).await {
         Ok(identity) => identity,
         Err(err) => {
-            record_failure(
-                &state,
-                &req,
-                Some(&provider_id),
-                client_id.as_deref(),
-                &err.reason(),
-            )
-            .await;
-            if let Some((p, _)) = &pending
-                && let Err(e) = pending::delete(&state.store, &p.id).await
-            {
+            fail(client_id.as_deref(), &err.reason()).await;
+            if let Err(e) = drop_pending().await {
                 return server_error_page(e);
             }
-            return refused_page(
-                &err,
-                pending.as_ref().map(|(p, _)| &p.request),
-                state.settings.server.issuer.as_str(),
-            );
+            let request = pending.as_ref().map(|(p, _)| &p.request);
+            return refused_page(&err, request, issuer);
         }
     };
 
@@ -275,13 +237,10 @@ pub async fn acs(
         None => match idp_initiated_request(&state, &provider, saml).await {
             Ok(request) => finish_login(&req, &state, &provider, &request, None, &identity).await,
             Err(reason) => {
-                let page = error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Sign-in failed",
-                    "Signing in from your organisation's portal is not set up correctly for \
-                     this application. Tell your administrator.",
-                );
-                fail(reason, page).await
+                fail(None, &reason).await;
+                let message = "Signing in from your organisation's portal is not set up \
+                               correctly for this application. Tell your administrator.";
+                failed(StatusCode::BAD_REQUEST, message)
             }
         },
     }

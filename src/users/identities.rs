@@ -282,15 +282,6 @@ pub async fn grant_state(store: &Store, id: &str) -> Result<Option<GrantState>, 
     .transpose()
 }
 
-/// Whether identity `id` needs a new upstream login (a missing identity does).
-pub async fn needs_login(store: &Store, id: &str) -> Result<bool, StoreError> {
-    let needs: Option<i64> = sqlx::query_scalar("SELECT needs_login FROM identities WHERE id = $1")
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(needs.is_none_or(|n| n != 0))
-}
-
 /// Claims the identity's refresh lease until `until`; `false` when another holder's lease is
 /// live.
 pub async fn claim_lease(store: &Store, id: &str, until: i64) -> Result<bool, StoreError> {
