@@ -24,6 +24,7 @@ use openidconnect::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use url::Url;
 
 use super::http::UpstreamHttp;
 use super::kinds::{self, Field, Kind, Need, Row, Shared, Widget};
@@ -107,7 +108,10 @@ impl Kind for Oidc {
             scopes: row.scopes.to_vec(),
             claims: options.claims,
         };
-        Ok(Arc::new(OidcConnector::new(config, shared.http.clone())))
+        Ok(Arc::new(OidcConnector::<Generic>::new(
+            config,
+            shared.http.clone(),
+        )))
     }
 }
 
@@ -123,11 +127,37 @@ pub struct OidcConfig {
     pub claims: ClaimMapping,
 }
 
-pub struct OidcConnector {
+/// What a kind built on this connector does differently (Google): the authorize URL it needs,
+/// and a check of every identity (`previous`: the one a refresh started from).
+pub trait Preset: Send + Sync + 'static {
+    const KIND: ProviderKind;
+
+    fn authorize_url(&self, url: Url, _request: &LoginRequest<'_>) -> Url {
+        url
+    }
+
+    fn check(
+        &self,
+        _identity: &UpstreamIdentity,
+        _previous: Option<&UpstreamIdentity>,
+    ) -> Result<(), UpstreamError> {
+        Ok(())
+    }
+}
+
+/// Any OpenID Connect issuer, as it is.
+pub struct Generic;
+
+impl Preset for Generic {
+    const KIND: ProviderKind = ProviderKind::Oidc;
+}
+
+pub struct OidcConnector<P: Preset = Generic> {
     config: OidcConfig,
     http: UpstreamHttp,
     metadata: RwLock<Option<(Instant, Arc<CoreProviderMetadata>)>>,
     last_refetch: Mutex<Option<Instant>>,
+    preset: P,
 }
 
 /// What `begin` hands the core to seal, and `finish` gets back.
@@ -139,12 +169,23 @@ struct PendingSecret {
 
 impl OidcConnector {
     pub fn new(config: OidcConfig, http: UpstreamHttp) -> Self {
+        Self::with_preset(config, http, Generic)
+    }
+}
+
+impl<P: Preset> OidcConnector<P> {
+    pub(super) fn with_preset(config: OidcConfig, http: UpstreamHttp, preset: P) -> Self {
         Self {
             config,
             http,
             metadata: RwLock::new(None),
             last_refetch: Mutex::new(None),
+            preset,
         }
+    }
+
+    pub(super) fn preset(&self) -> &P {
+        &self.preset
     }
 
     pub fn config(&self) -> &OidcConfig {
@@ -454,9 +495,9 @@ fn token_error<RE: std::error::Error + 'static>(
     }
 }
 
-impl Connector for OidcConnector {
+impl<P: Preset> Connector for OidcConnector<P> {
     fn kind(&self) -> ProviderKind {
-        ProviderKind::Oidc
+        P::KIND
     }
 
     fn callback_login(&self) -> Option<&dyn CallbackLogin> {
@@ -468,7 +509,7 @@ impl Connector for OidcConnector {
     }
 }
 
-impl CallbackLogin for OidcConnector {
+impl<P: Preset> CallbackLogin for OidcConnector<P> {
     fn begin<'a>(
         &'a self,
         request: LoginRequest<'a>,
@@ -498,7 +539,7 @@ impl CallbackLogin for OidcConnector {
             }
             let (url, state, nonce) = auth.url();
             Ok(super::callback::login_start(
-                url,
+                self.preset.authorize_url(url, &request),
                 &state,
                 &PendingSecret {
                     nonce: nonce.secret().clone(),
@@ -531,18 +572,16 @@ impl CallbackLogin for OidcConnector {
                     }
                     other => other,
                 })?;
-            self.identity_from(
-                &response,
-                redirect_uri,
-                Some(&Nonce::new(pending.nonce)),
-                None,
-            )
-            .await
+            let nonce = Nonce::new(pending.nonce);
+            let identity =
+                (self.identity_from(&response, redirect_uri, Some(&nonce), None)).await?;
+            self.preset.check(&identity, None)?;
+            Ok(identity)
         })
     }
 }
 
-impl RefreshIdentity for OidcConnector {
+impl<P: Preset> RefreshIdentity for OidcConnector<P> {
     fn refresh_identity<'a>(
         &'a self,
         previous: &'a UpstreamIdentity,
@@ -554,6 +593,7 @@ impl RefreshIdentity for OidcConnector {
                 .and_then(|t| t.refresh_token.as_ref())
             else {
                 // Nothing to refresh with: the claims of the last login stand.
+                self.preset.check(previous, Some(previous))?;
                 return Ok(previous.clone());
             };
             let md = self.metadata(false).await?;
@@ -567,8 +607,9 @@ impl RefreshIdentity for OidcConnector {
                 .request_async(&self.http)
                 .await
                 .map_err(token_error)?;
-            self.identity_from(&response, redirect, None, Some(previous))
-                .await
+            let identity = (self.identity_from(&response, redirect, None, Some(previous))).await?;
+            self.preset.check(&identity, Some(previous))?;
+            Ok(identity)
         })
     }
 }
