@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Row};
 use crate::crypto::Sealer;
 use crate::store::sealed::{self, SealedColumn};
 use crate::store::{self, Store, StoreError, flag, json_list};
-use crate::upstream::UpstreamTokens;
+use crate::upstream::{UpstreamIdentity, UpstreamTokens};
 
 /// An identity row, without its tokens.
 #[derive(Debug, Clone)]
@@ -167,30 +167,21 @@ pub async fn insert_in(
     Ok(())
 }
 
-/// What a login or refresh says of an identity.
-pub struct Claims<'a> {
-    pub email: Option<&'a str>,
-    pub email_verified: bool,
-    pub name: Option<&'a str>,
-    pub picture: Option<&'a str>,
-    pub groups: &'a [String],
-}
-
-/// Replaces an identity's claims.
+/// Replaces an identity's claims with what a login or refresh said.
 pub async fn set_claims_in(
     conn: &mut AnyConnection,
     id: &str,
-    claims: &Claims<'_>,
+    claims: &UpstreamIdentity,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE identities SET email = $1, email_verified = $2, name = $3, picture = $4, \
          groups = $5, updated_at = $6 WHERE id = $7",
     )
-    .bind(claims.email)
+    .bind(claims.email.as_deref())
     .bind(i64::from(claims.email_verified))
-    .bind(claims.name)
-    .bind(claims.picture)
-    .bind(store::to_json_list(claims.groups))
+    .bind(claims.name.as_deref())
+    .bind(claims.picture.as_deref())
+    .bind(store::to_json_list(&claims.groups))
     .bind(store::now())
     .bind(id)
     .execute(&mut *conn)

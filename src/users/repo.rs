@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::store::{self, Store, StoreError, flag, json_list};
+use crate::upstream::UpstreamIdentity;
 
 /// A user: the claims Portico serves for it, and its state.
 #[derive(Debug, Clone)]
@@ -80,16 +81,6 @@ pub async fn verified_holder_in(
     .transpose()
 }
 
-/// The claims a user gets from the identity it last logged in through.
-pub struct Claims<'a> {
-    pub email: Option<&'a str>,
-    /// Verified by a provider trusted for e-mail: this one.
-    pub verified_by: Option<&'a str>,
-    pub name: Option<&'a str>,
-    pub picture: Option<&'a str>,
-    pub groups: &'a [String],
-}
-
 /// Creates user `id`, enabled; its claims follow (`set_claims_in`).
 pub async fn insert_in(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2)")
@@ -100,22 +91,24 @@ pub async fn insert_in(conn: &mut AnyConnection, id: &str) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Replaces a user's claims.
+/// Replaces a user's claims with those of the identity it last logged in through; its address
+/// is verified when `verified_by` (a provider trusted for e-mail) vouches for it.
 pub async fn set_claims_in(
     conn: &mut AnyConnection,
     id: &str,
-    claims: &Claims<'_>,
+    claims: &UpstreamIdentity,
+    verified_by: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE users SET email = $1, email_verified = $2, email_verified_by = $3, name = $4, \
          picture = $5, groups = $6, updated_at = $7 WHERE id = $8",
     )
-    .bind(claims.email)
-    .bind(i64::from(claims.verified_by.is_some()))
-    .bind(claims.verified_by)
-    .bind(claims.name)
-    .bind(claims.picture)
-    .bind(store::to_json_list(claims.groups))
+    .bind(claims.email.as_deref())
+    .bind(i64::from(verified_by.is_some()))
+    .bind(verified_by)
+    .bind(claims.name.as_deref())
+    .bind(claims.picture.as_deref())
+    .bind(store::to_json_list(&claims.groups))
     .bind(store::now())
     .bind(id)
     .execute(&mut *conn)
