@@ -40,12 +40,12 @@ pub async fn start_in(
     conn: &mut AnyConnection,
     new: &NewSession<'_>,
 ) -> Result<Session, StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query(
+    Ok(sqlx::query_as(
         "INSERT INTO sso_sessions (id, token_digest, user_id, identity_id, provider_id, \
-         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING id, user_id, identity_id, provider_id, auth_time",
     )
-    .bind(&id)
+    .bind(uuid::Uuid::new_v4().to_string())
     .bind(TokenDigest::of(new.token).as_bytes().to_vec())
     .bind(new.user_id)
     .bind(new.identity_id)
@@ -53,16 +53,8 @@ pub async fn start_in(
     .bind(new.auth_time)
     .bind(store::now())
     .bind(new.expires_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Session {
-        id,
-        user_id: new.user_id.to_owned(),
-        identity_id: new.identity_id.to_owned(),
-        provider_id: new.provider_id.to_owned(),
-        auth_time: new.auth_time,
-        needs_login: false,
-    })
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// The live session behind `token`, touched (its idle timer restarted): not ended, not

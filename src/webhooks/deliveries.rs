@@ -145,6 +145,19 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+impl AttemptRecord {
+    /// An attempt started at `started_at_ms` that got no answer (yet), with `error`.
+    pub fn unanswered(started_at_ms: i64, error: Option<String>) -> Self {
+        Self {
+            started_at_ms,
+            status_code: None,
+            latency_ms: 0,
+            response_body: None,
+            error,
+        }
+    }
+}
+
 /// Where a delivery goes after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -223,13 +236,7 @@ pub(crate) async fn settle_without_attempt(
     token: &str,
     error: &str,
 ) -> Result<(), StoreError> {
-    let record = AttemptRecord {
-        started_at_ms: store::now_ms(),
-        status_code: None,
-        latency_ms: 0,
-        response_body: None,
-        error: Some(error.to_owned()),
-    };
+    let record = AttemptRecord::unanswered(store::now_ms(), Some(error.to_owned()));
     let mut conn = store.pool().acquire().await?;
     move_on(&mut conn, job, token, &record, Next::Failed).await?;
     Ok(())
@@ -430,7 +437,7 @@ pub async fn health(
 ) -> Result<HashMap<String, Health>, StoreError> {
     let filter = endpoint.unwrap_or("");
     // The newest delivery per endpoint (ids grow with time), with the endpoint's counts.
-    let rows = sqlx::query(
+    let rows: Vec<(String, String, Option<i64>, Option<i64>, i64, i64)> = sqlx::query_as(
         "SELECT d.endpoint_id, d.status, d.last_status_code, d.last_attempt_at_ms, \
          (SELECT COUNT(*) FROM webhook_deliveries f \
            WHERE f.endpoint_id = d.endpoint_id AND f.status = 'failed') AS failed, \
@@ -443,18 +450,23 @@ pub async fn health(
     .bind(filter)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let health = Health {
-                last_status: Some(r.try_get("status")?),
-                last_status_code: r.try_get("last_status_code")?,
-                last_attempt_at_ms: r.try_get("last_attempt_at_ms")?,
-                failed: r.try_get("failed")?,
-                pending: r.try_get("pending")?,
-            };
-            Ok((r.try_get("endpoint_id")?, health))
-        })
-        .collect()
+    let health = rows
+        .into_iter()
+        .map(|(id, status, code, at, failed, pending)| {
+            let last_status = Some(status);
+            let (last_status_code, last_attempt_at_ms) = (code, at);
+            (
+                id,
+                Health {
+                    last_status,
+                    last_status_code,
+                    last_attempt_at_ms,
+                    failed,
+                    pending,
+                },
+            )
+        });
+    Ok(health.collect())
 }
 
 /// An endpoint's deliveries created in a window, by status, and its latest failure.

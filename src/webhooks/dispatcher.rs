@@ -280,13 +280,7 @@ impl Dispatcher {
         let (record, outcome) = match prepared {
             Ok((secrets, url)) => self.send(&job, &secrets, url, now).await,
             Err(error) => (
-                AttemptRecord {
-                    started_at_ms: now,
-                    status_code: None,
-                    latency_ms: 0,
-                    response_body: None,
-                    error: Some(error),
-                },
+                AttemptRecord::unanswered(now, Some(error)),
                 Outcome::Refused,
             ),
         };
@@ -380,13 +374,7 @@ impl Dispatcher {
             .body(job.body.clone())
             .send()
             .await;
-        let mut record = AttemptRecord {
-            started_at_ms: now_ms,
-            status_code: None,
-            latency_ms: 0,
-            response_body: None,
-            error: None,
-        };
+        let mut record = AttemptRecord::unanswered(now_ms, None);
         let outcome = match sent {
             Ok(mut response) => {
                 let status = response.status();
