@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::oidc::liveness::Liveness;
 use crate::oidc::scope::Scope;
 use crate::oidc::tokens::{AccessClaims, verify_access};
-use crate::oidc::userinfo::bearer_error;
+use crate::oidc::userinfo::{bearer_error, invalid_token};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::upstream::{ProviderId, UpstreamTokens};
@@ -63,7 +63,7 @@ async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, 
     })?;
     let claims = verify_access(state, token, true)
         .await
-        .map_err(|e| bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e.to_string()))?;
+        .map_err(|e| invalid_token(&e.to_string()))?;
     if !Scope::parse(&claims.scope)
         .unwrap_or_default()
         .contains(BROKER_SCOPE)
@@ -79,12 +79,8 @@ async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, 
         .map_err(internal)?
     {
         Liveness::Live(Some(_)) => Ok(claims),
-        Liveness::Live(None) => Err(bearer_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the token has no user",
-        )),
-        Liveness::Dead(why) => Err(bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", why)),
+        Liveness::Live(None) => Err(invalid_token("the token has no user")),
+        Liveness::Dead(why) => Err(invalid_token(why)),
     }
 }
 
@@ -113,12 +109,12 @@ pub async fn broker_token(
         Ok(_) => return not_found(),
         Err(e) => return internal(e),
     };
-    let vaulted =
-        match crate::vault::of_user(&state.store, &state.sealer, &claims.sub, &provider.id).await {
-            Ok(Some(v)) => v,
-            Ok(None) => return not_found(),
-            Err(e) => return internal(e),
-        };
+    let which = crate::vault::Which::UserAt(&claims.sub, provider.id.as_str());
+    let vaulted = match crate::vault::find(&state.store, &state.sealer, which).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return not_found(),
+        Err(e) => return internal(e),
+    };
     match refresh_identity(state.vault(), &provider, vaulted, Want::FreshToken).await {
         Ok(Refreshed::Fresh(v)) => match v.tokens() {
             Some(t) if !t.access_token.expose_secret().is_empty() => served(t),

@@ -11,7 +11,6 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
 use super::authorize::server_error_page;
-use super::complete::ip_text;
 use super::login::{expired_page, upstream_failure};
 use super::session::LOGIN_COOKIE;
 use super::web::error_page;
@@ -38,7 +37,7 @@ pub async fn record_failure(
                 "provider": provider,
                 "client_id": client_id,
                 "reason": reason,
-                "ip": ip_text(req),
+                "ip": crate::ops::client_ip::client_ip_text(req),
             }),
         )
         .await?;

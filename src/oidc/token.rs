@@ -188,35 +188,6 @@ fn wants_refresh(client: &Client, scope: &Scope) -> bool {
     client.allows_grant(GrantType::RefreshToken) && scope.contains("offline_access")
 }
 
-/// The refresh token a grant issues: a member of `family_id` carrying what the grant carried.
-fn new_refresh<'a>(
-    family_id: &'a str,
-    client: &'a Client,
-    grant: &'a Granted,
-    scope: &'a str,
-) -> NewRefresh<'a> {
-    NewRefresh {
-        family_id,
-        client_id: client.client_id.as_str(),
-        user_id: &grant.user_id,
-        identity_id: &grant.identity_id,
-        session_id: grant.session_id.as_deref(),
-        scope,
-        resource: grant.resource.as_deref(),
-        auth_time: grant.auth_time,
-        expires_at: store::now() + client.refresh_token_ttl,
-    }
-}
-
-/// What a code or refresh token carries from the login it came from.
-struct Granted {
-    user_id: String,
-    identity_id: String,
-    session_id: Option<String>,
-    resource: Option<String>,
-    auth_time: i64,
-}
-
 /// An active user, or `invalid_grant`.
 async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError> {
     users::repo::find(&state.store, user_id)
@@ -301,15 +272,18 @@ async fn authorization_code(
     };
     let mut response = mint(state, &issue)?;
     if wants_refresh(client, &scope) {
-        let grant = Granted {
-            user_id: code.user_id,
-            identity_id: code.identity_id,
-            session_id: Some(code.session_id),
-            resource,
-            auth_time: code.auth_time,
-        };
         let scope_text = scope.to_string();
-        let new = new_refresh(&family_id, client, &grant, &scope_text);
+        let new = NewRefresh {
+            family_id: &family_id,
+            client_id: client.client_id.as_str(),
+            user_id: &code.user_id,
+            identity_id: &code.identity_id,
+            session_id: Some(&code.session_id),
+            scope: &scope_text,
+            resource: resource.as_deref(),
+            auth_time: code.auth_time,
+            expires_at: now + client.refresh_token_ttl,
+        };
         let token = refresh::new_token();
         let mut conn = state.store.pool().acquire().await.map_err(db)?;
         refresh::insert_in(&mut conn, &new, &token)
@@ -438,14 +412,18 @@ async fn refresh_token(
         user.groups = identity.groups.clone();
     }
 
-    let grant = Granted {
-        user_id: token.user_id.clone(),
-        identity_id: token.identity_id.clone(),
-        session_id: token.session_id.clone(),
-        resource: token.resource.clone(),
+    // The successor carries what the token carried.
+    let successor = NewRefresh {
+        family_id: &token.family_id,
+        client_id: client.client_id.as_str(),
+        user_id: &token.user_id,
+        identity_id: &token.identity_id,
+        session_id: token.session_id.as_deref(),
+        scope: &token.scope,
+        resource: token.resource.as_deref(),
         auth_time: token.auth_time,
+        expires_at: now + client.refresh_token_ttl,
     };
-    let successor = new_refresh(&token.family_id, client, &grant, &token.scope);
     let refresh_token =
         match refresh::rotate(&state.store, &state.sealer, &digest, &successor, grace)
             .await
@@ -485,7 +463,8 @@ async fn refresh_upstream(
     let provider = provider
         .filter(|p| p.enabled)
         .ok_or_else(|| invalid_grant("the user's sign-in provider is no longer available"))?;
-    let Some(current) = crate::vault::by_id(&state.store, &state.sealer, identity_id)
+    let which = crate::vault::Which::Id(identity_id);
+    let Some(current) = crate::vault::find(&state.store, &state.sealer, which)
         .await
         .map_err(db)?
     else {

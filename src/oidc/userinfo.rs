@@ -32,7 +32,7 @@ pub(crate) fn bearer_error(
         .json(serde_json::json!({ "error": error, "error_description": description }))
 }
 
-fn invalid_token(description: &str) -> HttpResponse {
+pub(crate) fn invalid_token(description: &str) -> HttpResponse {
     bearer_error(
         actix_web::http::StatusCode::UNAUTHORIZED,
         "invalid_token",

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{LEASE_SECS, Vaulted};
+use super::{LEASE_SECS, Vaulted, Which};
 use crate::crypto::Sealer;
 use crate::providers::{Connectors, Provider};
 use crate::store::{self, Store, StoreError};
@@ -90,7 +90,8 @@ pub async fn refresh_identity(
         }
         waited = true;
         tokio::time::sleep(POLL).await;
-        current = match super::by_id(ctx.store, ctx.sealer, &current.identity_id).await? {
+        let which = Which::Id(&current.identity_id);
+        current = match super::find(ctx.store, ctx.sealer, which).await? {
             Some(v) => v,
             None => return Ok(Refreshed::NeedsLogin("the identity no longer exists")),
         };
@@ -158,7 +159,7 @@ async fn leased(
     want: Want,
     waited: bool,
 ) -> Result<(Refreshed, bool), StoreError> {
-    let Some(current) = super::by_id(ctx.store, ctx.sealer, identity_id).await? else {
+    let Some(current) = super::find(ctx.store, ctx.sealer, Which::Id(identity_id)).await? else {
         return Ok((Refreshed::NeedsLogin("the identity no longer exists"), true));
     };
     if current.needs_login {
