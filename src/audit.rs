@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::crypto::random_bytes;
+use crate::crypto::{hex, random_bytes};
 use crate::store::{self, Keyset, Store, StoreError};
 
 const REDACTED: &str = "[redacted]";
@@ -83,8 +83,7 @@ fn new_id() -> String {
         .map_or(0, |d| d.as_micros());
     let mut random = [0u8; 5];
     random_bytes(&mut random);
-    let tail: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("aud_{micros:016x}{tail}")
+    format!("aud_{micros:016x}{}", hex(&random))
 }
 
 /// Whether a details key names a secret: its value never reaches the log.

@@ -169,9 +169,7 @@ fn prepare_sqlite_url(raw: &str) -> Result<String, StoreError> {
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    now_ms() / 1000
 }
 
 /// Unix milliseconds.
