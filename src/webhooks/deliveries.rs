@@ -417,9 +417,10 @@ pub(crate) async fn delete_of_endpoint_in(
 
 /// Endpoint health as the admin list shows it: how the newest delivery went, and how many
 /// deliveries ended failed or are still waiting.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Health {
     /// `pending`, `succeeded` or `failed`; `None` before the first delivery.
+    #[sqlx(rename = "status")]
     pub last_status: Option<String>,
     pub last_status_code: Option<i64>,
     pub last_attempt_at_ms: Option<i64>,
@@ -437,7 +438,13 @@ pub async fn health(
 ) -> Result<HashMap<String, Health>, StoreError> {
     let filter = endpoint.unwrap_or("");
     // The newest delivery per endpoint (ids grow with time), with the endpoint's counts.
-    let rows: Vec<(String, String, Option<i64>, Option<i64>, i64, i64)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct EndpointHealth {
+        endpoint_id: String,
+        #[sqlx(flatten)]
+        health: Health,
+    }
+    let rows: Vec<EndpointHealth> = sqlx::query_as(
         "SELECT d.endpoint_id, d.status, d.last_status_code, d.last_attempt_at_ms, \
          (SELECT COUNT(*) FROM webhook_deliveries f \
            WHERE f.endpoint_id = d.endpoint_id AND f.status = 'failed') AS failed, \
@@ -450,23 +457,10 @@ pub async fn health(
     .bind(filter)
     .fetch_all(store.pool())
     .await?;
-    let health = rows
+    Ok(rows
         .into_iter()
-        .map(|(id, status, code, at, failed, pending)| {
-            let last_status = Some(status);
-            let (last_status_code, last_attempt_at_ms) = (code, at);
-            (
-                id,
-                Health {
-                    last_status,
-                    last_status_code,
-                    last_attempt_at_ms,
-                    failed,
-                    pending,
-                },
-            )
-        });
-    Ok(health.collect())
+        .map(|r| (r.endpoint_id, r.health))
+        .collect())
 }
 
 /// An endpoint's deliveries created in a window, by status, and its latest failure.
