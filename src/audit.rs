@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::crypto::random_bytes;
+use crate::crypto::{hex, random_bytes};
 use crate::store::{self, Keyset, Store, StoreError};
 
 const REDACTED: &str = "[redacted]";
@@ -83,8 +83,7 @@ fn new_id() -> String {
         .map_or(0, |d| d.as_micros());
     let mut random = [0u8; 5];
     random_bytes(&mut random);
-    let tail: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("aud_{micros:016x}{tail}")
+    format!("aud_{micros:016x}{}", hex(&random))
 }
 
 /// Whether a details key names a secret: its value never reaches the log.
@@ -159,11 +158,6 @@ pub struct AuditFilter {
     pub to: Option<i64>,
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 /// Up to `limit` entries matching `filter`, newest first, below `before` when given.
 pub async fn list(
     store: &Store,
@@ -171,58 +165,33 @@ pub async fn list(
     before: Option<&Keyset>,
     limit: i64,
 ) -> Result<Vec<AuditRecord>, StoreError> {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut binds: Vec<Bind> = Vec::new();
-    let param = |bind: Bind, binds: &mut Vec<Bind>| {
-        binds.push(bind);
-        format!("${}", binds.len())
-    };
+    let mut c = store::Conditions::default();
     if let Some(action) = &filter.action {
-        let p = param(Bind::Text(action.clone()), &mut binds);
-        conditions.push(format!("action = {p}"));
+        let p = c.text(action);
+        c.push(format!("action = {p}"));
     }
     if let Some(user) = &filter.user_id {
-        // Each placeholder is bound once: SQLite and PostgreSQL differ on reusing one.
-        let t = param(Bind::Text(format!("user:{user}")), &mut binds);
-        let a = param(Bind::Text(format!("user:{user}")), &mut binds);
-        conditions.push(format!("(target = {t} OR actor = {a})"));
+        let (t, a) = (
+            c.text(format!("user:{user}")),
+            c.text(format!("user:{user}")),
+        );
+        c.push(format!("(target = {t} OR actor = {a})"));
     }
     if let Some(actor) = &filter.actor {
-        let p = param(Bind::Text(actor.clone()), &mut binds);
-        conditions.push(format!("actor = {p}"));
+        let p = c.text(actor);
+        c.push(format!("actor = {p}"));
     }
     if let Some(from) = filter.from {
-        let p = param(Bind::Int(from), &mut binds);
-        conditions.push(format!("created_at >= {p}"));
+        let p = c.int(from);
+        c.push(format!("created_at >= {p}"));
     }
     if let Some(to) = filter.to {
-        let p = param(Bind::Int(to), &mut binds);
-        conditions.push(format!("created_at < {p}"));
+        let p = c.int(to);
+        c.push(format!("created_at < {p}"));
     }
-    if let Some(key) = before {
-        conditions.push(Keyset::below("created_at", "id", binds.len() + 1));
-        binds.push(Bind::Int(key.at));
-        binds.push(Bind::Int(key.at));
-        binds.push(Bind::Text(key.id.clone()));
-    }
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    let limit = param(Bind::Int(limit), &mut binds);
-    let sql = format!(
-        "SELECT id, created_at, actor, action, target, details, ip FROM audit_log {filter} \
-         ORDER BY created_at DESC, id DESC LIMIT {limit}"
-    );
-    let mut q = sqlx::query(&sql);
-    for bind in binds {
-        q = match bind {
-            Bind::Int(v) => q.bind(v),
-            Bind::Text(v) => q.bind(v),
-        };
-    }
-    let rows = q.fetch_all(store.pool()).await?;
+    let select = "SELECT id, created_at, actor, action, target, details, ip FROM audit_log";
+    let list = store::NewestFirst::by_created(select, "id");
+    let rows = list.fetch_where(store.pool(), c, before, limit).await?;
     Ok(rows
         .iter()
         .map(AuditRecord::from_row)

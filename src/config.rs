@@ -436,6 +436,11 @@ impl Issuer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.0, path)
     }
+
+    /// Where `provider` sends the browser back after an OAuth2/OIDC login.
+    pub fn callback(&self, provider: impl std::fmt::Display) -> String {
+        format!("{}/callback/{provider}", self.0)
+    }
 }
 
 impl<'de> Deserialize<'de> for Issuer {
@@ -492,55 +497,44 @@ impl Settings {
 
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let settings: Settings = figment.extract()?;
-        settings.validate()?;
+        settings.validate().map_err(ConfigError::Invalid)?;
         Ok(settings)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), String> {
         if self.keys.refresh_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "keys.refresh_secs must be at least 1".into(),
-            ));
+            return Err("keys.refresh_secs must be at least 1".into());
         }
         if self.keys.max_token_lifetime_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "keys.max_token_lifetime_secs must be at least 1".into(),
-            ));
+            return Err("keys.max_token_lifetime_secs must be at least 1".into());
         }
-        self.webhooks.validate().map_err(ConfigError::Invalid)?;
+        self.webhooks.validate()?;
         if self.bootstrap.admin_email.is_some() != self.bootstrap.admin_password.is_some() {
-            return Err(ConfigError::Invalid(
+            return Err(
                 "bootstrap.admin_email and bootstrap.admin_password must be set together".into(),
-            ));
+            );
         }
         if self.admin.session_idle_secs == 0 || self.admin.account_lockout_failures == 0 {
-            return Err(ConfigError::Invalid(
+            return Err(
                 "admin.session_idle_secs and admin.account_lockout_failures must be at least 1"
                     .into(),
-            ));
+            );
         }
         if self.admin.sign_in_per_sec == 0 || self.admin.sign_in_burst == 0 {
-            return Err(ConfigError::Invalid(
-                "admin.sign_in_per_sec and admin.sign_in_burst must be at least 1".into(),
-            ));
+            return Err("admin.sign_in_per_sec and admin.sign_in_burst must be at least 1".into());
         }
-        self.metrics
-            .validate(&self.server)
-            .map_err(ConfigError::Invalid)?;
+        self.metrics.validate(&self.server)?;
         if self.secrets.master_key.is_some() && self.secrets.master_key_file.is_some() {
-            return Err(ConfigError::Invalid(
+            return Err(
                 "set only one of secrets.master_key (PORTICO_MASTER_KEY) and \
                  secrets.master_key_file (PORTICO_MASTER_KEY_FILE)"
                     .into(),
-            ));
+            );
         }
-        self.oidc
-            .validate(self.keys.max_token_lifetime_secs)
-            .map_err(ConfigError::Invalid)?;
-        crate::providers::validate_config(&self.providers).map_err(ConfigError::Invalid)?;
-        crate::clients::validate_config(&self.clients).map_err(ConfigError::Invalid)?;
-        self.branding.validate().map_err(ConfigError::Invalid)?;
-        Ok(())
+        self.oidc.validate(self.keys.max_token_lifetime_secs)?;
+        crate::providers::validate_config(&self.providers)?;
+        crate::clients::validate_config(&self.clients)?;
+        self.branding.validate()
     }
 
     /// The database URL in force: the configured one or the SQLite file in the data directory.

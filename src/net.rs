@@ -1,4 +1,5 @@
-//! Network facts that several rules share, defined once.
+//! Network facts that several rules share, defined once, and how an outbound request's failure
+//! is told.
 
 use url::{Host, Url};
 
@@ -13,6 +14,22 @@ pub fn is_loopback_http(url: &Url) -> bool {
             Some(Host::Ipv6(ip)) => ip.is_loopback(),
             _ => false,
         }
+}
+
+/// An error and its causes on one line, each cause once (an HTTP client's error often repeats
+/// its cause in its own text).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

@@ -109,9 +109,6 @@ impl Application {
             .await
             .context("cannot store [[providers]] from the configuration")?;
         withdraw_untrusted_verifications(&store, &settings.providers).await?;
-        crate::providers::repo::store_config_saml_keys(&store, &settings.providers, &sealer)
-            .await
-            .context("cannot store the SAML SP keys of [[providers]]")?;
         crate::clients::repo::upsert_config(
             &store,
             &settings.clients,

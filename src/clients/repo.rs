@@ -23,6 +23,16 @@ const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uri
      id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, \
      created_at";
 
+/// A list column, each entry parsed; one that no longer parses is left out.
+fn parsed<T, E>(
+    row: &AnyRow,
+    column: &str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, StoreError> {
+    let raw = store::json_list(row, column)?;
+    Ok(raw.iter().filter_map(|v| parse(v).ok()).collect())
+}
+
 fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("client {what}"));
     let digest: Option<Vec<u8>> = row.try_get("secret_digest")?;
@@ -33,27 +43,12 @@ fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
         client_type: ClientType::parse(&row.try_get::<String, _>("client_type")?)
             .map_err(|_| corrupt("type"))?,
         secret_digest: digest.as_deref().and_then(TokenDigest::from_slice),
-        redirect_uris: store::json_list(row, "redirect_uris")?
-            .iter()
-            .filter_map(|u| RedirectUri::parse(u).ok())
-            .collect(),
-        post_logout_redirect_uris: store::json_list(row, "post_logout_redirect_uris")?
-            .iter()
-            .filter_map(|u| RedirectUri::parse(u).ok())
-            .collect(),
-        grant_types: store::json_list(row, "grant_types")?
-            .iter()
-            .filter_map(|g| GrantType::parse(g))
-            .collect(),
+        redirect_uris: parsed(row, "redirect_uris", RedirectUri::parse)?,
+        post_logout_redirect_uris: parsed(row, "post_logout_redirect_uris", RedirectUri::parse)?,
+        grant_types: parsed(row, "grant_types", |g| GrantType::parse(g).ok_or(()))?,
         scopes: store::json_list(row, "scopes")?,
-        allowed_providers: store::json_list(row, "allowed_providers")?
-            .iter()
-            .filter_map(|p| ProviderId::parse(p).ok())
-            .collect(),
-        allowed_resources: store::json_list(row, "allowed_resources")?
-            .iter()
-            .filter_map(|r| ResourceUri::parse(r).ok())
-            .collect(),
+        allowed_providers: parsed(row, "allowed_providers", ProviderId::parse)?,
+        allowed_resources: parsed(row, "allowed_resources", ResourceUri::parse)?,
         id_token_alg: SigningAlg::parse(&row.try_get::<String, _>("id_token_alg")?)
             .ok_or_else(|| corrupt("algorithm"))?,
         access_token_ttl: row.try_get("access_token_ttl")?,
@@ -65,12 +60,15 @@ fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
 }
 
 pub async fn find(store: &Store, client_id: &str) -> Result<Option<Client>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
-    ))
-    .bind(client_id)
-    .fetch_optional(store.pool())
-    .await?;
+    find_in(&mut *store.pool().acquire().await?, client_id).await
+}
+
+async fn find_in(conn: &mut AnyConnection, client_id: &str) -> Result<Option<Client>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(client_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(client_from_row).transpose()
 }
 
@@ -88,12 +86,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<Client>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM clients");
-    let list = store::NewestFirst {
-        select: &select,
-        filter: None,
-        time_col: "created_at",
-        id_col: "client_id",
-    };
+    let list = store::NewestFirst::by_created(&select, "client_id");
     list.fetch(store.pool(), before, limit)
         .await?
         .iter()
@@ -183,16 +176,9 @@ async fn write_client(
 
 /// The client `client_id`, read inside the transaction.
 pub async fn fetch_in(conn: &mut AnyConnection, client_id: &str) -> Result<Client, ClientError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM clients WHERE client_id = $1"
-    ))
-    .bind(client_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => Ok(client_from_row(&row)?),
-        None => Err(ClientError::NotFound(client_id.to_owned())),
-    }
+    find_in(conn, client_id)
+        .await?
+        .ok_or_else(|| ClientError::NotFound(client_id.to_owned()))
 }
 
 /// A client that the admin may change: it exists and is not managed by the configuration.

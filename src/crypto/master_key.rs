@@ -159,7 +159,7 @@ impl MasterKey {
     }
 
     pub fn id_hex(&self) -> String {
-        self.id.iter().map(|b| format!("{b:02x}")).collect()
+        super::token::hex(&self.id)
     }
 
     pub(crate) fn expose(&self) -> &[u8; 32] {

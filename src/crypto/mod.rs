@@ -10,4 +10,4 @@ pub mod token;
 pub use master_key::{MasterKey, MasterKeyError, MasterKeySource};
 pub use password::{PasswordError, PasswordHasher};
 pub use sealer::{SealError, SealTarget, Sealer};
-pub use token::{TokenDigest, random_bytes, random_token};
+pub use token::{TokenDigest, hex, random_bytes, random_token};

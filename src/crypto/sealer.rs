@@ -9,6 +9,7 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use secrecy::{SecretSlice, SecretString};
 
 use super::MasterKey;
+use super::token::hex;
 
 const VERSION: u8 = 1;
 const HEADER: usize = 1 + 4 + 12;
@@ -143,10 +144,6 @@ impl Sealer {
         let text = std::str::from_utf8(bytes.expose_secret()).map_err(|_| SealError::NotText)?;
         Ok(SecretString::from(text.to_owned()))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -24,6 +24,11 @@ pub fn random_token(prefix: &str) -> SecretString {
     SecretString::from(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The SHA-256 digest of a token: what the database stores and indexes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TokenDigest([u8; 32]);
@@ -46,7 +51,7 @@ impl TokenDigest {
 
     /// Lower-case hex, for a text key (a digest is no secret: it is what the database keeps).
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.0)
     }
 
     /// Constant-time: whether `token` hashes to this digest.

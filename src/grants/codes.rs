@@ -155,10 +155,8 @@ pub async fn delete_unredeemed_of_identities_in(
              AND identity_id IN ({})",
             store::placeholders(2, chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(store::now());
-        for id in chunk {
-            query = query.bind(id);
-        }
+        let query = sqlx::query(&sql).bind(store::now());
+        let query = chunk.iter().fold(query, |q, id| q.bind(id));
         query.execute(&mut *conn).await?;
     }
     Ok(())

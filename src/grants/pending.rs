@@ -135,16 +135,14 @@ pub async fn live_bindings<'a>(
     if bindings.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders: Vec<String> = (2..bindings.len() + 2).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT browser_digest FROM pending_authorizations WHERE expires_at > $1 \
          AND browser_digest IN ({})",
-        placeholders.join(", ")
+        store::placeholders(2, bindings.len())
     );
-    let mut query = sqlx::query_scalar::<_, Vec<u8>>(&sql).bind(store::now());
-    for b in bindings {
-        query = query.bind(TokenDigest::of(b).as_bytes().to_vec());
-    }
+    let query = sqlx::query_scalar::<_, Vec<u8>>(&sql).bind(store::now());
+    let query =
+        (bindings.iter()).fold(query, |q, b| q.bind(TokenDigest::of(b).as_bytes().to_vec()));
     let live = query.fetch_all(store.pool()).await?;
     Ok(bindings
         .iter()
@@ -194,33 +192,44 @@ pub async fn take_by_state(
     sealer: &Sealer,
     state: &str,
 ) -> Result<Option<(Pending, SecretString)>, StoreError> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "DELETE FROM pending_authorizations WHERE upstream_state_digest = $1 \
          RETURNING {COLUMNS}, upstream_secret"
-    ))
-    .bind(TokenDigest::of(state).as_bytes().to_vec())
-    .fetch_optional(store.pool())
-    .await?;
-    row.map(|row| with_secret(sealer, &row)).transpose()
+    );
+    let query = sqlx::query(&sql).bind(TokenDigest::of(state).as_bytes().to_vec());
+    returning(store, sealer, query, sealed::PENDING_UPSTREAM_SECRET).await
 }
 
-/// As [`Store::take_pending_by_state`], but the row stays (without its `state`, so the
-/// same answer cannot come twice) for [`Store::complete_pending`]: the SAML ACS, which the
-/// IdP's cross-site POST reaches without the login cookie, hands the login on to a
-/// same-site step that can check it.
+/// As [`take_by_state`], but the row stays (without its `state`, so the same answer cannot
+/// come twice) for [`complete`]: the SAML ACS, which the IdP's cross-site POST reaches without
+/// the login cookie, hands the login on to a same-site step that can check it.
 pub async fn claim_by_state(
     store: &Store,
     sealer: &Sealer,
     state: &str,
 ) -> Result<Option<(Pending, SecretString)>, StoreError> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE pending_authorizations SET upstream_state_digest = NULL \
          WHERE upstream_state_digest = $1 RETURNING {COLUMNS}, upstream_secret"
-    ))
-    .bind(TokenDigest::of(state).as_bytes().to_vec())
-    .fetch_optional(store.pool())
-    .await?;
-    row.map(|row| with_secret(sealer, &row)).transpose()
+    );
+    let query = sqlx::query(&sql).bind(TokenDigest::of(state).as_bytes().to_vec());
+    returning(store, sealer, query, sealed::PENDING_UPSTREAM_SECRET).await
+}
+
+/// The row `query` returns (`COLUMNS` and the sealed `column`), with `column` opened.
+async fn returning<'q>(
+    store: &Store,
+    sealer: &Sealer,
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    column: sealed::SealedColumn,
+) -> Result<Option<(Pending, SecretString)>, StoreError> {
+    let Some(row) = query.fetch_optional(store.pool()).await? else {
+        return Ok(None);
+    };
+    let pending = from_row(&row)?;
+    let sealed: Vec<u8> = row.try_get(column.column)?;
+    let opened = sealer.open_string(&sealed, column.target(&pending.id))?;
+    Ok(Some((pending, opened)))
 }
 
 /// Keeps a claimed login's verified identity (`identity`, JSON), sealed to the row, until
@@ -246,20 +255,17 @@ pub async fn take_completed(
     sealer: &Sealer,
     id: &str,
 ) -> Result<Option<(Pending, SecretString)>, StoreError> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "DELETE FROM pending_authorizations WHERE id = $1 \
          AND completed_identity IS NOT NULL RETURNING {COLUMNS}, completed_identity"
-    ))
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let pending = from_row(&row)?;
-    let sealed: Vec<u8> = row.try_get("completed_identity")?;
-    let identity = sealer.open_string(&sealed, sealed::PENDING_IDENTITY.target(&pending.id))?;
-    Ok(Some((pending, identity)))
+    );
+    returning(
+        store,
+        sealer,
+        sqlx::query(&sql).bind(id),
+        sealed::PENDING_IDENTITY,
+    )
+    .await
 }
 
 /// Drops the logins waiting at `provider_id` (the provider is being deleted).
@@ -281,17 +287,6 @@ pub async fn delete(store: &Store, id: &str) -> Result<(), StoreError> {
         .execute(store.pool())
         .await?;
     Ok(())
-}
-
-fn with_secret(
-    sealer: &Sealer,
-    row: &sqlx::any::AnyRow,
-) -> Result<(Pending, SecretString), StoreError> {
-    let pending = from_row(row)?;
-    let sealed: Vec<u8> = row.try_get("upstream_secret")?;
-    let secret =
-        sealer.open_string(&sealed, sealed::PENDING_UPSTREAM_SECRET.target(&pending.id))?;
-    Ok((pending, secret))
 }
 
 /// Logins that were never finished.

@@ -9,7 +9,6 @@
 
 use secrecy::ExposeSecret;
 use serde_json::json;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::crypto::{Sealer, TokenDigest, random_token};
@@ -31,7 +30,7 @@ pub struct NewRefresh<'a> {
 }
 
 /// A stored refresh token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshToken {
     pub family_id: String,
     pub client_id: String,
@@ -49,23 +48,6 @@ pub struct RefreshToken {
 
 const COLUMNS: &str = "family_id, client_id, user_id, identity_id, session_id, scope, resource, \
      auth_time, created_at, expires_at, rotated_at, revoked_at";
-
-fn from_row(r: &AnyRow) -> Result<RefreshToken, StoreError> {
-    Ok(RefreshToken {
-        family_id: r.try_get("family_id")?,
-        client_id: r.try_get("client_id")?,
-        user_id: r.try_get("user_id")?,
-        identity_id: r.try_get("identity_id")?,
-        session_id: r.try_get("session_id")?,
-        scope: r.try_get("scope")?,
-        resource: r.try_get("resource")?,
-        auth_time: r.try_get("auth_time")?,
-        created_at: r.try_get("created_at")?,
-        expires_at: r.try_get("expires_at")?,
-        rotated_at: r.try_get("rotated_at")?,
-        revoked_at: r.try_get("revoked_at")?,
-    })
-}
 
 /// A fresh refresh token value.
 pub fn new_token() -> String {
@@ -101,13 +83,11 @@ pub async fn insert_in(
 
 /// The refresh token with `digest`.
 pub async fn find(store: &Store, digest: &TokenDigest) -> Result<Option<RefreshToken>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM refresh_tokens WHERE token_digest = $1"
-    ))
-    .bind(digest.as_bytes().to_vec())
-    .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    let sql = format!("SELECT {COLUMNS} FROM refresh_tokens WHERE token_digest = $1");
+    Ok(sqlx::query_as(&sql)
+        .bind(digest.as_bytes().to_vec())
+        .fetch_optional(store.pool())
+        .await?)
 }
 
 /// What rotating a presented refresh token came to.
@@ -215,7 +195,7 @@ async fn revoke_family_for_reuse_in(
     user_id: &str,
     client_id: &str,
 ) -> Result<(), StoreError> {
-    if revoke_family_in(conn, family_id).await? > 0 {
+    if revoke_all_in(conn, Owner::Family(family_id)).await? > 0 {
         events::record(
             &mut *conn,
             EventType::TokenReuseDetected,
@@ -225,21 +205,6 @@ async fn revoke_family_for_reuse_in(
         tracing::warn!(client_id, "refresh token reuse: family revoked");
     }
     Ok(())
-}
-
-/// Revokes every live member of a family; returns how many.
-pub async fn revoke_family_in(
-    conn: &mut AnyConnection,
-    family_id: &str,
-) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(store::now())
-    .bind(family_id)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected())
 }
 
 /// RFC 7009: revokes the family of the token with `digest`, if `client_id` holds it.
@@ -264,14 +229,16 @@ pub async fn revoke_family_of(
 pub enum Owner<'a> {
     User(&'a str),
     Client(&'a str),
+    Family(&'a str),
 }
 
-/// Revokes every live refresh token of a user (sign out everywhere, disabling) or of a client
-/// (deleting it); returns how many.
+/// Revokes every live refresh token of a user (sign out everywhere, disabling), of a client
+/// (deleting it) or of a family (a reuse); returns how many.
 pub async fn revoke_all_in(conn: &mut AnyConnection, owner: Owner<'_>) -> Result<u64, StoreError> {
     let (column, value) = match owner {
         Owner::User(id) => ("user_id", id),
         Owner::Client(id) => ("client_id", id),
+        Owner::Family(id) => ("family_id", id),
     };
     Ok(sqlx::query(&format!(
         "UPDATE refresh_tokens SET revoked_at = $1 WHERE {column} = $2 AND revoked_at IS NULL"
@@ -296,10 +263,8 @@ pub async fn revoke_of_identities_in(
              AND identity_id IN ({})",
             store::placeholders(2, chunk.len())
         );
-        let mut query = sqlx::query(&sql).bind(store::now());
-        for id in chunk {
-            query = query.bind(id);
-        }
+        let query = sqlx::query(&sql).bind(store::now());
+        let query = chunk.iter().fold(query, |q, id| q.bind(id));
         revoked += query.execute(&mut *conn).await?.rows_affected();
     }
     Ok(revoked)

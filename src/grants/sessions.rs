@@ -4,14 +4,13 @@
 //! cookie itself is the web layer's (`oidc::session`).
 
 use serde_json::json;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::crypto::TokenDigest;
 use crate::store::{self, Store, StoreError};
 use crate::webhooks::events::{self, EventType};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
     pub id: String,
     pub user_id: String,
@@ -22,18 +21,8 @@ pub struct Session {
     /// The identity's upstream grant has ended (an upstream refresh met `invalid_grant`): the
     /// session may not answer a new authorization without a new upstream login. Filled in by
     /// the caller from the identity.
+    #[sqlx(default)]
     pub needs_login: bool,
-}
-
-fn from_row(r: &AnyRow) -> Result<Session, StoreError> {
-    Ok(Session {
-        id: r.try_get("id")?,
-        user_id: r.try_get("user_id")?,
-        identity_id: r.try_get("identity_id")?,
-        provider_id: r.try_get("provider_id")?,
-        auth_time: r.try_get("auth_time")?,
-        needs_login: false,
-    })
 }
 
 /// What a new session is.
@@ -51,12 +40,12 @@ pub async fn start_in(
     conn: &mut AnyConnection,
     new: &NewSession<'_>,
 ) -> Result<Session, StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query(
+    Ok(sqlx::query_as(
         "INSERT INTO sso_sessions (id, token_digest, user_id, identity_id, provider_id, \
-         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING id, user_id, identity_id, provider_id, auth_time",
     )
-    .bind(&id)
+    .bind(uuid::Uuid::new_v4().to_string())
     .bind(TokenDigest::of(new.token).as_bytes().to_vec())
     .bind(new.user_id)
     .bind(new.identity_id)
@@ -64,16 +53,8 @@ pub async fn start_in(
     .bind(new.auth_time)
     .bind(store::now())
     .bind(new.expires_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Session {
-        id,
-        user_id: new.user_id.to_owned(),
-        identity_id: new.identity_id.to_owned(),
-        provider_id: new.provider_id.to_owned(),
-        auth_time: new.auth_time,
-        needs_login: false,
-    })
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// The live session behind `token`, touched (its idle timer restarted): not ended, not
@@ -84,7 +65,7 @@ pub async fn touch(
     idle_secs: u64,
 ) -> Result<Option<Session>, StoreError> {
     let now = store::now();
-    let row = sqlx::query(
+    Ok(sqlx::query_as(
         "UPDATE sso_sessions SET last_seen_at = $1 WHERE token_digest = $2 \
          AND ended_at IS NULL AND expires_at > $1 AND last_seen_at > $3 \
          RETURNING id, user_id, identity_id, provider_id, auth_time",
@@ -93,8 +74,7 @@ pub async fn touch(
     .bind(TokenDigest::of(token).as_bytes().to_vec())
     .bind(now - idle_secs as i64)
     .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    .await?)
 }
 
 /// Which live sessions to end.

@@ -1,11 +1,10 @@
 //! The `signing_keys` table: the only place its SQL lives.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use crate::store::{Store, StoreError};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,
     pub alg: String,
@@ -18,18 +17,6 @@ pub struct SigningKeyRow {
 }
 
 impl SigningKeyRow {
-    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            kid: row.try_get("kid")?,
-            alg: row.try_get("alg")?,
-            private_key: row.try_get("private_key")?,
-            public_jwk: row.try_get("public_jwk")?,
-            created_at: row.try_get("created_at")?,
-            retired_at: row.try_get("retired_at")?,
-            publish_until: row.try_get("publish_until")?,
-        })
-    }
-
     pub fn is_active(&self) -> bool {
         self.retired_at.is_none()
     }
@@ -48,18 +35,14 @@ pub enum Retire<'a> {
 
 /// Keys still in the JWKS at `now`, newest first.
 pub async fn published(store: &Store, now: i64) -> Result<Vec<SigningKeyRow>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT kid, alg, private_key, public_jwk, created_at, retired_at, publish_until \
          FROM signing_keys WHERE publish_until IS NULL OR publish_until > $1 \
          ORDER BY created_at DESC, kid",
     )
     .bind(now)
     .fetch_all(store.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(SigningKeyRow::from_row)
-        .collect::<Result<_, _>>()?)
+    .await?)
 }
 
 /// Up to `limit` keys still published at `now`, newest first, below `before`.
@@ -70,17 +53,16 @@ pub async fn published_page(
     limit: i64,
 ) -> Result<Vec<SigningKeyRow>, StoreError> {
     let filter = format!("publish_until IS NULL OR publish_until > {now}");
+    let select = "SELECT kid, alg, private_key, public_jwk, created_at, retired_at, \
+                  publish_until FROM signing_keys";
     let list = crate::store::NewestFirst {
-        select: "SELECT kid, alg, private_key, public_jwk, created_at, retired_at, publish_until \
-                 FROM signing_keys",
         filter: Some(&filter),
-        time_col: "created_at",
-        id_col: "kid",
+        ..crate::store::NewestFirst::by_created(select, "kid")
     };
     let rows = list.fetch(store.pool(), before, limit).await?;
     Ok(rows
         .iter()
-        .map(SigningKeyRow::from_row)
+        .map(sqlx::FromRow::from_row)
         .collect::<Result<_, _>>()?)
 }
 

@@ -59,68 +59,39 @@ pub(crate) fn validate(
     resources: &[&str],
 ) -> Result<(AuthRequest, Option<String>, bool), Refusal> {
     let get = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let invalid = |text: &str| Err(refuse(ErrorCode::InvalidRequest, text));
     match get("response_type") {
         Some("code") => {}
-        None => {
-            return Err(refuse(
-                ErrorCode::InvalidRequest,
-                "response_type is required",
-            ));
-        }
+        None => return invalid("response_type is required"),
         Some(_) => {
-            return Err(refuse(
-                ErrorCode::UnsupportedResponseType,
-                "only response_type=code is supported",
-            ));
+            let text = "only response_type=code is supported";
+            return Err(refuse(ErrorCode::UnsupportedResponseType, text));
         }
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(refuse(
-            ErrorCode::UnauthorizedClient,
-            "this client may not use the authorization code flow",
-        ));
+        let text = "this client may not use the authorization code flow";
+        return Err(refuse(ErrorCode::UnauthorizedClient, text));
     }
     if get("request").is_some() || get("request_uri").is_some() {
-        return Err(refuse(
-            ErrorCode::InvalidRequest,
-            "request objects are not supported",
-        ));
+        return invalid("request objects are not supported");
     }
     let scope = Scope::parse(get("scope").unwrap_or("openid"))
         .map_err(|e| refuse(ErrorCode::InvalidScope, e))?;
     if !scope.within(&client.scopes) {
-        return Err(refuse(
-            ErrorCode::InvalidScope,
-            "a requested scope is not allowed for this client",
-        ));
+        let text = "a requested scope is not allowed for this client";
+        return Err(refuse(ErrorCode::InvalidScope, text));
     }
     let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
         (None, None) if client.is_public() => {
-            return Err(refuse(
-                ErrorCode::InvalidRequest,
-                "PKCE (code_challenge with S256) is required for public clients",
-            ));
+            return invalid("PKCE (code_challenge with S256) is required for public clients");
         }
         (None, None) => None,
         (Some(c), Some("S256")) if is_s256_challenge(c) => Some(c.to_owned()),
-        (Some(_), Some("S256")) => {
-            return Err(refuse(
-                ErrorCode::InvalidRequest,
-                "code_challenge is not a valid S256 challenge",
-            ));
-        }
+        (Some(_), Some("S256")) => return invalid("code_challenge is not a valid S256 challenge"),
         (_, None) | (_, Some("plain")) => {
-            return Err(refuse(
-                ErrorCode::InvalidRequest,
-                "code_challenge_method must be S256; plain is not accepted",
-            ));
+            return invalid("code_challenge_method must be S256; plain is not accepted");
         }
-        (_, Some(_)) => {
-            return Err(refuse(
-                ErrorCode::InvalidRequest,
-                "code_challenge_method must be S256",
-            ));
-        }
+        (_, Some(_)) => return invalid("code_challenge_method must be S256"),
     };
     let prompts: Vec<&str> = get("prompt")
         .unwrap_or("")
@@ -129,19 +100,12 @@ pub(crate) fn validate(
         .collect();
     let prompt_none = prompts.contains(&"none");
     if prompt_none && prompts.len() > 1 {
-        return Err(refuse(
-            ErrorCode::InvalidRequest,
-            "prompt=none cannot be combined with other values",
-        ));
+        return invalid("prompt=none cannot be combined with other values");
     }
-    let max_age = match get("max_age") {
+    let max_age = match get("max_age").map(str::parse::<u64>) {
         None => None,
-        Some(m) => Some(m.parse::<u64>().map_err(|_| {
-            refuse(
-                ErrorCode::InvalidRequest,
-                "max_age must be a number of seconds",
-            )
-        })?),
+        Some(Ok(seconds)) => Some(seconds),
+        Some(Err(_)) => return invalid("max_age must be a number of seconds"),
     };
     let resource = super::resource::requested(client, resources)
         .map_err(|r| refuse(ErrorCode::InvalidTarget, r.0))?
@@ -152,10 +116,7 @@ pub(crate) fn validate(
             .map(|id| client.allows_provider(&id))
             .unwrap_or(false);
         if !allowed {
-            return Err(refuse(
-                ErrorCode::InvalidRequest,
-                "the requested provider is not available to this client",
-            ));
+            return invalid("the requested provider is not available to this client");
         }
     }
     Ok((

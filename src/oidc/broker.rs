@@ -11,12 +11,10 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::keys::JwtType;
-use crate::keys::jwt::Expect;
 use crate::oidc::liveness::Liveness;
 use crate::oidc::scope::Scope;
-use crate::oidc::tokens::AccessClaims;
-use crate::oidc::userinfo::bearer_error;
+use crate::oidc::tokens::{AccessClaims, verify_access};
+use crate::oidc::userinfo::{bearer_error, invalid_token};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::upstream::{ProviderId, UpstreamTokens};
@@ -63,17 +61,9 @@ async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, 
             .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="portico""#))
             .finish()
     })?;
-    let expect = Expect {
-        issuer: state.settings.server.issuer.as_str(),
-        audience: None,
-        typ: JwtType::AccessToken,
-        require_unexpired: true,
-    };
-    let claims: AccessClaims = state
-        .keys
-        .verify(token, &expect)
+    let claims = verify_access(state, token, true)
         .await
-        .map_err(|e| bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", &e.to_string()))?;
+        .map_err(|e| invalid_token(&e.to_string()))?;
     if !Scope::parse(&claims.scope)
         .unwrap_or_default()
         .contains(BROKER_SCOPE)
@@ -89,12 +79,8 @@ async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, 
         .map_err(internal)?
     {
         Liveness::Live(Some(_)) => Ok(claims),
-        Liveness::Live(None) => Err(bearer_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the token has no user",
-        )),
-        Liveness::Dead(why) => Err(bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", why)),
+        Liveness::Live(None) => Err(invalid_token("the token has no user")),
+        Liveness::Dead(why) => Err(invalid_token(why)),
     }
 }
 
@@ -123,12 +109,12 @@ pub async fn broker_token(
         Ok(_) => return not_found(),
         Err(e) => return internal(e),
     };
-    let vaulted =
-        match crate::vault::of_user(&state.store, &state.sealer, &claims.sub, &provider.id).await {
-            Ok(Some(v)) => v,
-            Ok(None) => return not_found(),
-            Err(e) => return internal(e),
-        };
+    let which = crate::vault::Which::UserAt(&claims.sub, provider.id.as_str());
+    let vaulted = match crate::vault::find(&state.store, &state.sealer, which).await {
+        Ok(Some(v)) => v,
+        Ok(None) => return not_found(),
+        Err(e) => return internal(e),
+    };
     match refresh_identity(state.vault(), &provider, vaulted, Want::FreshToken).await {
         Ok(Refreshed::Fresh(v)) => match v.tokens() {
             Some(t) if !t.access_token.expose_secret().is_empty() => served(t),

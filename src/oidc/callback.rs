@@ -11,7 +11,6 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
 use super::authorize::server_error_page;
-use super::complete::ip_text;
 use super::login::{expired_page, upstream_failure};
 use super::session::LOGIN_COOKIE;
 use super::web::error_page;
@@ -38,7 +37,7 @@ pub async fn record_failure(
                 "provider": provider,
                 "client_id": client_id,
                 "reason": reason,
-                "ip": ip_text(req),
+                "ip": crate::ops::client_ip::client_ip_text(req),
             }),
         )
         .await?;
@@ -60,54 +59,37 @@ pub async fn callback(
 ) -> HttpResponse {
     let provider_id = path.into_inner();
     let params = query.into_inner();
+    let fail = async |client_id: Option<&str>, reason: &dyn std::fmt::Display| {
+        record_failure(&state, &req, Some(&provider_id), client_id, reason).await;
+    };
     let Some(upstream_state) = params.get("state").filter(|s| !s.is_empty()) else {
-        record_failure(
-            &state,
-            &req,
-            Some(&provider_id),
-            None,
-            &"the callback has no state",
-        )
-        .await;
+        fail(None, &"the callback has no state").await;
         return expired_page();
     };
-    let (pending, secret) = match crate::grants::pending::take_by_state(
-        &state.store,
-        &state.sealer,
-        upstream_state,
-    )
-    .await
-    {
+    let taken = crate::grants::pending::take_by_state(&state.store, &state.sealer, upstream_state);
+    let (pending, secret) = match taken.await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            record_failure(
-                &state,
-                &req,
-                Some(&provider_id),
-                None,
-                &"state mismatch: the callback matches no pending login (forged, replayed or expired)",
-            )
-            .await;
+            let reason = "state mismatch: the callback matches no pending login (forged, replayed \
+                          or expired)";
+            fail(None, &reason).await;
             return expired_page();
         }
         Err(e) => return server_error_page(e),
     };
     let client_id = pending.request.client_id.clone();
     let cookie = req.cookie(LOGIN_COOKIE);
-    let reject = |reason: &'static str| reason;
     let problem = if pending.provider_id.as_deref() != Some(provider_id.as_str()) {
-        Some(reject("the callback came to another provider's endpoint"))
+        Some("the callback came to another provider's endpoint")
     } else if !pending.belongs_to(cookie.as_ref().map(|c| c.value())) {
-        Some(reject(
-            "the callback reached a browser that did not start the login",
-        ))
+        Some("the callback reached a browser that did not start the login")
     } else if !pending.is_live() {
-        Some(reject("the login took too long and expired"))
+        Some("the login took too long and expired")
     } else {
         None
     };
     if let Some(reason) = problem {
-        record_failure(&state, &req, Some(&provider_id), Some(&client_id), &reason).await;
+        fail(Some(&client_id), &reason).await;
         return expired_page();
     }
 
@@ -135,22 +117,11 @@ pub async fn callback(
             issuer,
         );
     };
-    let redirect_uri = state
-        .settings
-        .server
-        .issuer
-        .url(&format!("/callback/{}", provider.id));
+    let redirect_uri = state.settings.server.issuer.callback(&provider.id);
     let identity = match login.finish(&params, &secret, &redirect_uri).await {
         Ok(identity) => identity,
         Err(err) => {
-            record_failure(
-                &state,
-                &req,
-                Some(&provider_id),
-                Some(&client_id),
-                &err.reason(),
-            )
-            .await;
+            fail(Some(&client_id), &err.reason()).await;
             return upstream_failure(&err, Some(request), issuer);
         }
     };

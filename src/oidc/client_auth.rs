@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::error::{ErrorCode, OAuthError, Rejection};
+use super::token::parse_form;
 use crate::clients::Client;
+use crate::ops::client_ip::client_ip;
 use crate::state::AppState;
 
 fn invalid_client() -> OAuthError {
@@ -45,6 +47,23 @@ pub(crate) fn parse_basic(value: &str) -> Result<Option<(String, String)>, OAuth
             .unwrap_or_default()
     };
     Ok(Some((decode(id), decode(secret))))
+}
+
+/// What /token, /revoke and /introspect do first: the per-address rate limit, the form, and
+/// the client's authentication; `Err` is the answer.
+pub async fn authenticated(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<(Client, HashMap<String, String>), HttpResponse> {
+    if let Some(limited) = state.limits.check_ip(client_ip(req)) {
+        return Err(limited);
+    }
+    let form = parse_form(body).map_err(|e| e.response())?;
+    let client = authenticate(req, &form, state)
+        .await
+        .map_err(|r| r.into_response())?;
+    Ok((client, form))
 }
 
 /// Authenticates the calling client. A confidential client must prove its secret by exactly

@@ -16,6 +16,7 @@ use super::callback::record_failure;
 use super::error::{ErrorCode, error_location, redirect_error};
 use super::session;
 use super::web::error_page_with_way_back;
+use crate::ops::client_ip::client_ip_text;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::UpstreamIdentity;
@@ -27,10 +28,6 @@ pub(crate) fn header_text(req: &HttpRequest, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(512).collect())
-}
-
-pub(crate) fn ip_text(req: &HttpRequest) -> Option<String> {
-    crate::ops::client_ip::client_ip_text(req)
 }
 
 /// How far the provider's clock may be from Portico's when its authentication time is checked.
@@ -68,15 +65,18 @@ pub async fn finish_login(
 ) -> HttpResponse {
     let issuer = state.settings.server.issuer.as_str();
     let client_id = &request.client_id;
-    if let Some(reason) = not_fresh(request, started_at, identity.auth_time, crate::store::now()) {
+    let fail = async |reason: &dyn std::fmt::Display| {
         record_failure(
             state,
             req,
             Some(provider.id.as_str()),
             Some(client_id),
-            &reason,
+            reason,
         )
         .await;
+    };
+    if let Some(reason) = not_fresh(request, started_at, identity.auth_time, crate::store::now()) {
+        fail(&reason).await;
         let back = error_location(
             &request.redirect_uri,
             ErrorCode::AccessDenied,
@@ -121,7 +121,7 @@ pub async fn finish_login(
                 "provider": provider.id.as_str(),
                 "client_id": client_id,
                 "email": identity.email,
-                "ip": ip_text(req),
+                "ip": client_ip_text(req),
                 "user_agent": header_text(req, "user-agent"),
                 "new_user": outcome.new_user,
             }),
@@ -141,14 +141,7 @@ pub async fn finish_login(
             response
         }
         Err(LoginError::Disabled { user_id }) => {
-            record_failure(
-                state,
-                req,
-                Some(provider.id.as_str()),
-                Some(client_id),
-                &format!("user {user_id} is disabled"),
-            )
-            .await;
+            fail(&format!("user {user_id} is disabled")).await;
             redirect_error(
                 &request.redirect_uri,
                 ErrorCode::AccessDenied,

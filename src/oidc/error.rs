@@ -129,12 +129,17 @@ fn with_params(redirect_uri: &str, params: &[(&str, &str)]) -> String {
     }
 }
 
-/// A redirect to the client's validated redirect URI with these query parameters added.
-pub fn redirect_with(redirect_uri: &RedirectUri, params: &[(&str, &str)]) -> HttpResponse {
+/// A redirect (302, never cached) to `location`.
+pub fn found(location: String) -> HttpResponse {
     HttpResponse::Found()
-        .insert_header((header::LOCATION, with_params(redirect_uri.as_str(), params)))
+        .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
+}
+
+/// A redirect to the client's validated redirect URI with these query parameters added.
+pub fn redirect_with(redirect_uri: &RedirectUri, params: &[(&str, &str)]) -> HttpResponse {
+    found(with_params(redirect_uri.as_str(), params))
 }
 
 /// Where an authorization error goes back to the client (RFC 6749 section 4.1.2.1), with
@@ -162,13 +167,13 @@ pub fn redirect_error(
     state: Option<&str>,
     issuer: &str,
 ) -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header((
-            header::LOCATION,
-            error_location(redirect_uri, code, description, state, issuer),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+    found(error_location(
+        redirect_uri,
+        code,
+        description,
+        state,
+        issuer,
+    ))
 }
 
 /// A refusal at a token-type endpoint: an OAuth error, or a ready response (429).

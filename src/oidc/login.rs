@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::authorize::{AuthRequest, server_error_page};
@@ -115,11 +115,7 @@ async fn start_upstream(
         Ok(c) => c,
         Err(e) => return server_error_page(e),
     };
-    let redirect_uri = state
-        .settings
-        .server
-        .issuer
-        .url(&format!("/callback/{}", provider.id));
+    let redirect_uri = state.settings.server.issuer.callback(&provider.id);
     let request = LoginRequest {
         redirect_uri: &redirect_uri,
         login_hint: pending.request.login_hint.as_deref().or(email),
@@ -152,10 +148,7 @@ async fn start_upstream(
             {
                 return server_error_page(e);
             }
-            HttpResponse::Found()
-                .insert_header((header::LOCATION, start.url.to_string()))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish()
+            super::error::found(start.url.to_string())
         }
         Err(err) => {
             record_failure(

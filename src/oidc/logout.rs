@@ -205,19 +205,16 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
         // Nothing to end.
         return done(&state, &checked, params.state.as_deref(), 302);
     };
+    let cookie = req
+        .cookie(SESSION_COOKIE)
+        .expect("a session has its cookie");
     if checked.hinted_user.as_deref() == Some(session.user_id.as_str()) {
         // The application that holds this user's ID token asks: no question.
-        let cookie = req
-            .cookie(SESSION_COOKIE)
-            .expect("a session has its cookie");
         if let Err(e) = crate::grants::sessions::end(&state.store, cookie.value(), "logout").await {
             return server_error_page(e);
         }
         return done(&state, &checked, params.state.as_deref(), 302);
     }
-    let cookie = req
-        .cookie(SESSION_COOKIE)
-        .expect("a session has its cookie");
     let page = ConfirmPage {
         brand: Brand::current(),
         client_name: checked.client_name.clone(),

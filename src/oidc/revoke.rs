@@ -8,22 +8,17 @@
 //! else every token is `active: false`, so a client cannot probe others' tokens. An access
 //! token is active exactly when `/userinfo` would accept it (`oidc::liveness`).
 
-use std::collections::HashMap;
-
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde_json::{Value, json};
 
 use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
 use super::liveness::{self, Liveness};
-use super::token::{no_store, parse_form};
-use super::tokens::AccessClaims;
+use super::token::no_store;
+use super::tokens::verify_access;
 use crate::clients::Client;
 use crate::crypto::TokenDigest;
 use crate::grants::{refresh, revocations};
-use crate::keys::JwtType;
-use crate::keys::jwt::Expect;
-use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use crate::store;
 use crate::users;
@@ -32,38 +27,13 @@ fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|b| *b == b'.').count() == 2
 }
 
-async fn access_claims(state: &AppState, token: &str, unexpired: bool) -> Option<AccessClaims> {
-    let expect = Expect {
-        issuer: state.settings.server.issuer.as_str(),
-        audience: None,
-        typ: JwtType::AccessToken,
-        require_unexpired: unexpired,
-    };
-    state.keys.verify(token, &expect).await.ok()
-}
-
-async fn authenticated(
-    req: &HttpRequest,
-    state: &AppState,
-    body: &[u8],
-) -> Result<(Client, HashMap<String, String>), HttpResponse> {
-    if let Some(limited) = state.limits.check_ip(peer_ip(req)) {
-        return Err(limited);
-    }
-    let form = parse_form(body).map_err(|e| e.response())?;
-    let client = client_auth::authenticate(req, &form, state)
-        .await
-        .map_err(|r| r.into_response())?;
-    Ok((client, form))
-}
-
 #[post("/revoke")]
 pub async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (client, form) = match authenticated(&req, &state, &body).await {
+    let (client, form) = match client_auth::authenticated(&req, &state, &body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -72,8 +42,8 @@ pub async fn revoke(
     };
     let now = store::now();
     let result = if looks_like_jwt(token) {
-        match access_claims(&state, token, false).await {
-            Some(c) if c.client_id == client.client_id.as_str() && c.exp > now => {
+        match verify_access(&state, token, false).await {
+            Ok(c) if c.client_id == client.client_id.as_str() && c.exp > now => {
                 revocations::revoke(&state.store, &c.jti, c.exp).await
             }
             _ => Ok(()),
@@ -99,7 +69,7 @@ pub async fn introspect(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (client, form) = match authenticated(&req, &state, &body).await {
+    let (client, form) = match client_auth::authenticated(&req, &state, &body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -128,7 +98,7 @@ async fn introspection(
     let inactive = json!({ "active": false });
     let now = store::now();
     if looks_like_jwt(token) {
-        let Some(c) = access_claims(state, token, true).await else {
+        let Ok(c) = verify_access(state, token, true).await else {
             return Ok(inactive);
         };
         let caller = client.client_id.as_str();

@@ -18,7 +18,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::authorize::{AuthRequest, server_error_page};
 use super::callback::record_failure;
@@ -32,54 +32,11 @@ use crate::grants::pending;
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::saml::MAX_RESPONSE_BYTES;
-use crate::upstream::{
-    Connector, IdpInitiatedTarget, ProviderId, SamlLogin, UpstreamError, UpstreamIdentity,
-};
+use crate::upstream::{Connector, IdpInitiatedTarget, SamlLogin, UpstreamError};
 
 /// The whole form may be a little larger than the SAMLResponse value it carries: percent
 /// escapes of `+`, `/` and `=`, and the RelayState.
 pub const MAX_ACS_FORM_BYTES: usize = MAX_RESPONSE_BYTES + MAX_RESPONSE_BYTES / 8 + 4096;
-
-/// A verified SAML identity between the ACS and the completion step (sealed in the pending
-/// authorization; SAML logins carry no upstream tokens).
-#[derive(Serialize, Deserialize)]
-struct Verified {
-    subject: String,
-    email: Option<String>,
-    email_verified: bool,
-    name: Option<String>,
-    picture: Option<String>,
-    groups: Vec<String>,
-    auth_time: Option<i64>,
-}
-
-impl Verified {
-    fn of(identity: &UpstreamIdentity) -> Self {
-        Self {
-            subject: identity.subject.clone(),
-            email: identity.email.clone(),
-            email_verified: identity.email_verified,
-            name: identity.name.clone(),
-            picture: identity.picture.clone(),
-            groups: identity.groups.clone(),
-            auth_time: identity.auth_time,
-        }
-    }
-
-    fn into_identity(self, provider: ProviderId) -> UpstreamIdentity {
-        UpstreamIdentity {
-            provider,
-            subject: self.subject,
-            email: self.email,
-            email_verified: self.email_verified,
-            name: self.name,
-            picture: self.picture,
-            groups: self.groups,
-            auth_time: self.auth_time,
-            tokens: None,
-        }
-    }
-}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(metadata)
@@ -180,27 +137,17 @@ pub async fn acs(
     payload: web::Payload,
 ) -> HttpResponse {
     let provider_id = path.into_inner();
-    let fail = |reason: String, page: HttpResponse| {
-        let state = state.clone();
-        let req = req.clone();
-        let provider_id = provider_id.clone();
-        async move {
-            record_failure(&state, &req, Some(&provider_id), None, &reason).await;
-            page
-        }
+    let issuer = state.settings.server.issuer.as_str();
+    let fail = async |client_id: Option<&str>, reason: &dyn std::fmt::Display| {
+        record_failure(&state, &req, Some(&provider_id), client_id, reason).await;
     };
+    let failed = |status, message| error_page(status, "Sign-in failed", message);
     let body = match read_form(payload).await {
         Ok(Some(body)) => body,
         Ok(None) => {
-            return fail(
-                "response too large".into(),
-                error_page(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Sign-in failed",
-                    "The sign-in response is too large to be accepted.",
-                ),
-            )
-            .await;
+            fail(None, &"response too large").await;
+            let message = "The sign-in response is too large to be accepted.";
+            return failed(StatusCode::PAYLOAD_TOO_LARGE, message);
         }
         Err(e) => return server_error_page(e),
     };
@@ -208,26 +155,14 @@ pub async fn acs(
     let (Ok(saml_response), Ok(relay_state)) =
         (field(&form, "SAMLResponse"), field(&form, "RelayState"))
     else {
-        return fail(
-            "repeated form field".into(),
-            refused_page(
-                &UpstreamError::SamlResponse("repeated form field".into()),
-                None,
-                state.settings.server.issuer.as_str(),
-            ),
-        )
-        .await;
+        fail(None, &"repeated form field").await;
+        let refusal = UpstreamError::SamlResponse("repeated form field".into());
+        return refused_page(&refusal, None, issuer);
     };
     let Some(saml_response) = saml_response else {
-        return fail(
-            "no SAMLResponse".into(),
-            error_page(
-                StatusCode::BAD_REQUEST,
-                "Sign-in failed",
-                "The sign-in response is missing. Please start again from the application.",
-            ),
-        )
-        .await;
+        fail(None, &"no SAMLResponse").await;
+        let message = "The sign-in response is missing. Please start again from the application.";
+        return failed(StatusCode::BAD_REQUEST, message);
     };
 
     // The login this answers, if the RelayState names one (single use: claimed here).
@@ -239,6 +174,11 @@ pub async fn acs(
         None => None,
     };
     let client_id = pending.as_ref().map(|(p, _)| p.request.client_id.clone());
+    // A refused answer to a pending login ends that login.
+    let drop_pending = async || match &pending {
+        Some((p, _)) => pending::delete(&state.store, &p.id).await,
+        None => Ok(()),
+    };
     if let Some((p, _)) = &pending {
         let problem = if p.provider_id.as_deref() != Some(provider_id.as_str()) {
             Some("the response came to another provider's endpoint")
@@ -248,18 +188,11 @@ pub async fn acs(
             None
         };
         if let Some(reason) = problem {
-            record_failure(
-                &state,
-                &req,
-                Some(&provider_id),
-                client_id.as_deref(),
-                &reason,
-            )
-            .await;
-            if let Err(e) = pending::delete(&state.store, &p.id).await {
-                return server_error_page(e);
-            }
-            return expired_page();
+            fail(client_id.as_deref(), &reason).await;
+            return match drop_pending().await {
+                Ok(()) => expired_page(),
+                Err(e) => server_error_page(e),
+            };
         }
     }
 
@@ -268,38 +201,24 @@ pub async fn acs(
         Err(page) => return page,
     };
     let saml = connector.saml_login().expect("checked by saml_provider");
-    let identity = match saml
-        .finish(&saml_response, pending.as_ref().map(|(_, secret)| secret))
-        .await
-    {
+    let secret = pending.as_ref().map(|(_, secret)| secret);
+    let identity = match saml.finish(&saml_response, secret).await {
         Ok(identity) => identity,
         Err(err) => {
-            record_failure(
-                &state,
-                &req,
-                Some(&provider_id),
-                client_id.as_deref(),
-                &err.reason(),
-            )
-            .await;
-            if let Some((p, _)) = &pending
-                && let Err(e) = pending::delete(&state.store, &p.id).await
-            {
+            fail(client_id.as_deref(), &err.reason()).await;
+            if let Err(e) = drop_pending().await {
                 return server_error_page(e);
             }
-            return refused_page(
-                &err,
-                pending.as_ref().map(|(p, _)| &p.request),
-                state.settings.server.issuer.as_str(),
-            );
+            let request = pending.as_ref().map(|(p, _)| &p.request);
+            return refused_page(&err, request, issuer);
         }
     };
 
     match &pending {
         // The browser that started the login must come for it (see the module doc).
         Some((p, _)) => {
-            let verified = serde_json::to_string(&Verified::of(&identity))
-                .expect("a verified identity serialises");
+            let verified =
+                serde_json::to_string(&identity).expect("a verified identity serialises");
             if let Err(e) = pending::complete(&state.store, &state.sealer, &p.id, &verified).await {
                 return server_error_page(e);
             }
@@ -318,13 +237,10 @@ pub async fn acs(
         None => match idp_initiated_request(&state, &provider, saml).await {
             Ok(request) => finish_login(&req, &state, &provider, &request, None, &identity).await,
             Err(reason) => {
-                let page = error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Sign-in failed",
-                    "Signing in from your organisation's portal is not set up correctly for \
-                     this application. Tell your administrator.",
-                );
-                fail(reason, page).await
+                fail(None, &reason).await;
+                let message = "Signing in from your organisation's portal is not set up \
+                               correctly for this application. Tell your administrator.";
+                failed(StatusCode::BAD_REQUEST, message)
             }
         },
     }
@@ -376,11 +292,10 @@ pub async fn complete(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let identity =
-        match serde_json::from_str::<Verified>(secrecy::ExposeSecret::expose_secret(&verified)) {
-            Ok(v) => v.into_identity(provider.id.clone()),
-            Err(e) => return server_error_page(e),
-        };
+    let identity = match serde_json::from_str(secrecy::ExposeSecret::expose_secret(&verified)) {
+        Ok(identity) => identity,
+        Err(e) => return server_error_page(e),
+    };
     finish_login(
         &req,
         &state,

@@ -56,7 +56,9 @@ pub async fn current(
     if !users::repo::is_active(store, &session.user_id).await? {
         return Ok(None);
     }
-    session.needs_login = users::identities::needs_login(store, &session.identity_id).await?;
+    // A missing identity needs a login too.
+    let identity = users::identities::grant_state(store, &session.identity_id).await?;
+    session.needs_login = identity.is_none_or(|i| i.needs_login);
     Ok(Some(session))
 }
 

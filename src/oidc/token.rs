@@ -28,7 +28,6 @@ use crate::clients::{Client, GrantType};
 use crate::crypto::TokenDigest;
 use crate::grants::refresh::{self, NewRefresh, Rotation};
 use crate::grants::{codes, revocations};
-use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 use crate::users::{self, User};
@@ -89,16 +88,9 @@ pub async fn token_endpoint(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Some(limited) = state.limits.check_ip(peer_ip(&req)) {
-        return limited;
-    }
-    let form = match parse_form(&body) {
-        Ok(f) => f,
-        Err(e) => return e.response(),
-    };
-    let client = match client_auth::authenticate(&req, &form, &state).await {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
+    let (client, form) = match client_auth::authenticated(&req, &state, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let result = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => authorization_code(&state, &client, &form).await,
@@ -143,8 +135,9 @@ struct Issue<'a> {
     now: i64,
 }
 
-/// Signs the access token and, for `openid` user grants, the ID token.
-fn mint(state: &AppState, issue: &Issue<'_>) -> Result<(String, Option<String>), OAuthError> {
+/// The response with the access token and, for `openid` user grants, the ID token (the caller
+/// adds a refresh token).
+fn mint(state: &AppState, issue: &Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let issuer = state.settings.server.issuer.as_str();
     let client_id = issue.client.client_id.as_str();
     let sub = issue.user.map_or(client_id, |u| u.id.as_str());
@@ -181,40 +174,18 @@ fn mint(state: &AppState, issue: &Issue<'_>) -> Result<(String, Option<String>),
         }
         _ => None,
     };
-    Ok((access_token, id_token))
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: issue.client.access_token_ttl,
+        scope: issue.scope.to_string(),
+        refresh_token: None,
+        id_token,
+    })
 }
 
 fn wants_refresh(client: &Client, scope: &Scope) -> bool {
     client.allows_grant(GrantType::RefreshToken) && scope.contains("offline_access")
-}
-
-/// The refresh token a grant issues: a member of `family_id` carrying what the grant carried.
-fn new_refresh<'a>(
-    family_id: &'a str,
-    client: &'a Client,
-    grant: &'a Granted,
-    scope: &'a str,
-) -> NewRefresh<'a> {
-    NewRefresh {
-        family_id,
-        client_id: client.client_id.as_str(),
-        user_id: &grant.user_id,
-        identity_id: &grant.identity_id,
-        session_id: grant.session_id.as_deref(),
-        scope,
-        resource: grant.resource.as_deref(),
-        auth_time: grant.auth_time,
-        expires_at: store::now() + client.refresh_token_ttl,
-    }
-}
-
-/// What a code or refresh token carries from the login it came from.
-struct Granted {
-    user_id: String,
-    identity_id: String,
-    session_id: Option<String>,
-    resource: Option<String>,
-    auth_time: i64,
 }
 
 /// An active user, or `invalid_grant`.
@@ -299,34 +270,28 @@ async fn authorization_code(
         jti,
         now,
     };
-    let (access_token, id_token) = mint(state, &issue)?;
-    let refresh_token = if wants_refresh(client, &scope) {
-        let grant = Granted {
-            user_id: code.user_id,
-            identity_id: code.identity_id,
-            session_id: Some(code.session_id),
-            resource,
-            auth_time: code.auth_time,
-        };
+    let mut response = mint(state, &issue)?;
+    if wants_refresh(client, &scope) {
         let scope_text = scope.to_string();
-        let new = new_refresh(&family_id, client, &grant, &scope_text);
+        let new = NewRefresh {
+            family_id: &family_id,
+            client_id: client.client_id.as_str(),
+            user_id: &code.user_id,
+            identity_id: &code.identity_id,
+            session_id: Some(&code.session_id),
+            scope: &scope_text,
+            resource: resource.as_deref(),
+            auth_time: code.auth_time,
+            expires_at: now + client.refresh_token_ttl,
+        };
         let token = refresh::new_token();
         let mut conn = state.store.pool().acquire().await.map_err(db)?;
         refresh::insert_in(&mut conn, &new, &token)
             .await
             .map_err(db)?;
-        Some(token)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: client.access_token_ttl,
-        scope: scope.to_string(),
-        refresh_token,
-        id_token,
-    })
+        response.refresh_token = Some(token);
+    }
+    Ok(response)
 }
 
 /// A code that is unknown or already redeemed. Redeemed twice means it leaked: revoke what
@@ -341,7 +306,7 @@ async fn code_reuse(state: &AppState, digest: &TokenDigest) -> OAuthError {
             revocations::revoke_in(&mut tx, jti, *exp).await?;
         }
         if let Some(family) = &spent.family_id {
-            refresh::revoke_family_in(&mut tx, family).await?;
+            refresh::revoke_all_in(&mut tx, refresh::Owner::Family(family)).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -447,14 +412,18 @@ async fn refresh_token(
         user.groups = identity.groups.clone();
     }
 
-    let grant = Granted {
-        user_id: token.user_id.clone(),
-        identity_id: token.identity_id.clone(),
-        session_id: token.session_id.clone(),
-        resource: token.resource.clone(),
+    // The successor carries what the token carried.
+    let successor = NewRefresh {
+        family_id: &token.family_id,
+        client_id: client.client_id.as_str(),
+        user_id: &token.user_id,
+        identity_id: &token.identity_id,
+        session_id: token.session_id.as_deref(),
+        scope: &token.scope,
+        resource: token.resource.as_deref(),
         auth_time: token.auth_time,
+        expires_at: now + client.refresh_token_ttl,
     };
-    let successor = new_refresh(&token.family_id, client, &grant, &token.scope);
     let refresh_token =
         match refresh::rotate(&state.store, &state.sealer, &digest, &successor, grace)
             .await
@@ -475,14 +444,9 @@ async fn refresh_token(
         jti: tokens::new_jti(),
         now,
     };
-    let (access_token, id_token) = mint(state, &issue)?;
     Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: client.access_token_ttl,
-        scope: scope.to_string(),
         refresh_token: Some(refresh_token),
-        id_token,
+        ..mint(state, &issue)?
     })
 }
 
@@ -499,7 +463,8 @@ async fn refresh_upstream(
     let provider = provider
         .filter(|p| p.enabled)
         .ok_or_else(|| invalid_grant("the user's sign-in provider is no longer available"))?;
-    let Some(current) = crate::vault::by_id(&state.store, &state.sealer, identity_id)
+    let which = crate::vault::Which::Id(identity_id);
+    let Some(current) = crate::vault::find(&state.store, &state.sealer, which)
         .await
         .map_err(db)?
     else {
@@ -559,13 +524,5 @@ async fn client_credentials(
         jti: tokens::new_jti(),
         now: store::now(),
     };
-    let (access_token, _) = mint(state, &issue)?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: client.access_token_ttl,
-        scope: scope.to_string(),
-        refresh_token: None,
-        id_token: None,
-    })
+    mint(state, &issue)
 }

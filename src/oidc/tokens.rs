@@ -5,8 +5,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
 use super::scope::Scope;
-use crate::keys::jwt::{self, JwtType};
+use crate::keys::jwt::{self, Expect, JwtError, JwtType};
 use crate::keys::{KeyRing, KeyRingError, SigningAlg};
+use crate::state::AppState;
 use crate::users::User;
 
 /// RFC 9068 access token claims.
@@ -99,6 +100,22 @@ pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
     };
     let bytes = digest.as_ref();
     URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
+}
+
+/// Verifies a Portico access token (`typ: at+jwt`, from this issuer); without `unexpired`, an
+/// expired one passes too.
+pub async fn verify_access(
+    state: &AppState,
+    token: &str,
+    unexpired: bool,
+) -> Result<AccessClaims, JwtError> {
+    let expect = Expect {
+        issuer: state.settings.server.issuer.as_str(),
+        audience: None,
+        typ: JwtType::AccessToken,
+        require_unexpired: unexpired,
+    };
+    state.keys.verify(token, &expect).await
 }
 
 pub fn sign_access(

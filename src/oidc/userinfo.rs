@@ -4,9 +4,7 @@
 
 use super::liveness::{self, Liveness};
 use super::scope::Scope;
-use super::tokens::{AccessClaims, ProfileClaims};
-use crate::keys::JwtType;
-use crate::keys::jwt::Expect;
+use super::tokens::{ProfileClaims, verify_access};
 use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use actix_web::http::header;
@@ -34,7 +32,7 @@ pub(crate) fn bearer_error(
         .json(serde_json::json!({ "error": error, "error_description": description }))
 }
 
-fn invalid_token(description: &str) -> HttpResponse {
+pub(crate) fn invalid_token(description: &str) -> HttpResponse {
     bearer_error(
         actix_web::http::StatusCode::UNAUTHORIZED,
         "invalid_token",
@@ -69,14 +67,7 @@ pub async fn userinfo(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish();
     };
-    let issuer = state.settings.server.issuer.as_str();
-    let expect = Expect {
-        issuer,
-        audience: None,
-        typ: JwtType::AccessToken,
-        require_unexpired: true,
-    };
-    let claims: AccessClaims = match state.keys.verify(&token, &expect).await {
+    let claims = match verify_access(&state, &token, true).await {
         Ok(c) => c,
         Err(e) => return invalid_token(&e.to_string()),
     };

@@ -141,7 +141,6 @@ impl Connectors {
         let row = Row {
             id: &provider.id,
             kind: provider.kind,
-            display_name: &provider.display_name,
             client_id: &provider.client_id,
             client_secret: open(&provider.sealed_secret, sealed::PROVIDER_SECRET)?,
             issuer: provider.issuer.as_deref(),

@@ -45,9 +45,14 @@ fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
 }
 
 pub async fn find(store: &Store, id: &str) -> Result<Option<Provider>, StoreError> {
+    find_in(&mut *store.pool().acquire().await?, id).await
+}
+
+/// The provider `id`, on `conn` (a transaction's, or a pooled one).
+async fn find_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Provider>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM providers WHERE id = $1"))
         .bind(id)
-        .fetch_optional(store.pool())
+        .fetch_optional(&mut *conn)
         .await?;
     Ok(row.as_ref().map(provider_from_row).transpose()?.flatten())
 }
@@ -68,12 +73,7 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<Provider>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM providers");
-    let list = store::NewestFirst {
-        select: &select,
-        filter: None,
-        time_col: "created_at",
-        id_col: "id",
-    };
+    let list = store::NewestFirst::by_created(&select, "id");
     known(list.fetch(store.pool(), before, limit).await?)
 }
 
@@ -97,76 +97,91 @@ async fn where_(store: &Store, filter: &str) -> Result<Vec<Provider>, StoreError
     known(rows)
 }
 
-/// Inserts or replaces the providers of `[[providers]]`, marked managed by config.
+/// Inserts or replaces the providers of `[[providers]]`, marked managed by config, with the
+/// secret their kind keeps beside the row (a saml provider's SP private key) sealed to it, or
+/// cleared when the configuration no longer has one.
 pub async fn upsert_config(
     store: &Store,
     providers: &[ProviderConfig],
     sealer: &Sealer,
 ) -> Result<(), StoreError> {
-    let now = store::now();
+    let mut conn = store.pool().acquire().await?;
     for p in providers {
         let setup = setup(p).map_err(StoreError::Corrupt)?;
-        let secret = p.client_secret.as_ref().map(|s| {
-            sealer.seal_str(
-                s.expose_secret(),
-                sealed::PROVIDER_SECRET.target(p.id.as_str()),
-            )
+        let write = ProviderWrite {
+            id: p.id.clone(),
+            kind: p.checked_kind().map_err(StoreError::Corrupt)?,
+            display_name: p.display_name.clone().unwrap_or_else(|| p.id.to_string()),
+            enabled: p.enabled,
+            client_id: p.client_id.clone(),
+            secret: p
+                .client_secret
+                .clone()
+                .map_or(SecretChange::Clear, SecretChange::Set),
+            issuer: p.issuer.clone(),
+            scopes: setup.scopes,
+            settings: setup.settings,
+            email_domains: p.email_domains.clone(),
+            trust_email: p.trust_email,
+        };
+        insert(&mut conn, sealer, &write, true).await?;
+        let key = setup.key.map(|key| {
+            let target = sealed::PROVIDER_SAML_KEY.target(p.id.as_str());
+            sealer.seal_str(key.expose_secret(), target)
         });
-        let scopes = store::to_json_list(&setup.scopes);
-        let settings = setup.settings.to_string();
-        sqlx::query(
-            "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
-             issuer, scopes, settings, email_domains, trust_email, managed_by_config, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12) \
-             ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
-             display_name = excluded.display_name, enabled = excluded.enabled, \
-             client_id = excluded.client_id, client_secret = excluded.client_secret, \
-             issuer = excluded.issuer, scopes = excluded.scopes, settings = excluded.settings, \
-             email_domains = excluded.email_domains, trust_email = excluded.trust_email, \
-             managed_by_config = 1, updated_at = excluded.updated_at",
-        )
-        .bind(p.id.as_str())
-        .bind(&p.kind)
-        .bind(p.display_name.clone().unwrap_or_else(|| p.id.to_string()))
-        .bind(i64::from(p.enabled))
-        .bind(&p.client_id)
-        .bind(secret)
-        .bind(&p.issuer)
-        .bind(scopes)
-        .bind(settings)
-        .bind(store::to_json_list(&p.email_domains))
-        .bind(i64::from(p.trust_email))
-        .bind(now)
-        .execute(store.pool())
-        .await?;
+        sqlx::query("UPDATE providers SET saml_sp_key = $1 WHERE id = $2")
+            .bind(key)
+            .bind(p.id.as_str())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
-/// Stores the secrets the kinds of `[[providers]]` keep beside their rows (the SP private keys
-/// of saml providers), sealed to their rows, or clears a key the configuration no longer
-/// has. Run after `upsert_config`.
-pub async fn store_config_saml_keys(
-    store: &Store,
-    providers: &[ProviderConfig],
+/// Inserts `new` (a secret only when set), unless it exists; with `managed`, as a provider of
+/// `[[providers]]`, replacing the row it had. False when a row existed and was kept.
+async fn insert(
+    conn: &mut AnyConnection,
     sealer: &Sealer,
-) -> Result<(), StoreError> {
-    for p in providers {
-        let key = setup(p).map_err(StoreError::Corrupt)?.key;
-        let sealed = key.map(|key| {
-            sealer.seal_str(
-                key.expose_secret(),
-                sealed::PROVIDER_SAML_KEY.target(p.id.as_str()),
-            )
-        });
-        sqlx::query("UPDATE providers SET saml_sp_key = $1 WHERE id = $2")
-            .bind(sealed)
-            .bind(p.id.as_str())
-            .execute(store.pool())
-            .await?;
-    }
-    Ok(())
+    new: &ProviderWrite,
+    managed: bool,
+) -> Result<bool, StoreError> {
+    let secret = match &new.secret {
+        SecretChange::Set(s) => Some(seal(sealer, &new.id, s)),
+        SecretChange::Keep | SecretChange::Clear => None,
+    };
+    let conflict = if managed {
+        "DO UPDATE SET kind = excluded.kind, display_name = excluded.display_name, \
+         enabled = excluded.enabled, client_id = excluded.client_id, \
+         client_secret = excluded.client_secret, issuer = excluded.issuer, \
+         scopes = excluded.scopes, settings = excluded.settings, \
+         email_domains = excluded.email_domains, trust_email = excluded.trust_email, \
+         managed_by_config = 1, updated_at = excluded.updated_at"
+    } else {
+        "DO NOTHING"
+    };
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
+         issuer, scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+         ON CONFLICT (id) {conflict}"
+    ))
+    .bind(new.id.as_str())
+    .bind(new.kind.as_str())
+    .bind(&new.display_name)
+    .bind(i64::from(new.enabled))
+    .bind(&new.client_id)
+    .bind(secret)
+    .bind(&new.issuer)
+    .bind(store::to_json_list(&new.scopes))
+    .bind(new.settings.to_string())
+    .bind(store::to_json_list(&new.email_domains))
+    .bind(i64::from(new.trust_email))
+    .bind(i64::from(managed))
+    .bind(store::now())
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected() > 0)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,14 +228,8 @@ pub struct ProviderWrite {
 
 /// The provider `id`, read inside the transaction.
 pub async fn fetch_in(conn: &mut AnyConnection, id: &str) -> Result<Provider, ProviderError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM providers WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.as_ref()
-        .map(provider_from_row)
-        .transpose()?
-        .flatten()
+    find_in(conn, id)
+        .await?
         .ok_or_else(|| ProviderError::NotFound(id.to_owned()))
 }
 
@@ -245,32 +254,7 @@ pub async fn create_in(
     sealer: &Sealer,
     new: &ProviderWrite,
 ) -> Result<Provider, ProviderError> {
-    let secret = match &new.secret {
-        SecretChange::Set(s) => Some(seal(sealer, &new.id, s)),
-        SecretChange::Keep | SecretChange::Clear => None,
-    };
-    let now = store::now();
-    let inserted = sqlx::query(
-        "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
-         issuer, scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $12) \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(new.id.as_str())
-    .bind(new.kind.as_str())
-    .bind(&new.display_name)
-    .bind(i64::from(new.enabled))
-    .bind(&new.client_id)
-    .bind(secret)
-    .bind(&new.issuer)
-    .bind(store::to_json_list(&new.scopes))
-    .bind(new.settings.to_string())
-    .bind(store::to_json_list(&new.email_domains))
-    .bind(i64::from(new.trust_email))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    if !insert(conn, sealer, new, false).await? {
         return Err(ProviderError::Exists(new.id.to_string()));
     }
     fetch_in(conn, new.id.as_str()).await

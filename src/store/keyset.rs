@@ -26,22 +26,44 @@ impl Keyset {
             id: id.to_owned(),
         })
     }
+}
 
-    /// The SQL condition "sorts after this key" on `(time_col, id_col)` in newest-first order,
-    /// with the placeholders `$n`, `$n+1`, `$n+2`; bind `at`, `at` and `id` in that order (each
-    /// placeholder is bound once: SQLite and PostgreSQL differ on reusing one).
-    pub fn below(time_col: &str, id_col: &str, n: usize) -> String {
-        format!(
-            "({time_col} < ${n} OR ({time_col} = ${} AND {id_col} < ${}))",
-            n + 1,
-            n + 2
-        )
+/// Conditions with bound values, for lists that filter on what a caller typed (users, audit):
+/// `int` and `text` number the placeholders in order, each bound once (SQLite and PostgreSQL
+/// differ on reusing one).
+#[derive(Default)]
+pub struct Conditions {
+    sql: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+impl Conditions {
+    /// The placeholder that binds `value`.
+    pub fn int(&mut self, value: i64) -> String {
+        self.binds.push(Bind::Int(value));
+        format!("${}", self.binds.len())
+    }
+
+    /// The placeholder that binds `value`.
+    pub fn text(&mut self, value: impl Into<String>) -> String {
+        self.binds.push(Bind::Text(value.into()));
+        format!("${}", self.binds.len())
+    }
+
+    /// A condition every row must meet, its placeholders from `int` and `text`.
+    pub fn push(&mut self, condition: String) {
+        self.sql.push(condition);
     }
 }
 
 /// A newest-first list on `(time_col, id_col)`: `select` is `SELECT … FROM table`, `filter` an
-/// optional condition every row meets (no placeholders). Lists with bound search terms (users,
-/// audit) build their own query around [`Keyset::below`].
+/// optional condition every row meets (no placeholders); [`NewestFirst::fetch_where`] adds
+/// bound ones.
 pub struct NewestFirst<'a> {
     pub select: &'a str,
     pub filter: Option<&'a str>,
@@ -49,7 +71,17 @@ pub struct NewestFirst<'a> {
     pub id_col: &'a str,
 }
 
-impl NewestFirst<'_> {
+impl<'a> NewestFirst<'a> {
+    /// The rows of `select`, newest first by `created_at`, then `id_col`.
+    pub fn by_created(select: &'a str, id_col: &'a str) -> Self {
+        Self {
+            select,
+            filter: None,
+            time_col: "created_at",
+            id_col,
+        }
+    }
+
     /// Up to `limit` rows below `before` (all rows from the newest when `None`).
     /// `on` is a pool (`store.pool()`) or the caller's connection or transaction.
     pub async fn fetch<'c>(
@@ -58,16 +90,37 @@ impl NewestFirst<'_> {
         before: Option<&Keyset>,
         limit: i64,
     ) -> Result<Vec<sqlx::any::AnyRow>, super::StoreError> {
+        self.fetch_where(on, Conditions::default(), before, limit)
+            .await
+    }
+
+    /// As [`NewestFirst::fetch`], of the rows that also meet `conditions`.
+    pub async fn fetch_where<'c>(
+        &self,
+        on: impl sqlx::Executor<'c, Database = sqlx::Any>,
+        mut conditions: Conditions,
+        before: Option<&Keyset>,
+        limit: i64,
+    ) -> Result<Vec<sqlx::any::AnyRow>, super::StoreError> {
         let (time, id) = (self.time_col, self.id_col);
-        let mut conditions: Vec<String> =
-            self.filter.map(|f| format!("({f})")).into_iter().collect();
-        if before.is_some() {
-            conditions.push(Keyset::below(time, id, 1));
+        if let Some(f) = self.filter {
+            conditions.push(format!("({f})"));
         }
-        let filter = if conditions.is_empty() {
+        if let Some(key) = before {
+            // Sorts after the key: older, or as old with a smaller id.
+            let (at, same, below) = (
+                conditions.int(key.at),
+                conditions.int(key.at),
+                conditions.text(key.id.clone()),
+            );
+            conditions.push(format!(
+                "({time} < {at} OR ({time} = {same} AND {id} < {below}))"
+            ));
+        }
+        let filter = if conditions.sql.is_empty() {
             String::new()
         } else {
-            format!("WHERE {}", conditions.join(" AND "))
+            format!("WHERE {}", conditions.sql.join(" AND "))
         };
         let sql = format!(
             "{} {filter} ORDER BY {time} DESC, {id} DESC LIMIT {}",
@@ -75,8 +128,11 @@ impl NewestFirst<'_> {
             limit.max(0)
         );
         let mut query = sqlx::query(&sql);
-        if let Some(key) = before {
-            query = query.bind(key.at).bind(key.at).bind(key.id.clone());
+        for bind in conditions.binds {
+            query = match bind {
+                Bind::Int(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+            };
         }
         Ok(query.fetch_all(on).await?)
     }

@@ -24,7 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use url::Url;
 
-pub use keyset::{Keyset, NewestFirst};
+pub use keyset::{Conditions, Keyset, NewestFirst};
 pub use master_key_check::{KeyCheck, MasterKeyMismatch};
 pub use row::{flag, json_list, to_json_list};
 pub use sealed::{ALL as SEALED_COLUMNS, SealedColumn};
@@ -169,9 +169,7 @@ fn prepare_sqlite_url(raw: &str) -> Result<String, StoreError> {
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    now_ms() / 1000
 }
 
 /// Unix milliseconds.

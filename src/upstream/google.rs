@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,11 +17,8 @@ use url::Url;
 
 use super::http::UpstreamHttp;
 use super::kinds::{self, Field, Invalid, Kind, Row, Shared, Widget};
-use super::oidc::{ClaimMapping, OidcConfig, OidcConnector, raw_claims};
-use super::{
-    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
-    RefreshIdentity, UpstreamError, UpstreamIdentity,
-};
+use super::oidc::{ClaimMapping, OidcConfig, OidcConnector, Preset, raw_claims};
+use super::{Connector, LoginRequest, ProviderId, ProviderKind, UpstreamError, UpstreamIdentity};
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
@@ -92,7 +88,6 @@ impl Kind for Google {
     ) -> Result<Arc<dyn Connector>, String> {
         let config = GoogleConfig {
             id: row.id.clone(),
-            display_name: row.display_name.to_owned(),
             issuer: row.issuer.filter(|i| !i.is_empty()).map(str::to_owned),
             client_id: row.client_id.to_owned(),
             client_secret: row.secret()?,
@@ -106,7 +101,6 @@ impl Kind for Google {
 #[derive(Debug, Clone)]
 pub struct GoogleConfig {
     pub id: ProviderId,
-    pub display_name: String,
     /// `None` means [`GOOGLE_ISSUER`]; tests point it at a local server.
     pub issuer: Option<String>,
     pub client_id: String,
@@ -116,10 +110,8 @@ pub struct GoogleConfig {
     pub options: GoogleOptions,
 }
 
-pub struct GoogleConnector {
-    inner: OidcConnector,
-    options: GoogleOptions,
-}
+/// The generic connector with Google's preset: its options.
+pub type GoogleConnector = OidcConnector<GoogleOptions>;
 
 impl GoogleConnector {
     pub fn new(config: GoogleConfig, http: UpstreamHttp) -> Self {
@@ -134,7 +126,6 @@ impl GoogleConnector {
         }
         let oidc = OidcConfig {
             id: config.id,
-            display_name: config.display_name,
             issuer: config.issuer.unwrap_or_else(|| GOOGLE_ISSUER.to_owned()),
             client_id: config.client_id,
             client_secret: Some(config.client_secret),
@@ -142,25 +133,26 @@ impl GoogleConnector {
             // Google's claims are the standard ones; it has no groups claim.
             claims: ClaimMapping::default(),
         };
-        Self {
-            inner: OidcConnector::new(oidc, http),
-            options,
-        }
+        OidcConnector::with_preset(oidc, http, options)
     }
 
     pub fn options(&self) -> &GoogleOptions {
-        &self.options
+        self.preset()
     }
+}
+
+impl Preset for GoogleOptions {
+    const KIND: ProviderKind = ProviderKind::Google;
 
     /// The generic authorize URL with Google's parameters put in.
-    fn authorize_url(&self, url: &Url, request: &LoginRequest<'_>) -> Url {
+    fn authorize_url(&self, url: Url, request: &LoginRequest<'_>) -> Url {
         let mut pairs: Vec<(String, String)> = url
             .query_pairs()
             .filter(|(k, _)| k != "prompt")
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         let mut prompt = Vec::new();
-        if self.options.offline_access {
+        if self.offline_access {
             pairs.push(("access_type".into(), "offline".into()));
             prompt.push("consent");
         }
@@ -174,21 +166,28 @@ impl GoogleConnector {
             pairs.push(("prompt".into(), prompt.join(" ")));
         }
         // A single domain preselects it in the chooser; the real check is on the ID token.
-        if let [domain] = self.options.hosted_domains.as_slice() {
+        if let [domain] = self.hosted_domains.as_slice() {
             pairs.push(("hd".into(), domain.clone()));
         }
-        let mut out = url.clone();
+        let mut out = url;
         out.query_pairs_mut().clear().extend_pairs(pairs);
         out
     }
 
-    /// Enforces `hosted_domains` on the `hd` claim of `id_token`, which the generic connector
-    /// has already verified.
-    fn check_hosted_domain(&self, id_token: Option<&SecretString>) -> Result<(), UpstreamError> {
-        let allowed = &self.options.hosted_domains;
+    /// Enforces `hosted_domains` on the `hd` claim of the ID token, which the generic connector
+    /// has already verified. Google may omit the ID token on refresh; then the login's (same
+    /// subject) stands.
+    fn check(
+        &self,
+        identity: &UpstreamIdentity,
+        previous: Option<&UpstreamIdentity>,
+    ) -> Result<(), UpstreamError> {
+        let allowed = &self.hosted_domains;
         if allowed.is_empty() {
             return Ok(());
         }
+        let id_token = |i: &UpstreamIdentity| i.tokens.as_ref().and_then(|t| t.id_token.clone());
+        let id_token = id_token(identity).or_else(|| previous.and_then(id_token));
         let id_token = id_token.ok_or_else(|| {
             UpstreamError::Refused(
                 "hosted_domains is set but Google returned no ID token to check `hd` in".into(),
@@ -209,74 +208,6 @@ impl GoogleConnector {
     }
 }
 
-fn id_token(identity: &UpstreamIdentity) -> Option<&SecretString> {
-    identity.tokens.as_ref().and_then(|t| t.id_token.as_ref())
-}
-
-impl Connector for GoogleConnector {
-    fn id(&self) -> &ProviderId {
-        self.inner.id()
-    }
-
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Google
-    }
-
-    fn display_name(&self) -> &str {
-        self.inner.display_name()
-    }
-
-    fn callback_login(&self) -> Option<&dyn CallbackLogin> {
-        Some(self)
-    }
-
-    fn refresh(&self) -> Option<&dyn RefreshIdentity> {
-        Some(self)
-    }
-}
-
-impl CallbackLogin for GoogleConnector {
-    fn begin<'a>(
-        &'a self,
-        request: LoginRequest<'a>,
-    ) -> BoxFuture<'a, Result<LoginStart, UpstreamError>> {
-        Box::pin(async move {
-            let start = self.inner.begin(request.clone()).await?;
-            Ok(LoginStart {
-                url: self.authorize_url(&start.url, &request),
-                ..start
-            })
-        })
-    }
-
-    fn finish<'a>(
-        &'a self,
-        params: &'a CallbackParams,
-        secret: &'a SecretString,
-        redirect_uri: &'a str,
-    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
-        Box::pin(async move {
-            let identity = self.inner.finish(params, secret, redirect_uri).await?;
-            self.check_hosted_domain(id_token(&identity))?;
-            Ok(identity)
-        })
-    }
-}
-
-impl RefreshIdentity for GoogleConnector {
-    fn refresh_identity<'a>(
-        &'a self,
-        previous: &'a UpstreamIdentity,
-    ) -> BoxFuture<'a, Result<UpstreamIdentity, UpstreamError>> {
-        Box::pin(async move {
-            let identity = self.inner.refresh_identity(previous).await?;
-            // Google may omit the ID token on refresh; then the login's (same subject) stands.
-            self.check_hosted_domain(id_token(&identity).or_else(|| id_token(previous)))?;
-            Ok(identity)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +217,6 @@ mod tests {
         GoogleConnector::new(
             GoogleConfig {
                 id: ProviderId::parse("google").unwrap(),
-                display_name: "Google".into(),
                 issuer: None,
                 client_id: "cid".into(),
                 client_secret: SecretString::from("secret"),
@@ -319,7 +249,7 @@ mod tests {
         let generic =
             Url::parse("https://accounts.google.com/o/oauth2/v2/auth?prompt=login&state=s")
                 .unwrap();
-        let url = c.authorize_url(&generic, &request(true));
+        let url = c.options().authorize_url(generic, &request(true));
         assert_eq!(query(&url, "prompt"), ["consent select_account"]);
         assert_eq!(query(&url, "max_age"), ["0"]);
         assert_eq!(query(&url, "access_type"), ["offline"]);
@@ -333,7 +263,7 @@ mod tests {
             hosted_domains: vec!["Example.COM".into(), "example.org".into()],
         });
         let generic = Url::parse("https://accounts.google.com/auth?state=s").unwrap();
-        let url = c.authorize_url(&generic, &request(false));
+        let url = c.options().authorize_url(generic, &request(false));
         assert!(query(&url, "prompt").is_empty());
         assert!(query(&url, "access_type").is_empty());
         // Several domains: no preselection, the ID token check does the work.

@@ -1,11 +1,14 @@
 //! What a successful upstream login yields.
 
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
 use super::ProviderId;
 
 /// An identity at one provider: it maps to a Portico user through `(provider, subject)`.
-#[derive(Debug, Clone)]
+/// Serialised without its tokens (a SAML login's, kept sealed between the ACS and the browser's
+/// completion step, has none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpstreamIdentity {
     pub provider: ProviderId,
     /// The provider's stable identifier for the user (never the e-mail).
@@ -20,6 +23,7 @@ pub struct UpstreamIdentity {
     /// AuthnInstant, an ID token's `auth_time`. Without it, Portico's login time stands.
     pub auth_time: Option<i64>,
     /// Upstream tokens, when the provider issued them.
+    #[serde(skip)]
     pub tokens: Option<UpstreamTokens>,
 }
 

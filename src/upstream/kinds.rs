@@ -370,7 +370,6 @@ impl std::fmt::Display for Invalid {
 pub struct Row<'a> {
     pub id: &'a ProviderId,
     pub kind: ProviderKind,
-    pub display_name: &'a str,
     pub client_id: &'a str,
     pub client_secret: Option<SecretString>,
     pub issuer: Option<&'a str>,

@@ -1,7 +1,7 @@
 //! The upstream interface: how Portico logs a user in at another identity provider.
 //!
-//! Modelled on Dex's connectors. A [`Connector`] names itself and exposes optional
-//! capabilities; the server core (authorize, callback, token) only ever talks to these traits,
+//! Modelled on Dex's connectors. A [`Connector`] tells its kind and exposes optional
+//! capabilities (its id and name are the provider row's); the server core (authorize, callback, token) only ever talks to these traits,
 //! so a new provider kind is a new implementation, never a change to the core.
 //!
 //! - [`CallbackLogin`]: redirect the browser to the provider, then finish from the redirect back
@@ -39,10 +39,7 @@ pub use provider::{ProviderId, ProviderKind};
 
 /// One configured upstream provider.
 pub trait Connector: Send + Sync {
-    /// The provider's slug, as used in URLs (`/callback/{id}`).
-    fn id(&self) -> &ProviderId;
     fn kind(&self) -> ProviderKind;
-    fn display_name(&self) -> &str;
 
     /// Redirect-based login, finished at `/callback/{id}`.
     fn callback_login(&self) -> Option<&dyn CallbackLogin> {
@@ -127,13 +124,22 @@ pub trait RefreshIdentity: Send + Sync {
     }
 }
 
-/// Where an IdP-initiated (unsolicited) SAML login lands: chosen by the admin, never by the
-/// message, since nothing in an unsolicited Response can be trusted to name a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where an IdP-initiated (unsolicited) SAML login lands: chosen by the admin (a registered
+/// client and one of its redirect URIs, `[providers.saml.idp_initiated]`), never by the message,
+/// since nothing in an unsolicited Response can be trusted to name a client.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct IdpInitiatedTarget {
     pub client_id: String,
     pub redirect_uri: String,
+    #[serde(default = "IdpInitiatedTarget::default_scope")]
     pub scope: String,
+}
+
+impl IdpInitiatedTarget {
+    fn default_scope() -> String {
+        "openid email profile".into()
+    }
 }
 
 /// SAML Web Browser SSO: `begin` sends the user to the IdP, `finish` turns the IdP's POST to

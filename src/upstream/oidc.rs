@@ -24,6 +24,7 @@ use openidconnect::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use url::Url;
 
 use super::http::UpstreamHttp;
 use super::kinds::{self, Field, Kind, Need, Row, Shared, Widget};
@@ -31,6 +32,7 @@ use super::{
     CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
     RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
 };
+use crate::net::error_chain;
 
 /// Discovery metadata (and with it the JWKS) is re-read after this long.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -100,14 +102,16 @@ impl Kind for Oidc {
     ) -> Result<Arc<dyn Connector>, String> {
         let config = OidcConfig {
             id: row.id.clone(),
-            display_name: row.display_name.to_owned(),
             issuer: row.issuer.unwrap_or_default().to_owned(),
             client_id: row.client_id.to_owned(),
             client_secret: row.client_secret.clone(),
             scopes: row.scopes.to_vec(),
             claims: options.claims,
         };
-        Ok(Arc::new(OidcConnector::new(config, shared.http.clone())))
+        Ok(Arc::new(OidcConnector::<Generic>::new(
+            config,
+            shared.http.clone(),
+        )))
     }
 }
 
@@ -115,7 +119,6 @@ impl Kind for Oidc {
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
     pub id: ProviderId,
-    pub display_name: String,
     pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<SecretString>,
@@ -124,12 +127,37 @@ pub struct OidcConfig {
     pub claims: ClaimMapping,
 }
 
-pub struct OidcConnector {
+/// What a kind built on this connector does differently (Google): the authorize URL it needs,
+/// and a check of every identity (`previous`: the one a refresh started from).
+pub trait Preset: Send + Sync + 'static {
+    const KIND: ProviderKind;
+
+    fn authorize_url(&self, url: Url, _request: &LoginRequest<'_>) -> Url {
+        url
+    }
+
+    fn check(
+        &self,
+        _identity: &UpstreamIdentity,
+        _previous: Option<&UpstreamIdentity>,
+    ) -> Result<(), UpstreamError> {
+        Ok(())
+    }
+}
+
+/// Any OpenID Connect issuer, as it is.
+pub struct Generic;
+
+impl Preset for Generic {
+    const KIND: ProviderKind = ProviderKind::Oidc;
+}
+
+pub struct OidcConnector<P: Preset = Generic> {
     config: OidcConfig,
-    kind: ProviderKind,
     http: UpstreamHttp,
     metadata: RwLock<Option<(Instant, Arc<CoreProviderMetadata>)>>,
     last_refetch: Mutex<Option<Instant>>,
+    preset: P,
 }
 
 /// What `begin` hands the core to seal, and `finish` gets back.
@@ -141,13 +169,23 @@ struct PendingSecret {
 
 impl OidcConnector {
     pub fn new(config: OidcConfig, http: UpstreamHttp) -> Self {
+        Self::with_preset(config, http, Generic)
+    }
+}
+
+impl<P: Preset> OidcConnector<P> {
+    pub(super) fn with_preset(config: OidcConfig, http: UpstreamHttp, preset: P) -> Self {
         Self {
             config,
-            kind: ProviderKind::Oidc,
             http,
             metadata: RwLock::new(None),
             last_refetch: Mutex::new(None),
+            preset,
         }
+    }
+
+    pub(super) fn preset(&self) -> &P {
+        &self.preset
     }
 
     pub fn config(&self) -> &OidcConfig {
@@ -434,17 +472,6 @@ pub(super) fn raw_claims(jwt: &str) -> Result<Map<String, Value>, UpstreamError>
     Ok(payload)
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 fn token_error<RE: std::error::Error + 'static>(
     e: RequestTokenError<RE, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
 ) -> UpstreamError {
@@ -468,17 +495,9 @@ fn token_error<RE: std::error::Error + 'static>(
     }
 }
 
-impl Connector for OidcConnector {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
-    }
-
+impl<P: Preset> Connector for OidcConnector<P> {
     fn kind(&self) -> ProviderKind {
-        self.kind
-    }
-
-    fn display_name(&self) -> &str {
-        &self.config.display_name
+        P::KIND
     }
 
     fn callback_login(&self) -> Option<&dyn CallbackLogin> {
@@ -490,7 +509,7 @@ impl Connector for OidcConnector {
     }
 }
 
-impl CallbackLogin for OidcConnector {
+impl<P: Preset> CallbackLogin for OidcConnector<P> {
     fn begin<'a>(
         &'a self,
         request: LoginRequest<'a>,
@@ -520,7 +539,7 @@ impl CallbackLogin for OidcConnector {
             }
             let (url, state, nonce) = auth.url();
             Ok(super::callback::login_start(
-                url,
+                self.preset.authorize_url(url, &request),
                 &state,
                 &PendingSecret {
                     nonce: nonce.secret().clone(),
@@ -553,18 +572,16 @@ impl CallbackLogin for OidcConnector {
                     }
                     other => other,
                 })?;
-            self.identity_from(
-                &response,
-                redirect_uri,
-                Some(&Nonce::new(pending.nonce)),
-                None,
-            )
-            .await
+            let nonce = Nonce::new(pending.nonce);
+            let identity =
+                (self.identity_from(&response, redirect_uri, Some(&nonce), None)).await?;
+            self.preset.check(&identity, None)?;
+            Ok(identity)
         })
     }
 }
 
-impl RefreshIdentity for OidcConnector {
+impl<P: Preset> RefreshIdentity for OidcConnector<P> {
     fn refresh_identity<'a>(
         &'a self,
         previous: &'a UpstreamIdentity,
@@ -576,6 +593,7 @@ impl RefreshIdentity for OidcConnector {
                 .and_then(|t| t.refresh_token.as_ref())
             else {
                 // Nothing to refresh with: the claims of the last login stand.
+                self.preset.check(previous, Some(previous))?;
                 return Ok(previous.clone());
             };
             let md = self.metadata(false).await?;
@@ -589,8 +607,9 @@ impl RefreshIdentity for OidcConnector {
                 .request_async(&self.http)
                 .await
                 .map_err(token_error)?;
-            self.identity_from(&response, redirect, None, Some(previous))
-                .await
+            let identity = (self.identity_from(&response, redirect, None, Some(previous))).await?;
+            self.preset.check(&identity, Some(previous))?;
+            Ok(identity)
         })
     }
 }

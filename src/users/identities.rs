@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Row};
 use crate::crypto::Sealer;
 use crate::store::sealed::{self, SealedColumn};
 use crate::store::{self, Store, StoreError, flag, json_list};
-use crate::upstream::UpstreamTokens;
+use crate::upstream::{UpstreamIdentity, UpstreamTokens};
 
 /// An identity row, without its tokens.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct IdentityRow {
 }
 
 /// The sealed token columns of an identity, as stored.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct SealedTokens {
     pub access_token: Option<Vec<u8>>,
     pub refresh_token: Option<Vec<u8>>,
@@ -61,15 +61,6 @@ fn from_row(r: &AnyRow) -> Result<IdentityRow, StoreError> {
         needs_login: flag(r, "needs_login")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn tokens_from_row(r: &AnyRow) -> Result<SealedTokens, StoreError> {
-    Ok(SealedTokens {
-        access_token: r.try_get("access_token")?,
-        refresh_token: r.try_get("refresh_token")?,
-        id_token: r.try_get("id_token")?,
-        token_meta: r.try_get("token_meta")?,
     })
 }
 
@@ -176,30 +167,21 @@ pub async fn insert_in(
     Ok(())
 }
 
-/// What a login or refresh says of an identity.
-pub struct Claims<'a> {
-    pub email: Option<&'a str>,
-    pub email_verified: bool,
-    pub name: Option<&'a str>,
-    pub picture: Option<&'a str>,
-    pub groups: &'a [String],
-}
-
-/// Replaces an identity's claims.
+/// Replaces an identity's claims with what a login or refresh said.
 pub async fn set_claims_in(
     conn: &mut AnyConnection,
     id: &str,
-    claims: &Claims<'_>,
+    claims: &UpstreamIdentity,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE identities SET email = $1, email_verified = $2, name = $3, picture = $4, \
          groups = $5, updated_at = $6 WHERE id = $7",
     )
-    .bind(claims.email)
+    .bind(claims.email.as_deref())
     .bind(i64::from(claims.email_verified))
-    .bind(claims.name)
-    .bind(claims.picture)
-    .bind(store::to_json_list(claims.groups))
+    .bind(claims.name.as_deref())
+    .bind(claims.picture.as_deref())
+    .bind(store::to_json_list(&claims.groups))
     .bind(store::now())
     .bind(id)
     .execute(&mut *conn)
@@ -256,7 +238,7 @@ pub async fn with_tokens(
         query = query.bind(second);
     }
     let row = query.fetch_optional(store.pool()).await?;
-    row.map(|r| Ok((from_row(&r)?, tokens_from_row(&r)?)))
+    row.map(|r| Ok((from_row(&r)?, sqlx::FromRow::from_row(&r)?)))
         .transpose()
 }
 
@@ -291,15 +273,6 @@ pub async fn grant_state(store: &Store, id: &str) -> Result<Option<GrantState>, 
     .transpose()
 }
 
-/// Whether identity `id` needs a new upstream login (a missing identity does).
-pub async fn needs_login(store: &Store, id: &str) -> Result<bool, StoreError> {
-    let needs: Option<i64> = sqlx::query_scalar("SELECT needs_login FROM identities WHERE id = $1")
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(needs.is_none_or(|n| n != 0))
-}
-
 /// Claims the identity's refresh lease until `until`; `false` when another holder's lease is
 /// live.
 pub async fn claim_lease(store: &Store, id: &str, until: i64) -> Result<bool, StoreError> {
@@ -318,21 +291,18 @@ pub async fn claim_lease(store: &Store, id: &str, until: i64) -> Result<bool, St
 /// Gives the lease back without a new token (the refresh failed); with `needs_login`, the
 /// upstream grant has ended.
 pub async fn release_lease(store: &Store, id: &str, needs_login: bool) -> Result<(), StoreError> {
-    let sql = if needs_login {
-        "UPDATE identities SET refresh_lease_until = NULL, needs_login = 1 WHERE id = $1"
-    } else {
-        "UPDATE identities SET refresh_lease_until = NULL WHERE id = $1"
-    };
-    sqlx::query(sql).bind(id).execute(store.pool()).await?;
-    Ok(())
+    end_lease_in(&mut *store.pool().acquire().await?, id, needs_login).await
 }
 
-/// Ends a lease in the caller's transaction, with the refreshed tokens stored.
-pub async fn end_lease_in(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE identities SET refresh_lease_until = NULL WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+/// Ends a lease on `conn` (in the caller's transaction, with the refreshed tokens stored).
+pub async fn end_lease_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    needs_login: bool,
+) -> Result<(), StoreError> {
+    let and = if needs_login { ", needs_login = 1" } else { "" };
+    let sql = format!("UPDATE identities SET refresh_lease_until = NULL{and} WHERE id = $1");
+    sqlx::query(&sql).bind(id).execute(&mut *conn).await?;
     Ok(())
 }
 

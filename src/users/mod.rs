@@ -52,7 +52,7 @@ pub fn vouched(identity: &UpstreamIdentity, trust_email: bool) -> bool {
 }
 
 /// Applies a successful upstream login inside the caller's transaction: finds, links or
-/// creates the user, refreshes claims, stores the upstream tokens sealed, and records
+/// creates the user, writes its claims, stores the upstream tokens sealed, and records
 /// `user.created` / `identity.linked`.
 pub async fn apply_login(
     conn: &mut AnyConnection,
@@ -73,7 +73,7 @@ pub async fn apply_login(
                 Some((user_id, _)) => (user_id, false),
                 None => {
                     let user_id = uuid::Uuid::new_v4().to_string();
-                    repo::insert_in(conn, &user_id, &user_claims(identity, trust_email)).await?;
+                    repo::insert_in(conn, &user_id).await?;
                     (user_id, true)
                 }
             };
@@ -107,16 +107,6 @@ pub async fn apply_login(
     })
 }
 
-fn user_claims(identity: &UpstreamIdentity, trust_email: bool) -> repo::Claims<'_> {
-    repo::Claims {
-        email: identity.email.as_deref(),
-        verified_by: vouched(identity, trust_email).then(|| identity.provider.as_str()),
-        name: identity.name.as_deref(),
-        picture: identity.picture.as_deref(),
-        groups: &identity.groups,
-    }
-}
-
 /// Copies an identity's fresh claims to the identity row and to its user, and stores the
 /// upstream tokens that came (sealed to the identity row). The identity row keeps what the
 /// provider said; the user's `email_verified` is [`vouched`].
@@ -128,17 +118,11 @@ pub async fn update_claims(
     identity: &UpstreamIdentity,
     trust_email: bool,
 ) -> Result<(), StoreError> {
-    let claims = identities::Claims {
-        email: identity.email.as_deref(),
-        email_verified: identity.email_verified,
-        name: identity.name.as_deref(),
-        picture: identity.picture.as_deref(),
-        groups: &identity.groups,
-    };
-    identities::set_claims_in(conn, identity_id, &claims).await?;
+    identities::set_claims_in(conn, identity_id, identity).await?;
     if let Some(tokens) = &identity.tokens {
         let sealed = identities::SealedTokens::seal(sealer, identity_id, tokens);
         identities::store_tokens_in(conn, identity_id, &sealed).await?;
     }
-    repo::set_claims_in(conn, user_id, &user_claims(identity, trust_email)).await
+    let verified_by = vouched(identity, trust_email).then(|| identity.provider.as_str());
+    repo::set_claims_in(conn, user_id, identity, verified_by).await
 }

@@ -6,6 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::store::{self, Store, StoreError, flag, json_list};
+use crate::upstream::UpstreamIdentity;
 
 /// A user: the claims Portico serves for it, and its state.
 #[derive(Debug, Clone)]
@@ -80,56 +81,34 @@ pub async fn verified_holder_in(
     .transpose()
 }
 
-/// The claims a user gets from the identity it last logged in through.
-pub struct Claims<'a> {
-    pub email: Option<&'a str>,
-    /// Verified by a provider trusted for e-mail: this one.
-    pub verified_by: Option<&'a str>,
-    pub name: Option<&'a str>,
-    pub picture: Option<&'a str>,
-    pub groups: &'a [String],
-}
-
-/// Creates user `id` with `claims`.
-pub async fn insert_in(
-    conn: &mut AnyConnection,
-    id: &str,
-    claims: &Claims<'_>,
-) -> Result<(), StoreError> {
-    let now = store::now();
-    sqlx::query(
-        "INSERT INTO users (id, email, email_verified, email_verified_by, name, picture, groups, \
-         disabled, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
-    )
-    .bind(id)
-    .bind(claims.email)
-    .bind(i64::from(claims.verified_by.is_some()))
-    .bind(claims.verified_by)
-    .bind(claims.name)
-    .bind(claims.picture)
-    .bind(store::to_json_list(claims.groups))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+/// Creates user `id`, enabled; its claims follow (`set_claims_in`).
+pub async fn insert_in(conn: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO users (id, created_at, updated_at) VALUES ($1, $2, $2)")
+        .bind(id)
+        .bind(store::now())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
-/// Replaces a user's claims.
+/// Replaces a user's claims with those of the identity it last logged in through; its address
+/// is verified when `verified_by` (a provider trusted for e-mail) vouches for it.
 pub async fn set_claims_in(
     conn: &mut AnyConnection,
     id: &str,
-    claims: &Claims<'_>,
+    claims: &UpstreamIdentity,
+    verified_by: Option<&str>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE users SET email = $1, email_verified = $2, email_verified_by = $3, name = $4, \
          picture = $5, groups = $6, updated_at = $7 WHERE id = $8",
     )
-    .bind(claims.email)
-    .bind(i64::from(claims.verified_by.is_some()))
-    .bind(claims.verified_by)
-    .bind(claims.name)
-    .bind(claims.picture)
-    .bind(store::to_json_list(claims.groups))
+    .bind(claims.email.as_deref())
+    .bind(i64::from(verified_by.is_some()))
+    .bind(verified_by)
+    .bind(claims.name.as_deref())
+    .bind(claims.picture.as_deref())
+    .bind(store::to_json_list(&claims.groups))
     .bind(store::now())
     .bind(id)
     .execute(&mut *conn)
@@ -216,11 +195,6 @@ fn contains_pattern(text: &str) -> String {
     out
 }
 
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 /// Up to `limit` users newest first, below `before` when given, whose e-mail or name contains
 /// `q` (any case) or whose id is `q`.
 pub async fn search(
@@ -229,45 +203,21 @@ pub async fn search(
     before: Option<&store::Keyset>,
     limit: i64,
 ) -> Result<Vec<User>, StoreError> {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut binds: Vec<Bind> = Vec::new();
-    // Each placeholder is bound once: SQLite and PostgreSQL differ on reusing one.
-    let param = |bind: Bind, binds: &mut Vec<Bind>| {
-        binds.push(bind);
-        format!("${}", binds.len())
-    };
+    let mut conditions = store::Conditions::default();
     if let Some(q) = q {
-        let email = param(Bind::Text(contains_pattern(q)), &mut binds);
-        let name = param(Bind::Text(contains_pattern(q)), &mut binds);
-        let id = param(Bind::Text(q.to_owned()), &mut binds);
+        let email = conditions.text(contains_pattern(q));
+        let name = conditions.text(contains_pattern(q));
+        let id = conditions.text(q);
         conditions.push(format!(
             "(LOWER(COALESCE(email, '')) LIKE {email} ESCAPE '\\' \
              OR LOWER(COALESCE(name, '')) LIKE {name} ESCAPE '\\' OR id = {id})"
         ));
     }
-    if let Some(key) = before {
-        conditions.push(store::Keyset::below("created_at", "id", binds.len() + 1));
-        binds.push(Bind::Int(key.at));
-        binds.push(Bind::Int(key.at));
-        binds.push(Bind::Text(key.id.clone()));
-    }
-    let limit = param(Bind::Int(limit), &mut binds);
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM users {filter} ORDER BY created_at DESC, id DESC LIMIT {limit}"
-    );
-    let mut query = sqlx::query(&sql);
-    for bind in binds {
-        query = match bind {
-            Bind::Int(v) => query.bind(v),
-            Bind::Text(v) => query.bind(v),
-        };
-    }
-    let rows = query.fetch_all(store.pool()).await?;
+    let select = format!("SELECT {COLUMNS} FROM users");
+    let list = store::NewestFirst::by_created(&select, "id");
+    let rows = list
+        .fetch_where(store.pool(), conditions, before, limit)
+        .await?;
     rows.iter().map(from_row).collect()
 }
 

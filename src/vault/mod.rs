@@ -11,7 +11,8 @@ use secrecy::ExposeSecret;
 use crate::crypto::Sealer;
 use crate::store::{Store, StoreError};
 use crate::upstream::{ProviderId, UpstreamIdentity, UpstreamTokens};
-use crate::users::identities::{self, IdentityRow, SealedTokens, Which};
+pub use crate::users::identities::Which;
+use crate::users::identities::{self, IdentityRow, SealedTokens};
 
 /// How long a claimed refresh lease lasts: longer than an upstream refresh with its retries.
 pub const LEASE_SECS: i64 = 30;
@@ -62,26 +63,13 @@ impl Vaulted {
     }
 }
 
-/// The user's identity at `provider`, tokens opened.
-pub async fn of_user(
+/// The identity `which` names, tokens opened.
+pub async fn find(
     store: &Store,
     sealer: &Sealer,
-    user_id: &str,
-    provider: &ProviderId,
+    which: Which<'_>,
 ) -> Result<Option<Vaulted>, StoreError> {
-    let found = identities::with_tokens(store, Which::UserAt(user_id, provider.as_str())).await?;
-    found
-        .map(|(row, sealed)| Vaulted::open(sealer, row, &sealed))
-        .transpose()
-}
-
-/// The identity `identity_id`, tokens opened.
-pub async fn by_id(
-    store: &Store,
-    sealer: &Sealer,
-    identity_id: &str,
-) -> Result<Option<Vaulted>, StoreError> {
-    let found = identities::with_tokens(store, Which::Id(identity_id)).await?;
+    let found = identities::with_tokens(store, which).await?;
     found
         .map(|(row, sealed)| Vaulted::open(sealer, row, &sealed))
         .transpose()

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{LEASE_SECS, Vaulted};
+use super::{LEASE_SECS, Vaulted, Which};
 use crate::crypto::Sealer;
 use crate::providers::{Connectors, Provider};
 use crate::store::{self, Store, StoreError};
@@ -58,6 +58,7 @@ pub enum Refreshed {
 
 const GRANT_ENDED: &str =
     "the upstream grant has ended (invalid_grant); the user must sign in at the provider again";
+const CANNOT_REFRESH: &str = "this provider cannot refresh tokens; the user must sign in again";
 
 /// Refreshes `current` (as the caller last read it) at `provider` as `want` asks.
 pub async fn refresh_identity(
@@ -89,7 +90,8 @@ pub async fn refresh_identity(
         }
         waited = true;
         tokio::time::sleep(POLL).await;
-        current = match super::by_id(ctx.store, ctx.sealer, &current.identity_id).await? {
+        let which = Which::Id(&current.identity_id);
+        current = match super::find(ctx.store, ctx.sealer, which).await? {
             Some(v) => v,
             None => return Ok(Refreshed::NeedsLogin("the identity no longer exists")),
         };
@@ -114,9 +116,7 @@ fn unrefreshable(
 ) -> Result<Option<&'static str>, StoreError> {
     let connector = ctx.connectors.connector(provider)?;
     let Some(refresher) = connector.refresh() else {
-        return Ok(Some(
-            "this provider cannot refresh tokens; the user must sign in again",
-        ));
+        return Ok(Some(CANNOT_REFRESH));
     };
     let tokens = v.tokens();
     let has_refresh_token = tokens.and_then(|t| t.refresh_token.as_ref()).is_some();
@@ -133,7 +133,7 @@ fn unrefreshable(
 
 /// With the lease held: re-reads the identity (a refresh may have finished just before the
 /// lease was claimed), refreshes upstream, and stores the result and ends the lease in one
-/// transaction. Every other path gives the lease back.
+/// transaction. Every other path gives the lease back (an ended grant marks the identity).
 async fn with_lease(
     ctx: Context<'_>,
     provider: &Provider,
@@ -141,76 +141,64 @@ async fn with_lease(
     want: Want,
     waited: bool,
 ) -> Result<Refreshed, StoreError> {
-    let release = |needs_login: bool| async move {
+    let outcome = leased(ctx, provider, identity_id, want, waited).await;
+    if !matches!(outcome, Ok((_, false))) {
+        let needs_login = matches!(outcome, Ok((Refreshed::NeedsLogin(_), _)));
         if let Err(e) = identities::release_lease(ctx.store, identity_id, needs_login).await {
             tracing::error!(error = %e, "releasing an identity's refresh lease failed");
         }
-    };
-    let current = match super::by_id(ctx.store, ctx.sealer, identity_id).await {
-        Ok(Some(v)) => v,
-        Ok(None) => return Ok(Refreshed::NeedsLogin("the identity no longer exists")),
-        Err(e) => {
-            release(false).await;
-            return Err(e);
-        }
+    }
+    outcome.map(|(refreshed, _)| refreshed)
+}
+
+/// [`with_lease`]'s work, and whether the lease is still held.
+async fn leased(
+    ctx: Context<'_>,
+    provider: &Provider,
+    identity_id: &str,
+    want: Want,
+    waited: bool,
+) -> Result<(Refreshed, bool), StoreError> {
+    let Some(current) = super::find(ctx.store, ctx.sealer, Which::Id(identity_id)).await? else {
+        return Ok((Refreshed::NeedsLogin("the identity no longer exists"), true));
     };
     if current.needs_login {
-        release(false).await;
-        return Ok(Refreshed::NeedsLogin(GRANT_ENDED));
+        return Ok((Refreshed::NeedsLogin(GRANT_ENDED), true));
     }
     if is_fresh(&current, want, waited) {
-        release(false).await;
-        return Ok(Refreshed::Fresh(current));
+        return Ok((Refreshed::Fresh(current), true));
     }
-    let connector = match ctx.connectors.connector(provider) {
-        Ok(c) => c,
-        Err(e) => {
-            release(false).await;
-            return Err(e);
-        }
-    };
+    let connector = ctx.connectors.connector(provider)?;
     let Some(refresher) = connector.refresh() else {
-        release(false).await;
-        return Ok(Refreshed::Unrefreshable(
-            current,
-            "this provider cannot refresh tokens; the user must sign in again",
-        ));
+        return Ok((Refreshed::Unrefreshable(current, CANNOT_REFRESH), true));
     };
     let identity = match refresher.refresh_identity(&current.identity).await {
         Ok(identity) => identity,
         Err(UpstreamError::InvalidGrant) => {
-            release(true).await;
             tracing::info!(provider = %provider.id, identity = %identity_id, "upstream grant ended");
-            return Ok(Refreshed::NeedsLogin(GRANT_ENDED));
+            return Ok((Refreshed::NeedsLogin(GRANT_ENDED), true));
         }
         Err(e) => {
-            release(false).await;
             tracing::warn!(provider = %provider.id, reason = %e.reason(), "upstream refresh failed");
-            return Ok(Refreshed::Failed(e));
+            return Ok((Refreshed::Failed(e), true));
         }
     };
-    let stored = async {
-        let mut tx = ctx.store.begin_write().await?;
-        crate::users::update_claims(
-            &mut tx,
-            ctx.sealer,
-            &current.user_id,
-            identity_id,
-            &identity,
-            provider.trust_email,
-        )
-        .await?;
-        identities::end_lease_in(&mut tx, identity_id).await?;
-        tx.commit().await?;
-        Ok::<_, StoreError>(())
-    }
-    .await;
-    if let Err(e) = stored {
-        release(false).await;
-        return Err(e);
-    }
-    Ok(Refreshed::Fresh(Vaulted {
+    let mut tx = ctx.store.begin_write().await?;
+    let (user_id, trust_email) = (&current.user_id, provider.trust_email);
+    crate::users::update_claims(
+        &mut tx,
+        ctx.sealer,
+        user_id,
+        identity_id,
+        &identity,
+        trust_email,
+    )
+    .await?;
+    identities::end_lease_in(&mut tx, identity_id, false).await?;
+    tx.commit().await?;
+    let refreshed = Vaulted {
         identity,
         ..current
-    }))
+    };
+    Ok((Refreshed::Fresh(refreshed), false))
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
 use super::{Attempt, Delivery, endpoints, events};
 use crate::store::{self, Backend, Store, StoreError};
@@ -145,6 +145,19 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+impl AttemptRecord {
+    /// An attempt started at `started_at_ms` that got no answer (yet), with `error`.
+    pub fn unanswered(started_at_ms: i64, error: Option<String>) -> Self {
+        Self {
+            started_at_ms,
+            status_code: None,
+            latency_ms: 0,
+            response_body: None,
+            error,
+        }
+    }
+}
+
 /// Where a delivery goes after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -223,13 +236,7 @@ pub(crate) async fn settle_without_attempt(
     token: &str,
     error: &str,
 ) -> Result<(), StoreError> {
-    let record = AttemptRecord {
-        started_at_ms: store::now_ms(),
-        status_code: None,
-        latency_ms: 0,
-        response_body: None,
-        error: Some(error.to_owned()),
-    };
+    let record = AttemptRecord::unanswered(store::now_ms(), Some(error.to_owned()));
     let mut conn = store.pool().acquire().await?;
     move_on(&mut conn, job, token, &record, Next::Failed).await?;
     Ok(())
@@ -298,25 +305,12 @@ async fn deliveries_in(
     let types = events::find_in(conn, &column(rows, "event_id")?, false).await?;
     let mut deliveries = Vec::with_capacity(rows.len());
     for r in rows {
-        let event_id: String = r.try_get("event_id")?;
+        let mut delivery = Delivery::from_row(r)?;
         // A delivery is shown with its event (as a join would: none without one).
-        let Some((event_type, _)) = types.get(&event_id).cloned() else {
-            continue;
-        };
-        deliveries.push(Delivery {
-            id: r.try_get("id")?,
-            endpoint_id: r.try_get("endpoint_id")?,
-            event_id,
-            event_type,
-            status: r.try_get("status")?,
-            attempts: r.try_get("attempts")?,
-            next_attempt_at_ms: r.try_get("next_attempt_at_ms")?,
-            last_attempt_at_ms: r.try_get("last_attempt_at_ms")?,
-            last_status_code: r.try_get("last_status_code")?,
-            last_error: r.try_get("last_error")?,
-            created_at: r.try_get("created_at")?,
-            completed_at: r.try_get("completed_at")?,
-        });
+        if let Some((event_type, _)) = types.get(&delivery.event_id) {
+            delivery.event_type.clone_from(event_type);
+            deliveries.push(delivery);
+        }
     }
     Ok(deliveries)
 }
@@ -359,27 +353,13 @@ pub(crate) async fn attempts_in(
     conn: &mut AnyConnection,
     delivery_id: i64,
 ) -> Result<Vec<Attempt>, StoreError> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, delivery_id, attempt, started_at_ms, status_code, latency_ms, \
          response_body, error FROM webhook_attempts WHERE delivery_id = $1 ORDER BY id",
     )
     .bind(delivery_id)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Attempt {
-                id: r.try_get("id")?,
-                delivery_id: r.try_get("delivery_id")?,
-                attempt: r.try_get("attempt")?,
-                started_at_ms: r.try_get("started_at_ms")?,
-                status_code: r.try_get("status_code")?,
-                latency_ms: r.try_get("latency_ms")?,
-                response_body: r.try_get("response_body")?,
-                error: r.try_get("error")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 /// Which finished deliveries of an endpoint to queue again.
@@ -437,9 +417,10 @@ pub(crate) async fn delete_of_endpoint_in(
 
 /// Endpoint health as the admin list shows it: how the newest delivery went, and how many
 /// deliveries ended failed or are still waiting.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Health {
     /// `pending`, `succeeded` or `failed`; `None` before the first delivery.
+    #[sqlx(rename = "status")]
     pub last_status: Option<String>,
     pub last_status_code: Option<i64>,
     pub last_attempt_at_ms: Option<i64>,
@@ -457,7 +438,13 @@ pub async fn health(
 ) -> Result<HashMap<String, Health>, StoreError> {
     let filter = endpoint.unwrap_or("");
     // The newest delivery per endpoint (ids grow with time), with the endpoint's counts.
-    let rows = sqlx::query(
+    #[derive(sqlx::FromRow)]
+    struct EndpointHealth {
+        endpoint_id: String,
+        #[sqlx(flatten)]
+        health: Health,
+    }
+    let rows: Vec<EndpointHealth> = sqlx::query_as(
         "SELECT d.endpoint_id, d.status, d.last_status_code, d.last_attempt_at_ms, \
          (SELECT COUNT(*) FROM webhook_deliveries f \
            WHERE f.endpoint_id = d.endpoint_id AND f.status = 'failed') AS failed, \
@@ -470,22 +457,14 @@ pub async fn health(
     .bind(filter)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let health = Health {
-                last_status: Some(r.try_get("status")?),
-                last_status_code: r.try_get("last_status_code")?,
-                last_attempt_at_ms: r.try_get("last_attempt_at_ms")?,
-                failed: r.try_get("failed")?,
-                pending: r.try_get("pending")?,
-            };
-            Ok((r.try_get("endpoint_id")?, health))
-        })
-        .collect()
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.endpoint_id, r.health))
+        .collect())
 }
 
 /// An endpoint's deliveries created in a window, by status, and its latest failure.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct Window {
     pub pending: i64,
     pub failed: i64,
@@ -513,16 +492,9 @@ pub const WINDOW_SQL: &str = "SELECT \
 
 /// An endpoint's deliveries created since `since` (Unix seconds).
 pub async fn window(store: &Store, endpoint_id: &str, since: i64) -> Result<Window, StoreError> {
-    let row = sqlx::query(WINDOW_SQL)
+    Ok(sqlx::query_as(WINDOW_SQL)
         .bind(endpoint_id)
         .bind(since)
         .fetch_one(store.pool())
-        .await?;
-    Ok(Window {
-        pending: row.try_get("pending")?,
-        failed: row.try_get("failed")?,
-        succeeded: row.try_get("succeeded")?,
-        last_failure_at: row.try_get("last_failure_at")?,
-        last_failure: row.try_get("last_failure")?,
-    })
+        .await?)
 }

@@ -21,7 +21,9 @@ use super::events::EventType;
 use super::guard::{self, GuardedResolver};
 use super::retry::{parse_retry_after, retry_delay};
 use super::signing::{WebhookSecret, signature_header};
-use crate::crypto::{SealTarget, Sealer};
+use crate::crypto::Sealer;
+use crate::net::error_chain;
+use crate::store::sealed::{self, SealedColumn};
 use crate::store::{self, Store};
 
 /// Bytes of each response body kept in the log.
@@ -238,23 +240,20 @@ impl Dispatcher {
 
     /// The secrets that sign now: the current one, and the previous one during its overlap.
     fn secrets(&self, job: &Job, now_ms: i64) -> Result<Vec<WebhookSecret>, String> {
-        let open = |sealed: &[u8], column: &'static str| {
+        let open = |sealed: &[u8], column: SealedColumn| {
             let text = self
                 .sealer
-                .open_string(
-                    sealed,
-                    SealTarget::new("webhook_endpoints", column, &job.endpoint_id),
-                )
+                .open_string(sealed, column.target(&job.endpoint_id))
                 .map_err(|e| format!("cannot open the endpoint secret: {e}"))?;
             WebhookSecret::parse(text.expose_secret()).map_err(|e| e.to_string())
         };
         let endpoint = &job.endpoint;
-        let mut secrets = vec![open(&endpoint.secret, "secret")?];
+        let mut secrets = vec![open(&endpoint.secret, sealed::WEBHOOK_SECRET)?];
         if let (Some(previous), Some(until)) =
             (&endpoint.previous_secret, endpoint.previous_secret_until_ms)
             && until > now_ms
         {
-            secrets.push(open(previous, "previous_secret")?);
+            secrets.push(open(previous, sealed::WEBHOOK_PREVIOUS_SECRET)?);
         }
         Ok(secrets)
     }
@@ -281,13 +280,7 @@ impl Dispatcher {
         let (record, outcome) = match prepared {
             Ok((secrets, url)) => self.send(&job, &secrets, url, now).await,
             Err(error) => (
-                AttemptRecord {
-                    started_at_ms: now,
-                    status_code: None,
-                    latency_ms: 0,
-                    response_body: None,
-                    error: Some(error),
-                },
+                AttemptRecord::unanswered(now, Some(error)),
                 Outcome::Refused,
             ),
         };
@@ -381,13 +374,7 @@ impl Dispatcher {
             .body(job.body.clone())
             .send()
             .await;
-        let mut record = AttemptRecord {
-            started_at_ms: now_ms,
-            status_code: None,
-            latency_ms: 0,
-            response_body: None,
-            error: None,
-        };
+        let mut record = AttemptRecord::unanswered(now_ms, None);
         let outcome = match sent {
             Ok(mut response) => {
                 let status = response.status();
@@ -402,7 +389,8 @@ impl Dispatcher {
                         Ok(Some(chunk)) => kept.extend_from_slice(&chunk),
                         Ok(None) => break,
                         Err(e) => {
-                            record.error = Some(format!("reading the response: {}", chain(&e)));
+                            record.error =
+                                Some(format!("reading the response: {}", error_chain(&e)));
                             break;
                         }
                     }
@@ -426,7 +414,7 @@ impl Dispatcher {
                 Outcome::Timeout
             }
             Err(e) => {
-                let text = chain(&e);
+                let text = error_chain(&e);
                 let refused = text.contains("non-public address");
                 record.error = Some(text);
                 if refused {
@@ -473,19 +461,4 @@ impl Outcome {
             Outcome::Refused => "refused",
         }
     }
-}
-
-/// An error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -10,7 +10,8 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Endpoint, WebhookSecret, deliveries};
-use crate::crypto::{SealTarget, Sealer};
+use crate::crypto::Sealer;
+use crate::store::sealed::{WEBHOOK_PREVIOUS_SECRET, WEBHOOK_SECRET};
 use crate::store::{self, Keyset, Store, StoreError, flag};
 
 const COLUMNS: &str = "id, url, description, enabled, managed, disabled_reason, \
@@ -53,12 +54,7 @@ pub(crate) async fn page_in(
     limit: i64,
 ) -> Result<Vec<Endpoint>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM webhook_endpoints");
-    let list = store::NewestFirst {
-        select: &select,
-        filter: None,
-        time_col: "created_at",
-        id_col: "id",
-    };
+    let list = store::NewestFirst::by_created(&select, "id");
     let rows = list.fetch(&mut *conn, below, limit).await?;
     endpoints_in(conn, rows).await
 }
@@ -133,10 +129,7 @@ pub(crate) async fn insert_in(
     .bind(description)
     .bind(i64::from(enabled))
     .bind(i64::from(managed))
-    .bind(sealer.seal_str(
-        secret.expose(),
-        SealTarget::new("webhook_endpoints", "secret", id),
-    ))
+    .bind(sealer.seal_str(secret.expose(), WEBHOOK_SECRET.target(id)))
     .bind(store::now())
     .execute(&mut *conn)
     .await?
@@ -214,7 +207,7 @@ pub(crate) async fn secret_in(
         .bind(id)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(sealer.open_string(&sealed, SealTarget::new("webhook_endpoints", "secret", id))?)
+    Ok(sealer.open_string(&sealed, WEBHOOK_SECRET.target(id))?)
 }
 
 /// Makes `secret` current; the current one becomes the previous, signing until `overlap_until_ms`.
@@ -227,18 +220,12 @@ pub(crate) async fn rotate_secret_in(
 ) -> Result<(), StoreError> {
     // Re-seal the old secret for its new column: a sealed value is bound to its column.
     let old = secret_in(conn, sealer, id).await?;
-    let previous = sealer.seal_str(
-        old.expose_secret(),
-        SealTarget::new("webhook_endpoints", "previous_secret", id),
-    );
+    let previous = sealer.seal_str(old.expose_secret(), WEBHOOK_PREVIOUS_SECRET.target(id));
     sqlx::query(
         "UPDATE webhook_endpoints SET secret = $1, previous_secret = $2, \
          previous_secret_until_ms = $3, updated_at = $4 WHERE id = $5",
     )
-    .bind(sealer.seal_str(
-        secret.expose(),
-        SealTarget::new("webhook_endpoints", "secret", id),
-    ))
+    .bind(sealer.seal_str(secret.expose(), WEBHOOK_SECRET.target(id)))
     .bind(previous)
     .bind(overlap_until_ms)
     .bind(store::now())

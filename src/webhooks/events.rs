@@ -148,10 +148,7 @@ pub(crate) async fn find_in(
             if with_body { ", body" } else { "" },
             store::placeholders(1, chunk.len())
         );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(id);
-        }
+        let query = chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(id));
         for row in query.fetch_all(&mut *conn).await? {
             let body = if with_body {
                 row.try_get("body")?
@@ -196,22 +193,19 @@ pub async fn logins_by_provider(
     limit: i64,
 ) -> Result<Vec<ProviderLogins>, StoreError> {
     let sql = logins_sql(store.backend());
-    let rows = sqlx::query(&sql)
+    let rows: Vec<(Option<String>, i64, i64)> = sqlx::query_as(&sql)
         .bind(since)
         .bind(limit)
         .fetch_all(store.pool())
         .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(ProviderLogins {
-                provider: row
-                    .try_get::<Option<String>, _>("provider")?
-                    .unwrap_or_default(),
-                succeeded: row.try_get("succeeded")?,
-                failed: row.try_get("failed")?,
-            })
-        })
-        .collect()
+    let logins = rows
+        .into_iter()
+        .map(|(provider, succeeded, failed)| ProviderLogins {
+            provider: provider.unwrap_or_default(),
+            succeeded,
+            failed,
+        });
+    Ok(logins.collect())
 }
 
 /// Events (and with them their deliveries and attempts, ON DELETE CASCADE) are kept

@@ -7,6 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::{Host, Url};
 
@@ -87,43 +88,30 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
     }
 }
 
-fn in_v4(ip: Ipv4Addr, net: [u8; 4], prefix: u32) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix)
-    };
-    u32::from(ip) & mask == u32::from(Ipv4Addr::from(net)) & mask
+/// Whether `ip` lies in one of `nets` (CIDR blocks).
+fn within(ip: IpAddr, nets: &[&str]) -> bool {
+    (nets.iter()).any(|n| n.parse::<IpNet>().is_ok_and(|net| net.contains(&ip)))
 }
 
 fn v4_forbidden(ip: Ipv4Addr) -> bool {
-    const NETS: &[([u8; 4], u32)] = &[
-        ([0, 0, 0, 0], 8),       // "this network"
-        ([10, 0, 0, 0], 8),      // private
-        ([100, 64, 0, 0], 10),   // CGNAT (also Alibaba's metadata 100.100.100.200)
-        ([127, 0, 0, 0], 8),     // loopback
-        ([169, 254, 0, 0], 16),  // link-local, cloud metadata 169.254.169.254
-        ([172, 16, 0, 0], 12),   // private
-        ([192, 0, 0, 0], 24),    // IETF protocol assignments
-        ([192, 0, 2, 0], 24),    // documentation
-        ([192, 88, 99, 0], 24),  // 6to4 relay anycast
-        ([192, 168, 0, 0], 16),  // private
-        ([198, 18, 0, 0], 15),   // benchmarking
-        ([198, 51, 100, 0], 24), // documentation
-        ([203, 0, 113, 0], 24),  // documentation
-        ([224, 0, 0, 0], 4),     // multicast
-        ([240, 0, 0, 0], 4),     // reserved, broadcast
+    const NETS: &[&str] = &[
+        "0.0.0.0/8",       // "this network"
+        "10.0.0.0/8",      // private
+        "100.64.0.0/10",   // CGNAT (also Alibaba's metadata 100.100.100.200)
+        "127.0.0.0/8",     // loopback
+        "169.254.0.0/16",  // link-local, cloud metadata 169.254.169.254
+        "172.16.0.0/12",   // private
+        "192.0.0.0/24",    // IETF protocol assignments
+        "192.0.2.0/24",    // documentation
+        "192.88.99.0/24",  // 6to4 relay anycast
+        "192.168.0.0/16",  // private
+        "198.18.0.0/15",   // benchmarking
+        "198.51.100.0/24", // documentation
+        "203.0.113.0/24",  // documentation
+        "224.0.0.0/4",     // multicast
+        "240.0.0.0/4",     // reserved, broadcast
     ];
-    NETS.iter().any(|(net, prefix)| in_v4(ip, *net, *prefix))
-}
-
-fn in_v6(ip: Ipv6Addr, net: [u16; 8], prefix: u32) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u128::MAX << (128 - prefix)
-    };
-    u128::from(ip) & mask == u128::from(Ipv6Addr::from(net)) & mask
+    within(IpAddr::V4(ip), NETS)
 }
 
 fn v6_forbidden(ip: Ipv6Addr) -> bool {
@@ -131,29 +119,25 @@ fn v6_forbidden(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return v4_forbidden(v4);
     }
-    let embedded_v4 = |ip: Ipv6Addr| {
-        let o = ip.octets();
-        Ipv4Addr::new(o[12], o[13], o[14], o[15])
-    };
-    if in_v6(ip, [0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96) {
-        return v4_forbidden(embedded_v4(ip)); // NAT64
+    let o = ip.octets();
+    if within(IpAddr::V6(ip), &["64:ff9b::/96"]) {
+        return v4_forbidden(Ipv4Addr::new(o[12], o[13], o[14], o[15])); // NAT64
     }
-    if in_v6(ip, [0x2002, 0, 0, 0, 0, 0, 0, 0], 16) {
-        let o = ip.octets();
+    if within(IpAddr::V6(ip), &["2002::/16"]) {
         return v4_forbidden(Ipv4Addr::new(o[2], o[3], o[4], o[5])); // 6to4
     }
-    const NETS: &[([u16; 8], u32)] = &[
-        ([0, 0, 0, 0, 0, 0, 0, 0], 96), // unspecified, loopback, IPv4-compatible
-        ([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), // local-use NAT64
-        ([0x100, 0, 0, 0, 0, 0, 0, 0], 64), // discard
-        ([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), // Teredo
-        ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), // documentation
-        ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), // unique-local (AWS metadata fd00:ec2::254)
-        ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), // link-local
-        ([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), // site-local (deprecated)
-        ([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), // multicast
+    const NETS: &[&str] = &[
+        "::/96",          // unspecified, loopback, IPv4-compatible
+        "64:ff9b:1::/48", // local-use NAT64
+        "100::/64",       // discard
+        "2001::/32",      // Teredo
+        "2001:db8::/32",  // documentation
+        "fc00::/7",       // unique-local (AWS metadata fd00:ec2::254)
+        "fe80::/10",      // link-local
+        "fec0::/10",      // site-local (deprecated)
+        "ff00::/8",       // multicast
     ];
-    NETS.iter().any(|(net, prefix)| in_v6(ip, *net, *prefix))
+    within(IpAddr::V6(ip), NETS)
 }
 
 #[cfg(test)]

@@ -48,12 +48,14 @@ pub struct Endpoint {
 }
 
 /// One event's delivery to one endpoint.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Delivery {
     pub id: i64,
     pub endpoint_id: String,
     /// The `webhook-id` receivers see (the same on every attempt).
     pub event_id: String,
+    /// From the event (`events`), not the delivery's row.
+    #[sqlx(default)]
     pub event_type: String,
     /// `pending`, `succeeded` or `failed`.
     pub status: String,
@@ -68,7 +70,7 @@ pub struct Delivery {
 }
 
 /// One attempt in the delivery log.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, sqlx::FromRow)]
 pub struct Attempt {
     pub id: i64,
     pub delivery_id: i64,

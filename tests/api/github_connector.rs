@@ -17,7 +17,6 @@ fn connector(gh: &GithubStandIn, allowed_orgs: &[&str], scopes: &[&str]) -> Gith
     GithubConnector::new(
         GithubConfig {
             id: ProviderId::parse("github").unwrap(),
-            display_name: "GitHub".into(),
             client_id: CLIENT_ID.into(),
             client_secret: SecretString::from(CLIENT_SECRET),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),

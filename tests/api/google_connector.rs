@@ -16,7 +16,6 @@ fn connector(google: &GoogleStandIn, options: GoogleOptions) -> GoogleConnector 
     GoogleConnector::new(
         GoogleConfig {
             id: ProviderId::parse("google").unwrap(),
-            display_name: "Google".into(),
             issuer: Some(google.issuer.clone()),
             client_id: CLIENT_ID.into(),
             client_secret: SecretString::from(CLIENT_SECRET),

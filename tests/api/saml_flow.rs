@@ -4,7 +4,7 @@
 //! path each show an HTML error page and record `login.failed` with their reason.
 
 use openidconnect::{OAuth2TokenResponse, TokenResponse};
-use portico::upstream::saml::IdpInitiatedSettings;
+use portico::upstream::IdpInitiatedTarget;
 
 use crate::helpers::TestDb;
 use crate::oidc_support::*;
@@ -203,7 +203,7 @@ async fn idp_initiated_login_is_refused_when_off(db: &TestDb) {
 
 async fn idp_initiated_login_lands_at_the_configured_client_when_on(db: &TestDb) {
     let saml = Saml::start(db, |p| {
-        p.options["saml"]["idp_initiated"] = serde_json::to_value(IdpInitiatedSettings {
+        p.options["saml"]["idp_initiated"] = serde_json::to_value(IdpInitiatedTarget {
             client_id: CLIENT_ID.into(),
             redirect_uri: REDIRECT.into(),
             scope: "openid email".into(),

@@ -8,9 +8,9 @@ use url::Url;
 
 use super::config::BaseUrl;
 use super::ratelimit;
+use crate::net::error_chain;
 use crate::upstream::UpstreamError;
 use crate::upstream::http::UpstreamHttp;
-use crate::upstream::oidc::error_chain;
 
 /// Lists are read 100 items a page, at most this many pages (users in more than a thousand
 /// organisations or teams get the first thousand).

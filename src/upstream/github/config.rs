@@ -94,7 +94,6 @@ impl Kind for Github {
         let (api_base, web_base) = s.bases().map_err(|e| e.to_string())?;
         let config = GithubConfig {
             id: row.id.clone(),
-            display_name: row.display_name.to_owned(),
             client_id: row.client_id.to_owned(),
             client_secret: row.secret()?,
             scopes: row.scopes.to_vec(),
@@ -134,7 +133,6 @@ fn orgs(list: &[String]) -> Result<Vec<String>, Invalid> {
 #[derive(Debug, Clone)]
 pub struct GithubConfig {
     pub id: ProviderId,
-    pub display_name: String,
     pub client_id: String,
     pub client_secret: SecretString,
     /// Scopes to request; empty means `read:user user:email` (plus `read:org` when

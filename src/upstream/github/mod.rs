@@ -28,7 +28,7 @@ use self::oauth::{AuthorizeParams, Grant, TokenClient};
 use super::callback;
 use super::http::UpstreamHttp;
 use super::{
-    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
+    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderKind,
     RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
 };
 
@@ -161,16 +161,8 @@ fn reads_memberships(grant: &Grant) -> bool {
 }
 
 impl Connector for GithubConnector {
-    fn id(&self) -> &ProviderId {
-        &self.config.id
-    }
-
     fn kind(&self) -> ProviderKind {
         ProviderKind::Github
-    }
-
-    fn display_name(&self) -> &str {
-        &self.config.display_name
     }
 
     fn callback_login(&self) -> Option<&dyn CallbackLogin> {

@@ -12,8 +12,8 @@ use url::Url;
 
 use super::config::BaseUrl;
 use super::ratelimit;
+use crate::net::error_chain;
 use crate::upstream::http::UpstreamHttp;
-use crate::upstream::oidc::error_chain;
 use crate::upstream::{UpstreamError, UpstreamTokens};
 
 /// What the authorize URL carries besides the client.

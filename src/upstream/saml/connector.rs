@@ -97,7 +97,6 @@ enum MetadataSource {
 
 pub struct SamlConnector {
     id: ProviderId,
-    display_name: String,
     sp: SpConfig,
     source: MetadataSource,
     idp_initiated: Option<IdpInitiatedTarget>,
@@ -111,17 +110,13 @@ impl SamlConnector {
     /// Builds the connector from a provider row's options and its opened SP private key.
     pub fn new(
         id: ProviderId,
-        display_name: String,
         options: SamlOptions,
         sp_key: Option<SecretString>,
         ctx: SamlContext,
     ) -> Result<Self, String> {
         let mut settings = options.saml;
         settings.sp_signing_key = sp_key;
-        let mut sp = SpConfig::new(&ctx.issuer, id.as_str());
-        if let Some(entity_id) = settings.entity_id.clone().filter(|e| !e.is_empty()) {
-            sp.entity_id = entity_id;
-        }
+        let mut sp = settings.sp(&ctx.issuer, &id);
         sp.name_id_format = settings.name_id_format_urn()?;
         sp.attributes = settings.attributes.mapping();
         sp.signing = settings.signing_key()?;
@@ -135,17 +130,11 @@ impl SamlConnector {
             (_, Some(url)) => MetadataSource::Url(url),
             _ => return Err("no IdP metadata (XML or URL)".into()),
         };
-        let idp_initiated = settings.idp_initiated.map(|t| IdpInitiatedTarget {
-            client_id: t.client_id,
-            redirect_uri: t.redirect_uri,
-            scope: t.scope,
-        });
         Ok(Self {
             id,
-            display_name,
             sp,
             source,
-            idp_initiated,
+            idp_initiated: settings.idp_initiated,
             max_session_secs: settings.max_session_secs,
             email_verified: settings.email_verified,
             ctx,
@@ -195,16 +184,8 @@ impl OutstandingRequests for ExpectedRequest<'_> {
 }
 
 impl Connector for SamlConnector {
-    fn id(&self) -> &ProviderId {
-        &self.id
-    }
-
     fn kind(&self) -> ProviderKind {
         ProviderKind::Saml
-    }
-
-    fn display_name(&self) -> &str {
-        &self.display_name
     }
 
     fn saml_login(&self) -> Option<&dyn SamlLogin> {

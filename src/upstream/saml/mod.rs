@@ -33,9 +33,7 @@ pub use config::{
 pub use connector::{SamlConnector, SamlContext};
 pub use error::SamlError;
 pub use idp_metadata::IdpMetadata;
-pub use provider_settings::{
-    AttributeOverrides, IdpInitiatedSettings, Saml, SamlOptions, SamlProviderSettings,
-};
+pub use provider_settings::{AttributeOverrides, Saml, SamlOptions, SamlProviderSettings};
 pub use replay::{DbReplayCache, ReplayCache};
 pub use requests::{DbOutstandingRequests, OutstandingRequests, REQUEST_LIFETIME_SECS};
 pub use response::{MAX_RESPONSE_BYTES, VerifiedAssertion, VerifyContext, verify_response};

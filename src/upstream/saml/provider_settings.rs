@@ -18,7 +18,7 @@ use crate::upstream::http::UpstreamHttp;
 use crate::upstream::kinds::{
     self, Field, Invalid, Kind, Need, Row, Shared, Shown, ShownValue, Widget,
 };
-use crate::upstream::{Connector, ProviderId, ProviderKind};
+use crate::upstream::{Connector, IdpInitiatedTarget, ProviderId, ProviderKind};
 
 const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
 
@@ -135,10 +135,7 @@ impl Kind for Saml {
     }
 
     fn shown(o: &SamlOptions, issuer: &str, id: &ProviderId) -> Shown {
-        let mut sp = SpConfig::new(issuer, id.as_str());
-        if let Some(entity_id) = o.saml.entity_id.clone().filter(|e| !e.is_empty()) {
-            sp.entity_id = entity_id;
-        }
+        let sp = o.saml.sp(issuer, id);
         Shown {
             key: "saml_sp",
             title: "For the IdP",
@@ -189,14 +186,8 @@ impl Kind for Saml {
                 row.id
             )
         })?;
-        let connector = SamlConnector::new(
-            row.id.clone(),
-            row.display_name.to_owned(),
-            o,
-            row.key.clone(),
-            ctx.clone(),
-        )
-        .map_err(|e| format!("provider `{}`: {e}", row.id))?;
+        let connector = SamlConnector::new(row.id.clone(), o, row.key.clone(), ctx.clone())
+            .map_err(|e| format!("provider `{}`: {e}", row.id))?;
         Ok(Arc::new(connector))
     }
 }
@@ -227,7 +218,7 @@ pub struct SamlProviderSettings {
     /// (`trust_email`).
     pub email_verified: bool,
     /// IdP-initiated (unsolicited) logins: refused unless this names where they land.
-    pub idp_initiated: Option<IdpInitiatedSettings>,
+    pub idp_initiated: Option<IdpInitiatedTarget>,
     /// Downstream refresh tokens of a login through this provider work this long after the
     /// SAML login; then the user must sign in again (SAML has no upstream refresh).
     pub max_session_secs: u64,
@@ -281,21 +272,16 @@ impl AttributeOverrides {
     }
 }
 
-/// Where IdP-initiated logins land: a registered client and one of its redirect URIs.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct IdpInitiatedSettings {
-    pub client_id: String,
-    pub redirect_uri: String,
-    #[serde(default = "default_scope")]
-    pub scope: String,
-}
-
-fn default_scope() -> String {
-    "openid email profile".into()
-}
-
 impl SamlProviderSettings {
+    /// The SP of provider `id` under `issuer`, with its entity ID as configured.
+    pub fn sp(&self, issuer: &str, id: &ProviderId) -> SpConfig {
+        let mut sp = SpConfig::new(issuer, id.as_str());
+        if let Some(entity_id) = self.entity_id.clone().filter(|e| !e.is_empty()) {
+            sp.entity_id = entity_id;
+        }
+        sp
+    }
+
     /// The NameID format URN.
     pub fn name_id_format_urn(&self) -> Result<String, String> {
         Ok(match self.name_id_format.as_str() {

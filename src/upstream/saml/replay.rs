@@ -26,11 +26,6 @@ impl DbReplayCache {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
-
-    /// Deletes entries whose assertions have expired; run it periodically.
-    pub async fn purge_expired(&self, now: i64) -> Result<u64, SamlError> {
-        super::requests::purge_expired(&self.store, "saml_assertion_ids", now).await
-    }
 }
 
 impl ReplayCache for DbReplayCache {

@@ -39,11 +39,6 @@ impl DbOutstandingRequests {
             .await?;
         Ok(())
     }
-
-    /// Deletes requests nobody answered; run it periodically.
-    pub async fn purge_expired(&self, now: i64) -> Result<u64, SamlError> {
-        purge_expired(&self.store, "saml_requests", now).await
-    }
 }
 
 impl OutstandingRequests for DbOutstandingRequests {
@@ -61,19 +56,6 @@ impl OutstandingRequests for DbOutstandingRequests {
             Ok(done.rows_affected() == 1)
         })
     }
-}
-
-/// Deletes rows of `table` (one of ours, with an `expires_at` column) that expired before `now`.
-pub(super) async fn purge_expired(
-    store: &Store,
-    table: &'static str,
-    now: i64,
-) -> Result<u64, SamlError> {
-    let done = sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
-        .bind(now)
-        .execute(store.pool())
-        .await?;
-    Ok(done.rows_affected())
 }
 
 /// AuthnRequests no Response answered in time.
