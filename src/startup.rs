@@ -198,7 +198,13 @@ impl Application {
 
     /// Serves until SIGTERM or ctrl-c; in-flight requests get the grace period to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        tracing::info!(port = self.port, issuer = %self.state.settings.server.issuer.as_str(), "portico is serving");
+        let issuer = &self.state.settings.server.issuer;
+        tracing::info!(
+            port = self.port,
+            issuer = %issuer.as_str(),
+            admin = %issuer.url("/admin/"),
+            "portico is serving"
+        );
         let metrics = self.metrics_server.map(|server| {
             let listen = self.state.settings.metrics.listen;
             tracing::info!(?listen, "serving /metrics on its own listener");

@@ -1,10 +1,12 @@
 //! The first hour with Portico, outside the admin pages themselves: `/` leads to the admin UI,
-//! and unknown paths answer with a page instead of nothing.
+//! unknown paths answer with a page instead of nothing, the start log names the admin URL, and
+//! a visit to the admin UI before signing in is not logged as an error.
 
 use serde_json::Value;
 
 use crate::admin::{api_token, create_admin, signed_in};
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app};
+use crate::ops::ServerProcess;
 
 fn content_type(res: &reqwest::Response) -> String {
     res.headers()
@@ -83,4 +85,68 @@ async fn unknown_paths_answer_with_a_page_not_an_empty_404() {
     }
     app.stop();
     db.cleanup().await;
+}
+
+/// The JSON log lines of a `portico` server run with `PORTICO_LOG_FORMAT=json`, after `visit`.
+async fn json_logs_of_a_server_run(visit: impl AsyncFnOnce(&str)) -> (String, Vec<Value>) {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let server = ServerProcess::start(&db, "info", &[("PORTICO_LOG_FORMAT", "json")]).await;
+    let base = server.base.clone();
+    visit(&base).await;
+    let logs = server.stop().await;
+    let lines = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    db.cleanup().await;
+    (base, lines)
+}
+
+#[tokio::test]
+async fn the_start_log_names_the_admin_url_and_signed_out_visits_are_no_errors() {
+    let (base, lines) = json_logs_of_a_server_run(async |base: &str| {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        // A page before signing in (a redirect to the sign-in page), and API calls without a
+        // valid token (401).
+        for path in ["/admin", "/admin/keys", "/admin/clients/x"] {
+            let res = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(res.status(), 303, "{path}");
+        }
+        let res = client
+            .get(format!("{base}/admin/api/v1/clients"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        let res = client
+            .get(format!("{base}/admin/api/v1/clients"))
+            .bearer_auth("pat_not-a-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    })
+    .await;
+
+    let serving = lines
+        .iter()
+        .find(|l| l["message"] == "portico is serving")
+        .unwrap_or_else(|| panic!("no start line in {lines:#?}"));
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert_eq!(serving["admin"], format!("{base}/admin/"), "{serving}");
+    // The fields it had stay.
+    assert_eq!(serving["issuer"], base, "{serving}");
+    assert!(serving["port"].is_u64(), "{serving}");
+
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let warnings: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN")
+        .filter(|l| !l["message"].as_str().unwrap_or("").contains("MASTER KEY"))
+        .collect();
+    assert!(warnings.is_empty(), "{warnings:#?}");
 }
