@@ -1,10 +1,69 @@
-//! Setting up a fresh instance: `portico admin create` says which database it wrote to.
+//! Setting up a fresh instance: the sign-in page says how to create the first admin (and never
+//! offers to create one itself), and `portico admin create` says which database it wrote to.
 
 use portico::crypto::MasterKey;
 
-use super::PASSWORD;
 use super::cli::admin_create;
-use crate::helpers::{Backend, TestDb, portico_command};
+use super::{PASSWORD, client, create_admin, page};
+use crate::helpers::{Backend, TestDb, portico_command, spawn_app};
+use crate::on_both_backends;
+
+on_both_backends!(the_sign_in_page_says_how_to_create_the_first_admin);
+
+/// The `action` of every form in `html`.
+fn form_actions(html: &str) -> Vec<String> {
+    html.split("<form")
+        .skip(1)
+        .map(|form| {
+            let tag = &form[..form.find('>').unwrap()];
+            let start = tag.find("action=\"").map(|i| i + "action=\"".len());
+            start
+                .map(|s| tag[s..s + tag[s..].find('"').unwrap()].to_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+async fn the_sign_in_page_says_how_to_create_the_first_admin(db: &TestDb) {
+    let app = spawn_app(db).await;
+    let html = page(&app, &client(), "/admin/sign-in").await;
+    assert!(html.contains("id=\"no-admin\""), "{html}");
+    assert!(
+        html.contains("portico admin create --email you@example.com"),
+        "{html}"
+    );
+    // The test server runs on its own database, not ./data: the command is pointed at it.
+    let url = portico::config::DatabaseUrl::parse(&db.url).unwrap();
+    assert!(
+        html.contains(&format!("PORTICO_DATABASE_URL={}", url.without_password())),
+        "{html}"
+    );
+    assert!(html.contains("12 characters"), "{html}");
+    // The only form signs in: nothing on the page creates an admin.
+    assert_eq!(form_actions(&html), ["/admin/sign-in"], "{html}");
+    let res = client()
+        .post(app.url("/admin/setup"))
+        .form(&[
+            ("email", "eve@example.com"),
+            ("password", "eve-takes-over-now"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(admins, 0);
+
+    create_admin(&app).await;
+    let html = page(&app, &client(), "/admin/sign-in").await;
+    assert!(!html.contains("id=\"no-admin\""), "{html}");
+    assert!(!html.contains("portico admin create"), "{html}");
+    assert!(!html.contains("PORTICO_DATABASE_URL"), "{html}");
+    app.stop();
+}
 
 /// Runs `portico admin create --email EMAIL --password-stdin` in `dir`, on the database that
 /// the environment (not the test's database) names.
