@@ -1,14 +1,23 @@
 //! Setting up a fresh instance: the sign-in page says how to create the first admin (and never
-//! offers to create one itself), and `portico admin create` says which database it wrote to.
+//! offers to create one itself), `portico admin create` says which database it wrote to, and
+//! the dashboard's checklist leads through provider, client, a first login and a webhook.
 
 use portico::crypto::MasterKey;
+use reqwest::Method;
+use serde_json::json;
 
 use super::cli::admin_create;
-use super::{PASSWORD, client, create_admin, page};
-use crate::helpers::{Backend, TestDb, portico_command, spawn_app};
+use super::{PASSWORD, api_token, call, client, create_admin, json_of, page, signed_in};
+use crate::federation_flow::login_at;
+use crate::helpers::{Backend, TestApp, TestDb, portico_command, spawn_app};
+use crate::oidc_support::{REDIRECT, param, relying_party};
 use crate::on_both_backends;
+use crate::standins::google::{self, Account, GoogleStandIn};
 
-on_both_backends!(the_sign_in_page_says_how_to_create_the_first_admin);
+on_both_backends!(
+    the_sign_in_page_says_how_to_create_the_first_admin,
+    the_dashboard_checklist_ticks_each_step_until_all_are_done,
+);
 
 /// The `action` of every form in `html`.
 fn form_actions(html: &str) -> Vec<String> {
@@ -150,4 +159,98 @@ async fn admin_create_names_a_postgres_database_without_its_password() {
     assert!(!stderr.contains("hunter2"), "{stderr}");
     assert!(!stderr.contains("warning"), "{stderr}");
     db.cleanup().await;
+}
+
+/// Each step of the dashboard's checklist: `Some(done)`, or `None` when it is not shown.
+async fn checklist(app: &TestApp, browser: &reqwest::Client) -> Option<[bool; 4]> {
+    let html = page(app, browser, "/admin").await;
+    if !html.contains("id=\"setup\"") {
+        for step in ["provider", "client", "login", "webhook"] {
+            assert!(!html.contains(&format!("id=\"setup-{step}\"")), "{html}");
+        }
+        return None;
+    }
+    let step = |name: &str, link: &str| {
+        let start = html
+            .find(&format!("id=\"setup-{name}\""))
+            .unwrap_or_else(|| panic!("step {name} in {html}"));
+        let item = &html[start..start + html[start..].find("</li>").unwrap()];
+        assert!(item.contains(&format!("href=\"{link}\"")), "{item}");
+        item.contains("data-done=\"true\"")
+    };
+    Some([
+        step("provider", "/admin/providers"),
+        step("client", "/admin/clients"),
+        step("login", "/admin/clients"),
+        step("webhook", "/admin/webhooks"),
+    ])
+}
+
+async fn the_dashboard_checklist_ticks_each_step_until_all_are_done(db: &TestDb) {
+    let standin = GoogleStandIn::start(Account::default()).await;
+    let app = spawn_app(db).await;
+    create_admin(&app).await;
+    let browser = signed_in(&app).await;
+    let token = api_token(&app, "setup").await;
+    let t = Some(token.as_str());
+    assert_eq!(checklist(&app, &browser).await, Some([false; 4]));
+
+    let provider = json!({
+        "id": "google",
+        "kind": "google",
+        "display_name": "Google",
+        "client_id": google::CLIENT_ID,
+        "client_secret": google::CLIENT_SECRET,
+        "issuer": standin.issuer,
+    });
+    json_of(
+        call(&app, Method::POST, t, "/providers", Some(provider)).await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        checklist(&app, &browser).await,
+        Some([true, false, false, false])
+    );
+
+    let new_client = json!({
+        "client_id": "first-app",
+        "name": "My first app",
+        "type": "confidential",
+        "redirect_uris": [REDIRECT],
+        "scopes": ["openid", "email"],
+    });
+    let created = json_of(
+        call(&app, Method::POST, t, "/clients", Some(new_client)).await,
+        201,
+    )
+    .await;
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        checklist(&app, &browser).await,
+        Some([true, true, false, false])
+    );
+
+    // A real login through the stand-in Google, as the new app's user.
+    let rp = relying_party(&app, "first-app", Some(&secret), REDIRECT).await;
+    let (arrival, _, _) = login_at(&app, &rp, "google", &["email"]).await;
+    let arrived = arrival.url();
+    assert!(param(&arrived, "code").is_some(), "{arrived}");
+    assert_eq!(
+        checklist(&app, &browser).await,
+        Some([true, true, true, false])
+    );
+
+    let webhook = json!({
+        "url": "https://hooks.example/in",
+        "events": ["token.reuse_detected"],
+    });
+    json_of(
+        call(&app, Method::POST, t, "/webhooks", Some(webhook)).await,
+        201,
+    )
+    .await;
+    // Every step done: the checklist is gone.
+    assert_eq!(checklist(&app, &browser).await, None);
+    app.stop();
 }
