@@ -545,6 +545,30 @@ impl Settings {
             .unwrap_or_else(|| DatabaseUrl::sqlite_in(&self.server.data_dir))
     }
 
+    /// How to point another `portico` command (run elsewhere, without this configuration) at
+    /// the database in force: the variable and its value, or `None` for the default
+    /// `./data/portico.db`. Paths are made absolute; a password is left out, never shown.
+    pub fn database_env(&self) -> Option<(&'static str, String)> {
+        let default_dir = ServerSettings::default().data_dir;
+        let url = self.database_url();
+        if url.expose() == DatabaseUrl::sqlite_in(&default_dir).expose() {
+            return None;
+        }
+        if self.database.url.is_none() {
+            let dir = std::path::absolute(&self.server.data_dir)
+                .unwrap_or_else(|_| self.server.data_dir.clone());
+            return Some(("PORTICO_DATA_DIR", dir.display().to_string()));
+        }
+        let shown = match url.sqlite_file() {
+            Some(file) if file.is_relative() => match std::path::absolute(file) {
+                Ok(file) => format!("sqlite://{}", file.display()),
+                Err(_) => url.without_password(),
+            },
+            _ => url.without_password(),
+        };
+        Some(("PORTICO_DATABASE_URL", shown))
+    }
+
     /// The effective settings as TOML, secrets redacted: what `portico config check` prints.
     pub fn redacted_toml(&self) -> String {
         let mut effective = self.clone();
@@ -632,6 +656,41 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains(named), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn other_commands_are_pointed_at_a_database_that_is_not_the_default() {
+        let s = from_pairs(&[]).unwrap();
+        assert_eq!(s.database_env(), None);
+        let s = from_pairs(&[("DATABASE_URL", "sqlite://data/portico.db")]).unwrap();
+        assert_eq!(s.database_env(), None);
+
+        let s = from_pairs(&[("DATA_DIR", "/var/lib/portico")]).unwrap();
+        let expected = ("PORTICO_DATA_DIR", "/var/lib/portico".to_owned());
+        assert_eq!(s.database_env(), Some(expected));
+        let s = from_pairs(&[("DATA_DIR", "state")]).unwrap();
+        let (var, dir) = s.database_env().unwrap();
+        assert_eq!(var, "PORTICO_DATA_DIR");
+        assert!(
+            Path::new(&dir).is_absolute() && dir.ends_with("state"),
+            "{dir}"
+        );
+
+        let s = from_pairs(&[("DATABASE_URL", "sqlite://db/p.db?mode=rwc")]).unwrap();
+        let (var, url) = s.database_env().unwrap();
+        assert_eq!(var, "PORTICO_DATABASE_URL");
+        assert!(
+            url.starts_with("sqlite:///") && url.ends_with("db/p.db"),
+            "{url}"
+        );
+
+        let s =
+            from_pairs(&[("DATABASE_URL", "postgres://portico:hunter2@db:5432/portico")]).unwrap();
+        let expected = (
+            "PORTICO_DATABASE_URL",
+            "postgres://portico@db:5432/portico".into(),
+        );
+        assert_eq!(s.database_env(), Some(expected));
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
+use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
@@ -194,7 +195,13 @@ impl Application {
 
     /// Serves until SIGTERM or ctrl-c; in-flight requests get the grace period to finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        tracing::info!(port = self.port, issuer = %self.state.settings.server.issuer.as_str(), "portico is serving");
+        let issuer = &self.state.settings.server.issuer;
+        tracing::info!(
+            port = self.port,
+            issuer = %issuer.as_str(),
+            admin = %issuer.url("/admin/"),
+            "portico is serving"
+        );
         let metrics = self.metrics_server.map(|server| {
             let listen = self.state.settings.metrics.listen;
             tracing::info!(?listen, "serving /metrics on its own listener");
@@ -305,6 +312,7 @@ fn build_server(
                 }
                 routes(cfg)
             })
+            .default_service(web::to(oidc::web::not_found))
     })
     .shutdown_timeout(settings.server.shutdown_grace_secs)
     .client_request_timeout(Duration::from_secs(10))
@@ -341,8 +349,16 @@ fn upstream_http_client() -> anyhow::Result<crate::upstream::http::UpstreamHttp>
         .context("cannot build the HTTP client")
 }
 
+/// `/`: Portico has no home page; whoever opens its address is looking for the admin UI.
+async fn home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/admin/"))
+        .finish()
+}
+
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(ops::health::healthz)
+    cfg.route("/", web::get().to(home))
+        .service(ops::health::healthz)
         .service(ops::health::readyz)
         .service(oidc::jwks::jwks)
         .route(

@@ -1,5 +1,6 @@
-//! `/admin`: the dashboard. Logins and failures per provider and webhook health over the last
-//! 24 hours, the signing keys and API tokens at a glance, and the latest audit entries.
+//! `/admin`: the dashboard. Until an instance is set up, a checklist of the steps left; then
+//! logins and failures per provider and webhook health over the last 24 hours, the signing keys
+//! and API tokens at a glance, and the latest audit entries.
 //!
 //! Each figure is one aggregate query that finds its rows through an index (`events_type_created`,
 //! and `webhook_deliveries_endpoint_created` from migration 0009): the cost follows the window,
@@ -80,6 +81,60 @@ pub async fn webhook_health(store: &Store, since: i64) -> Result<Vec<EndpointHea
     Ok(out)
 }
 
+/// One step of the checklist a new instance shows until every step is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupStep {
+    /// The step's element id is `setup-<id>`.
+    pub id: &'static str,
+    pub title: &'static str,
+    pub hint: &'static str,
+    /// Where to take the step.
+    pub link: &'static str,
+    pub done: bool,
+}
+
+/// The setup checklist, each step read from its table's owner: a provider, a client, a login
+/// that succeeded through Portico, a webhook endpoint (`has_webhook`: the caller has the list).
+pub async fn setup_steps(store: &Store, has_webhook: bool) -> Result<Vec<SetupStep>, StoreError> {
+    let step = |id, title, hint, link, done| SetupStep {
+        id,
+        title,
+        hint,
+        link,
+        done,
+    };
+    Ok(vec![
+        step(
+            "provider",
+            "Add a provider",
+            "Where your users sign in: Google, GitHub, any OpenID Connect provider or a SAML IdP.",
+            "/admin/providers",
+            crate::providers::repo::count(store).await? > 0,
+        ),
+        step(
+            "client",
+            "Create a client",
+            "The app that logs its users in through Portico; it gets a client ID and secret.",
+            "/admin/clients",
+            crate::clients::repo::count(store).await? > 0,
+        ),
+        step(
+            "login",
+            "Try a login",
+            "Give your app the client's settings (its page has them) and sign in through it once.",
+            "/admin/clients",
+            crate::users::repo::anyone_logged_in(store).await?,
+        ),
+        step(
+            "webhook",
+            "Add a webhook",
+            "Have Portico post signed events, such as each login, to your own endpoint.",
+            "/admin/webhooks",
+            has_webhook,
+        ),
+    ])
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/dashboard.html")]
 pub struct DashboardPage {
@@ -90,9 +145,15 @@ pub struct DashboardPage {
     pub logins: Vec<ProviderLogins>,
     pub webhooks: Vec<EndpointHealth>,
     pub recent: Vec<AuditEntry>,
+    pub setup: Vec<SetupStep>,
 }
 
 impl DashboardPage {
+    /// Steps of the setup checklist done so far.
+    pub fn setup_done(&self) -> usize {
+        self.setup.iter().filter(|s| s.done).count()
+    }
+
     pub fn total_succeeded(&self) -> i64 {
         self.logins.iter().map(|l| l.succeeded).sum()
     }
@@ -119,6 +180,8 @@ pub async fn dashboard(
     let since = store::now() - WINDOW_SECS;
     let keys = keys_admin::all(&state).await?;
     let tokens = all_tokens(&state).await?;
+    let webhooks = webhook_health(&state.store, since).await?;
+    let setup = setup_steps(&state.store, !webhooks.is_empty()).await?;
     Ok(DashboardPage {
         chrome: Chrome::new(&session, "dashboard"),
         active_keys: keys.iter().filter(|k| k.active).count(),
@@ -126,7 +189,8 @@ pub async fn dashboard(
         active_tokens: tokens.iter().filter(|t| !t.is_revoked()).count(),
         logins: crate::webhooks::events::logins_by_provider(&state.store, since, MAX_PROVIDERS)
             .await?,
-        webhooks: webhook_health(&state.store, since).await?,
+        webhooks,
         recent: audit::recent(&state.store, 10).await?,
+        setup,
     })
 }

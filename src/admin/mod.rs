@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(providers::pages::routes)
             .configure(webhooks::pages::routes)
             .configure(users::pages::routes)
-            .configure(http::pages::routes),
+            .configure(http::pages::routes)
+            .default_service(web::to(http::pages::not_found)),
     );
 }

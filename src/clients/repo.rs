@@ -79,6 +79,13 @@ pub async fn list(store: &Store) -> Result<Vec<Client>, StoreError> {
     rows.iter().map(client_from_row).collect()
 }
 
+/// How many clients there are (the dashboard's setup checklist).
+pub async fn count(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM clients")
+        .fetch_one(store.pool())
+        .await?)
+}
+
 /// Up to `limit` clients newest first, below `before` (the admin API's pages).
 pub async fn page(
     store: &Store,

@@ -50,6 +50,15 @@ fn render_error(
     render(status, &page)
 }
 
+/// Any path nothing serves: a small page rather than an empty answer.
+pub async fn not_found() -> HttpResponse {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no page at this address.",
+    )
+}
+
 pub struct ProviderChoice {
     pub id: String,
     pub name: String,

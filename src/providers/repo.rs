@@ -66,6 +66,13 @@ pub async fn all(store: &Store) -> Result<Vec<Provider>, StoreError> {
     where_(store, "").await
 }
 
+/// How many providers there are, enabled or not (the dashboard's setup checklist).
+pub async fn count(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM providers")
+        .fetch_one(store.pool())
+        .await?)
+}
+
 /// Up to `limit` providers newest first, below `before` (the admin API's pages).
 pub async fn page(
     store: &Store,

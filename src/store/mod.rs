@@ -143,15 +143,20 @@ impl Store {
     }
 }
 
-/// Ensures the SQLite file's directory exists and asks sqlx to create the file.
-fn prepare_sqlite_url(raw: &str) -> Result<String, StoreError> {
+/// The file of a `sqlite:` URL and its query; no file for an in-memory database.
+fn sqlite_parts(raw: &str) -> (Option<&Path>, &str) {
     let rest = raw.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if !path.is_empty()
-        && path != ":memory:"
-        && let Some(parent) = std::path::Path::new(path)
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
+    let file = (!path.is_empty() && path != ":memory:").then(|| Path::new(path));
+    (file, query)
+}
+
+/// Ensures the SQLite file's directory exists and asks sqlx to create the file.
+fn prepare_sqlite_url(raw: &str) -> Result<String, StoreError> {
+    let (file, query) = sqlite_parts(raw);
+    if let Some(parent) = file
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
     {
         std::fs::create_dir_all(parent).map_err(|source| StoreError::Directory {
             path: parent.display().to_string(),
@@ -205,6 +210,28 @@ impl DatabaseUrl {
 
     pub fn is_sqlite(&self) -> bool {
         self.expose().starts_with("sqlite:")
+    }
+
+    /// The SQLite database file this URL names (relative to the working directory unless
+    /// absolute); `None` for PostgreSQL and in-memory SQLite.
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        if !self.is_sqlite() {
+            return None;
+        }
+        sqlite_parts(self.expose()).0
+    }
+
+    /// The URL with no password at all: what may be shown to a person (who supplies the
+    /// password themselves).
+    pub fn without_password(&self) -> String {
+        match Url::parse(self.expose()) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            Ok(_) => self.expose().to_owned(),
+            Err(_) => "<unparseable>".to_owned(),
+        }
     }
 
     /// The URL with any password replaced, for logs and `config check`.

@@ -126,6 +126,15 @@ pub async fn logged_in_in(conn: &mut AnyConnection, id: &str) -> Result<(), Stor
     Ok(())
 }
 
+/// Whether any user has ever logged in (through any provider, for any client).
+pub async fn anyone_logged_in(store: &Store) -> Result<bool, StoreError> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM users WHERE last_login_at IS NOT NULL LIMIT 1")
+            .fetch_optional(store.pool())
+            .await?;
+    Ok(found.is_some())
+}
+
 /// Whether user `id` exists and is not disabled.
 pub async fn is_active(store: &Store, id: &str) -> Result<bool, StoreError> {
     let disabled: Option<i64> = sqlx::query_scalar("SELECT disabled FROM users WHERE id = $1")

@@ -209,29 +209,56 @@ pub async fn wait_for(url: &str) {
     panic!("{url} never answered");
 }
 
+/// The `portico` binary serving on a free port, its stderr collected.
+pub struct ServerProcess {
+    pub base: String,
+    child: std::process::Child,
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+impl ServerProcess {
+    /// Starts `portico` on `db` with `PORTICO_LOG=log` and `env`, and waits until it answers.
+    pub async fn start(db: &TestDb, log: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = crate::helpers::portico_command(db, &MasterKey::generate());
+        cmd.env("PORTICO_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PORTICO_ISSUER", &base)
+            .env("PORTICO_LOG", log)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Drain stderr while the server runs: debug logs fill a pipe buffer long
+        // before the test ends, and a full pipe would block the server.
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut stderr, &mut buf).ok();
+            buf
+        });
+        wait_for(&format!("{base}/healthz")).await;
+        Self {
+            base,
+            child,
+            stderr,
+        }
+    }
+
+    /// Gives the last requests a moment to be logged, stops the server and returns its logs.
+    pub async fn stop(mut self) -> String {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        String::from_utf8_lossy(&self.stderr.join().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
 async fn query_strings_stay_out_of_the_logs() {
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
-    let key = MasterKey::generate();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut child = crate::helpers::portico_command(&db, &key)
-        .env("PORTICO_LISTEN", format!("127.0.0.1:{port}"))
-        .env("PORTICO_ISSUER", &base)
-        .env("PORTICO_LOG", "debug")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Drain stderr while the server runs: debug logs fill a pipe buffer long
-    // before the test ends, and a full pipe would block the server.
-    let mut stderr = child.stderr.take().unwrap();
-    let drained = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stderr, &mut buf).ok();
-        buf
-    });
-    wait_for(&format!("{base}/healthz")).await;
+    let server = ServerProcess::start(&db, "debug", &[]).await;
+    let base = &server.base;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -253,11 +280,7 @@ async fn query_strings_stay_out_of_the_logs() {
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let logs = drained.join().unwrap();
-    let logs = String::from_utf8_lossy(&logs);
+    let logs = server.stop().await;
     // The requests were logged (their paths are there), their secrets were not.
     assert!(logs.contains("/authorize"), "{logs}");
     assert!(logs.contains("/callback/nope"), "{logs}");

@@ -127,6 +127,14 @@ pub async fn create(
     Ok(admin)
 }
 
+/// Whether any admin account exists (a fresh instance has none until one is created).
+pub async fn any_exists(store: &Store) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM admins LIMIT 1")
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Creates the admin named by `PORTICO_BOOTSTRAP_ADMIN_*` when there is no admin yet.
 pub async fn bootstrap(
     store: &Store,
@@ -136,10 +144,7 @@ pub async fn bootstrap(
     let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) else {
         return Ok(());
     };
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins")
-        .fetch_one(store.pool())
-        .await?;
-    if count > 0 {
+    if any_exists(store).await? {
         return Ok(());
     }
     let email =

@@ -9,12 +9,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::admin::auth::accounts;
 use crate::admin::auth::session::{self};
 use crate::admin::auth::sign_in::{self, SignInError};
 use crate::admin::http::assets;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::render;
+use crate::config::Settings;
 use crate::crypto::random_token;
 use crate::ops::client_ip::client_ip_text as peer_ip;
 use crate::state::AppState;
@@ -45,16 +47,68 @@ pub struct SignInPage {
     pub email: String,
     pub error: Option<String>,
     pub css: String,
+    /// While no admin exists: how to create the first one.
+    pub first_admin: Option<FirstAdmin>,
 }
 
 impl SignInPage {
-    fn new(csrf: String, email: String, error: Option<String>) -> Self {
-        Self {
+    async fn new(
+        state: &AppState,
+        csrf: String,
+        email: String,
+        error: Option<String>,
+    ) -> Result<Self, PageError> {
+        let first_admin = match accounts::any_exists(&state.store).await? {
+            true => None,
+            false => Some(FirstAdmin::new(&state.settings)),
+        };
+        Ok(Self {
             csrf,
             email,
             error,
             css: assets::url("admin.css"),
+            first_admin,
+        })
+    }
+}
+
+/// The hint on a fresh instance's sign-in page. The first admin is made on the server's
+/// command line, never through the web: a setup form would let whoever reaches the port first
+/// take the instance over.
+pub struct FirstAdmin {
+    /// `portico admin create …`, pointed at this server's database when it is not the default.
+    pub command: String,
+    /// Whether the command works only in the directory the server was started from.
+    pub run_in_server_dir: bool,
+    /// Whether the database URL has a password the command leaves out.
+    pub password_left_out: bool,
+    pub min_password_chars: usize,
+}
+
+impl FirstAdmin {
+    pub fn new(settings: &Settings) -> Self {
+        let base = "portico admin create --email you@example.com";
+        let env = settings.database_env();
+        let url = settings.database_url();
+        Self {
+            command: match &env {
+                Some((var, value)) => format!("{var}={} {base}", shell_word(value)),
+                None => base.to_owned(),
+            },
+            run_in_server_dir: env.is_none(),
+            password_left_out: url.without_password() != url.expose(),
+            min_password_chars: accounts::MIN_PASSWORD_CHARS,
         }
+    }
+}
+
+/// `value` as one POSIX shell word: as it is when that is safe, else in single quotes.
+fn shell_word(value: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !value.is_empty() && value.chars().all(safe) {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
     }
 }
 
@@ -67,7 +121,7 @@ async fn sign_in_form(
         Some(c) if !c.value().is_empty() => c.value().to_owned(),
         _ => random_token("").expose_secret().to_owned(),
     };
-    let page = SignInPage::new(token.clone(), String::new(), None);
+    let page = SignInPage::new(&state, token.clone(), String::new(), None).await?;
     Ok(HttpResponse::Ok()
         .cookie(sign_in_cookie(&token, https))
         .content_type("text/html; charset=utf-8")
@@ -123,7 +177,8 @@ async fn sign_in_submit(
                 SignInError::Invalid => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::TOO_MANY_REQUESTS,
             };
-            let page = SignInPage::new(cookie, form.email.trim().to_owned(), Some(err.to_string()));
+            let email = form.email.trim().to_owned();
+            let page = SignInPage::new(&state, cookie, email, Some(err.to_string())).await?;
             render(status, &page)
         }
     }

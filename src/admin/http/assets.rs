@@ -7,7 +7,9 @@
 use std::sync::OnceLock;
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::admin::http::error::PageError;
 
 struct Asset {
     name: &'static str,
@@ -63,7 +65,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn serve(req: HttpRequest, name: web::Path<String>) -> HttpResponse {
     let Some(asset) = ASSETS.iter().find(|a| a.name == name.as_str()) else {
-        return HttpResponse::NotFound().finish();
+        return PageError::NotFound.error_response();
     };
     let etag = format!("\"{}\"", version(asset));
     let current = req.query_string() == format!("v={}", version(asset));

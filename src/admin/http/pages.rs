@@ -22,6 +22,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(crate::admin::tokens::pages::routes);
 }
 
+#[derive(Template)]
+#[template(path = "admin/not_found.html")]
+struct NotFoundPage {
+    chrome: Chrome,
+}
+
+/// Any path under `/admin` that nothing serves: a 404 page in the admin layout, or before
+/// signing in the plain error page.
+pub async fn not_found(
+    session: Result<AdminSession, PageError>,
+) -> Result<HttpResponse, PageError> {
+    match session {
+        Ok(session) => render(
+            StatusCode::NOT_FOUND,
+            &NotFoundPage {
+                chrome: Chrome::new(&session, ""),
+            },
+        ),
+        Err(PageError::SignInRequired) => Err(PageError::NotFound),
+        Err(e) => Err(e),
+    }
+}
+
 /// What the layout around every signed-in page needs.
 pub struct Chrome {
     pub email: String,

@@ -7,7 +7,16 @@ use super::{EMAIL, PASSWORD, audit_count, client, sign_in};
 use crate::helpers::{Backend, TestDb, portico_command, spawn_app_with};
 
 fn create_admin(db: &TestDb, key: &MasterKey, email: &str, password: &str) -> std::process::Output {
-    let mut child = portico_command(db, key)
+    admin_create(portico_command(db, key), email, password)
+}
+
+/// Runs `cmd admin create --email EMAIL --password-stdin` with `password` on stdin.
+pub fn admin_create(
+    mut cmd: std::process::Command,
+    email: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut child = cmd
         .args(["admin", "create", "--email", email, "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -12,6 +12,7 @@ mod dashboard;
 mod hostile;
 mod providers;
 mod providers_ui;
+mod setup;
 mod ui;
 mod users;
 mod webhooks;
