@@ -18,7 +18,7 @@ use crate::admin::http::error::PageError;
 use crate::admin::http::pages::render;
 use crate::config::Settings;
 use crate::crypto::random_token;
-use crate::ops::client_ip::client_ip_text as peer_ip;
+use crate::ops::client_ip::{client_ip, client_ip_text as peer_ip};
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -53,14 +53,17 @@ pub struct SignInPage {
 
 impl SignInPage {
     async fn new(
+        req: &HttpRequest,
         state: &AppState,
         csrf: String,
         email: String,
         error: Option<String>,
     ) -> Result<Self, PageError> {
+        // Where the database is (a path, a host, a user name) is for the server's own machine.
+        let local = client_ip(req).is_some_and(|ip| ip.is_loopback());
         let first_admin = match accounts::any_exists(&state.store).await? {
             true => None,
-            false => Some(FirstAdmin::new(&state.settings)),
+            false => Some(FirstAdmin::new(&state.settings, local)),
         };
         Ok(Self {
             csrf,
@@ -80,23 +83,27 @@ pub struct FirstAdmin {
     pub command: String,
     /// Whether the command works only in the directory the server was started from.
     pub run_in_server_dir: bool,
+    /// Whether the database's location is left out (for a visitor from another machine).
+    pub location_hidden: bool,
     /// Whether the database URL has a password the command leaves out.
     pub password_left_out: bool,
     pub min_password_chars: usize,
 }
 
 impl FirstAdmin {
-    pub fn new(settings: &Settings) -> Self {
+    /// `local`: the visitor is on the server's machine, and may see where its database is.
+    pub fn new(settings: &Settings, local: bool) -> Self {
         let base = "portico admin create --email you@example.com";
-        let env = settings.database_env();
+        let env = settings.database_env().filter(|_| local);
         let url = settings.database_url();
         Self {
             command: match &env {
                 Some((var, value)) => format!("{var}={} {base}", shell_word(value)),
                 None => base.to_owned(),
             },
-            run_in_server_dir: env.is_none(),
-            password_left_out: url.without_password() != url.expose(),
+            run_in_server_dir: env.is_none() && local,
+            location_hidden: !local,
+            password_left_out: local && url.without_password() != url.expose(),
             min_password_chars: accounts::MIN_PASSWORD_CHARS,
         }
     }
@@ -121,7 +128,7 @@ async fn sign_in_form(
         Some(c) if !c.value().is_empty() => c.value().to_owned(),
         _ => random_token("").expose_secret().to_owned(),
     };
-    let page = SignInPage::new(&state, token.clone(), String::new(), None).await?;
+    let page = SignInPage::new(&req, &state, token.clone(), String::new(), None).await?;
     Ok(HttpResponse::Ok()
         .cookie(sign_in_cookie(&token, https))
         .content_type("text/html; charset=utf-8")
@@ -178,7 +185,7 @@ async fn sign_in_submit(
                 _ => StatusCode::TOO_MANY_REQUESTS,
             };
             let email = form.email.trim().to_owned();
-            let page = SignInPage::new(&state, cookie, email, Some(err.to_string())).await?;
+            let page = SignInPage::new(&req, &state, cookie, email, Some(err.to_string())).await?;
             render(status, &page)
         }
     }

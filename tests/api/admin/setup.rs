@@ -16,6 +16,7 @@ use crate::standins::google::{self, Account, GoogleStandIn};
 
 on_both_backends!(
     the_sign_in_page_says_how_to_create_the_first_admin,
+    a_remote_visitor_is_not_told_where_the_database_is,
     the_dashboard_checklist_ticks_each_step_until_all_are_done,
 );
 
@@ -71,6 +72,35 @@ async fn the_sign_in_page_says_how_to_create_the_first_admin(db: &TestDb) {
     assert!(!html.contains("id=\"no-admin\""), "{html}");
     assert!(!html.contains("portico admin create"), "{html}");
     assert!(!html.contains("PORTICO_DATABASE_URL"), "{html}");
+    app.stop();
+}
+
+/// Before the first admin exists, anyone who reaches the port sees the sign-in page: the
+/// command is shown to all, but where the database is (a path, a host, a user name) only to a
+/// visitor on the server's own machine.
+async fn a_remote_visitor_is_not_told_where_the_database_is(db: &TestDb) {
+    let app = crate::helpers::spawn_app_with(db, MasterKey::generate(), |s| {
+        s.server.trusted_proxies =
+            portico::ops::client_ip::TrustedProxies::parse(["127.0.0.1"]).unwrap();
+    })
+    .await;
+    let res = client()
+        .get(app.url("/admin/sign-in"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("portico admin create --email you@example.com"),
+        "{html}"
+    );
+    assert!(!html.contains("PORTICO_DATABASE_URL"), "{html}");
+    assert!(!html.contains("PORTICO_DATA_DIR"), "{html}");
+    let url = portico::config::DatabaseUrl::parse(&db.url).unwrap();
+    assert!(!html.contains(&url.without_password()), "{html}");
+    assert!(html.contains("the same settings as the server"), "{html}");
     app.stop();
 }
 
