@@ -64,6 +64,15 @@ pub fn csrf_in(html: &str) -> String {
     html[start..end].to_owned()
 }
 
+/// The `Set-Cookie` of an answer for the cookie `name` (with its attributes), if it sets one.
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
 /// Loads the sign-in form into `client` (its cookie) and returns the form's CSRF token.
 pub async fn sign_in_form(app: &TestApp, client: &reqwest::Client) -> String {
     let form = client

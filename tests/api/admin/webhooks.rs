@@ -24,7 +24,11 @@ on_both_backends!(
 
 /// Portico delivering fast (one attempt, no retries) to loopback receivers, with the
 /// endpoint `crm` declared in the configuration.
-async fn spawn(db: &TestDb, crm_url: &str, customize: impl FnOnce(&mut Settings)) -> TestApp {
+pub(super) async fn spawn(
+    db: &TestDb,
+    crm_url: &str,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     let crm_url = crm_url.to_owned();
     spawn_app_with(db, MasterKey::generate(), move |s| {
         fast(s, &[]);
