@@ -173,7 +173,10 @@ pub(super) async fn client_page(
     let client = clients_admin::get(&state, &id).await?;
     let values = EditValues::of(&client);
     let mut page = ClientPage::new(&session, &state, client, values).await?;
-    page.notice = query.notice(&[("updated", "The client was saved.")]);
+    page.notice = query.notice(&[
+        ("created", "The client was created."),
+        ("updated", "The client was saved."),
+    ]);
     Ok(page)
 }
 

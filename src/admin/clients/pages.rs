@@ -1,20 +1,20 @@
-//! `/admin/clients`: the clients page. It lists clients, creates one (its secret shown once,
-//! with a ready-to-paste snippet), rotates secrets and deletes; config-managed clients are
+//! `/admin/clients`: the clients page. It lists clients, creates one and rotates secrets; the
+//! secret is shown once, with a ready-to-paste snippet, on the client's reveal page
+//! `/admin/clients/{id}/secret` after the redirect. It deletes; config-managed clients are
 //! read-only. It calls the same service as the API. Editing is on the client's own page
-//! (`client_page.rs`).
+//! (`page.rs`).
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::clients::service::{
-    self as clients_admin, ClientInput, ClientView, ClientWithSecret,
-};
+use crate::admin::clients::service::{self as clients_admin, ClientInput, ClientView};
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, Pairs, form_status, render, see_other, submit};
+use crate::admin::http::pages::{Chrome, Done, Pairs, back_to, form_status, render, see_other};
+use crate::admin::http::pages::{submit, url_segment};
+use crate::admin::http::reveal::{self, Link, RevealPage, Secret};
 use crate::admin::http::validation::FieldErrors;
 use crate::state::AppState;
 
@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}",
             web::post().to(crate::admin::clients::page::update_client),
         )
+        .route("/clients/{id}/secret", web::get().to(reveal_secret))
         .route("/clients/{id}/secret", web::post().to(rotate_secret))
         .route("/clients/{id}/delete", web::post().to(delete_client));
 }
@@ -95,8 +96,6 @@ pub struct ClientsPage {
     clients: Vec<ClientView>,
     form: Pairs,
     errors: FieldErrors,
-    /// A client with its secret, right after creation or rotation: shown this once.
-    revealed: Option<ClientWithSecret>,
     notice: Option<&'static str>,
 }
 
@@ -119,7 +118,6 @@ impl ClientsPage {
                 ("scopes".into(), crate::clients::DEFAULT_SCOPES.join(" ")),
             ]),
             errors: FieldErrors::new(),
-            revealed: None,
             notice: None,
         })
     }
@@ -146,11 +144,20 @@ async fn create_client(
         clients_admin::create(&state, &caller, &new).await
     })
     .await?;
+    let errors = match result {
+        Ok(created) => {
+            let id = created.client.client_id.as_str();
+            return Ok(match created.client_secret {
+                Some(secret) => {
+                    reveal::hand_over(&state, &session, (Secret::Client, id), &secret, "created")
+                }
+                None => back_to("/admin/clients", id, "created"),
+            });
+        }
+        Err(errors) => errors,
+    };
     let mut page = ClientsPage::new(&session, &state).await?;
-    match result {
-        Ok(created) => page.revealed = Some(created),
-        Err(errors) => (page.form, page.errors) = (form, errors),
-    }
+    (page.form, page.errors) = (form, errors);
     render(form_status(&page.errors), &page)
 }
 
@@ -161,9 +168,11 @@ async fn rotate_secret(
 ) -> Result<HttpResponse, PageError> {
     let session = form.session;
     let rotated = clients_admin::rotate_secret(&state, &session.caller(), &id).await?;
-    let mut page = ClientsPage::new(&session, &state).await?;
-    page.revealed = Some(rotated);
-    render(StatusCode::OK, &page)
+    let secret = rotated.client_secret.unwrap_or_default();
+    let client = (Secret::Client, id.as_str());
+    Ok(reveal::hand_over(
+        &state, &session, client, &secret, "rotated",
+    ))
 }
 
 async fn delete_client(
@@ -173,4 +182,48 @@ async fn delete_client(
 ) -> Result<HttpResponse, PageError> {
     clients_admin::delete(&state, &form.session.caller(), &id).await?;
     Ok(see_other("/admin/clients?done=deleted"))
+}
+
+/// `/admin/clients/{id}/secret`: the secret just made, once; then that it was shown.
+async fn reveal_secret(
+    req: HttpRequest,
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<Done>,
+) -> Result<HttpResponse, PageError> {
+    let client = clients_admin::get(&state, &id).await?;
+    let (secret, removal) = reveal::take(&req, &state, &session, (Secret::Client, &id));
+    let name = &client.name;
+    let segment = url_segment(&client.client_id);
+    let page = RevealPage {
+        chrome: Chrome::new(&session, "clients"),
+        title: if query.is("rotated") {
+            format!("New secret for the client “{name}”")
+        } else if query.is("created") {
+            format!("Client “{name}” created")
+        } else {
+            format!("The secret of the client “{name}”")
+        },
+        secret,
+        code_id: "client-secret",
+        shown: "Copy the secret now: it is shown only this once. Portico keeps only its digest.",
+        notes: Vec::new(),
+        gone: "The secret of this client was shown once, right after it was made, and is not \
+               shown again: Portico keeps only its digest. If it was not copied, rotate it to get \
+               a new one.",
+        renew: Link {
+            href: format!("/admin/clients/{segment}"),
+            label: "Rotate it on the client’s page",
+        },
+        snippet: Some((
+            state.settings.server.issuer.as_str().to_owned(),
+            client.client_id.clone(),
+        )),
+        next: Link {
+            href: format!("/admin/clients/{segment}"),
+            label: "Open the client’s page",
+        },
+    };
+    removal.with(&page)
 }

@@ -1,6 +1,7 @@
-//! The API tokens page: mint (the token shown once), list, revoke.
+//! The API tokens page: mint (the token shown once, on `/admin/tokens/{id}/secret` after the
+//! redirect), list, revoke.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use secrecy::ExposeSecret;
@@ -10,6 +11,7 @@ use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Chrome, Done, form_status, render, see_other, submit};
 use crate::admin::http::pagination::PageRequest;
+use crate::admin::http::reveal::{self, Link, RevealPage, Secret};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::tokens::service::{self as api_tokens, ApiToken, NewToken, TokenError};
 use crate::state::AppState;
@@ -17,6 +19,7 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/tokens", web::get().to(tokens_page))
         .route("/tokens", web::post().to(mint_token))
+        .route("/tokens/{id}/secret", web::get().to(reveal_token))
         .route("/tokens/{id}/revoke", web::post().to(revoke_token));
 }
 
@@ -33,8 +36,6 @@ pub struct TokensPage {
     pub tokens: Vec<ApiToken>,
     pub name: String,
     pub errors: FieldErrors,
-    /// The token just minted: shown on this response only.
-    pub minted: Option<(String, String)>,
     pub notice: Option<&'static str>,
 }
 
@@ -45,7 +46,6 @@ impl TokensPage {
             tokens: all_tokens(state).await?,
             name: String::new(),
             errors: FieldErrors::new(),
-            minted: None,
             notice: None,
         })
     }
@@ -71,14 +71,50 @@ async fn mint_token(
         api_tokens::mint(&state.store, &caller, &name).await
     })
     .await?;
-    // Listed after minting, so the new token is in the list.
+    let errors = match minted {
+        Ok((info, token)) => {
+            let minted = (Secret::ApiToken, info.id.as_str());
+            let token = token.expose_secret();
+            return Ok(reveal::hand_over(
+                &state, &session, minted, token, "created",
+            ));
+        }
+        Err(errors) => errors,
+    };
     let mut page = TokensPage::new(&session, &state).await?;
-    match minted {
-        Ok((info, token)) => page.minted = Some((info.name, token.expose_secret().to_owned())),
-        Err(errors) => (page.name, page.errors) = (form.name, errors),
-    }
-    // The token is in this body only; the /admin scope marks every answer `no-store`.
+    (page.name, page.errors) = (form.name, errors);
     render(form_status(&page.errors), &page)
+}
+
+/// `/admin/tokens/{id}/secret`: the token just minted, once; then that it was shown.
+async fn reveal_token(
+    req: HttpRequest,
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let info = api_tokens::get(&state.store, &id).await?;
+    let (secret, removal) = reveal::take(&req, &state, &session, (Secret::ApiToken, &id));
+    let page = RevealPage {
+        chrome: Chrome::new(&session, "tokens"),
+        title: format!("Token “{}” created", info.name),
+        secret,
+        code_id: "new-token",
+        shown: "Copy it now: it is shown only this once. Portico keeps only its digest.",
+        notes: vec!["Send it as Authorization: Bearer <token> to /admin/api/v1/….".into()],
+        gone: "This token was shown once, right after it was created, and is not shown again: \
+               Portico keeps only its digest. If it was not copied, revoke it and create another.",
+        renew: Link {
+            href: "/admin/tokens".into(),
+            label: "Revoke it on the tokens page",
+        },
+        snippet: None,
+        next: Link {
+            href: "/admin/tokens".into(),
+            label: "All API tokens",
+        },
+    };
+    removal.with(&page)
 }
 
 async fn revoke_token(

@@ -191,7 +191,8 @@ async fn drive(app: &TestApp, browser: &Client) {
     assert!(browser.source().await.unwrap().contains(EMAIL));
     screenshot(browser, "dashboard.png").await;
 
-    // Mint an API token: shown once, with a copy button (the page's only script).
+    // Mint an API token: shown once on the page the form leads to, with a copy button (the
+    // page's only script); reloaded, that page says it was shown once.
     browser.goto(&app.url("/admin/tokens")).await.unwrap();
     type_into(browser, "#token-name", "deploy bot").await;
     click(browser, "#mint-token").await;
@@ -203,20 +204,26 @@ async fn drive(app: &TestApp, browser: &Client) {
         "copy.js revealed the copy button"
     );
     screenshot(browser, "tokens.png").await;
-    browser.goto(&app.url("/admin/tokens")).await.unwrap();
-    wait_for(browser, "#tokens").await;
+    browser.refresh().await.unwrap();
+    wait_for(browser, "#gone").await;
     assert!(
         !browser.source().await.unwrap().contains(&token),
         "shown exactly once"
     );
+    browser.goto(&app.url("/admin/tokens")).await.unwrap();
+    wait_for(browser, "#tokens").await;
+    assert!(!browser.source().await.unwrap().contains(&token));
     assert_eq!(count(browser, "#new-token").await, 0);
-    let api = reqwest::Client::new()
-        .get(app.url("/admin/api/v1/keys"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(api.status(), 200, "the minted token works");
+    let api = || async {
+        reqwest::Client::new()
+            .get(app.url("/admin/api/v1/keys"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(api().await, 200, "the minted token works");
 
     // Rotate the signing keys from the keys page.
     browser.goto(&app.url("/admin/keys")).await.unwrap();

@@ -349,7 +349,10 @@ async fn tokens_page_shows_a_new_token_once_and_escapes_names() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/admin/tokens/tok_"), "{location}");
+    let res = browser.get(app.url(&location)).send().await.unwrap();
     assert_eq!(res.headers()["cache-control"], "no-store");
     let body = res.text().await.unwrap();
     assert!(!body.contains("<script>alert(1)</script>"), "escaped");
