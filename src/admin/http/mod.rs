@@ -1,6 +1,6 @@
 //! What every admin resource's API and pages share: the API scope and its caller, the page
-//! chrome, secrets shown once, CSRF, errors, keyset pagination, field validation, time formats
-//! and static assets.
+//! chrome, confirmations, secrets shown once, CSRF, errors, keyset pagination, field validation,
+//! time formats and static assets.
 
 pub mod api;
 pub mod assets;

@@ -1,5 +1,5 @@
 //! The API tokens page: mint (the token shown once, on `/admin/tokens/{id}/secret` after the
-//! redirect), list, revoke.
+//! redirect), list, revoke (after asking).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -7,9 +7,10 @@ use askama_web::WebTemplate;
 use secrecy::ExposeSecret;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::http::csrf::{NoFields, Protected};
+use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, form_status, render, see_other, submit};
+use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, asks_first};
+use crate::admin::http::pages::{form_status, render, see_other, submit, url_segment};
 use crate::admin::http::pagination::PageRequest;
 use crate::admin::http::reveal::{self, Link, RevealPage, Secret};
 use crate::admin::http::validation::FieldErrors;
@@ -19,8 +20,8 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/tokens", web::get().to(tokens_page))
         .route("/tokens", web::post().to(mint_token))
-        .route("/tokens/{id}/secret", web::get().to(reveal_token))
-        .route("/tokens/{id}/revoke", web::post().to(revoke_token));
+        .route("/tokens/{id}/secret", web::get().to(reveal_token));
+    asks_first::<Revoke>(cfg, "/tokens/{id}/revoke", "/tokens/{id}/revoke");
 }
 
 pub(crate) async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
@@ -105,8 +106,8 @@ async fn reveal_token(
         gone: "This token was shown once, right after it was created, and is not shown again: \
                Portico keeps only its digest. If it was not copied, revoke it and create another.",
         renew: Link {
-            href: "/admin/tokens".into(),
-            label: "Revoke it on the tokens page",
+            href: format!("/admin/tokens/{}/revoke", url_segment(&info.id)),
+            label: "Revoke it…",
         },
         snippet: None,
         next: Link {
@@ -117,13 +118,48 @@ async fn reveal_token(
     removal.with(&page)
 }
 
-async fn revoke_token(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    match api_tokens::revoke(&state.store, &form.session.caller(), &id).await {
-        Ok(_) | Err(TokenError::AlreadyRevoked(_)) => Ok(see_other("/admin/tokens?done=revoked")),
-        Err(e) => Err(e.into()),
+/// Revoking a token.
+struct Revoke;
+
+impl Destructive for Revoke {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let t = api_tokens::get(&state.store, id).await?;
+        if t.is_revoked() {
+            // A second click (another tab) finds it done.
+            return Ok(Ask::Done(see_other("/admin/tokens?done=revoked")));
+        }
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Revoke the API token “{}”?", t.name),
+            facts: vec![
+                ("Starts with", format!("{}…", t.hint)),
+                ("Created by", t.created_by.clone()),
+                (
+                    "Last used",
+                    t.last_used_at.unwrap_or_else(|| "never".into()),
+                ),
+            ],
+            consequences: vec![
+                "Every call made with it is refused (403) from now on: automation using it \
+                 stops working until it is given a new token."
+                    .into(),
+                "This cannot be undone.".into(),
+            ],
+            // A token has no page of its own: back to the list.
+            cancel: "/admin/tokens".into(),
+            ..Confirmation::about("tokens", id, "revoke", "Revoke token")
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        match api_tokens::revoke(&state.store, &session.caller(), id).await {
+            Ok(_) | Err(TokenError::AlreadyRevoked(_)) => {
+                Ok(see_other("/admin/tokens?done=revoked"))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -225,6 +225,24 @@ async fn drive(app: &TestApp, browser: &Client) {
     };
     assert_eq!(api().await, 200, "the minted token works");
 
+    // Revoke it: the button leads to a page that says what happens; Cancel changes nothing,
+    // confirming revokes.
+    click(browser, "#tokens a.danger").await;
+    wait_for(browser, "#confirm").await;
+    click(browser, "#cancel").await;
+    wait_for(browser, "#tokens").await;
+    assert_eq!(api().await, 200, "cancelled");
+    click(browser, "#tokens a.danger").await;
+    let asked = wait_for(browser, "#consequences")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(asked.contains("refused (403)"), "{asked}");
+    click(browser, "#confirm-action").await;
+    wait_for_url(browser, "done=revoked").await;
+    assert_eq!(api().await, 403, "revoked");
+
     // Rotate the signing keys from the keys page.
     browser.goto(&app.url("/admin/keys")).await.unwrap();
     wait_for(browser, "#keys").await;

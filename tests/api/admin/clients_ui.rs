@@ -1,5 +1,5 @@
 //! The clients page: create with the secret shown once (on its reveal page), field errors next
-//! to the fields, escaping, CSRF refusal, rotate and delete, config-managed clients read-only.
+//! to the fields, escaping, CSRF refusal, rotate and delete (confirmed; see `confirm.rs`).
 
 use super::{audit_count, create_admin, csrf_in, page, signed_in};
 use crate::helpers::{TestDb, spawn_app};
@@ -109,10 +109,10 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
     assert!(!html.contains(secret));
     assert!(html.contains("https://wiki.example/cb"));
 
-    // Rotate: a new secret, shown once on the client's reveal page.
+    // Rotate, confirmed: a new secret, shown once on the client's reveal page.
     let res = browser
         .post(app.url("/admin/clients/wiki/secret"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();
@@ -127,10 +127,10 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
         .unwrap();
     assert!(stored.secret_matches(rotated) && !stored.secret_matches(secret));
 
-    // Delete.
+    // Delete, confirmed.
     let res = browser
         .post(app.url("/admin/clients/wiki/delete"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();

@@ -8,6 +8,7 @@ mod cli;
 mod client_page;
 mod clients;
 mod clients_ui;
+mod confirm;
 mod dashboard;
 mod hostile;
 mod providers;

@@ -137,7 +137,7 @@ async fn a_client_secret_is_shown_once_after_a_redirect(db: &TestDb) {
     // Reloaded: shown once; rotating gets a new one. Never an error nor a second client.
     let html = reloaded(&app, &browser, &location, &secret).await;
     assert!(
-        html.contains("href=\"/admin/clients/wiki\" id=\"renew\""),
+        html.contains("href=\"/admin/clients/wiki/secret/rotate\""),
         "{html}"
     );
     assert!(
@@ -221,7 +221,7 @@ async fn webhook_secrets_and_api_tokens_are_shown_once_after_a_redirect(db: &Tes
         "on to the endpoint"
     );
     let html = reloaded(&app, &browser, &location, &secret).await;
-    assert!(html.contains(&format!("href=\"{endpoint}\" id=\"renew\"")));
+    assert!(html.contains(&format!("href=\"{endpoint}/secret/rotate\"")));
     let ping = submit(&app, &browser, &format!("{endpoint}/test"), &[]).await;
     assert_eq!(ping.status(), 303);
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;

@@ -459,10 +459,10 @@ async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
     assert_eq!(disabled().await, 0);
     assert!(events(&app, "session.ended").await.is_empty());
 
-    // Disable: the session ends with it.
+    // Disable, confirmed: the session ends with it.
     let res = browser
         .post(app.url("/admin/users/usr-eve/disable"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();
@@ -478,7 +478,7 @@ async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
     assert!(html.contains("id=\"enable-user\""));
     assert!(html.contains("The user was disabled"));
 
-    // Enable, then end sessions.
+    // Enable (one step: it ends nothing), then end sessions, confirmed.
     let res = browser
         .post(app.url("/admin/users/usr-eve/enable"))
         .form(&[("csrf", csrf.as_str())])
@@ -490,7 +490,7 @@ async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
     assert_eq!(audit_count(&app, "user.enabled").await, 1);
     let res = browser
         .post(app.url("/admin/users/usr-eve/sessions/end"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();

@@ -709,10 +709,10 @@ async fn the_webhooks_pages_create_ping_replay_and_delete(db: &TestDb) {
     assert_eq!(res.status(), 400);
     assert!(app.state.webhooks.get("crm").await.is_ok());
 
-    // Delete.
+    // Delete, confirmed.
     let res = browser
         .post(app.url(&format!("/admin/webhooks/{id}/delete")))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();
