@@ -62,6 +62,12 @@ impl AdminSession {
         !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
     }
 
+    /// Names this session without its secret: the digest of its cookie value (what the table
+    /// keeps), in hex. What is bound to one session (a secret shown once) is bound to this.
+    pub fn id(&self) -> String {
+        self.digest.to_hex()
+    }
+
     pub fn caller(&self) -> Caller {
         Caller {
             actor: self.admin.actor(),

@@ -9,7 +9,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::clients::pages::words;
+use crate::admin::clients::pages::{editable, words};
 use crate::admin::clients::service::{self as clients_admin, ClientInput, ClientView};
 use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
@@ -173,7 +173,10 @@ pub(super) async fn client_page(
     let client = clients_admin::get(&state, &id).await?;
     let values = EditValues::of(&client);
     let mut page = ClientPage::new(&session, &state, client, values).await?;
-    page.notice = query.notice(&[("updated", "The client was saved.")]);
+    page.notice = query.notice(&[
+        ("created", "The client was created."),
+        ("updated", "The client was saved."),
+    ]);
     Ok(page)
 }
 
@@ -183,12 +186,7 @@ pub(super) async fn update_client(
     form: Protected<Pairs>,
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
-    let client = clients_admin::get(&state, &id).await?;
-    if client.managed_by_config {
-        return Err(PageError::BadRequest(
-            "this client is declared in portico.toml; change it there".into(),
-        ));
-    }
+    let client = editable(&state, &id).await?;
     let values = EditValues::posted(&form);
     let input = values.input(&client.client_type).validate(Some(&id));
     let caller = session.caller();

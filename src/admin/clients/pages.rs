@@ -1,20 +1,20 @@
-//! `/admin/clients`: the clients page. It lists clients, creates one (its secret shown once,
-//! with a ready-to-paste snippet), rotates secrets and deletes; config-managed clients are
-//! read-only. It calls the same service as the API. Editing is on the client's own page
-//! (`client_page.rs`).
+//! `/admin/clients`: the clients page. It lists clients and creates one; its secret is shown
+//! once, with a ready-to-paste snippet, on the client's reveal page `/admin/clients/{id}/secret`
+//! after the redirect. Rotating the secret and deleting ask first (`…/secret/rotate`,
+//! `…/delete`); config-managed clients are read-only. It calls the same service as the API.
+//! Editing is on the client's own page (`page.rs`).
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::clients::service::{
-    self as clients_admin, ClientInput, ClientView, ClientWithSecret,
-};
-use crate::admin::http::csrf::{NoFields, Protected};
+use crate::admin::clients::service::{self as clients_admin, ClientInput, ClientView};
+use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, Pairs, form_status, render, see_other, submit};
+use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, Pairs, asks_first};
+use crate::admin::http::pages::{back_to, form_status, render, see_other, submit, url_segment};
+use crate::admin::http::reveal::{self, Link, RevealPage, Secret};
 use crate::admin::http::validation::FieldErrors;
 use crate::state::AppState;
 
@@ -29,8 +29,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}",
             web::post().to(crate::admin::clients::page::update_client),
         )
-        .route("/clients/{id}/secret", web::post().to(rotate_secret))
-        .route("/clients/{id}/delete", web::post().to(delete_client));
+        .route("/clients/{id}/secret", web::get().to(reveal_secret));
+    asks_first::<RotateSecret>(cfg, "/clients/{id}/secret/rotate", "/clients/{id}/secret");
+    asks_first::<DeleteClient>(cfg, "/clients/{id}/delete", "/clients/{id}/delete");
 }
 
 /// A list as typed in a text field: one item per line or separated by spaces.
@@ -95,8 +96,6 @@ pub struct ClientsPage {
     clients: Vec<ClientView>,
     form: Pairs,
     errors: FieldErrors,
-    /// A client with its secret, right after creation or rotation: shown this once.
-    revealed: Option<ClientWithSecret>,
     notice: Option<&'static str>,
 }
 
@@ -119,7 +118,6 @@ impl ClientsPage {
                 ("scopes".into(), crate::clients::DEFAULT_SCOPES.join(" ")),
             ]),
             errors: FieldErrors::new(),
-            revealed: None,
             notice: None,
         })
     }
@@ -146,31 +144,163 @@ async fn create_client(
         clients_admin::create(&state, &caller, &new).await
     })
     .await?;
+    let errors = match result {
+        Ok(created) => {
+            let id = created.client.client_id.as_str();
+            return Ok(match created.client_secret {
+                Some(secret) => {
+                    reveal::hand_over(&state, &session, (Secret::Client, id), &secret, "created")
+                }
+                None => back_to("/admin/clients", id, "created"),
+            });
+        }
+        Err(errors) => errors,
+    };
     let mut page = ClientsPage::new(&session, &state).await?;
-    match result {
-        Ok(created) => page.revealed = Some(created),
-        Err(errors) => (page.form, page.errors) = (form, errors),
-    }
+    (page.form, page.errors) = (form, errors);
     render(form_status(&page.errors), &page)
 }
 
-async fn rotate_secret(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    let session = form.session;
-    let rotated = clients_admin::rotate_secret(&state, &session.caller(), &id).await?;
-    let mut page = ClientsPage::new(&session, &state).await?;
-    page.revealed = Some(rotated);
-    render(StatusCode::OK, &page)
+/// The client, if it may be changed here: one from portico.toml is changed there.
+pub(super) async fn editable(state: &AppState, id: &str) -> Result<ClientView, PageError> {
+    let client = clients_admin::get(state, id).await?;
+    if client.managed_by_config {
+        return Err(PageError::BadRequest(
+            "this client is declared in portico.toml; change it there".into(),
+        ));
+    }
+    Ok(client)
 }
 
-async fn delete_client(
+/// The client, if it has a secret to rotate here.
+async fn confidential(state: &AppState, id: &str) -> Result<ClientView, PageError> {
+    let client = editable(state, id).await?;
+    if client.client_type != "confidential" {
+        return Err(PageError::BadRequest(
+            "a public client has no secret".into(),
+        ));
+    }
+    Ok(client)
+}
+
+fn facts(c: &ClientView) -> Vec<(&'static str, String)> {
+    vec![
+        ("Client ID", c.client_id.clone()),
+        ("Type", c.client_type.clone()),
+    ]
+}
+
+/// Rotating a client's secret: `…/secret/rotate` asks, `POST …/secret` rotates and hands the
+/// new secret to the client's reveal page.
+struct RotateSecret;
+
+impl Destructive for RotateSecret {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let c = confidential(state, id).await?;
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Rotate the secret of the client “{}”?", c.name),
+            consequences: vec![
+                "The current secret stops working now: applications using it fail to get \
+                 tokens (invalid_client) until they are updated with the new secret."
+                    .into(),
+                "The new secret is shown once, on the next page; Portico keeps only its digest."
+                    .into(),
+            ],
+            facts: facts(&c),
+            ..Confirmation::about("clients", id, "secret", "Rotate secret")
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        let rotated = clients_admin::rotate_secret(state, &session.caller(), id).await?;
+        let secret = rotated.client_secret.unwrap_or_default();
+        let client = (Secret::Client, id);
+        Ok(reveal::hand_over(
+            state, session, client, &secret, "rotated",
+        ))
+    }
+}
+
+/// Deleting a client.
+struct DeleteClient;
+
+impl Destructive for DeleteClient {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let c = editable(state, id).await?;
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Delete the client “{}”?", c.name),
+            consequences: vec![
+                format!(
+                    "{} can no longer sign users in nor get tokens: /authorize and /token \
+                     refuse its client ID.",
+                    c.name
+                ),
+                "The refresh tokens issued to it are revoked now; access tokens already issued \
+                 run out on their own."
+                    .into(),
+                "This cannot be undone: a client created again with this ID is a new client, \
+                 with a new secret."
+                    .into(),
+            ],
+            facts: facts(&c),
+            ..Confirmation::about("clients", id, "delete", "Delete client")
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        clients_admin::delete(state, &session.caller(), id).await?;
+        Ok(see_other("/admin/clients?done=deleted"))
+    }
+}
+
+/// `/admin/clients/{id}/secret`: the secret just made, once; then that it was shown.
+async fn reveal_secret(
+    req: HttpRequest,
+    session: AdminSession,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: Protected<NoFields>,
+    query: web::Query<Done>,
 ) -> Result<HttpResponse, PageError> {
-    clients_admin::delete(&state, &form.session.caller(), &id).await?;
-    Ok(see_other("/admin/clients?done=deleted"))
+    let client = clients_admin::get(&state, &id).await?;
+    let (secret, removal) = reveal::take(&req, &state, &session, (Secret::Client, &id));
+    let name = &client.name;
+    let segment = url_segment(&client.client_id);
+    let page = RevealPage {
+        chrome: Chrome::new(&session, "clients"),
+        title: if query.is("rotated") {
+            format!("New secret for the client “{name}”")
+        } else if query.is("created") {
+            format!("Client “{name}” created")
+        } else {
+            format!("The secret of the client “{name}”")
+        },
+        secret,
+        code_id: "client-secret",
+        shown: "Copy the secret now: it is shown only this once. Portico keeps only its digest.",
+        notes: Vec::new(),
+        gone: "The secret of this client was shown once, right after it was made, and is not \
+               shown again: Portico keeps only its digest. If it was not copied, rotate it to get \
+               a new one.",
+        renew: Link {
+            href: format!("/admin/clients/{segment}/secret/rotate"),
+            label: "Rotate secret…",
+        },
+        snippet: Some((
+            state.settings.server.issuer.as_str().to_owned(),
+            client.client_id.clone(),
+        )),
+        next: Link {
+            href: format!("/admin/clients/{segment}"),
+            label: "Open the client’s page",
+        },
+    };
+    removal.with(&page)
 }

@@ -10,8 +10,10 @@ use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::assets;
+use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::{Classify, PageError, form_errors};
 use crate::admin::http::validation::FieldErrors;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::get().to(crate::admin::dashboard::dashboard))
@@ -96,6 +98,122 @@ pub(crate) async fn submit<V, T, E: Classify>(
             Err(e) => Ok(Err(form_errors(e)?)),
         },
         Err(errors) => Ok(Err(errors)),
+    }
+}
+
+/// What a destructive or breaking action does, asked before it is done: the object, named, and
+/// the consequence. Its page posts back with `confirm=yes`.
+pub(crate) struct Confirmation {
+    /// The question, naming the object: "Delete the client “Wiki”?".
+    pub(crate) title: String,
+    /// What identifies the object: label and value.
+    pub(crate) facts: Vec<(&'static str, String)>,
+    /// What happens, one sentence each.
+    pub(crate) consequences: Vec<String>,
+    /// Where the confirmed form posts.
+    pub(crate) action: String,
+    /// The confirming button's label.
+    pub(crate) button: &'static str,
+    /// Where Cancel goes: the object's page.
+    pub(crate) cancel: String,
+    /// The nav entry to highlight.
+    pub(crate) section: &'static str,
+}
+
+impl Confirmation {
+    /// A question about the object `id` of the admin section `section` (`clients`, …): posted to
+    /// `/admin/{section}/{id}/{path}` with the label `button`, cancelled back to the object's
+    /// page. The caller says the rest.
+    pub(crate) fn about(section: &'static str, id: &str, path: &str, button: &'static str) -> Self {
+        let page = format!("/admin/{section}/{}", url_segment(id));
+        Self {
+            title: String::new(),
+            facts: Vec::new(),
+            consequences: Vec::new(),
+            action: format!("{page}/{path}"),
+            button,
+            cancel: page,
+            section,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm.html")]
+struct ConfirmPage {
+    chrome: Chrome,
+    c: Confirmation,
+}
+
+/// The confirmation page (200): the question, the object, the consequence, a CSRF-protected
+/// form that confirms and a Cancel link.
+fn confirmation_page(session: &AdminSession, c: Confirmation) -> Result<HttpResponse, PageError> {
+    let chrome = Chrome::new(session, c.section);
+    render(StatusCode::OK, &ConfirmPage { chrome, c })
+}
+
+/// What an action that asks first finds, before asking.
+pub(crate) enum Ask {
+    /// The question to put.
+    Confirm(Confirmation),
+    /// Nothing to ask (it is done already): the answer, a redirect to the object's page.
+    Done(HttpResponse),
+}
+
+/// A destructive or breaking action of the UI on the object `{id}`. [`asks_first`] serves it:
+/// a GET shows its confirmation page; a POST does it only with the page's `confirm=yes`, and
+/// without it (an old form, a scripted post) answers with the same page and changes nothing.
+pub(crate) trait Destructive {
+    /// The question about the object `id` as it is now, or the answer when there is nothing to
+    /// ask. An object that cannot be changed here (declared in portico.toml) is an error.
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError>;
+
+    /// Does it: confirmed, and the question still stands.
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError>;
+}
+
+/// Registers `A`: its confirmation page at `page` (GET) and the action at `action` (POST).
+pub(crate) fn asks_first<A: Destructive + 'static>(
+    cfg: &mut web::ServiceConfig,
+    page: &str,
+    action: &str,
+) {
+    cfg.route(page, web::get().to(asking::<A>))
+        .route(action, web::post().to(acting::<A>));
+}
+
+async fn asking<A: Destructive>(
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    match A::ask(&state, &id).await? {
+        Ask::Confirm(c) => confirmation_page(&session, c),
+        Ask::Done(answer) => Ok(answer),
+    }
+}
+
+/// The form of an action that asks first: its confirmation page sends `confirm=yes`.
+#[derive(Debug, Deserialize)]
+pub struct Confirm {
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn acting<A: Destructive>(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<Confirm>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    match A::ask(&state, &id).await? {
+        Ask::Done(answer) => Ok(answer),
+        Ask::Confirm(_) if form.confirm == "yes" => A::act(&state, &session, &id).await,
+        Ask::Confirm(c) => confirmation_page(&session, c),
     }
 }
 

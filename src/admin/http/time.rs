@@ -17,6 +17,18 @@ pub fn display(secs: i64) -> String {
         .to_string()
 }
 
+/// A span in words, in its largest whole unit up to hours: `24 hours`, `5 minutes`, `90 seconds`
+/// (`1d` would be terse on a page that explains what happens).
+pub fn span(span: std::time::Duration) -> String {
+    let secs = span.as_secs();
+    let (n, unit) = match secs {
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Unix seconds, RFC 3339, or a form's `datetime-local` value (read as UTC).
 pub fn parse(raw: &str) -> Option<i64> {
     let raw = raw.trim();
@@ -43,5 +55,14 @@ mod tests {
         assert_eq!(parse("2023-11-14T22:13"), Some(1_700_000_000 - 20));
         assert_eq!(parse("yesterday"), None);
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn spans_read_as_words() {
+        let s = std::time::Duration::from_secs;
+        assert_eq!(span(s(86_400)), "24 hours");
+        assert_eq!(span(s(3600)), "1 hour");
+        assert_eq!(span(s(300)), "5 minutes");
+        assert_eq!(span(s(90)), "90 seconds");
     }
 }

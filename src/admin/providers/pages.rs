@@ -1,8 +1,8 @@
 //! `/admin/providers`: the providers pages. The list offers a create form for each kind
 //! (`?kind=`), drawn from the inputs its module declares (`upstream::kinds`);
 //! `/admin/providers/{id}` edits one (read-only when config-managed), enables, disables and
-//! deletes it, and shows what to register at the provider (the redirect URI; for SAML what the
-//! IdP needs). "Test discovery" is a
+//! deletes it (deleting asks first, at `…/delete`), and shows what to register at the provider
+//! (the redirect URI; for SAML what the IdP needs). "Test discovery" is a
 //! second submit button of the same form, so it works without JavaScript. Every change goes
 //! through the same service and validation as the API.
 
@@ -17,7 +17,8 @@ use serde_json::Value;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, back_to, form_status, render, see_other, submit};
+use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, asks_first};
+use crate::admin::http::pages::{back_to, form_status, render, see_other, submit};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::providers::discovery::{self as providers_discovery, DiscoveryReport};
 use crate::admin::providers::input::ProviderInput;
@@ -40,8 +41,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/providers/{id}/disable",
             web::post().to(set_enabled::<false>),
-        )
-        .route("/providers/{id}/delete", web::post().to(delete_provider));
+        );
+    asks_first::<DeleteProvider>(cfg, "/providers/{id}/delete", "/providers/{id}/delete");
 }
 
 /// The form's inputs: the fields every provider has around its kind's (`Kind::FORM`).
@@ -459,11 +460,38 @@ async fn set_enabled<const ENABLED: bool>(
     Ok(back_to("/admin/providers", &v.id, done))
 }
 
-async fn delete_provider(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    providers_admin::delete(&state, &form.session.caller(), &id).await?;
-    Ok(see_other("/admin/providers?done=deleted"))
+/// Deleting a provider.
+struct DeleteProvider;
+
+impl Destructive for DeleteProvider {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let p = providers_admin::editable(state, id).await?;
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Delete the provider “{}”?", p.display_name),
+            facts: vec![("Provider ID", id.into()), ("Kind", p.kind.as_str().into())],
+            consequences: vec![
+                "Users stay, but their identities at this provider are removed, with the \
+                 upstream tokens kept for them; e-mail addresses it verified count as \
+                 unverified until another provider vouches for them."
+                    .into(),
+                "The SSO sessions that came through it end now, and the refresh tokens issued \
+                 from those identities are revoked; their unredeemed codes and the logins \
+                 waiting at it are dropped. Access tokens already issued run out on their own."
+                    .into(),
+                "Nobody can sign in through it any more. To stop logins for a while, disable it \
+                 instead: users, identities and sessions then stay."
+                    .into(),
+            ],
+            ..Confirmation::about("providers", id, "delete", "Delete provider")
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        providers_admin::delete(state, &session.caller(), id).await?;
+        Ok(see_other("/admin/providers?done=deleted"))
+    }
 }

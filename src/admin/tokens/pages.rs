@@ -1,15 +1,18 @@
-//! The API tokens page: mint (the token shown once), list, revoke.
+//! The API tokens page: mint (the token shown once, on `/admin/tokens/{id}/secret` after the
+//! redirect), list, revoke (after asking).
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use secrecy::ExposeSecret;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::http::csrf::{NoFields, Protected};
+use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, form_status, render, see_other, submit};
+use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, asks_first};
+use crate::admin::http::pages::{form_status, render, see_other, submit, url_segment};
 use crate::admin::http::pagination::PageRequest;
+use crate::admin::http::reveal::{self, Link, RevealPage, Secret};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::tokens::service::{self as api_tokens, ApiToken, NewToken, TokenError};
 use crate::state::AppState;
@@ -17,7 +20,8 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/tokens", web::get().to(tokens_page))
         .route("/tokens", web::post().to(mint_token))
-        .route("/tokens/{id}/revoke", web::post().to(revoke_token));
+        .route("/tokens/{id}/secret", web::get().to(reveal_token));
+    asks_first::<Revoke>(cfg, "/tokens/{id}/revoke", "/tokens/{id}/revoke");
 }
 
 pub(crate) async fn all_tokens(state: &AppState) -> Result<Vec<ApiToken>, PageError> {
@@ -33,8 +37,6 @@ pub struct TokensPage {
     pub tokens: Vec<ApiToken>,
     pub name: String,
     pub errors: FieldErrors,
-    /// The token just minted: shown on this response only.
-    pub minted: Option<(String, String)>,
     pub notice: Option<&'static str>,
 }
 
@@ -45,7 +47,6 @@ impl TokensPage {
             tokens: all_tokens(state).await?,
             name: String::new(),
             errors: FieldErrors::new(),
-            minted: None,
             notice: None,
         })
     }
@@ -71,23 +72,94 @@ async fn mint_token(
         api_tokens::mint(&state.store, &caller, &name).await
     })
     .await?;
-    // Listed after minting, so the new token is in the list.
+    let errors = match minted {
+        Ok((info, token)) => {
+            let minted = (Secret::ApiToken, info.id.as_str());
+            let token = token.expose_secret();
+            return Ok(reveal::hand_over(
+                &state, &session, minted, token, "created",
+            ));
+        }
+        Err(errors) => errors,
+    };
     let mut page = TokensPage::new(&session, &state).await?;
-    match minted {
-        Ok((info, token)) => page.minted = Some((info.name, token.expose_secret().to_owned())),
-        Err(errors) => (page.name, page.errors) = (form.name, errors),
-    }
-    // The token is in this body only; the /admin scope marks every answer `no-store`.
+    (page.name, page.errors) = (form.name, errors);
     render(form_status(&page.errors), &page)
 }
 
-async fn revoke_token(
+/// `/admin/tokens/{id}/secret`: the token just minted, once; then that it was shown.
+async fn reveal_token(
+    req: HttpRequest,
+    session: AdminSession,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: Protected<NoFields>,
 ) -> Result<HttpResponse, PageError> {
-    match api_tokens::revoke(&state.store, &form.session.caller(), &id).await {
-        Ok(_) | Err(TokenError::AlreadyRevoked(_)) => Ok(see_other("/admin/tokens?done=revoked")),
-        Err(e) => Err(e.into()),
+    let info = api_tokens::get(&state.store, &id).await?;
+    let (secret, removal) = reveal::take(&req, &state, &session, (Secret::ApiToken, &id));
+    let page = RevealPage {
+        chrome: Chrome::new(&session, "tokens"),
+        title: format!("Token “{}” created", info.name),
+        secret,
+        code_id: "new-token",
+        shown: "Copy it now: it is shown only this once. Portico keeps only its digest.",
+        notes: vec!["Send it as Authorization: Bearer <token> to /admin/api/v1/….".into()],
+        gone: "This token was shown once, right after it was created, and is not shown again: \
+               Portico keeps only its digest. If it was not copied, revoke it and create another.",
+        renew: Link {
+            href: format!("/admin/tokens/{}/revoke", url_segment(&info.id)),
+            label: "Revoke it…",
+        },
+        snippet: None,
+        next: Link {
+            href: "/admin/tokens".into(),
+            label: "All API tokens",
+        },
+    };
+    removal.with(&page)
+}
+
+/// Revoking a token.
+struct Revoke;
+
+impl Destructive for Revoke {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let t = api_tokens::get(&state.store, id).await?;
+        if t.is_revoked() {
+            // A second click (another tab) finds it done.
+            return Ok(Ask::Done(see_other("/admin/tokens?done=revoked")));
+        }
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Revoke the API token “{}”?", t.name),
+            facts: vec![
+                ("Starts with", format!("{}…", t.hint)),
+                ("Created by", t.created_by.clone()),
+                (
+                    "Last used",
+                    t.last_used_at.unwrap_or_else(|| "never".into()),
+                ),
+            ],
+            consequences: vec![
+                "Every call made with it is refused (403) from now on: automation using it \
+                 stops working until it is given a new token."
+                    .into(),
+                "This cannot be undone.".into(),
+            ],
+            // A token has no page of its own: back to the list.
+            cancel: "/admin/tokens".into(),
+            ..Confirmation::about("tokens", id, "revoke", "Revoke token")
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        match api_tokens::revoke(&state.store, &session.caller(), id).await {
+            Ok(_) | Err(TokenError::AlreadyRevoked(_)) => {
+                Ok(see_other("/admin/tokens?done=revoked"))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -170,6 +170,14 @@ async fn find_in(conn: &mut AnyConnection, id: &str) -> Result<Option<ApiToken>,
     Ok(row.as_ref().map(ApiToken::from_row).transpose()?)
 }
 
+/// The token `id`.
+pub async fn get(store: &Store, id: &str) -> Result<ApiToken, TokenError> {
+    let mut conn = store.pool().acquire().await?;
+    find_in(&mut conn, id)
+        .await?
+        .ok_or_else(|| TokenError::NotFound(id.to_owned()))
+}
+
 /// Tokens newest first, one page.
 pub async fn list(store: &Store, page: &PageRequest) -> Result<Page<ApiToken>, StoreError> {
     let select = format!("SELECT {COLUMNS} FROM admin_api_tokens");

@@ -1,5 +1,5 @@
 //! `/admin/users`: search users, and a user's page with its identities, disable/enable and
-//! "end sessions". Same service as the API.
+//! "end sessions" (disabling and ending sessions ask first). Same service as the API.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -8,7 +8,8 @@ use askama_web::WebTemplate;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, back_to, form_status, link, render};
+use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, asks_first};
+use crate::admin::http::pages::{back_to, form_status, link, render};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::users::service::{
     self as users_admin, UserAdminError, UserDetail, UserParams, UserView,
@@ -18,9 +19,10 @@ use crate::state::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/users", web::get().to(users_page))
         .route("/users/{id}", web::get().to(user_page))
-        .route("/users/{id}/disable", web::post().to(disable))
-        .route("/users/{id}/enable", web::post().to(enable))
-        .route("/users/{id}/sessions/end", web::post().to(end_sessions));
+        .route("/users/{id}/enable", web::post().to(enable));
+    asks_first::<Disable>(cfg, "/users/{id}/disable", "/users/{id}/disable");
+    let end = "/users/{id}/sessions/end";
+    asks_first::<EndSessions>(cfg, end, end);
 }
 
 #[derive(Template, WebTemplate)]
@@ -87,20 +89,6 @@ async fn user_page(
     })
 }
 
-async fn disable(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    match users_admin::disable(&state, &form.session.caller(), &id).await {
-        // A second click (another tab) finds it done: show the page as it is.
-        Ok(_) | Err(UserAdminError::AlreadyDisabled) => {
-            Ok(back_to("/admin/users", &id, "disabled"))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn enable(
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -112,11 +100,92 @@ async fn enable(
     }
 }
 
-async fn end_sessions(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    users_admin::end_sessions(&state, &form.session.caller(), &id).await?;
-    Ok(back_to("/admin/users", &id, "sessions_ended"))
+/// A question about the user, named by its e-mail (or name, or id), with what ending its
+/// sessions does (disabling does it too) and what is live now.
+fn ending(u: &UserDetail, verb: &str, path: &str, button: &'static str) -> Confirmation {
+    let user = &u.user;
+    let named = user
+        .email
+        .as_ref()
+        .or(user.name.as_ref())
+        .unwrap_or(&user.id);
+    let mut facts = vec![("User ID", user.id.clone())];
+    facts.extend(user.email.clone().map(|e| ("E-mail", e)));
+    facts.extend(user.name.clone().map(|n| ("Name", n)));
+    Confirmation {
+        title: format!("{verb} the user {named}?"),
+        facts,
+        consequences: vec![
+            format!(
+                "Its live SSO sessions end now ({}), each recorded as a session.ended event.",
+                u.active_sessions
+            ),
+            format!(
+                "Its refresh tokens are revoked ({}): applications can no longer renew its \
+                 tokens.",
+                u.active_refresh_tokens
+            ),
+            "The access tokens already issued are refused from now on by /userinfo, \
+             /introspect and the broker; services that check the JWTs themselves accept them \
+             until they expire."
+                .into(),
+        ],
+        ..Confirmation::about("users", &user.id, path, button)
+    }
+}
+
+/// Disabling a user.
+struct Disable;
+
+impl Destructive for Disable {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let user = users_admin::get(state, id).await?;
+        if user.user.disabled {
+            // A second click (another tab) finds it done: show the page as it is.
+            return Ok(Ask::Done(back_to("/admin/users", id, "disabled")));
+        }
+        let mut c = ending(&user, "Disable", "disable", "Disable user");
+        c.consequences.push(
+            "The user cannot sign in, refresh tokens or use /userinfo until enabled again; \
+             enabling brings none of this back."
+                .into(),
+        );
+        Ok(Ask::Confirm(c))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        match users_admin::disable(state, &session.caller(), id).await {
+            Ok(_) | Err(UserAdminError::AlreadyDisabled) => {
+                Ok(back_to("/admin/users", id, "disabled"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Ending a user's sessions ("sign out everywhere").
+struct EndSessions;
+
+impl Destructive for EndSessions {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let user = users_admin::get(state, id).await?;
+        let verb = "End the sessions of";
+        let mut c = ending(&user, verb, "sessions/end", "End sessions");
+        c.consequences
+            .push("The user can sign in again at once: it is not disabled.".into());
+        Ok(Ask::Confirm(c))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        users_admin::end_sessions(state, &session.caller(), id).await?;
+        Ok(back_to("/admin/users", id, "sessions_ended"))
+    }
 }

@@ -1,10 +1,11 @@
 //! `/admin/webhooks`: the webhooks pages. The list shows each endpoint's health and creates
-//! endpoints (the secret shown once); an endpoint's page edits it, rotates its secret, sends a
-//! test ping, deletes it, and shows its delivery log with a replay button per delivery and the
-//! attempts of one delivery. Config-managed endpoints are read-only. Same service as the API.
+//! endpoints (the secret shown once, on `/admin/webhooks/{id}/secret` after the redirect); an
+//! endpoint's page edits it, rotates its secret and deletes it (both after asking), sends a
+//! test ping, and shows its delivery log with a replay button per delivery and the attempts of
+//! one delivery. Config-managed endpoints are read-only. Same service as the API.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
@@ -12,12 +13,14 @@ use serde::Deserialize;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
-use crate::admin::http::pages::{Chrome, Done, Pairs, back_to, form_status, link, notice};
-use crate::admin::http::pages::{render, see_other, submit, url_segment};
+use crate::admin::http::pages::url_segment;
+use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, Pairs, asks_first};
+use crate::admin::http::pages::{back_to, form_status, link, notice, render, see_other, submit};
+use crate::admin::http::reveal::{self, Link, RevealPage, Secret};
+use crate::admin::http::time;
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::webhooks::service::{
-    self as webhooks_admin, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput,
-    WebhookView, WebhookWithSecret,
+    self as webhooks_admin, DeliveryDetail, DeliveryParams, DeliveryView, WebhookInput, WebhookView,
 };
 use crate::state::AppState;
 
@@ -26,13 +29,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/webhooks", web::post().to(create))
         .route("/webhooks/{id}", web::get().to(endpoint_page))
         .route("/webhooks/{id}", web::post().to(update))
-        .route("/webhooks/{id}/delete", web::post().to(delete))
-        .route("/webhooks/{id}/secret", web::post().to(rotate_secret))
+        .route("/webhooks/{id}/secret", web::get().to(reveal_secret))
         .route("/webhooks/{id}/test", web::post().to(test_ping))
         .route(
             "/webhooks/{id}/deliveries/{delivery}/retry",
             web::post().to(replay),
         );
+    asks_first::<RotateSecret>(cfg, "/webhooks/{id}/secret/rotate", "/webhooks/{id}/secret");
+    asks_first::<DeleteEndpoint>(cfg, "/webhooks/{id}/delete", "/webhooks/{id}/delete");
 }
 
 /// The endpoint form: `events` repeats (one checkbox each), so it is posted as [`Pairs`].
@@ -87,8 +91,6 @@ pub struct WebhooksPage {
     event_types: Vec<&'static str>,
     form: WebhookForm,
     errors: FieldErrors,
-    /// The endpoint just created, with its secret: shown this once.
-    revealed: Option<WebhookWithSecret>,
     notice: Option<&'static str>,
 }
 
@@ -103,7 +105,6 @@ impl WebhooksPage {
                 ..WebhookForm::default()
             },
             errors: FieldErrors::new(),
-            revealed: None,
             notice: None,
         })
     }
@@ -131,11 +132,21 @@ async fn create(
         webhooks_admin::create(&state, &caller, valid).await
     })
     .await?;
+    let errors = match result {
+        Ok(created) => {
+            let endpoint = (Secret::Webhook, created.webhook.id.as_str());
+            return Ok(reveal::hand_over(
+                &state,
+                &session,
+                endpoint,
+                &created.secret,
+                "created",
+            ));
+        }
+        Err(errors) => errors,
+    };
     let mut page = WebhooksPage::new(&session, &state).await?;
-    match result {
-        Ok(created) => page.revealed = Some(created),
-        Err(errors) => (page.form, page.errors) = (form, errors),
-    }
+    (page.form, page.errors) = (form, errors);
     render(form_status(&page.errors), &page)
 }
 
@@ -156,8 +167,6 @@ pub struct WebhookPage {
     next: Option<String>,
     /// The delivery whose attempts are shown.
     selected: Option<DeliveryDetail>,
-    /// A secret just rotated: shown this once.
-    secret: Option<String>,
     notice: Option<&'static str>,
 }
 
@@ -208,7 +217,6 @@ impl WebhookPage {
             status,
             next,
             selected,
-            secret: None,
             notice: notice(query.done.as_deref(), &NOTICES),
         })
     }
@@ -257,25 +265,140 @@ async fn update(
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
-async fn delete(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    form: Protected<NoFields>,
-) -> Result<HttpResponse, PageError> {
-    webhooks_admin::delete(&state, &form.session.caller(), &id).await?;
-    Ok(see_other("/admin/webhooks?done=deleted"))
+/// Deleting an endpoint.
+struct DeleteEndpoint;
+
+impl Destructive for DeleteEndpoint {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let w = webhooks_admin::get(state, id).await?;
+        if w.managed_by_config {
+            return Err(PageError::BadRequest(
+                "this endpoint is declared in portico.toml; change it there".into(),
+            ));
+        }
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Delete the endpoint {}?", w.url),
+            consequences: vec![
+                "It receives no more events; its pending deliveries and its delivery log are \
+                 deleted."
+                    .into(),
+                "This cannot be undone: an endpoint created again with this URL gets a new ID \
+                 and a new secret."
+                    .into(),
+            ],
+            facts: vec![("Endpoint ID", w.id)],
+            ..Confirmation::about("webhooks", id, "delete", "Delete endpoint")
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        webhooks_admin::delete(state, &session.caller(), id).await?;
+        Ok(see_other("/admin/webhooks?done=deleted"))
+    }
 }
 
-async fn rotate_secret(
+/// Rotating an endpoint's signing secret: `…/secret/rotate` asks, `POST …/secret` rotates and
+/// hands the new secret to the endpoint's reveal page.
+struct RotateSecret;
+
+impl Destructive for RotateSecret {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let w = webhooks_admin::get(state, id).await?;
+        let overlap = time::span(state.settings.webhooks.secret_overlap.0);
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Rotate the signing secret of the endpoint {}?", w.url),
+            consequences: vec![
+                "A new secret signs every delivery from now on; it is shown once, on the next \
+                 page."
+                    .into(),
+                format!(
+                    "The current secret keeps signing alongside it for {overlap} \
+                     (webhooks.secret_overlap): each delivery carries both signatures, so \
+                     receivers can switch over in that time. After that, receivers still \
+                     verifying with it reject every delivery."
+                ),
+                "A secret older than the current one, if it still signs, stops now.".into(),
+            ],
+            facts: vec![("Endpoint ID", w.id)],
+            ..Confirmation::about("webhooks", id, "secret", "Rotate secret")
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        let rotated = webhooks_admin::rotate_secret(state, &session.caller(), id).await?;
+        let endpoint = (Secret::Webhook, id);
+        Ok(reveal::hand_over(
+            state,
+            session,
+            endpoint,
+            &rotated.secret,
+            "rotated",
+        ))
+    }
+}
+
+/// `/admin/webhooks/{id}/secret`: the signing secret just made, once; then that it was shown.
+async fn reveal_secret(
+    req: HttpRequest,
+    session: AdminSession,
     state: web::Data<AppState>,
     id: web::Path<String>,
-    form: Protected<NoFields>,
+    query: web::Query<Done>,
 ) -> Result<HttpResponse, PageError> {
-    let session = form.session;
-    let rotated = webhooks_admin::rotate_secret(&state, &session.caller(), &id).await?;
-    let mut page = WebhookPage::load(&session, &state, &id, &EndpointQuery::default()).await?;
-    page.secret = Some(rotated.secret);
-    render(StatusCode::OK, &page)
+    let webhook = webhooks_admin::get(&state, &id).await?;
+    let (secret, removal) = reveal::take(&req, &state, &session, (Secret::Webhook, &id));
+    let segment = url_segment(&webhook.id);
+    let overlap = time::span(state.settings.webhooks.secret_overlap.0);
+    let (title, note) = if query.is("rotated") {
+        (
+            "New signing secret",
+            format!(
+                "The previous secret keeps signing alongside it for {overlap}: until then each \
+                 delivery to {} carries both signatures, so receivers can switch over.",
+                webhook.url
+            ),
+        )
+    } else {
+        (
+            if query.is("created") {
+                "Endpoint created"
+            } else {
+                "Signing secret"
+            },
+            format!(
+                "Verify the webhook-signature of each delivery to {} with it.",
+                webhook.url
+            ),
+        )
+    };
+    let page = RevealPage {
+        chrome: Chrome::new(&session, "webhooks"),
+        title: title.into(),
+        secret,
+        code_id: "webhook-secret",
+        shown: "Copy the signing secret now: it is shown only this once.",
+        notes: vec![note],
+        gone: "The signing secret was shown once, right after it was made, and is not shown \
+               again. If it was not copied, rotate it to get a new one.",
+        renew: Link {
+            href: format!("/admin/webhooks/{segment}/secret/rotate"),
+            label: "Rotate secret…",
+        },
+        snippet: None,
+        next: Link {
+            href: format!("/admin/webhooks/{segment}"),
+            label: "Open the endpoint to send a test ping",
+        },
+    };
+    removal.with(&page)
 }
 
 async fn test_ping(

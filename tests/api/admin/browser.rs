@@ -386,7 +386,8 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     assert!(browser.source().await.unwrap().contains(EMAIL));
     axe.check(browser, "dashboard, nothing yet").await;
 
-    // Mint an API token: shown once, with a copy button (the page's only script).
+    // Mint an API token: shown once on the page the form leads to, with a copy button (the
+    // page's only script); reloaded, that page says it was shown once.
     browser.goto(&app.url("/admin/tokens")).await.unwrap();
     wait_for(browser, "#token-name").await;
     axe.check(browser, "API tokens, none yet").await;
@@ -401,21 +402,49 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     );
     screenshot(browser, "tokens.png").await;
     axe.check(browser, "API tokens, new token shown").await;
-    browser.goto(&app.url("/admin/tokens")).await.unwrap();
-    wait_for(browser, "#tokens").await;
+    browser.refresh().await.unwrap();
+    wait_for(browser, "#gone").await;
+    axe.check(browser, "API tokens, the secret already shown")
+        .await;
     assert!(
         !browser.source().await.unwrap().contains(&token),
         "shown exactly once"
     );
+    browser.goto(&app.url("/admin/tokens")).await.unwrap();
+    wait_for(browser, "#tokens").await;
+    assert!(!browser.source().await.unwrap().contains(&token));
     assert_eq!(count(browser, "#new-token").await, 0);
     axe.check(browser, "API tokens").await;
-    let api = reqwest::Client::new()
-        .get(app.url("/admin/api/v1/keys"))
-        .bearer_auth(&token)
-        .send()
+    let api = || async {
+        reqwest::Client::new()
+            .get(app.url("/admin/api/v1/keys"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(api().await, 200, "the minted token works");
+
+    // Revoke it: the button leads to a page that says what happens; Cancel changes nothing,
+    // confirming revokes.
+    click(browser, "#tokens a.danger").await;
+    wait_for(browser, "#confirm").await;
+    axe.check(browser, "revoking a token, the confirmation")
+        .await;
+    click(browser, "#cancel").await;
+    wait_for(browser, "#tokens").await;
+    assert_eq!(api().await, 200, "cancelled");
+    click(browser, "#tokens a.danger").await;
+    let asked = wait_for(browser, "#consequences")
+        .await
+        .text()
         .await
         .unwrap();
-    assert_eq!(api.status(), 200, "the minted token works");
+    assert!(asked.contains("refused (403)"), "{asked}");
+    click(browser, "#confirm-action").await;
+    wait_for_url(browser, "done=revoked").await;
+    assert_eq!(api().await, 403, "revoked");
 
     // Rotate the signing keys from the keys page.
     browser.goto(&app.url("/admin/keys")).await.unwrap();

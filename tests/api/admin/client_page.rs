@@ -45,8 +45,8 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
         ],
     )
     .await;
-    assert_eq!(res.status(), 200);
-    let created = res.text().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let created = page(&app, &browser, "/admin/clients/wiki/secret?done=created").await;
     assert!(created.contains("href=\"/admin/clients/wiki\""), "linked");
 
     // The page: the snippet with issuer and client id, never a secret; the form filled in.

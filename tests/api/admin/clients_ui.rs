@@ -1,5 +1,5 @@
-//! The clients page: create with the secret shown once, field errors next to the fields,
-//! escaping, CSRF refusal, rotate and delete, config-managed clients read-only.
+//! The clients page: create with the secret shown once (on its reveal page), field errors next
+//! to the fields, escaping, CSRF refusal, rotate and delete (confirmed; see `confirm.rs`).
 
 use super::{audit_count, create_admin, csrf_in, page, signed_in};
 use crate::helpers::{TestDb, spawn_app};
@@ -56,7 +56,8 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
             .is_none()
     );
 
-    // Created: the secret and the snippet are shown this once, the name escaped.
+    // Created: a redirect to the page that shows the secret and the snippet this once, the
+    // name escaped.
     let res = browser
         .post(app.url("/admin/clients"))
         .form(&[
@@ -70,6 +71,16 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
             ("grant_types", "authorization_code refresh_token"),
             ("scopes", "openid email"),
         ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/admin/clients/wiki/secret?done=created"
+    );
+    let res = browser
+        .get(app.url("/admin/clients/wiki/secret?done=created"))
         .send()
         .await
         .unwrap();
@@ -98,15 +109,15 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
     assert!(!html.contains(secret));
     assert!(html.contains("https://wiki.example/cb"));
 
-    // Rotate: a new secret, shown once.
+    // Rotate, confirmed: a new secret, shown once on the client's reveal page.
     let res = browser
         .post(app.url("/admin/clients/wiki/secret"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    let html = res.text().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let html = page(&app, &browser, "/admin/clients/wiki/secret?done=rotated").await;
     let start = html.find(marker).unwrap() + marker.len();
     let rotated = &html[start..start + html[start..].find('<').unwrap()];
     assert_ne!(rotated, secret);
@@ -116,10 +127,10 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
         .unwrap();
     assert!(stored.secret_matches(rotated) && !stored.secret_matches(secret));
 
-    // Delete.
+    // Delete, confirmed.
     let res = browser
         .post(app.url("/admin/clients/wiki/delete"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();

@@ -8,10 +8,12 @@ mod cli;
 mod client_page;
 mod clients;
 mod clients_ui;
+mod confirm;
 mod dashboard;
 mod hostile;
 mod providers;
 mod providers_ui;
+mod reveal;
 mod setup;
 mod ui;
 mod users;
@@ -63,6 +65,15 @@ pub fn csrf_in(html: &str) -> String {
     let start = html.find(marker).expect("a csrf field") + marker.len();
     let end = start + html[start..].find('"').unwrap();
     html[start..end].to_owned()
+}
+
+/// The `Set-Cookie` of an answer for the cookie `name` (with its attributes), if it sets one.
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
 }
 
 /// Loads the sign-in form into `client` (its cookie) and returns the form's CSRF token.

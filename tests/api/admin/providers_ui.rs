@@ -241,7 +241,7 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     let html = page(&app, &browser, "/admin/providers/corp?done=disabled").await;
     assert!(html.contains("id=\"enable-provider\""));
 
-    // Delete: refused without CSRF, done with it.
+    // Delete: refused without CSRF, done with it (confirmed).
     let res = post(&app, &browser, "/admin/providers/corp/delete", &[]).await;
     assert_eq!(res.status(), 403);
     assert!(
@@ -254,7 +254,7 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
         &app,
         &browser,
         "/admin/providers/corp/delete",
-        &[("csrf", csrf.as_str())],
+        &[("csrf", csrf.as_str()), ("confirm", "yes")],
     )
     .await;
     assert_eq!(res.status(), 303);

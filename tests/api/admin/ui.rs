@@ -3,21 +3,13 @@ use std::time::Duration;
 use portico::crypto::MasterKey;
 
 use super::{
-    EMAIL, PASSWORD, audit_count, client, create_admin, csrf_in, page, sign_in, signed_in,
+    EMAIL, PASSWORD, audit_count, client, create_admin, csrf_in, page, set_cookie, sign_in,
+    signed_in,
 };
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app, spawn_app_with};
 use crate::on_both_backends;
 
 on_both_backends!(sign_in_opens_a_server_side_session_and_sign_out_ends_it);
-
-fn set_cookie(res: &reqwest::Response, name: &str) -> String {
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("a {name} cookie"))
-}
 
 async fn sign_in_opens_a_server_side_session_and_sign_out_ends_it(db: &TestDb) {
     let app = spawn_app(db).await;
@@ -30,7 +22,7 @@ async fn sign_in_opens_a_server_side_session_and_sign_out_ends_it(db: &TestDb) {
     let browser = client();
     let res = sign_in(&app, &browser, EMAIL, PASSWORD).await;
     assert_eq!(res.status(), 303);
-    let cookie = set_cookie(&res, "portico_admin");
+    let cookie = set_cookie(&res, "portico_admin").unwrap();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
@@ -289,7 +281,7 @@ async fn under_https_the_cookie_is_secure_and_host_bound() {
         .build()
         .unwrap();
     let form = plain.get(app.url("/admin/sign-in")).send().await.unwrap();
-    let form_cookie = set_cookie(&form, "portico_admin_sign_in");
+    let form_cookie = set_cookie(&form, "portico_admin_sign_in").unwrap();
     assert!(form_cookie.contains("Secure"), "{form_cookie}");
     let pair = form_cookie.split(';').next().unwrap().to_owned();
     let html = form.text().await.unwrap();
@@ -305,7 +297,7 @@ async fn under_https_the_cookie_is_secure_and_host_bound() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    let cookie = set_cookie(&res, "__Host-portico_admin");
+    let cookie = set_cookie(&res, "__Host-portico_admin").unwrap();
     for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
@@ -357,7 +349,10 @@ async fn tokens_page_shows_a_new_token_once_and_escapes_names() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/admin/tokens/tok_"), "{location}");
+    let res = browser.get(app.url(&location)).send().await.unwrap();
     assert_eq!(res.headers()["cache-control"], "no-store");
     let body = res.text().await.unwrap();
     assert!(!body.contains("<script>alert(1)</script>"), "escaped");

@@ -364,17 +364,17 @@ async fn user_errors_are_401_403_404_409_422(db: &TestDb) {
     assert_eq!(audit_count(&app, "user.enabled").await, 0);
 }
 
-async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
-    let app = spawn_app(db).await;
+/// The user `usr-eve` (a script for a name), with a GitHub identity holding (fake) sealed
+/// tokens and a live SSO session.
+pub(super) async fn eve_with_a_session(app: &TestApp) {
     insert_user(
-        &app,
+        app,
         "usr-eve",
         "eve@example.com",
         "<script>alert(1)</script>",
         2_000,
     )
     .await;
-    insert_user(&app, "usr-old", "old@example.com", "Old", 1_000).await;
     // An identity with (fake) sealed tokens, and a live SSO session.
     sqlx::query(
         "INSERT INTO identities (id, user_id, provider_id, subject, email, created_at, \
@@ -398,6 +398,12 @@ async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
     .execute(app.state.store.pool())
     .await
     .unwrap();
+}
+
+async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
+    let app = spawn_app(db).await;
+    eve_with_a_session(&app).await;
+    insert_user(&app, "usr-old", "old@example.com", "Old", 1_000).await;
     create_admin(&app).await;
     let browser = signed_in(&app).await;
 
@@ -453,10 +459,10 @@ async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
     assert_eq!(disabled().await, 0);
     assert!(events(&app, "session.ended").await.is_empty());
 
-    // Disable: the session ends with it.
+    // Disable, confirmed: the session ends with it.
     let res = browser
         .post(app.url("/admin/users/usr-eve/disable"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();
@@ -472,7 +478,7 @@ async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
     assert!(html.contains("id=\"enable-user\""));
     assert!(html.contains("The user was disabled"));
 
-    // Enable, then end sessions.
+    // Enable (one step: it ends nothing), then end sessions, confirmed.
     let res = browser
         .post(app.url("/admin/users/usr-eve/enable"))
         .form(&[("csrf", csrf.as_str())])
@@ -484,7 +490,7 @@ async fn the_users_pages_search_disable_and_end_sessions(db: &TestDb) {
     assert_eq!(audit_count(&app, "user.enabled").await, 1);
     let res = browser
         .post(app.url("/admin/users/usr-eve/sessions/end"))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();

@@ -24,7 +24,11 @@ on_both_backends!(
 
 /// Portico delivering fast (one attempt, no retries) to loopback receivers, with the
 /// endpoint `crm` declared in the configuration.
-async fn spawn(db: &TestDb, crm_url: &str, customize: impl FnOnce(&mut Settings)) -> TestApp {
+pub(super) async fn spawn(
+    db: &TestDb,
+    crm_url: &str,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     let crm_url = crm_url.to_owned();
     spawn_app_with(db, MasterKey::generate(), move |s| {
         fast(s, &[]);
@@ -554,7 +558,7 @@ async fn the_webhooks_pages_create_ping_replay_and_delete(db: &TestDb) {
     assert!(html.contains("value=\"ftp://x.example/\""));
     assert_eq!(endpoints().await, 1);
 
-    // Created: the secret shown this once, uncached; the description escaped.
+    // Created: the secret shown this once on its reveal page, uncached; the description escaped.
     let res = browser
         .post(app.url("/admin/webhooks"))
         .form(&[
@@ -568,18 +572,23 @@ async fn the_webhooks_pages_create_ping_replay_and_delete(db: &TestDb) {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["cache-control"], "no-store");
-    let html = res.text().await.unwrap();
-    let secret = shown_secret(&html).expect("the secret is shown");
-    assert!(secret.starts_with("whsec_"));
-    assert!(!html.contains("<script>alert(1)</script>"));
-    assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
+    assert_eq!(res.status(), 303);
     assert_eq!(audit_count(&app, "webhook.created").await, 1);
     let id: String = sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE managed = 0")
         .fetch_one(app.state.store.pool())
         .await
         .unwrap();
+    let reveal = format!("/admin/webhooks/{id}/secret?done=created");
+    assert_eq!(res.headers()["location"], reveal.as_str());
+    let res = browser.get(app.url(&reveal)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    let secret = shown_secret(&html).expect("the secret is shown");
+    assert!(secret.starts_with("whsec_"));
+    let html = page(&app, &browser, &format!("/admin/webhooks/{id}")).await;
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
     let endpoint = app.state.webhooks.get(&id).await.unwrap();
     assert_eq!(endpoint.events, ["login.succeeded", "user.created"]);
     assert!(endpoint.enabled);
@@ -700,10 +709,10 @@ async fn the_webhooks_pages_create_ping_replay_and_delete(db: &TestDb) {
     assert_eq!(res.status(), 400);
     assert!(app.state.webhooks.get("crm").await.is_ok());
 
-    // Delete.
+    // Delete, confirmed.
     let res = browser
         .post(app.url(&format!("/admin/webhooks/{id}/delete")))
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
         .send()
         .await
         .unwrap();
