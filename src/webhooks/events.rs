@@ -119,7 +119,8 @@ pub(crate) async fn insert(
             return Err(StoreError::EventTooLarge(body.len()));
         }
     }
-    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    // Time-ordered (UUIDv7), so events of the same second list in the order they happened.
+    let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
     sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)
         .bind(event_type.as_str())
