@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::admin::http::pagination::{Page, PageRequest};
-use crate::admin::http::validation::FieldErrors;
+use crate::admin::http::validation::{FieldErrors, non_empty};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::store::{Store, StoreError};
 
@@ -90,13 +90,6 @@ pub struct AuditParams {
 pub struct AuditQuery {
     pub filter: AuditFilter,
     pub page: PageRequest,
-}
-
-fn non_empty(raw: &Option<String>) -> Option<String> {
-    raw.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 impl AuditParams {

@@ -12,6 +12,7 @@ mod dashboard;
 mod hostile;
 mod providers;
 mod providers_ui;
+mod sign_ins;
 mod ui;
 mod users;
 mod webhooks;
