@@ -665,7 +665,11 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
         assert!(source.contains(action), "{action} on the audit page");
     }
     axe.check(browser, "audit log").await;
-    type_into(browser, "#f-type", "keys.rotated").await;
+    wait_for(browser, "#f-type")
+        .await
+        .select_by_value("keys.rotated")
+        .await
+        .unwrap();
     click(browser, "#apply-filters").await;
     wait_for_url(browser, "type=keys.rotated").await;
     wait_for(browser, "#audit-entries").await;
