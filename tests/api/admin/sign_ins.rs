@@ -131,6 +131,19 @@ async fn a_failed_login_can_be_found_by_the_request_id_on_its_error_page(db: &Te
         "{html}"
     );
 
+    // The pages around it show times the same one way.
+    for path in [
+        "/admin/users".to_owned(),
+        format!("/admin/users/{user_id}"),
+        "/admin/tokens".to_owned(),
+        format!("/admin/clients/{CLIENT_ID}"),
+    ] {
+        let html = page(&app, &browser, &path).await;
+        let other = super::audit_keys::regex_like_rfc3339(&html);
+        assert!(other.is_none(), "{path}: {other:?}");
+        assert!(html.contains(" UTC"), "{path}: {html}");
+    }
+
     // The dashboard's counts lead there.
     let html = page(&app, &browser, "/admin").await;
     assert!(
