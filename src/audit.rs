@@ -36,6 +36,36 @@ impl Caller {
     }
 }
 
+/// Every action the code records, for the audit page's type filter (docs/admin.md describes
+/// each). A test checks that every action string in `src/` is listed here.
+pub const ACTIONS: &[&str] = &[
+    "admin.created",
+    "admin.signed_in",
+    "admin.sign_in_failed",
+    "admin.sign_in_refused",
+    "api_token.created",
+    "api_token.revoked",
+    "client.created",
+    "client.updated",
+    "client.secret_rotated",
+    "client.deleted",
+    "keys.rotated",
+    "provider.created",
+    "provider.updated",
+    "provider.deleted",
+    "user.disabled",
+    "user.enabled",
+    "user.sessions_ended",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.deleted",
+    "webhook.secret_rotated",
+    "webhook.test_sent",
+    "webhook.delivery_replayed",
+    "webhook.deliveries_replayed",
+    "webhook.endpoint_disabled",
+];
+
 /// Writes an audit entry inside the caller's transaction.
 pub async fn record(
     conn: &mut AnyConnection,
@@ -218,6 +248,65 @@ mod tests {
         assert_eq!(out["name"], "ci");
         assert_eq!(out["token_id"], "tok_1");
         assert_eq!(out["nested"][0]["kid"], "k");
+    }
+
+    /// Every string literal in `src/` shaped like an action (`<area>.<word>` for an area that
+    /// has actions) is in `ACTIONS`, and every listed action is recorded somewhere. Settings
+    /// keys (config.rs), event types (webhooks/events.rs) and file names are not actions.
+    #[test]
+    fn every_recorded_action_is_listed() {
+        let areas: std::collections::BTreeSet<&str> = ACTIONS
+            .iter()
+            .map(|a| a.split_once('.').expect("area.word").0)
+            .collect();
+        let not_actions = ["admin.css"];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = std::collections::BTreeMap::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let skip = [
+                    root.join("config.rs"),
+                    root.join("audit.rs"),
+                    root.join("webhooks").join("events.rs"),
+                ];
+                if path.extension().is_none_or(|e| e != "rs") || skip.contains(&path) {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Each pair of neighbouring quotes, whatever the escapes between others.
+                let quotes: Vec<usize> = text.match_indices('"').map(|(i, _)| i).collect();
+                for pair in quotes.windows(2) {
+                    let literal = &text[pair[0] + 1..pair[1]];
+                    let Some((area, word)) = literal.split_once('.') else {
+                        continue;
+                    };
+                    let is_word = |w: &str| {
+                        !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    };
+                    if areas.contains(area) && is_word(word) && !not_actions.contains(&literal) {
+                        found.insert(literal.to_owned(), path.display().to_string());
+                    }
+                }
+            }
+        }
+        for (action, file) in &found {
+            assert!(
+                ACTIONS.contains(&action.as_str()),
+                "{action} ({file}) is not in ACTIONS"
+            );
+        }
+        for action in ACTIONS {
+            assert!(
+                found.contains_key(*action),
+                "{action} is listed but never recorded"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod http;
 pub mod keys;
 pub mod openapi;
 pub mod providers;
+pub mod sign_ins;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(providers::pages::routes)
             .configure(webhooks::pages::routes)
             .configure(users::pages::routes)
+            .configure(sign_ins::pages::routes)
             .configure(http::pages::routes)
             .default_service(web::to(http::pages::not_found)),
     );

@@ -9,9 +9,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, Secur
 use utoipa::openapi::{Content, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
+use crate::admin::webhooks::api as webhooks_api;
 use crate::admin::{audit::api as audit_api, keys::api as keys_api, tokens::api as tokens_api};
 use crate::admin::{clients::api as clients_api, providers::api as providers_api};
-use crate::admin::{users::api as users_api, webhooks::api as webhooks_api};
+use crate::admin::{sign_ins::api as sign_ins_api, users::api as users_api};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -57,6 +58,7 @@ use crate::admin::{users::api as users_api, webhooks::api as webhooks_api};
         users_api::disable,
         users_api::enable,
         users_api::end_sessions,
+        sign_ins_api::list_sign_ins,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -67,6 +69,7 @@ use crate::admin::{users::api as users_api, webhooks::api as webhooks_api};
         (name = "providers", description = "Upstream identity providers users sign in with"),
         (name = "webhooks", description = "Endpoints that receive signed events, and their delivery log"),
         (name = "users", description = "People who logged in through Portico, and their identities"),
+        (name = "sign-ins", description = "Logins that succeeded and failed, with why and the request id"),
     )
 )]
 pub struct AdminApiDoc;

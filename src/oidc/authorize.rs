@@ -23,10 +23,14 @@ use crate::clients::{Client, GrantType, RedirectUri};
 use crate::crypto::random_token;
 use crate::grants::codes::{self, NewCode};
 use crate::grants::pending;
+use crate::ops::request_id::loggable;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 
 pub use crate::grants::pending::AuthRequest;
+
+/// The most characters of a `client_id` as given that a log line keeps.
+const MAX_LOGGED_CLIENT_ID: usize = 128;
 
 /// An error to report to the client by redirect.
 pub(crate) struct Refusal(pub(crate) ErrorCode, pub(crate) String);
@@ -150,8 +154,24 @@ pub async fn authorize(
         return limited;
     }
     let q = query.into_inner();
-    let bad_request =
-        |msg: &str| error_page(StatusCode::BAD_REQUEST, "Invalid sign-in request", msg);
+    // Refusals are logged with the client id as given (bounded) and the reason, never the
+    // query: it may carry a login_hint, a state or other values that are not ours to log.
+    let given_client = q
+        .get("client_id")
+        .map(|c| loggable(c, MAX_LOGGED_CLIENT_ID));
+    let refused = |reason: &str, error: Option<ErrorCode>| {
+        tracing::info!(
+            client_id = given_client.as_deref().unwrap_or(""),
+            reason = %loggable(reason, 256),
+            error = error.map(ErrorCode::as_str),
+            request_id = %crate::ops::request_id::of(&req).unwrap_or_default(),
+            "authorize refused"
+        );
+    };
+    let bad_request = |msg: &str| {
+        refused(msg, None);
+        error_page(StatusCode::BAD_REQUEST, "Invalid sign-in request", msg)
+    };
     let Some(client_id) = q.get("client_id").filter(|c| !c.is_empty()) else {
         return bad_request("The request names no client (client_id is missing).");
     };
@@ -175,6 +195,7 @@ pub async fn authorize(
     let (request, provider, prompt_none) = match validate(&client, &redirect, &q, &resources) {
         Ok(v) => v,
         Err(Refusal(code, text)) => {
+            refused(&text, Some(code));
             return redirect_error(
                 &redirect,
                 code,
@@ -223,6 +244,7 @@ pub async fn authorize(
         };
     }
     if prompt_none {
+        refused("the user is not signed in", Some(ErrorCode::LoginRequired));
         return redirect_error(
             &redirect,
             ErrorCode::LoginRequired,

@@ -19,6 +19,7 @@ use crate::upstream::UpstreamError;
 use crate::webhooks::events::{self, EventType};
 
 /// Records `login.failed` in its own transaction; a failure to record is logged, not fatal.
+/// The event and the log line carry the request id the user's error page shows.
 pub async fn record_failure(
     state: &AppState,
     req: &HttpRequest,
@@ -27,7 +28,14 @@ pub async fn record_failure(
     reason: &dyn std::fmt::Display,
 ) {
     let reason = reason.to_string();
-    tracing::info!(provider, client_id, %reason, "upstream login failed");
+    let request_id = crate::ops::request_id::of(req);
+    tracing::info!(
+        provider,
+        client_id,
+        %reason,
+        request_id = request_id.as_deref().unwrap_or(""),
+        "upstream login failed"
+    );
     let result = async {
         let mut tx = state.store.begin_write().await?;
         events::record(
@@ -38,6 +46,7 @@ pub async fn record_failure(
                 "client_id": client_id,
                 "reason": reason,
                 "ip": crate::ops::client_ip::client_ip_text(req),
+                "request_id": request_id,
             }),
         )
         .await?;

@@ -124,6 +124,7 @@ pub async fn finish_login(
                 "ip": client_ip_text(req),
                 "user_agent": header_text(req, "user-agent"),
                 "new_user": outcome.new_user,
+                "request_id": crate::ops::request_id::of(req),
             }),
         )
         .await?;

@@ -15,6 +15,8 @@ struct ErrorPage<'a> {
     message: &'a str,
     /// A link back to the application, carrying the OAuth error for it.
     back: Option<&'a str>,
+    /// The request's id (as in `x-request-id` and the logs), for the user to quote.
+    request_id: Option<String>,
 }
 
 /// The HTML error page, with `status`. Never a redirect: used when the client cannot be
@@ -46,6 +48,7 @@ fn render_error(
         title,
         message,
         back,
+        request_id: crate::ops::request_id::current(),
     };
     render(status, &page)
 }

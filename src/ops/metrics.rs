@@ -40,7 +40,8 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Counts and times each request, and echoes its request id to the client.
+/// Counts and times each request, and echoes its request id to the client; the request runs
+/// with that id as the current one (`request_id::current`), so the pages it renders show it.
 pub async fn track(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -48,7 +49,7 @@ pub async fn track(
     let started = Instant::now();
     let method = method_label(req.method());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
-    let mut res = next.call(req).await?;
+    let mut res = super::request_id::scope(request_id.clone(), next.call(req)).await?;
     let route = res
         .request()
         .match_pattern()

@@ -7,4 +7,5 @@ pub mod health;
 pub mod limits;
 pub mod metrics;
 pub mod ratelimit;
+pub mod request_id;
 pub mod root_span;

@@ -119,7 +119,8 @@ pub(crate) async fn insert(
             return Err(StoreError::EventTooLarge(body.len()));
         }
     }
-    let id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+    // Time-ordered (UUIDv7), so events of the same second list in the order they happened.
+    let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
     sqlx::query("INSERT INTO events (id, type, body, created_at) VALUES ($1, $2, $3, $4)")
         .bind(&id)
         .bind(event_type.as_str())
@@ -170,13 +171,18 @@ pub struct ProviderLogins {
     pub failed: i64,
 }
 
+/// The SQL that reads `data.<name>` (a string) from an event's body; `name` is ours, never input.
+fn data_field(backend: Backend, name: &'static str) -> String {
+    match backend {
+        Backend::Sqlite => format!("json_extract(body, '$.data.{name}')"),
+        Backend::Postgres => format!("(body::jsonb -> 'data' ->> '{name}')"),
+    }
+}
+
 /// The logins query: `$1` the start of the window, `$2` the most rows. `events_type_created`
 /// (type, created_at) finds the window's logins; the provider is read from their bodies.
 pub fn logins_sql(backend: Backend) -> String {
-    let provider = match backend {
-        Backend::Sqlite => "json_extract(body, '$.data.provider')",
-        Backend::Postgres => "(body::jsonb -> 'data' ->> 'provider')",
-    };
+    let provider = data_field(backend, "provider");
     format!(
         "SELECT {provider} AS provider, \
          SUM(CASE WHEN type = 'login.succeeded' THEN 1 ELSE 0 END) AS succeeded, \
@@ -206,6 +212,72 @@ pub async fn logins_by_provider(
             failed,
         });
     Ok(logins.collect())
+}
+
+/// One login, as the sign-in events list shows it: a `login.succeeded` or `login.failed` event.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The event id (the `webhook-id` receivers saw).
+    pub id: String,
+    pub created_at: i64,
+    pub succeeded: bool,
+    /// The event's `data` (docs/WEBHOOKS.md lists its fields).
+    pub data: Value,
+}
+
+/// Which logins to list; `None` lets any through.
+#[derive(Debug, Clone, Default)]
+pub struct LoginFilter {
+    /// `Some(true)`: only successes; `Some(false)`: only failures.
+    pub succeeded: Option<bool>,
+    pub provider: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// Logins matching `filter`, newest first, up to `limit` below `before`. The outcome filter
+/// uses `events_type_created`; provider and client are read from the bodies.
+pub async fn logins(
+    store: &Store,
+    filter: &LoginFilter,
+    before: Option<&store::Keyset>,
+    limit: i64,
+) -> Result<Vec<Login>, StoreError> {
+    let (ok, failed) = (
+        EventType::LoginSucceeded.as_str(),
+        EventType::LoginFailed.as_str(),
+    );
+    let mut c = store::Conditions::default();
+    c.push(match filter.succeeded {
+        Some(true) => format!("type = '{ok}'"),
+        Some(false) => format!("type = '{failed}'"),
+        None => format!("type IN ('{ok}', '{failed}')"),
+    });
+    for (name, wanted) in [
+        ("provider", &filter.provider),
+        ("client_id", &filter.client_id),
+    ] {
+        if let Some(wanted) = wanted {
+            let p = c.text(wanted.as_str());
+            c.push(format!("{} = {p}", data_field(store.backend(), name)));
+        }
+    }
+    let select = "SELECT id, type, body, created_at FROM events";
+    let list = store::NewestFirst::by_created(select, "id");
+    let rows = list.fetch_where(store.pool(), c, before, limit).await?;
+    rows.iter()
+        .map(|row| {
+            let body: String = row.try_get("body")?;
+            let body: Value = serde_json::from_str(&body)
+                .map_err(|e| StoreError::Corrupt(format!("an event body: {e}")))?;
+            let kind: String = row.try_get("type")?;
+            Ok(Login {
+                id: row.try_get("id")?,
+                created_at: row.try_get("created_at")?,
+                succeeded: kind == ok,
+                data: body.get("data").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
 }
 
 /// Events (and with them their deliveries and attempts, ON DELETE CASCADE) are kept

@@ -254,38 +254,54 @@ impl ServerProcess {
     }
 }
 
-#[tokio::test]
-async fn query_strings_stay_out_of_the_logs() {
+/// Runs `portico serve` with `PORTICO_LOG=filter`, the `env` given and `config` as its
+/// portico.toml; `drive` sends requests to its base URL with a client that follows no
+/// redirects. Returns what it answered and everything the server logged.
+async fn logs_of<T>(
+    filter: &str,
+    env: &[(&str, &str)],
+    config: &str,
+    drive: impl AsyncFnOnce(&str, &reqwest::Client) -> T,
+) -> (T, String) {
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
-    let server = ServerProcess::start(&db, "debug", &[]).await;
-    let base = &server.base;
+    std::fs::write(db.dir.join("portico.toml"), config).unwrap();
+    let server = ServerProcess::start(&db, filter, env).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    for path in [
-        "/authorize?client_id=nope&response_type=code&code=SECRET-CODE-1&state=SECRET-STATE-2",
-        "/callback/nope?code=SECRET-CODE-3&state=SECRET-STATE-4",
-        "/token?code=SECRET-CODE-5&refresh_token=SECRET-TOKEN-6",
-        "/userinfo?access_token=SECRET-TOKEN-7",
-    ] {
-        client.get(format!("{base}{path}")).send().await.unwrap();
-    }
-    client
-        .post(format!("{base}/token?code=SECRET-CODE-8"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", "SECRET-CODE-9"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let answered = drive(&server.base, &client).await;
     let logs = server.stop().await;
+    db.cleanup().await;
+    (answered, logs)
+}
+
+#[tokio::test]
+async fn query_strings_stay_out_of_the_logs() {
+    let ((), logs) = logs_of("debug", &[], "", async |base, client| {
+        for path in [
+            "/authorize?client_id=nope&response_type=code&code=SECRET-CODE-1&state=SECRET-STATE-2",
+            "/callback/nope?code=SECRET-CODE-3&state=SECRET-STATE-4",
+            "/token?code=SECRET-CODE-5&refresh_token=SECRET-TOKEN-6",
+            "/userinfo?access_token=SECRET-TOKEN-7",
+        ] {
+            client.get(format!("{base}{path}")).send().await.unwrap();
+        }
+        client
+            .post(format!("{base}/token?code=SECRET-CODE-8"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", "SECRET-CODE-9"),
+            ])
+            .send()
+            .await
+            .unwrap();
+    })
+    .await;
     // The requests were logged (their paths are there), their secrets were not.
     assert!(logs.contains("/authorize"), "{logs}");
     assert!(logs.contains("/callback/nope"), "{logs}");
     assert!(!logs.contains("SECRET"), "{logs}");
-    db.cleanup().await;
 }
 
 #[tokio::test]
@@ -368,4 +384,110 @@ async fn metrics_upkeep_runs_without_a_scrape() {
     assert!(after - before >= 2.0, "{before} -> {after}");
     app.stop();
     db.cleanup().await;
+}
+
+/// The JSON log lines of a `portico serve` run with `config` as its portico.toml, after GETs
+/// of `paths`; and each answer's status, `x-request-id` and body.
+async fn json_log_of(
+    config: &str,
+    paths: &[&str],
+) -> (Vec<serde_json::Value>, Vec<(u16, String, String)>) {
+    let json = [("PORTICO_LOG_FORMAT", "json")];
+    let (answers, logs) = logs_of("info", &json, config, async |base, client| {
+        let mut answers = Vec::new();
+        for path in paths {
+            let res = client.get(format!("{base}{path}")).send().await.unwrap();
+            let status = res.status().as_u16();
+            let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            answers.push((status, id, res.text().await.unwrap()));
+        }
+        answers
+    })
+    .await;
+    let lines = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (lines, answers)
+}
+
+/// The log line of request `id` whose message is `message`.
+fn logged<'a>(
+    lines: &'a [serde_json::Value],
+    id: &str,
+    message: &str,
+) -> Option<&'a serde_json::Value> {
+    lines
+        .iter()
+        .find(|l| l["message"] == message && l["request_id"] == id)
+}
+
+#[tokio::test]
+async fn authorize_refusals_are_logged_at_info_with_the_client_and_reason() {
+    let config = r#"
+[[clients]]
+client_id = "spa"
+type = "public"
+redirect_uris = ["http://127.0.0.1/spa-cb"]
+"#;
+    let long = "x".repeat(5000);
+    let unknown = "/authorize?client_id=nope&response_type=code\
+                   &redirect_uri=https%3A%2F%2Fevil.example%2F&login_hint=SECRET-HINT-1\
+                   &state=SECRET-STATE-2";
+    let unregistered = "/authorize?client_id=spa&response_type=code\
+                        &redirect_uri=https%3A%2F%2Fevil.example%2F&login_hint=SECRET-HINT-3";
+    let redirected = "/authorize?client_id=spa&response_type=token\
+                      &redirect_uri=http%3A%2F%2F127.0.0.1%2Fspa-cb&login_hint=SECRET-HINT-4";
+    let too_long = format!("/authorize?client_id={long}&response_type=code");
+    let (lines, answers) = json_log_of(
+        config,
+        &[unknown, unregistered, redirected, too_long.as_str()],
+    )
+    .await;
+    let all = serde_json::to_string(&lines).unwrap();
+    assert!(!all.contains("SECRET"), "{all}");
+
+    // An unknown client: an error page with the request id, and an INFO line with both.
+    let (status, id, page) = &answers[0];
+    assert_eq!(*status, 400);
+    assert!(page.contains(id.as_str()), "{id} in {page}");
+    let line = logged(&lines, id, "authorize refused").unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["client_id"], "nope", "{line}");
+    assert!(
+        line["reason"].as_str().unwrap().contains("not registered"),
+        "{line}"
+    );
+
+    // A redirect URI the client did not register.
+    let (status, id, page) = &answers[1];
+    assert_eq!(*status, 400);
+    assert!(page.contains(id.as_str()), "{page}");
+    let line = logged(&lines, id, "authorize refused").unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(line["client_id"], "spa", "{line}");
+    assert!(
+        line["reason"].as_str().unwrap().contains("redirect_uri"),
+        "{line}"
+    );
+
+    // An OAuth error sent back to the client is logged with its code.
+    let (status, id, _) = &answers[2];
+    assert_eq!(*status, 302);
+    let line = logged(&lines, id, "authorize refused").unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["client_id"], "spa", "{line}");
+    assert_eq!(line["error"], "unsupported_response_type", "{line}");
+    assert!(
+        line["reason"].as_str().unwrap().contains("response_type"),
+        "{line}"
+    );
+
+    // A client id of any length is cut before it is logged.
+    let (_, id, _) = &answers[3];
+    let line = logged(&lines, id, "authorize refused").unwrap_or_else(|| panic!("{all}"));
+    let logged_id = line["client_id"].as_str().unwrap();
+    assert!(
+        logged_id.len() <= 130 && logged_id.starts_with("xxx"),
+        "{line}"
+    );
 }

@@ -30,6 +30,21 @@ impl AuditPage {
         raw.as_deref().unwrap_or_default()
     }
 
+    /// The actions the type filter offers.
+    pub fn actions(&self) -> &'static [&'static str] {
+        crate::audit::ACTIONS
+    }
+
+    pub fn action(&self) -> &str {
+        self.value(&self.filters.action).trim()
+    }
+
+    /// An action asked for that the list does not know (an older one): still selected.
+    pub fn other_action(&self) -> Option<&str> {
+        let a = self.action();
+        (!a.is_empty() && !self.actions().contains(&a)).then_some(a)
+    }
+
     /// The time range as the form shows it (`since`/`until`, or their older names).
     pub fn since(&self) -> &str {
         self.value(self.filters.since_param().1)

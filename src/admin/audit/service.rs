@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::admin::http::pages::url_segment;
 use crate::admin::http::pagination::{Page, PageRequest};
-use crate::admin::http::validation::FieldErrors;
+use crate::admin::http::validation::{FieldErrors, non_empty};
 use crate::audit::{AuditFilter, AuditRecord};
 use crate::store::{Store, StoreError};
 
@@ -51,11 +52,51 @@ impl AuditEntry {
         crate::admin::http::time::display(self.created_at_secs)
     }
 
-    pub fn details_text(&self) -> String {
+    /// The details as (key, value) pairs for a `<dl>`: strings as they are, lists of plain
+    /// values joined with commas, anything nested as compact JSON. Details that are not an
+    /// object come as one pair with an empty key.
+    pub fn detail_pairs(&self) -> Vec<(String, String)> {
         match &self.details {
-            Value::Object(map) if map.is_empty() => String::new(),
-            other => other.to_string(),
+            Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), compact(v))).collect(),
+            Value::Null => Vec::new(),
+            other => vec![(String::new(), compact(other))],
         }
+    }
+
+    /// The admin page of what the entry is about, when there is one: `client:<id>`,
+    /// `provider:<id>`, `webhook:<id>` (and the bare endpoint id of
+    /// `webhook.endpoint_disabled`), `user:<id>`, `api_token:<id>` (the tokens page) and `keys`.
+    pub fn target_link(&self) -> Option<String> {
+        let page = |base: &str, id: &str| Some(format!("{base}/{}", url_segment(id)));
+        match self.target.split_once(':') {
+            Some(("client", id)) => page("/admin/clients", id),
+            Some(("provider", id)) => page("/admin/providers", id),
+            Some(("webhook", id)) => page("/admin/webhooks", id),
+            Some(("user", id)) => page("/admin/users", id),
+            Some(("api_token", _)) => Some("/admin/tokens".into()),
+            None if self.target == "keys" => Some("/admin/keys".into()),
+            None if self.action == "webhook.endpoint_disabled" && !self.target.is_empty() => {
+                page("/admin/webhooks", &self.target)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A detail value as one line of text.
+fn compact(value: &Value) -> String {
+    let plain = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        Value::Null => Some("—".into()),
+        _ => None,
+    };
+    match value {
+        Value::Array(items) => {
+            let texts: Option<Vec<String>> = items.iter().map(plain).collect();
+            texts.map_or_else(|| value.to_string(), |t| t.join(", "))
+        }
+        other => plain(other).unwrap_or_else(|| other.to_string()),
     }
 }
 
@@ -71,7 +112,8 @@ pub struct AuditParams {
     pub user_id: Option<String>,
     /// Only entries by this actor (exact).
     pub actor: Option<String>,
-    /// Entries at or after this time (RFC 3339, Unix seconds, or `YYYY-MM-DDTHH:MM` in UTC).
+    /// Entries at or after this time: `2026-01-31 09:00:00 UTC` (as the pages show times;
+    /// seconds optional), RFC 3339, Unix seconds, or `YYYY-MM-DDTHH:MM` in UTC.
     pub since: Option<String>,
     /// Entries before this time (same forms as `since`).
     pub until: Option<String>,
@@ -90,13 +132,6 @@ pub struct AuditParams {
 pub struct AuditQuery {
     pub filter: AuditFilter,
     pub page: PageRequest,
-}
-
-fn non_empty(raw: &Option<String>) -> Option<String> {
-    raw.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 impl AuditParams {
@@ -142,7 +177,10 @@ impl AuditParams {
             let raw = non_empty(raw)?;
             let parsed = crate::admin::http::time::parse(&raw);
             if parsed.is_none() {
-                errors.add(field, "must be an RFC 3339 time or Unix seconds");
+                errors.add(
+                    field,
+                    "must be a time such as 2026-01-31 09:00:00 UTC, RFC 3339, or Unix seconds",
+                );
             }
             parsed
         };

@@ -32,6 +32,7 @@ pub fn scope() -> actix_web::Scope {
     let scope = crate::admin::clients::api::routes(scope);
     let scope = crate::admin::webhooks::api::routes(scope);
     let scope = crate::admin::users::api::routes(scope);
+    let scope = crate::admin::sign_ins::api::routes(scope);
     scope.default_service(web::to(not_found))
 }
 

@@ -67,6 +67,12 @@ impl Chrome {
             js: assets::url("copy.js"),
         }
     }
+
+    /// A time from an API view (RFC 3339) as every admin page shows times:
+    /// `{{ chrome.when(view.created_at) }}`.
+    pub fn when(&self, rfc3339: &str) -> String {
+        crate::admin::http::time::display_rfc3339(rfc3339)
+    }
 }
 
 /// Renders a page with `status` (a handler that always answers 200 returns its page as it is).

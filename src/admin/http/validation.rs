@@ -44,6 +44,14 @@ impl FieldErrors {
     }
 }
 
+/// A query parameter's value, trimmed; `None` when absent or blank (filters of the lists).
+pub fn non_empty(raw: &Option<String>) -> Option<String> {
+    raw.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
 /// A short human label: trimmed, 1 to `max` characters, no control characters.
 pub fn label(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> String {
     if raw.trim().is_empty() {

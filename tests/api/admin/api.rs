@@ -368,6 +368,7 @@ async fn the_openapi_document_describes_the_api() {
         "/audit",
         "/tokens",
         "/tokens/{id}/revoke",
+        "/sign-ins",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
@@ -397,7 +398,7 @@ async fn the_openapi_document_describes_the_api() {
     for name in ["type", "user_id", "from", "to", "limit", "cursor"] {
         assert!(audit_params.contains(name), "{name}");
     }
-    for schema in ["ErrorBody", "KeyInfo", "AuditEntry", "ApiToken"] {
+    for schema in ["ErrorBody", "KeyInfo", "AuditEntry", "ApiToken", "SignIn"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
     app.stop();

@@ -10,6 +10,7 @@ use crate::on_both_backends;
 on_both_backends!(
     a_key_rotation_and_its_audit_entry_commit_together,
     the_audit_log_filters_by_type_user_and_time,
+    the_audit_page_reads_as_key_values_with_linked_targets,
 );
 
 async fn active_kids(app: &TestApp) -> Vec<String> {
@@ -220,7 +221,9 @@ async fn the_audit_log_filters_by_type_user_and_time(db: &TestDb) {
     );
     assert!(html.contains("name=\"since\" value=\"1000150\""), "{html}");
     let html = page(&app, &browser, "/admin/audit?user_id=u1&until=1000150").await;
-    assert!(html.contains("user.disabled") && !html.contains("user.sessions_ended"));
+    assert!(
+        html.contains(">user.disabled</span>") && !html.contains(">user.sessions_ended</span>")
+    );
     assert!(html.contains("name=\"until\" value=\"1000150\""));
     let html = page(
         &app,
@@ -241,7 +244,9 @@ async fn the_audit_log_filters_by_type_user_and_time(db: &TestDb) {
         "{next}"
     );
     let html = page(&app, &browser, &next).await;
-    assert!(html.contains("user.disabled") && !html.contains("user.sessions_ended"));
+    assert!(
+        html.contains(">user.disabled</span>") && !html.contains(">user.sessions_ended</span>")
+    );
     // The older name still works.
     let html = page(
         &app,
@@ -258,6 +263,143 @@ async fn the_audit_log_filters_by_type_user_and_time(db: &TestDb) {
         .unwrap();
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Since must be an RFC 3339 time"), "{html}");
+    assert!(html.contains("Since must be a time such as"), "{html}");
     app.stop();
+}
+
+/// The audit page as a newcomer reads it: details as key/value lists (secrets redacted, nested
+/// values compact), targets linked to their pages, the type filter a select of the known
+/// actions, and every time in one format, which the time filters also take.
+async fn the_audit_page_reads_as_key_values_with_linked_targets(db: &TestDb) {
+    let app = spawn_app(db).await;
+    create_admin(&app).await;
+    let pool = app.state.store.pool();
+    let entries = [
+        (
+            "client.created",
+            "client:shop",
+            json!({"name": "Shop", "redirect_uris": ["https://a.example/cb", "https://b.example/cb"],
+                   "client_secret": "hunter2hunter2"}),
+        ),
+        (
+            "provider.updated",
+            "provider:corp",
+            json!({"enabled": false, "settings": {"hosted_domains": ["corp.example"]}}),
+        ),
+        ("webhook.created", "webhook:wh_9", json!({})),
+        (
+            "webhook.endpoint_disabled",
+            "wh_7",
+            json!({"reason": "410 Gone"}),
+        ),
+        ("user.disabled", "user:u1", json!({"sessions_ended": 2})),
+        (
+            "api_token.created",
+            "api_token:tok_1",
+            json!({"name": "ci"}),
+        ),
+        ("keys.rotated", "keys", json!({"created": ["kid-1"]})),
+    ];
+    for (i, (action, target, details)) in entries.into_iter().enumerate() {
+        let mut tx = pool.begin().await.unwrap();
+        portico::audit::record(&mut tx, "cli", action, target, details, None)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        sqlx::query("UPDATE audit_log SET created_at = $1 WHERE action = $2")
+            .bind(1_000_000 + (i as i64) * 100)
+            .bind(action)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let browser = signed_in(&app).await;
+    let html = page(&app, &browser, "/admin/audit").await;
+
+    // Details as key/value pairs, not JSON text.
+    assert!(html.contains("<dl class=\"kv\">"), "{html}");
+    assert!(html.contains("<dt>name</dt><dd>Shop</dd>"), "{html}");
+    assert!(
+        html.contains("<dd>https://a.example/cb, https://b.example/cb</dd>")
+            || html.contains("<dd>https:&#x2f;&#x2f;a.example&#x2f;cb"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<dt>client_secret</dt><dd>[redacted]</dd>"),
+        "{html}"
+    );
+    assert!(!html.contains("hunter2"), "{html}");
+    assert!(html.contains("<dt>sessions_ended</dt><dd>2</dd>"), "{html}");
+    assert!(html.contains("<dt>settings</dt>"), "{html}");
+    assert!(html.contains("hosted_domains"), "{html}");
+    assert!(!html.contains("&#34;name&#34;:"), "no raw JSON: {html}");
+
+    // Targets link to their objects.
+    for href in [
+        "/admin/clients/shop",
+        "/admin/providers/corp",
+        "/admin/webhooks/wh_9",
+        "/admin/webhooks/wh_7",
+        "/admin/users/u1",
+        "/admin/tokens",
+        "/admin/keys",
+    ] {
+        assert!(
+            html.contains(&format!("href=\"{href}\"")),
+            "{href} in {html}"
+        );
+    }
+
+    // The type filter offers every known action.
+    assert!(
+        html.contains("<select id=\"f-type\" name=\"type\""),
+        "{html}"
+    );
+    for action in portico::audit::ACTIONS {
+        assert!(
+            html.contains(&format!("<option value=\"{action}\"")),
+            "{action}"
+        );
+    }
+    let html = page(&app, &browser, "/admin/audit?type=keys.rotated").await;
+    assert!(
+        html.contains("<option value=\"keys.rotated\" selected>"),
+        "{html}"
+    );
+    assert!(!html.contains("href=\"/admin/clients/shop\""), "{html}");
+
+    // One date format: the one the rest of the admin pages use, and the filters take it.
+    let html = page(&app, &browser, "/admin/audit").await;
+    assert!(html.contains("1970-01-12 13:46:40 UTC"), "{html}");
+    let rfc3339 = regex_like_rfc3339(&html);
+    assert!(rfc3339.is_none(), "another date format: {rfc3339:?}");
+    let html = page(
+        &app,
+        &browser,
+        "/admin/audit?since=1970-01-12%2013%3A48%3A21%20UTC&until=1970-01-12%2013:51",
+    )
+    .await;
+    assert!(html.contains("href=\"/admin/webhooks/wh_9\""), "{html}");
+    assert!(!html.contains("href=\"/admin/providers/corp\""), "{html}");
+    assert!(!html.contains("href=\"/admin/webhooks/wh_7\""), "{html}");
+    app.stop();
+}
+
+/// The first `YYYY-MM-DDTHH:MM` in `html`, if any.
+pub(super) fn regex_like_rfc3339(html: &str) -> Option<&str> {
+    let b = html.as_bytes();
+    (0..b.len().saturating_sub(16)).find_map(|i| {
+        let w = &b[i..i + 16];
+        let digits = |r: std::ops::Range<usize>| w[r].iter().all(u8::is_ascii_digit);
+        (digits(0..4)
+            && w[4] == b'-'
+            && digits(5..7)
+            && w[7] == b'-'
+            && digits(8..10)
+            && w[10] == b'T'
+            && digits(11..13)
+            && w[13] == b':'
+            && digits(14..16))
+        .then(|| &html[i..i + 16])
+    })
 }

@@ -694,7 +694,11 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
         assert!(source.contains(action), "{action} on the audit page");
     }
     axe.check(browser, "audit log").await;
-    type_into(browser, "#f-type", "keys.rotated").await;
+    wait_for(browser, "#f-type")
+        .await
+        .select_by_value("keys.rotated")
+        .await
+        .unwrap();
     click(browser, "#apply-filters").await;
     wait_for_url(browser, "type=keys.rotated").await;
     wait_for(browser, "#audit-entries").await;
@@ -705,6 +709,17 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     wait_for(browser, "#f-since[aria-invalid=true]").await;
     assert_focus(browser, "f-since").await;
     axe.check(browser, "audit log, a refused filter").await;
+
+    // Sign-in events, filtered by a select.
+    browser.goto(&app.url("/admin/sign-ins")).await.unwrap();
+    wait_for(browser, "#f-outcome")
+        .await
+        .select_by_value("succeeded")
+        .await
+        .unwrap();
+    click(browser, "#apply-filters").await;
+    wait_for_url(browser, "outcome=succeeded").await;
+    axe.check(browser, "sign-in events").await;
 
     // An admin page that does not exist.
     browser
@@ -895,7 +910,7 @@ async fn narrow_screen(app: &TestApp, browser: &Client, axe: &mut Axe) {
         "the folded menu is {menu_height} px high: {boxes}"
     );
     let links = browser.find_all(Locator::Css(".menu nav a")).await.unwrap();
-    assert_eq!(links.len(), 8);
+    assert_eq!(links.len(), 9);
     for link in &links {
         assert!(!link.is_displayed().await.unwrap(), "the menu is folded");
     }
@@ -919,6 +934,7 @@ async fn narrow_screen(app: &TestApp, browser: &Client, axe: &mut Axe) {
         ("/admin/providers?kind=oidc", "#provider-form"),
         ("/admin/webhooks", "#webhooks"),
         ("/admin/audit", "#audit-entries"),
+        ("/admin/sign-ins", "#f-outcome"),
     ] {
         browser.goto(&app.url(path)).await.unwrap();
         wait_for(browser, ready).await;
@@ -942,7 +958,7 @@ async fn narrow_screen(app: &TestApp, browser: &Client, axe: &mut Axe) {
         .unwrap();
     assert_eq!(
         on_screen,
-        json!(vec![true; 8]),
+        json!(vec![true; 9]),
         "the wide menu shows its links"
     );
     let summary = wait_for(browser, ".menu summary").await;

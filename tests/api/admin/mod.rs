@@ -15,6 +15,7 @@ mod providers;
 mod providers_ui;
 mod reveal;
 mod setup;
+mod sign_ins;
 mod ui;
 mod users;
 mod webhooks;
