@@ -15,11 +15,17 @@ use url::{Host, Url};
 pub enum TargetError {
     #[error("`{0}` is not an absolute http(s) URL")]
     NotAUrl(String),
-    #[error("webhook URLs must use https")]
+    #[error(
+        "webhook URLs must use https (to test with a receiver on this machine or network, \
+         set `webhooks.allow_private_targets = true`, which also allows http)"
+    )]
     NotHttps,
     #[error("webhook URLs must not carry credentials")]
     Credentials,
-    #[error("refused: {host} is a non-public address ({ip})")]
+    #[error(
+        "refused: {host} is a non-public address ({ip}); to test with a receiver on this \
+         machine or network, set `webhooks.allow_private_targets = true`"
+    )]
     Forbidden { host: String, ip: IpAddr },
 }
 

@@ -575,7 +575,9 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     screenshot(browser, "provider.png").await;
     axe.check(browser, "github provider, created").await;
 
-    // A provider of each other kind, made through the API, on its own page (its edit form).
+    // A provider of each other kind, made through the API, on its own page (its edit form);
+    // the token minted in the browser was revoked above, so this takes one of its own.
+    let token = super::api_token(app, "providers").await;
     let idp = KeyPair::generate("idp");
     for body in [
         json!({ "id": "acme", "kind": "oidc", "display_name": "Acme SSO",

@@ -382,8 +382,14 @@ async fn webhook_errors_are_401_403_404_409_422(db: &TestDb) {
 
     // 422: the SSRF guard's rules and the event types, each on its field; nothing stored.
     for (url, says) in [
+        // A newcomer testing with a local receiver is told which setting allows it.
         ("http://hooks.example.com/in", "https"),
+        (
+            "http://hooks.example.com/in",
+            "webhooks.allow_private_targets",
+        ),
         ("https://127.0.0.1/in", "non-public"),
+        ("https://127.0.0.1/in", "webhooks.allow_private_targets"),
         ("https://169.254.169.254/latest", "non-public"),
         ("https://[::1]/in", "non-public"),
         ("https://user:pw@hooks.example.com/", "credentials"),
