@@ -43,7 +43,11 @@ pub(super) fn words(raw: &str) -> Vec<String> {
 const FIELDS: [(&str, &str, &str); 9] = [
     ("client_id", "Client ID", "visible ASCII, e.g. wiki"),
     ("name", "Name", ""),
-    ("type", "Type", "confidential (default) or public"),
+    (
+        "type",
+        "Type",
+        "confidential: a server-side app that keeps a secret; public: a browser or native app (PKCE, no secret)",
+    ),
     (
         "redirect_uris",
         "Redirect URIs",

@@ -13,6 +13,16 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
     let browser = signed_in(&app).await;
     let html = page(&app, &browser, "/admin/clients").await;
     let csrf = csrf_in(&html);
+    // The type is a closed set: a choice, not free text, confidential unless changed.
+    assert!(
+        html.contains(r#"<select id="client-type" name="type""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<option value="confidential" selected>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<option value="public">"#), "{html}");
 
     // Without its CSRF token the form is refused and nothing is created.
     let res = browser
@@ -36,6 +46,7 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
             ("csrf", csrf.as_str()),
             ("client_id", "wiki"),
             ("name", "Wiki"),
+            ("type", "public"),
             ("redirect_uris", "http://wiki.example/cb"),
             ("grant_types", "authorization_code"),
         ])
@@ -49,6 +60,11 @@ async fn the_clients_page_creates_rotates_and_deletes(db: &TestDb) {
         "{html}"
     );
     assert!(html.contains("http://wiki.example/cb</textarea>"));
+    // The form comes back with the type chosen.
+    assert!(
+        html.contains(r#"<option value="public" selected>"#),
+        "{html}"
+    );
     assert!(
         portico::clients::repo::find(&app.state.store, "wiki")
             .await
