@@ -186,6 +186,35 @@ async fn the_dashboard_counts_logins_and_webhook_deliveries(db: &TestDb) {
     assert_eq!(hook[1], "enabled", "{hook:?}");
     assert_eq!(hook[2..5], ["1", "1", "2"], "{hook:?}");
     assert!(hook[5].ends_with("HTTP 500"), "{hook:?}");
+
+    // An endpoint whose every attempt has failed but whose deliveries are still being retried
+    // has no failed delivery yet: the count says so instead of a bare, reassuring 0.
+    let new = NewEndpoint {
+        url: "https://down.example/in".into(),
+        events: vec!["token.reuse_detected".into()],
+        enabled: true,
+        description: String::new(),
+    };
+    let down = webhooks_admin::create(&app.state, &Caller::cli(), new)
+        .await
+        .unwrap()
+        .webhook;
+    let d = Delivery {
+        status: "pending",
+        age_secs: 60,
+        status_code: Some(503),
+        error: None,
+    };
+    insert_delivery(&app, &down.id, "msg_old", d).await;
+    sqlx::query("UPDATE webhook_endpoints SET failing_since_ms = $1 WHERE id = $2")
+        .bind(portico::store::now_ms() - 600_000)
+        .bind(&down.id)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let html = page(&app, &browser, "/admin").await;
+    let row = row_cells(&html, "webhook-health", "https://down.example/in");
+    assert_eq!(row[3], "0, all attempts failing, retrying", "{row:?}");
     app.stop();
 }
 
