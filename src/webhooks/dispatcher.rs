@@ -414,10 +414,8 @@ impl Dispatcher {
                 Outcome::Timeout
             }
             Err(e) => {
-                let text = error_chain(&e);
-                let refused = text.contains("non-public address");
-                record.error = Some(text);
-                if refused {
+                record.error = Some(error_chain(&e));
+                if guard::refused(&e) {
                     Outcome::Refused
                 } else {
                     Outcome::NetworkError

@@ -58,6 +58,17 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, TargetError> {
     Ok(url)
 }
 
+/// Whether `error` (a send's, with its causes) is the resolver refusing every address a name
+/// resolved to: the SSRF guard's doing, not a network failure.
+pub fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| {
+        matches!(
+            e.downcast_ref::<TargetError>(),
+            Some(TargetError::Forbidden { .. })
+        )
+    })
+}
+
 /// Resolves with the system resolver and drops every non-public address; fails when none is left.
 #[derive(Debug, Default)]
 pub struct GuardedResolver;

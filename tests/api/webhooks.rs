@@ -813,6 +813,14 @@ async fn private_targets_are_refused_with_the_guard_on() {
         );
     }
     assert!(receiver.received().is_empty(), "no request left Portico");
+    // Counted as refused by the guard, not as a network error.
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("webhook_attempts_total") && l.contains(r#"result="refused""#)),
+        "{metrics}"
+    );
     db.cleanup().await;
 }
 
