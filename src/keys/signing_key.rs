@@ -1,17 +1,22 @@
-//! One signing key: generation, its public JWK and `kid`, and signing with ring.
+//! One signing key: generation, its public JWK and `kid`, and signing.
 //!
-//! Private-key operations run on ring (constant-time, unlike the pure-Rust `rsa` crate).
-//! ring cannot generate RSA keys, so RSA generation uses the system OpenSSL.
+//! Private-key operations run on constant-time implementations, never the pure-Rust `rsa`
+//! crate. Each algorithm uses the library that measures fastest on it (`cargo bench --bench
+//! crypto`, docs/BENCHMARKS.md): RSA signs through the system OpenSSL (blinded, and several
+//! times faster than ring where the CPU has wide-multiply instructions OpenSSL uses, such as
+//! AVX-512 IFMA); ES256 and EdDSA sign with ring. ring cannot generate RSA keys either, so RSA
+//! generation uses OpenSSL too.
 
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Padding;
+use openssl::sign::Signer;
 use ring::rand::SystemRandom;
-use ring::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
-    RsaKeyPair,
-};
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use secrecy::{ExposeSecret, SecretSlice};
 use serde_json::{Value, json};
 
@@ -111,7 +116,8 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 enum Pair {
-    Rsa(RsaKeyPair),
+    /// An RSA key of at least 2048 bits (RS256: PKCS #1 v1.5 with SHA-256).
+    Rsa(PKey<Private>),
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
 }
@@ -139,7 +145,13 @@ impl SigningKey {
             reason: e.to_string(),
         };
         let pair = match alg {
-            SigningAlg::RS256 => Pair::Rsa(RsaKeyPair::from_pkcs8(der).map_err(rejected)?),
+            SigningAlg::RS256 => {
+                Pair::Rsa(rsa_from_pkcs8(der).map_err(|reason| KeyError::Rejected {
+                    alg,
+                    kid: kid.to_owned(),
+                    reason,
+                })?)
+            }
             SigningAlg::ES256 => Pair::Ec(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng)
                     .map_err(rejected)?,
@@ -166,11 +178,10 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         const FAILED: &str = "signing with a validated in-memory key cannot fail";
         match &self.pair {
-            Pair::Rsa(pair) => {
-                let mut sig = vec![0u8; pair.public().modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut sig)
-                    .expect(FAILED);
-                sig
+            Pair::Rsa(key) => {
+                let mut signer = Signer::new(MessageDigest::sha256(), key).expect(FAILED);
+                signer.set_rsa_padding(Padding::PKCS1).expect(FAILED);
+                signer.sign_oneshot_to_vec(message).expect(FAILED)
             }
             Pair::Ec(pair) => pair
                 .sign(&self.rng, message)
@@ -180,6 +191,21 @@ impl SigningKey {
             Pair::Ed(pair) => pair.sign(message).as_ref().to_vec(),
         }
     }
+}
+
+/// An RSA private key from PKCS #8, held to what RS256 here allows: 2048 to 8192 bits, a
+/// consistent key (OpenSSL's check of its primes and exponents).
+fn rsa_from_pkcs8(der: &[u8]) -> Result<PKey<Private>, String> {
+    let key = PKey::private_key_from_pkcs8(der).map_err(|e| e.to_string())?;
+    let rsa = key.rsa().map_err(|_| "not an RSA key".to_owned())?;
+    let bits = rsa.size() * 8;
+    if !(2048..=8192).contains(&bits) {
+        return Err(format!("an RSA key of {bits} bits (2048 to 8192 allowed)"));
+    }
+    if !rsa.check_key().map_err(|e| e.to_string())? {
+        return Err("an inconsistent RSA key".to_owned());
+    }
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -197,6 +223,42 @@ mod tests {
             let signer = key.signing_key().unwrap();
             assert!(!signer.sign(b"message").is_empty());
         }
+    }
+
+    #[test]
+    fn rs256_signatures_verify_with_the_published_key_and_other_keys_are_refused() {
+        let key = GeneratedKey::generate(SigningAlg::RS256).unwrap();
+        let signer = key.signing_key().unwrap();
+        let signature = signer.sign(b"header.payload");
+        assert_eq!(signature.len(), 256);
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key.public_jwk["n"].as_str().unwrap())
+            .unwrap();
+        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key.public_jwk["e"].as_str().unwrap())
+            .unwrap();
+        let public = ring::signature::RsaPublicKeyComponents { n: &n, e: &e };
+        let scheme = &ring::signature::RSA_PKCS1_2048_8192_SHA256;
+        public
+            .verify(scheme, b"header.payload", &signature)
+            .unwrap();
+        assert!(
+            public
+                .verify(scheme, b"header.payloaX", &signature)
+                .is_err()
+        );
+
+        // A 1024-bit key, or a key of another type, is not loaded as an RS256 key.
+        let weak = PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap()).unwrap();
+        let err = SigningKey::from_pkcs8(
+            "k",
+            SigningAlg::RS256,
+            &weak.private_key_to_pkcs8().unwrap(),
+        );
+        assert!(matches!(err, Err(KeyError::Rejected { .. })), "{err:?}");
+        let ec = GeneratedKey::generate(SigningAlg::ES256).unwrap();
+        let err = SigningKey::from_pkcs8("k", SigningAlg::RS256, ec.pkcs8.expose_secret());
+        assert!(matches!(err, Err(KeyError::Rejected { .. })), "{err:?}");
     }
 
     #[test]
