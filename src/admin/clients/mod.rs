@@ -2,6 +2,7 @@
 //! the JSON API, the list-and-create page and each client's page.
 
 pub mod api;
+pub mod form;
 pub mod page;
 pub mod pages;
 pub mod service;

@@ -5,6 +5,7 @@ mod api;
 mod audit_keys;
 mod browser;
 mod cli;
+mod client_development;
 mod client_page;
 mod clients;
 mod clients_ui;
