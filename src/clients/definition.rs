@@ -54,6 +54,27 @@ pub struct NewClient {
 }
 
 impl NewClient {
+    /// The definition of a stored client, to change part of it and store it again.
+    pub fn of(client: &super::Client) -> Self {
+        let secs = |ttl: i64| Some(u64::try_from(ttl).unwrap_or(1));
+        Self {
+            client_id: client.client_id.clone(),
+            name: client.name.clone(),
+            client_type: client.client_type,
+            redirect_uris: client.redirect_uris.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            grant_types: client.grant_types.clone(),
+            scopes: client.scopes.clone(),
+            allowed_providers: client.allowed_providers.clone(),
+            allowed_resources: client.allowed_resources.clone(),
+            id_token_alg: client.id_token_alg,
+            access_token_ttl: secs(client.access_token_ttl),
+            id_token_ttl: secs(client.id_token_ttl),
+            refresh_token_ttl: secs(client.refresh_token_ttl),
+            development: client.development,
+        }
+    }
+
     pub fn from_config(c: &ClientConfig) -> Result<Self, String> {
         let client_type = ClientType::parse(&c.client_type)?;
         let grant_types = match &c.grant_types {

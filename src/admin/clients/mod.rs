@@ -6,3 +6,5 @@ pub mod form;
 pub mod page;
 pub mod pages;
 pub mod service;
+pub mod snippets;
+pub mod try_login;

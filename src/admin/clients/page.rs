@@ -12,6 +12,8 @@ use crate::admin::auth::session::AdminSession;
 use crate::admin::clients::form::{ClientForm, ClientValues};
 use crate::admin::clients::pages::editable;
 use crate::admin::clients::service::{self as clients_admin, ClientView};
+use crate::admin::clients::snippets::{self, SECRET_ENV, Snippet};
+use crate::admin::clients::try_login::{self, Readiness};
 use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Chrome, Done, Pairs, back_to, render, submit};
@@ -22,9 +24,16 @@ use crate::state::AppState;
 pub struct ClientPage {
     chrome: Chrome,
     client: ClientView,
-    issuer: String,
     form: ClientForm,
     notice: Option<&'static str>,
+    /// The plain configuration block.
+    snippet_lines: Vec<(&'static str, String)>,
+    /// One per framework.
+    snippets: Vec<Snippet>,
+    /// Whether "Try a login" can run, and how.
+    try_login: Readiness,
+    /// Portico's test callback URI.
+    test_callback: String,
 }
 
 impl ClientPage {
@@ -35,9 +44,13 @@ impl ClientPage {
         values: ClientValues,
     ) -> Result<Self, PageError> {
         let form = ClientForm::new(&state.store, values, &client.allowed_providers, false).await?;
+        let issuer = state.settings.server.issuer.as_str().to_owned();
         Ok(Self {
             chrome: Chrome::new(session, "clients"),
-            issuer: state.settings.server.issuer.as_str().to_owned(),
+            snippet_lines: snippets::config_lines(&issuer, &client),
+            snippets: snippets::for_client(&issuer, &client),
+            try_login: try_login::readiness(state, &client),
+            test_callback: try_login::callback_uri(state),
             client,
             form,
             notice: None,
@@ -47,6 +60,11 @@ impl ClientPage {
     /// The configuration snippet never holds a secret here.
     pub fn no_secret(&self) -> Option<&str> {
         None
+    }
+
+    /// The environment variable the snippets read the secret from.
+    pub fn secret_env(&self) -> &'static str {
+        SECRET_ENV
     }
 }
 
@@ -62,6 +80,10 @@ pub(super) async fn client_page(
     page.notice = query.notice(&[
         ("created", "The client was created."),
         ("updated", "The client was saved."),
+        (
+            "callback-added",
+            "Portico's test callback was added to the redirect URIs: try a login now.",
+        ),
     ]);
     Ok(page)
 }

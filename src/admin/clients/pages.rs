@@ -11,6 +11,7 @@ use askama_web::WebTemplate;
 use crate::admin::auth::session::AdminSession;
 use crate::admin::clients::form::{ClientForm, ClientValues};
 use crate::admin::clients::service::{self as clients_admin, ClientView};
+use crate::admin::clients::snippets;
 use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, Pairs, asks_first};
@@ -29,7 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}",
             web::post().to(crate::admin::clients::page::update_client),
         )
-        .route("/clients/{id}/secret", web::get().to(reveal_secret));
+        .route("/clients/{id}/secret", web::get().to(reveal_secret))
+        .configure(crate::admin::clients::try_login::routes);
     asks_first::<RotateSecret>(cfg, "/clients/{id}/secret/rotate", "/clients/{id}/secret");
     asks_first::<DeleteClient>(cfg, "/clients/{id}/delete", "/clients/{id}/delete");
 }
@@ -229,9 +231,9 @@ async fn reveal_secret(
             href: format!("/admin/clients/{segment}/secret/rotate"),
             label: "Rotate secret…",
         },
-        snippet: Some((
-            state.settings.server.issuer.as_str().to_owned(),
-            client.client_id.clone(),
+        snippet: Some(snippets::config_lines(
+            state.settings.server.issuer.as_str(),
+            &client,
         )),
         next: Link {
             href: format!("/admin/clients/{segment}"),

@@ -12,7 +12,8 @@ use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::clients::repo;
 use crate::clients::{
-    Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient, Rules,
+    Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient, RedirectUri,
+    Rules,
 };
 use crate::grants::refresh::{self, Owner};
 use crate::keys::SigningAlg;
@@ -365,6 +366,28 @@ pub async fn update(
     let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&repo::update_in(&mut tx, new).await?);
     audited(tx, caller, "client.updated", &view.id, details(&view)).await?;
+    Ok(view)
+}
+
+/// Adds `uri` to the client's redirect URIs (by the rule for registering one), with its audit
+/// entry, in one transaction; a URI already registered is left as it is.
+pub async fn add_redirect_uri(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    uri: &str,
+) -> Result<ClientView, ClientError> {
+    let mut tx = state.store.begin_write().await?;
+    let mut new = NewClient::of(&repo::fetch_in(&mut tx, client_id).await?);
+    let uri = RedirectUri::register(uri, new.development)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+    if !new.redirect_uris.contains(&uri) {
+        new.redirect_uris.push(uri.clone());
+    }
+    let view = ClientView::from(&repo::update_in(&mut tx, &new).await?);
+    let mut entry = details(&view);
+    entry["redirect_uri_added"] = json!(uri.as_str());
+    audited(tx, caller, "client.updated", &view.id, entry).await?;
     Ok(view)
 }
 

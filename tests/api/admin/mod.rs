@@ -17,6 +17,7 @@ mod providers_ui;
 mod reveal;
 mod setup;
 mod sign_ins;
+mod try_login;
 mod ui;
 mod users;
 mod webhooks;
