@@ -70,6 +70,7 @@ fn client(id: &str, client_type: ClientType, redirect_uris: &[&str]) -> Client {
         id_token_ttl: 300,
         refresh_token_ttl: 3600,
         managed_by_config: false,
+        development: false,
         created_at: 0,
     }
 }

@@ -42,6 +42,9 @@ pub struct ClientConfig {
     pub id_token_ttl_secs: Option<u64>,
     #[serde(default)]
     pub refresh_token_ttl_secs: Option<u64>,
+    /// A development client: it may register http://localhost redirect URIs.
+    #[serde(default)]
+    pub development: bool,
 }
 
 /// Checks `[[clients]]` at load time, so a bad entry stops the start with a message naming it.

@@ -6,7 +6,8 @@ use secrecy::ExposeSecret;
 use crate::store::StoreError;
 
 use super::{
-    ClientConfig, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectUri, ResourceUri,
+    ClientConfig, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectError, RedirectUri,
+    ResourceUri,
 };
 use crate::keys::SigningAlg;
 use crate::upstream::ProviderId;
@@ -48,9 +49,32 @@ pub struct NewClient {
     pub access_token_ttl: Option<u64>,
     pub id_token_ttl: Option<u64>,
     pub refresh_token_ttl: Option<u64>,
+    /// May register http://localhost redirect URIs.
+    pub development: bool,
 }
 
 impl NewClient {
+    /// The definition of a stored client, to change part of it and store it again.
+    pub fn of(client: &super::Client) -> Self {
+        let secs = |ttl: i64| Some(u64::try_from(ttl).unwrap_or(1));
+        Self {
+            client_id: client.client_id.clone(),
+            name: client.name.clone(),
+            client_type: client.client_type,
+            redirect_uris: client.redirect_uris.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            grant_types: client.grant_types.clone(),
+            scopes: client.scopes.clone(),
+            allowed_providers: client.allowed_providers.clone(),
+            allowed_resources: client.allowed_resources.clone(),
+            id_token_alg: client.id_token_alg,
+            access_token_ttl: secs(client.access_token_ttl),
+            id_token_ttl: secs(client.id_token_ttl),
+            refresh_token_ttl: secs(client.refresh_token_ttl),
+            development: client.development,
+        }
+    }
+
     pub fn from_config(c: &ClientConfig) -> Result<Self, String> {
         let client_type = ClientType::parse(&c.client_type)?;
         let grant_types = match &c.grant_types {
@@ -64,8 +88,8 @@ impl NewClient {
             client_id: ClientId::parse(&c.client_id)?,
             name: c.name.clone().unwrap_or_else(|| c.client_id.clone()),
             client_type,
-            redirect_uris: parse_uris(&c.redirect_uris)?,
-            post_logout_redirect_uris: parse_uris(&c.post_logout_redirect_uris)?,
+            redirect_uris: parse_uris(&c.redirect_uris, c.development)?,
+            post_logout_redirect_uris: parse_uris(&c.post_logout_redirect_uris, c.development)?,
             grant_types,
             scopes: c
                 .scopes
@@ -86,6 +110,7 @@ impl NewClient {
             access_token_ttl: c.access_token_ttl_secs,
             id_token_ttl: c.id_token_ttl_secs,
             refresh_token_ttl: c.refresh_token_ttl_secs,
+            development: c.development,
         };
         new.validate()?;
         match (client_type, &c.client_secret) {
@@ -100,15 +125,88 @@ impl NewClient {
         Ok(new)
     }
 
+    /// The first rule this definition breaks, if any (portico.toml names one per start).
     pub fn validate(&self) -> Result<(), String> {
+        if let Some((_, problem)) = self.problems().into_iter().next() {
+            return Err(problem);
+        }
+        let ttls = [
+            self.access_token_ttl,
+            self.id_token_ttl,
+            self.refresh_token_ttl,
+        ];
+        if ttls.into_iter().flatten().any(|ttl| ttl == 0) {
+            return Err("token lifetimes must be at least 1 second".into());
+        }
+        Ok(())
+    }
+
+    /// The rules across fields it breaks, each with the field it is about.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        Rules {
+            client_type: Some(self.client_type),
+            grant_types: &self.grant_types,
+            redirect_uris: &self.redirect_uris,
+            post_logout_redirect_uris: &self.post_logout_redirect_uris,
+            scopes: &self.scopes,
+            development: self.development,
+        }
+        .problems()
+    }
+}
+
+/// What the rules across a client's fields look at; `client_type` is `None` when it did not
+/// parse (the rules that need it are skipped, so every other error still shows).
+pub struct Rules<'a> {
+    pub client_type: Option<ClientType>,
+    pub grant_types: &'a [GrantType],
+    pub redirect_uris: &'a [RedirectUri],
+    pub post_logout_redirect_uris: &'a [RedirectUri],
+    pub scopes: &'a [String],
+    pub development: bool,
+}
+
+impl Rules<'_> {
+    /// Every rule broken, in plain words, each with its field (the admin API's field names).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let uris = [
+            ("redirect_uris", self.redirect_uris),
+            ("post_logout_redirect_uris", self.post_logout_redirect_uris),
+        ];
+        for (field, list) in uris {
+            if let Some(dev) = list
+                .iter()
+                .find(|u| !self.development && u.is_development())
+            {
+                let e = RedirectError::LocalhostNeedsDevelopment(dev.as_str().to_owned());
+                out.push((field, e.to_string()));
+            }
+        }
+        let allows = |g| self.grant_types.contains(&g);
         if self.grant_types.is_empty() {
-            return Err("at least one grant type is needed".into());
+            out.push((
+                "grant_types",
+                "Choose at least one grant type: authorization_code for an application that \
+                 signs users in, client_credentials for a service that calls an API as itself"
+                    .to_owned(),
+            ));
         }
-        if self.allows(GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err("authorization_code needs at least one redirect URI".into());
+        if allows(GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            out.push((
+                "redirect_uris",
+                "Enter at least one redirect URI: with authorization_code, Portico sends users \
+                 back to the application there after they sign in"
+                    .to_owned(),
+            ));
         }
-        if self.client_type == ClientType::Public && self.allows(GrantType::ClientCredentials) {
-            return Err("a public client cannot use client_credentials".into());
+        if self.client_type == Some(ClientType::Public) && allows(GrantType::ClientCredentials) {
+            out.push((
+                "grant_types",
+                "A public client cannot use client_credentials (it has no secret to prove who it \
+                 is): untick client_credentials, or make the client confidential"
+                    .to_owned(),
+            ));
         }
         if let Some(bad) = self.scopes.iter().find(|s| {
             s.is_empty()
@@ -116,30 +214,22 @@ impl NewClient {
                     .bytes()
                     .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         }) {
-            return Err(format!("scope `{bad}` is not a valid scope token"));
+            out.push((
+                "scopes",
+                format!(
+                    "“{bad}” is not a valid scope: scopes are words separated by spaces, \
+                     without quotes or backslashes"
+                ),
+            ));
         }
-        for ttl in [
-            self.access_token_ttl,
-            self.id_token_ttl,
-            self.refresh_token_ttl,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if ttl == 0 {
-                return Err("token lifetimes must be at least 1 second".into());
-            }
-        }
-        Ok(())
-    }
-
-    fn allows(&self, g: GrantType) -> bool {
-        self.grant_types.contains(&g)
+        out
     }
 }
 
-fn parse_uris(raw: &[String]) -> Result<Vec<RedirectUri>, String> {
-    raw.iter().map(|u| RedirectUri::parse(u)).collect()
+fn parse_uris(raw: &[String], development: bool) -> Result<Vec<RedirectUri>, String> {
+    raw.iter()
+        .map(|u| RedirectUri::register(u, development).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Resource indicators, each parsed; a repeated one is refused.

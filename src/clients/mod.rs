@@ -11,8 +11,8 @@ use crate::keys::SigningAlg;
 use crate::upstream::ProviderId;
 
 pub use config::{ClientConfig, validate_config};
-pub use definition::{ClientError, NewClient, parse_resources};
-pub use redirect::RedirectUri;
+pub use definition::{ClientError, NewClient, Rules, parse_resources};
+pub use redirect::{RedirectError, RedirectUri};
 
 /// An OAuth `client_id`: 1-128 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -21,9 +21,17 @@ pub struct ClientId(String);
 
 impl ClientId {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if raw.is_empty() || raw.len() > 128 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        if raw.is_empty() {
+            return Err(
+                "Enter a client ID: the name the application sends as client_id, \
+                        e.g. wiki"
+                    .into(),
+            );
+        }
+        if raw.len() > 128 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(format!(
-                "client_id `{raw}` must be 1-128 visible ASCII characters"
+                "“{raw}” cannot be a client ID: use 1 to 128 letters, digits or punctuation, \
+                 without spaces or accents, e.g. wiki"
             ));
         }
         Ok(Self(raw.to_owned()))
@@ -55,7 +63,8 @@ impl ClientType {
             "confidential" => Ok(Self::Confidential),
             "public" => Ok(Self::Public),
             _ => Err(format!(
-                "client type `{raw}` must be `confidential` or `public`"
+                "Choose the type: confidential (a server-side app that keeps a secret) or public \
+                 (a browser or native app); “{raw}” is neither"
             )),
         }
     }
@@ -160,23 +169,31 @@ pub struct Client {
     pub id_token_ttl: i64,
     pub refresh_token_ttl: i64,
     pub managed_by_config: bool,
+    /// A development client may register http://localhost redirect URIs.
+    pub development: bool,
     pub created_at: i64,
 }
 
 impl Client {
-    /// The registered redirect URI that `candidate` matches: exactly, or for a loopback
-    /// registration, exactly but for the port (RFC 8252 section 7.3).
+    /// The registered redirect URI that `candidate` matches: exactly, or for a loopback IP
+    /// registration, exactly but for the port (RFC 8252 section 7.3). An http://localhost
+    /// registration counts only while the client is a development client.
     pub fn redirect_uri(&self, candidate: &str) -> Option<RedirectUri> {
-        self.redirect_uris
-            .iter()
+        self.usable(&self.redirect_uris)
             .find(|r| r.matches(candidate))
             .and_then(|_| RedirectUri::parse(candidate).ok())
     }
 
     pub fn post_logout_redirect_uri(&self, candidate: &str) -> Option<&RedirectUri> {
-        self.post_logout_redirect_uris
-            .iter()
+        self.usable(&self.post_logout_redirect_uris)
             .find(|r| r.as_str() == candidate)
+    }
+
+    /// The URIs of `list` this client may use now: development ones only if it is one.
+    fn usable<'a>(&self, list: &'a [RedirectUri]) -> impl Iterator<Item = &'a RedirectUri> {
+        let development = self.development;
+        list.iter()
+            .filter(move |r| development || !r.is_development())
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {

@@ -1,37 +1,77 @@
 //! Redirect URIs: the one policy for every client, from portico.toml and from the admin API
 //! alike, and exact matching.
 
-use url::Url;
+use url::{Host, Url};
 
 use crate::net::is_loopback_http;
+
+/// Why a redirect URI may not be registered; each message is a sentence an admin can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectError {
+    #[error(
+        "{0} is not a full URL: write it with its scheme and host, e.g. https://app.example/callback"
+    )]
+    NotAUrl(String),
+    #[error("{0} has a fragment (the part after #), which redirect URIs may not have: remove it")]
+    Fragment(String),
+    #[error(
+        "{0}: http is allowed only on loopback addresses (127.0.0.1 or [::1]); use https, or an \
+         app's own scheme such as com.example.app:/callback"
+    )]
+    Insecure(String),
+    #[error(
+        "{0}: http is allowed only on loopback addresses; for http://localhost, mark this as a \
+         development client"
+    )]
+    LocalhostNeedsDevelopment(String),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct RedirectUri(String);
 
 impl RedirectUri {
-    /// A redirect URI a client may register (RFC 6749 section 3.1.2, RFC 8252, the OAuth 2.0
+    /// A redirect URI Portico may hold (RFC 6749 section 3.1.2, RFC 8252, the OAuth 2.0
     /// Security BCP): absolute, without a fragment, and
     /// - https, or
     /// - http to a loopback IP literal (a native or development app; matched on any port), or
+    /// - http to the host `localhost` exactly, without user info: a development form, which only
+    ///   a development client may register ([`RedirectUri::register`]) and which matches exactly,
+    ///   port included, or
     /// - a private-use scheme, named after a domain the app owns (it holds a `.`, as
     ///   `com.example.app:/cb`; RFC 8252 section 7.1).
     ///
-    /// Anything else (http to a name, `javascript:`, `data:`, `file:`…) is refused. Kept as
-    /// given: matching compares the exact string, not a normalised form.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(raw).map_err(|e| format!("redirect URI `{raw}`: {e}"))?;
+    /// Anything else (http to any other name, `*.localhost`, `javascript:`, `data:`, `file:`…) is
+    /// refused. Kept as given: matching compares the exact string, not a normalised form. Stored
+    /// rows and pending requests read back through here; registering goes through `register`.
+    pub fn parse(raw: &str) -> Result<Self, RedirectError> {
+        let url = Url::parse(raw).map_err(|_| RedirectError::NotAUrl(raw.to_owned()))?;
         if url.fragment().is_some() || raw.contains('#') {
-            return Err(format!("redirect URI `{raw}` must not have a fragment"));
+            return Err(RedirectError::Fragment(raw.to_owned()));
         }
         let private_use = url.scheme().contains('.') && !url.cannot_be_a_base();
-        if !(url.scheme() == "https" || is_loopback_http(&url) || private_use) {
-            return Err(format!(
-                "`{raw}` must use https, http on a loopback IP address (127.0.0.1 or [::1]), \
-                 or an app's own scheme such as com.example.app:/cb"
-            ));
+        if url.scheme() == "https" || is_loopback_http(&url) || private_use {
+            return Ok(Self(raw.to_owned()));
         }
-        Ok(Self(raw.to_owned()))
+        if is_localhost_http(&url) {
+            return Ok(Self(raw.to_owned()));
+        }
+        Err(RedirectError::Insecure(raw.to_owned()))
+    }
+
+    /// A redirect URI a client may register: [`RedirectUri::parse`], and an http://localhost
+    /// URI only for a development client.
+    pub fn register(raw: &str, development: bool) -> Result<Self, RedirectError> {
+        let uri = Self::parse(raw)?;
+        if uri.is_development() && !development {
+            return Err(RedirectError::LocalhostNeedsDevelopment(raw.to_owned()));
+        }
+        Ok(uri)
+    }
+
+    /// Whether only a development client may use it: http to `localhost`.
+    pub fn is_development(&self) -> bool {
+        Url::parse(&self.0).is_ok_and(|u| is_localhost_http(&u))
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,6 +107,15 @@ impl<'de> serde::Deserialize<'de> for RedirectUri {
     }
 }
 
+/// http to the name `localhost` exactly, without user info. Not `*.localhost`: browsers resolve
+/// those to loopback, but other resolvers may ask DNS, so such a name could reach another host.
+fn is_localhost_http(url: &Url) -> bool {
+    url.scheme() == "http"
+        && url.host() == Some(Host::Domain("localhost"))
+        && url.username().is_empty()
+        && url.password().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,7 +134,9 @@ mod tests {
         }
         for bad in [
             "http://app.example/cb",
-            "http://localhost/cb",
+            "http://app.localhost/cb",
+            "http://localhost./cb",
+            "http://u@localhost/cb",
             "https://app.example/cb#x",
             "/cb",
             "javascript:alert(1)",
@@ -102,7 +153,57 @@ mod tests {
         )
         .unwrap();
         let err = super::super::validate_config(&[config]).unwrap_err();
-        assert!(err.contains("must use https"), "{err}");
+        assert!(
+            err.contains("http is allowed only on loopback addresses"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn localhost_is_for_development_clients_only() {
+        for dev in [
+            "http://localhost/cb",
+            "http://localhost:3000/auth/callback",
+            "http://LOCALHOST:3000/cb",
+        ] {
+            assert!(RedirectUri::register(dev, true).is_ok(), "{dev}");
+            let refused = RedirectUri::register(dev, false).unwrap_err();
+            assert_eq!(
+                refused,
+                RedirectError::LocalhostNeedsDevelopment(dev.to_owned())
+            );
+            assert!(
+                refused
+                    .to_string()
+                    .contains("mark this as a development client"),
+                "{refused}"
+            );
+            assert!(RedirectUri::parse(dev).unwrap().is_development());
+        }
+        for other in [
+            "https://localhost/cb",
+            "http://127.0.0.1/cb",
+            "https://app.example/cb",
+        ] {
+            let uri = RedirectUri::register(other, false).unwrap();
+            assert!(!uri.is_development(), "{other}");
+        }
+        // A development client gets nothing more than http://localhost.
+        for bad in ["http://app.localhost/cb", "http://app.example/cb"] {
+            assert!(RedirectUri::register(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn localhost_matches_exactly_port_included() {
+        let r = RedirectUri::parse("http://localhost:3000/cb").unwrap();
+        assert!(r.matches("http://localhost:3000/cb"));
+        assert!(!r.matches("http://localhost:3001/cb"));
+        assert!(!r.matches("http://localhost/cb"));
+        assert!(!r.matches("http://localhost:3000/other"));
+        assert!(!r.matches("http://127.0.0.1:3000/cb"));
+        let portless = RedirectUri::parse("http://localhost/cb").unwrap();
+        assert!(!portless.matches("http://localhost:3000/cb"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::upstream::ProviderId;
 const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uris, \
      post_logout_redirect_uris, grant_types, scopes, allowed_providers, allowed_resources, \
      id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, \
-     created_at";
+     development, created_at";
 
 /// A list column, each entry parsed; one that no longer parses is left out.
 fn parsed<T, E>(
@@ -55,6 +55,7 @@ fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
         id_token_ttl: row.try_get("id_token_ttl")?,
         refresh_token_ttl: row.try_get("refresh_token_ttl")?,
         managed_by_config: store::flag(row, "managed_by_config")?,
+        development: store::flag(row, "development")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -147,7 +148,8 @@ async fn write_client(
              allowed_resources = excluded.allowed_resources, id_token_alg = excluded.id_token_alg, \
              access_token_ttl = excluded.access_token_ttl, id_token_ttl = excluded.id_token_ttl, \
              refresh_token_ttl = excluded.refresh_token_ttl, \
-             managed_by_config = excluded.managed_by_config, updated_at = excluded.updated_at"
+             managed_by_config = excluded.managed_by_config, \
+             development = excluded.development, updated_at = excluded.updated_at"
     } else {
         "ON CONFLICT (client_id) DO NOTHING"
     };
@@ -155,8 +157,8 @@ async fn write_client(
         "INSERT INTO clients (client_id, name, client_type, secret_digest, redirect_uris, \
              post_logout_redirect_uris, grant_types, scopes, allowed_providers, \
              allowed_resources, id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, \
-             managed_by_config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10, $11, $12, $13, $14, $15, $16, $16) {conflict}"
+             managed_by_config, development, created_at, updated_at) VALUES ($1, $2, $3, $4, \
+             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) {conflict}"
     );
     let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
     let result = sqlx::query(&sql)
@@ -175,6 +177,7 @@ async fn write_client(
         .bind(new.id_token_ttl.unwrap_or(defaults.id_token_secs) as i64)
         .bind(new.refresh_token_ttl.unwrap_or(defaults.refresh_token_secs) as i64)
         .bind(i64::from(managed))
+        .bind(i64::from(new.development))
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -212,8 +215,9 @@ pub async fn create_in(
     Ok((fetch_in(conn, new.client_id.as_str()).await?, secret))
 }
 
-/// Replaces what an admin may edit: name, URIs, grants, scopes, allowed providers and resources. The type
-/// and the secret stay (a type change would leave a secret behind or ask for one).
+/// Replaces what an admin may edit: name, URIs, grants, scopes, allowed providers and
+/// resources, and the development flag. The type and the secret stay (a type change would leave
+/// a secret behind or ask for one).
 pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Client, ClientError> {
     let current = editable(conn, new.client_id.as_str()).await?;
     if current.client_type != new.client_type {
@@ -226,7 +230,7 @@ pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Clie
     sqlx::query(
         "UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, \
          grant_types = $4, scopes = $5, allowed_providers = $6, allowed_resources = $7, \
-         updated_at = $8 WHERE client_id = $9",
+         development = $8, updated_at = $9 WHERE client_id = $10",
     )
     .bind(&new.name)
     .bind(store::to_json_list(&new.redirect_uris))
@@ -235,6 +239,7 @@ pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Clie
     .bind(store::to_json_list(&new.scopes))
     .bind(store::to_json_list(&new.allowed_providers))
     .bind(store::to_json_list(&new.allowed_resources))
+    .bind(i64::from(new.development))
     .bind(store::now())
     .bind(new.client_id.as_str())
     .execute(&mut *conn)

@@ -197,7 +197,10 @@ async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError
         .ok_or_else(|| invalid_grant("the user is disabled"))
 }
 
-async fn authorization_code(
+/// The authorization_code grant for `client`, authenticated by the caller: `/token` after client
+/// authentication, or the admin's "Try a login" in-process (`admin::clients::try_login`), where
+/// the code, its redirect URI and the PKCE verifier prove the flow is the admin's own.
+pub(crate) async fn authorization_code(
     state: &AppState,
     client: &Client,
     form: &HashMap<String, String>,

@@ -64,6 +64,11 @@ const SQLITE: &[Source] = &[
         "lists",
         include_str!("../../migrations/sqlite/0011_lists.sql"),
     ),
+    (
+        12,
+        "client_development",
+        include_str!("../../migrations/sqlite/0012_client_development.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -121,6 +126,11 @@ const POSTGRES: &[Source] = &[
         11,
         "lists",
         include_str!("../../migrations/postgres/0011_lists.sql"),
+    ),
+    (
+        12,
+        "client_development",
+        include_str!("../../migrations/postgres/0012_client_development.sql"),
     ),
 ];
 

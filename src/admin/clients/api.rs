@@ -100,7 +100,8 @@ pub async fn update(
     id: web::Path<String>,
     body: web::Json<ClientInput>,
 ) -> Result<web::Json<ClientView>, ApiError> {
-    let new = body.validate(Some(&id))?;
+    let current = clients_admin::get(&state, &id).await?;
+    let new = body.validate(Some(&current))?;
     let client = clients_admin::update(&state, &api.caller, &new).await?;
     Ok(web::Json(client))
 }

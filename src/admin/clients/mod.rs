@@ -2,6 +2,9 @@
 //! the JSON API, the list-and-create page and each client's page.
 
 pub mod api;
+pub mod form;
 pub mod page;
 pub mod pages;
 pub mod service;
+pub mod snippets;
+pub mod try_login;

@@ -9,121 +9,31 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::clients::pages::{editable, words};
-use crate::admin::clients::service::{self as clients_admin, ClientInput, ClientView};
+use crate::admin::clients::form::{ClientForm, ClientValues};
+use crate::admin::clients::pages::editable;
+use crate::admin::clients::service::{self as clients_admin, ClientView};
+use crate::admin::clients::snippets::{self, SECRET_ENV, Snippet};
+use crate::admin::clients::try_login::{self, Readiness};
 use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Chrome, Done, Pairs, back_to, render, submit};
-use crate::admin::http::validation::FieldErrors;
-use crate::clients::GrantType;
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
-
-/// What the form shows: the stored client at first, the admin's input after an error.
-#[derive(Debug, Clone)]
-pub struct EditValues {
-    name: String,
-    /// One per line.
-    redirect_uris: String,
-    post_logout_redirect_uris: String,
-    grant_types: Vec<String>,
-    /// Separated by spaces.
-    scopes: String,
-    allowed_providers: Vec<String>,
-    /// One per line.
-    allowed_resources: String,
-}
-
-impl EditValues {
-    fn of(client: &ClientView) -> Self {
-        Self {
-            name: client.name.clone(),
-            redirect_uris: client.redirect_uris.join("\n"),
-            post_logout_redirect_uris: client.post_logout_redirect_uris.join("\n"),
-            grant_types: client.grant_types.clone(),
-            scopes: client.scopes.join(" "),
-            allowed_providers: client.allowed_providers.clone(),
-            allowed_resources: client.allowed_resources.join("\n"),
-        }
-    }
-
-    fn posted(form: &Pairs) -> Self {
-        Self {
-            name: form.one("name"),
-            redirect_uris: form.one("redirect_uris"),
-            post_logout_redirect_uris: form.one("post_logout_redirect_uris"),
-            grant_types: form.all("grant_types"),
-            scopes: form.one("scopes"),
-            allowed_providers: form.all("allowed_providers"),
-            allowed_resources: form.one("allowed_resources"),
-        }
-    }
-
-    /// The API's request body for these values. The type is the stored one: it never changes.
-    fn input(&self, client_type: &str) -> ClientInput {
-        ClientInput {
-            client_id: None,
-            name: self.name.clone(),
-            client_type: Some(client_type.to_owned()),
-            redirect_uris: words(&self.redirect_uris),
-            post_logout_redirect_uris: words(&self.post_logout_redirect_uris),
-            // No box ticked is a choice to validate (and refuse), not "use the default".
-            grant_types: Some(self.grant_types.clone()),
-            scopes: Some(words(&self.scopes)),
-            allowed_providers: self.allowed_providers.clone(),
-            allowed_resources: words(&self.allowed_resources),
-        }
-    }
-}
-
-/// A provider a client may be limited to: a checkbox on the form.
-#[derive(Debug, Clone)]
-pub struct ProviderChoice {
-    pub id: String,
-    pub label: String,
-    pub enabled: bool,
-    /// Named by the client but no longer configured.
-    pub unknown: bool,
-}
-
-/// Every configured provider, and any the client still names that is gone.
-async fn provider_choices(
-    store: &Store,
-    named: &[String],
-) -> Result<Vec<ProviderChoice>, StoreError> {
-    let mut choices: Vec<ProviderChoice> = crate::providers::repo::all(store)
-        .await?
-        .into_iter()
-        .map(|p| ProviderChoice {
-            id: p.id.to_string(),
-            label: p.display_name,
-            enabled: p.enabled,
-            unknown: false,
-        })
-        .collect();
-    for id in named {
-        if !choices.iter().any(|c| &c.id == id) {
-            choices.push(ProviderChoice {
-                id: id.clone(),
-                label: id.clone(),
-                enabled: false,
-                unknown: true,
-            });
-        }
-    }
-    Ok(choices)
-}
 
 #[derive(Template, WebTemplate)]
 #[template(path = "admin/client.html")]
 pub struct ClientPage {
     chrome: Chrome,
     client: ClientView,
-    issuer: String,
-    values: EditValues,
-    providers: Vec<ProviderChoice>,
-    errors: FieldErrors,
+    form: ClientForm,
     notice: Option<&'static str>,
+    /// The plain configuration block.
+    snippet_lines: Vec<(&'static str, String)>,
+    /// One per framework.
+    snippets: Vec<Snippet>,
+    /// Whether "Try a login" can run, and how.
+    try_login: Readiness,
+    /// Portico's test callback URI.
+    test_callback: String,
 }
 
 impl ClientPage {
@@ -131,36 +41,30 @@ impl ClientPage {
         session: &AdminSession,
         state: &AppState,
         client: ClientView,
-        values: EditValues,
+        values: ClientValues,
     ) -> Result<Self, PageError> {
-        let mut named = values.allowed_providers.clone();
-        named.extend(client.allowed_providers.iter().cloned());
+        let form = ClientForm::new(&state.store, values, &client.allowed_providers, false).await?;
+        let issuer = state.settings.server.issuer.as_str().to_owned();
         Ok(Self {
             chrome: Chrome::new(session, "clients"),
-            providers: provider_choices(&state.store, &named).await?,
-            issuer: state.settings.server.issuer.as_str().to_owned(),
+            snippet_lines: snippets::config_lines(&issuer, &client),
+            snippets: snippets::for_client(&issuer, &client),
+            try_login: try_login::readiness(state, &client),
+            test_callback: try_login::callback_uri(state),
             client,
-            values,
-            errors: FieldErrors::new(),
+            form,
             notice: None,
         })
-    }
-
-    pub fn grant_names(&self) -> Vec<&'static str> {
-        GrantType::ALL.iter().map(|g| g.as_str()).collect()
-    }
-
-    pub fn has_grant(&self, grant: &str) -> bool {
-        self.values.grant_types.iter().any(|g| g == grant)
-    }
-
-    pub fn allows(&self, provider: &str) -> bool {
-        self.values.allowed_providers.iter().any(|p| p == provider)
     }
 
     /// The configuration snippet never holds a secret here.
     pub fn no_secret(&self) -> Option<&str> {
         None
+    }
+
+    /// The environment variable the snippets read the secret from.
+    pub fn secret_env(&self) -> &'static str {
+        SECRET_ENV
     }
 }
 
@@ -171,11 +75,15 @@ pub(super) async fn client_page(
     query: web::Query<Done>,
 ) -> Result<ClientPage, PageError> {
     let client = clients_admin::get(&state, &id).await?;
-    let values = EditValues::of(&client);
+    let values = ClientValues::of(&client);
     let mut page = ClientPage::new(&session, &state, client, values).await?;
     page.notice = query.notice(&[
         ("created", "The client was created."),
         ("updated", "The client was saved."),
+        (
+            "callback-added",
+            "Portico's test callback was added to the redirect URIs: try a login now.",
+        ),
     ]);
     Ok(page)
 }
@@ -187,8 +95,10 @@ pub(super) async fn update_client(
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
     let client = editable(&state, &id).await?;
-    let values = EditValues::posted(&form);
-    let input = values.input(&client.client_type).validate(Some(&id));
+    let mut values = ClientValues::posted(&form);
+    // The type is the stored one: it never changes.
+    values.client_type = client.client_type.clone();
+    let input = values.input().validate(Some(&client));
     let caller = session.caller();
     let saved = submit(input, async |new| {
         clients_admin::update(&state, &caller, &new).await
@@ -199,6 +109,6 @@ pub(super) async fn update_client(
         Err(errors) => errors,
     };
     let mut page = ClientPage::new(&session, &state, client, values).await?;
-    page.errors = errors;
+    page.form.errors = errors;
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }

@@ -9,13 +9,14 @@ use askama::Template;
 use askama_web::WebTemplate;
 
 use crate::admin::auth::session::AdminSession;
-use crate::admin::clients::service::{self as clients_admin, ClientInput, ClientView};
+use crate::admin::clients::form::{ClientForm, ClientValues};
+use crate::admin::clients::service::{self as clients_admin, ClientView};
+use crate::admin::clients::snippets;
 use crate::admin::http::csrf::Protected;
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, Pairs, asks_first};
 use crate::admin::http::pages::{back_to, form_status, render, see_other, submit, url_segment};
 use crate::admin::http::reveal::{self, Link, RevealPage, Secret};
-use crate::admin::http::validation::FieldErrors;
 use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -29,68 +30,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/clients/{id}",
             web::post().to(crate::admin::clients::page::update_client),
         )
-        .route("/clients/{id}/secret", web::get().to(reveal_secret));
+        .route("/clients/{id}/secret", web::get().to(reveal_secret))
+        .configure(crate::admin::clients::try_login::routes);
     asks_first::<RotateSecret>(cfg, "/clients/{id}/secret/rotate", "/clients/{id}/secret");
     asks_first::<DeleteClient>(cfg, "/clients/{id}/delete", "/clients/{id}/delete");
-}
-
-/// A list as typed in a text field: one item per line or separated by spaces.
-pub(super) fn words(raw: &str) -> Vec<String> {
-    raw.split_whitespace().map(str::to_owned).collect()
-}
-
-/// The create form's fields, as the template draws them: name, label, hint.
-const FIELDS: [(&str, &str, &str); 9] = [
-    ("client_id", "Client ID", "visible ASCII, e.g. wiki"),
-    ("name", "Name", ""),
-    (
-        "type",
-        "Type",
-        "confidential: a server-side app that keeps a secret; public: a browser or native app (PKCE, no secret)",
-    ),
-    (
-        "redirect_uris",
-        "Redirect URIs",
-        "one per line: https, or http on 127.0.0.1",
-    ),
-    (
-        "post_logout_redirect_uris",
-        "Post-logout redirect URIs",
-        "one per line",
-    ),
-    (
-        "grant_types",
-        "Grant types",
-        "authorization_code refresh_token client_credentials",
-    ),
-    ("scopes", "Scopes", "separated by spaces"),
-    (
-        "allowed_providers",
-        "Allowed providers",
-        "provider ids; empty: all",
-    ),
-    (
-        "allowed_resources",
-        "Allowed resources",
-        "API URIs its tokens may name as audience (RFC 8707); empty: none",
-    ),
-];
-
-/// The API's request body for the create form (lists as [`words`]).
-fn client_input(form: &Pairs) -> ClientInput {
-    let given = |name: &str| Some(form.one(name)).filter(|v| !v.is_empty());
-    let list = |name: &str| words(&form.one(name));
-    ClientInput {
-        client_id: Some(form.one("client_id")),
-        name: form.one("name"),
-        client_type: given("type"),
-        redirect_uris: list("redirect_uris"),
-        post_logout_redirect_uris: list("post_logout_redirect_uris"),
-        grant_types: Some(list("grant_types")).filter(|g| !g.is_empty()),
-        scopes: Some(list("scopes")).filter(|s| !s.is_empty()),
-        allowed_providers: list("allowed_providers"),
-        allowed_resources: list("allowed_resources"),
-    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -98,30 +41,20 @@ fn client_input(form: &Pairs) -> ClientInput {
 pub struct ClientsPage {
     chrome: Chrome,
     clients: Vec<ClientView>,
-    form: Pairs,
-    errors: FieldErrors,
+    form: ClientForm,
     notice: Option<&'static str>,
 }
 
 impl ClientsPage {
-    /// Each field of the create form with its value: name, label, value, hint.
-    fn fields(&self) -> Vec<(&str, &str, String, &str)> {
-        let field = |&(name, label, hint)| (name, label, self.form.one(name), hint);
-        FIELDS.iter().map(field).collect()
-    }
-
-    async fn new(session: &AdminSession, state: &AppState) -> Result<Self, PageError> {
+    async fn new(
+        session: &AdminSession,
+        state: &AppState,
+        values: ClientValues,
+    ) -> Result<Self, PageError> {
         Ok(Self {
             chrome: Chrome::new(session, "clients"),
             clients: clients_admin::all(state).await?,
-            form: Pairs(vec![
-                (
-                    "grant_types".into(),
-                    "authorization_code refresh_token".into(),
-                ),
-                ("scopes".into(), crate::clients::DEFAULT_SCOPES.join(" ")),
-            ]),
-            errors: FieldErrors::new(),
+            form: ClientForm::new(&state.store, values, &[], true).await?,
             notice: None,
         })
     }
@@ -132,7 +65,7 @@ async fn clients_page(
     state: web::Data<AppState>,
     query: web::Query<Done>,
 ) -> Result<ClientsPage, PageError> {
-    let mut page = ClientsPage::new(&session, &state).await?;
+    let mut page = ClientsPage::new(&session, &state, ClientValues::new_client()).await?;
     page.notice = query.notice(&[("deleted", "The client was deleted.")]);
     Ok(page)
 }
@@ -143,7 +76,8 @@ async fn create_client(
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
     let caller = session.caller();
-    let input = client_input(&form).validate(None);
+    let values = ClientValues::posted(&form);
+    let input = values.input().validate(None);
     let result = submit(input, async |new| {
         clients_admin::create(&state, &caller, &new).await
     })
@@ -160,9 +94,9 @@ async fn create_client(
         }
         Err(errors) => errors,
     };
-    let mut page = ClientsPage::new(&session, &state).await?;
-    (page.form, page.errors) = (form, errors);
-    render(form_status(&page.errors), &page)
+    let mut page = ClientsPage::new(&session, &state, values).await?;
+    page.form.errors = errors;
+    render(form_status(&page.form.errors), &page)
 }
 
 /// The client, if it may be changed here: one from portico.toml is changed there.
@@ -297,9 +231,9 @@ async fn reveal_secret(
             href: format!("/admin/clients/{segment}/secret/rotate"),
             label: "Rotate secret…",
         },
-        snippet: Some((
-            state.settings.server.issuer.as_str().to_owned(),
-            client.client_id.clone(),
+        snippet: Some(snippets::config_lines(
+            state.settings.server.issuer.as_str(),
+            &client,
         )),
         next: Link {
             href: format!("/admin/clients/{segment}"),

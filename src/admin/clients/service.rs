@@ -12,7 +12,8 @@ use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
 use crate::clients::repo;
 use crate::clients::{
-    Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient,
+    Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient, RedirectUri,
+    Rules,
 };
 use crate::grants::refresh::{self, Owner};
 use crate::keys::SigningAlg;
@@ -39,6 +40,9 @@ pub struct ClientView {
     pub allowed_resources: Vec<String>,
     /// Declared in portico.toml: read-only here.
     pub managed_by_config: bool,
+    /// A development client: it may register `http://localhost` redirect URIs (matched
+    /// exactly, port included). For local development only.
+    pub development: bool,
     /// RFC 3339.
     pub created_at: String,
     #[serde(skip)]
@@ -59,6 +63,7 @@ impl From<&Client> for ClientView {
             allowed_providers: c.allowed_providers.iter().map(|p| p.to_string()).collect(),
             allowed_resources: texts(&c.allowed_resources, |r| r.as_str()),
             managed_by_config: c.managed_by_config,
+            development: c.development,
             created_at: time::rfc3339(c.created_at),
             created_at_secs: c.created_at,
         }
@@ -98,24 +103,40 @@ pub struct ClientInput {
     /// request naming any other `resource` is refused with `invalid_target`. Empty: none.
     #[serde(default)]
     pub allowed_resources: Vec<String>,
+    /// A development client may register `http://localhost[:port]/path` redirect URIs, for
+    /// local development only (default false). Turning it off is refused while such URIs remain.
+    #[serde(default)]
+    pub development: bool,
 }
 
 impl ClientInput {
-    /// Checks every field, naming each bad one; `client_id` is the path's on update.
-    pub fn validate(&self, client_id: Option<&str>) -> Result<NewClient, FieldErrors> {
+    /// Checks every field and the rules across them, naming each bad one in plain words, all at
+    /// once. `current` is the client being replaced (its `client_id` is the path's).
+    pub fn validate(&self, current: Option<&ClientView>) -> Result<NewClient, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let raw_id = client_id.or(self.client_id.as_deref()).unwrap_or("").trim();
+        let raw_id = current
+            .map(|c| c.client_id.as_str())
+            .or(self.client_id.as_deref())
+            .unwrap_or("")
+            .trim();
         let id = ClientId::parse(raw_id)
             .map_err(|e| errors.add("client_id", e))
             .ok();
+        if self.name.trim().is_empty() {
+            errors.add(
+                "name",
+                "Enter a name: what admins and users see for this application, e.g. Wiki",
+            );
+        }
         let name = validation::label(&mut errors, "name", &self.name, 100);
         let client_type = ClientType::parse(self.client_type.as_deref().unwrap_or("confidential"))
             .map_err(|e| errors.add("type", e))
             .ok();
+        let development = self.development;
         let uris = |errors: &mut FieldErrors, field: &str, list: &[String]| {
             list.iter()
                 .filter(|u| !u.trim().is_empty())
-                .filter_map(|u| validation::redirect_uri(errors, field, u))
+                .filter_map(|u| validation::redirect_uri(errors, field, u, development))
                 .collect::<Vec<_>>()
         };
         let redirect_uris = uris(&mut errors, "redirect_uris", &self.redirect_uris);
@@ -124,13 +145,38 @@ impl ClientInput {
             "post_logout_redirect_uris",
             &self.post_logout_redirect_uris,
         );
+        if current.is_some_and(|c| c.development) && !development {
+            let given = self
+                .redirect_uris
+                .iter()
+                .chain(&self.post_logout_redirect_uris);
+            let localhost = given
+                .filter_map(|u| crate::clients::RedirectUri::parse(u.trim()).ok())
+                .find(|u| u.is_development());
+            if let Some(uri) = localhost {
+                errors.add(
+                    "development",
+                    format!(
+                        "This client cannot stop being a development client while it has the \
+                         http://localhost URI {uri}: remove its http://localhost URIs first",
+                        uri = uri.as_str()
+                    ),
+                );
+            }
+        }
         let grant_types: Vec<GrantType> = match &self.grant_types {
             None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             Some(list) => list
                 .iter()
                 .filter_map(|g| {
                     GrantType::parse(g.trim()).or_else(|| {
-                        errors.add("grant_types", format!("unknown grant type `{g}`"));
+                        errors.add(
+                            "grant_types",
+                            format!(
+                                "“{g}” is not a grant type: choose from authorization_code, \
+                                 refresh_token and client_credentials"
+                            ),
+                        );
                         None
                     })
                 })
@@ -150,7 +196,16 @@ impl ClientInput {
             .filter(|p| !p.trim().is_empty())
             .filter_map(|p| {
                 ProviderId::parse(p.trim())
-                    .map_err(|e| errors.add("allowed_providers", e))
+                    .map_err(|_| {
+                        errors.add(
+                            "allowed_providers",
+                            format!(
+                                "“{}” is not a provider ID: choose providers from the list \
+                                 (lower-case letters, digits and -)",
+                                p.trim()
+                            ),
+                        )
+                    })
                     .ok()
             })
             .collect();
@@ -163,10 +218,26 @@ impl ClientInput {
         let allowed_resources = crate::clients::parse_resources(&listed)
             .map_err(|e| errors.add("allowed_resources", e))
             .unwrap_or_default();
+        // The rules across fields, each on the field it names, beside the fields' own errors.
+        let rules = Rules {
+            client_type,
+            grant_types: &grant_types,
+            redirect_uris: &redirect_uris,
+            post_logout_redirect_uris: &post_logout_redirect_uris,
+            scopes: &scopes,
+            development,
+        };
+        let checks_grants = self.grant_types.as_ref().is_none_or(|g| !g.is_empty());
+        for (field, problem) in rules.problems() {
+            // An unknown grant type already says what to choose.
+            if field != "grant_types" || checks_grants || errors.get(field).is_none() {
+                errors.add(field, problem);
+            }
+        }
         let (Some(client_id), Some(client_type)) = (id, client_type) else {
             return Err(errors);
         };
-        let new = NewClient {
+        errors.or_ok(NewClient {
             client_id,
             name,
             client_type,
@@ -180,21 +251,8 @@ impl ClientInput {
             access_token_ttl: None,
             id_token_ttl: None,
             refresh_token_ttl: None,
-        };
-        if errors.is_empty() {
-            // The rules across fields (grants against URIs and type), on the first field they name.
-            if let Err(e) = new.validate() {
-                let field = if e.contains("redirect URI") {
-                    "redirect_uris"
-                } else if e.contains("scope") {
-                    "scopes"
-                } else {
-                    "grant_types"
-                };
-                errors.add(field, e);
-            }
-        }
-        errors.or_ok(new)
+            development,
+        })
     }
 }
 
@@ -258,6 +316,7 @@ fn details(c: &ClientView) -> serde_json::Value {
         "scopes": c.scopes,
         "allowed_providers": c.allowed_providers,
         "allowed_resources": c.allowed_resources,
+        "development": c.development,
     })
 }
 
@@ -307,6 +366,28 @@ pub async fn update(
     let mut tx = state.store.begin_write().await?;
     let view = ClientView::from(&repo::update_in(&mut tx, new).await?);
     audited(tx, caller, "client.updated", &view.id, details(&view)).await?;
+    Ok(view)
+}
+
+/// Adds `uri` to the client's redirect URIs (by the rule for registering one), with its audit
+/// entry, in one transaction; a URI already registered is left as it is.
+pub async fn add_redirect_uri(
+    state: &AppState,
+    caller: &Caller,
+    client_id: &str,
+    uri: &str,
+) -> Result<ClientView, ClientError> {
+    let mut tx = state.store.begin_write().await?;
+    let mut new = NewClient::of(&repo::fetch_in(&mut tx, client_id).await?);
+    let uri = RedirectUri::register(uri, new.development)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+    if !new.redirect_uris.contains(&uri) {
+        new.redirect_uris.push(uri.clone());
+    }
+    let view = ClientView::from(&repo::update_in(&mut tx, &new).await?);
+    let mut entry = details(&view);
+    entry["redirect_uri_added"] = json!(uri.as_str());
+    audited(tx, caller, "client.updated", &view.id, entry).await?;
     Ok(view)
 }
 

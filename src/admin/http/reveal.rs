@@ -174,8 +174,9 @@ pub(crate) struct RevealPage {
     /// When it is not here any more: that it was shown once, and how to get a new one.
     pub(crate) gone: &'static str,
     pub(crate) renew: Link,
-    /// A client's configuration snippet (issuer, client id), with the secret while shown.
-    pub(crate) snippet: Option<(String, String)>,
+    /// A client's configuration lines (key, value: issuer, client id, redirect URI…), shown
+    /// with the secret while it is shown.
+    pub(crate) snippet: Option<Vec<(&'static str, String)>>,
     /// On to the object.
     pub(crate) next: Link,
 }

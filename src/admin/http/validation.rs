@@ -71,14 +71,16 @@ pub fn text(errors: &mut FieldErrors, field: &str, raw: &str, max: usize) -> Str
     value.to_owned()
 }
 
-/// A redirect URI, by the one policy of `clients::RedirectUri::parse`; an error is the
-/// field's.
+/// A redirect URI a client may register, by the one policy of
+/// `clients::RedirectUri::register` (http://localhost only for a `development` client); an
+/// error is the field's.
 pub fn redirect_uri(
     errors: &mut FieldErrors,
     field: &str,
     raw: &str,
+    development: bool,
 ) -> Option<crate::clients::RedirectUri> {
-    crate::clients::RedirectUri::parse(raw.trim())
-        .map_err(|e| errors.add(field, e))
+    crate::clients::RedirectUri::register(raw.trim(), development)
+        .map_err(|e| errors.add(field, e.to_string()))
         .ok()
 }

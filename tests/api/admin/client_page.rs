@@ -9,7 +9,10 @@ use crate::oidc_support::CLIENT_ID;
 use crate::on_both_backends;
 use crate::standins::google::{Account, GoogleStandIn};
 
-on_both_backends!(a_client_is_edited_on_its_page);
+on_both_backends!(
+    a_client_is_edited_on_its_page,
+    the_client_page_has_a_snippet_per_framework_with_its_values,
+);
 
 /// Posts a form as the signed-in browser.
 async fn submit(
@@ -41,7 +44,8 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
             ("client_id", "wiki"),
             ("name", "Wiki"),
             ("redirect_uris", "https://wiki.example/cb"),
-            ("grant_types", "authorization_code refresh_token"),
+            ("grant_types", "authorization_code"),
+            ("grant_types", "refresh_token"),
         ],
     )
     .await;
@@ -99,12 +103,13 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
     .await;
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Name: is required"), "{html}");
+    // Every error at once, in plain words, beside its field.
+    assert!(html.contains("Enter a name:"), "{html}");
     assert!(
-        html.contains("Redirect URIs: `http://wiki.example/cb` must use https"),
+        html.contains("http://wiki.example/cb: http is allowed only on loopback addresses"),
         "{html}"
     );
-    assert!(html.contains("Allowed providers: "), "{html}");
+    assert!(html.contains("“Not A Slug” is not a provider ID"), "{html}");
     assert!(html.contains("http://wiki.example/cb</textarea>"));
     assert!(
         !html.contains("value=\"refresh_token\" checked"),
@@ -127,7 +132,9 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
     assert!(
-        html.contains("Grant types: at least one grant type is needed"),
+        html.contains(
+            r#"<p class="field-error" id="client-grant_types-error">Choose at least one grant type"#
+        ),
         "{html}"
     );
 
@@ -224,5 +231,67 @@ async fn a_client_is_edited_on_its_page(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+    app.stop();
+}
+
+/// A ready snippet per framework, each in its own `<details>` naming its guide, with the
+/// client's issuer, ID, first redirect URI and scopes; never its secret.
+async fn the_client_page_has_a_snippet_per_framework_with_its_values(db: &TestDb) {
+    let app = crate::helpers::spawn_app(db).await;
+    create_admin(&app).await;
+    let token = super::api_token(&app, "snippets").await;
+    let body = serde_json::json!({
+        "client_id": "notes",
+        "name": "Notes",
+        "redirect_uris": ["https://notes.example/auth/callback", "https://notes.example/2"],
+        "scopes": ["openid", "email", "groups"],
+    });
+    let created = super::json_of(
+        super::call(
+            &app,
+            reqwest::Method::POST,
+            Some(&token),
+            "/clients",
+            Some(body),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let secret = created["client_secret"].as_str().unwrap();
+    let browser = signed_in(&app).await;
+    let html = page(&app, &browser, "/admin/clients/notes").await;
+    let issuer = app.state.settings.server.issuer.as_str();
+    assert!(
+        html.contains("redirect_uri: https://notes.example/auth/callback"),
+        "{html}"
+    );
+    assert!(html.contains("scope: openid email groups"), "{html}");
+    for (id, doc) in [
+        ("snippet-nextjs", "docs/integrations/nextjs.md"),
+        ("snippet-authlib", "docs/integrations/python-authlib.md"),
+        ("snippet-go", "docs/integrations/go.md"),
+        ("snippet-oauth2-proxy", "docs/integrations/oauth2-proxy.md"),
+        ("snippet-grafana", "docs/integrations/grafana.md"),
+    ] {
+        let start = html
+            .find(&format!(r#"<details class="snippet" id="{id}-details">"#))
+            .unwrap_or_else(|| panic!("{id} in {html}"));
+        let block = &html[start..start + html[start..].find("</details>").unwrap()];
+        assert!(block.contains(doc), "{block}");
+        assert!(block.contains(issuer), "{block}");
+        assert!(block.contains("notes"), "{block}");
+        assert!(!block.contains(secret), "{block}");
+    }
+    for needle in [
+        "--redirect-url=https://notes.example/auth/callback",
+        "--scope=&#34;openid email groups&#34;",
+        "client_secret = $__env{PORTICO_CLIENT_SECRET}",
+        "process.env.PORTICO_CLIENT_SECRET",
+        "os.environ[&#34;PORTICO_CLIENT_SECRET&#34;]",
+    ] {
+        assert!(html.contains(needle), "{needle} in {html}");
+    }
+    assert!(!html.contains(secret));
     app.stop();
 }

@@ -191,6 +191,17 @@ async fn clients_are_created_read_updated_rotated_and_deleted(db: &TestDb) {
         .unwrap();
     assert!(doc["paths"]["/clients/{id}/secret"]["post"].is_object());
     assert!(doc["paths"]["/clients"]["post"].is_object());
+    // The development flag, in and out.
+    for schema in ["ClientInput", "ClientView"] {
+        let field = &doc["components"]["schemas"][schema]["properties"]["development"];
+        assert_eq!(field["type"], "boolean", "{schema}: {field}");
+        assert!(
+            field["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("http://localhost")),
+            "{schema}: {field}"
+        );
+    }
 }
 
 async fn client_errors_are_401_403_404_409_422(db: &TestDb) {

@@ -111,7 +111,8 @@ async fn a_client_secret_is_shown_once_after_a_redirect(db: &TestDb) {
         ("client_id", "wiki"),
         ("name", "Team wiki"),
         ("redirect_uris", "https://wiki.example/cb"),
-        ("grant_types", "authorization_code client_credentials"),
+        ("grant_types", "authorization_code"),
+        ("grant_types", "client_credentials"),
     ];
     let res = submit(&app, &browser, "/admin/clients", &fields).await;
     let (location, _) = redirected(&res, "/admin/clients/wiki/secret?done=created");
@@ -181,6 +182,7 @@ async fn a_client_secret_is_shown_once_after_a_redirect(db: &TestDb) {
         ("name", "Single page"),
         ("type", "public"),
         ("redirect_uris", "https://spa.example/cb"),
+        ("grant_types", "authorization_code"),
     ];
     let res = submit(&app, &browser, "/admin/clients", &fields).await;
     assert_eq!(res.status(), 303);
@@ -345,6 +347,7 @@ async fn a_reveal_cookie_opens_only_in_its_own_session(db: &TestDb) {
             ("client_id", "wiki"),
             ("name", "Wiki"),
             ("redirect_uris", "https://wiki.example/cb"),
+            ("grant_types", "authorization_code"),
         ])
         .send()
         .await
