@@ -93,19 +93,31 @@ fn title(markdown: &str) -> String {
 /// images as their address, code blocks and tables reachable by keyboard when they scroll.
 pub fn render(markdown: &str) -> String {
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
-    let events = Parser::new_ext(markdown, options).flat_map(|event| match event {
+    // A link that may lead nowhere is kept as its text (links do not nest).
+    let mut unlinked = false;
+    let events = Parser::new_ext(markdown, options).flat_map(move |event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => vec![Event::Text(raw)],
         Event::Start(Tag::Link {
             link_type,
             dest_url,
             title,
             id,
-        }) => vec![Event::Start(Tag::Link {
-            link_type,
-            dest_url: link(&dest_url),
-            title,
-            id,
-        })],
+        }) => match link(&dest_url) {
+            Some(dest_url) => vec![Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            })],
+            None => {
+                unlinked = true;
+                vec![]
+            }
+        },
+        Event::End(TagEnd::Link) if unlinked => {
+            unlinked = false;
+            vec![]
+        }
         Event::Start(Tag::Image { dest_url, .. }) => vec![Event::Text(dest_url)],
         Event::End(TagEnd::Image) => vec![],
         Event::Start(Tag::CodeBlock(_)) => vec![Event::Html("<pre tabindex=\"0\"><code>".into())],
@@ -128,7 +140,7 @@ pub fn render(markdown: &str) -> String {
 
 /// Where a link of a guide may lead: another provider guide's page, or an http(s) or mailto
 /// URL; anything else (a relative file of the repository, `javascript:`) leads nowhere.
-fn link(dest: &str) -> CowStr<'static> {
+fn link(dest: &str) -> Option<CowStr<'static>> {
     let (path, fragment) = dest.split_once('#').unwrap_or((dest, ""));
     if let Some(kind) = path
         .strip_suffix(".md")
@@ -140,13 +152,42 @@ fn link(dest: &str) -> CowStr<'static> {
         } else {
             format!("#{fragment}")
         };
-        return format!("{}{anchor}", url(kind)).into();
+        return Some(format!("{}{anchor}", url(kind)).into());
     }
     let lower = dest.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:")
-    {
-        dest.to_owned().into()
-    } else {
-        "".into()
+    let allowed = ["https://", "http://", "mailto:"];
+    allowed
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+        .then(|| dest.to_owned().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_in_a_guide_is_text_and_links_are_checked() {
+        let html = render(
+            "# Title\n\n<script>alert(1)</script>\n\nInline <b>bold</b>, \
+             [bad](javascript:alert(1)), [repo](../SECURITY.md), [oidc](oidc.md#claims), \
+             [site](https://example.com/x).\n\n![logo](https://example.com/l.png)\n",
+        );
+        assert!(html.contains("<h1>Title</h1>"), "{html}");
+        assert!(!html.contains("<script") && !html.contains("<b>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(
+            !html.contains("SECURITY.md\"") && html.contains(" repo,"),
+            "{html}"
+        );
+        assert!(!html.contains("href=\"\""), "{html}");
+        assert!(
+            html.contains("href=\"/admin/guides/providers/oidc#claims\""),
+            "{html}"
+        );
+        assert!(html.contains("href=\"https://example.com/x\""), "{html}");
+        assert!(!html.contains("<img"), "{html}");
+        assert_eq!(title("# A *guide*\n\ntext"), "A guide");
     }
 }

@@ -139,6 +139,8 @@ pub trait AnyKind: Sync {
     fn summary(&self) -> &'static str;
     fn form(&self) -> &'static [Field];
     fn offers_discovery(&self) -> bool;
+    /// Whether the kind's check refuses `field` (`client_id`, `client_secret`, `issuer`) empty.
+    fn requires(&self, field: &str) -> bool;
     /// The options with their defaults (a blank form).
     fn defaults(&self) -> Map<String, Value>;
     /// Checks one option's value, and returns it as written back (secrets redacted).
@@ -179,6 +181,16 @@ impl<K: Kind> AnyKind for K {
 
     fn offers_discovery(&self) -> bool {
         K::DISCOVERY
+    }
+
+    fn requires(&self, field: &str) -> bool {
+        let need = match field {
+            "client_id" => K::CLIENT_ID,
+            "client_secret" => K::CLIENT_SECRET,
+            "issuer" => K::ISSUER,
+            _ => return false,
+        };
+        matches!(need, Need::Required)
     }
 
     fn defaults(&self) -> Map<String, Value> {

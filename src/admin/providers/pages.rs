@@ -204,6 +204,9 @@ pub struct Field {
     pub widget: &'static str,
     pub checked: bool,
     pub error: Option<String>,
+    /// Refused empty: the ID, and what the kind's check requires (a stored secret is kept
+    /// when its input is left empty, so it is not required then).
+    pub required: bool,
 }
 
 /// What to register at the provider, as a form shows it. For a saved provider, its values; for
@@ -322,6 +325,10 @@ impl FormState {
             .into_iter()
             .map(|input| {
                 let name = name(input);
+                let kept = input.widget == Widget::Secret && self.has_secret;
+                let required = !self.read_only
+                    && (input.option == "id"
+                        || (kinds::find(self.kind).requires(input.option) && !kept));
                 let hint = match input.widget {
                     Widget::Secret if self.has_secret => "stored encrypted; leave empty to keep it",
                     Widget::Secret => "stored encrypted, never shown again",
@@ -333,6 +340,7 @@ impl FormState {
                         _ => self.values.get(&name).to_owned(),
                     },
                     checked: input.widget == Widget::Checkbox && self.values.0.contains_key(&name),
+                    required,
                     name,
                     label: input.label,
                     hint,
