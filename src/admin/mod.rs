@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod clients;
 pub mod dashboard;
+pub mod guides;
 pub mod http;
 pub mod keys;
 pub mod openapi;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(http::assets::routes)
             .configure(clients::pages::routes)
             .configure(providers::pages::routes)
+            .configure(guides::routes)
             .configure(webhooks::pages::routes)
             .configure(users::pages::routes)
             .configure(sign_ins::pages::routes)

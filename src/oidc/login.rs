@@ -95,6 +95,8 @@ pub async fn login_page(
                 .map(|p| ProviderChoice {
                     id: p.id.to_string(),
                     name: p.display_name.clone(),
+                    logo: super::logos::url(p.kind),
+                    domains: p.email_domains.clone(),
                 })
                 .collect(),
             note,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod jwks;
 pub mod liveness;
 pub mod login;
+pub mod logos;
 pub mod logout;
 pub mod resource;
 pub mod revoke;
@@ -41,6 +42,7 @@ pub fn routes(cfg: &mut actix::ServiceConfig) {
         .service(logout::logout)
         .service(logout::confirm)
         .service(web::stylesheet)
+        .service(logos::serve)
         .service(branding::serve_stylesheet)
         .service(branding::serve_logo)
         .configure(saml::routes);

@@ -1,5 +1,5 @@
 //! Browser-facing pages: the one error page every browser flow uses, the login chooser, the
-//! signed-out page, and Portico's stylesheet.
+//! signed-out page, and Portico's stylesheet (the providers' logos are in [`super::logos`]).
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, get};
@@ -62,9 +62,14 @@ pub async fn not_found() -> HttpResponse {
     )
 }
 
+/// A provider on the chooser: a button with its kind's logo, and the e-mail domains it serves
+/// under it (the home-realm hint, `email_domains`), so users see which one is theirs.
 pub struct ProviderChoice {
     pub id: String,
     pub name: String,
+    /// Its kind's logo ([`super::logos`]).
+    pub logo: String,
+    pub domains: Vec<String>,
 }
 
 #[derive(Template)]

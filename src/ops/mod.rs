@@ -1,5 +1,7 @@
-//! Operating Portico: health checks, Prometheus metrics, response hardening.
+//! Operating Portico: health checks, Prometheus metrics, response hardening, compiled-in static
+//! files.
 
+pub mod assets;
 pub mod bearer;
 pub mod client_ip;
 pub mod headers;

@@ -53,7 +53,10 @@ impl ProviderConfig {
 pub fn supported_kind(raw: &str) -> Result<ProviderKind, String> {
     ProviderKind::parse(raw).ok_or_else(|| {
         let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.kind().as_str()).collect();
-        format!("unknown kind `{raw}` (kinds: {})", known.join(", "))
+        format!(
+            "“{raw}” is not a provider kind: choose {}.",
+            known.join(", ")
+        )
     })
 }
 
@@ -99,7 +102,11 @@ mod tests {
         assert_eq!(supported_kind("saml"), Ok(ProviderKind::Saml));
         assert_eq!(supported_kind("google"), Ok(ProviderKind::Google));
         assert_eq!(supported_kind("github"), Ok(ProviderKind::Github));
-        assert!(supported_kind("ldap").unwrap_err().contains("unknown kind"));
+        assert!(
+            supported_kind("ldap")
+                .unwrap_err()
+                .contains("is not a provider kind")
+        );
     }
 
     #[test]
@@ -114,7 +121,7 @@ client_id = "x"
         .unwrap();
         let err = validate_config(&[p]).unwrap_err();
         assert!(
-            err.contains("provider `gh`") && err.contains("github"),
+            err.contains("provider `gh`: client_secret:") && err.contains("GitHub"),
             "{err}"
         );
     }
@@ -192,20 +199,29 @@ redirect_uri = "https://wiki.example.com/cb"
     #[test]
     fn wrong_or_misplaced_fields_are_refused_with_the_field_named() {
         let cases = [
-            ("kind = \"oidc\"", "needs `issuer`"),
-            ("kind = \"google\"", "needs `client_secret`"),
-            ("kind = \"github\"", "needs `client_secret`"),
+            (
+                "kind = \"oidc\"",
+                "Enter the issuer URL, e.g. https://accounts.example.com.",
+            ),
+            (
+                "kind = \"google\"",
+                "client_secret: Enter the client secret Google gave you.",
+            ),
+            (
+                "kind = \"github\"",
+                "client_secret: Enter the client secret GitHub gave you.",
+            ),
             (
                 "kind = \"github\"\nclient_secret = \"s\"\nhosted_domains = [\"a.example\"]",
-                "`hosted_domains` applies only to kind google",
+                "hosted_domains is an option of Google providers only",
             ),
             (
                 "kind = \"oidc\"\nissuer = \"https://i.example\"\nallowed_orgs = [\"acme\"]",
-                "`allowed_orgs` applies only to kind github",
+                "allowed_orgs is an option of GitHub providers only",
             ),
             (
                 "kind = \"google\"\nclient_secret = \"s\"\ngithub_api_base = \"https://x.example\"",
-                "`github_api_base` applies only to kind github",
+                "github_api_base is an option of GitHub providers only",
             ),
             (
                 "kind = \"github\"\nclient_secret = \"s\"\ngithub_web_base = \"ftp://x.example\"",
@@ -213,11 +229,11 @@ redirect_uri = "https://wiki.example.com/cb"
             ),
             (
                 "kind = \"github\"\nclient_secret = \"s\"\nissuer = \"https://github.com\"",
-                "takes no `issuer`",
+                "Leave the issuer empty for GitHub",
             ),
             (
                 "kind = \"google\"\nclient_secret = \"s\"\nhosted_domains = [\"not a domain\"]",
-                "hosted_domains: `not a domain` is not a domain name",
+                "hosted_domains: “not a domain” is not a domain name",
             ),
         ];
         for (body, expected) in cases {

@@ -50,6 +50,8 @@ impl Kind for Google {
     type Options = GoogleOptions;
     const KIND: ProviderKind = ProviderKind::Google;
     const TITLE: &'static str = "Google";
+    const SUMMARY: &'static str = "Google accounts and Workspace";
+    const ISSUED_BY: &'static str = "Google";
     const CLIENT_SECRET: kinds::Need = kinds::Need::Required;
     const DISCOVERY: bool = true;
     const FORM: &'static [Field] = &[

@@ -65,8 +65,13 @@ pub trait Kind: Sync + 'static {
     /// defaults. Its serde field names are the option names.
     type Options: Serialize + DeserializeOwned + Default + Send + Sync;
     const KIND: ProviderKind;
-    /// The kind's name on the admin's "Add a provider" buttons.
+    /// The kind's name on the admin's "Add a provider" cards.
     const TITLE: &'static str;
+    /// One line under the title on its card: what it connects to.
+    const SUMMARY: &'static str;
+    /// Who gives the admin the client ID and secret, as messages name it ("Enter the client
+    /// secret GitHub gave you.").
+    const ISSUED_BY: &'static str = "the provider";
     const CLIENT_ID: Need = Need::Required;
     const CLIENT_SECRET: Need = Need::Optional;
     const ISSUER: Need = Need::Optional;
@@ -96,8 +101,9 @@ pub trait Kind: Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
-    /// What to register at the provider, shown after saving: by default the redirect URI.
-    fn shown(_options: &Self::Options, issuer: &str, id: &ProviderId) -> Shown {
+    /// What to register at the provider: by default the redirect URI. `id` is the provider's
+    /// id, or [`ID_PLACEHOLDER`] on a form where none is typed yet.
+    fn shown(_options: &Self::Options, issuer: &str, id: &str) -> Shown {
         Shown {
             key: "callback",
             title: "Redirect URI",
@@ -130,8 +136,11 @@ pub trait Kind: Sync + 'static {
 pub trait AnyKind: Sync {
     fn kind(&self) -> ProviderKind;
     fn title(&self) -> &'static str;
+    fn summary(&self) -> &'static str;
     fn form(&self) -> &'static [Field];
     fn offers_discovery(&self) -> bool;
+    /// Whether the kind's check refuses `field` (`client_id`, `client_secret`, `issuer`) empty.
+    fn requires(&self, field: &str) -> bool;
     /// The options with their defaults (a blank form).
     fn defaults(&self) -> Map<String, Value>;
     /// Checks one option's value, and returns it as written back (secrets redacted).
@@ -148,7 +157,7 @@ pub trait AnyKind: Sync {
     /// without them.
     fn view(&self, settings: &Value) -> Map<String, Value>;
     fn audit(&self, settings: &Value) -> Map<String, Value>;
-    fn shown(&self, settings: &Value, issuer: &str, id: &ProviderId) -> Shown;
+    fn shown(&self, settings: &Value, issuer: &str, id: &str) -> Shown;
     fn vouches_for_email(&self, settings: &Value) -> bool;
     fn build(&self, row: &Row<'_>, shared: &Shared<'_>) -> Result<Arc<dyn Connector>, String>;
 }
@@ -162,12 +171,26 @@ impl<K: Kind> AnyKind for K {
         K::TITLE
     }
 
+    fn summary(&self) -> &'static str {
+        K::SUMMARY
+    }
+
     fn form(&self) -> &'static [Field] {
         K::FORM
     }
 
     fn offers_discovery(&self) -> bool {
         K::DISCOVERY
+    }
+
+    fn requires(&self, field: &str) -> bool {
+        let need = match field {
+            "client_id" => K::CLIENT_ID,
+            "client_secret" => K::CLIENT_SECRET,
+            "issuer" => K::ISSUER,
+            _ => return false,
+        };
+        matches!(need, Need::Required)
     }
 
     fn defaults(&self) -> Map<String, Value> {
@@ -184,23 +207,22 @@ impl<K: Kind> AnyKind for K {
     fn check(&self, entry: &Entry<'_>) -> Result<Checked, Vec<Invalid>> {
         let mut errors = Vec::new();
         let kind = K::KIND;
+        let by = K::ISSUED_BY;
         if matches!(K::CLIENT_ID, Need::Required) && entry.client_id.trim().is_empty() {
-            errors.push(Invalid::new("client_id", "needs `client_id`"));
+            let message = format!("Enter the client ID {by} gave you.");
+            errors.push(Invalid::new("client_id", message));
         }
         if matches!(K::CLIENT_SECRET, Need::Required) && !entry.has_secret {
-            let message = format!("kind {kind} needs `client_secret`");
+            let message = format!("Enter the client secret {by} gave you.");
             errors.push(Invalid::new("client_secret", message));
         }
         let issuer = entry.issuer.filter(|i| !i.trim().is_empty());
         match (K::ISSUER, issuer) {
             (Need::Required, None) => {
-                errors.push(Invalid::new(
-                    "issuer",
-                    format!("kind {kind} needs `issuer`"),
-                ));
+                errors.push(Invalid::new("issuer", ENTER_ISSUER));
             }
             (Need::Refused(why), Some(_)) => {
-                let message = format!("kind {kind} takes no `issuer` ({why})");
+                let message = format!("Leave the issuer empty for {}: {why}.", K::TITLE);
                 errors.push(Invalid::new("issuer", message));
             }
             _ => {}
@@ -262,7 +284,7 @@ impl<K: Kind> AnyKind for K {
         options
     }
 
-    fn shown(&self, settings: &Value, issuer: &str, id: &ProviderId) -> Shown {
+    fn shown(&self, settings: &Value, issuer: &str, id: &str) -> Shown {
         K::shown(&stored::<K>(settings).unwrap_or_default(), issuer, id)
     }
 
@@ -308,9 +330,15 @@ pub fn misplaced(kind: Option<ProviderKind>, options: &Options) -> Vec<Invalid> 
             Some(k) if Some(k) == kind => {}
             Some(k) => errors.push(Invalid::new(
                 name,
-                format!("`{name}` applies only to kind {k}"),
+                format!(
+                    "{name} is an option of {} providers only (kind {k}); remove it.",
+                    find(k).title()
+                ),
             )),
-            None => errors.push(Invalid::new(name, format!("unknown option `{name}`"))),
+            None => errors.push(Invalid::new(
+                name,
+                format!("There is no option {name}; remove it."),
+            )),
         }
     }
     errors
@@ -448,6 +476,13 @@ pub const SCOPES: Field = Field::new(
     Widget::Words,
 );
 
+/// The message for a missing issuer (the kind's check, and "Test discovery" with none).
+pub const ENTER_ISSUER: &str = "Enter the issuer URL, e.g. https://accounts.example.com.";
+
+/// What stands for the provider's id in what to register at the provider, on a new provider's
+/// form before a valid id is typed.
+pub const ID_PLACEHOLDER: &str = "<your-id>";
+
 /// What the admin needs to register Portico at the provider: a section of the provider's
 /// page, and the object `key` of the API's view.
 #[derive(Debug, Clone)]
@@ -579,15 +614,16 @@ pub fn given(raw: Option<&str>) -> Option<String> {
 /// the same test as redirect URIs, [`crate::net::is_loopback_http`]),
 /// without credentials or fragment.
 pub fn upstream_url(raw: &str) -> Result<(), String> {
-    let url = url::Url::parse(raw).map_err(|_| format!("`{raw}` is not an absolute URL"))?;
+    let url = url::Url::parse(raw)
+        .map_err(|_| format!("Enter a full URL, e.g. https://idp.example.com (not “{raw}”)."))?;
     if !(url.scheme() == "https" || crate::net::is_loopback_http(&url)) {
         Err(format!(
-            "`{raw}` must use https (or http to 127.0.0.1 or [::1])"
+            "“{raw}” must use https (http only to 127.0.0.1 or [::1], when testing)."
         ))
     } else if !url.username().is_empty() || url.password().is_some() {
-        Err("must not contain credentials".into())
+        Err("Remove the user name and password from the URL.".into())
     } else if url.fragment().is_some() {
-        Err("must not have a #fragment".into())
+        Err("Remove the #fragment from the URL.".into())
     } else {
         Ok(())
     }
@@ -609,7 +645,10 @@ pub fn domain_names(field: &str, list: &[String]) -> Result<Vec<String>, Invalid
                     && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
         if !ok {
-            return Err(Invalid::new(field, format!("`{raw}` is not a domain name")));
+            let message = format!(
+                "“{raw}” is not a domain name: enter names like example.com, separated by spaces."
+            );
+            return Err(Invalid::new(field, message));
         }
         out.push(d);
     }

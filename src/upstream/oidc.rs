@@ -80,6 +80,7 @@ impl Kind for Oidc {
     type Options = OidcOptions;
     const KIND: ProviderKind = ProviderKind::Oidc;
     const TITLE: &'static str = "OpenID Connect";
+    const SUMMARY: &'static str = "Any OpenID Connect provider, by discovery";
     const ISSUER: Need = Need::Required;
     const DEFAULT_SCOPES: &'static [&'static str] = &["openid", "email", "profile"];
     const DISCOVERY: bool = true;
@@ -93,6 +94,36 @@ impl Kind for Oidc {
         kinds::CLIENT_ID,
         kinds::CLIENT_SECRET,
         kinds::SCOPES,
+        Field::new(
+            "claims.email",
+            "E-mail claim",
+            "the claim holding the user's e-mail address; empty: email",
+            Widget::Text,
+        ),
+        Field::new(
+            "claims.email_verified",
+            "E-mail verified claim",
+            "the claim saying the provider verified that address; empty: email_verified",
+            Widget::Text,
+        ),
+        Field::new(
+            "claims.name",
+            "Name claim",
+            "the claim holding the user's display name; empty: name",
+            Widget::Text,
+        ),
+        Field::new(
+            "claims.picture",
+            "Picture claim",
+            "the claim holding the URL of the user's picture; empty: picture",
+            Widget::Text,
+        ),
+        Field::new(
+            "claims.groups",
+            "Groups claim",
+            "the claim holding group names, e.g. groups or roles; empty: no groups",
+            Widget::Text,
+        ),
     ];
 
     fn build(

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub struct ProviderId(String);
 
 impl ProviderId {
+    /// What an ID must be, as the message for a missing one says it.
+    const RULE: &str = "Enter an ID: 1 to 64 lower-case letters, digits or hyphens.";
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
@@ -18,9 +21,12 @@ impl ProviderId {
             && !raw.starts_with('-');
         if ok {
             Ok(Self(raw.to_owned()))
+        } else if raw.is_empty() {
+            Err(Self::RULE.to_owned())
         } else {
             Err(format!(
-                "provider id `{raw}` must be 1-64 lower-case letters, digits or `-`"
+                "“{raw}” cannot be an ID: use 1 to 64 lower-case letters, digits or hyphens, \
+                 not starting with a hyphen."
             ))
         }
     }

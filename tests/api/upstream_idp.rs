@@ -27,6 +27,8 @@ pub struct UpUser {
     pub email_verified: bool,
     pub name: String,
     pub groups: Vec<String>,
+    /// A second list claim (`roles`), for claim mappings that read groups from elsewhere.
+    pub roles: Vec<String>,
 }
 
 impl UpUser {
@@ -37,6 +39,7 @@ impl UpUser {
             email_verified: true,
             name: format!("User {sub}"),
             groups: vec!["staff".into()],
+            roles: vec!["viewer".into()],
         }
     }
 }
@@ -258,6 +261,7 @@ fn id_token(s: &Inner, user: &UpUser, nonce: Option<&str>) -> String {
         "email_verified": user.email_verified,
         "name": user.name,
         "groups": user.groups,
+        "roles": user.roles,
     });
     match (how, nonce) {
         (Misbehave::WrongNonce, _) => claims["nonce"] = json!("not-the-nonce"),
@@ -363,5 +367,6 @@ async fn userinfo(s: web::Data<Inner>, req: HttpRequest) -> HttpResponse {
         "name": user.name,
         "picture": format!("https://pics.example/{}.png", user.sub),
         "groups": user.groups,
+        "roles": user.roles,
     }))
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::providers::input::upstream_url;
 use crate::upstream::http::{HttpError, UpstreamHttp};
+use crate::upstream::kinds;
 
 /// Discovery documents are a few KiB; anything much bigger is not one.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -110,7 +111,7 @@ pub async fn discover(
     let issuer = raw_issuer.trim();
     let mut errors = FieldErrors::new();
     if issuer.is_empty() {
-        errors.add("issuer", "is required");
+        errors.add("issuer", kinds::ENTER_ISSUER);
     } else {
         upstream_url(&mut errors, "issuer", issuer);
     }

@@ -82,7 +82,13 @@ fn scopes(errors: &mut FieldErrors, list: &[String]) -> Vec<String> {
         {
             out.push(raw.to_owned());
         } else {
-            errors.add("scopes", format!("`{raw}` is not a valid scope"));
+            errors.add(
+                "scopes",
+                format!(
+                    "“{raw}” is not a valid scope: scopes are separated by spaces and hold no \
+                     quotes or backslashes."
+                ),
+            );
         }
     }
     out
@@ -115,7 +121,7 @@ impl ProviderInput {
                 let raw = self.id.as_deref().unwrap_or("").trim();
                 match ProviderId::parse(raw) {
                     Ok(_) if RESERVED_IDS.contains(&raw) => {
-                        errors.add("id", format!("`{raw}` is reserved"));
+                        errors.add("id", format!("“{raw}” is reserved: choose another ID."));
                         None
                     }
                     Ok(id) => Some(id),
@@ -133,14 +139,15 @@ impl ProviderInput {
                 errors.add(
                     "kind",
                     format!(
-                        "a provider's kind cannot change (it is {}); create a new one",
+                        "A provider's kind cannot change (this one is {}): create a new \
+                         provider instead.",
                         p.kind
                     ),
                 );
                 None
             }
             (None, None) => {
-                errors.add("kind", "is required: google, github, oidc or saml");
+                errors.add("kind", "Choose a kind: google, github, oidc or saml.");
                 None
             }
             (None, Some(k)) => supported_kind(&k).map_err(|e| errors.add("kind", e)).ok(),
@@ -169,7 +176,7 @@ impl ProviderInput {
         let email_domains = kinds::domain_names("email_domains", &self.email_domains)
             .map_err(|e| add(&mut errors, e))
             .unwrap_or_default();
-        let (Some(id), Some(kind)) = (id, kind) else {
+        let Some(kind) = kind else {
             kinds::misplaced(kind, &self.options)
                 .into_iter()
                 .for_each(|e| add(&mut errors, e));
@@ -193,10 +200,13 @@ impl ProviderInput {
         let checked = kinds::find(kind).check(&entry).map_err(|invalid| {
             invalid.into_iter().for_each(|e| add(&mut errors, e));
         });
-        let checked = match checked {
-            Ok(checked) if errors.is_empty() => checked,
-            _ => return Err(errors),
+        // Every field's error is told at once: the kind's rules run even when the ID is wrong.
+        let (Ok(checked), Some(id)) = (checked, id) else {
+            return Err(errors);
         };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         Ok(ProviderWrite {
             id,
             kind,

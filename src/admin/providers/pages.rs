@@ -1,10 +1,16 @@
-//! `/admin/providers`: the providers pages. The list offers a create form for each kind
-//! (`?kind=`), drawn from the inputs its module declares (`upstream::kinds`);
-//! `/admin/providers/{id}` edits one (read-only when config-managed), enables, disables and
-//! deletes it (deleting asks first, at `…/delete`), and shows what to register at the provider
-//! (the redirect URI; for SAML what the IdP needs). "Test discovery" is a
-//! second submit button of the same form, so it works without JavaScript. Every change goes
-//! through the same service and validation as the API.
+//! `/admin/providers`: the providers pages. The list offers each kind as a card with its logo,
+//! and a create form for the kind chosen (`?kind=`), drawn from the inputs its module declares
+//! (`upstream::kinds`); `/admin/providers/{id}` edits one (read-only when config-managed),
+//! enables, disables and deletes it (deleting asks first, at `…/delete`).
+//!
+//! What to register at the provider (the redirect URI; for SAML what the IdP needs) is shown
+//! on a provider's page and already on the create form, since the admin must register it
+//! upstream before the provider can work: computed by the kind's one rule
+//! ([`kinds::AnyKind::shown`]) for the ID typed, or for a placeholder until there is one, and
+//! kept in step with the ID input by `static/provider-form.js` where scripts run. Each form
+//! links to its kind's setup guide (`admin::guides`). "Test discovery" is a second submit
+//! button of the same form, so it works without JavaScript. Every change goes through the same
+//! service and validation as the API.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +21,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::admin::auth::session::AdminSession;
+use crate::admin::guides;
+use crate::admin::http::assets;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, asks_first};
@@ -23,11 +31,12 @@ use crate::admin::http::validation::FieldErrors;
 use crate::admin::providers::discovery::{self as providers_discovery, DiscoveryReport};
 use crate::admin::providers::input::ProviderInput;
 use crate::admin::providers::service::{self as providers_admin, ProviderView};
+use crate::oidc::logos;
 use crate::providers::repo::ProviderWrite;
 use crate::providers::{Provider, supported_kind};
 use crate::state::AppState;
-use crate::upstream::ProviderKind;
-use crate::upstream::kinds::{self, Field as Input, Widget};
+use crate::upstream::kinds::{self, Field as Input, ID_PLACEHOLDER, Shown, Widget};
+use crate::upstream::{ProviderId, ProviderKind};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/providers", web::get().to(providers_page))
@@ -195,6 +204,60 @@ pub struct Field {
     pub widget: &'static str,
     pub checked: bool,
     pub error: Option<String>,
+    /// Refused empty: the ID, and what the kind's check requires (a stored secret is kept
+    /// when its input is left empty, so it is not required then).
+    pub required: bool,
+}
+
+/// What to register at the provider, as a form shows it. For a saved provider, its values; for
+/// a new one, those of the ID typed (of [`ID_PLACEHOLDER`] until it is a valid ID), each with
+/// its pattern (its value for the placeholder), which `provider-form.js` fills in with the ID
+/// as it is typed.
+pub struct Register {
+    pub shown: Shown,
+    patterns: Vec<String>,
+}
+
+impl Register {
+    fn saved(view: &ProviderView) -> Self {
+        Self {
+            shown: view.shown.clone(),
+            patterns: Vec::new(),
+        }
+    }
+
+    fn new_provider(kind: ProviderKind, issuer: &str, typed_id: &str) -> Self {
+        let kind = kinds::find(kind);
+        let pattern = kind.shown(&Value::Null, issuer, ID_PLACEHOLDER);
+        let shown = match ProviderId::parse(typed_id.trim()) {
+            Ok(id) => kind.shown(&Value::Null, issuer, id.as_str()),
+            Err(_) => pattern.clone(),
+        };
+        Self {
+            shown,
+            patterns: pattern.values.into_iter().map(|v| v.value).collect(),
+        }
+    }
+
+    /// The pattern of the `index`th value; `None` on a saved provider's page.
+    pub fn pattern(&self, index: &usize) -> Option<&str> {
+        self.patterns.get(*index).map(String::as_str)
+    }
+
+    pub fn placeholder(&self) -> &'static str {
+        ID_PLACEHOLDER
+    }
+}
+
+/// An error as shown beside its field: the kinds' messages are sentences that say what to do
+/// and stand alone; the shared checks' fragments ("must be at most 255 characters") get the
+/// field's label in front.
+fn beside(input: &Input, message: &str) -> String {
+    if message.starts_with(|c: char| c.is_lowercase()) {
+        format!("{}: {message}", input.label)
+    } else {
+        message.to_owned()
+    }
 }
 
 /// The create or edit form of one kind, with its values, errors and discovery result.
@@ -207,10 +270,21 @@ pub struct FormState {
     pub values: ProviderForm,
     pub errors: FieldErrors,
     pub discovery: Option<DiscoveryReport>,
+    pub register: Register,
 }
 
 impl FormState {
-    fn new(kind: ProviderKind, values: ProviderForm, view: Option<&ProviderView>) -> Self {
+    /// `issuer`: Portico's, which what to register at the provider starts with.
+    fn new(
+        kind: ProviderKind,
+        values: ProviderForm,
+        view: Option<&ProviderView>,
+        issuer: &str,
+    ) -> Self {
+        let register = match view {
+            Some(v) => Register::saved(v),
+            None => Register::new_provider(kind, issuer, values.get("id")),
+        };
         Self {
             kind,
             action_url: match view {
@@ -223,6 +297,7 @@ impl FormState {
             values,
             errors: FieldErrors::new(),
             discovery: None,
+            register,
         }
     }
 
@@ -230,11 +305,30 @@ impl FormState {
         kinds::find(self.kind).offers_discovery()
     }
 
+    /// The kind's name ("OpenID Connect").
+    pub fn title(&self) -> &'static str {
+        kinds::find(self.kind).title()
+    }
+
+    /// The kind's setup guide.
+    pub fn guide(&self) -> String {
+        guides::url(self.kind)
+    }
+
+    /// The script that keeps what to register in step with the ID typed.
+    pub fn script(&self) -> String {
+        assets::url("provider-form.js")
+    }
+
     pub fn fields(&self) -> Vec<Field> {
         inputs(self.kind, self.creating)
             .into_iter()
             .map(|input| {
                 let name = name(input);
+                let kept = input.widget == Widget::Secret && self.has_secret;
+                let required = !self.read_only
+                    && (input.option == "id"
+                        || (kinds::find(self.kind).requires(input.option) && !kept));
                 let hint = match input.widget {
                     Widget::Secret if self.has_secret => "stored encrypted; leave empty to keep it",
                     Widget::Secret => "stored encrypted, never shown again",
@@ -246,6 +340,7 @@ impl FormState {
                         _ => self.values.get(&name).to_owned(),
                     },
                     checked: input.widget == Widget::Checkbox && self.values.0.contains_key(&name),
+                    required,
                     name,
                     label: input.label,
                     hint,
@@ -255,7 +350,7 @@ impl FormState {
                         Widget::Secret => "secret",
                         Widget::Checkbox => "checkbox",
                     },
-                    error: self.errors.get(error_key(input)).map(str::to_owned),
+                    error: self.errors.get(error_key(input)).map(|e| beside(input, e)),
                 }
             })
             .collect()
@@ -282,8 +377,8 @@ impl FormState {
 pub struct ProvidersPage {
     chrome: Chrome,
     providers: Vec<ProviderView>,
-    /// The kinds to add, with their names: `(kind, title)`.
-    kinds: Vec<(&'static str, &'static str)>,
+    /// The kinds to add.
+    kinds: Vec<KindCard>,
     form: Option<FormState>,
     notice: Option<&'static str>,
 }
@@ -308,6 +403,14 @@ impl ProviderPage {
     }
 }
 
+/// A kind on the "Add a provider" cards.
+pub struct KindCard {
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub summary: &'static str,
+    pub logo: String,
+}
+
 /// `?kind=`: the kind whose create form the list shows.
 #[derive(Deserialize)]
 struct KindQuery {
@@ -329,7 +432,12 @@ async fn list_page(
         providers: providers_admin::all(state).await?,
         kinds: kinds::KINDS
             .iter()
-            .map(|k| (k.kind().as_str(), k.title()))
+            .map(|k| KindCard {
+                kind: k.kind().as_str(),
+                title: k.title(),
+                summary: k.summary(),
+                logo: logos::url(k.kind()),
+            })
             .collect(),
         form,
         notice,
@@ -345,7 +453,13 @@ async fn providers_page(
     let form = match query.kind.as_deref() {
         Some(raw) => {
             let kind = kind_of(raw)?;
-            Some(FormState::new(kind, ProviderForm::blank(kind), None))
+            let issuer = state.settings.server.issuer.as_str();
+            Some(FormState::new(
+                kind,
+                ProviderForm::blank(kind),
+                None,
+                issuer,
+            ))
         }
         None => None,
     };
@@ -380,7 +494,8 @@ async fn create_provider(
 ) -> Result<HttpResponse, PageError> {
     let Protected { session, form } = form;
     let kind = kind_of(form.get("kind"))?;
-    let mut state_form = FormState::new(kind, form.clone(), None);
+    let issuer = state.settings.server.issuer.as_str();
+    let mut state_form = FormState::new(kind, form.clone(), None, issuer);
     if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
@@ -407,7 +522,13 @@ async fn provider_page(
     query: web::Query<Done>,
 ) -> Result<ProviderPage, PageError> {
     let view = providers_admin::get(&state, &id).await?;
-    let form = FormState::new(view.kind, ProviderForm::from_view(&view), Some(&view));
+    let issuer = state.settings.server.issuer.as_str();
+    let form = FormState::new(
+        view.kind,
+        ProviderForm::from_view(&view),
+        Some(&view),
+        issuer,
+    );
     let mut page = ProviderPage::new(&session, view, form);
     page.notice = query.notice(&[
         ("created", "The provider was created; it offers logins now."),
@@ -429,7 +550,8 @@ async fn update_provider(
     let kind = current.kind;
     let mut values = form.clone();
     values.0.insert("id".into(), view.id.clone());
-    let mut state_form = FormState::new(kind, values.clone(), Some(&view));
+    let issuer = state.settings.server.issuer.as_str();
+    let mut state_form = FormState::new(kind, values.clone(), Some(&view), issuer);
     if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {

@@ -68,7 +68,7 @@ impl ProviderView {
             email_domains: p.email_domains.clone(),
             trust_email: p.trust_email,
             options: kind.view(&p.settings),
-            shown: kind.shown(&p.settings, issuer, &p.id),
+            shown: kind.shown(&p.settings, issuer, p.id.as_str()),
             managed_by_config: p.managed_by_config,
             created_at: time::rfc3339(p.created_at),
             created_at_secs: p.created_at,

@@ -52,9 +52,12 @@ impl Kind for Github {
     type Options = GithubSettings;
     const KIND: ProviderKind = ProviderKind::Github;
     const TITLE: &'static str = "GitHub";
+    const SUMMARY: &'static str = "github.com or GitHub Enterprise Server";
+    const ISSUED_BY: &'static str = "GitHub";
     const CLIENT_SECRET: Need = Need::Required;
-    const ISSUER: Need =
-        Need::Refused("set github_api_base and github_web_base for GitHub Enterprise Server");
+    const ISSUER: Need = Need::Refused(
+        "for GitHub Enterprise Server give its web and API URLs (github_web_base, github_api_base)",
+    );
     const FORM: &'static [Field] = &[
         kinds::CLIENT_ID,
         kinds::CLIENT_SECRET,
@@ -122,7 +125,9 @@ fn orgs(list: &[String]) -> Result<Vec<String>, Invalid> {
             None => part(raw),
         };
         if !ok {
-            let message = format!("`{raw}` is not `org` or `org:team`");
+            let message = format!(
+                "“{raw}” is not an organisation or organisation:team, e.g. acme or acme:platform."
+            );
             return Err(Invalid::new("allowed_orgs", message));
         }
         out.push(raw.to_owned());
@@ -151,13 +156,15 @@ pub struct BaseUrl(String);
 
 impl BaseUrl {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url = Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+        let url = Url::parse(raw.trim()).map_err(|_| {
+            format!("Enter a full URL, e.g. https://github.example.com (not “{raw}”).")
+        })?;
         if !matches!(url.scheme(), "https" | "http") || url.host().is_none() {
-            return Err(format!("`{raw}` must be an http(s) URL with a host"));
+            return Err(format!("“{raw}” must be an https URL with a host name."));
         }
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
             return Err(format!(
-                "`{raw}` must not carry a query, a fragment or credentials"
+                "Remove the query, #fragment or credentials from “{raw}”."
             ));
         }
         Ok(Self(url.as_str().trim_end_matches('/').to_owned()))

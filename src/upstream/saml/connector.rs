@@ -116,7 +116,7 @@ impl SamlConnector {
     ) -> Result<Self, String> {
         let mut settings = options.saml;
         settings.sp_signing_key = sp_key;
-        let mut sp = settings.sp(&ctx.issuer, &id);
+        let mut sp = settings.sp(&ctx.issuer, id.as_str());
         sp.name_id_format = settings.name_id_format_urn()?;
         sp.attributes = settings.attributes.mapping();
         sp.signing = settings.signing_key()?;

@@ -18,7 +18,7 @@ use crate::upstream::http::UpstreamHttp;
 use crate::upstream::kinds::{
     self, Field, Invalid, Kind, Need, Row, Shared, Shown, ShownValue, Widget,
 };
-use crate::upstream::{Connector, IdpInitiatedTarget, ProviderId, ProviderKind};
+use crate::upstream::{Connector, IdpInitiatedTarget, ProviderKind};
 
 const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
 
@@ -40,7 +40,8 @@ pub struct SamlOptions {
 impl Kind for Saml {
     type Options = SamlOptions;
     const KIND: ProviderKind = ProviderKind::Saml;
-    const TITLE: &'static str = "SAML";
+    const TITLE: &'static str = "SAML 2.0";
+    const SUMMARY: &'static str = "Okta, Entra ID, ADFS, Shibboleth… by IdP metadata";
     const CLIENT_ID: Need = Need::Optional;
     const ISSUER: Need = Need::Refused("its IdP metadata names it");
     const FORM: &'static [Field] = &[
@@ -83,7 +84,8 @@ impl Kind for Saml {
             }
             _ => Err(Invalid::new(
                 "saml_idp_metadata_xml",
-                "kind saml needs exactly one of saml_idp_metadata_xml and saml_idp_metadata_url",
+                "Paste the IdP's metadata XML or enter its metadata URL: exactly one of the two \
+                 (saml_idp_metadata_xml, saml_idp_metadata_url).",
             ))?,
         }
         let s = &o.saml;
@@ -134,7 +136,7 @@ impl Kind for Saml {
         })
     }
 
-    fn shown(o: &SamlOptions, issuer: &str, id: &ProviderId) -> Shown {
+    fn shown(o: &SamlOptions, issuer: &str, id: &str) -> Shown {
         let sp = o.saml.sp(issuer, id);
         Shown {
             key: "saml_sp",
@@ -274,8 +276,8 @@ impl AttributeOverrides {
 
 impl SamlProviderSettings {
     /// The SP of provider `id` under `issuer`, with its entity ID as configured.
-    pub fn sp(&self, issuer: &str, id: &ProviderId) -> SpConfig {
-        let mut sp = SpConfig::new(issuer, id.as_str());
+    pub fn sp(&self, issuer: &str, id: &str) -> SpConfig {
+        let mut sp = SpConfig::new(issuer, id);
         if let Some(entity_id) = self.entity_id.clone().filter(|e| !e.is_empty()) {
             sp.entity_id = entity_id;
         }
@@ -292,8 +294,8 @@ impl SamlProviderSettings {
             urn if urn.starts_with("urn:") => urn.into(),
             other => {
                 return Err(format!(
-                    "name_id_format `{other}` is not persistent, email, unspecified, transient \
-                     or a URN"
+                    "The NameID format (name_id_format) “{other}” is not one of persistent, \
+                     email, unspecified, transient, or a urn:… URN."
                 ));
             }
         })

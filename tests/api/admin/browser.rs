@@ -524,6 +524,24 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     assert_focus(browser, "provider-issuer").await;
     axe.check(browser, "new oidc provider, refused").await;
 
+    // What to register at the provider follows the ID as it is typed (provider-form.js); the
+    // kind's setup guide is a link away.
+    browser
+        .goto(&app.url("/admin/providers?kind=google"))
+        .await
+        .unwrap();
+    type_into(browser, "#provider-id", "workspace-2").await;
+    let shown = wait_for(browser, "#callback-url")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(shown, app.url("/callback/workspace-2"));
+    screenshot(browser, "provider-new.png").await;
+    click(browser, ".guide-link a").await;
+    wait_for(browser, ".guide h1").await;
+    axe.check(browser, "google setup guide").await;
+
     // A GitHub Enterprise provider, through the form made for GitHub.
     browser
         .goto(&app.url("/admin/providers?kind=github"))

@@ -12,6 +12,7 @@ mod clients_ui;
 mod confirm;
 mod dashboard;
 mod hostile;
+mod provider_forms;
 mod providers;
 mod providers_ui;
 mod reveal;

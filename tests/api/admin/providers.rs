@@ -391,19 +391,19 @@ async fn kind_rules_and_bad_saml_metadata_are_422_with_the_field(db: &TestDb) {
         (
             json!({ "id": "g", "kind": "google", "client_id": "c" }),
             "client_secret",
-            "needs `client_secret`",
+            "Enter the client secret Google gave you.",
         ),
         (
             json!({ "id": "gh", "kind": "github", "client_id": "c", "client_secret": "s",
                     "hosted_domains": ["acme.example"] }),
             "hosted_domains",
-            "applies only to kind google",
+            "is an option of Google providers only",
         ),
         (
             json!({ "id": "gh", "kind": "github", "client_id": "c", "client_secret": "s",
                     "issuer": "https://github.com" }),
             "issuer",
-            "takes no `issuer`",
+            "Leave the issuer empty",
         ),
         (
             json!({ "id": "gh", "kind": "github", "client_id": "c", "client_secret": "s",
@@ -414,7 +414,7 @@ async fn kind_rules_and_bad_saml_metadata_are_422_with_the_field(db: &TestDb) {
         (
             json!({ "id": "o", "kind": "oidc", "client_id": "c" }),
             "issuer",
-            "needs `issuer`",
+            "Enter the issuer URL, e.g. https://accounts.example.com.",
         ),
         (
             json!({ "id": "o", "kind": "oidc", "client_id": "c",
@@ -425,13 +425,13 @@ async fn kind_rules_and_bad_saml_metadata_are_422_with_the_field(db: &TestDb) {
         (
             json!({ "id": "o", "kind": "oidc", "issuer": "https://idp.example" }),
             "client_id",
-            "needs `client_id`",
+            "Enter the client ID the provider gave you.",
         ),
         (
             json!({ "id": "o", "kind": "oidc", "client_id": "c",
                     "issuer": "https://idp.example", "allowed_orgs": ["acme"] }),
             "allowed_orgs",
-            "applies only to kind github",
+            "is an option of GitHub providers only",
         ),
         (
             json!({ "id": "s", "kind": "saml",
@@ -468,7 +468,7 @@ async fn kind_rules_and_bad_saml_metadata_are_422_with_the_field(db: &TestDb) {
                     "issuer": "https://idp.example",
                     "saml": { "name_id_format": "email" } }),
             "saml",
-            "applies only to kind saml",
+            "is an option of SAML 2.0 providers only",
         ),
     ];
     for (body, field, words) in cases {
@@ -627,8 +627,8 @@ async fn discovery_reports_what_the_issuer_offers(db: &TestDb) {
     for (issuer, words) in [
         (app.url("/nothing-here"), "HTTP 404"),
         ("http://127.0.0.1:9".to_owned(), "connection failed"),
-        ("not a url".to_owned(), "not an absolute URL"),
-        ("".to_owned(), "required"),
+        ("not a url".to_owned(), "Enter a full URL"),
+        ("".to_owned(), "Enter the issuer URL"),
     ] {
         let body = error(
             call(

@@ -128,10 +128,10 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
     assert!(
-        html.contains("Issuer: `http://idp.example` must use https"),
+        html.contains("“http://idp.example” must use https"),
         "{html}"
     );
-    assert!(html.contains("E-mail domains: `not_a_domain` is not a domain name"));
+    assert!(html.contains("“not_a_domain” is not a domain name"));
     assert!(html.contains("value=\"http://idp.example\""));
     assert!(
         portico::providers::repo::find(&app.state.store, "corp")
@@ -297,7 +297,10 @@ async fn saml_and_config_managed_provider_pages(db: &TestDb) {
     .await;
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
-    assert!(html.contains("IdP metadata XML: IdP metadata: "), "{html}");
+    assert!(
+        html.contains("id=\"provider-saml_idp_metadata_xml-error\">IdP metadata: "),
+        "{html}"
+    );
     assert!(html.contains("&#60;not-metadata/&#62;") || html.contains("&lt;not-metadata/&gt;"));
 
     let idp = KeyPair::generate("idp");
