@@ -19,6 +19,8 @@ use serde_json::json;
 use super::{EMAIL, PASSWORD, audit_count, call, create_admin, json_of};
 use portico::crypto::MasterKey;
 
+mod first_run;
+
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
 use crate::oidc_support::{
     CLIENT_ID, CLIENT_SECRET, REDIRECT, clients, provider, relying_party, start_url,
@@ -133,6 +135,11 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The text of an element, once it appears.
+async fn text_of(client: &Client, css: &str) -> String {
+    wait_for(client, css).await.text().await.unwrap()
 }
 
 async fn wait_for_url(client: &Client, part: &str) {
@@ -393,7 +400,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     axe.check(browser, "API tokens, none yet").await;
     type_into(browser, "#token-name", "deploy bot").await;
     click(browser, "#mint-token").await;
-    let token = wait_for(browser, "#new-token").await.text().await.unwrap();
+    let token = text_of(browser, "#new-token").await;
     assert!(token.starts_with("pat_"), "{token}");
     let copy = wait_for(browser, "button[data-copy]").await;
     assert!(
@@ -436,11 +443,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     wait_for(browser, "#tokens").await;
     assert_eq!(api().await, 200, "cancelled");
     click(browser, "#tokens a.danger").await;
-    let asked = wait_for(browser, "#consequences")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let asked = text_of(browser, "#consequences").await;
     assert!(asked.contains("refused (403)"), "{asked}");
     click(browser, "#confirm-action").await;
     wait_for_url(browser, "done=revoked").await;
@@ -471,11 +474,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     type_into(browser, "#client-name", "Wiki").await;
     type_into(browser, "#client-redirect_uris", "https://wiki.example/cb").await;
     click(browser, "#create-client").await;
-    let client_secret = wait_for(browser, "#client-secret")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let client_secret = text_of(browser, "#client-secret").await;
     assert!(client_secret.len() >= 32, "{client_secret}");
     axe.check(browser, "clients, new client's secret shown")
         .await;
@@ -531,11 +530,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
         .await
         .unwrap();
     type_into(browser, "#provider-id", "workspace-2").await;
-    let shown = wait_for(browser, "#callback-url")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let shown = text_of(browser, "#callback-url").await;
     assert_eq!(shown, app.url("/callback/workspace-2"));
     screenshot(browser, "provider-new.png").await;
     click(browser, ".guide-link a").await;
@@ -570,11 +565,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     .await;
     type_into(browser, "#provider-allowed_orgs", "acme").await;
     click(browser, "#save-provider").await;
-    let callback = wait_for(browser, "#callback-url")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let callback = text_of(browser, "#callback-url").await;
     assert_eq!(callback, app.url("/callback/ghe"));
     let ghe = portico::providers::repo::find(&app.state.store, "ghe")
         .await
@@ -648,11 +639,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     type_into(browser, "#webhook-url", &receiver.url()).await;
     click(browser, r#"input[name=events][value="login.succeeded"]"#).await;
     click(browser, "#create-webhook").await;
-    let secret = wait_for(browser, "#webhook-secret")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let secret = text_of(browser, "#webhook-secret").await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     axe.check(browser, "webhooks, new endpoint's secret shown")
         .await;
@@ -672,7 +659,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
     let started = Instant::now();
     loop {
         browser.refresh().await.unwrap();
-        let table = wait_for(browser, "#deliveries").await.text().await.unwrap();
+        let table = text_of(browser, "#deliveries").await;
         if table.contains("succeeded") {
             break;
         }
@@ -786,11 +773,7 @@ async fn drive(app: &TestApp, driver: &Driver, browser: &Client) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let text = wait_for(browser, "#sign-in-error")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(browser, "#sign-in-error").await;
     assert!(text.contains("locked"), "{text}");
     screenshot(browser, "sign-in-locked.png").await;
     assert!(!browser.source().await.unwrap().contains("class=\"stats\""));
