@@ -186,6 +186,7 @@ measure() {
   printf '  round %s  %-18s  %-13s  %8s req/s  p99 %6s ms\n' "$round" "$workload" "$server" "$rate" "$p99"
 }
 for round in $(seq "$ROUNDS"); do
+  echo "round $round: load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for workload in "${WORKLOADS[@]}"; do
     measure portico "$portico_issuer" "$portico_pid" "$workload"
     measure oidc-provider "$peer_issuer" "$peer_pid" "$workload"
