@@ -16,7 +16,9 @@
 #   4. per round and per workload (client-credentials, jwks, discovery): Portico, then the peer,
 #      same connections, duration and warm-up;
 #   5. prints a Markdown table: per workload the median req/s of each, Portico/peer, the median
-#      p99 of each, and each process's VmRSS at the end of the run; the load average before and
+#      p99 of each and the median server CPU time per request (user + system from /proc, over
+#      the measured seconds: what a request costs, whatever share of the cores the server got),
+#      and each process's VmRSS at the end of the run; the load average before, per round and
 #      after, since the two servers and the driver share this machine's cores.
 # Both servers listen on loopback only and are stopped on exit. Any failure (a build, a server
 # that does not come up, a request that fails) ends the script with a non-zero status.
@@ -53,6 +55,7 @@ driver_bin=$target/release/examples/portico-bench
 work=$(mktemp -d /tmp/portico-vs-peer.XXXXXX)
 portico_pid=
 peer_pid=
+driver_pid=
 
 stop() {
   local pid=$1
@@ -62,6 +65,7 @@ stop() {
   fi
 }
 cleanup() {
+  stop "$driver_pid"
   stop "$portico_pid"
   stop "$peer_pid"
   rm -rf "$work"
@@ -158,32 +162,57 @@ echo "portico $(git -C "$repo" rev-parse --short HEAD) (pid $portico_pid, idle R
 echo "oidc-provider $OIDC_PROVIDER_VERSION, jose $jose_version, node $(node --version) (pid $peer_pid, idle RSS $(rss_mib "$peer_pid") MiB)"
 echo "$ROUNDS rounds x ${WORKLOADS[*]}; $CONNECTIONS connections, ${DURATION}s measured after ${WARMUP}s warm-up each"
 
-# 4. Alternating rounds. Each result is a line "server workload req/s p99" in $results.
+# 4. Alternating rounds. Each result is a line "server workload req/s p99 cpu-µs" in $results.
 results=$work/results
 : >"$results"
+# CPU time (user + system) of process $1 so far, in clock ticks.
+cpu_ticks() {
+  local stat fields
+  stat=$(<"/proc/$1/stat")
+  read -r -a fields <<<"${stat##*) }" # from field 3 (state) on: utime is 14, stime 15
+  echo $((fields[11] + fields[12]))
+}
+clock_ticks=$(getconf CLK_TCK)
+# The server's CPU is sampled over the measured seconds but the first and last half second.
+cpu_from=$(awk -v w="$WARMUP" 'BEGIN { print w + 0.5 }')
+cpu_for=$(awk -v d="$DURATION" 'BEGIN { print (d > 1) ? d - 1 : d / 2 }')
 measure() {
-  local server=$1 issuer=$2 pid=$3 workload=$4 out row
-  out=$("$driver_bin" --issuer "$issuer" --workload "$workload" \
+  local server=$1 issuer=$2 pid=$3 workload=$4 out=$work/driver.out row
+  local ticks0 ticks1 t0 t1 cpu_us
+  "$driver_bin" --issuer "$issuer" --workload "$workload" \
     --client-id "$CLIENT_ID" --client-secret "$CLIENT_SECRET" --scope "$SCOPE" \
-    --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --pid "$pid" 2>&1) ||
-    {
-      echo "$out" >&2
-      fail "the driver failed ($server, $workload)"
-    }
+    --connections "$CONNECTIONS" --duration "$DURATION" --warmup "$WARMUP" --pid "$pid" \
+    >"$out" 2>&1 &
+  driver_pid=$!
+  sleep "$cpu_from"
+  ticks0=$(cpu_ticks "$pid")
+  t0=$(date +%s.%N)
+  sleep "$cpu_for"
+  ticks1=$(cpu_ticks "$pid")
+  t1=$(date +%s.%N)
+  wait "$driver_pid" || {
+    cat "$out" >&2
+    fail "the driver failed ($server, $workload)"
+  }
+  driver_pid=
   # The row under the header: connections, req/s, p50, p90, p99, errors, RSS.
-  row=$(awk -F'\t' 'seen { print; exit } /^connections\t/ { seen = 1 }' <<<"$out")
+  row=$(awk -F'\t' 'seen { print; exit } /^connections\t/ { seen = 1 }' "$out")
   [[ -n $row ]] || {
-    echo "$out" >&2
+    cat "$out" >&2
     fail "no result row from the driver ($server, $workload)"
   }
   IFS=$'\t' read -r _ rate _ _ p99 errors _ <<<"$row"
   if [[ $errors != 0 ]]; then
-    echo "$out" >&2
+    cat "$out" >&2
     fail "$errors failed requests ($server, $workload)"
   fi
   kill -0 "$pid" 2>/dev/null || fail "$server exited during $workload"
-  printf '%s %s %s %s\n' "$server" "$workload" "$rate" "$p99" >>"$results"
-  printf '  round %s  %-18s  %-13s  %8s req/s  p99 %6s ms\n' "$round" "$workload" "$server" "$rate" "$p99"
+  # Server CPU per request: CPU seconds in the window over the requests the rate puts in it.
+  cpu_us=$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$clock_ticks" -v t0="$t0" -v t1="$t1" \
+    -v r="$rate" 'BEGIN { n = r * (t1 - t0); if (n > 0) printf "%.0f", (b - a) / hz / n * 1e6; else print 0 }')
+  printf '%s %s %s %s %s\n' "$server" "$workload" "$rate" "$p99" "$cpu_us" >>"$results"
+  printf '  round %s  %-18s  %-13s  %8s req/s  p99 %6s ms  %5s µs CPU/request\n' \
+    "$round" "$workload" "$server" "$rate" "$p99" "$cpu_us"
 }
 for round in $(seq "$ROUNDS"); do
   echo "round $round: load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -199,15 +228,15 @@ peer_rss=$(rss_mib "$peer_pid")
 # 5. The table.
 pick() { awk -v s="$1" -v w="$2" -v c="$3" '$1 == s && $2 == w { print $c }' "$results" | median; }
 echo
-echo "| workload, $CONNECTIONS connections | Portico req/s | oidc-provider req/s | Portico / oidc-provider | Portico p99 ms | oidc-provider p99 ms |"
-echo "|---|---|---|---|---|---|"
+echo "| workload, $CONNECTIONS connections | Portico req/s | oidc-provider req/s | Portico / oidc-provider | Portico p99 ms | oidc-provider p99 ms | Portico CPU µs/request | oidc-provider CPU µs/request |"
+echo "|---|---|---|---|---|---|---|---|"
 for workload in "${WORKLOADS[@]}"; do
   p=$(pick portico "$workload" 3)
   q=$(pick oidc-provider "$workload" 3)
-  p99p=$(pick portico "$workload" 4)
-  p99q=$(pick oidc-provider "$workload" 4)
   ratio=$(awk -v a="$p" -v b="$q" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf '| %s | %.0f | %.0f | **%s** | %.2f | %.2f |\n' "$workload" "$p" "$q" "$ratio" "$p99p" "$p99q"
+  printf '| %s | %.0f | %.0f | **%s** | %.2f | %.2f | %.0f | %.0f |\n' "$workload" "$p" "$q" "$ratio" \
+    "$(pick portico "$workload" 4)" "$(pick oidc-provider "$workload" 4)" \
+    "$(pick portico "$workload" 5)" "$(pick oidc-provider "$workload" 5)"
 done
 echo
 echo "| RSS at the end of the run | Portico | oidc-provider |"
