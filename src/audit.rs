@@ -95,7 +95,7 @@ pub async fn record(
 /// Records `action` on `target` by `caller` in the change's transaction `tx`, then commits
 /// both: the admin services' last step.
 pub async fn commit_with(
-    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    mut tx: crate::store::WriteTx,
     caller: &Caller,
     action: &str,
     target: &str,

@@ -108,7 +108,7 @@ pub async fn claim(
     .bind(issued.access_exp)
     .bind(issued.family_id)
     .bind(digest.as_bytes().to_vec())
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *store.write_conn().await?)
     .await?;
     row.as_ref().map(claimed).transpose()
 }

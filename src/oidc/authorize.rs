@@ -227,7 +227,7 @@ pub async fn authorize(
         None => None,
     };
     if let Some(session) = session {
-        let mut conn = match state.store.pool().acquire().await {
+        let mut conn = match state.store.write_conn().await {
             Ok(c) => c,
             Err(e) => return server_error_page(e),
         };

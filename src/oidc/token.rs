@@ -288,7 +288,7 @@ pub(crate) async fn authorization_code(
             expires_at: now + client.refresh_token_ttl,
         };
         let token = refresh::new_token();
-        let mut conn = state.store.pool().acquire().await.map_err(db)?;
+        let mut conn = state.store.write_conn().await.map_err(db)?;
         refresh::insert_in(&mut conn, &new, &token)
             .await
             .map_err(db)?;

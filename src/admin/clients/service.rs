@@ -322,7 +322,7 @@ fn details(c: &ClientView) -> serde_json::Value {
 
 /// Records `action` on the client in the change's transaction, then commits both.
 async fn audited(
-    tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: crate::store::WriteTx,
     caller: &Caller,
     action: &str,
     client_id: &str,

@@ -154,7 +154,7 @@ fn details(p: &Provider, v: &ProviderView) -> Value {
 /// Records `action` in the change's transaction, commits both, and drops the cached connector.
 async fn audited(
     state: &AppState,
-    tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: crate::store::WriteTx,
     caller: &Caller,
     action: &str,
     provider: &Provider,

@@ -227,7 +227,7 @@ async fn end_everything(
 
 /// Commits what [`end_everything`] did with the audit entry of `action`, which counts it.
 async fn commit_ended(
-    tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: crate::store::WriteTx,
     caller: &Caller,
     action: &str,
     ended: SessionsEnded,

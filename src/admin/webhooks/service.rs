@@ -399,7 +399,7 @@ fn details(e: &Endpoint) -> serde_json::Value {
 
 /// Commits a change to endpoint `id` with its audit entry.
 async fn commit(
-    tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: crate::store::WriteTx,
     caller: &Caller,
     action: &str,
     id: &str,
@@ -411,7 +411,7 @@ async fn commit(
 
 /// Commits a delivery queued by hand with its audit entry.
 async fn commit_queued(
-    tx: sqlx::Transaction<'_, sqlx::Any>,
+    tx: crate::store::WriteTx,
     caller: &Caller,
     action: &str,
     delivery: Delivery,
