@@ -111,7 +111,7 @@ pub async fn create(
     .bind(TokenDigest::of(browser_token).as_bytes().to_vec())
     .bind(now)
     .bind(now + ttl_secs as i64)
-    .execute(store.pool())
+    .execute(&mut *store.write_conn().await?)
     .await?;
     Ok(id)
 }
@@ -180,7 +180,7 @@ pub async fn started(
     )
     .bind(sealed)
     .bind(id)
-    .execute(store.pool())
+    .execute(&mut *store.write_conn().await?)
     .await?;
     Ok(())
 }
@@ -223,7 +223,7 @@ async fn returning<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     column: sealed::SealedColumn,
 ) -> Result<Option<(Pending, SecretString)>, StoreError> {
-    let Some(row) = query.fetch_optional(store.pool()).await? else {
+    let Some(row) = query.fetch_optional(&mut *store.write_conn().await?).await? else {
         return Ok(None);
     };
     let pending = from_row(&row)?;
@@ -243,7 +243,7 @@ pub async fn complete(
     sqlx::query("UPDATE pending_authorizations SET completed_identity = $1 WHERE id = $2")
         .bind(sealer.seal_str(identity, sealed::PENDING_IDENTITY.target(id)))
         .bind(id)
-        .execute(store.pool())
+        .execute(&mut *store.write_conn().await?)
         .await?;
     Ok(())
 }
@@ -284,7 +284,7 @@ pub async fn delete_of_provider_in(
 pub async fn delete(store: &Store, id: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM pending_authorizations WHERE id = $1")
         .bind(id)
-        .execute(store.pool())
+        .execute(&mut *store.write_conn().await?)
         .await?;
     Ok(())
 }

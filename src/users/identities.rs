@@ -283,7 +283,7 @@ pub async fn claim_lease(store: &Store, id: &str, until: i64) -> Result<bool, St
     .bind(until)
     .bind(id)
     .bind(store::now())
-    .execute(store.pool())
+    .execute(&mut *store.write_conn().await?)
     .await?;
     Ok(claimed.rows_affected() == 1)
 }
@@ -291,7 +291,7 @@ pub async fn claim_lease(store: &Store, id: &str, until: i64) -> Result<bool, St
 /// Gives the lease back without a new token (the refresh failed); with `needs_login`, the
 /// upstream grant has ended.
 pub async fn release_lease(store: &Store, id: &str, needs_login: bool) -> Result<(), StoreError> {
-    end_lease_in(&mut *store.pool().acquire().await?, id, needs_login).await
+    end_lease_in(&mut *store.write_conn().await?, id, needs_login).await
 }
 
 /// Ends a lease on `conn` (in the caller's transaction, with the refreshed tokens stored).
