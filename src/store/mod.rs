@@ -13,10 +13,9 @@ mod rotate_master;
 mod row;
 pub mod sealed;
 
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::{Arc, Once};
+use std::sync::Once;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -59,71 +58,48 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer per database: this process's write transactions take turns here,
-    /// in order, instead of meeting at `BEGIN IMMEDIATE`, where a loser polls the lock in
-    /// SQLite's busy handler, sleeping 1 ms, 2 ms, 5 ms… between tries (measured: most of a
-    /// refresh's time under load went to those sleeps and the wake-ups around them). `None` on
-    /// PostgreSQL, whose writers do not exclude each other.
-    write_turn: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite has one writer per database: this process's writes go through a pool of one
+    /// connection, where they queue in order, instead of meeting at `BEGIN IMMEDIATE`, where a
+    /// loser polls the lock in SQLite's busy handler, sleeping 1 ms, 2 ms, 5 ms… between tries
+    /// (measured: under load that cost refreshes their p99, docs/BENCHMARKS.md). Readers keep
+    /// `pool` (WAL lets them run beside the writer). `None` on PostgreSQL, whose writers do not
+    /// exclude each other, and for an in-memory SQLite database, which a second pool would not
+    /// share.
+    writer: Option<AnyPool>,
 }
 
-/// A write transaction from [`Store::begin_write`]: a `sqlx::Transaction` (it derefs to its
-/// connection, so `&mut tx` and `&mut *tx` serve the `*_in` functions and queries) that holds this process's SQLite write
-/// turn until it is committed, rolled back or dropped.
-pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
+/// A write transaction from [`Store::begin_write`].
+pub type WriteTx = sqlx::Transaction<'static, sqlx::Any>;
 
-impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
-}
-
-/// A pooled connection for single-statement writes outside a transaction, holding this
-/// process's SQLite write turn (see [`Store::write_conn`]).
-pub struct WriteConn {
-    conn: sqlx::pool::PoolConnection<sqlx::Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Deref for WriteConn {
-    type Target = sqlx::AnyConnection;
-
-    fn deref(&self) -> &Self::Target {
-        &self.conn
-    }
-}
-
-impl DerefMut for WriteConn {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.conn
-    }
-}
-
-impl Deref for WriteTx {
-    type Target = sqlx::AnyConnection;
-
-    fn deref(&self) -> &Self::Target {
-        &self.tx
-    }
-}
-
-impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
-    }
-}
+/// A connection for one-statement writes from [`Store::write_conn`].
+pub type WriteConn = sqlx::pool::PoolConnection<sqlx::Any>;
 
 static DRIVERS: Once = Once::new();
 
-/// How long a writer waits for its turn: SQLite's `busy_timeout` below.
-const WRITE_TURN_WAIT: Duration = Duration::from_secs(5);
+/// A pool of up to `max` connections; on SQLite each in WAL mode with the settings below.
+async fn open_pool(
+    options: AnyConnectOptions,
+    backend: Backend,
+    max: u32,
+) -> Result<AnyPool, StoreError> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?)
+}
 
 impl Store {
     /// Connects (creating the SQLite file and its directory if needed). Does not migrate.
@@ -144,29 +120,16 @@ impl Store {
             (0, Backend::Postgres) => 16,
             (n, _) => n,
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        let write_turn =
-            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        let pool = open_pool(options.clone(), backend, max).await?;
+        let on_disk = sqlite_parts(&raw).0.is_some();
+        let writer = match backend {
+            Backend::Sqlite if on_disk => Some(open_pool(options, backend, 1).await?),
+            _ => None,
+        };
         Ok(Self {
             pool,
             backend,
-            write_turn,
+            writer,
         })
     }
 
@@ -178,46 +141,27 @@ impl Store {
         self.backend
     }
 
-    /// A transaction that will write. On SQLite it first waits for this process's write turn
-    /// (see `write_turn`), then takes the write lock at `BEGIN` (`BEGIN IMMEDIATE`; another
-    /// process, such as the CLI, is still waited out under `busy_timeout`): a deferred
-    /// transaction that reads first would instead fail with "database is locked" when it tries
-    /// to write after another connection has committed.
+    /// A transaction that will write. On SQLite it runs on the writer connection (see
+    /// `writer`) and takes the write lock at `BEGIN` (`BEGIN IMMEDIATE`; another process, such
+    /// as the CLI, is waited out under `busy_timeout`): a deferred transaction that reads first
+    /// would instead fail with "database is locked" when it tries to write after another
+    /// connection has committed.
     pub async fn begin_write(&self) -> Result<WriteTx, StoreError> {
-        Ok(match self.write_turn().await? {
-            Some(turn) => WriteTx {
-                tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
-                _turn: Some(turn),
-            },
-            None => WriteTx {
-                tx: self.pool.begin().await?,
-                _turn: None,
-            },
+        Ok(match self.backend {
+            Backend::Sqlite => self.write_pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
         })
     }
 
-    /// A connection for a write of one statement (autocommit) on a hot path, taken in the same
-    /// turn as [`Self::begin_write`]'s transactions so that it never meets them in SQLite's
-    /// busy handler.
+    /// A connection for a write of one statement (autocommit) on a hot path: on SQLite the
+    /// writer connection, so that it queues with [`Self::begin_write`]'s transactions rather
+    /// than meeting them in SQLite's busy handler.
     pub async fn write_conn(&self) -> Result<WriteConn, StoreError> {
-        let turn = self.write_turn().await?;
-        Ok(WriteConn {
-            conn: self.pool.acquire().await?,
-            _turn: turn,
-        })
+        Ok(self.write_pool().acquire().await?)
     }
 
-    /// This process's SQLite write turn (`None` on PostgreSQL). Waiting is bounded like
-    /// SQLite's own `busy_timeout`: a writer that never gets its turn fails as "database is
-    /// locked" would, rather than waiting for ever.
-    async fn write_turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, StoreError> {
-        let Some(turn) = &self.write_turn else {
-            return Ok(None);
-        };
-        tokio::time::timeout(WRITE_TURN_WAIT, turn.clone().lock_owned())
-            .await
-            .map(Some)
-            .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))
+    fn write_pool(&self) -> &AnyPool {
+        self.writer.as_ref().unwrap_or(&self.pool)
     }
 
     /// Applies pending migrations; safe to run on every start and from several instances at once
@@ -239,6 +183,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 }
