@@ -223,7 +223,10 @@ async fn returning<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     column: sealed::SealedColumn,
 ) -> Result<Option<(Pending, SecretString)>, StoreError> {
-    let Some(row) = query.fetch_optional(&mut *store.write_conn().await?).await? else {
+    let Some(row) = query
+        .fetch_optional(&mut *store.write_conn().await?)
+        .await?
+    else {
         return Ok(None);
     };
     let pending = from_row(&row)?;
