@@ -6,6 +6,7 @@
 //! IP-literal hosts never reach a resolver, so `check_url` vets them before each send.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::LazyLock;
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -105,13 +106,21 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
     }
 }
 
-/// Whether `ip` lies in one of `nets` (CIDR blocks).
-fn within(ip: IpAddr, nets: &[&str]) -> bool {
-    (nets.iter()).any(|n| n.parse::<IpNet>().is_ok_and(|net| net.contains(&ip)))
+/// Whether `ip` lies in one of `nets`.
+fn within(ip: IpAddr, nets: &[IpNet]) -> bool {
+    nets.iter().any(|net| net.contains(&ip))
 }
 
-fn v4_forbidden(ip: Ipv4Addr) -> bool {
-    const NETS: &[&str] = &[
+/// CIDR blocks, parsed once. A block that does not parse is a bug here, never a block that
+/// silently lets its addresses through: it panics at the first use (`every_block_parses`).
+fn parsed(blocks: &[&str]) -> Vec<IpNet> {
+    (blocks.iter())
+        .map(|b| b.parse().unwrap_or_else(|e| panic!("CIDR block {b}: {e}")))
+        .collect()
+}
+
+static V4_NETS: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
+    parsed(&[
         "0.0.0.0/8",       // "this network"
         "10.0.0.0/8",      // private
         "100.64.0.0/10",   // CGNAT (also Alibaba's metadata 100.100.100.200)
@@ -127,23 +136,14 @@ fn v4_forbidden(ip: Ipv4Addr) -> bool {
         "203.0.113.0/24",  // documentation
         "224.0.0.0/4",     // multicast
         "240.0.0.0/4",     // reserved, broadcast
-    ];
-    within(IpAddr::V4(ip), NETS)
-}
+    ])
+});
 
-fn v6_forbidden(ip: Ipv6Addr) -> bool {
-    // Addresses that carry an IPv4 address are judged by it.
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return v4_forbidden(v4);
-    }
-    let o = ip.octets();
-    if within(IpAddr::V6(ip), &["64:ff9b::/96"]) {
-        return v4_forbidden(Ipv4Addr::new(o[12], o[13], o[14], o[15])); // NAT64
-    }
-    if within(IpAddr::V6(ip), &["2002::/16"]) {
-        return v4_forbidden(Ipv4Addr::new(o[2], o[3], o[4], o[5])); // 6to4
-    }
-    const NETS: &[&str] = &[
+static NAT64: LazyLock<Vec<IpNet>> = LazyLock::new(|| parsed(&["64:ff9b::/96"]));
+static SIX_TO_FOUR: LazyLock<Vec<IpNet>> = LazyLock::new(|| parsed(&["2002::/16"]));
+
+static V6_NETS: LazyLock<Vec<IpNet>> = LazyLock::new(|| {
+    parsed(&[
         "::/96",          // unspecified, loopback, IPv4-compatible
         "64:ff9b:1::/48", // local-use NAT64
         "100::/64",       // discard
@@ -153,13 +153,38 @@ fn v6_forbidden(ip: Ipv6Addr) -> bool {
         "fe80::/10",      // link-local
         "fec0::/10",      // site-local (deprecated)
         "ff00::/8",       // multicast
-    ];
-    within(IpAddr::V6(ip), NETS)
+    ])
+});
+
+fn v4_forbidden(ip: Ipv4Addr) -> bool {
+    within(IpAddr::V4(ip), &V4_NETS)
+}
+
+fn v6_forbidden(ip: Ipv6Addr) -> bool {
+    // Addresses that carry an IPv4 address are judged by it.
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return v4_forbidden(v4);
+    }
+    let o = ip.octets();
+    if within(IpAddr::V6(ip), &NAT64) {
+        return v4_forbidden(Ipv4Addr::new(o[12], o[13], o[14], o[15])); // NAT64
+    }
+    if within(IpAddr::V6(ip), &SIX_TO_FOUR) {
+        return v4_forbidden(Ipv4Addr::new(o[2], o[3], o[4], o[5])); // 6to4
+    }
+    within(IpAddr::V6(ip), &V6_NETS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_block_parses() {
+        assert_eq!(V4_NETS.len(), 15);
+        assert_eq!(V6_NETS.len(), 9);
+        assert_eq!(NAT64.len() + SIX_TO_FOUR.len(), 2);
+    }
 
     #[test]
     fn non_public_addresses_are_forbidden() {
