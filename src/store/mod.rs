@@ -271,26 +271,47 @@ impl DatabaseUrl {
     /// The URL with no password at all: what may be shown to a person (who supplies the
     /// password themselves).
     pub fn without_password(&self) -> String {
-        match Url::parse(self.expose()) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(None);
-                url.to_string()
-            }
-            Ok(_) => self.expose().to_owned(),
-            Err(_) => "<unparseable>".to_owned(),
-        }
+        self.with_password(None)
     }
 
     /// The URL with any password replaced, for logs and `config check`.
     pub fn redacted(&self) -> String {
-        match Url::parse(self.expose()) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("redacted"));
-                url.to_string()
-            }
-            Ok(url) => url.to_string(),
-            Err(_) => "<unparseable>".to_owned(),
+        self.with_password(Some("redacted"))
+    }
+
+    /// The URL with every password it carries, in the user part or as a `password` or
+    /// `sslpassword` query parameter (libpq's), replaced by `with`, or removed. A URL with
+    /// none is `without_password`'s as written, `redacted`'s as `Url` prints it.
+    fn with_password(&self, with: Option<&str>) -> String {
+        const SECRET_PARAMS: [&str; 2] = ["password", "sslpassword"];
+        let Ok(mut url) = Url::parse(self.expose()) else {
+            return "<unparseable>".to_owned();
+        };
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let in_query = pairs
+            .iter()
+            .any(|(k, _)| SECRET_PARAMS.contains(&k.as_str()));
+        if url.password().is_none() && !in_query {
+            return match with {
+                None => self.expose().to_owned(),
+                Some(_) => url.to_string(),
+            };
         }
+        if url.password().is_some() {
+            let _ = url.set_password(with);
+        }
+        if in_query {
+            let mut query = url.query_pairs_mut();
+            query.clear();
+            for (k, v) in &pairs {
+                match (SECRET_PARAMS.contains(&k.as_str()), with) {
+                    (false, _) => query.append_pair(k, v),
+                    (true, Some(w)) => query.append_pair(k, w),
+                    (true, None) => &mut query,
+                };
+            }
+        }
+        url.to_string()
     }
 }
 
@@ -322,4 +343,28 @@ pub fn placeholders(first: usize, count: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_the_user_part_or_the_query_are_never_shown() {
+        for raw in [
+            "postgres://portico:hunter2@db/portico",
+            "postgres://portico@db/portico?password=hunter2&sslmode=require",
+            "postgres://portico@db/portico?sslmode=verify-full&sslpassword=hunter2",
+        ] {
+            let url = DatabaseUrl::parse(raw).unwrap();
+            for shown in [url.without_password(), url.redacted(), format!("{url:?}")] {
+                assert!(!shown.contains("hunter2"), "{raw} shown as {shown}");
+                assert!(shown.contains("db/portico"), "{shown}");
+            }
+            assert!(!url.without_password().contains("password"), "{raw}");
+        }
+        let kept = DatabaseUrl::parse("postgres://portico@db/portico?sslmode=require").unwrap();
+        assert_eq!(kept.without_password(), kept.expose());
+        assert!(kept.redacted().contains("sslmode=require"));
+    }
 }
