@@ -73,7 +73,7 @@ pub async fn touch(
     .bind(now)
     .bind(TokenDigest::of(token).as_bytes().to_vec())
     .bind(now - idle_secs as i64)
-    .fetch_optional(store.pool())
+    .fetch_optional(&mut *store.write_conn().await?)
     .await?)
 }
 

@@ -178,8 +178,9 @@ async fn events_commit_and_roll_back_with_their_transaction(db: &TestDb) {
 }
 
 /// Many writers at once, some holding their transaction across an await, some writing one
-/// statement through `write_conn`: every write lands, and on SQLite no two hold the write
-/// turn at the same time (they queue in the process rather than in SQLite's busy handler).
+/// statement through `write_conn`: every write lands, and no two SQLite transactions overlap.
+/// On SQLite a writer waits for the one writer connection while a write transaction is open
+/// (it queues in the process, not in SQLite's busy handler).
 async fn concurrent_writers_take_turns_and_none_is_lost(db: &TestDb) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -228,6 +229,22 @@ async fn concurrent_writers_take_turns_and_none_is_lost(db: &TestDb) {
         .unwrap();
     assert_eq!(rows, 40, "every write landed");
     if store.backend() == portico::store::Backend::Sqlite {
-        assert_eq!(most.load(Ordering::SeqCst), 1, "one write turn at a time");
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            1,
+            "one write transaction at a time"
+        );
+        let open = store.begin_write().await.unwrap();
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(200), store.write_conn()).await;
+        assert!(
+            waited.is_err(),
+            "a writer queues behind the open transaction"
+        );
+        open.commit().await.unwrap();
+        store
+            .write_conn()
+            .await
+            .expect("and gets the connection after it");
     }
 }
