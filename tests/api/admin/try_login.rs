@@ -5,8 +5,8 @@
 use reqwest::Method;
 use serde_json::json;
 
+use super::{EMAIL, PASSWORD, set_cookie, sign_in, signed_in};
 use super::{api_token, audit_count, call, client, create_admin, csrf_in, json_of, page};
-use super::{set_cookie, signed_in};
 use crate::federation_flow::{google_provider, spawn_with};
 use crate::helpers::{TestApp, TestDb};
 use crate::oidc_support::{browse_with, param};
@@ -82,7 +82,7 @@ async fn run_to_callback(
     app: &TestApp,
     browser: &reqwest::Client,
     csrf: &str,
-) -> (url::Url, String) {
+) -> (url::Url, String, String) {
     let res = post(app, browser, "/admin/clients/shop/try-login", csrf, false).await;
     assert_eq!(res.status(), 303);
     let cookie = set_cookie(&res, "portico_try_login").expect("the flow's cookie");
@@ -114,7 +114,8 @@ async fn run_to_callback(
         .url();
     assert!(param(&arrived, "code").is_some(), "{arrived}");
     assert_eq!(param(&arrived, "state"), param(&authorize, "state"));
-    (arrived, nonce)
+    let flow = cookie.split(';').next().unwrap().to_owned();
+    (arrived, nonce, flow)
 }
 
 async fn try_a_login_adds_the_test_callback_after_asking_then_shows_the_claims(db: &TestDb) {
@@ -188,7 +189,7 @@ async fn try_a_login_adds_the_test_callback_after_asking_then_shows_the_claims(d
     );
 
     // The whole flow: the claims of a verified ID token, never a raw token.
-    let (arrived, nonce) = run_to_callback(&app, &browser, &csrf).await;
+    let (arrived, nonce, _) = run_to_callback(&app, &browser, &csrf).await;
     let res = browser.get(arrived.as_str()).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let removed = set_cookie(&res, "portico_try_login").expect("the cookie is removed");
@@ -234,7 +235,7 @@ async fn the_test_callback_refuses_without_cookie_state_or_session(db: &TestDb) 
     let browser = signed_in(&app).await;
     let csrf = csrf_in(&page(&app, &browser, "/admin/clients/shop").await);
     add_callback(&app, &browser, &csrf).await;
-    let (arrived, _) = run_to_callback(&app, &browser, &csrf).await;
+    let (arrived, _, flow) = run_to_callback(&app, &browser, &csrf).await;
 
     // No admin session: the sign-in page, nothing exchanged.
     let res = client().get(arrived.as_str()).send().await.unwrap();
@@ -272,6 +273,29 @@ async fn the_test_callback_refuses_without_cookie_state_or_session(db: &TestDb) 
             .contains("No test login to finish")
     );
 
+    // Another admin session presenting the flow's own cookie: it is sealed to the session that
+    // started the flow, so refused the same way.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let thief = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    jar.add_cookie_str(&flow, &arrived);
+    // The jar sends the flow's cookie: with no session yet, the page that reloads once.
+    let res = thief.get(arrived.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = sign_in(&app, &thief, EMAIL, PASSWORD).await;
+    assert_eq!(res.status(), 303);
+    let res = thief.get(arrived.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("No test login to finish")
+    );
+
     // The right session and cookie, a wrong state: refused.
     let mut forged = arrived.clone();
     let code = param(&arrived, "code").unwrap();
@@ -296,7 +320,7 @@ async fn the_test_callback_refuses_without_cookie_state_or_session(db: &TestDb) 
     assert_eq!(redeemed(&app).await, 1);
 
     // An error answer from /authorize is shown in plain words.
-    let (arrived, _) = run_to_callback(&app, &browser, &csrf).await;
+    let (arrived, _, _) = run_to_callback(&app, &browser, &csrf).await;
     let state = param(&arrived, "state").unwrap();
     let mut denied = arrived.clone();
     denied
