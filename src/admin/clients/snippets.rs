@@ -178,6 +178,13 @@ idToken, err := verifier.Verify(ctx, rawIDToken)"#,
 }
 
 fn oauth2_proxy(v: &Values<'_>) -> Snippet {
+    let secret = if v.public {
+        "# oauth2-proxy runs on a server and authenticates with a client secret: give it a \
+         confidential client rather than this public one"
+            .into()
+    } else {
+        format!("# the secret, from the environment:\nOAUTH2_PROXY_CLIENT_SECRET=${{{SECRET_ENV}}}")
+    };
     Snippet {
         id: "snippet-oauth2-proxy",
         title: "oauth2-proxy",
@@ -191,8 +198,7 @@ fn oauth2_proxy(v: &Values<'_>) -> Snippet {
 --redirect-url={redirect}
 --code-challenge-method=S256
 --scope="{scopes}"
-# the secret, from the environment:
-OAUTH2_PROXY_CLIENT_SECRET=${{{SECRET_ENV}}}"#,
+{secret}"#,
             issuer = v.issuer,
             client_id = v.client_id,
             redirect = v.redirect,
@@ -202,6 +208,11 @@ OAUTH2_PROXY_CLIENT_SECRET=${{{SECRET_ENV}}}"#,
 }
 
 fn grafana(v: &Values<'_>) -> Snippet {
+    let secret = if v.public {
+        "; a public client: no secret, the client ID goes in the request body\nauth_style = InParams".into()
+    } else {
+        format!("client_secret = $__env{{{SECRET_ENV}}}\nauth_style = InHeader")
+    };
     Snippet {
         id: "snippet-grafana",
         title: "Grafana (generic OAuth)",
@@ -212,12 +223,11 @@ fn grafana(v: &Values<'_>) -> Snippet {
 enabled = true
 name = Portico
 client_id = {client_id}
-client_secret = $__env{{{SECRET_ENV}}}
+{secret}
 scopes = {scopes}
 auth_url = {issuer}/authorize
 token_url = {issuer}/token
 api_url = {issuer}/userinfo
-auth_style = InHeader
 use_pkce = true
 ; Grafana's redirect URI is <root_url>/login/generic_oauth; this client's first one is
 ; {redirect}"#,

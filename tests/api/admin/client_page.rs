@@ -293,5 +293,29 @@ async fn the_client_page_has_a_snippet_per_framework_with_its_values(db: &TestDb
         assert!(html.contains(needle), "{needle} in {html}");
     }
     assert!(!html.contains(secret));
+
+    // A public client's snippets ask for no secret anywhere.
+    let body = serde_json::json!({
+        "client_id": "spa",
+        "name": "SPA",
+        "type": "public",
+        "redirect_uris": ["https://spa.example/cb"],
+    });
+    super::json_of(
+        super::call(
+            &app,
+            reqwest::Method::POST,
+            Some(&token),
+            "/clients",
+            Some(body),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let html = page(&app, &browser, "/admin/clients/spa").await;
+    assert!(html.contains("snippet-grafana"), "{html}");
+    assert!(!html.contains("PORTICO_CLIENT_SECRET"), "{html}");
+    assert!(html.contains("auth_style = InParams"), "{html}");
     app.stop();
 }
