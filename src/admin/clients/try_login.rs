@@ -25,7 +25,7 @@ use std::collections::HashMap;
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -304,13 +304,12 @@ async fn callback(
     // The state matched: this attempt ends here, whatever its outcome.
     let mut removal = cookie(https, String::new());
     removal.make_removal();
-    let page = finish(&state, &session, &flow, &query).await?;
-    let status = if page.problem.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    // A failure (the client deleted meanwhile, the database) still removes the spent cookie.
+    let mut answer = match finish(&state, &session, &flow, &query).await {
+        Ok(page) if page.problem.is_some() => render(StatusCode::BAD_REQUEST, &page)?,
+        Ok(page) => render(StatusCode::OK, &page)?,
+        Err(e) => e.error_response(),
     };
-    let mut answer = render(status, &page)?;
     answer
         .add_cookie(&removal)
         .map_err(|e| PageError::Internal(e.into()))?;

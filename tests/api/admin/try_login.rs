@@ -337,5 +337,16 @@ async fn the_test_callback_refuses_without_cookie_state_or_session(db: &TestDb) 
         "{html}"
     );
     assert!(html.contains("access_denied: the user said no"), "{html}");
+
+    // The client is deleted while its test login runs: an error page, and the spent cookie is
+    // removed all the same.
+    let (arrived, _, _) = run_to_callback(&app, &browser, &csrf).await;
+    let token = api_token(&app, "delete").await;
+    let res = call(&app, Method::DELETE, Some(&token), "/clients/shop", None).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let res = browser.get(arrived.as_str()).send().await.unwrap();
+    assert_ne!(res.status(), 200);
+    let removal = set_cookie(&res, "portico_try_login").expect("the cookie is removed");
+    assert!(removal.contains("Max-Age=0"), "{removal}");
     app.stop();
 }
