@@ -31,7 +31,13 @@ use crate::webhooks::{Receiver, signed_with};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
-const WAIT: Duration = Duration::from_secs(15);
+/// How long a step may take. Waits end as soon as the condition holds; the bound is generous
+/// because CI starts from a fresh machine, where Chromium's first start and first pages are slow.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// One browser at a time: two Chromiums on two cores beside the rest of the suite make every
+/// step slow; the browser tests queue for this turn instead.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// chromedriver and its profile directory, cleaned up on drop.
 struct Driver {
@@ -39,6 +45,7 @@ struct Driver {
     profile: PathBuf,
     /// Where chromedriver listens.
     url: String,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for Driver {
@@ -57,6 +64,7 @@ async fn start_browser() -> Option<(Driver, Client)> {
         );
         return None;
     }
+    let turn = TURN.lock().await;
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -78,10 +86,11 @@ async fn start_browser() -> Option<(Driver, Client)> {
         child,
         profile,
         url: url.clone(),
+        _turn: turn,
     };
     let started = Instant::now();
     while reqwest::get(format!("{url}/status")).await.is_err() {
-        assert!(started.elapsed() < WAIT, "chromedriver did not start");
+        assert!(started.elapsed() < 2 * WAIT, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut options = json!({
@@ -124,6 +133,26 @@ async fn screenshot(client: &Client, name: &str) {
     }
 }
 
+/// Where the browser is and what it shows, for a failure message: the URL and the start of
+/// the page's text.
+async fn whereabouts(client: &Client) -> String {
+    let url = client
+        .current_url()
+        .await
+        .map_or_else(|e| format!("(no URL: {e})"), |u| u.to_string());
+    let text = client
+        .execute(
+            "return document.body ? document.body.innerText : '';",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let text: String = text.chars().take(600).collect();
+    format!("at {url}, the page reads:\n{text}")
+}
+
 /// Waits for an element, also through a navigation that is still going on (when a search
 /// meets it, chromedriver answers "aborted by navigation").
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
@@ -131,7 +160,10 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     loop {
         match client.find(Locator::Css(css)).await {
             Ok(found) => return found,
-            Err(e) => assert!(started.elapsed() < WAIT, "{css} did not appear: {e}"),
+            Err(e) if started.elapsed() >= WAIT => {
+                panic!("{css} did not appear: {e}; {}", whereabouts(client).await)
+            }
+            Err(_) => {}
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -144,20 +176,56 @@ async fn text_of(client: &Client, css: &str) -> String {
 
 async fn wait_for_url(client: &Client, part: &str) {
     let started = Instant::now();
-    while !client.current_url().await.unwrap().as_str().contains(part) {
-        assert!(started.elapsed() < WAIT, "never reached a URL with {part}");
+    while !client
+        .current_url()
+        .await
+        .is_ok_and(|u| u.as_str().contains(part))
+    {
+        if started.elapsed() >= WAIT {
+            panic!(
+                "never reached a URL with {part}; {}",
+                whereabouts(client).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn type_into(client: &Client, css: &str, text: &str) {
     let field = wait_for(client, css).await;
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
+    if let Err(e) = field.clear().await {
+        panic!("could not clear {css}: {e}; {}", whereabouts(client).await);
+    }
+    if let Err(e) = field.send_keys(text).await {
+        panic!(
+            "could not type into {css}: {e}; {}",
+            whereabouts(client).await
+        );
+    }
 }
 
+/// Whether a WebDriver command failed because the page changed under it, so that trying
+/// again cannot repeat an action that happened.
+fn page_was_changing(e: &fantoccini::error::CmdError) -> bool {
+    let e = e.to_string();
+    ["stale element", "click intercepted", "not interactable"]
+        .iter()
+        .any(|m| e.contains(m))
+}
+
+/// Clicks an element once it appears. A click that meets the page still changing (the element
+/// replaced, or covered for a moment) is tried again on the element found afresh.
 async fn click(client: &Client, css: &str) {
-    wait_for(client, css).await.click().await.unwrap();
+    let started = Instant::now();
+    loop {
+        match wait_for(client, css).await.click().await {
+            Ok(_) => return,
+            Err(e) if started.elapsed() < WAIT && page_was_changing(&e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("could not click {css}: {e}; {}", whereabouts(client).await),
+        }
+    }
 }
 
 async fn count(client: &Client, css: &str) -> usize {
@@ -247,6 +315,22 @@ if (document.querySelector(".topbar")) {
 return problems;
 "#;
 
+/// Runs axe-core once on the page; its violations.
+async fn run_axe(client: &Client, page: &str) -> Vec<serde_json::Value> {
+    let found = client
+        .execute_async(RUN_AXE, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("axe-core did not run on {page}: {e}"));
+    match found {
+        serde_json::Value::Array(violations) => violations,
+        other => panic!("axe-core failed on {page}: {other}"),
+    }
+}
+
+fn is_serious(violation: &serde_json::Value) -> bool {
+    matches!(violation["impact"].as_str(), Some("serious" | "critical"))
+}
+
 /// The automated accessibility check of every page the test visits. Violations of impact
 /// "serious" or "critical" fail the test, all of them listed at the end; lesser ones are
 /// printed.
@@ -266,20 +350,20 @@ impl Axe {
             .await
             .unwrap_or_else(|e| panic!("axe-core could not be injected into {page}: {e}"));
         assert_eq!(injected, json!("function"), "axe-core loaded on {page}");
-        let found = client
-            .execute_async(RUN_AXE, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("axe-core did not run on {page}: {e}"));
-        let Some(violations) = found.as_array() else {
-            panic!("axe-core failed on {page}: {found}");
-        };
+        let mut violations = run_axe(client, page).await;
+        if violations.iter().any(is_serious) {
+            // A page caught while it still settles (a font or a style arriving) is measured
+            // again; what stays is reported.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            violations = run_axe(client, page).await;
+        }
         let url = client.current_url().await.unwrap();
         let at = format!(
             "{page} ({}{})",
             url.path(),
             url.query().map_or(String::new(), |q| format!("?{q}"))
         );
-        for v in violations {
+        for v in &violations {
             let impact = v["impact"].as_str().unwrap_or("unknown");
             let nodes: Vec<&str> = v["nodes"]
                 .as_array()
