@@ -24,6 +24,7 @@ mod chart;
 mod report;
 mod seed;
 mod setup;
+mod soak;
 mod upstream;
 mod workload;
 
@@ -50,6 +51,9 @@ pub enum WorkloadKind {
     Userinfo,
     /// POST /introspect of a JWT access token.
     Introspect,
+    /// The soak: logins, refreshes and userinfo in a 1:3:6 mix, paced at `--rate`, for
+    /// `--duration`, sampled every `--every` seconds (see `soak.rs`).
+    Mixed,
 }
 
 impl WorkloadKind {
@@ -101,9 +105,22 @@ pub struct Args {
     /// Write a throughput-against-concurrency chart of the sweep here.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
-    /// The server's process id, to report its RSS.
+    /// The server's process id, to report its RSS (mixed: repeat it for each instance).
     #[arg(long)]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
+    /// mixed: listen at the issuer's address and spread connections over these instances in
+    /// turn, as a load balancer does (repeat it for each instance).
+    #[arg(long)]
+    pub backend: Vec<std::net::SocketAddr>,
+    /// mixed: seconds between samples.
+    #[arg(long, default_value_t = 10)]
+    pub every: u64,
+    /// mixed: write the samples here as CSV.
+    #[arg(long)]
+    pub csv: Option<std::path::PathBuf>,
+    /// mixed: receive Portico's webhooks here and count the login events that arrive.
+    #[arg(long)]
+    pub webhook_listen: Option<std::net::SocketAddr>,
     #[arg(long)]
     pub client_id: Option<String>,
     #[arg(long)]
@@ -163,6 +180,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if kind.needs_users() {
         upstream::serve(&args).await?;
     }
+    if kind == WorkloadKind::Mixed {
+        // The balancer must listen before discovery is read through it.
+        return soak::run(&args).await;
+    }
     let workload = Workload::prepare(&args).await?;
     let levels = if args.sweep.is_empty() {
         vec![args.connections]
@@ -181,7 +202,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut report = workload
             .run(connections, Duration::from_secs(args.duration), "")
             .await;
-        report.rss_kib = args.pid.and_then(report::rss_kib);
+        report.rss_kib = args.pid.first().copied().and_then(report::rss_kib);
         println!("{}", report.row());
         reports.push(report);
     }

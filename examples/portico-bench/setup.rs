@@ -36,6 +36,10 @@ pub struct SetupArgs {
     /// Algorithm of the bench client's ID tokens (`id_token_signed_response_alg`).
     #[arg(long, default_value = "RS256")]
     id_token_alg: String,
+    /// Declare a webhook endpoint for `login.succeeded` at this URL (the soak's receiver,
+    /// `--webhook-listen`); loopback targets are allowed for it.
+    #[arg(long)]
+    webhook_url: Option<String>,
 }
 
 pub fn config_toml(args: &SetupArgs) -> String {
@@ -44,6 +48,18 @@ pub fn config_toml(args: &SetupArgs) -> String {
         .database_url
         .as_deref()
         .map(|url| format!("\n[database]\nurl = {}\n", toml_str(url)))
+        .unwrap_or_default();
+    let webhooks = args
+        .webhook_url
+        .as_deref()
+        .map(|url| {
+            format!(
+                "\n[webhooks]\n# The soak's receiver listens on loopback.\nallow_private_targets = true\n\n\
+                 [[webhooks.endpoints]]\nid = \"soak\"\nurl = {}\nevents = [\"login.succeeded\"]\n\
+                 secret = \"whsec_c29hay1yZWNlaXZlci1zZWNyZXQtMDEyMzQ1Njc4OQ==\"\n",
+                toml_str(url)
+            )
+        })
         .unwrap_or_default();
     format!(
         r#"# Written by `portico-bench setup`: Portico for the load driver's workloads.
@@ -76,7 +92,7 @@ redirect_uris = ["{REDIRECT_URI}"]
 grant_types = ["authorization_code", "refresh_token", "client_credentials"]
 scopes = ["openid", "profile", "email", "offline_access", "api:read"]
 id_token_signed_response_alg = "{id_alg}"
-"#,
+{webhooks}"#,
         listen = args.listen,
         data_dir = toml_str(&data_dir.display().to_string()),
         access_alg = args.access_token_alg,

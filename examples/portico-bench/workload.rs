@@ -135,6 +135,14 @@ impl Workload {
         })
     }
 
+    /// The endpoints and client of the user workloads.
+    pub fn users(&self) -> Option<Arc<Shared>> {
+        match &self.plan {
+            Plan::Users(shared) => Some(shared.clone()),
+            Plan::Plain(_) => None,
+        }
+    }
+
     /// One line on what is timed, printed above the table.
     pub fn describe(&self) -> String {
         let what = match self.kind {
@@ -162,6 +170,7 @@ impl Workload {
             WorkloadKind::Introspect => {
                 "POST /introspect of the JWT access token of an untimed login per connection"
             }
+            WorkloadKind::Mixed => "logins, refreshes and userinfo, 1:3:6, paced",
         };
         format!("workload {:?}: {what}", self.kind)
     }
