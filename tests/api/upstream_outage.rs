@@ -46,6 +46,44 @@ async fn spawn_with_providers(
     .await
 }
 
+/// Two providers that hang, one each way (never answering; headers, then a stalled body), and
+/// one that works; with ids no other test uses.
+struct Three {
+    silent: StallingUpstream,
+    stalled: StallingUpstream,
+    good: Upstream,
+    silent_id: String,
+    stalled_id: String,
+    good_id: String,
+}
+
+impl Three {
+    async fn start() -> Self {
+        Self {
+            silent: StallingUpstream::start(Stall::Silent).await,
+            stalled: StallingUpstream::start(Stall::AfterHeaders).await,
+            good: Upstream::start().await,
+            silent_id: unique_id("silent"),
+            stalled_id: unique_id("stalled"),
+            good_id: unique_id("good"),
+        }
+    }
+
+    /// Portico with the three as providers.
+    async fn spawn(
+        &self,
+        db: &TestDb,
+        customize: impl FnOnce(&mut portico::config::Settings),
+    ) -> TestApp {
+        let providers = [
+            (&*self.silent_id, &*self.silent.issuer),
+            (&self.stalled_id, &self.stalled.issuer),
+            (&self.good_id, &self.good.issuer),
+        ];
+        spawn_with_providers(db, &providers, customize).await
+    }
+}
+
 /// A browser of its own (cookies), as each user has.
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -98,34 +136,34 @@ async fn a_hanging_provider_does_not_slow_logins_through_another(db: &TestDb) {
     const PLACES: usize = 3;
     const STUCK_LOGINS: usize = 8;
     const GOOD_LOGINS: usize = 12;
-    let hung = StallingUpstream::start(Stall::Silent).await;
-    let good = Upstream::start().await;
-    let (hung_id, good_id) = (unique_id("hung"), unique_id("good"));
+    let three = Three::start().await;
+    let (silent, stalled) = (&three.silent, &three.stalled);
+    let (silent_id, stalled_id, good_id) = (&three.silent_id, &three.stalled_id, &three.good_id);
     let app = Arc::new(
-        spawn_with_providers(
-            db,
-            &[(&hung_id, &hung.issuer), (&good_id, &good.issuer)],
-            |s| {
+        three
+            .spawn(db, |s| {
                 s.upstream.max_concurrent_per_provider = PLACES;
                 // Long enough that the stuck requests outlast the whole measurement.
                 s.upstream.request_timeout_ms = 60_000;
                 s.upstream.read_timeout_ms = 60_000;
-            },
-        )
-        .await,
+            })
+            .await,
     );
     let rp = Arc::new(relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await);
 
-    // The good provider's normal pace.
+    // The good provider's normal pace, once its discovery document is cached.
+    timed_good_login(&app, &rp, good_id).await;
     let mut before = Vec::new();
     for _ in 0..GOOD_LOGINS {
-        before.push(timed_good_login(&app, &rp, &good_id).await);
+        before.push(timed_good_login(&app, &rp, good_id).await);
     }
 
-    // Users pile onto the hung provider: PLACES of them wait on it, the rest are told at once.
-    let stuck: Vec<_> = (0..STUCK_LOGINS)
-        .map(|_| {
-            let (app, rp, id) = (app.clone(), rp.clone(), hung_id.clone());
+    // Users pile onto the hung providers: PLACES of them wait on each, the rest are told at once.
+    let stuck: Vec<_> = [silent_id, stalled_id]
+        .into_iter()
+        .flat_map(|id| std::iter::repeat_n(id.clone(), STUCK_LOGINS))
+        .map(|id| {
+            let (app, rp) = (app.clone(), rp.clone());
             tokio::spawn(async move {
                 let started = Instant::now();
                 let (arrival, state) = login(&app, &rp, &id).await;
@@ -133,12 +171,14 @@ async fn a_hanging_provider_does_not_slow_logins_through_another(db: &TestDb) {
             })
         })
         .collect();
-    hung.wait_for(PLACES, Duration::from_secs(30)).await;
+    silent.wait_for(PLACES, Duration::from_secs(30)).await;
+    stalled.wait_for(PLACES, Duration::from_secs(30)).await;
+    let refusals = 2 * (STUCK_LOGINS - PLACES);
     let waiting = Instant::now();
-    while stuck.iter().filter(|t| t.is_finished()).count() < STUCK_LOGINS - PLACES {
+    while stuck.iter().filter(|t| t.is_finished()).count() < refusals {
         assert!(
             waiting.elapsed() < Duration::from_secs(30),
-            "the logins beyond the bulkhead were not refused"
+            "the logins beyond the bulkheads were not refused"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -152,30 +192,35 @@ async fn a_hanging_provider_does_not_slow_logins_through_another(db: &TestDb) {
     // Meanwhile the good provider's logins all succeed, at their normal pace.
     let mut during = Vec::new();
     for _ in 0..GOOD_LOGINS {
-        during.push(timed_good_login(&app, &rp, &good_id).await);
+        during.push(timed_good_login(&app, &rp, good_id).await);
     }
     let (mean_before, mean_during) = (mean(&before), mean(&during));
     let worst = *during.iter().max().unwrap();
     eprintln!(
-        "good logins: mean {mean_before:?} before, {mean_during:?} with {PLACES} stuck at the \
-         hung provider (worst {worst:?})"
+        "good logins: mean {mean_before:?} before, {mean_during:?} with {} stuck at two hung \
+         providers (worst {worst:?})",
+        stuck.len()
     );
     assert!(
-        mean_during < mean_before * 3 + Duration::from_millis(500),
+        // Loose for a loaded machine; stuck behind the hung ones it would take a minute.
+        mean_during < mean_before * 4 + Duration::from_secs(1),
         "{mean_during:?} against {mean_before:?}"
     );
     assert!(worst < Duration::from_secs(10), "{worst:?}");
-    // The stuck ones were stuck all along, and nothing else reached the hung provider.
+    // The stuck ones were stuck all along, and nothing else reached the hung providers.
+    assert_eq!(stuck.len(), 2 * PLACES);
     assert!(stuck.iter().all(|t| !t.is_finished()));
-    assert_eq!(hung.accepted(), PLACES);
-    assert!(hung.accepted() < STUCK_LOGINS);
+    assert_eq!((silent.accepted(), stalled.accepted()), (PLACES, PLACES));
     for task in stuck {
         task.abort();
     }
     let failed = events(&app, "login.failed").await;
-    assert_eq!(failed.len(), STUCK_LOGINS - PLACES, "{failed:?}");
+    assert_eq!(failed.len(), refusals, "{failed:?}");
     for event in &failed {
-        assert_eq!(event["provider"], hung_id.as_str());
+        assert!(
+            event["provider"] == silent_id.as_str() || event["provider"] == stalled_id.as_str(),
+            "{event}"
+        );
         let reason = event["reason"].as_str().unwrap();
         assert!(reason.contains("already in progress"), "{reason}");
     }
@@ -183,22 +228,16 @@ async fn a_hanging_provider_does_not_slow_logins_through_another(db: &TestDb) {
 }
 
 async fn a_hanging_provider_ends_at_the_timeout_with_a_clear_page(db: &TestDb) {
-    let silent = StallingUpstream::start(Stall::Silent).await;
-    let stalled = StallingUpstream::start(Stall::AfterHeaders).await;
-    let good = Upstream::start().await;
-    let (silent_id, stalled_id, good_id) =
-        (unique_id("silent"), unique_id("stalled"), unique_id("good"));
-    let providers = [
-        (&*silent_id, &*silent.issuer),
-        (&stalled_id, &stalled.issuer),
-        (&good_id, &good.issuer),
-    ];
-    let app = spawn_with_providers(db, &providers, |s| {
-        s.upstream.max_concurrent_per_provider = 1;
-        s.upstream.request_timeout_ms = 3_000;
-        s.upstream.read_timeout_ms = 400;
-    })
-    .await;
+    let three = Three::start().await;
+    let (silent, stalled) = (&three.silent, &three.stalled);
+    let (silent_id, stalled_id, good_id) = (&three.silent_id, &three.stalled_id, &three.good_id);
+    let app = three
+        .spawn(db, |s| {
+            s.upstream.max_concurrent_per_provider = 1;
+            s.upstream.request_timeout_ms = 3_000;
+            s.upstream.read_timeout_ms = 400;
+        })
+        .await;
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
     for (hung, id) in [(&silent, &silent_id), (&stalled, &stalled_id)] {
         for attempt in 1..=2 {
@@ -218,7 +257,7 @@ async fn a_hanging_provider_ends_at_the_timeout_with_a_clear_page(db: &TestDb) {
             assert!(reason.contains("timed out"), "{id}: {reason}");
         }
     }
-    timed_good_login(&app, &rp, &good_id).await;
+    timed_good_login(&app, &rp, good_id).await;
     app.stop();
 }
 
