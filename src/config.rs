@@ -30,6 +30,7 @@ const SECTIONS: &[&str] = &[
     "janitor",
     "branding",
     "metrics",
+    "upstream",
 ];
 
 /// Short forms from the contract that do not follow `PORTICO_<SECTION>_<KEY>`.
@@ -84,6 +85,8 @@ pub struct Settings {
     pub janitor: crate::store::janitor::JanitorSettings,
     pub branding: BrandingSettings,
     pub metrics: MetricsSettings,
+    /// `[upstream]`: timeouts, retries, bulkheads and circuit breakers of upstream requests.
+    pub upstream: crate::upstream::settings::UpstreamSettings,
 }
 
 /// The `[oidc]` section: lifetimes and limits of the OpenID Connect provider.
@@ -524,6 +527,7 @@ impl Settings {
             return Err("admin.sign_in_per_sec and admin.sign_in_burst must be at least 1".into());
         }
         self.metrics.validate(&self.server)?;
+        self.upstream.validate()?;
         if self.secrets.master_key.is_some() && self.secrets.master_key_file.is_some() {
             return Err(
                 "set only one of secrets.master_key (PORTICO_MASTER_KEY) and \
@@ -691,6 +695,41 @@ mod tests {
             "postgres://portico@db:5432/portico".into(),
         );
         assert_eq!(s.database_env(), Some(expected));
+    }
+
+    #[test]
+    fn upstream_limits_come_from_the_environment_and_are_checked() {
+        let s = from_pairs(&[]).unwrap();
+        let http = s.upstream.http();
+        assert_eq!(http.connect_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(http.timeout, std::time::Duration::from_secs(15));
+        assert_eq!(http.read_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(http.guard.max_concurrent, 32);
+        assert_eq!(http.guard.breaker_failures, 5);
+        assert_eq!(
+            env_key("UPSTREAM_READ_TIMEOUT_MS").as_deref(),
+            Some("upstream.read_timeout_ms")
+        );
+        let toml = |text: &str| Settings::from_figment(Figment::from(Toml::string(text)));
+        let s = toml(
+            "[upstream]\nread_timeout_ms = 2500\nmax_concurrent_per_provider = 4\nbreaker_failures = 0",
+        )
+        .unwrap();
+        assert_eq!(s.upstream.read_timeout_ms, 2500);
+        assert_eq!(s.upstream.max_concurrent_per_provider, 4);
+        assert_eq!(s.upstream.breaker_failures, 0);
+        for (line, says) in [
+            ("request_timeout_ms = 0", "upstream.request_timeout_ms"),
+            (
+                "max_concurrent_per_provider = 0",
+                "max_concurrent_per_provider",
+            ),
+            ("retries = 50", "upstream.retries"),
+            ("read_timeout = 5", "unknown field"),
+        ] {
+            let err = toml(&format!("[upstream]\n{line}")).unwrap_err();
+            assert!(err.to_string().contains(says), "{line}: {err}");
+        }
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Application {
         .await
         .context("cannot store [[clients]] from the configuration")?;
         let limits = ops::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
-        let http = upstream_http_client()?;
+        let http = upstream_http_client(&settings.upstream)?;
         let saml = crate::upstream::saml::SamlContext::new(
             store.clone(),
             settings.server.issuer.as_str(),
@@ -343,9 +343,12 @@ fn build_metrics_server(
 }
 
 /// The client for calls to upstream providers: no redirects followed (an upstream must not
-/// bounce Portico elsewhere), bounded connect and total times.
-fn upstream_http_client() -> anyhow::Result<crate::upstream::http::UpstreamHttp> {
-    crate::upstream::http::UpstreamHttp::new(crate::upstream::http::HttpSettings::default())
+/// bounce Portico elsewhere), bounded connect, read and total times, and per-provider
+/// bulkheads and breakers (`[upstream]`).
+fn upstream_http_client(
+    settings: &crate::upstream::settings::UpstreamSettings,
+) -> anyhow::Result<crate::upstream::http::UpstreamHttp> {
+    crate::upstream::http::UpstreamHttp::new(settings.http())
         .context("cannot build the HTTP client")
 }
 

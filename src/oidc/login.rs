@@ -117,6 +117,9 @@ async fn start_upstream(
         Ok(c) => c,
         Err(e) => return server_error_page(e),
     };
+    // A provider that keeps failing is not where to send the user: say so at once (its login
+    // may need no request from here, its discovery document being cached).
+    let refused = state.connectors.http().open_refusal(&provider.id);
     let redirect_uri = state.settings.server.issuer.callback(&provider.id);
     let request = LoginRequest {
         redirect_uri: &redirect_uri,
@@ -125,7 +128,9 @@ async fn start_upstream(
         max_age: pending.request.max_age,
     };
     // A SAML provider starts with an AuthnRequest; its RelayState is the `state` below.
-    let begun = if let Some(saml) = connector.saml_login() {
+    let begun = if let Some(why) = refused {
+        Err(UpstreamError::Unavailable(why.to_string()))
+    } else if let Some(saml) = connector.saml_login() {
         saml.begin(request).await
     } else if let Some(login) = connector.callback_login() {
         login.begin(request).await

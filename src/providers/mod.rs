@@ -97,8 +97,8 @@ impl Connectors {
         self
     }
 
-    /// The outbound HTTP client connectors use (timeouts, retries), for admin checks such as
-    /// testing an issuer's discovery document.
+    /// The outbound HTTP client connectors use (timeouts, retries), unscoped to any provider,
+    /// for admin checks such as testing an issuer's discovery document.
     pub fn http(&self) -> &UpstreamHttp {
         &self.http
     }
@@ -148,8 +148,10 @@ impl Connectors {
             settings: &provider.settings,
             key: open(&provider.sealed_saml_key, sealed::PROVIDER_SAML_KEY)?,
         };
+        // The connector's requests pass its provider's bulkhead and breaker.
+        let http = self.http.for_provider(&provider.id);
         let shared = Shared {
-            http: &self.http,
+            http: &http,
             saml: self.saml.as_ref(),
         };
         kinds::find(provider.kind)

@@ -20,12 +20,14 @@ pub mod callback;
 mod error;
 pub mod github;
 pub mod google;
+pub mod guard;
 pub mod http;
 mod identity;
 pub mod kinds;
 pub mod oidc;
 mod provider;
 pub mod saml;
+pub mod settings;
 
 use std::collections::HashMap;
 

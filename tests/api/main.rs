@@ -26,6 +26,7 @@ mod secrets;
 mod store;
 mod trust;
 mod upstream_idp;
+mod upstream_outage;
 mod webhooks;
 
 // Upstream connectors against stand-in providers served over HTTP.

@@ -164,6 +164,8 @@ impl Arrival {
             .replace("&#x27;", "'")
             .replace("&#39;", "'")
             .replace("&quot;", "\"")
+            .replace("&#38;", "&")
+            .replace("&#x26;", "&")
             .replace("&amp;", "&");
         (status, url::Url::parse(&href).unwrap())
     }

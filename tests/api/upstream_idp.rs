@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
@@ -81,6 +81,11 @@ struct Inner {
     expires_in: AtomicI64,
     /// Every access, refresh and ID token it ever issued.
     issued: Mutex<Vec<String>>,
+    /// When set, the back channel (discovery, JWKS, token, userinfo) answers 503; the
+    /// authorize page, which the browser sees, still works.
+    failing: AtomicBool,
+    /// Requests to the back channel, answered or not.
+    back_channel_calls: AtomicUsize,
 }
 
 pub struct Upstream {
@@ -122,6 +127,8 @@ impl Upstream {
             refresh_delay_ms: AtomicI64::new(0),
             expires_in: AtomicI64::new(3600),
             issued: Mutex::new(Vec::new()),
+            failing: AtomicBool::new(false),
+            back_channel_calls: AtomicUsize::new(0),
         });
         let data = inner.clone();
         let server = HttpServer::new(move || {
@@ -190,13 +197,34 @@ impl Upstream {
         self.inner.issued.lock().unwrap().clone()
     }
 
+    /// Makes the back channel answer 503 (or work again).
+    pub fn set_failing(&self, failing: bool) {
+        self.inner.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Requests Portico made to the back channel so far.
+    pub fn back_channel_calls(&self) -> usize {
+        self.inner.back_channel_calls.load(Ordering::SeqCst)
+    }
+
     /// Makes every upstream refresh token invalid (the user's upstream grant was revoked).
     pub fn revoke_refresh_tokens(&self) {
         self.inner.refresh.lock().unwrap().clear();
     }
 }
 
+/// Counts a back-channel request, and answers it 503 when the upstream is failing.
+fn outage(s: &Inner) -> Option<HttpResponse> {
+    s.back_channel_calls.fetch_add(1, Ordering::SeqCst);
+    s.failing
+        .load(Ordering::SeqCst)
+        .then(|| HttpResponse::ServiceUnavailable().body("<html>down for maintenance</html>"))
+}
+
 async fn discovery(s: web::Data<Inner>) -> HttpResponse {
+    if let Some(down) = outage(&s) {
+        return down;
+    }
     let i = &s.issuer;
     HttpResponse::Ok().json(json!({
         "issuer": i,
@@ -214,6 +242,9 @@ async fn discovery(s: web::Data<Inner>) -> HttpResponse {
 }
 
 async fn jwks(s: web::Data<Inner>) -> HttpResponse {
+    if let Some(down) = outage(&s) {
+        return down;
+    }
     HttpResponse::Ok().json(&s.jwks)
 }
 
@@ -280,6 +311,9 @@ fn id_token(s: &Inner, user: &UpUser, nonce: Option<&str>) -> String {
 }
 
 async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if let Some(down) = outage(&s) {
+        return down;
+    }
     let expected = format!(
         "Basic {}",
         STANDARD.encode(format!("{UPSTREAM_CLIENT_ID}:{UPSTREAM_CLIENT_SECRET}"))
@@ -349,6 +383,9 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
 }
 
 async fn userinfo(s: web::Data<Inner>, req: HttpRequest) -> HttpResponse {
+    if let Some(down) = outage(&s) {
+        return down;
+    }
     let token = req
         .headers()
         .get("authorization")

@@ -130,6 +130,7 @@ pub async fn discover(
         HttpError::Request(message) => {
             fail(format!("could not fetch the discovery document: {message}"))
         }
+        HttpError::Refused(why) => fail(format!("could not fetch the discovery document: {why}")),
     })?;
     let status = response.status();
     if !status.is_success() {

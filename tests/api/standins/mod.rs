@@ -3,6 +3,7 @@
 
 pub mod github;
 pub mod google;
+pub mod stall;
 
 use std::collections::HashMap;
 use std::time::Duration;
