@@ -22,9 +22,13 @@ use crate::{admin, oidc, ops, webhooks};
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = settings.database_url();
-    let store = Store::connect(&url, settings.database.max_connections)
-        .await
-        .with_context(|| format!("cannot open the database {}", url.redacted()))?;
+    let store = Store::connect_with(
+        &url,
+        settings.database.max_connections,
+        settings.database.timeouts(),
+    )
+    .await
+    .with_context(|| format!("cannot open the database {}", url.redacted()))?;
     store.migrate().await?;
     Ok(store)
 }
