@@ -16,7 +16,10 @@ use tokio::task::AbortHandle;
 use crate::admin::api_token;
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};
 use crate::oidc_support::{CLIENT_ID, CLIENT_SECRET, REDIRECT, clients};
+use crate::on_both_backends;
 use crate::webhooks::{Receiver, Reply, fast};
+
+on_both_backends!(a_killed_dispatchers_deliveries_arrive_after_the_lease);
 
 // ---- A TCP proxy the test can cut ------------------------------------------------------------
 
@@ -373,4 +376,429 @@ async fn a_held_sqlite_write_lock_is_a_503_after_busy_timeout() {
     );
     app.stop();
     db.cleanup().await;
+}
+
+// ---- The real binary: SIGTERM and SIGKILL ----------------------------------------------------
+
+/// `portico serve` as its own process, configured by a portico.toml in the database's directory.
+struct Served {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    /// Starts `portico serve` on a free port with `extra` appended to its portico.toml, and
+    /// waits until it is ready.
+    async fn start(db: &TestDb, key: &MasterKey, name: &str, extra: &str) -> Self {
+        let port = crate::ops::free_port();
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+issuer = "http://127.0.0.1:{port}"
+workers = 2
+shutdown_grace_secs = 3
+
+[oidc.rate_limit]
+enabled = false
+
+[[clients]]
+client_id = "{CLIENT_ID}"
+name = "The App"
+type = "confidential"
+client_secret = "{CLIENT_SECRET}"
+redirect_uris = ["{REDIRECT}"]
+grant_types = ["client_credentials"]
+scopes = ["api:read"]
+{extra}
+"#
+        );
+        std::fs::write(db.dir.join("portico.toml"), toml).unwrap();
+        let log = db.dir.join(format!("{name}.log"));
+        let child = crate::helpers::portico_command(db, key)
+            .arg("serve")
+            .env("PORTICO_LOG", "info,sqlx=warn")
+            .stdout(std::fs::File::create(db.dir.join(format!("{name}.out"))).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("portico starts");
+        let served = Self { child, port, log };
+        let started = Instant::now();
+        loop {
+            let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return served;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "portico did not become ready: {}",
+                served.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end, at most `within`; how long it took, and its status.
+    async fn exit(&mut self, within: Duration) -> (Duration, std::process::ExitStatus) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (started.elapsed(), status);
+            }
+            assert!(started.elapsed() < within, "still running after {within:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How one raw HTTP/1.1 request ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The connection was refused: the server no longer listens.
+    Refused,
+    /// Connected but never answered (reset or closed before any byte): the connection was
+    /// never accepted (it sat in the kernel's queue when the listener closed).
+    Unserved,
+    /// An answer: its status and whether it arrived whole (the body as long as announced).
+    Answered(u16, bool, String),
+}
+
+/// A client_credentials request on its own connection, written by hand so that its body can
+/// be sent slowly (`pace` between its two halves): a request that is surely in flight.
+async fn raw_token(port: u16, pace: Option<Duration>) -> Outcome {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)).await else {
+        return Outcome::Refused;
+    };
+    let body = "grant_type=client_credentials&scope=api%3Aread";
+    let auth =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(10);
+    let written = async {
+        conn.write_all(head.as_bytes()).await?;
+        conn.write_all(first.as_bytes()).await?;
+        if let Some(pace) = pace {
+            conn.flush().await?;
+            tokio::time::sleep(pace).await;
+        }
+        conn.write_all(rest.as_bytes()).await
+    }
+    .await;
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    if answer.is_empty() {
+        assert!(
+            pace.is_none() || written.is_ok(),
+            "a paced request was cut off: {written:?}"
+        );
+        return Outcome::Unserved;
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let Some((headers, body)) = text.split_once("\r\n\r\n") else {
+        return Outcome::Answered(status, false, text);
+    };
+    let length = headers.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    let whole = length.is_some_and(|n| n == body.len());
+    Outcome::Answered(status, whole, body.to_owned())
+}
+
+/// Quick webhook settings for portico.toml, with the receiver's hook as a declared (managed)
+/// endpoint.
+fn webhook_settings(receiver: &Receiver, attempt_timeout: &str, lease: &str) -> String {
+    format!(
+        r#"
+[webhooks]
+allow_private_targets = true
+poll_interval = "20ms"
+attempt_timeout = "{attempt_timeout}"
+lease = "{lease}"
+retry_schedule = ["1s"]
+retry_jitter = 0.0
+
+[[webhooks.endpoints]]
+id = "receiver"
+url = "{}"
+events = ["login.succeeded"]
+"#,
+        receiver.url()
+    )
+}
+
+/// The test's own handle on the database the process uses.
+async fn open_store(db: &TestDb) -> portico::store::Store {
+    portico::store::Store::connect(&portico::config::DatabaseUrl::parse(&db.url).unwrap(), 2)
+        .await
+        .unwrap()
+}
+
+/// Records a `login.succeeded` event as the login code does: committed with its deliveries.
+async fn record_login(store: &portico::store::Store) -> String {
+    use portico::webhooks::events::{self, EventType};
+    let mut tx = store.pool().begin().await.unwrap();
+    let event = events::record(
+        &mut tx,
+        EventType::LoginSucceeded,
+        json!({
+            "user_id": "usr_1", "provider": "github", "client_id": "app",
+            "email": "ada@example.com", "ip": "203.0.113.9", "user_agent": "test", "new_user": false
+        }),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    event.id
+}
+
+async fn scalar(store: &portico::store::Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// SIGTERM while requests are in flight, more arrive, and a webhook attempt hangs: the
+/// listener closes at once, every request that was accepted gets its whole answer, the process
+/// exits within `shutdown_grace_secs`, and the hanging attempt's delivery is given back, so
+/// another instance delivers it at once instead of after its 60 s lease.
+#[tokio::test]
+async fn sigterm_under_load_finishes_requests_and_gives_back_leases() {
+    let db = TestDb::new(Backend::Sqlite).await.unwrap();
+    let key = MasterKey::generate();
+    let receiver = Receiver::start(vec![Reply::Hang(Duration::from_secs(30))]).await;
+    let webhooks = webhook_settings(&receiver, "20s", "60s");
+    let mut served = Served::start(&db, &key, "first", &webhooks).await;
+    let port = served.port;
+    let store = open_store(&db).await;
+    let event = record_login(&store).await;
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(20)).await.len(), 1);
+
+    // In flight at the signal: 16 requests whose bodies take 1.5 s to arrive; and a load of
+    // quick requests that goes on through the shutdown.
+    let slow: Vec<_> = (0..16)
+        .map(|_| tokio::spawn(raw_token(port, Some(Duration::from_millis(1500)))))
+        .collect();
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop_load.clone();
+            tokio::spawn(async move {
+                let mut outcomes = Vec::new();
+                // Until the port refuses (or the test is done).
+                while !stop.load(Ordering::SeqCst) {
+                    let outcome = raw_token(port, None).await;
+                    let refused = matches!(outcome, Outcome::Refused);
+                    outcomes.push(outcome);
+                    if refused {
+                        break;
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    served.signal("TERM");
+    let signalled = Instant::now();
+
+    // No new connections: the port refuses while the slow requests are still being answered.
+    let refused_after = loop {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            break signalled.elapsed();
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "still accepting"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(served.child.try_wait().unwrap().is_none(), "still draining");
+
+    for request in slow {
+        match request.await.unwrap() {
+            Outcome::Answered(200, true, body) => assert!(body.contains("access_token"), "{body}"),
+            other => panic!("a request in flight at SIGTERM: {other:?}"),
+        }
+    }
+    let (_, status) = served.exit(Duration::from_secs(10)).await;
+    let exited_after = signalled.elapsed();
+    stop_load.store(true, Ordering::SeqCst);
+    let (mut answered, mut refused, mut unserved) = (0, 0, 0);
+    for task in load {
+        for outcome in task.await.unwrap() {
+            match outcome {
+                Outcome::Answered(200, true, _) => answered += 1,
+                Outcome::Refused => refused += 1,
+                Outcome::Unserved => unserved += 1,
+                other => panic!("a quick request: {other:?}"),
+            }
+        }
+    }
+    assert!(
+        answered > 0 && refused == 8,
+        "{answered} answered, {refused} refused"
+    );
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        served.log_text()
+    );
+    assert!(
+        exited_after <= Duration::from_secs(3) + Duration::from_millis(500),
+        "exited {exited_after:?} after SIGTERM (grace 3 s)"
+    );
+    let log = served.log_text();
+    for line in [
+        "shutting down",
+        "cut off by the shutdown",
+        "portico stopped",
+    ] {
+        assert!(log.contains(line), "{line:?} not logged:\n{log}");
+    }
+
+    // The delivery is due again at once, its cut-off claim not counted.
+    let pending = scalar(
+        &store,
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 \
+         AND lease_token IS NULL AND lease_until_ms IS NULL",
+    )
+    .await;
+    assert_eq!(pending, 1);
+    let gone_at = Instant::now();
+    let second = Served::start(&db, &key, "second", &webhooks).await;
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 2, "delivered by the next instance");
+    assert_eq!(got[1].id, event);
+    let taken_over = gone_at.elapsed();
+    assert!(
+        taken_over < Duration::from_secs(20),
+        "well before the 60 s lease"
+    );
+    eprintln!(
+        "FIGURES sigterm: listener refused {refused_after:?} after SIGTERM; 16/16 paced requests \
+         answered whole; quick load: {answered} answered, {refused} refused, {unserved} unserved; \
+         exit 0 after {exited_after:?} (grace 3 s); the cut-off delivery redelivered \
+         {taken_over:?} after the exit (start of a new instance included; lease 60 s)"
+    );
+    drop(second);
+    db.cleanup().await;
+}
+
+/// SIGKILL while 20 deliveries are in flight (the receiver answers slowly): nothing is given
+/// back, so the leases hold; a restarted instance delivers every event once the leases have run
+/// out, and none is lost. The attempt that died counts.
+async fn a_killed_dispatchers_deliveries_arrive_after_the_lease(db: &TestDb) {
+    const EVENTS: usize = 20;
+    let key = MasterKey::generate();
+    let receiver = Receiver::start(vec![Reply::Hang(Duration::from_secs(2)); EVENTS]).await;
+    let webhooks = webhook_settings(&receiver, "3s", "4s");
+    let mut first = Served::start(db, &key, "first", &webhooks).await;
+    let store = open_store(db).await;
+    let mut ids = Vec::new();
+    for _ in 0..EVENTS {
+        ids.push(record_login(&store).await);
+    }
+    assert_eq!(
+        receiver
+            .wait_for(EVENTS, Duration::from_secs(20))
+            .await
+            .len(),
+        EVENTS
+    );
+    first.signal("KILL");
+    let killed = Instant::now();
+    first.exit(Duration::from_secs(10)).await;
+    let in_flight = scalar(
+        &store,
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending' AND lease_token IS NOT NULL",
+    )
+    .await;
+    assert_eq!(in_flight, EVENTS as i64, "the dead instance's leases hold");
+
+    let second = Served::start(db, &key, "second", &webhooks).await;
+    let restarted_after = killed.elapsed();
+    let deadline = killed + Duration::from_secs(30);
+    let (first_again, all_again) = loop {
+        let after: Vec<_> = receiver
+            .received()
+            .into_iter()
+            .filter(|r| r.at > killed)
+            .collect();
+        let delivered = ids.iter().all(|id| after.iter().any(|r| &r.id == id));
+        if delivered {
+            let first_again = after.iter().map(|r| r.at).min().unwrap() - killed;
+            break (first_again, killed.elapsed());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {EVENTS} redelivered",
+            after.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Redelivered only once the leases (4 s from the claim, shortly before the kill) ran out.
+    assert!(
+        first_again >= Duration::from_millis(2500),
+        "{first_again:?}"
+    );
+    let settled = Instant::now();
+    loop {
+        let done = scalar(
+            &store,
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'succeeded' AND attempts = 2",
+        )
+        .await;
+        if done == EVENTS as i64 {
+            break;
+        }
+        assert!(
+            settled.elapsed() < Duration::from_secs(10),
+            "{done} settled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "FIGURES kill -9 mid-dispatch ({:?}): restarted (ready) {restarted_after:?} after the kill; \
+         first redelivery {first_again:?}, all {EVENTS} redelivered {all_again:?} after the kill \
+         (lease 4 s); each delivery succeeded with attempts = 2",
+        db.backend
+    );
+    drop(second);
+    store.close().await;
 }
