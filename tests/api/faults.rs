@@ -263,6 +263,10 @@ async fn postgres_outage_fails_fast_and_recovers() {
     assert!(status < 300, "{status} {body}");
     assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
 
+    // An admin's sign-in form, loaded before the cut and posted during it.
+    let browser = crate::admin::client();
+    let csrf = crate::admin::sign_in_form(&app, &browser).await;
+
     // The cut.
     proxy.cut();
     let cut_at = Instant::now();
@@ -271,10 +275,32 @@ async fn postgres_outage_fails_fast_and_recovers() {
         .expect("readiness reports the outage");
     assert!(to_503 <= Duration::from_secs(2), "/readyz took {to_503:?}");
 
-    let ((status, body, token_took), (admin_status, admin_body, admin_took), page) = tokio::join!(
+    let sign_in = async {
+        let started = Instant::now();
+        let res = browser
+            .post(app.url("/admin/sign-in"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", crate::admin::EMAIL),
+                ("password", crate::admin::PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.text().await.unwrap(), started.elapsed())
+    };
+    let ((status, body, token_took), (admin_status, admin_body, admin_took), page, signed_in) = tokio::join!(
         client_credentials(&app),
         admin(&app, &token, "/admin/api/v1/clients", None),
-        authorize_page(&app)
+        authorize_page(&app),
+        sign_in
+    );
+    let (sign_in_status, sign_in_page, sign_in_took) = signed_in;
+    assert_eq!(sign_in_status, 503, "{sign_in_page}");
+    assert!(
+        sign_in_page.contains("Temporarily unavailable"),
+        "{sign_in_page}"
     );
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
@@ -287,7 +313,7 @@ async fn postgres_outage_fails_fast_and_recovers() {
     assert_eq!(status, 503, "{page}");
     assert!(kind.starts_with("text/html"), "{kind}");
     assert!(page.contains("Temporarily unavailable"), "{page}");
-    for took in [token_took, admin_took, page_took] {
+    for took in [token_took, admin_took, page_took, sign_in_took] {
         assert!(took < Duration::from_secs(5), "a request took {took:?}");
     }
     let outage = cut_at.elapsed();
@@ -316,7 +342,7 @@ async fn postgres_outage_fails_fast_and_recovers() {
 
     eprintln!(
         "FIGURES postgres outage: /readyz 503 after {to_503:?}; during the outage /token {token_took:?}, \
-         admin API {admin_took:?}, /authorize page {page_took:?} (all 503); outage lasted {outage:?}; \
+         admin API {admin_took:?}, /authorize page {page_took:?}, admin sign-in page {sign_in_took:?} (all 503); outage lasted {outage:?}; \
          /readyz 200 {to_200:?} after the restore; webhook delivered by {delivered_after:?} after it"
     );
     app.stop();
