@@ -31,13 +31,38 @@ const BROKER: &str = "broker:read-token";
 
 /// Forwards connections to `upstream` until cut; while cut, it closes every forwarded
 /// connection and accepts new ones without ever answering (a network that drops packets: the
-/// worst case for a client, which sees no refusal, only silence). `restore` forwards again.
+/// worst case for a client, which sees no refusal, only silence). `partition` is the same
+/// without the closing: open connections fall silent too (no FIN, no RST), as in a network
+/// partition. `restore` forwards again.
 struct Proxy {
     port: u16,
     cut: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     links: Arc<Mutex<Vec<AbortHandle>>>,
     silent: Arc<Mutex<Vec<TcpStream>>>,
     accept: AbortHandle,
+}
+
+/// Copies bytes one way; while `frozen`, holds them (the connection stays open, silent).
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while frozen.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Proxy {
@@ -45,21 +70,27 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
         let links: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let silent: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let accept = tokio::spawn({
-            let (cut, links, silent) = (cut.clone(), links.clone(), silent.clone());
+            let (cut, frozen, links, silent) =
+                (cut.clone(), frozen.clone(), links.clone(), silent.clone());
             async move {
-                while let Ok((mut inbound, _)) = listener.accept().await {
+                while let Ok((inbound, _)) = listener.accept().await {
                     if cut.load(Ordering::SeqCst) {
                         silent.lock().unwrap().push(inbound);
                         continue;
                     }
-                    let upstream = upstream.clone();
+                    let (upstream, frozen) = (upstream.clone(), frozen.clone());
                     let link = tokio::spawn(async move {
-                        if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                            let _ =
-                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        if let Ok(outbound) = TcpStream::connect(&upstream).await {
+                            let (in_read, in_write) = inbound.into_split();
+                            let (out_read, out_write) = outbound.into_split();
+                            tokio::join!(
+                                pump(in_read, out_write, frozen.clone()),
+                                pump(out_read, in_write, frozen)
+                            );
                         }
                     });
                     let mut links = links.lock().unwrap();
@@ -72,10 +103,23 @@ impl Proxy {
         Self {
             port,
             cut,
+            frozen,
             links,
             silent,
             accept,
         }
+    }
+
+    /// A proxy in front of `db`'s PostgreSQL server, and the database URL through it.
+    async fn before(db: &TestDb) -> (Self, portico::config::DatabaseUrl) {
+        let mut url = url::Url::parse(&db.url).unwrap();
+        let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+        let proxy = Self::start(upstream).await;
+        url.set_port(Some(proxy.port)).unwrap();
+        (
+            proxy,
+            portico::config::DatabaseUrl::parse(url.as_str()).unwrap(),
+        )
     }
 
     /// Closes every connection through the proxy; new ones hang.
@@ -86,8 +130,15 @@ impl Proxy {
         }
     }
 
+    /// Every connection, open or new, falls silent; none is closed.
+    fn partition(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
     fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.frozen.store(false, Ordering::SeqCst);
         self.silent.lock().unwrap().clear();
     }
 }
@@ -219,15 +270,11 @@ async fn postgres_outage_fails_fast_and_recovers() {
     let Some(db) = TestDb::new(Backend::Postgres).await else {
         return;
     };
-    let mut url = url::Url::parse(&db.url).unwrap();
-    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
-    let proxy = Proxy::start(upstream).await;
-    url.set_port(Some(proxy.port)).unwrap();
-    let proxied = url.to_string();
+    let (proxy, proxied) = Proxy::before(&db).await;
 
     let receiver = Receiver::start(vec![Reply::Status(503)]).await;
     let app = spawn_app_with(&db, MasterKey::generate(), |s| {
-        s.database.url = Some(portico::config::DatabaseUrl::parse(&proxied).unwrap());
+        s.database.url = Some(proxied);
         s.clients = clients();
         fast(s, &["1s"]);
         s.webhooks.lease = HumanDuration::parse("6s").unwrap();
@@ -347,6 +394,58 @@ async fn postgres_outage_fails_fast_and_recovers() {
         "FIGURES postgres outage: /readyz 503 after {to_503:?}; during the outage /token {token_took:?}, \
          admin API {admin_took:?}, /authorize page {page_took:?}, admin sign-in page {sign_in_took:?} (all 503); outage lasted {outage:?}; \
          /readyz 200 {to_200:?} after the restore; webhook delivered by {delivered_after:?} after it"
+    );
+    app.stop();
+    drop(proxy);
+    db.cleanup().await;
+}
+
+/// A network partition between Portico and PostgreSQL: the open connections fall silent (no
+/// FIN, no RST) instead of closing. Requests still fail fast with 503, because every
+/// connection is checked when it leaves the pool and that check is bounded too; after the
+/// partition heals, Portico recovers without a restart.
+#[tokio::test]
+async fn a_postgres_partition_fails_fast_and_heals() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let (proxy, proxied) = Proxy::before(&db).await;
+    let app = spawn_app_with(&db, MasterKey::generate(), |s| {
+        s.database.url = Some(proxied);
+        s.clients = clients();
+    })
+    .await;
+    let token = api_token(&app, "faults").await;
+    // Open connections in the pool, as a busy instance has.
+    for _ in 0..5 {
+        assert_eq!(client_credentials(&app).await.0, 200);
+    }
+
+    proxy.partition();
+    let to_503 = readiness_becomes(&app, 503, Duration::from_secs(10))
+        .await
+        .expect("readiness reports the partition");
+    assert!(to_503 <= Duration::from_secs(2), "/readyz took {to_503:?}");
+    let ((status, body, token_took), (admin_status, admin_body, admin_took)) = tokio::join!(
+        client_credentials(&app),
+        admin(&app, &token, "/admin/api/v1/clients", None)
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert_eq!(admin_status, 503, "{admin_body}");
+    for took in [token_took, admin_took] {
+        assert!(took < Duration::from_secs(5), "a request took {took:?}");
+    }
+
+    proxy.restore();
+    let to_200 = readiness_becomes(&app, 200, Duration::from_secs(30))
+        .await
+        .expect("readiness recovers");
+    let (status, body, _) = client_credentials(&app).await;
+    assert_eq!(status, 200, "{body}");
+    eprintln!(
+        "FIGURES postgres partition: /readyz 503 after {to_503:?}; /token {token_took:?}, admin \
+         API {admin_took:?} (503); /readyz 200 {to_200:?} after the partition healed"
     );
     app.stop();
     drop(proxy);
