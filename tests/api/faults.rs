@@ -3,7 +3,7 @@
 //! the middle of work. Each test prints what it measured (`--nocapture` shows it); the figures
 //! are in docs/operations-faults.md.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -632,7 +632,7 @@ enum Outcome {
 
 /// A client_credentials request on its own connection, written by hand so that its body can
 /// be sent slowly (`pace` between its two halves): a request that is surely in flight.
-async fn raw_token(port: u16, pace: Option<Duration>) -> Outcome {
+async fn raw_token(port: u16, pace: Option<(Duration, Arc<AtomicUsize>)>) -> Outcome {
     use base64::Engine;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)).await else {
@@ -651,9 +651,10 @@ async fn raw_token(port: u16, pace: Option<Duration>) -> Outcome {
     let written = async {
         conn.write_all(head.as_bytes()).await?;
         conn.write_all(first.as_bytes()).await?;
-        if let Some(pace) = pace {
+        if let Some((pace, started)) = &pace {
             conn.flush().await?;
-            tokio::time::sleep(pace).await;
+            started.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(*pace).await;
         }
         conn.write_all(rest.as_bytes()).await
     }
@@ -757,19 +758,27 @@ async fn sigterm_under_load_finishes_requests_and_gives_back_leases() {
 
     // In flight at the signal: 16 requests whose bodies take 1.5 s to arrive; and a load of
     // quick requests that goes on through the shutdown.
+    let started = Arc::new(AtomicUsize::new(0));
     let slow: Vec<_> = (0..16)
-        .map(|_| tokio::spawn(raw_token(port, Some(Duration::from_millis(1500)))))
+        .map(|_| {
+            let pace = (Duration::from_millis(1500), started.clone());
+            tokio::spawn(raw_token(port, Some(pace)))
+        })
         .collect();
     let stop_load = Arc::new(AtomicBool::new(false));
+    let answered_so_far = Arc::new(AtomicUsize::new(0));
     let load: Vec<_> = (0..8)
         .map(|_| {
-            let stop = stop_load.clone();
+            let (stop, answered) = (stop_load.clone(), answered_so_far.clone());
             tokio::spawn(async move {
                 let mut outcomes = Vec::new();
                 // Until the port refuses (or the test is done).
                 while !stop.load(Ordering::SeqCst) {
                     let outcome = raw_token(port, None).await;
                     let refused = matches!(outcome, Outcome::Refused);
+                    if matches!(outcome, Outcome::Answered(200, true, _)) {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
                     outcomes.push(outcome);
                     if refused {
                         break;
@@ -779,9 +788,28 @@ async fn sigterm_under_load_finishes_requests_and_gives_back_leases() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The paced requests are accepted once quick requests that connected after them have been
+    // answered (one listener accepts in order).
+    let waiting = Instant::now();
+    while started.load(Ordering::SeqCst) < 16 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the paced requests connect"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = answered_so_far.load(Ordering::SeqCst);
+    while answered_so_far.load(Ordering::SeqCst) < before + 8 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the quick load is answered"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     served.signal("TERM");
     let signalled = Instant::now();
+    let in_flight = slow.iter().filter(|t| !t.is_finished()).count();
+    assert!(in_flight > 0, "requests in flight at SIGTERM");
 
     // No new connections: the port refuses while the slow requests are still being answered.
     let refused_after = loop {
@@ -858,7 +886,7 @@ async fn sigterm_under_load_finishes_requests_and_gives_back_leases() {
     );
     eprintln!(
         "FIGURES sigterm: listener refused {refused_after:?} after SIGTERM; 16/16 paced requests \
-         answered whole; quick load: {answered} answered, {refused} refused, {unserved} unserved; \
+         answered whole ({in_flight} still sending at SIGTERM); quick load: {answered} answered, {refused} refused, {unserved} unserved; \
          exit 0 after {exited_after:?} (grace 3 s); the cut-off delivery redelivered \
          {taken_over:?} after the exit (start of a new instance included; lease 60 s)"
     );
