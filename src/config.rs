@@ -213,13 +213,39 @@ impl Default for ServerSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`; unset means `sqlite://<data_dir>/portico.db`.
     pub url: Option<DatabaseUrl>,
     /// Pool size; 0 picks a default that suits the back end.
     pub max_connections: u32,
+    /// Milliseconds a request waits for a database connection (connecting included) before it
+    /// is answered 503: what an unreachable database costs each request.
+    pub acquire_timeout_ms: u64,
+    /// SQLite: milliseconds a write waits for a lock another process holds before it is
+    /// answered 503.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 0,
+            acquire_timeout_ms: crate::store::DEFAULT_ACQUIRE_TIMEOUT_MS,
+            busy_timeout_ms: crate::store::DEFAULT_BUSY_TIMEOUT_MS,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    pub fn timeouts(&self) -> crate::store::Timeouts {
+        crate::store::Timeouts {
+            acquire: std::time::Duration::from_millis(self.acquire_timeout_ms),
+            busy: std::time::Duration::from_millis(self.busy_timeout_ms),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -512,6 +538,9 @@ impl Settings {
             return Err("keys.max_token_lifetime_secs must be at least 1".into());
         }
         self.webhooks.validate()?;
+        if self.database.acquire_timeout_ms == 0 {
+            return Err("database.acquire_timeout_ms must be at least 1".into());
+        }
         if self.bootstrap.admin_email.is_some() != self.bootstrap.admin_password.is_some() {
             return Err(
                 "bootstrap.admin_email and bootstrap.admin_password must be set together".into(),

@@ -22,9 +22,13 @@ use crate::{admin, oidc, ops, webhooks};
 /// Connects to the configured database and applies pending migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     let url = settings.database_url();
-    let store = Store::connect(&url, settings.database.max_connections)
-        .await
-        .with_context(|| format!("cannot open the database {}", url.redacted()))?;
+    let store = Store::connect_with(
+        &url,
+        settings.database.max_connections,
+        settings.database.timeouts(),
+    )
+    .await
+    .with_context(|| format!("cannot open the database {}", url.redacted()))?;
     store.migrate().await?;
     Ok(store)
 }
@@ -193,22 +197,57 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGTERM or ctrl-c; in-flight requests get the grace period to finish.
+    /// Serves until SIGTERM or ctrl-c, then stops within `server.shutdown_grace_secs`: the
+    /// listener closes at once (no new connections), requests in flight finish, and the webhook
+    /// dispatcher stops claiming at the same moment, lets its attempts finish and gives back
+    /// the leases of those it has to cut off (see `DispatcherHandle::shutdown_within`).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let issuer = &self.state.settings.server.issuer;
+        let (port, server, state, dispatcher) =
+            (self.port, self.server, self.state, self.dispatcher);
+        let issuer = &state.settings.server.issuer;
         tracing::info!(
-            port = self.port,
+            port,
             issuer = %issuer.as_str(),
             admin = %issuer.url("/admin/"),
             "portico is serving"
         );
         let metrics = self.metrics_server.map(|server| {
-            let listen = self.state.settings.metrics.listen;
+            let listen = state.settings.metrics.listen;
             tracing::info!(?listen, "serving /metrics on its own listener");
             let handle = server.handle();
             (handle, tokio::spawn(server))
         });
-        let result = self.server.await;
+        let grace_secs = state.settings.server.shutdown_grace_secs;
+        let handle = server.handle();
+        let mut server = tokio::spawn(server);
+        let ended_early = tokio::select! {
+            ended = &mut server => Some(ended),
+            () = shutdown_signal() => None,
+        };
+        let stopping = std::time::Instant::now();
+        tracing::info!(
+            grace_secs,
+            "shutting down: no new connections; requests and webhook attempts in flight have \
+             the grace period to finish"
+        );
+        let http = async {
+            let ended = match ended_early {
+                Some(ended) => ended,
+                None => {
+                    handle.stop(true).await;
+                    server.await
+                }
+            };
+            ended.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        };
+        let webhooks = async {
+            if let Some(dispatcher) = dispatcher {
+                dispatcher
+                    .shutdown_within(Duration::from_secs(grace_secs))
+                    .await;
+            }
+        };
+        let (result, ()) = tokio::join!(http, webhooks);
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;
             let _ = task.await;
@@ -216,13 +255,32 @@ impl Application {
         for task in &self.tasks {
             task.abort();
         }
-        if let Some(dispatcher) = self.dispatcher {
-            // Attempts in flight finish (each within the attempt timeout); none is cut off.
-            dispatcher.shutdown().await;
-        }
-        self.state.store.close().await;
+        state.store.close().await;
+        tracing::info!(
+            took_ms = stopping.elapsed().as_millis() as u64,
+            "portico stopped"
+        );
         result
     }
+}
+
+/// SIGTERM (what orchestrators send) or ctrl-c.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGTERM; only ctrl-c stops"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// A provider of portico.toml that no longer vouches for e-mail (its `trust_email`, or a SAML
@@ -315,6 +373,9 @@ fn build_server(
             .default_service(web::to(oidc::web::not_found))
     })
     .shutdown_timeout(settings.server.shutdown_grace_secs)
+    // `Application::run_until_stopped` handles the signals, to stop the webhook dispatcher in
+    // the same grace period.
+    .disable_signals()
     .client_request_timeout(Duration::from_secs(10))
     .listen(listener)?;
     if settings.server.workers > 0 {

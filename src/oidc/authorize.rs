@@ -349,7 +349,17 @@ pub fn code_redirect(request: &AuthRequest, code: &str, issuer: &str) -> HttpRes
     redirect_with(&request.redirect_uri, &params)
 }
 
-pub fn server_error_page(e: impl std::fmt::Display) -> HttpResponse {
+/// The page of a browser step that failed on Portico's side: 503 with `Retry-After` when the
+/// database cannot be reached or is busy, 500 otherwise.
+pub fn server_error_page<E: std::error::Error + 'static>(e: E) -> HttpResponse {
+    if crate::store::caused_by_unavailable(&e) {
+        tracing::warn!(error = %e, "browser flow: the database is unavailable");
+        return super::error::retry_later(error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "Portico cannot reach its database right now. Please try again in a moment.",
+        ));
+    }
     tracing::error!(error = %e, "browser flow failed");
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,

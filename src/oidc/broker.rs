@@ -34,6 +34,14 @@ fn login_required(description: &str) -> HttpResponse {
 }
 
 fn internal(e: StoreError) -> HttpResponse {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "broker: the database is unavailable");
+        return super::error::retry_later(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the token vault cannot be reached; try again shortly",
+        ));
+    }
     tracing::error!(error = %e, "broker: store failed");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,

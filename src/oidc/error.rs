@@ -48,6 +48,18 @@ impl ErrorCode {
     }
 }
 
+/// What a 503 for an unavailable database asks clients to wait (`Retry-After`, seconds).
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// `res` with `Retry-After`, for a 503 the database's absence caused.
+pub fn retry_later(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(RETRY_AFTER_SECS),
+    );
+    res
+}
+
 /// An error answered as JSON by /token, /revoke and /introspect.
 #[derive(Debug, Clone)]
 pub struct OAuthError {
@@ -69,7 +81,16 @@ impl OAuthError {
         }
     }
 
-    pub fn server(e: impl std::fmt::Display) -> Self {
+    /// A failure on Portico's side: `temporarily_unavailable` (503) when the database cannot
+    /// be reached or is busy, so that the client retries, `server_error` (500) otherwise.
+    pub fn server<E: std::error::Error + 'static>(e: E) -> Self {
+        if crate::store::caused_by_unavailable(&e) {
+            tracing::warn!(error = %e, "token endpoint: the database is unavailable");
+            return Self::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the service is temporarily unavailable; try again shortly",
+            );
+        }
         tracing::error!(error = %e, "token endpoint failure");
         Self::new(ErrorCode::ServerError, "an internal error occurred")
     }
@@ -87,6 +108,9 @@ impl OAuthError {
         builder
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"));
+        if self.code == ErrorCode::TemporarilyUnavailable {
+            builder.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
         if self.code == ErrorCode::InvalidClient {
             builder.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="portico""#));
         }

@@ -86,6 +86,10 @@ pub async fn userinfo(
         Ok(Liveness::Live(Some(user))) => user,
         Ok(Liveness::Live(None)) => return invalid_token("the token has no user"),
         Ok(Liveness::Dead(why)) => return invalid_token(why),
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!(error = %e, "userinfo: the database is unavailable");
+            return super::error::retry_later(HttpResponse::ServiceUnavailable().finish());
+        }
         Err(e) => {
             tracing::error!(error = %e, "userinfo query failed");
             return HttpResponse::InternalServerError().finish();

@@ -48,6 +48,58 @@ pub enum StoreError {
     EventTooLarge(usize),
 }
 
+impl StoreError {
+    /// The database cannot be reached or is busy, rather than the request or the data being at
+    /// fault: worth answering 503 (try again) instead of 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(e) if sqlx_unavailable(e))
+    }
+}
+
+/// Whether `err`, or an error it was caused by, is a [`StoreError`] or `sqlx::Error` that says
+/// the database is unreachable or busy (see [`StoreError::is_unavailable`]).
+pub fn caused_by_unavailable(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(store) = e.downcast_ref::<StoreError>() {
+            return store.is_unavailable();
+        }
+        if let Some(sqlx) = e.downcast_ref::<sqlx::Error>() {
+            return sqlx_unavailable(sqlx);
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// No connection in time, a connection that broke, or a database that says it cannot serve:
+/// PostgreSQL's SQLSTATE class 08 (connection exception), 57P01-57P03 (shutting down,
+/// starting up) and 53300 (too many connections); SQLite's BUSY and LOCKED (a lock held past
+/// `busy_timeout`), with their extended codes.
+fn sqlx_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300") {
+                return true;
+            }
+            code.parse::<u32>()
+                .is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+        }
+        _ => false,
+    }
+}
+
+const SQLITE_BUSY: u32 = 5;
+const SQLITE_LOCKED: u32 = 6;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -76,22 +128,52 @@ pub type WriteConn = sqlx::pool::PoolConnection<sqlx::Any>;
 
 static DRIVERS: Once = Once::new();
 
+/// How long the store waits before it gives up and the request is answered 503.
+///
+/// An unreachable database must fail requests fast rather than hold them (and their clients)
+/// until a proxy or the client gives up: a connection is waited for at most `acquire` (which
+/// bounds connecting too: a database behind a dropped network answers nothing at all), and on
+/// SQLite a write lock held by another process (the CLI, a backup) at most `busy`.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub acquire: Duration,
+    pub busy: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            acquire: Duration::from_millis(DEFAULT_ACQUIRE_TIMEOUT_MS),
+            busy: Duration::from_millis(DEFAULT_BUSY_TIMEOUT_MS),
+        }
+    }
+}
+
+pub const DEFAULT_ACQUIRE_TIMEOUT_MS: u64 = 3000;
+pub const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
+
+/// How long `/readyz` waits for the database: a probe must answer well within its own period.
+const READY_WITHIN: Duration = Duration::from_secs(1);
+
 /// A pool of up to `max` connections; on SQLite each in WAL mode with the settings below.
 async fn open_pool(
     options: AnyConnectOptions,
     backend: Backend,
     max: u32,
+    timeouts: Timeouts,
 ) -> Result<AnyPool, StoreError> {
+    let busy_ms = timeouts.busy.as_millis();
     Ok(AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(timeouts.acquire)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     // WAL lets readers run beside the one writer; NORMAL sync is safe with WAL.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute(format!("PRAGMA busy_timeout = {busy_ms}").as_str())
+                        .await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                 }
                 Ok(())
@@ -104,6 +186,15 @@ async fn open_pool(
 impl Store {
     /// Connects (creating the SQLite file and its directory if needed). Does not migrate.
     pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_with(url, max_connections, Timeouts::default()).await
+    }
+
+    /// As [`Self::connect`], with these timeouts.
+    pub async fn connect_with(
+        url: &DatabaseUrl,
+        max_connections: u32,
+        timeouts: Timeouts,
+    ) -> Result<Self, StoreError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = if url.is_sqlite() {
             Backend::Sqlite
@@ -120,10 +211,10 @@ impl Store {
             (0, Backend::Postgres) => 16,
             (n, _) => n,
         };
-        let pool = open_pool(options.clone(), backend, max).await?;
+        let pool = open_pool(options.clone(), backend, max, timeouts).await?;
         let on_disk = sqlite_parts(&raw).0.is_some();
         let writer = match backend {
-            Backend::Sqlite if on_disk => Some(open_pool(options, backend, 1).await?),
+            Backend::Sqlite if on_disk => Some(open_pool(options, backend, 1, timeouts).await?),
             _ => None,
         };
         Ok(Self {
@@ -171,15 +262,20 @@ impl Store {
         Ok(())
     }
 
-    /// Ready when the database answers and every migration this binary knows is applied.
+    /// Ready when the database answers within a second and every migration this binary knows
+    /// is applied.
     pub async fn is_ready(&self) -> bool {
         let latest = migrations::latest_version(self.backend);
-        let applied: Result<Option<i64>, _> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1")
-                .bind(true)
-                .fetch_one(&self.pool)
-                .await;
-        matches!(applied, Ok(Some(v)) if v >= latest)
+        let applied = tokio::time::timeout(
+            READY_WITHIN,
+            sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(version) FROM _sqlx_migrations WHERE success = $1",
+            )
+            .bind(true)
+            .fetch_one(&self.pool),
+        )
+        .await;
+        matches!(applied, Ok(Ok(Some(v))) if v >= latest)
     }
 
     pub async fn close(&self) {

@@ -3,6 +3,7 @@
 //! come from `events`, the endpoint's URL and secrets from `endpoints`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, FromRow, Row};
@@ -272,6 +273,33 @@ async fn move_on(
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Gives back the leases of attempts a stopping dispatcher cut off: each delivery is due again
+/// at once, for any worker, instead of when its lease would have run out, and its claim no
+/// longer counts as an attempt (none was logged). A lease already lost to another worker is
+/// left alone. Returns how many were given back.
+pub(crate) async fn release(
+    store: &Store,
+    leases: &[(i64, Arc<str>)],
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    let mut released = 0;
+    let mut conn = store.write_conn().await?;
+    for (delivery_id, token) in leases {
+        released += sqlx::query(
+            "UPDATE webhook_deliveries SET lease_token = NULL, lease_until_ms = NULL, \
+             next_attempt_at_ms = $1, attempts = attempts - 1 \
+             WHERE id = $2 AND lease_token = $3 AND status = 'pending'",
+        )
+        .bind(now_ms)
+        .bind(delivery_id)
+        .bind(&**token)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    }
+    Ok(released)
 }
 
 /// Pending deliveries and the creation time (ms) of the oldest, for the queue gauges.

@@ -4,8 +4,12 @@
 //! exactly one worker at a time (see `deliveries::claim`), and a worker that dies leaves a lease
 //! that runs out, after which another worker claims the delivery again. The attempt that died is
 //! counted; the receiver sees the same `webhook-id` again and can deduplicate.
+//!
+//! A worker that is stopped (SIGTERM) stops claiming and lets its attempts finish within the
+//! shutdown grace; the ones still running then are cut off and their leases given back, so
+//! another instance takes them over at once rather than when the leases would have run out.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -39,17 +43,47 @@ pub struct Dispatcher {
 }
 
 /// A running dispatcher. `shutdown` stops claiming and lets attempts in flight finish;
-/// dropping the handle aborts it at once (what a crash does: its leases run out).
+/// `shutdown_within` does so within a grace period, giving back the leases of attempts cut
+/// off; dropping the handle aborts it at once (what a crash does: its leases run out).
 pub struct DispatcherHandle {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Run>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What the worker is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    Claim,
+    /// Stop claiming; attempts in flight may run until the instant, if any.
+    StopBy(Option<tokio::time::Instant>),
 }
 
 impl DispatcherHandle {
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Run::StopBy(None));
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+
+    /// Stops within `grace`: attempts in flight get most of it to finish and be logged; those
+    /// still running then are cut off and their deliveries given back (due at once, for any
+    /// worker). Whatever is left when `grace` is over (a database that does not answer) is
+    /// abandoned: its leases run out.
+    pub async fn shutdown_within(mut self, grace: Duration) {
+        let started = tokio::time::Instant::now();
+        // Room to log what finished and give the rest back.
+        let margin = (grace / 2).min(Duration::from_secs(1));
+        let _ = self.stop.send(Run::StopBy(Some(started + grace - margin)));
+        if let Some(task) = self.task.take()
+            && tokio::time::timeout_at(started + grace, task)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "the webhook dispatcher did not stop within the grace period; its leases run out \
+                 after webhooks.lease"
+            );
         }
     }
 }
@@ -90,7 +124,7 @@ impl Dispatcher {
     }
 
     pub fn spawn(self) -> DispatcherHandle {
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(Run::Claim);
         let task = tokio::spawn(Arc::new(self).run(stopped));
         DispatcherHandle {
             stop,
@@ -98,8 +132,9 @@ impl Dispatcher {
         }
     }
 
-    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, mut stop: watch::Receiver<Run>) {
         let mut in_flight = JoinSet::new();
+        let cut_off = CutOff::default();
         // Attempts end in a channel; one writer logs them in batches (see `finish_attempts`).
         let (done, results) = mpsc::unbounded_channel();
         let mut writer = JoinSet::new();
@@ -108,12 +143,15 @@ impl Dispatcher {
         // claiming instead of letting written-late attempts outlive their leases.
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut stats_at = Instant::now() - STATS_EVERY;
-        while !*stop.borrow() {
+        while *stop.borrow() == Run::Claim {
             while in_flight.try_join_next().is_some() {}
             let free = slots.available_permits();
             let mut claimed = 0;
             if free > 0 {
-                match self.claim(&slots, free, &mut in_flight, &done).await {
+                match self
+                    .claim(&slots, free, &mut in_flight, &done, &cut_off)
+                    .await
+                {
                     Ok(n) => claimed = n,
                     Err(e) => tracing::warn!(error = %e, "claiming webhook deliveries failed"),
                 }
@@ -131,11 +169,42 @@ impl Dispatcher {
                 _ = stop.changed() => {}
             }
         }
-        // Stopping: attempts in flight end within the attempt timeout and are written; none is
-        // cut off.
-        while in_flight.join_next().await.is_some() {}
+        // Stopping: attempts in flight end within the attempt timeout, or by the deadline if
+        // there is one, and are written.
+        let all_ended = async { while in_flight.join_next().await.is_some() {} };
+        let deadline = match *stop.borrow() {
+            Run::StopBy(at) => at,
+            Run::Claim => None,
+        };
+        let ended = match deadline {
+            None => {
+                all_ended.await;
+                true
+            }
+            Some(at) => tokio::time::timeout_at(at, all_ended).await.is_ok(),
+        };
+        if !ended {
+            in_flight.abort_all();
+            while in_flight.join_next().await.is_some() {}
+        }
         drop(done);
         while writer.join_next().await.is_some() {}
+        // Only now, with every finished attempt written: what was cut off goes back.
+        let cut = cut_off.take();
+        if !cut.is_empty() {
+            match deliveries::release(&self.store, &cut, store::now_ms()).await {
+                Ok(released) => tracing::info!(
+                    released,
+                    "webhook attempts cut off by the shutdown: their deliveries are due again at once"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    cut_off = cut.len(),
+                    "could not give back the leases of webhook attempts cut off by the shutdown; \
+                     they run out after webhooks.lease"
+                ),
+            }
+        }
     }
 
     async fn claim(
@@ -144,6 +213,7 @@ impl Dispatcher {
         free: usize,
         in_flight: &mut JoinSet<()>,
         done: &mpsc::UnboundedSender<Done>,
+        cut_off: &CutOff,
     ) -> Result<usize, crate::store::StoreError> {
         let now = store::now_ms();
         if !deliveries::any_due(&self.store, now).await? {
@@ -161,9 +231,12 @@ impl Dispatcher {
             let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
                 break; // cannot happen: at most `free` were claimed
             };
+            let mut lease = cut_off.hold(job.delivery_id, &token);
             in_flight.spawn(async move {
                 let delivery = job.delivery_id;
-                match me.attempt(job, token).await {
+                let attempted = me.attempt(job, token).await;
+                lease.settled();
+                match attempted {
                     Ok(Some(mut result)) => {
                         result.slot = Some(slot);
                         let _ = done.send(result);
@@ -424,6 +497,52 @@ impl Dispatcher {
         };
         record.latency_ms = started.elapsed().as_millis() as i64;
         (record, outcome)
+    }
+}
+
+/// The leases of attempts that were cut off (aborted) before they ended: a stopping worker
+/// gives them back.
+#[derive(Default)]
+struct CutOff(Leases);
+
+/// Deliveries and the lease tokens they were claimed under.
+type Leases = Arc<Mutex<Vec<(i64, Arc<str>)>>>;
+
+impl CutOff {
+    fn hold(&self, delivery_id: i64, token: &Arc<str>) -> HeldLease {
+        HeldLease {
+            lease: Some((delivery_id, Arc::clone(token))),
+            cut_off: Arc::clone(&self.0),
+        }
+    }
+
+    fn take(&self) -> Vec<(i64, Arc<str>)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// A lease an attempt holds; dropped before `settled` (the attempt was aborted), it is recorded
+/// as cut off.
+struct HeldLease {
+    lease: Option<(i64, Arc<str>)>,
+    cut_off: Leases,
+}
+
+impl HeldLease {
+    /// The attempt ended: its outcome settles the delivery (or its lease runs out).
+    fn settled(&mut self) {
+        self.lease = None;
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.cut_off
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(lease);
+        }
     }
 }
 

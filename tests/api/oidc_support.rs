@@ -38,7 +38,12 @@ pub type Rp = CoreClient<
 >;
 
 pub fn provider(id: &str, issuer: &str, trust_email: bool) -> ProviderConfig {
-    toml::from_str(&format!(
+    toml::from_str(&provider_toml(id, issuer, trust_email)).unwrap()
+}
+
+/// The upstream as a `[[providers]]` entry of portico.toml (without the header).
+pub fn provider_toml(id: &str, issuer: &str, trust_email: bool) -> String {
+    format!(
         r#"
 id = "{id}"
 kind = "oidc"
@@ -52,8 +57,7 @@ trust_email = {trust_email}
 [claims]
 groups = "groups"
 "#
-    ))
-    .unwrap()
+    )
 }
 
 pub fn clients() -> Vec<ClientConfig> {

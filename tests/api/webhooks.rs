@@ -55,7 +55,7 @@ pub(crate) struct Received {
     timestamp: String,
     signature: String,
     pub(crate) body: String,
-    at: Instant,
+    pub(crate) at: Instant,
 }
 
 #[derive(Default)]

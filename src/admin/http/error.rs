@@ -17,7 +17,8 @@ use crate::store::StoreError;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable code: `unauthorized`, `token_revoked`, `not_found`, `conflict`,
-    /// `validation_failed`, `bad_request` or `internal_error`.
+    /// `validation_failed`, `bad_request`, `internal_error` or `temporarily_unavailable` (503:
+    /// the database cannot be reached or is busy; retry after `Retry-After` seconds).
     pub error: String,
     pub message: String,
     /// For `validation_failed`: what is wrong with each field.
@@ -90,9 +91,25 @@ impl From<FieldErrors> for ApiError {
     }
 }
 
+/// The database behind this failure cannot be reached or is busy: answered 503, not 500.
+fn unavailable(err: &anyhow::Error) -> bool {
+    crate::store::caused_by_unavailable(err.as_ref())
+}
+
+const UNAVAILABLE: &str = "the database is temporarily unavailable; try again shortly";
+
+/// `Retry-After` on a 503.
+fn retry_after() -> (header::HeaderName, String) {
+    (
+        header::RETRY_AFTER,
+        crate::oidc::error::RETRY_AFTER_SECS.to_string(),
+    )
+}
+
 impl ApiError {
     fn code(&self) -> &'static str {
         match self {
+            ApiError::Internal(e) if unavailable(e) => "temporarily_unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Revoked => "token_revoked",
             ApiError::NotFound(_) => "not_found",
@@ -115,17 +132,24 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(e) if unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let mut message = self.to_string();
         if let ApiError::Internal(err) = self {
-            tracing::error!(error = %format!("{err:#}"), "admin API request failed");
+            if unavailable(err) {
+                tracing::warn!(error = %format!("{err:#}"), "admin API: the database is unavailable");
+                message = UNAVAILABLE.to_owned();
+            } else {
+                tracing::error!(error = %format!("{err:#}"), "admin API request failed");
+            }
         }
         let body = ErrorBody {
             error: self.code().to_owned(),
-            message: self.to_string(),
+            message,
             fields: match self {
                 ApiError::Validation(errors) => Some(errors.clone().into_map()),
                 _ => None,
@@ -134,6 +158,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unauthorized | ApiError::Revoked) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if self.status_code() == StatusCode::SERVICE_UNAVAILABLE {
+            res.insert_header(retry_after());
         }
         res.json(body)
     }
@@ -205,6 +232,7 @@ impl ResponseError for PageError {
             PageError::Csrf => StatusCode::FORBIDDEN,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::Internal(e) if unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -215,24 +243,35 @@ impl ResponseError for PageError {
                 .insert_header((header::LOCATION, "/admin/sign-in"))
                 .finish();
         }
+        let down = matches!(self, PageError::Internal(err) if unavailable(err));
         if let PageError::Internal(err) = self {
-            tracing::error!(error = %format!("{err:#}"), "admin page failed");
+            if down {
+                tracing::warn!(error = %format!("{err:#}"), "admin page: the database is unavailable");
+            } else {
+                tracing::error!(error = %format!("{err:#}"), "admin page failed");
+            }
         }
         let title = match self {
             PageError::Csrf => "Form refused",
             PageError::BadRequest(_) => "Bad request",
             PageError::NotFound => "Not found",
+            _ if down => "Temporarily unavailable",
             _ => "Error",
         };
-        let message = self.to_string();
+        let message = match down {
+            true => UNAVAILABLE.to_owned(),
+            false => self.to_string(),
+        };
         let html = ErrorPage {
             title,
             message: &message,
         }
         .render()
         .unwrap_or_else(|_| "error".to_owned());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(html)
+        let mut res = HttpResponse::build(self.status_code());
+        if down {
+            res.insert_header(retry_after());
+        }
+        res.content_type("text/html; charset=utf-8").body(html)
     }
 }
