@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Serialize;
+use sqlx::AnyConnection;
 
 use super::authorize::pkce_matches;
 use super::client_auth;
@@ -190,8 +191,12 @@ fn wants_refresh(client: &Client, scope: &Scope) -> bool {
 
 /// An active user, or `invalid_grant`.
 async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError> {
-    users::repo::find(&state.store, user_id)
-        .await
+    active(users::repo::find(&state.store, user_id).await)
+}
+
+/// The user as read, if it exists and is enabled; else `invalid_grant`.
+fn active(found: Result<Option<User>, StoreError>) -> Result<User, OAuthError> {
+    found
         .map_err(db)?
         .filter(|u| !u.disabled)
         .ok_or_else(|| invalid_grant("the user is disabled"))
@@ -232,7 +237,7 @@ pub(crate) async fn authorization_code(
         return Err(code_reuse(state, &digest).await);
     };
     // A code that fails a check is spent all the same (the claim is committed).
-    let (user, scope, resource) = match check_code(state, client, form, &code, now).await {
+    let (user, scope, resource) = match check_code(&mut tx, client, form, &code, now).await {
         Ok(checked) => checked,
         Err(e) => {
             tx.commit().await.map_err(db)?;
@@ -278,9 +283,11 @@ pub(crate) async fn authorization_code(
 }
 
 /// The checks of a claimed code against the token request: client, redirect URI, expiry,
-/// resource, PKCE, and an active user. The user, the granted scope and the resource.
+/// resource, PKCE, and an active user (read on `conn`, the claim's transaction: a second
+/// connection while holding one could exhaust the pool under load). The user, the granted
+/// scope and the resource.
 async fn check_code(
-    state: &AppState,
+    conn: &mut AnyConnection,
     client: &Client,
     form: &HashMap<String, String>,
     code: &codes::Claimed,
@@ -321,7 +328,7 @@ async fn check_code(
         }
         (None, None) => {}
     }
-    let user = active_user(state, &code.user_id).await?;
+    let user = active(users::repo::find_in(conn, &code.user_id).await)?;
     let scope = Scope::parse(&code.scope).unwrap_or_default();
     Ok((user, scope, resource))
 }

@@ -32,6 +32,7 @@ use crate::upstream_idp::Upstream;
 on_both_backends!(
     a_login_spread_over_instances_holds,
     one_code_redeemed_at_two_instances_at_once_succeeds_once,
+    many_codes_redeemed_at_once_on_small_pools_all_succeed,
     concurrent_refreshes_across_instances_make_one_successor,
     a_token_rotated_at_one_instance_and_replayed_at_another_revokes_the_family,
     broker_calls_across_instances_make_one_upstream_refresh,
@@ -273,6 +274,36 @@ async fn one_code_redeemed_at_two_instances_at_once_succeeds_once(db: &TestDb) {
             (400, Some("invalid_grant")),
             "round {round}: the winner's refresh token outlived the replay: {body}"
         );
+    }
+    cluster.stop();
+}
+
+/// A redemption holds one connection for its transaction and takes no second one: eight at
+/// once on pools of two connections per instance all succeed (waiting for a second connection
+/// while holding the first would starve the pool until its acquire timeout).
+async fn many_codes_redeemed_at_once_on_small_pools_all_succeed(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let cluster = Cluster::portico(db, &upstream, |s| s.database.max_connections = 2).await;
+    let rp = relying_party(cluster.at(0), CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let browser = browser();
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        codes.push(
+            cluster
+                .authorize(&rp, &browser, &["offline_access"], &[])
+                .await,
+        );
+    }
+    let answers = join_all(
+        codes
+            .iter()
+            .enumerate()
+            .map(|(i, auth)| redeem(cluster.at(i), auth)),
+    )
+    .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert!(body["refresh_token"].is_string(), "{body}");
     }
     cluster.stop();
 }
