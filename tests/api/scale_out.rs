@@ -375,11 +375,12 @@ async fn a_token_rotated_at_one_instance_and_replayed_at_another_revokes_the_fam
 }
 
 /// The token vault's lease is a row in the database: ten broker calls spread over the
-/// instances, with the stored upstream token about to expire, make one upstream refresh.
+/// instances, with the stored upstream access token expired, make one upstream refresh.
 async fn broker_calls_across_instances_make_one_upstream_refresh(db: &TestDb) {
     let upstream = Upstream::start().await;
     let cluster = Cluster::portico(db, &upstream, |_| {}).await;
-    upstream.set_expires_in(30);
+    // The login's upstream access token expires as it is issued (`expires_in: 0`).
+    upstream.set_expires_in(0);
     let rp = relying_party(cluster.at(0), CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
     let auth = cluster.authorize(&rp, &browser(), &[BROKER], &[]).await;
     let token = exchange(&rp, auth).await.0.access_token().secret().clone();
