@@ -102,22 +102,31 @@ impl Cluster {
         &self.apps[0].address
     }
 
-    /// `url` at instance `i` when it is one of Portico's (under the shared issuer).
-    fn route(&self, url: &str, i: usize) -> String {
+    /// `url` at instance `i`, when it is one of Portico's (under the shared issuer).
+    fn route(&self, url: &str, i: usize) -> Option<String> {
         match url.strip_prefix(self.issuer()) {
             Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => {
-                format!("{}{rest}", self.at(i).address)
+                Some(format!("{}{rest}", self.at(i).address))
             }
-            _ => url.to_owned(),
+            _ => None,
         }
     }
 
-    /// As `browse_with`, each hop to Portico going to the next instance.
-    async fn browse(&self, browser: &reqwest::Client, start: &str, stop: &str) -> Arrival {
-        browse_routed(browser, self.issuer(), start, stop, |url, hop| {
-            self.route(url, hop)
+    /// As `browse_with`, each request to Portico going to the next instance in turn; where the
+    /// browser arrived, and how many requests Portico answered.
+    async fn browse(&self, browser: &reqwest::Client, start: &str, stop: &str) -> (Arrival, usize) {
+        let portico_hops = std::cell::Cell::new(0);
+        let arrival = browse_routed(browser, self.issuer(), start, stop, |url, _| {
+            match self.route(url, portico_hops.get()) {
+                Some(routed) => {
+                    portico_hops.set(portico_hops.get() + 1);
+                    routed
+                }
+                None => url.to_owned(),
+            }
         })
-        .await
+        .await;
+        (arrival, portico_hops.get())
     }
 
     /// A login with `offline_access` through the cluster, its code redeemed: the refresh token.
@@ -139,7 +148,15 @@ impl Cluster {
         extra: &[(&str, &str)],
     ) -> Authorized {
         let (url, csrf, nonce, verifier) = start(rp, scopes, extra);
-        let arrived = self.browse(browser, url.as_str(), REDIRECT).await.url();
+        let (arrived, portico_hops) = self.browse(browser, url.as_str(), REDIRECT).await;
+        let arrived = arrived.url();
+        // A login through the upstream (not answered by the SSO session at once) is spread.
+        if portico_hops > 1 {
+            assert!(
+                portico_hops >= self.len(),
+                "{portico_hops} requests to Portico"
+            );
+        }
         assert_eq!(
             param(&arrived, "state").as_deref(),
             Some(csrf.secret().as_str())
