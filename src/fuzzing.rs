@@ -214,6 +214,13 @@ impl OutstandingRequests for NoState {
 }
 
 impl ReplayCache for NoState {
+    fn seen<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, SamlError>> {
+        Box::pin(async { Ok(false) })
+    }
+
     fn first_use<'a>(
         &'a self,
         _: &'a str,

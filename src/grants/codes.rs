@@ -1,7 +1,9 @@
 //! Authorization codes, stored by digest. A code is claimed by one conditional UPDATE ...
 //! RETURNING, so single use is the database's doing and two instances cannot both redeem it;
 //! the claim records the access token and refresh family it issues, so that a code presented
-//! again can take them back. This module owns `auth_codes`.
+//! again can take them back. The claim runs in the redemption's write transaction, which also
+//! stores the refresh token: a replay racing the redemption waits for that transaction, and
+//! finds the refresh token to revoke. This module owns `auth_codes`.
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -9,7 +11,7 @@ use sqlx::{AnyConnection, Row};
 use super::pending::AuthRequest;
 use crate::clients::RedirectUri;
 use crate::crypto::TokenDigest;
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, StoreError};
 
 /// What a new code stands for: the request, and the session that answered it.
 pub struct NewCode<'a> {
@@ -91,10 +93,13 @@ pub struct Issued<'a> {
     pub family_id: &'a str,
 }
 
-/// Claims the code with `digest`: the first redemption wins and records what it issues;
-/// `None` for an unknown or already used code.
-pub async fn claim(
-    store: &Store,
+/// Claims the code with `digest` in the caller's write transaction: the first redemption wins
+/// and records what it issues; `None` for an unknown or already used code. Until that
+/// transaction ends, a concurrent claim of the same code waits (PostgreSQL's row lock,
+/// SQLite's one writer), so what the winner stores with its claim (the refresh token) is
+/// there for a replay to revoke.
+pub async fn claim_in(
+    conn: &mut AnyConnection,
     digest: &TokenDigest,
     issued: &Issued<'_>,
 ) -> Result<Option<Claimed>, StoreError> {
@@ -108,7 +113,7 @@ pub async fn claim(
     .bind(issued.access_exp)
     .bind(issued.family_id)
     .bind(digest.as_bytes().to_vec())
-    .fetch_optional(&mut *store.write_conn().await?)
+    .fetch_optional(&mut *conn)
     .await?;
     row.as_ref().map(claimed).transpose()
 }

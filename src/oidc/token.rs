@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Serialize;
+use sqlx::AnyConnection;
 
 use super::authorize::pkce_matches;
 use super::client_auth;
@@ -190,8 +191,12 @@ fn wants_refresh(client: &Client, scope: &Scope) -> bool {
 
 /// An active user, or `invalid_grant`.
 async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError> {
-    users::repo::find(&state.store, user_id)
-        .await
+    active(users::repo::find(&state.store, user_id).await)
+}
+
+/// The user as read, if it exists and is enabled; else `invalid_grant`.
+fn active(found: Result<Option<User>, StoreError>) -> Result<User, OAuthError> {
+    found
         .map_err(db)?
         .filter(|u| !u.disabled)
         .ok_or_else(|| invalid_grant("the user is disabled"))
@@ -214,18 +219,80 @@ pub(crate) async fn authorization_code(
     let now = store::now();
     let jti = tokens::new_jti();
     let family_id = uuid::Uuid::new_v4().to_string();
-    // Claim the code: the first redemption wins, and records which tokens it issues.
+    // Claim the code: the first redemption wins, and records which tokens it issues. The claim
+    // and the refresh token it issues are one transaction, so that a replay racing this
+    // redemption (at this instance or another) waits for it and then revokes both tokens.
     let issued = codes::Issued {
         access_jti: &jti,
         access_exp: now + client.access_token_ttl,
         family_id: &family_id,
     };
-    let Some(code) = codes::claim(&state.store, &digest, &issued)
+    let mut tx = state.store.begin_write().await.map_err(db)?;
+    let Some(code) = codes::claim_in(&mut tx, &digest, &issued)
         .await
         .map_err(db)?
     else {
+        // Ends the transaction first: on SQLite the reuse's own needs the one writer.
+        tx.rollback().await.map_err(db)?;
         return Err(code_reuse(state, &digest).await);
     };
+    // A code that fails a check is spent all the same (the claim is committed).
+    let (user, scope, resource) = match check_code(&mut tx, client, form, &code, now).await {
+        Ok(checked) => checked,
+        Err(e) => {
+            tx.commit().await.map_err(db)?;
+            return Err(e);
+        }
+    };
+    let refresh_token = if wants_refresh(client, &scope) {
+        let scope_text = scope.to_string();
+        let new = NewRefresh {
+            family_id: &family_id,
+            client_id: client.client_id.as_str(),
+            user_id: &code.user_id,
+            identity_id: &code.identity_id,
+            session_id: Some(&code.session_id),
+            scope: &scope_text,
+            resource: resource.as_deref(),
+            auth_time: code.auth_time,
+            expires_at: now + client.refresh_token_ttl,
+        };
+        let token = refresh::new_token();
+        refresh::insert_in(&mut tx, &new, &token)
+            .await
+            .map_err(db)?;
+        Some(token)
+    } else {
+        None
+    };
+    tx.commit().await.map_err(db)?;
+    let issue = Issue {
+        client,
+        user: Some(&user),
+        scope: &scope,
+        resource: resource.as_deref(),
+        auth_time: Some(code.auth_time),
+        nonce: code.nonce.as_deref(),
+        jti,
+        now,
+    };
+    Ok(TokenResponse {
+        refresh_token,
+        ..mint(state, &issue)?
+    })
+}
+
+/// The checks of a claimed code against the token request: client, redirect URI, expiry,
+/// resource, PKCE, and an active user (read on `conn`, the claim's transaction: a second
+/// connection while holding one could exhaust the pool under load). The user, the granted
+/// scope and the resource.
+async fn check_code(
+    conn: &mut AnyConnection,
+    client: &Client,
+    form: &HashMap<String, String>,
+    code: &codes::Claimed,
+    now: i64,
+) -> Result<(User, Scope, Option<String>), OAuthError> {
     if code.client_id != client.client_id.as_str() {
         return Err(invalid_grant("the code was issued to another client"));
     }
@@ -261,40 +328,9 @@ pub(crate) async fn authorization_code(
         }
         (None, None) => {}
     }
-    let user = active_user(state, &code.user_id).await?;
+    let user = active(users::repo::find_in(conn, &code.user_id).await)?;
     let scope = Scope::parse(&code.scope).unwrap_or_default();
-    let issue = Issue {
-        client,
-        user: Some(&user),
-        scope: &scope,
-        resource: resource.as_deref(),
-        auth_time: Some(code.auth_time),
-        nonce: code.nonce.as_deref(),
-        jti,
-        now,
-    };
-    let mut response = mint(state, &issue)?;
-    if wants_refresh(client, &scope) {
-        let scope_text = scope.to_string();
-        let new = NewRefresh {
-            family_id: &family_id,
-            client_id: client.client_id.as_str(),
-            user_id: &code.user_id,
-            identity_id: &code.identity_id,
-            session_id: Some(&code.session_id),
-            scope: &scope_text,
-            resource: resource.as_deref(),
-            auth_time: code.auth_time,
-            expires_at: now + client.refresh_token_ttl,
-        };
-        let token = refresh::new_token();
-        let mut conn = state.store.write_conn().await.map_err(db)?;
-        refresh::insert_in(&mut conn, &new, &token)
-            .await
-            .map_err(db)?;
-        response.refresh_token = Some(token);
-    }
-    Ok(response)
+    Ok((user, scope, resource))
 }
 
 /// A code that is unknown or already redeemed. Redeemed twice means it leaked: revoke what

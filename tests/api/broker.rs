@@ -78,7 +78,7 @@ async fn needs_login(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-async fn broker(app: &TestApp, token: &str) -> (u16, Value) {
+pub(crate) async fn broker(app: &TestApp, token: &str) -> (u16, Value) {
     let res = rp_http()
         .get(app.url("/broker/corp/token"))
         .bearer_auth(token)

@@ -23,6 +23,7 @@ mod saml;
 mod saml_flow;
 mod saml_idp;
 mod saml_support;
+mod scale_out;
 mod secrets;
 mod store;
 mod trust;

@@ -416,18 +416,7 @@ async fn an_expired_code_is_refused(db: &TestDb) {
         .execute(app.state.store.pool())
         .await
         .unwrap();
-    let (status, _, body) = post_form(
-        &app,
-        "/token",
-        Some((CLIENT_ID, CLIENT_SECRET)),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &auth.code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", auth.verifier.secret()),
-        ],
-    )
-    .await;
+    let (status, body) = redeem(&app, &auth).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))

@@ -187,16 +187,28 @@ pub async fn browse_with(
     start: &str,
     stop: &str,
 ) -> Arrival {
+    browse_routed(client, &app.address, start, stop, |url, _| url.to_owned()).await
+}
+
+/// As `browse_with`, relative redirects resolved against `base`, and each hop's URL first
+/// passed through `route` with the hop's number (to spread the hops over several instances).
+pub async fn browse_routed(
+    client: &reqwest::Client,
+    base: &str,
+    start: &str,
+    stop: &str,
+    route: impl Fn(&str, usize) -> String,
+) -> Arrival {
     let mut url = start.to_owned();
-    for _ in 0..10 {
-        let res = client.get(&url).send().await.unwrap();
+    for hop in 0..10 {
+        let res = client.get(route(&url, hop)).send().await.unwrap();
         if !res.status().is_redirection() {
             let status = res.status().as_u16();
             return Arrival::Page(status, res.text().await.unwrap());
         }
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         let next = if location.starts_with('/') {
-            app.url(&location)
+            format!("{base}{location}")
         } else {
             location
         };
@@ -335,4 +347,43 @@ pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// Asserts a token endpoint answer is `invalid_grant`.
+pub fn assert_invalid_grant(status: u16, body: &Value) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+}
+
+/// (rotated_at, revoked_at) of every member of the refresh family `token` belongs to.
+pub async fn family_of(app: &TestApp, token: &str) -> Vec<(Option<i64>, Option<i64>)> {
+    let digest = portico::crypto::TokenDigest::of(token).as_bytes().to_vec();
+    sqlx::query_as(
+        "SELECT rotated_at, revoked_at FROM refresh_tokens WHERE family_id = \
+         (SELECT family_id FROM refresh_tokens WHERE token_digest = $1)",
+    )
+    .bind(digest)
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap()
+}
+
+/// The authorization_code grant at `app`: (status, body).
+pub async fn redeem(app: &TestApp, auth: &Authorized) -> (u16, Value) {
+    let (status, _, body) = post_form(
+        app,
+        "/token",
+        Some((CLIENT_ID, CLIENT_SECRET)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &auth.code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", auth.verifier.secret()),
+        ],
+    )
+    .await;
+    (status, body)
 }

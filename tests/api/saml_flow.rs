@@ -149,14 +149,24 @@ async fn an_unknown_in_response_to_fails_the_login(db: &TestDb) {
     let first = saml.begin().await;
     let second = saml.begin().await;
     let c = saml.claims(Some(&first.request_id));
+    let posted = saml.signed(&c);
     assert_refused(
         &saml,
-        &saml.signed(&c),
+        &posted,
         Some(&second.relay_state),
         "unknown or reused InResponseTo",
         Some(CLIENT_ID),
     )
     .await;
+    // Refused there, it spent nothing: its own login still accepts it (a double submit to two
+    // instances must not lose the login to the post that cannot succeed).
+    let res = saml.post_acs(&posted, Some(&first.relay_state)).await;
+    let arrived = saml.follow(res).await.url();
+    assert_eq!(
+        param(&arrived, "state").as_deref(),
+        Some(first.csrf.as_str())
+    );
+    assert!(param(&arrived, "code").is_some(), "{arrived}");
 }
 
 async fn an_oversized_post_is_refused_unread(db: &TestDb) {

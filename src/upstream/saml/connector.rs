@@ -173,9 +173,13 @@ struct ExpectedRequest<'a> {
 }
 
 impl OutstandingRequests for ExpectedRequest<'_> {
+    fn may_answer(&self, request_id: &str) -> bool {
+        self.expected == Some(request_id)
+    }
+
     fn consume<'a>(&'a self, request_id: &'a str) -> BoxFuture<'a, Result<bool, SamlError>> {
         Box::pin(async move {
-            if self.expected != Some(request_id) {
+            if !self.may_answer(request_id) {
                 return Ok(false);
             }
             self.requests.consume(request_id).await

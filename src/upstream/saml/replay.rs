@@ -9,6 +9,9 @@ use crate::store::Store;
 /// answers whether it was new; it must be atomic (insert-if-absent), so two concurrent posts
 /// of one assertion cannot both pass.
 pub trait ReplayCache: Send + Sync {
+    /// Whether `key` was already used (a read; `first_use` remains the check that counts).
+    fn seen<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, SamlError>>;
+
     fn first_use<'a>(
         &'a self,
         key: &'a str,
@@ -29,6 +32,17 @@ impl DbReplayCache {
 }
 
 impl ReplayCache for DbReplayCache {
+    fn seen<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, SamlError>> {
+        Box::pin(async move {
+            let found: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM saml_assertion_ids WHERE id = $1")
+                    .bind(key)
+                    .fetch_one(self.store.pool())
+                    .await?;
+            Ok(found > 0)
+        })
+    }
+
     fn first_use<'a>(
         &'a self,
         key: &'a str,

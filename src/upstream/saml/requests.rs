@@ -11,6 +11,13 @@ pub const REQUEST_LIFETIME_SECS: i64 = 15 * 60;
 /// Outstanding AuthnRequests. `consume` must be atomic and answer true at most once per ID,
 /// and only for an unexpired request of this provider.
 pub trait OutstandingRequests: Send + Sync {
+    /// Whether a Response to `request_id` could be accepted here at all, asked before anything
+    /// is used up: `false` when it cannot (the answer to another login's request), so that it
+    /// is refused without spending its assertion ID. `consume` remains the check that counts.
+    fn may_answer(&self, _request_id: &str) -> bool {
+        true
+    }
+
     fn consume<'a>(&'a self, request_id: &'a str) -> BoxFuture<'a, Result<bool, SamlError>>;
 }
 

@@ -55,12 +55,26 @@ pub struct VerifiedAssertion {
 
 /// Verifies the base64 `SAMLResponse` of an HTTP-POST to our ACS. Only after every check has
 /// passed are the assertion ID remembered (replay) and the outstanding request consumed.
+///
+/// A Response that cannot be accepted here (it answers a request this login did not send, or
+/// comes with no login to answer) is refused before its assertion ID is remembered: the same
+/// Response posted twice at once (a double submit, two instances) must not let the post
+/// without the login spend the assertion that the one with it needs. A Response already used
+/// is named a replay first, whatever login it comes with.
 pub async fn verify_response(
     saml_response: &str,
     ctx: &VerifyContext<'_>,
 ) -> Result<VerifiedAssertion, SamlError> {
     let verified = check_response(saml_response, ctx.sp, ctx.idp, ctx.now)?;
     let key = format!("{} {}", ctx.idp.entity_id, verified.assertion_id);
+    if ctx.replay.seen(&key).await? {
+        return Err(SamlError::Replayed);
+    }
+    if let Some(request_id) = &verified.in_response_to
+        && !ctx.requests.may_answer(request_id)
+    {
+        return Err(SamlError::UnknownInResponseTo);
+    }
     if !ctx.replay.first_use(&key, verified.expires_at).await? {
         return Err(SamlError::Replayed);
     }

@@ -21,18 +21,6 @@ async fn refresh(app: &TestApp, token: &str) -> (u16, serde_json::Value) {
     (status, body)
 }
 
-async fn family_of(app: &TestApp, token: &str) -> Vec<(Option<i64>, Option<i64>)> {
-    let digest = portico::crypto::TokenDigest::of(token).as_bytes().to_vec();
-    sqlx::query_as(
-        "SELECT rotated_at, revoked_at FROM refresh_tokens WHERE family_id = \
-         (SELECT family_id FROM refresh_tokens WHERE token_digest = $1)",
-    )
-    .bind(digest)
-    .fetch_all(app.state.store.pool())
-    .await
-    .unwrap()
-}
-
 async fn concurrent_refreshes_of_one_token_make_one_successor(db: &TestDb) {
     let upstream = Upstream::start().await;
     let app = spawn_portico(db, &upstream, |_| {}).await;
