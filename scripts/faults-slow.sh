@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fault tests too slow for the suite (they wait out fixed leases), with their figures.
 # Today: a `kill -9` during an upstream refresh under the token vault's 30 s lease
-# (tests/api/faults.rs, docs/operations-faults.md). About 40 s.
+# (tests/api/faults.rs, docs/OPERATIONS.md). About 40 s.
 #
 #   scripts/faults-slow.sh            # uses CARGO_TARGET_DIR if set
 set -euo pipefail

@@ -1,7 +1,7 @@
 //! Faults an operator meets: the database going away and coming back, a SQLite write lock held
 //! by another process, and (with the real `portico` binary) SIGTERM under load and SIGKILL in
 //! the middle of work. Each test prints what it measured (`--nocapture` shows it); the figures
-//! are in docs/operations-faults.md.
+//! are in docs/OPERATIONS.md.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -162,13 +162,18 @@ async fn forms_without_their_csrf_token_are_refused() {
 
 #[tokio::test]
 async fn failed_sign_ins_wait_longer_then_lock_the_account() {
+    // Waits long enough that a slow request on a loaded machine still lands inside them; each
+    // next step waits from when the last answer arrived, which is after the server counted it.
+    const BASE: Duration = Duration::from_millis(1500);
+    const MARGIN: Duration = Duration::from_millis(150);
     let (db, app) = sqlite_app(|s| {
-        s.admin.delay_base_ms = 400;
+        s.admin.delay_base_ms = BASE.as_millis() as u64;
         s.admin.account_lockout_failures = 3;
     })
     .await;
     let browser = client();
     let res = sign_in(&app, &browser, EMAIL, "wrong password 1").await;
+    let first = tokio::time::Instant::now();
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().contains("wrong"));
 
@@ -177,17 +182,18 @@ async fn failed_sign_ins_wait_longer_then_lock_the_account() {
     assert_eq!(res.status(), 429);
     assert!(res.text().await.unwrap().contains("try again in"));
 
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep_until(first + BASE + MARGIN).await;
     assert_eq!(
         sign_in(&app, &browser, EMAIL, "wrong password 2")
             .await
             .status(),
         401
     );
-    // The second wait is twice the first.
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    let second = tokio::time::Instant::now();
+    // The second wait is twice the first: once the first wait has passed again, still refused.
+    tokio::time::sleep_until(second + BASE + MARGIN).await;
     assert_eq!(sign_in(&app, &browser, EMAIL, PASSWORD).await.status(), 429);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep_until(second + 2 * BASE + MARGIN).await;
 
     let res = sign_in(&app, &browser, EMAIL, "wrong password 3").await;
     assert_eq!(res.status(), 429);
