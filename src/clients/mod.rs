@@ -200,8 +200,19 @@ impl Client {
         self.grant_types.contains(&grant)
     }
 
+    /// Whether users may reach this client through `provider`. Checked on every grant, not
+    /// only at sign-in: `/authorize` (also when an SSO session answers), the end of an
+    /// upstream login, the authorization_code and refresh_token grants, introspection of a
+    /// refresh token and the broker, so that removing a provider from the list takes effect
+    /// for sessions and tokens that came through it.
     pub fn allows_provider(&self, provider: &ProviderId) -> bool {
         self.allowed_providers.is_empty() || self.allowed_providers.contains(provider)
+    }
+
+    /// As `allows_provider`, for a provider ID as stored (an identity's, a session's); one
+    /// that is not a valid ID is not allowed.
+    pub fn allows_provider_named(&self, provider: &str) -> bool {
+        ProviderId::parse(provider).is_ok_and(|p| self.allows_provider(&p))
     }
 
     /// The resource indicator `requested` if this client may name it: listed exactly as an

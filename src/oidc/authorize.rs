@@ -115,13 +115,10 @@ pub(crate) fn validate(
         .map_err(|r| refuse(ErrorCode::InvalidTarget, r.0))?
         .map(|r| r.as_str().to_owned());
     let provider = get("provider").map(str::to_owned);
-    if let Some(p) = &provider {
-        let allowed = crate::upstream::ProviderId::parse(p)
-            .map(|id| client.allows_provider(&id))
-            .unwrap_or(false);
-        if !allowed {
-            return invalid("the requested provider is not available to this client");
-        }
+    if let Some(p) = &provider
+        && !client.allows_provider_named(p)
+    {
+        return invalid("the requested provider is not available to this client");
     }
     Ok((
         AuthRequest {
@@ -314,9 +311,9 @@ fn session_satisfies(
     if provider.is_some_and(|p| p != session.provider_id) {
         return false;
     }
-    crate::upstream::ProviderId::parse(&session.provider_id)
-        .map(|p| client.allows_provider(&p))
-        .unwrap_or(false)
+    // A session that came through a provider this client does not allow answers nothing: the
+    // user goes to the chooser (or `prompt=none` gets `login_required`).
+    client.allows_provider_named(&session.provider_id)
 }
 
 /// Stores a new authorization code for `request`, answered by `session`, and returns it.
@@ -347,6 +344,17 @@ pub fn code_redirect(request: &AuthRequest, code: &str, issuer: &str) -> HttpRes
     }
     params.push(("iss", issuer));
     redirect_with(&request.redirect_uri, &params)
+}
+
+/// The client's answer when a login for `request` is refused: `access_denied` with `text`.
+pub fn access_denied(request: &AuthRequest, text: &str, issuer: &str) -> HttpResponse {
+    redirect_error(
+        &request.redirect_uri,
+        ErrorCode::AccessDenied,
+        text,
+        request.state.as_deref(),
+        issuer,
+    )
 }
 
 /// The page of a browser step that failed on Portico's side: 503 with `Retry-After` when the

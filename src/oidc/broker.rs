@@ -1,7 +1,8 @@
 //! `GET /broker/{provider}/token`: a fresh upstream access token for the bearer's user.
 //!
 //! The bearer is a Portico access token (verified offline as `/userinfo` does) with the scope
-//! `broker:read-token`. A stored token expiring within a minute is refreshed
+//! `broker:read-token`, issued to a client that allows the provider (`access_denied`
+//! otherwise). A stored token expiring within a minute is refreshed
 //! first (`super::refresh`: one upstream call per identity under the lease in its row). A
 //! token is never served stale: a refresh that fails is an error, and `invalid_grant` marks
 //! the identity for a new login.
@@ -112,6 +113,21 @@ pub async fn broker_token(
     let Ok(provider_id) = ProviderId::parse(&path.into_inner()) else {
         return not_found();
     };
+    // The client's allowed providers, as they are now, before anything about the provider or
+    // the user's identity there is read: a client that may not use the provider learns
+    // nothing about it, and removing a provider from a client ends its broker access at once.
+    match crate::clients::repo::find(&state.store, &claims.client_id).await {
+        Ok(Some(client)) if client.allows_provider(&provider_id) => {}
+        Ok(Some(_)) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "this client is not allowed to use this provider",
+            );
+        }
+        Ok(None) => return invalid_token("the token's client no longer exists"),
+        Err(e) => return internal(e),
+    }
     let provider = match crate::providers::repo::find(&state.store, provider_id.as_str()).await {
         Ok(Some(p)) if p.enabled => p,
         Ok(_) => return not_found(),

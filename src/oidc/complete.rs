@@ -3,17 +3,18 @@
 //! SSO session starts, the code is issued and `login.succeeded` is recorded; then the browser
 //! goes back to the client with the code.
 //!
-//! First, a login the application asked to be fresh (`prompt=login`, `max_age`) must be: when
-//! the provider says when it authenticated the user (a SAML AuthnInstant), that time must be
-//! after the login started, or within `max_age`. An IdP that answers from an old session
-//! instead of authenticating again is refused.
+//! First, the client must still allow the provider (an admin may have removed it while the
+//! user was signing in). Then a login the application asked to be fresh (`prompt=login`,
+//! `max_age`) must be: when the provider says when it authenticated the user (a SAML
+//! AuthnInstant), that time must be after the login started, or within `max_age`. An IdP
+//! that answers from an old session instead of authenticating again is refused.
 
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::authorize::{AuthRequest, code_redirect, issue_code, server_error_page};
+use super::authorize::{AuthRequest, access_denied, code_redirect, issue_code, server_error_page};
 use super::callback::record_failure;
-use super::error::{ErrorCode, error_location, redirect_error};
+use super::error::{ErrorCode, error_location};
 use super::session;
 use super::web::error_page_with_way_back;
 use crate::ops::client_ip::client_ip_text;
@@ -75,6 +76,17 @@ pub async fn finish_login(
         )
         .await;
     };
+    // The client's allowed providers as they are now: an admin may have removed this provider
+    // since the login started (the chooser offered only allowed ones).
+    match crate::clients::repo::find(&state.store, client_id).await {
+        Ok(Some(client)) if client.allows_provider(&provider.id) => {}
+        Ok(_) => {
+            fail(&"the provider is not allowed for this client").await;
+            let text = "the sign-in provider is not allowed for this application";
+            return access_denied(request, text, issuer);
+        }
+        Err(e) => return server_error_page(e),
+    }
     if let Some(reason) = not_fresh(request, started_at, identity.auth_time, crate::store::now()) {
         fail(&reason).await;
         let back = error_location(
@@ -143,13 +155,7 @@ pub async fn finish_login(
         }
         Err(LoginError::Disabled { user_id }) => {
             fail(&format!("user {user_id} is disabled")).await;
-            redirect_error(
-                &request.redirect_uri,
-                ErrorCode::AccessDenied,
-                "the account is disabled",
-                request.state.as_deref(),
-                issuer,
-            )
+            access_denied(request, "the account is disabled", issuer)
         }
         Err(LoginError::Store(e)) => server_error_page(e),
     }

@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 
 use super::authorize::{AuthRequest, server_error_page};
 use super::callback::record_failure;
-use super::error::{ErrorCode, error_location, redirect_error};
+use super::error::{ErrorCode, error_location};
 use super::session::LOGIN_COOKIE;
 use super::web::{LoginPage, ProviderChoice, error_page, error_page_with_way_back, render};
 use crate::grants::pending::{self, Pending};
@@ -188,13 +188,8 @@ pub fn upstream_failure(
     let (status, title, message, code) = match err {
         UpstreamError::Denied { error, .. } if error == "access_denied" => {
             if let Some(request) = request {
-                return redirect_error(
-                    &request.redirect_uri,
-                    ErrorCode::AccessDenied,
-                    "the user declined at the sign-in provider",
-                    request.state.as_deref(),
-                    issuer,
-                );
+                let text = "the user declined at the sign-in provider";
+                return super::authorize::access_denied(request, text, issuer);
             }
             (
                 StatusCode::FORBIDDEN,

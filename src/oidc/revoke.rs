@@ -4,8 +4,9 @@
 //! on the revocation list until it would have expired. Unknown tokens revoke "successfully".
 //!
 //! Introspection tells a client about a token only when the token concerns it: an access
-//! token issued to it or naming it as audience, a refresh token issued to it. To anyone
-//! else every token is `active: false`, so a client cannot probe others' tokens. An access
+//! token issued to it or naming it as audience, a refresh token issued to it (and only while
+//! the client still allows the provider its login came through). To anyone else every token
+//! is `active: false`, so a client cannot probe others' tokens. An access
 //! token is active exactly when `/userinfo` would accept it (`oidc::liveness`).
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -132,6 +133,12 @@ async fn introspection(
         || token.revoked_at.is_some()
         || !users::repo::is_active(&state.store, &token.user_id).await?
     {
+        return Ok(inactive);
+    }
+    // Active exactly when the refresh grant could use it: not when the login behind it came
+    // through a provider the client no longer allows.
+    let identity = users::identities::grant_state(&state.store, &token.identity_id).await?;
+    if !identity.is_some_and(|i| client.allows_provider_named(&i.provider_id)) {
         return Ok(inactive);
     }
     Ok(json!({

@@ -11,7 +11,9 @@
 //! does. A rotated token presented after the window revokes its whole family and records
 //! `token.reuse_detected`.
 //!
-//! Every grant checks the `resource` (RFC 8707) against the client's allowed resources.
+//! Every grant checks the `resource` (RFC 8707) against the client's allowed resources, and
+//! every user grant the provider the user signed in through against the client's allowed
+//! providers as they are now (`invalid_grant` otherwise; a refresh token's family is revoked).
 
 use std::collections::HashMap;
 
@@ -46,6 +48,10 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
 }
+
+/// Why a grant for a login through a provider the client does not allow is refused.
+const PROVIDER_NOT_ALLOWED: &str =
+    "the user signed in through a provider this client is not allowed to use";
 
 fn invalid_grant(text: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, text)
@@ -328,6 +334,15 @@ async fn check_code(
         }
         (None, None) => {}
     }
+    // The client's allowed providers as they are now: a code issued before an admin removed
+    // the provider it came through is not redeemed.
+    let provider = users::identities::provider_of_in(conn, &code.identity_id)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| invalid_grant("the user's identity no longer exists"))?;
+    if !client.allows_provider_named(&provider) {
+        return Err(invalid_grant(PROVIDER_NOT_ALLOWED));
+    }
     let user = active(users::repo::find_in(conn, &code.user_id).await)?;
     let scope = Scope::parse(&code.scope).unwrap_or_default();
     Ok((user, scope, resource))
@@ -397,11 +412,26 @@ async fn refresh_token(
             .map_err(db)?;
         return Err(invalid_grant("the refresh token was already used"));
     }
-    let mut user = active_user(state, &token.user_id).await?;
     let identity = users::identities::grant_state(&state.store, &token.identity_id)
         .await
         .map_err(db)?
         .ok_or_else(|| invalid_grant("the user's identity no longer exists"))?;
+    // The login behind this token came through a provider the client no longer allows (an
+    // admin removed it from the list): refused before the provider is asked anything, and the
+    // family revoked, so that putting the provider back later does not revive it.
+    if !client.allows_provider_named(&identity.provider_id) {
+        let mut conn = state.store.write_conn().await.map_err(db)?;
+        refresh::revoke_all_in(&mut conn, refresh::Owner::Family(&token.family_id))
+            .await
+            .map_err(db)?;
+        tracing::info!(
+            client_id = %client.client_id,
+            provider = %identity.provider_id,
+            "refresh refused: the provider is not allowed for the client; family revoked"
+        );
+        return Err(invalid_grant(PROVIDER_NOT_ALLOWED));
+    }
+    let mut user = active_user(state, &token.user_id).await?;
     if identity.needs_login {
         return Err(invalid_grant(
             "the upstream sign-in has ended; the user must sign in again",

@@ -273,6 +273,20 @@ pub async fn grant_state(store: &Store, id: &str) -> Result<Option<GrantState>, 
     .transpose()
 }
 
+/// The provider identity `id` is at, read on `conn` (a code's redemption reads it in the
+/// claim's transaction); `None` when the identity no longer exists.
+pub async fn provider_of_in(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT provider_id FROM identities WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
 /// Claims the identity's refresh lease until `until`; `false` when another holder's lease is
 /// live.
 pub async fn claim_lease(store: &Store, id: &str, until: i64) -> Result<bool, StoreError> {

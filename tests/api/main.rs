@@ -6,6 +6,7 @@
 mod helpers;
 
 mod admin;
+mod allowed_providers;
 mod branding;
 mod broker;
 mod cli;

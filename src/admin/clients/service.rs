@@ -34,7 +34,11 @@ pub struct ClientView {
     pub post_logout_redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
-    /// Empty: every enabled provider.
+    /// The providers whose users may use this client; empty: every enabled provider. Enforced
+    /// on every grant as the list is now: `/authorize` (an SSO session from another provider
+    /// answers nothing), the end of an upstream login, the authorization_code and
+    /// refresh_token grants (`invalid_grant`; the refresh token's family is revoked),
+    /// introspection of refresh tokens and the broker (403 `access_denied`).
     pub allowed_providers: Vec<String>,
     /// Resource indicators (RFC 8707) the client may ask tokens for; empty: none.
     pub allowed_resources: Vec<String>,
@@ -96,7 +100,10 @@ pub struct ClientInput {
     /// Default: `openid profile email groups offline_access`.
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
-    /// Provider ids; empty: every enabled provider.
+    /// Provider ids; empty: every enabled provider. Enforced on every grant as the list is
+    /// then: removing a provider refuses the refresh tokens (`invalid_grant`, family revoked),
+    /// unredeemed codes and broker access of users who signed in through it, and stops SSO
+    /// sessions from it answering this client.
     #[serde(default)]
     pub allowed_providers: Vec<String>,
     /// Resource indicators (absolute URIs, RFC 8707) the client may ask tokens for; a token
