@@ -75,7 +75,9 @@ use crate::admin::{sign_ins::api as sign_ins_api, users::api as users_api};
 pub struct AdminApiDoc;
 
 /// Every operation takes the bearer token, so every operation can answer 401 (no or unknown
-/// token) and 403 (revoked token): declared here once rather than on each handler.
+/// token) and 403 (revoked token); every one reads the database, so every one can answer 503
+/// (`temporarily_unavailable`, with `Retry-After`) while it is unreachable or locked. Declared
+/// here once rather than on each handler.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -108,6 +110,14 @@ impl Modify for BearerAuth {
                 let responses = &mut operation.responses.responses;
                 responses.insert("401".into(), error("No or unknown token").into());
                 responses.insert("403".into(), error("Revoked token").into());
+                responses.insert(
+                    "503".into(),
+                    error(
+                        "The database is unavailable (temporarily_unavailable); retry after the \
+                         Retry-After header's seconds",
+                    )
+                    .into(),
+                );
             }
         }
     }

@@ -376,11 +376,12 @@ async fn the_openapi_document_describes_the_api() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
-    // Every operation takes the bearer token, so every one can answer 401 and 403.
+    // Every operation takes the bearer token, so every one can answer 401 and 403; and every
+    // one needs the database, so every one can answer 503 when it is unavailable.
     assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            for status in ["401", "403"] {
+            for status in ["401", "403", "503"] {
                 let body = &operation["responses"][status]["content"]["application/json"];
                 assert_eq!(
                     body["schema"]["$ref"], "#/components/schemas/ErrorBody",
