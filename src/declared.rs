@@ -345,7 +345,8 @@ pub async fn apply(
     for c in plan.removals(Kind::Webhook) {
         if managed::delete_managed_in(&mut tx, &c.id).await? {
             let details = serde_json::json!({ "reason": REMOVED });
-            crate::audit::record(&mut tx, ACTOR, "webhook.deleted", &c.id, details, None).await?;
+            let target = format!("webhook:{}", c.id);
+            crate::audit::record(&mut tx, ACTOR, "webhook.deleted", &target, details, None).await?;
         }
     }
 

@@ -137,6 +137,13 @@ async fn removed_resources_are_pruned_audited_and_admin_ones_kept(db: &TestDb) {
     let issuer = upstream.issuer.clone();
     let hook_url = removed_hook.url();
     let app = spawn_app_with(db, key.clone(), |s| everything(s, &issuer, &hook_url)).await;
+    // Right after a start, its own file plans nothing more (every field compares equal,
+    // sealed secrets included).
+    let state = &app.state;
+    let plan = portico::declared::diff(&state.store, &state.sealer, &state.settings)
+        .await
+        .unwrap();
+    assert!(plan.changes.is_empty(), "{plan}");
 
     // Alice signs in through corp to app: tokens, a session, an identity linked to corp.
     let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
@@ -335,7 +342,7 @@ async fn removed_resources_are_pruned_audited_and_admin_ones_kept(db: &TestDb) {
         ("client.deleted", "client:app"),
         ("provider.disabled", "provider:corp"),
         ("provider.deleted", "provider:spare"),
-        ("webhook.deleted", "hook"),
+        ("webhook.deleted", "webhook:hook"),
     ] {
         let entries = audit_of(&app, action, target).await;
         assert_eq!(entries.len(), 1, "{action} {target}: {entries:?}");
