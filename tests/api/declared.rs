@@ -355,8 +355,8 @@ async fn removed_resources_are_pruned_audited_and_admin_ones_kept(db: &TestDb) {
     assert_eq!(details["sessions_ended"], 1);
     stop(app).await;
 
-    // A third start with the same file changes nothing more.
-    let app = spawn_app_with(db, key, second).await;
+    // A third start with the same file changes nothing more, and `config diff` says so.
+    let app = spawn_app_with(db, key.clone(), second).await;
     assert_eq!(
         count(
             &app,
@@ -366,6 +366,75 @@ async fn removed_resources_are_pruned_audited_and_admin_ones_kept(db: &TestDb) {
         4
     );
     stop(app).await;
+    let out = portico_command(db, &key)
+        .args(["--config", db.dir.join("second.toml").to_str().unwrap()])
+        .args(["config", "diff"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "no changes: the database matches the configuration\n"
+    );
+
+    // Declared again, the disabled provider comes back enabled with alice's identity.
+    let app = spawn_app_with(db, key, |s| {
+        second(s);
+        s.providers = vec![provider("corp", &issuer, false)];
+    })
+    .await;
+    let corp = portico::providers::repo::find(&app.state.store, "corp")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(corp.enabled && corp.managed_by_config);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM identities WHERE provider_id = 'corp'"
+        )
+        .await,
+        1
+    );
+    stop(app).await;
+}
+
+/// `config diff` reads only: with no database it says so and creates none, and a database
+/// behind this binary's migrations is refused rather than migrated.
+#[tokio::test]
+async fn config_diff_creates_and_migrates_nothing() {
+    let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
+    let key = MasterKey::generate();
+    let out = portico_command(&db, &key)
+        .args(["config", "diff"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("there is no database"), "{stderr}");
+    assert!(!db.dir.join("portico.db").exists());
+
+    let url = portico::config::DatabaseUrl::parse(&db.url).unwrap();
+    portico::store::Store::connect(&url, 1)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let out = portico_command(&db, &key)
+        .args(["config", "diff"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("portico migrate"), "{stderr}");
+    let store = portico::store::Store::connect(&url, 1).await.unwrap();
+    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    assert_eq!(tables, 0, "nothing was migrated");
+    db.cleanup().await;
 }
 
 async fn a_declared_id_an_admin_already_uses_stops_the_start(db: &TestDb) {
