@@ -405,13 +405,15 @@ async fn removed_resources_are_pruned_audited_and_admin_ones_kept(db: &TestDb) {
 async fn config_diff_creates_and_migrates_nothing() {
     let db = TestDb::new(crate::helpers::Backend::Sqlite).await.unwrap();
     let key = MasterKey::generate();
-    let out = portico_command(&db, &key)
-        .args(["config", "diff"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("there is no database"), "{stderr}");
+    let refused = |why: &str| {
+        let out = portico_command(&db, &key)
+            .args(["config", "diff"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(why), "{stderr}");
+    };
+    refused("there is no database");
     assert!(!db.dir.join("portico.db").exists());
 
     let url = portico::config::DatabaseUrl::parse(&db.url).unwrap();
@@ -420,13 +422,7 @@ async fn config_diff_creates_and_migrates_nothing() {
         .unwrap()
         .close()
         .await;
-    let out = portico_command(&db, &key)
-        .args(["config", "diff"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(stderr.contains("portico migrate"), "{stderr}");
+    refused("portico migrate");
     let store = portico::store::Store::connect(&url, 1).await.unwrap();
     let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
         .fetch_one(store.pool())
