@@ -15,7 +15,7 @@ use portico::config::DatabaseUrl;
 use portico::crypto::{MasterKey, Sealer};
 use portico::store::Store;
 use portico::webhooks::events::{self, EventType};
-use portico::webhooks::{Dispatcher, ManagedEndpoint, WebhookSettings, managed};
+use portico::webhooks::{Dispatcher, ManagedEndpoint, WebhookSettings};
 
 #[derive(Default)]
 struct Arrivals(Mutex<HashMap<String, Instant>>);
@@ -99,7 +99,11 @@ async fn main() -> anyhow::Result<()> {
         }],
         ..WebhookSettings::default()
     });
-    managed::apply(&store, &sealer, &settings).await?;
+    let declared = portico::config::Settings {
+        webhooks: (*settings).clone(),
+        ..Default::default()
+    };
+    portico::declared::apply(&store, &sealer, &declared).await?;
 
     // Throughput: a backlog of events, then one dispatcher drains it.
     for _ in 0..events {

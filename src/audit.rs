@@ -53,6 +53,7 @@ pub const ACTIONS: &[&str] = &[
     "provider.created",
     "provider.updated",
     "provider.deleted",
+    "provider.disabled",
     "user.disabled",
     "user.enabled",
     "user.sessions_ended",

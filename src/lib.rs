@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod crypto;
+pub mod declared;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grants;

@@ -60,6 +60,48 @@ pub async fn unlock(settings: &Settings, store: &Store) -> anyhow::Result<(Maste
     Ok((key, sealer))
 }
 
+/// The database and master key for a command that only reads (`config diff`): no migration,
+/// no database file or key file created, no key check value written. A database behind this
+/// binary's migrations is refused (the start would migrate it first).
+pub async fn open_read_only(settings: &Settings) -> anyhow::Result<(Store, Sealer)> {
+    let url = settings.database_url();
+    if let Some(file) = url.sqlite_file()
+        && !file.exists()
+    {
+        anyhow::bail!(
+            "there is no database at {}: the first start creates it",
+            file.display()
+        );
+    }
+    let default_key = settings.server.data_dir.join("master.key");
+    if settings.secrets.master_key.is_none()
+        && settings.secrets.master_key_file.is_none()
+        && !default_key.exists()
+    {
+        anyhow::bail!(
+            "no master key: set PORTICO_MASTER_KEY or PORTICO_MASTER_KEY_FILE (there is no {})",
+            default_key.display()
+        );
+    }
+    let store = Store::connect_with(&url, 2, settings.database.timeouts())
+        .await
+        .with_context(|| format!("cannot open the database {}", url.redacted()))?;
+    if !store.is_ready().await {
+        store.close().await;
+        anyhow::bail!(
+            "the database is not migrated to this version of Portico: run `portico migrate` first"
+        );
+    }
+    let (key, _) = MasterKey::load(
+        settings.secrets.master_key.as_ref(),
+        settings.secrets.master_key_file.as_deref(),
+        &settings.server.data_dir,
+    )?;
+    let sealer = Sealer::new(&key);
+    store.verify_master_key(&sealer, &key.id_hex()).await?;
+    Ok((store, sealer))
+}
+
 /// What the janitor deletes, each rule declared by its table's owner.
 pub const JANITOR_RULES: &[&crate::store::janitor::Rule] = &[
     &crate::grants::pending::JANITOR,
@@ -108,19 +150,11 @@ impl Application {
         admin::auth::accounts::bootstrap(&store, &passwords, &settings.bootstrap).await?;
 
         let port = listener.local_addr()?.port();
-        let (webhook_service, dispatcher) = start_webhooks(&settings, &store, &sealer).await?;
-
-        crate::providers::repo::upsert_config(&store, &settings.providers, &sealer)
+        crate::declared::apply(&store, &sealer, &settings)
             .await
-            .context("cannot store [[providers]] from the configuration")?;
+            .context("cannot apply the resources declared in the configuration")?;
         withdraw_untrusted_verifications(&store, &settings.providers).await?;
-        crate::clients::repo::upsert_config(
-            &store,
-            &settings.clients,
-            &settings.oidc.client_lifetimes(),
-        )
-        .await
-        .context("cannot store [[clients]] from the configuration")?;
+        let (webhook_service, dispatcher) = start_webhooks(&settings, &store, &sealer)?;
         let limits = ops::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
         let http = upstream_http_client(&settings.upstream)?;
         let saml = crate::upstream::saml::SamlContext::new(
@@ -300,8 +334,8 @@ async fn withdraw_untrusted_verifications(
     Ok(())
 }
 
-/// Applies the declared webhook endpoints and starts this instance's dispatcher.
-async fn start_webhooks(
+/// Starts this instance's webhook dispatcher (the declared endpoints are `declared::apply`'s).
+fn start_webhooks(
     settings: &Settings,
     store: &Store,
     sealer: &Sealer,
@@ -313,7 +347,6 @@ async fn start_webhooks(
              addresses over plain http. Use this only for development and tests"
         );
     }
-    webhooks::managed::apply(store, sealer, &config).await?;
     let dispatcher = match config.dispatcher {
         true => {
             Some(webhooks::Dispatcher::new(store.clone(), sealer.clone(), config.clone())?.spawn())

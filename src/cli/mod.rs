@@ -96,6 +96,10 @@ pub enum SecretsCommand {
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective settings, secrets redacted.
     Check,
+    /// Print what the next start would change in the database to match the declared
+    /// `[[clients]]`, `[[providers]]` and `[[webhooks.endpoints]]` (create, update, delete,
+    /// disable), without changing anything.
+    Diff,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -159,6 +163,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 MasterKey::read_file(path)?;
             }
             print!("{}", settings.redacted_toml());
+        }
+        Command::Config {
+            command: ConfigCommand::Diff,
+        } => {
+            let (store, sealer) = startup::open_read_only(&settings).await?;
+            let plan = crate::declared::diff(&store, &sealer, &settings).await;
+            store.close().await;
+            print!("{}", plan?);
         }
     }
     Ok(())

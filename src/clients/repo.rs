@@ -1,6 +1,6 @@
 //! The `clients` table: the only place its SQL lives. The admin services change clients on
 //! their transaction (`*_in`), so a change commits with its audit entry or not at all;
-//! `[[clients]]` from portico.toml goes through `upsert_config` at start.
+//! `[[clients]]` from portico.toml goes through `upsert_config_in` at start (`declared`).
 //!
 //! Client secrets are high-entropy random tokens, so the table keeps their SHA-256 digest
 //! (crypto::TokenDigest), never argon2: the token endpoint checks them on every request.
@@ -64,7 +64,10 @@ pub async fn find(store: &Store, client_id: &str) -> Result<Option<Client>, Stor
     find_in(&mut *store.pool().acquire().await?, client_id).await
 }
 
-async fn find_in(conn: &mut AnyConnection, client_id: &str) -> Result<Option<Client>, StoreError> {
+pub async fn find_in(
+    conn: &mut AnyConnection,
+    client_id: &str,
+) -> Result<Option<Client>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM clients WHERE client_id = $1");
     let row = sqlx::query(&sql)
         .bind(client_id)
@@ -102,29 +105,58 @@ pub async fn page(
         .collect()
 }
 
-/// Inserts or replaces the clients of `[[clients]]`, marked managed by config.
-pub async fn upsert_config(
-    store: &Store,
-    clients: &[ClientConfig],
+/// The definition of a `[[clients]]` entry and the digest of its secret, checked as the start
+/// checks it (a confidential client in the file needs its secret there).
+pub fn declared(c: &ClientConfig) -> Result<(NewClient, Option<TokenDigest>), ClientError> {
+    let new = NewClient::from_config(c)
+        .map_err(|e| ClientError::Invalid(format!("client `{}`: {e}", c.client_id)))?;
+    let digest = c
+        .client_secret
+        .as_ref()
+        .map(|s| TokenDigest::of(s.expose_secret()));
+    if new.client_type == ClientType::Confidential && digest.is_none() {
+        return Err(ClientError::Invalid(format!(
+            "client `{}`: a confidential client in the configuration needs client_secret",
+            c.client_id
+        )));
+    }
+    Ok((new, digest))
+}
+
+/// Inserts or replaces a client of `[[clients]]`, marked managed by config, on the start's
+/// transaction. A row an admin made (not managed) is never replaced: `declared::plan` refuses
+/// such a clash before this runs, and the statement's own condition keeps it anyway.
+pub async fn upsert_config_in(
+    conn: &mut AnyConnection,
+    c: &ClientConfig,
     defaults: &Lifetimes,
 ) -> Result<(), ClientError> {
-    for c in clients {
-        let new = NewClient::from_config(c)
-            .map_err(|e| ClientError::Invalid(format!("client `{}`: {e}", c.client_id)))?;
-        let digest = c
-            .client_secret
-            .as_ref()
-            .map(|s| TokenDigest::of(s.expose_secret()));
-        if new.client_type == ClientType::Confidential && digest.is_none() {
-            return Err(ClientError::Invalid(format!(
-                "client `{}`: a confidential client in the configuration needs client_secret",
-                c.client_id
-            )));
-        }
-        let mut conn = store.pool().acquire().await?;
-        write_client(&mut conn, &new, digest, true, defaults, true).await?;
-    }
+    let (new, digest) = declared(c)?;
+    write_client(conn, &new, digest, true, defaults, true).await?;
     Ok(())
+}
+
+/// Ids of the clients managed by config.
+pub async fn managed_ids_in(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT client_id FROM clients WHERE managed_by_config = 1 ORDER BY client_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Deletes a client managed by config (one removed from portico.toml); false if there was
+/// none. The caller revokes what was issued to it, as for an admin's delete.
+pub async fn delete_managed_in(
+    conn: &mut AnyConnection,
+    client_id: &str,
+) -> Result<bool, ClientError> {
+    let deleted = sqlx::query("DELETE FROM clients WHERE client_id = $1 AND managed_by_config = 1")
+        .bind(client_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
 }
 
 /// Inserts (or with `replace`, upserts) a client row on `conn` (a transaction's connection
@@ -149,7 +181,8 @@ async fn write_client(
              access_token_ttl = excluded.access_token_ttl, id_token_ttl = excluded.id_token_ttl, \
              refresh_token_ttl = excluded.refresh_token_ttl, \
              managed_by_config = excluded.managed_by_config, \
-             development = excluded.development, updated_at = excluded.updated_at"
+             development = excluded.development, updated_at = excluded.updated_at \
+             WHERE clients.managed_by_config = 1"
     } else {
         "ON CONFLICT (client_id) DO NOTHING"
     };

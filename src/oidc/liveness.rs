@@ -4,7 +4,8 @@
 //! is gone or disabled, or when its sessions were ended ("sign out everywhere") after it was
 //! minted (`users.tokens_revoked_at_ms`, compared with the millisecond in the token's UUIDv7
 //! `jti`; a token without one, from an older release, is compared by its `iat` second, and a
-//! token of that same second counts as ended).
+//! token of that same second counts as ended). A token of a client that no longer exists
+//! (deleted by an admin, or removed from portico.toml) is dead too.
 //!
 //! Services that validate Portico's JWTs offline see none of this until the token expires:
 //! keep access tokens short-lived, or introspect.
@@ -32,6 +33,12 @@ fn has_user(claims: &AccessClaims) -> bool {
 pub async fn check(store: &Store, claims: &AccessClaims) -> Result<Liveness, StoreError> {
     if revocations::is_revoked(store, &claims.jti).await? {
         return Ok(Liveness::Dead("the token is revoked"));
+    }
+    if crate::clients::repo::find(store, &claims.client_id)
+        .await?
+        .is_none()
+    {
+        return Ok(Liveness::Dead("the token's client no longer exists"));
     }
     if !has_user(claims) {
         return Ok(Liveness::Live(None));

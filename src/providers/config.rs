@@ -1,7 +1,10 @@
 //! `[[providers]]` in portico.toml: the shape of one entry, and its check at load time (the
 //! kind's rules from `upstream::kinds`, which the admin API runs too).
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::crypto::Sealer;
+use crate::store::sealed;
 use serde::{Deserialize, Serialize};
 
 use crate::upstream::kinds::{self, Checked, Entry, Options};
@@ -46,6 +49,43 @@ impl ProviderConfig {
     /// The kind, refused unless this build has a connector for it.
     pub fn checked_kind(&self) -> Result<ProviderKind, String> {
         supported_kind(&self.kind).map_err(|e| format!("provider `{}`: {e}", self.id))
+    }
+}
+
+impl super::Provider {
+    /// Whether storing `declared` would change this row: any field the start writes, the
+    /// client secret and the kind's sealed key compared opened. A secret that no longer opens
+    /// counts as changed.
+    pub fn differs_from(&self, declared: &ProviderConfig, sealer: &Sealer) -> Result<bool, String> {
+        let setup = setup(declared)?;
+        let opened = |value: &Option<Vec<u8>>, column: sealed::SealedColumn| {
+            value.as_deref().map(|v| {
+                sealer
+                    .open_string(v, column.target(self.id.as_str()))
+                    .map(|s| s.expose_secret().to_owned())
+                    .ok()
+            })
+        };
+        let wanted =
+            |secret: Option<&SecretString>| secret.map(|s| Some(s.expose_secret().to_owned()));
+        let same = self.kind == declared.checked_kind()?
+            && self.display_name
+                == declared
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| declared.id.to_string())
+            && self.enabled == declared.enabled
+            && self.client_id == declared.client_id
+            && self.issuer == declared.issuer
+            && self.scopes == setup.scopes
+            && self.settings == setup.settings
+            && self.email_domains == declared.email_domains
+            && self.trust_email == declared.trust_email
+            && opened(&self.sealed_secret, sealed::PROVIDER_SECRET)
+                == wanted(declared.client_secret.as_ref())
+            && opened(&self.sealed_saml_key, sealed::PROVIDER_SAML_KEY)
+                == wanted(setup.key.as_ref());
+        Ok(!same)
     }
 }
 

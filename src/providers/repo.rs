@@ -1,6 +1,6 @@
 //! The `providers` table: the only place its SQL lives. The admin services change providers
 //! on their transaction (`*_in`), so a change commits with its audit entry or not at all;
-//! `[[providers]]` from portico.toml go through `upsert_config` at start. The client secret and
+//! `[[providers]]` from portico.toml go through `upsert_config_in` at start (`declared`). The client secret and
 //! the secret a kind keeps beside the row (a SAML provider's SP key) are sealed to their row.
 
 use secrecy::{ExposeSecret, SecretString};
@@ -49,7 +49,7 @@ pub async fn find(store: &Store, id: &str) -> Result<Option<Provider>, StoreErro
 }
 
 /// The provider `id`, on `conn` (a transaction's, or a pooled one).
-async fn find_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Provider>, StoreError> {
+pub async fn find_in(conn: &mut AnyConnection, id: &str) -> Result<Option<Provider>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM providers WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -104,45 +104,79 @@ async fn where_(store: &Store, filter: &str) -> Result<Vec<Provider>, StoreError
     known(rows)
 }
 
-/// Inserts or replaces the providers of `[[providers]]`, marked managed by config, with the
-/// secret their kind keeps beside the row (a saml provider's SP private key) sealed to it, or
-/// cleared when the configuration no longer has one.
-pub async fn upsert_config(
-    store: &Store,
-    providers: &[ProviderConfig],
+/// Inserts or replaces a provider of `[[providers]]`, marked managed by config, with the
+/// secret its kind keeps beside the row (a saml provider's SP private key) sealed to it, or
+/// cleared when the configuration no longer has one. A row an admin made (not managed) is never
+/// replaced: `declared::plan` refuses such a clash first, and the statement's condition keeps it.
+pub async fn upsert_config_in(
+    conn: &mut AnyConnection,
+    p: &ProviderConfig,
     sealer: &Sealer,
 ) -> Result<(), StoreError> {
-    let mut conn = store.pool().acquire().await?;
-    for p in providers {
-        let setup = setup(p).map_err(StoreError::Corrupt)?;
-        let write = ProviderWrite {
-            id: p.id.clone(),
-            kind: p.checked_kind().map_err(StoreError::Corrupt)?,
-            display_name: p.display_name.clone().unwrap_or_else(|| p.id.to_string()),
-            enabled: p.enabled,
-            client_id: p.client_id.clone(),
-            secret: p
-                .client_secret
-                .clone()
-                .map_or(SecretChange::Clear, SecretChange::Set),
-            issuer: p.issuer.clone(),
-            scopes: setup.scopes,
-            settings: setup.settings,
-            email_domains: p.email_domains.clone(),
-            trust_email: p.trust_email,
-        };
-        insert(&mut conn, sealer, &write, true).await?;
-        let key = setup.key.map(|key| {
-            let target = sealed::PROVIDER_SAML_KEY.target(p.id.as_str());
-            sealer.seal_str(key.expose_secret(), target)
-        });
-        sqlx::query("UPDATE providers SET saml_sp_key = $1 WHERE id = $2")
-            .bind(key)
-            .bind(p.id.as_str())
-            .execute(&mut *conn)
-            .await?;
-    }
+    let setup = setup(p).map_err(StoreError::Corrupt)?;
+    let write = ProviderWrite {
+        id: p.id.clone(),
+        kind: p.checked_kind().map_err(StoreError::Corrupt)?,
+        display_name: p.display_name.clone().unwrap_or_else(|| p.id.to_string()),
+        enabled: p.enabled,
+        client_id: p.client_id.clone(),
+        secret: p
+            .client_secret
+            .clone()
+            .map_or(SecretChange::Clear, SecretChange::Set),
+        issuer: p.issuer.clone(),
+        scopes: setup.scopes,
+        settings: setup.settings,
+        email_domains: p.email_domains.clone(),
+        trust_email: p.trust_email,
+    };
+    insert(conn, sealer, &write, true).await?;
+    let key = setup.key.map(|key| {
+        let target = sealed::PROVIDER_SAML_KEY.target(p.id.as_str());
+        sealer.seal_str(key.expose_secret(), target)
+    });
+    sqlx::query("UPDATE providers SET saml_sp_key = $1 WHERE id = $2 AND managed_by_config = 1")
+        .bind(key)
+        .bind(p.id.as_str())
+        .execute(&mut *conn)
+        .await?;
     Ok(())
+}
+
+/// Ids of the providers managed by config.
+pub async fn managed_ids_in(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM providers WHERE managed_by_config = 1 ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Deletes a provider managed by config (one removed from portico.toml); false if there was
+/// none. The caller composes the cascade.
+pub async fn delete_managed_in(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    let deleted = sqlx::query("DELETE FROM providers WHERE id = $1 AND managed_by_config = 1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+/// Disables an enabled provider managed by config (one removed from portico.toml that users
+/// are still linked to); false if there was none to disable. It stays managed, so no admin
+/// re-enables it by accident and declaring it again brings it back with its users.
+pub async fn disable_managed_in(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    let changed = sqlx::query(&format!(
+        "UPDATE providers SET {BUMP}, enabled = 0 \
+         WHERE id = $2 AND managed_by_config = 1 AND enabled = 1"
+    ))
+    .bind(store::now())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(changed > 0)
 }
 
 /// Inserts `new` (a secret only when set), unless it exists; with `managed`, as a provider of
@@ -163,7 +197,8 @@ async fn insert(
          client_secret = excluded.client_secret, issuer = excluded.issuer, \
          scopes = excluded.scopes, settings = excluded.settings, \
          email_domains = excluded.email_domains, trust_email = excluded.trust_email, \
-         managed_by_config = 1, updated_at = excluded.updated_at"
+         managed_by_config = 1, updated_at = excluded.updated_at \
+         WHERE providers.managed_by_config = 1"
     } else {
         "DO NOTHING"
     };

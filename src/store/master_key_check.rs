@@ -53,13 +53,23 @@ impl Store {
         if inserted == 1 {
             return Ok(KeyCheck::Initialised);
         }
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+        self.verify_master_key(sealer, key_id).await?;
+        Ok(KeyCheck::Matched)
+    }
+
+    /// Verifies the master key against the database without writing (`config diff`): a
+    /// database with no check value yet has nothing sealed to check against.
+    pub async fn verify_master_key(&self, sealer: &Sealer, key_id: &str) -> anyhow::Result<()> {
+        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
             .bind(CHECK_KEY)
-            .fetch_one(self.pool())
+            .fetch_optional(self.pool())
             .await
             .map_err(StoreError::from)?;
+        let Some(stored) = stored else {
+            return Ok(());
+        };
         match sealer.open(&stored, target()) {
-            Ok(plain) if plain.expose_secret() == CHECK_PLAINTEXT => Ok(KeyCheck::Matched),
+            Ok(plain) if plain.expose_secret() == CHECK_PLAINTEXT => Ok(()),
             Ok(_) => Err(StoreError::Corrupt("the master key check value is wrong".into()).into()),
             Err(SealError::WrongKey { found, .. }) => Err(MasterKeyMismatch {
                 configured: key_id.to_owned(),

@@ -86,7 +86,7 @@ pub(crate) async fn find_in(
 /// Ids of the endpoints declared in portico.toml.
 pub(crate) async fn managed_ids_in(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
     Ok(
-        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE managed = 1")
+        sqlx::query_scalar("SELECT id FROM webhook_endpoints WHERE managed = 1 ORDER BY id")
             .fetch_all(&mut *conn)
             .await?,
     )

@@ -11,6 +11,7 @@ mod branding;
 mod broker;
 mod cli;
 mod client_ip;
+mod declared;
 mod faults;
 mod first_run;
 mod janitor;

@@ -292,6 +292,25 @@ pub async fn exchange(rp: &Rp, auth: Authorized) -> (CoreTokenResponse, Nonce) {
     (response, auth.nonce)
 }
 
+/// authorize with `extra` parameters, then the code exchange: the tokens.
+pub async fn sign_in_with(
+    app: &TestApp,
+    rp: &Rp,
+    redirect: &str,
+    scopes: &[&str],
+    extra: &[(&str, &str)],
+) -> CoreTokenResponse {
+    let (url, _csrf, nonce, verifier) = start(rp, scopes, extra);
+    let arrived = browse(app, url.as_str(), redirect).await.url();
+    let code = param(&arrived, "code").unwrap_or_else(|| panic!("no code in {arrived}"));
+    let auth = Authorized {
+        code,
+        nonce,
+        verifier,
+    };
+    exchange(rp, auth).await.0
+}
+
 /// The claims of a JWT, unverified (for assertions after verification elsewhere).
 pub fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
