@@ -175,6 +175,13 @@ async fn text_of(client: &Client, css: &str) -> String {
 }
 
 async fn wait_for_url(client: &Client, part: &str) {
+    if let Err(e) = arrive(client, part).await {
+        panic!("{e}");
+    }
+}
+
+/// Waits for a URL containing `part`; the error says where the browser is instead.
+async fn arrive(client: &Client, part: &str) -> Result<(), String> {
     let started = Instant::now();
     while !client
         .current_url()
@@ -182,13 +189,14 @@ async fn wait_for_url(client: &Client, part: &str) {
         .is_ok_and(|u| u.as_str().contains(part))
     {
         if started.elapsed() >= WAIT {
-            panic!(
+            return Err(format!(
                 "never reached a URL with {part}; {}",
                 whereabouts(client).await
-            );
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
 }
 
 async fn type_into(client: &Client, css: &str, text: &str) {

@@ -5,7 +5,7 @@
 
 use portico::crypto::MasterKey;
 
-use super::wait_for_url;
+use super::arrive;
 use super::{Axe, click, count, screenshot, start_browser, text_of, type_into, wait_for};
 use crate::admin::cli::admin_create;
 use crate::admin::{EMAIL, PASSWORD};
@@ -176,13 +176,38 @@ async fn try_a_login(app: &TestApp, browser: &fantoccini::Client, axe: &mut Axe)
     axe.check(browser, "first run: add the test callback?")
         .await;
     click(browser, "#confirm-action").await;
-    wait_for(browser, "button#try-login-start").await;
-    click(browser, "button#try-login-start").await;
 
     // With one provider, Portico sends the browser straight to it (the chooser, with logos and
     // e-mail domain hints, is the main browser test's); the stand-in signs Ada in at once.
     // Back from the stand-in provider, the test callback shows what the app would receive.
-    wait_for_url(browser, "/admin/try-login/callback").await;
+    //
+    // In CI on a fresh machine this step has twice ended on "Sign-in provider unavailable" at
+    // /login (the stand-in's discovery, fetched there, failed), and never here. Until the cause
+    // is known, a first failure is reported with the reason the server recorded, and the login
+    // is tried once more; a second failure fails the test.
+    for attempt in 1..=2 {
+        wait_for(browser, "button#try-login-start").await;
+        click(browser, "button#try-login-start").await;
+        let Err(e) = arrive(browser, "/admin/try-login/callback").await else {
+            break;
+        };
+        let reasons: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM events WHERE type = 'login.failed' ORDER BY created_at DESC",
+        )
+        .fetch_all(app.state.store.pool())
+        .await
+        .unwrap_or_default();
+        let report =
+            format!("try a login, attempt {attempt}: {e}\nlogin.failed events: {reasons:?}");
+        if attempt == 2 {
+            panic!("{report}");
+        }
+        eprintln!("{report}\ntrying once more");
+        browser
+            .goto(&app.url("/admin/clients/my-app"))
+            .await
+            .unwrap();
+    }
     let claims = text_of(browser, "#claims").await;
     assert!(claims.contains("ada@corp.example"), "{claims}");
     assert!(claims.contains("my-app"), "the audience: {claims}");
