@@ -39,6 +39,11 @@ pub struct HttpSettings {
     pub initial_backoff: Duration,
     /// The longest wait between attempts, whatever `Retry-After` asks for.
     pub max_backoff: Duration,
+    /// How long an idle connection is kept for reuse. Shorter than the keep-alive of common
+    /// servers (5 s for actix-web and Node, more for nginx and load balancers), so that a
+    /// request never goes out on a connection the provider is closing at that moment: that
+    /// fails the request, and a POST (a code exchange) is never repeated.
+    pub pool_idle_timeout: Duration,
     /// Each provider's bulkhead and breaker.
     pub guard: GuardSettings,
 }
@@ -52,6 +57,7 @@ impl Default for HttpSettings {
             max_retries: 2,
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(2),
             guard: GuardSettings::default(),
         }
     }
@@ -94,6 +100,7 @@ impl UpstreamHttp {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.timeout)
             .read_timeout(settings.read_timeout)
+            .pool_idle_timeout(settings.pool_idle_timeout)
             // Following redirects would let an upstream bounce a token request elsewhere.
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
@@ -448,6 +455,52 @@ mod tests {
             }
         });
         (format!("http://127.0.0.1:{port}/stall"), accepted)
+    }
+
+    /// A server that keeps each connection open after its answer, and closes it, unanswered,
+    /// when a second request arrives on it: a server whose keep-alive timeout ends just as the
+    /// client reuses the idle connection (actix-web and Node close idle connections after 5 s).
+    async fn one_answer_per_connection_server() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                        .await;
+                    // The next request on this connection is read, then the connection closes.
+                    let _ = socket.read(&mut buf).await;
+                });
+            }
+        });
+        (format!("http://127.0.0.1:{port}/doc"), accepted)
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_not_reused_after_the_pool_idle_timeout() {
+        let http = settings(HttpSettings {
+            pool_idle_timeout: Duration::from_millis(200),
+            ..HttpSettings::default()
+        });
+        let (url, accepted) = one_answer_per_connection_server().await;
+        // A POST is never repeated, so it must not meet a connection the server is closing.
+        for _ in 0..2 {
+            let res = call(&http, "POST", url.clone()).await.unwrap();
+            assert_eq!(res.status(), 200);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "a new connection each time"
+        );
     }
 
     /// A request to `url` with a 300 ms read and a 1.5 s total timeout fails as timed out,

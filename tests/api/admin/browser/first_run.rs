@@ -181,10 +181,14 @@ async fn try_a_login(app: &TestApp, browser: &fantoccini::Client, axe: &mut Axe)
     // e-mail domain hints, is the main browser test's); the stand-in signs Ada in at once.
     // Back from the stand-in provider, the test callback shows what the app would receive.
     //
-    // In CI on a fresh machine this step has twice ended on "Sign-in provider unavailable" at
-    // /login (the stand-in's discovery, fetched there, failed), and never here. Until the cause
-    // is known, a first failure is reported with the reason the server recorded, and the login
-    // is tried once more; a second failure fails the test.
+    // In CI this step twice ended on "Sign-in provider unavailable" at /login, where the
+    // stand-in's discovery is fetched. The likely cause (those runs did not record the reason):
+    // the request went out on a pooled connection that the stand-in (actix-web, 5 s keep-alive)
+    // was closing, some seconds after "Test discovery" had opened it. Upstream connections are
+    // now dropped after 2 s idle
+    // (`upstream::http::tests::an_idle_connection_is_not_reused_after_the_pool_idle_timeout`).
+    // Should it happen again, a first failure is reported with the reason the server recorded
+    // and the login tried once more; a second failure fails the test.
     for attempt in 1..=2 {
         wait_for(browser, "button#try-login-start").await;
         click(browser, "button#try-login-start").await;
