@@ -87,11 +87,15 @@ fn sqlx_unavailable(err: &sqlx::Error) -> bool {
             let Some(code) = db.code() else {
                 return false;
             };
-            if code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300") {
-                return true;
+            // A PostgreSQL SQLSTATE is always five characters; SQLite's (extended) result
+            // codes, as numbers, have at most four digits. Some SQLSTATEs are all digits, so
+            // the SQLite test must not see them (22021, bad UTF-8, ends in SQLite's BUSY byte).
+            if code.len() == 5 {
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            } else {
+                code.parse::<u32>()
+                    .is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
             }
-            code.parse::<u32>()
-                .is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
         }
         _ => false,
     }
@@ -444,6 +448,55 @@ pub fn placeholders(first: usize, count: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database error with only a code, as a driver reports it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "code {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn only_codes_that_mean_unavailable_are_unavailable() {
+        let unavailable = |code| sqlx_unavailable(&sqlx::Error::Database(Box::new(Coded(code))));
+        // SQLite's BUSY and LOCKED with extended codes; PostgreSQL's connection exceptions,
+        // shutdown and too many connections.
+        for code in ["5", "517", "773", "6", "262", "08006", "57P01", "53300"] {
+            assert!(unavailable(code), "{code}");
+        }
+        // Errors of the request, not of availability: SQLite constraint violations, and
+        // PostgreSQL's unique violation, serialization failure, unknown table, and bad UTF-8
+        // (22021, whose number's low byte is SQLite's BUSY).
+        for code in ["19", "2067", "23505", "22021", "40001", "42P01"] {
+            assert!(!unavailable(code), "{code}");
+        }
+    }
 
     #[test]
     fn passwords_in_the_user_part_or_the_query_are_never_shown() {
