@@ -121,7 +121,7 @@ pub struct Application {
     /// `/metrics` on its own listener (`metrics.listen`), when configured.
     metrics_server: Option<Server>,
     state: web::Data<AppState>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: BackgroundTasks,
     dispatcher: Option<webhooks::DispatcherHandle>,
 }
 
@@ -218,7 +218,7 @@ impl Application {
             server,
             metrics_server,
             state,
-            tasks,
+            tasks: BackgroundTasks(tasks),
             dispatcher,
         })
     }
@@ -236,6 +236,13 @@ impl Application {
     /// dispatcher stops claiming at the same moment, lets its attempts finish and gives back
     /// the leases of those it has to cut off (see `DispatcherHandle::shutdown_within`).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes, then stops as `run_until_stopped` does. Embedders and
+    /// tests stop an instance this way; dropping the future instead also ends its background
+    /// tasks (they are aborted with it), but cuts requests and webhook attempts off unfinished.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
         let (port, server, state, dispatcher) =
             (self.port, self.server, self.state, self.dispatcher);
         let issuer = &state.settings.server.issuer;
@@ -256,7 +263,7 @@ impl Application {
         let mut server = tokio::spawn(server);
         let ended_early = tokio::select! {
             ended = &mut server => Some(ended),
-            () = shutdown_signal() => None,
+            () = stop => None,
         };
         let stopping = std::time::Instant::now();
         tracing::info!(
@@ -286,15 +293,26 @@ impl Application {
             handle.stop(true).await;
             let _ = task.await;
         }
-        for task in &self.tasks {
-            task.abort();
-        }
+        drop(self.tasks);
         state.store.close().await;
         tracing::info!(
             took_ms = stopping.elapsed().as_millis() as u64,
             "portico stopped"
         );
         result
+    }
+}
+
+/// The maintenance tasks of one instance (key rotation, rate-limit upkeep, metadata refresh,
+/// metrics upkeep, the janitor): aborted when the instance's run ends or its future is dropped,
+/// so a stopped instance never goes on writing to the database.
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 

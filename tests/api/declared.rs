@@ -123,10 +123,9 @@ async fn probe(db: &TestDb, sql: &str) -> i64 {
     n
 }
 
-/// Stops `app` and lets its tasks wind down (the next start is the test's subject).
+/// Stops `app` and waits until nothing of it runs (the next start is the test's subject).
 async fn stop(app: TestApp) {
-    app.stop();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shut_down().await;
 }
 
 async fn removed_resources_are_pruned_audited_and_admin_ones_kept(db: &TestDb) {

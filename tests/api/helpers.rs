@@ -110,6 +110,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub master_key: MasterKey,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 impl TestApp {
@@ -125,8 +126,23 @@ impl TestApp {
             .expect("request")
     }
 
+    /// Tells the app to stop as SIGTERM would (its listener closes, then its background tasks
+    /// and pool), without waiting for it: the end of a test.
     pub fn stop(&self) {
-        self.server.abort();
+        if let Some(stop) = self.stop.lock().unwrap().take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Stops the app and waits until it has: nothing of it (server, dispatcher, janitor, key
+    /// rotation, pool) runs any more. Tests that start again on the same database use this.
+    pub async fn shut_down(self) {
+        self.stop();
+        tokio::time::timeout(std::time::Duration::from_secs(15), self.server)
+            .await
+            .expect("the app stops within 15 s")
+            .expect("the app's task ends")
+            .expect("the app stops cleanly");
     }
 }
 
@@ -159,7 +175,10 @@ pub async fn try_spawn_app_with(
     customize(&mut settings);
     let app = Application::build_on(settings, listener).await?;
     let state = app.state();
-    let server = tokio::spawn(app.run_until_stopped());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
@@ -173,6 +192,7 @@ pub async fn try_spawn_app_with(
         client,
         master_key,
         server,
+        stop: std::sync::Mutex::new(Some(stop)),
     })
 }
 
