@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod claims;
 pub mod cli;
 pub mod clients;
 pub mod config;

@@ -1,0 +1,10 @@
+//! Claims: what an upstream login says about a user, turned into what Portico's tokens say.
+//!
+//! Group names come from many directories, and a name means nothing outside its directory: a
+//! group `admin` at GitHub is not the `admin` of the corporate IdP. This module holds the rules
+//! that decide which names pass; `pattern` is the matcher that providers (allow and deny lists)
+//! and clients (a group filter per app) share, so that one syntax means one thing everywhere.
+
+pub mod pattern;
+
+pub use pattern::{GroupFilter, GroupPattern, PatternError};
