@@ -69,6 +69,11 @@ const SQLITE: &[Source] = &[
         "client_development",
         include_str!("../../migrations/sqlite/0012_client_development.sql"),
     ),
+    (
+        16,
+        "broker_scopes",
+        include_str!("../../migrations/sqlite/0016_broker_scopes.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -131,6 +136,11 @@ const POSTGRES: &[Source] = &[
         12,
         "client_development",
         include_str!("../../migrations/postgres/0012_client_development.sql"),
+    ),
+    (
+        16,
+        "broker_scopes",
+        include_str!("../../migrations/postgres/0016_broker_scopes.sql"),
     ),
 ];
 
