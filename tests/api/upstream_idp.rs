@@ -86,6 +86,8 @@ struct Inner {
     failing: AtomicBool,
     /// Requests to the back channel, answered or not.
     back_channel_calls: AtomicUsize,
+    /// The `prompt` of every authorize request, in order (`None`: none sent).
+    prompts: Mutex<Vec<Option<String>>>,
 }
 
 pub struct Upstream {
@@ -129,6 +131,7 @@ impl Upstream {
             issued: Mutex::new(Vec::new()),
             failing: AtomicBool::new(false),
             back_channel_calls: AtomicUsize::new(0),
+            prompts: Mutex::new(Vec::new()),
         });
         let data = inner.clone();
         let server = HttpServer::new(move || {
@@ -207,6 +210,11 @@ impl Upstream {
         self.inner.back_channel_calls.load(Ordering::SeqCst)
     }
 
+    /// The `prompt` of every authorize request so far, in order (`None`: none was sent).
+    pub fn prompts(&self) -> Vec<Option<String>> {
+        self.inner.prompts.lock().unwrap().clone()
+    }
+
     /// Makes every upstream refresh token invalid (the user's upstream grant was revoked).
     pub fn revoke_refresh_tokens(&self) {
         self.inner.refresh.lock().unwrap().clear();
@@ -255,6 +263,7 @@ async fn authorize(s: web::Data<Inner>, q: web::Query<HashMap<String, String>>) 
     {
         return HttpResponse::BadRequest().body("bad authorize request");
     }
+    s.prompts.lock().unwrap().push(q.get("prompt").cloned());
     let code = random();
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     s.codes.lock().unwrap().insert(
