@@ -134,6 +134,11 @@ pub async fn account_page(
     let (session, cookie) = match signed_in(&req, &state).await {
         Ok(Some(found)) => found,
         Ok(None) => {
+            // Each visit saves a pending login: bounded per address, as `/authorize` is.
+            let ip = crate::ops::client_ip::client_ip(&req);
+            if let Some(limited) = state.limits.check_ip(ip) {
+                return limited;
+            }
             let purpose = Purpose::Account(AccountLogin::SignIn);
             return begin_login(&req, &state, &purpose, None).await;
         }
