@@ -15,6 +15,7 @@ use crate::on_both_backends;
 use crate::upstream_idp::{UpUser, Upstream};
 
 on_both_backends!(
+    the_account_sign_in_ends_at_the_account_page_only,
     a_user_connects_a_second_provider_and_disconnects_it,
     account_forms_without_the_csrf_token_change_nothing,
     a_link_callback_in_another_browser_or_replayed_is_refused,
@@ -23,6 +24,7 @@ on_both_backends!(
     a_stale_session_signs_in_again_before_connecting,
     admin_unlink_revokes_the_identitys_tokens,
     the_admin_ui_unlinks_after_asking,
+    a_saml_step_up_must_be_a_fresh_authentication,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -170,6 +172,50 @@ async fn connect(s: &Setup, b: &reqwest::Client, provider: &str) -> (String, u16
     )
     .await;
     follow(b, &s.app, res, None).await
+}
+
+async fn the_account_sign_in_ends_at_the_account_page_only(db: &TestDb) {
+    let s = setup(db).await;
+    let b = browser();
+    // Whatever the query says, an account login ends at /account (no open redirect).
+    let res = b
+        .get(
+            s.app
+                .url("/account?next=https://evil.example/&redirect_uri=https://evil.example/"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let chooser = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(!chooser.contains("evil"), "{chooser}");
+    let set = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        set.starts_with("portico_login="),
+        "bound to this browser: {set}"
+    );
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    let page = b.get(s.app.url(&chooser)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Sign in to your account"), "{page}");
+    assert!(page.contains("provider=corp") && page.contains("provider=other"));
+    let res = b
+        .get(s.app.url(&format!("{chooser}&provider=corp")))
+        .send()
+        .await
+        .unwrap();
+    let (url, status, _) = follow(&b, &s.app, res, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(url, s.app.url("/account"));
+    let succeeded = events(&s.app, "login.succeeded").await;
+    assert_eq!(succeeded.len(), 1);
+    assert_eq!(succeeded[0]["client_id"], Value::Null);
+    // That login is spent: its chooser link, opened again (here in another browser), is refused.
+    let res = browser().get(s.app.url(&chooser)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    s.app.stop();
 }
 
 async fn a_user_connects_a_second_provider_and_disconnects_it(db: &TestDb) {
@@ -685,4 +731,108 @@ async fn the_admin_ui_unlinks_after_asking(db: &TestDb) {
     assert_eq!(rows[0].0, format!("admin:{}", crate::admin::EMAIL));
     assert_eq!(events(&s.app, "identity.unlinked").await[0]["via"], "admin");
     s.app.stop();
+}
+
+/// Answers, as the SAML IdP, the AuthnRequest that `res` leads the browser to, saying it
+/// authenticated the user `authn_ago` seconds ago; the browser then goes on to the end.
+/// Returns whether the request forced a new authentication, and the final URL, status and page.
+async fn saml_answer(
+    saml: &crate::saml_support::Saml,
+    res: reqwest::Response,
+    authn_ago: i64,
+) -> (bool, String, u16, String) {
+    use crate::saml_support::{authn_request_id, inflate};
+    let stop = Some(crate::saml_idp::SSO_URL);
+    let (at_idp, _, _) = follow(&saml.browser, &saml.app, res, stop).await;
+    let at_idp = url::Url::parse(&at_idp).unwrap();
+    let relay = param(&at_idp, "RelayState").unwrap();
+    let request = param(&at_idp, "SAMLRequest").unwrap();
+    let forced = inflate(&request).contains(r#"ForceAuthn="true""#);
+    let mut c = saml.claims(Some(&authn_request_id(&request)));
+    c.authn_instant = portico::store::now() - authn_ago;
+    let res = saml.post_acs(&saml.signed(&c), Some(&relay)).await;
+    let (url, status, page) = follow(&saml.browser, &saml.app, res, None).await;
+    (forced, url, status, page)
+}
+
+async fn a_saml_step_up_must_be_a_fresh_authentication(db: &TestDb) {
+    use crate::saml_idp::{KeyPair, metadata_xml};
+    use crate::saml_support::{IDP_ENTITY, PROVIDER, Saml, saml_provider};
+    let other = Upstream::start().await;
+    other.login_as(UpUser::new("ada-at-other", "ada@other.example"));
+    let issuer = other.issuer.clone();
+    let idp = KeyPair::generate("test idp");
+    let acme = saml_provider(Some(metadata_xml(IDP_ENTITY, &[&idp])), None);
+    let saml = Saml::with_settings(db, idp, acme, move |s| {
+        s.providers.push(provider("other", &issuer, false));
+    })
+    .await;
+    let (app, b) = (&saml.app, &saml.browser);
+
+    // Ada signs in to /account through the SAML provider.
+    let res = b.get(app.url("/account")).send().await.unwrap();
+    let chooser = res.headers()["location"].to_str().unwrap().to_owned();
+    let res = b
+        .get(app.url(&format!("{chooser}&provider={PROVIDER}")))
+        .send()
+        .await
+        .unwrap();
+    let (_, url, status, page) = saml_answer(&saml, res, 0).await;
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(page.contains("id=\"connect-other\""), "{page}");
+    let ada: String = sqlx::query_scalar("SELECT user_id FROM identities WHERE provider_id = $1")
+        .bind(PROVIDER)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    let linked = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM identities WHERE user_id = $1")
+            .bind(&ada)
+            .fetch_one(app.state.store.pool())
+            .await
+            .unwrap()
+    };
+    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 600")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let connect = || async {
+        let page = b.get(app.url("/account")).send().await.unwrap();
+        let csrf = csrf_in(&page.text().await.unwrap());
+        let form = [("csrf", csrf.as_str()), ("provider", "other")];
+        b.post(app.url("/account/connect"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    // The stale session is sent back to its IdP with ForceAuthn; an IdP that answers from
+    // an hour-old session is refused, and nothing is connected.
+    let (forced, url, status, page) = saml_answer(&saml, connect().await, 3600).await;
+    assert!(forced, "the step-up forced a new authentication");
+    assert_eq!(status, 403, "{url}: {page}");
+    assert!(page.contains("earlier sign-in"), "{page}");
+    assert_eq!(linked().await, 1);
+    assert_eq!(
+        other.prompts(),
+        Vec::<Option<String>>::new(),
+        "never sent on"
+    );
+    let failed = events(app, "login.failed").await;
+    assert!(
+        failed.iter().any(|e| e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("as the step-up asked")),
+        "{failed:?}"
+    );
+
+    // A real new authentication: the connect goes on to the other provider.
+    let (forced, url, status, page) = saml_answer(&saml, connect().await, 0).await;
+    assert!(forced);
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.ends_with("/account?done=connected"), "{url}");
+    assert_eq!(linked().await, 2);
+    app.stop();
 }
