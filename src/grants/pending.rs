@@ -2,6 +2,11 @@
 //! database (never in process memory) so that any instance can take the callback. This module
 //! owns `pending_authorizations`.
 //!
+//! A pending login has a [`Purpose`]: a client's authorization request, or a login for
+//! Portico's own account page (sign in to it, step up, connect another identity). What an
+//! account login is for, and for which user, is stored here, server-side: the callback never
+//! takes it from the request.
+//!
 //! Each pending login is bound to the browser that started it: `/authorize` mints a fresh
 //! random binding for it and sets it in the login cookie; the row keeps its digest. The
 //! callback (and the SAML completion step) must come with it. A binding is never taken from
@@ -36,6 +41,84 @@ pub struct AuthRequest {
     pub login_hint: Option<String>,
 }
 
+/// What a pending login is for.
+#[derive(Debug, Clone)]
+pub enum Purpose {
+    /// A client's `/authorize` request: the login ends at its redirect URI with a code.
+    Authorize(AuthRequest),
+    /// A login for Portico's own account page: it ends at `/account`.
+    Account(AccountLogin),
+}
+
+/// A login started by the account page (`oidc::account`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AccountLogin {
+    /// A signed-out visitor signs in, then sees their account.
+    SignIn,
+    /// The session's user signs in again at `provider_id` (forced), then `then` is done.
+    StepUp {
+        user_id: String,
+        session_id: String,
+        provider_id: String,
+        then: AccountAction,
+    },
+    /// The identity that comes back is connected to `user_id`, whose session is `session_id`.
+    Link { user_id: String, session_id: String },
+}
+
+/// What a step-up was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum AccountAction {
+    Connect { provider_id: String },
+    Disconnect { identity_id: String },
+}
+
+impl AccountLogin {
+    /// Whether the provider must authenticate the user again (not answer from its session).
+    pub fn force_login(&self) -> bool {
+        matches!(self, AccountLogin::StepUp { .. })
+    }
+}
+
+/// How a purpose is stored in the `request` column: an account login under `account`; a
+/// client's request as itself.
+#[derive(Serialize, Deserialize)]
+struct StoredAccount {
+    account: AccountLogin,
+}
+
+impl Purpose {
+    fn to_json(&self) -> String {
+        match self {
+            Purpose::Authorize(r) => serde_json::to_string(r),
+            Purpose::Account(a) => serde_json::to_string(&StoredAccount { account: a.clone() }),
+        }
+        .expect("a pending login serialises")
+    }
+
+    fn from_json(raw: &str) -> Result<Self, serde_json::Error> {
+        match serde_json::from_str::<StoredAccount>(raw) {
+            Ok(stored) => Ok(Purpose::Account(stored.account)),
+            Err(_) => serde_json::from_str(raw).map(Purpose::Authorize),
+        }
+    }
+
+    /// The client's request, for a client's login.
+    pub fn auth_request(&self) -> Option<&AuthRequest> {
+        match self {
+            Purpose::Authorize(r) => Some(r),
+            Purpose::Account(_) => None,
+        }
+    }
+
+    /// The client the login is for (`None`: the account page).
+    pub fn client_id(&self) -> Option<&str> {
+        self.auth_request().map(|r| r.client_id.as_str())
+    }
+}
+
 /// How many pending logins one browser's login cookie binds at once.
 pub const MAX_BINDINGS: usize = 4;
 
@@ -55,7 +138,7 @@ pub fn bindings(cookie: &str) -> impl Iterator<Item = &str> {
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub id: String,
-    pub request: AuthRequest,
+    pub purpose: Purpose,
     browser_digest: Vec<u8>,
     pub provider_id: Option<String>,
     /// When `/authorize` saved it: a forced re-authentication must be newer.
@@ -83,7 +166,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Pending, StoreError> {
     let request: String = row.try_get("request")?;
     Ok(Pending {
         id: row.try_get("id")?,
-        request: serde_json::from_str(&request)
+        purpose: Purpose::from_json(&request)
             .map_err(|_| StoreError::Corrupt("pending authorization request".into()))?,
         browser_digest: row.try_get("browser_digest")?,
         provider_id: row.try_get("provider_id")?,
@@ -92,10 +175,10 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Pending, StoreError> {
     })
 }
 
-/// Saves `request`, bound to the browser holding `browser_token`; returns its id.
+/// Saves a login for `purpose`, bound to the browser holding `browser_token`; returns its id.
 pub async fn create(
     store: &Store,
-    request: &AuthRequest,
+    purpose: &Purpose,
     browser_token: &str,
     ttl_secs: u64,
 ) -> Result<String, StoreError> {
@@ -106,8 +189,8 @@ pub async fn create(
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&id)
-    .bind(&request.client_id)
-    .bind(serde_json::to_string(request).expect("request serialises"))
+    .bind(purpose.client_id().unwrap_or_default())
+    .bind(purpose.to_json())
     .bind(TokenDigest::of(browser_token).as_bytes().to_vec())
     .bind(now)
     .bind(now + ttl_secs as i64)

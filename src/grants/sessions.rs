@@ -82,6 +82,7 @@ enum Which<'a> {
     Token(Vec<u8>),
     User(&'a str),
     Provider(&'a str),
+    Identity(&'a str),
 }
 
 /// Ends the session behind `token` and records `session.ended`; false if none was live.
@@ -112,6 +113,29 @@ pub async fn end_provider_sessions_in(
     end_matching_in(conn, Which::Provider(provider_id), reason).await
 }
 
+/// Ends every live session that came through identity `identity_id` (it is being unlinked).
+pub async fn end_identity_sessions_in(
+    conn: &mut AnyConnection,
+    identity_id: &str,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    end_matching_in(conn, Which::Identity(identity_id), reason).await
+}
+
+/// Records that the user of session `id` authenticated again at `auth_time` (a step-up).
+pub async fn reauthenticated_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    auth_time: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sso_sessions SET auth_time = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(auth_time)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Ends the matching live sessions with one `session.ended` event each.
 async fn end_matching_in(
     conn: &mut AnyConnection,
@@ -122,6 +146,7 @@ async fn end_matching_in(
         Which::Token(_) => "token_digest",
         Which::User(_) => "user_id",
         Which::Provider(_) => "provider_id",
+        Which::Identity(_) => "identity_id",
     };
     let sql = format!(
         "UPDATE sso_sessions SET ended_at = $1 WHERE {column} = $2 AND ended_at IS NULL \
@@ -130,7 +155,7 @@ async fn end_matching_in(
     let query = sqlx::query(&sql).bind(store::now());
     let query = match which {
         Which::Token(digest) => query.bind(digest),
-        Which::User(id) | Which::Provider(id) => query.bind(id.to_owned()),
+        Which::User(id) | Which::Provider(id) | Which::Identity(id) => query.bind(id.to_owned()),
     };
     let ended = query.fetch_all(&mut *conn).await?;
     for row in &ended {

@@ -251,6 +251,23 @@ pub async fn authorize(
         );
     }
 
+    begin_login(
+        &req,
+        &state,
+        &pending::Purpose::Authorize(request),
+        provider.as_deref(),
+    )
+    .await
+}
+
+/// Saves a pending login for `purpose`, bound to this browser, and sends the browser to the
+/// chooser (straight to `provider`'s login when one is named).
+pub(crate) async fn begin_login(
+    req: &HttpRequest,
+    state: &AppState,
+    purpose: &pending::Purpose,
+    provider: Option<&str>,
+) -> HttpResponse {
     // A fresh binding for this login; the cookie keeps those of other logins still pending
     // in this browser (other tabs), never a value that binds nothing.
     let binding = random_token("").expose_secret().to_owned();
@@ -268,14 +285,14 @@ pub async fn authorize(
         .collect::<Vec<_>>()
         .join(".");
     let ttl = state.settings.oidc.pending_login_ttl_secs;
-    let id = match pending::create(&state.store, &request, &binding, ttl).await {
+    let id = match pending::create(&state.store, purpose, &binding, ttl).await {
         Ok(id) => id,
         Err(e) => return server_error_page(e),
     };
     let mut location = format!("/login?req={}", urlencode(&id));
     if let Some(p) = provider {
         location.push_str("&provider=");
-        location.push_str(&urlencode(&p));
+        location.push_str(&urlencode(p));
     }
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))

@@ -104,7 +104,7 @@ pub async fn callback(
         }
         Err(e) => return server_error_page(e),
     };
-    let client_id = pending.request.client_id.clone();
+    let client_id = pending.purpose.client_id().map(str::to_owned);
     let cookie = req.cookie(LOGIN_COOKIE);
     let problem = if pending.provider_id.as_deref() != Some(provider_id.as_str()) {
         Some("the callback came to another provider's endpoint")
@@ -116,7 +116,7 @@ pub async fn callback(
         None
     };
     if let Some(reason) = problem {
-        fail(Some(&client_id), &reason).await;
+        fail(client_id.as_deref(), &reason).await;
         return expired_page();
     }
 
@@ -136,11 +136,11 @@ pub async fn callback(
         Err(e) => return server_error_page(e),
     };
     let issuer = state.settings.server.issuer.as_str();
-    let request = &pending.request;
+    let request = pending.purpose.auth_request();
     let Some(login) = connector.callback_login() else {
         return upstream_failure(
             &UpstreamError::Misconfigured("the provider has no redirect login".into()),
-            Some(request),
+            request,
             issuer,
         );
     };
@@ -148,18 +148,10 @@ pub async fn callback(
     let identity = match login.finish(&params, &secret, &redirect_uri).await {
         Ok(identity) => identity,
         Err(err) => {
-            fail(Some(&client_id), &err.reason()).await;
-            return upstream_failure(&err, Some(request), issuer);
+            fail(client_id.as_deref(), &err.reason()).await;
+            return upstream_failure(&err, request, issuer);
         }
     };
 
-    super::complete::finish_login(
-        &req,
-        &state,
-        &provider,
-        request,
-        Some(pending.created_at),
-        &identity,
-    )
-    .await
+    super::complete::finish_pending(&req, &state, &provider, &pending, &identity).await
 }

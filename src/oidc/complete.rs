@@ -9,6 +9,7 @@
 //! AuthnInstant), that time must be after the login started, or within `max_age`. An IdP
 //! that answers from an old session instead of authenticating again is refused.
 
+use actix_web::cookie::Cookie;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
@@ -42,7 +43,7 @@ fn not_fresh(
     now: i64,
 ) -> Option<&'static str> {
     let at = auth_time?;
-    if request.prompt_login && started_at.is_some_and(|s| at < s - CLOCK_SKEW_SECS) {
+    if request.prompt_login && started_at.is_some_and(|s| !authenticated_since(s, Some(at))) {
         return Some("the IdP did not authenticate the user again, as prompt=login asked");
     }
     if request
@@ -52,6 +53,81 @@ fn not_fresh(
         return Some("the IdP did not authenticate the user again, as max_age asked");
     }
     None
+}
+
+/// Whether a provider that says when it authenticated the user (`auth_time`) did so after a
+/// forced login started at `started_at`; a provider that does not say is taken at its word
+/// (it was sent `prompt=login`).
+pub(crate) fn authenticated_since(started_at: i64, auth_time: Option<i64>) -> bool {
+    auth_time.is_none_or(|at| at >= started_at - CLOCK_SKEW_SECS)
+}
+
+/// Finishes the upstream login of `pending` as its purpose says: a client's authorization
+/// (a code for its redirect URI) or a login for the account page.
+pub async fn finish_pending(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    pending: &crate::grants::pending::Pending,
+    identity: &UpstreamIdentity,
+) -> HttpResponse {
+    use crate::grants::pending::Purpose;
+    match &pending.purpose {
+        Purpose::Authorize(request) => {
+            finish_login(
+                req,
+                state,
+                provider,
+                request,
+                Some(pending.created_at),
+                identity,
+            )
+            .await
+        }
+        Purpose::Account(login) => {
+            let started_at = pending.created_at;
+            super::account::finish(req, state, provider, login, started_at, identity).await
+        }
+    }
+}
+
+/// The Portico login of `identity`, in the caller's transaction: the user found, linked or
+/// created, the SSO session started, and `login.succeeded` recorded (for `client_id`, or for
+/// the account page when `None`). Returns the session and its cookie.
+pub(crate) async fn log_in_in(
+    tx: &mut sqlx::AnyConnection,
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    identity: &UpstreamIdentity,
+    client_id: Option<&str>,
+) -> Result<(session::Session, Cookie<'static>), LoginError> {
+    let outcome = users::apply_login(tx, &state.sealer, identity, provider.trust_email).await?;
+    let started = session::start(
+        tx,
+        &state.settings,
+        &outcome.user_id,
+        &outcome.identity_id,
+        provider.id.as_str(),
+        identity.auth_time,
+    )
+    .await?;
+    events::record(
+        tx,
+        EventType::LoginSucceeded,
+        json!({
+            "user_id": outcome.user_id,
+            "provider": provider.id.as_str(),
+            "client_id": client_id,
+            "email": identity.email,
+            "ip": client_ip_text(req),
+            "user_agent": header_text(req, "user-agent"),
+            "new_user": outcome.new_user,
+            "request_id": crate::ops::request_id::of(req),
+        }),
+    )
+    .await?;
+    Ok(started)
 }
 
 /// Turns `identity` into a Portico login for `request` (saved at `started_at`; `None` for a
@@ -107,37 +183,13 @@ pub async fn finish_login(
     }
     let result = async {
         let mut tx = state.store.begin_write().await?;
-        let outcome =
-            users::apply_login(&mut tx, &state.sealer, identity, provider.trust_email).await?;
-        let (session, cookie) = session::start(
-            &mut tx,
-            &state.settings,
-            &outcome.user_id,
-            &outcome.identity_id,
-            provider.id.as_str(),
-            identity.auth_time,
-        )
-        .await?;
+        let (session, cookie) =
+            log_in_in(&mut tx, req, state, provider, identity, Some(client_id)).await?;
         let code = issue_code(
             &mut tx,
             request,
             &session,
             state.settings.oidc.code_ttl_secs,
-        )
-        .await?;
-        events::record(
-            &mut tx,
-            EventType::LoginSucceeded,
-            json!({
-                "user_id": outcome.user_id,
-                "provider": provider.id.as_str(),
-                "client_id": client_id,
-                "email": identity.email,
-                "ip": client_ip_text(req),
-                "user_agent": header_text(req, "user-agent"),
-                "new_user": outcome.new_user,
-                "request_id": crate::ops::request_id::of(req),
-            }),
         )
         .await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;

@@ -15,7 +15,7 @@ use super::callback::record_failure;
 use super::error::{ErrorCode, error_location};
 use super::session::LOGIN_COOKIE;
 use super::web::{LoginPage, ProviderChoice, error_page, error_page_with_way_back, render};
-use crate::grants::pending::{self, Pending};
+use crate::grants::pending::{self, AccountLogin, Pending, Purpose};
 use crate::providers::Provider;
 use crate::state::AppState;
 use crate::upstream::{LoginRequest, UpstreamError};
@@ -50,19 +50,32 @@ pub async fn login_page(
     if !pending.is_live() || !pending.belongs_to(cookie.as_ref().map(|c| c.value())) {
         return expired_page();
     }
-    let client = match crate::clients::repo::find(&state.store, &pending.request.client_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return expired_page(),
+    let enabled = match crate::providers::repo::enabled(&state.store).await {
+        Ok(list) => list,
         Err(e) => return server_error_page(e),
     };
-    let providers: Vec<Provider> = match crate::providers::repo::enabled(&state.store).await {
-        Ok(list) => list
-            .into_iter()
-            .filter(|p| client.allows_provider(&p.id))
-            .collect(),
-        Err(e) => return server_error_page(e),
+    let (client_name, providers): (String, Vec<Provider>) = match &pending.purpose {
+        Purpose::Authorize(request) => {
+            match crate::clients::repo::find(&state.store, &request.client_id).await {
+                Ok(Some(client)) => (
+                    client.name.clone(),
+                    (enabled.into_iter())
+                        .filter(|p| client.allows_provider(&p.id))
+                        .collect(),
+                ),
+                Ok(None) => return expired_page(),
+                Err(e) => return server_error_page(e),
+            }
+        }
+        // A step-up signs in again where the session came from, nowhere else.
+        Purpose::Account(AccountLogin::StepUp { provider_id, .. }) => (
+            "your account".to_owned(),
+            (enabled.into_iter())
+                .filter(|p| p.id.as_str() == provider_id)
+                .collect(),
+        ),
+        Purpose::Account(_) => ("your account".to_owned(), enabled),
     };
-
     let email = query.get("email").map(|e| e.trim().to_ascii_lowercase());
     let chosen = match (query.get("provider"), &email) {
         (Some(p), _) => match providers.iter().find(|x| x.id.as_str() == p) {
@@ -86,7 +99,7 @@ pub async fn login_page(
             .map(|_| "No organisation sign-in is set up for that e-mail domain.".to_owned());
         let page = LoginPage {
             brand: super::branding::Brand::current(),
-            client_name: client.name.clone(),
+            client_name,
             request_id: pending.id.clone(),
             show_email: providers.iter().any(|p| !p.email_domains.is_empty()),
             email: email.unwrap_or_default(),
@@ -121,12 +134,21 @@ async fn start_upstream(
     // may need no request from here, its discovery document being cached).
     let refused = state.connectors.http().open_refusal(&provider.id);
     let redirect_uri = state.settings.server.issuer.callback(&provider.id);
-    let request = LoginRequest {
-        redirect_uri: &redirect_uri,
-        login_hint: pending.request.login_hint.as_deref().or(email),
-        force_login: pending.request.prompt_login,
-        max_age: pending.request.max_age,
-        extra_scopes: &[],
+    let request = match &pending.purpose {
+        Purpose::Authorize(r) => LoginRequest {
+            redirect_uri: &redirect_uri,
+            login_hint: r.login_hint.as_deref().or(email),
+            force_login: r.prompt_login,
+            max_age: r.max_age,
+            extra_scopes: &[],
+        },
+        Purpose::Account(a) => LoginRequest {
+            redirect_uri: &redirect_uri,
+            login_hint: email,
+            force_login: a.force_login(),
+            max_age: None,
+            extra_scopes: &[],
+        },
     };
     // A SAML provider starts with an AuthnRequest; its RelayState is the `state` below.
     let begun = if let Some(why) = refused {
@@ -163,13 +185,13 @@ async fn start_upstream(
                 state,
                 req,
                 Some(provider.id.as_str()),
-                Some(&pending.request.client_id),
+                pending.purpose.client_id(),
                 &err,
             )
             .await;
             upstream_failure(
                 &err,
-                Some(&pending.request),
+                pending.purpose.auth_request(),
                 state.settings.server.issuer.as_str(),
             )
         }

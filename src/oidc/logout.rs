@@ -14,10 +14,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::authorize::server_error_page;
 use super::branding::Brand;
@@ -156,14 +153,8 @@ async fn check(state: &AppState, p: &Params) -> Result<Checked, HttpResponse> {
     })
 }
 
-/// The confirmation form's CSRF token: bound to the session cookie, which only this browser
-/// sends and no other site can read.
-fn csrf_token(session_cookie: &str) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"portico logout confirmation\0");
-    ctx.update(session_cookie.as_bytes());
-    URL_SAFE_NO_PAD.encode(ctx.finish().as_ref())
-}
+/// The purpose the confirmation form's CSRF token is bound to (with the session cookie).
+const CSRF_PURPOSE: &str = "logout confirmation";
 
 /// Where the browser goes once the session is over.
 fn done(state: &AppState, checked: &Checked, rp_state: Option<&str>, status: u16) -> HttpResponse {
@@ -218,7 +209,7 @@ pub async fn logout(req: HttpRequest, state: web::Data<AppState>) -> HttpRespons
     let page = ConfirmPage {
         brand: Brand::current(),
         client_name: checked.client_name.clone(),
-        csrf: csrf_token(cookie.value()),
+        csrf: session::form_token(CSRF_PURPOSE, cookie.value()),
         client_id: checked.client_id.clone(),
         post_logout_redirect_uri: checked.target.as_ref().map(|t| t.as_str().to_owned()),
         state: params.state.clone(),
@@ -251,9 +242,8 @@ pub async fn confirm(
         // No session in this browser (or a cross-site POST, which carries no cookie).
         return done(&state, &checked, params.state.as_deref(), 303);
     };
-    let expected = csrf_token(cookie.value());
     let presented = params.csrf.as_deref().unwrap_or_default();
-    if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
+    if !session::form_token_matches(CSRF_PURPOSE, cookie.value(), presented) {
         return bad("The sign-out form has expired or came from elsewhere. Nothing was changed.");
     }
     if let Err(e) = crate::grants::sessions::end(&state.store, cookie.value(), "logout").await {

@@ -1,5 +1,6 @@
 //! The OpenID Connect provider that downstream apps talk to.
 
+pub mod account;
 pub mod authorize;
 pub mod branding;
 pub mod broker;
@@ -30,6 +31,9 @@ use actix_web::web as actix;
 /// The provider's routes.
 pub fn routes(cfg: &mut actix::ServiceConfig) {
     cfg.service(authorize::authorize)
+        .service(account::account_page)
+        .service(account::connect)
+        .service(account::disconnect)
         .service(login::login_page)
         .service(callback::callback)
         .service(token::token_endpoint)

@@ -173,7 +173,9 @@ pub async fn acs(
         },
         None => None,
     };
-    let client_id = pending.as_ref().map(|(p, _)| p.request.client_id.clone());
+    let client_id = pending
+        .as_ref()
+        .and_then(|(p, _)| p.purpose.client_id().map(str::to_owned));
     // A refused answer to a pending login ends that login.
     let drop_pending = async || match &pending {
         Some((p, _)) => pending::delete(&state.store, &p.id).await,
@@ -209,7 +211,7 @@ pub async fn acs(
             if let Err(e) = drop_pending().await {
                 return server_error_page(e);
             }
-            let request = pending.as_ref().map(|(p, _)| &p.request);
+            let request = pending.as_ref().and_then(|(p, _)| p.purpose.auth_request());
             return refused_page(&err, request, issuer);
         }
     };
@@ -267,7 +269,7 @@ pub async fn complete(
         Ok(None) => return expired_page(),
         Err(e) => return server_error_page(e),
     };
-    let client_id = pending.request.client_id.clone();
+    let client_id = pending.purpose.client_id().map(str::to_owned);
     let cookie = req.cookie(LOGIN_COOKIE);
     let problem = if pending.provider_id.as_deref() != Some(provider_id.as_str()) {
         Some("the completion came to another provider's endpoint")
@@ -279,7 +281,8 @@ pub async fn complete(
         None
     };
     if let Some(reason) = problem {
-        record_failure(&state, &req, Some(&provider_id), Some(&client_id), &reason).await;
+        let client_id = client_id.as_deref();
+        record_failure(&state, &req, Some(&provider_id), client_id, &reason).await;
         return expired_page();
     }
     let (pending, verified) =
@@ -296,15 +299,7 @@ pub async fn complete(
         Ok(identity) => identity,
         Err(e) => return server_error_page(e),
     };
-    finish_login(
-        &req,
-        &state,
-        &provider,
-        &pending.request,
-        Some(pending.created_at),
-        &identity,
-    )
-    .await
+    super::complete::finish_pending(&req, &state, &provider, &pending, &identity).await
 }
 
 /// The authorization request an IdP-initiated login stands for: the configured client and

@@ -34,6 +34,25 @@ pub fn cookie(
         .finish()
 }
 
+/// A form's CSRF token, bound to the session cookie (which only this browser sends and no
+/// other site can read) and to the form's `purpose`, so that one form's token fits no other.
+pub fn form_token(purpose: &str, session_cookie: &str) -> String {
+    use base64::Engine;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"portico ");
+    ctx.update(purpose.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(session_cookie.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ctx.finish().as_ref())
+}
+
+/// Whether `presented` is [`form_token`] of `purpose` for `session_cookie` (constant time).
+pub fn form_token_matches(purpose: &str, session_cookie: &str, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = form_token(purpose, session_cookie);
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
+}
+
 pub fn removal(settings: &Settings, name: &'static str) -> Cookie<'static> {
     cookie(settings, name, String::new(), 0)
 }

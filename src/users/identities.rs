@@ -355,3 +355,43 @@ pub async fn delete_of_provider_in(
         .await?
         .rows_affected())
 }
+
+/// Identity `id`, read in the caller's transaction; never a token column.
+pub async fn find_in(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<IdentityRow>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM identities WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// How many identities `user_id` has, in the caller's transaction.
+pub async fn count_of_user_in(conn: &mut AnyConnection, user_id: &str) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM identities WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Deletes identity `id` of `user_id`, with the upstream tokens sealed in it; false if the
+/// user has no such identity.
+pub async fn delete_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    user_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM identities WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}

@@ -15,9 +15,12 @@
 //! never a verified one, so it can never pre-claim an account that a trusted provider's login
 //! would later join.
 //!
+//! Deliberate linking and unlinking (the account page, admins) is [`links`].
+//!
 //! `repo` owns the `users` table, `identities` the `identities` table.
 
 pub mod identities;
+pub mod links;
 pub mod repo;
 
 use serde_json::json;
@@ -87,7 +90,12 @@ pub async fn apply_login(
             } else {
                 (
                     EventType::IdentityLinked,
-                    json!({ "user_id": user_id, "provider": provider }),
+                    json!({
+                        "user_id": user_id,
+                        "provider": provider,
+                        "identity_id": identity_id,
+                        "via": "verified_email",
+                    }),
                 )
             };
             events::record(&mut *conn, event, data).await?;

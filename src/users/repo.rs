@@ -162,6 +162,39 @@ pub async fn withdraw_verification_in(
     .rows_affected())
 }
 
+/// Locks user `id`'s row for the rest of the caller's transaction (an UPDATE that changes
+/// nothing: PostgreSQL holds the row lock until commit; SQLite writes one at a time), so that
+/// concurrent changes to its identities are serialised. False if there is no such user.
+pub async fn lock_in(conn: &mut AnyConnection, id: &str) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            == 1,
+    )
+}
+
+/// Withdraws user `id`'s address verification when `provider_id` gave it (the user's last
+/// identity at that provider is being unlinked).
+pub async fn withdraw_user_verification_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    provider_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET email_verified = 0, email_verified_by = NULL, updated_at = $1 \
+         WHERE id = $2 AND email_verified_by = $3",
+    )
+    .bind(store::now())
+    .bind(id)
+    .bind(provider_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Sets the user's `disabled` flag.
 pub async fn set_disabled_in(
     conn: &mut AnyConnection,

@@ -18,17 +18,19 @@ pub enum EventType {
     LoginFailed,
     UserCreated,
     IdentityLinked,
+    IdentityUnlinked,
     SessionEnded,
     TokenReuseDetected,
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::LoginSucceeded,
         EventType::LoginFailed,
         EventType::UserCreated,
         EventType::IdentityLinked,
+        EventType::IdentityUnlinked,
         EventType::SessionEnded,
         EventType::TokenReuseDetected,
         EventType::WebhookTest,
@@ -40,6 +42,7 @@ impl EventType {
             EventType::LoginFailed => "login.failed",
             EventType::UserCreated => "user.created",
             EventType::IdentityLinked => "identity.linked",
+            EventType::IdentityUnlinked => "identity.unlinked",
             EventType::SessionEnded => "session.ended",
             EventType::TokenReuseDetected => "token.reuse_detected",
             EventType::WebhookTest => "webhook.test",

@@ -95,6 +95,8 @@ struct Inner {
     failing: AtomicBool,
     /// Requests to the back channel, answered or not.
     back_channel_calls: AtomicUsize,
+    /// The `prompt` of every authorize request, in order (`None`: none sent).
+    prompts: Mutex<Vec<Option<String>>>,
 }
 
 pub struct Upstream {
@@ -140,6 +142,7 @@ impl Upstream {
             issued: Mutex::new(Vec::new()),
             failing: AtomicBool::new(false),
             back_channel_calls: AtomicUsize::new(0),
+            prompts: Mutex::new(Vec::new()),
         });
         let data = inner.clone();
         let server = HttpServer::new(move || {
@@ -228,6 +231,11 @@ impl Upstream {
         self.inner.authorize_scopes.lock().unwrap().clone()
     }
 
+    /// The `prompt` of every authorize request so far, in order (`None`: none was sent).
+    pub fn prompts(&self) -> Vec<Option<String>> {
+        self.inner.prompts.lock().unwrap().clone()
+    }
+
     /// Makes every upstream refresh token invalid (the user's upstream grant was revoked).
     pub fn revoke_refresh_tokens(&self) {
         self.inner.refresh.lock().unwrap().clear();
@@ -276,6 +284,7 @@ async fn authorize(s: web::Data<Inner>, q: web::Query<HashMap<String, String>>) 
     {
         return HttpResponse::BadRequest().body("bad authorize request");
     }
+    s.prompts.lock().unwrap().push(q.get("prompt").cloned());
     let code = random();
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     let asked = q.get("scope").cloned().unwrap_or_default();

@@ -6,7 +6,7 @@ use crate::admin::http::api::{ApiCaller, resource};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
 use crate::admin::users::service::{
-    self as users_admin, SessionsEnded, UserDetail, UserParams, UserView,
+    self as users_admin, IdentityUnlinked, SessionsEnded, UserDetail, UserParams, UserView,
 };
 use crate::state::AppState;
 
@@ -17,6 +17,7 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/users/{id}/disable").post(disable))
         .service(resource("/users/{id}/enable").post(enable))
         .service(resource("/users/{id}/sessions").delete(end_sessions))
+        .service(resource("/users/{id}/identities/{identity_id}").delete(unlink_identity))
 }
 
 /// Users, newest first; `q` matches part of an e-mail address or name, or a whole id.
@@ -110,5 +111,33 @@ pub async fn end_sessions(
 ) -> Result<web::Json<SessionsEnded>, ApiError> {
     Ok(web::Json(
         users_admin::end_sessions(&state, &api.caller, &id).await?,
+    ))
+}
+
+/// Unlinks one of the user's identities. Refused (409) for the user's last identity. The
+/// identity's upstream tokens are deleted from the vault with it; the refresh tokens and codes
+/// issued from it are revoked and the SSO sessions that came through it end, with
+/// `identity.unlinked` and the audit entry in the same transaction. Admins do not attach
+/// identities: the user connects another account from `/account`.
+#[utoipa::path(
+    delete, path = "/users/{id}/identities/{identity_id}", tag = "users",
+    params(
+        ("id" = String, Path, description = "The user's id"),
+        ("identity_id" = String, Path, description = "The identity's id (from the user's `identities`)"),
+    ),
+    responses(
+        (status = 200, description = "What was unlinked and ended", body = IdentityUnlinked),
+        (status = 404, description = "No such user, or no such identity of the user", body = ErrorBody),
+        (status = 409, description = "The user's last identity", body = ErrorBody),
+    ),
+)]
+pub async fn unlink_identity(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<web::Json<IdentityUnlinked>, ApiError> {
+    let (id, identity_id) = path.into_inner();
+    Ok(web::Json(
+        users_admin::unlink_identity(&state, &api.caller, &id, &identity_id).await?,
     ))
 }

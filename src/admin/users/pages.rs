@@ -9,7 +9,7 @@ use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
 use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, asks_first};
-use crate::admin::http::pages::{back_to, form_status, link, render};
+use crate::admin::http::pages::{back_to, form_status, link, render, url_segment};
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::users::service::{
     self as users_admin, UserAdminError, UserDetail, UserParams, UserView,
@@ -23,6 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     asks_first::<Disable>(cfg, "/users/{id}/disable", "/users/{id}/disable");
     let end = "/users/{id}/sessions/end";
     asks_first::<EndSessions>(cfg, end, end);
+    let unlink = "/identities/{id}/unlink";
+    asks_first::<Unlink>(cfg, unlink, unlink);
 }
 
 #[derive(Template, WebTemplate)]
@@ -84,6 +86,11 @@ async fn user_page(
             (
                 "sessions_ended",
                 "The user's sessions ended and its refresh tokens were revoked.",
+            ),
+            (
+                "unlinked",
+                "The identity was unlinked; its upstream tokens, refresh tokens and sessions \
+                 ended.",
             ),
         ]),
     })
@@ -187,5 +194,67 @@ impl Destructive for EndSessions {
     ) -> Result<HttpResponse, PageError> {
         users_admin::end_sessions(state, &session.caller(), id).await?;
         Ok(back_to("/admin/users", id, "sessions_ended"))
+    }
+}
+
+/// Unlinking one identity from its user; the object is the identity (`/admin/identities/{id}`),
+/// whose page is its user's.
+struct Unlink;
+
+impl Destructive for Unlink {
+    async fn ask(state: &AppState, id: &str) -> Result<Ask, PageError> {
+        let user_id = users_admin::owner_of_identity(state, id).await?;
+        let user = users_admin::get(state, &user_id).await?;
+        let Some(identity) = user.identities.iter().find(|i| i.id == id) else {
+            return Err(PageError::NotFound);
+        };
+        if user.identities.len() <= 1 {
+            return Err(UserAdminError::LastIdentity.into());
+        }
+        let named = user.user.email.as_ref().unwrap_or(&user.user.id);
+        let mut facts = vec![
+            ("User", named.clone()),
+            ("Provider", identity.provider.clone()),
+            ("Subject", identity.subject.clone()),
+        ];
+        facts.extend(
+            identity
+                .email
+                .clone()
+                .map(|e| ("E-mail at the provider", e)),
+        );
+        let page = format!("/admin/users/{}", url_segment(&user_id));
+        Ok(Ask::Confirm(Confirmation {
+            title: format!("Unlink the {} identity of {named}?", identity.provider),
+            facts,
+            consequences: vec![
+                "The user can no longer sign in through this provider account; signing in \
+                 with it again would create a new user."
+                    .into(),
+                "Its upstream tokens are deleted from the vault: the broker can no longer \
+                 serve them."
+                    .into(),
+                "The refresh tokens issued from it are revoked and the SSO sessions that came \
+                 through it end."
+                    .into(),
+                "The user keeps its other identities; it can connect this account again from \
+                 its account page."
+                    .into(),
+            ],
+            action: format!("/admin/identities/{}/unlink", url_segment(id)),
+            button: "Unlink identity",
+            cancel: page,
+            section: "users",
+        }))
+    }
+
+    async fn act(
+        state: &AppState,
+        session: &AdminSession,
+        id: &str,
+    ) -> Result<HttpResponse, PageError> {
+        let user_id = users_admin::owner_of_identity(state, id).await?;
+        users_admin::unlink_identity(state, &session.caller(), &user_id, id).await?;
+        Ok(back_to("/admin/users", &user_id, "unlinked"))
     }
 }

@@ -1,6 +1,7 @@
 //! Users as admins see and control them: search, a user with its identities (never a token),
-//! disable/enable, and ending a user's sessions. Each change, its `session.ended` events and
-//! its audit entry commit in one transaction.
+//! disable/enable, ending a user's sessions, and unlinking an identity (`users::links`; admins
+//! do not attach identities: a user connects another account from `/account`). Each change,
+//! its `session.ended` events and its audit entry commit in one transaction.
 //!
 //! Ending sessions also revokes the user's refresh tokens, and the access tokens issued so far
 //! (refused from then on at `/userinfo`, `/introspect` and the broker): an application holding
@@ -19,6 +20,7 @@ use crate::grants::sessions;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::users::identities::{self, IdentityRow};
+use crate::users::links::{self, LinkError, Via};
 use crate::users::repo::{self, User as UserRow};
 
 /// The `session.ended` reasons an admin action records.
@@ -33,8 +35,28 @@ pub enum UserAdminError {
     AlreadyDisabled,
     #[error("the user is not disabled")]
     NotDisabled,
+    #[error("the user has no identity `{0}`")]
+    IdentityNotFound(String),
+    #[error(
+        "this is the user's only identity: without it the user could never sign in; \
+         the user can connect another one from /account first"
+    )]
+    LastIdentity,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<LinkError> for UserAdminError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::UserNotFound(id) => UserAdminError::NotFound(id),
+            LinkError::IdentityNotFound(id) | LinkError::BelongsToAnother { other_user_id: id } => {
+                UserAdminError::IdentityNotFound(id)
+            }
+            LinkError::LastIdentity => UserAdminError::LastIdentity,
+            LinkError::Store(e) => UserAdminError::Store(e),
+        }
+    }
 }
 
 impl From<sqlx::Error> for UserAdminError {
@@ -46,8 +68,10 @@ impl From<sqlx::Error> for UserAdminError {
 impl Classify for UserAdminError {
     fn fault(self) -> Fault {
         match self {
-            UserAdminError::NotFound(_) => Fault::NotFound,
-            UserAdminError::AlreadyDisabled | UserAdminError::NotDisabled => Fault::Conflict,
+            UserAdminError::NotFound(_) | UserAdminError::IdentityNotFound(_) => Fault::NotFound,
+            UserAdminError::AlreadyDisabled
+            | UserAdminError::NotDisabled
+            | UserAdminError::LastIdentity => Fault::Conflict,
             UserAdminError::Store(e) => Fault::Store(e),
         }
     }
@@ -143,6 +167,19 @@ pub struct SessionsEnded {
     /// SSO sessions ended (each recorded as a `session.ended` event).
     pub sessions_ended: u64,
     /// Refresh tokens revoked.
+    pub refresh_tokens_revoked: u64,
+}
+
+/// What unlinking an identity took with it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct IdentityUnlinked {
+    pub user_id: String,
+    pub identity_id: String,
+    /// The provider the identity was at.
+    pub provider: String,
+    /// SSO sessions that came through the identity, ended (each a `session.ended` event).
+    pub sessions_ended: u64,
+    /// Refresh tokens issued from the identity, revoked.
     pub refresh_tokens_revoked: u64,
 }
 
@@ -285,4 +322,37 @@ pub async fn end_sessions(
     existing(&mut tx, id).await?;
     let ended = end_everything(&mut tx, id, REASON_ADMIN).await?;
     commit_ended(tx, caller, "user.sessions_ended", ended).await
+}
+
+/// The user that identity `identity_id` belongs to, or `IdentityNotFound`.
+pub async fn owner_of_identity(
+    state: &AppState,
+    identity_id: &str,
+) -> Result<String, UserAdminError> {
+    identities::with_tokens(&state.store, identities::Which::Id(identity_id))
+        .await?
+        .map(|(row, _)| row.user_id)
+        .ok_or_else(|| UserAdminError::IdentityNotFound(identity_id.to_owned()))
+}
+
+/// Unlinks identity `identity_id` from user `id` (`users::links::unlink_in`): refused for the
+/// user's last identity; its upstream tokens leave the vault with it, and the refresh tokens,
+/// codes and sessions that came through it end, with `identity.unlinked` and the audit entry
+/// in the same transaction.
+pub async fn unlink_identity(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    identity_id: &str,
+) -> Result<IdentityUnlinked, UserAdminError> {
+    let mut tx = state.store.begin_write().await?;
+    let unlinked = links::unlink_in(&mut tx, id, identity_id, caller, Via::Admin).await?;
+    tx.commit().await?;
+    Ok(IdentityUnlinked {
+        user_id: id.to_owned(),
+        identity_id: identity_id.to_owned(),
+        provider: unlinked.provider_id,
+        sessions_ended: unlinked.sessions_ended,
+        refresh_tokens_revoked: unlinked.refresh_tokens_revoked,
+    })
 }

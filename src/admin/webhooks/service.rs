@@ -205,7 +205,8 @@ pub struct WebhookInput {
     #[serde(default)]
     pub url: String,
     /// Event types to deliver, at least one: `login.succeeded`, `login.failed`,
-    /// `user.created`, `identity.linked`, `session.ended`, `token.reuse_detected`.
+    /// `user.created`, `identity.linked`, `identity.unlinked`, `session.ended`,
+    /// `token.reuse_detected`.
     #[serde(default)]
     pub events: Vec<String>,
     /// On creation, default true; on update, absent keeps the current value.

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::{EMAIL, PASSWORD, audit_count, call, create_admin, json_of};
 use portico::crypto::MasterKey;
 
+mod account;
 mod first_run;
 
 use crate::helpers::{Backend, TestApp, TestDb, spawn_app_with};

@@ -1,0 +1,589 @@
+//! `/account`: the signed-in user's own page. It lists the user's connected sign-in accounts
+//! (identities), connects another provider, and disconnects one while another remains.
+//!
+//! - Signed out, `/account` sends the visitor through Portico's own sign-in (the chooser) with
+//!   an account login ([`AccountLogin::SignIn`]); the login ends here, never at a URL taken
+//!   from the request.
+//! - Connecting and disconnecting need a recent sign-in: a session whose `auth_time` is older
+//!   than [`STEP_UP_MAX_AGE_SECS`] first signs in again, forced, at the provider it came
+//!   through ([`AccountLogin::StepUp`]); the provider must really authenticate again (as for
+//!   `max_age`), and as the same user. Then the action continues.
+//! - Connecting is an upstream login whose pending row holds the session's user and session
+//!   ([`AccountLogin::Link`]), bound to this browser like every pending login. What comes back
+//!   is linked to that user, unless it is another user's: then nothing is merged, the page says
+//!   so, and the refusal is audited and recorded as `login.failed`.
+//! - Every POST carries a CSRF token bound to the session cookie (`session::form_token`); the
+//!   cookies are SameSite=Lax. The rules themselves (never the last identity, never another
+//!   user's) live in `users::links`, not in the template.
+
+use std::collections::HashMap;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use chrono::DateTime;
+
+use super::authorize::{begin_login, server_error_page};
+use super::branding::Brand;
+use super::callback::record_failure;
+use super::complete::{authenticated_since, log_in_in};
+use super::login::expired_page;
+use super::session::{self, SESSION_COOKIE, Session};
+use super::token::parse_form;
+use super::web::{error_page, render};
+use crate::grants::pending::{AccountAction, AccountLogin, Purpose};
+use crate::grants::sessions;
+use crate::ops::client_ip::client_ip_text;
+use crate::providers::Provider;
+use crate::state::AppState;
+use crate::upstream::UpstreamIdentity;
+use crate::users::links::{self, LinkError, Linked, Via};
+use crate::users::{self, LoginError, identities};
+
+/// How recent the session's sign-in must be (seconds) to connect or disconnect an account;
+/// older, the user signs in again first. Short: these change who can sign in as the user.
+pub const STEP_UP_MAX_AGE_SECS: i64 = 5 * 60;
+
+/// The purpose the account page's CSRF tokens are bound to (with the session cookie).
+const CSRF_PURPOSE: &str = "account page";
+
+/// The most bytes an account form may have (a token and an id).
+const MAX_FORM_BYTES: usize = 2048;
+
+/// The result shown at the top of the page after an action: from a fixed list, never text
+/// taken from the request.
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "connected" => Some("The account is connected. You can now sign in with it."),
+        "already" => Some("That account was already connected to you. Nothing changed."),
+        "disconnected" => Some("The account is disconnected."),
+        _ => None,
+    }
+}
+
+struct IdentityItem {
+    id: String,
+    provider_id: String,
+    provider_name: String,
+    logo: String,
+    email: Option<String>,
+    linked_at: String,
+    linked_iso: String,
+    last_used_at: String,
+    last_used_iso: String,
+    current: bool,
+}
+
+struct ProviderItem {
+    id: String,
+    name: String,
+    logo: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    brand: Brand,
+    notice: Option<&'static str>,
+    identities: Vec<IdentityItem>,
+    can_disconnect: bool,
+    available: Vec<ProviderItem>,
+    csrf: String,
+    step_up_minutes: i64,
+}
+
+fn shown(secs: i64) -> (String, String) {
+    let at = DateTime::from_timestamp(secs, 0).unwrap_or_default();
+    (
+        at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+fn refused(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    error_page(status, title, message)
+}
+
+fn to_account(done: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("/account?done={done}")))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// The signed-in session and its cookie's value, if any.
+async fn signed_in(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<(Session, String)>, HttpResponse> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    match session::current(&state.store, req, &state.settings).await {
+        Ok(s) => Ok(s.map(|s| (s, cookie.value().to_owned()))),
+        Err(e) => Err(server_error_page(e)),
+    }
+}
+
+#[get("/account")]
+pub async fn account_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let (session, cookie) = match signed_in(&req, &state).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            // Each visit saves a pending login: bounded per address, as `/authorize` is.
+            let ip = crate::ops::client_ip::client_ip(&req);
+            if let Some(limited) = state.limits.check_ip(ip) {
+                return limited;
+            }
+            let purpose = Purpose::Account(AccountLogin::SignIn);
+            return begin_login(&req, &state, &purpose, None).await;
+        }
+        Err(page) => return page,
+    };
+    let (linked, all) = match tokio::try_join!(
+        identities::of_user(&state.store, &session.user_id),
+        crate::providers::repo::all(&state.store),
+    ) {
+        Ok(found) => found,
+        Err(e) => return server_error_page(e),
+    };
+    let provider = |id: &str| all.iter().find(|p| p.id.as_str() == id);
+    let identities = linked
+        .iter()
+        .map(|i| {
+            let p = provider(&i.provider_id);
+            let (linked_at, linked_iso) = shown(i.created_at);
+            let (last_used_at, last_used_iso) = shown(i.updated_at);
+            IdentityItem {
+                id: i.id.clone(),
+                provider_id: i.provider_id.clone(),
+                provider_name: p.map_or_else(|| i.provider_id.clone(), |p| p.display_name.clone()),
+                logo: p.map_or_else(String::new, |p| super::logos::url(p.kind)),
+                email: i.email.clone(),
+                linked_at,
+                linked_iso,
+                last_used_at,
+                last_used_iso,
+                current: i.id == session.identity_id,
+            }
+        })
+        .collect();
+    let available = all
+        .iter()
+        .filter(|p| p.enabled && !linked.iter().any(|i| i.provider_id == p.id.as_str()))
+        .map(|p| ProviderItem {
+            id: p.id.to_string(),
+            name: p.display_name.clone(),
+            logo: super::logos::url(p.kind),
+        })
+        .collect();
+    let page = AccountPage {
+        brand: Brand::current(),
+        notice: notice(query.get("done").map(String::as_str)),
+        identities,
+        can_disconnect: linked.len() > 1,
+        available,
+        csrf: session::form_token(CSRF_PURPOSE, &cookie),
+        step_up_minutes: STEP_UP_MAX_AGE_SECS / 60,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// A checked account form: the signed-in session, and the form's fields.
+async fn checked_form(
+    req: &HttpRequest,
+    state: &AppState,
+    body: &[u8],
+) -> Result<(Session, HashMap<String, String>), HttpResponse> {
+    let bad = |message: &str| refused(StatusCode::BAD_REQUEST, "Nothing was changed", message);
+    if body.len() > MAX_FORM_BYTES {
+        return Err(bad("The form was too large."));
+    }
+    let Ok(form) = parse_form(body) else {
+        return Err(bad("The form was malformed."));
+    };
+    let Some((session, cookie)) = signed_in(req, state).await? else {
+        // No session in this browser (or a cross-site POST, which carries no cookie).
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "Please sign in",
+            "Your session has ended. Open your account page and sign in again.",
+        ));
+    };
+    let presented = form.get("csrf").map(String::as_str).unwrap_or_default();
+    if !session::form_token_matches(CSRF_PURPOSE, &cookie, presented) {
+        tracing::warn!(user_id = %session.user_id, "account form refused: bad CSRF token");
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "Nothing was changed",
+            "This form has expired or came from elsewhere. Open your account page and try again.",
+        ));
+    }
+    Ok((session, form))
+}
+
+/// Whether the session's sign-in is too old for a change to the user's accounts.
+fn needs_step_up(session: &Session) -> bool {
+    crate::store::now() - session.auth_time > STEP_UP_MAX_AGE_SECS
+}
+
+/// Sends the user to sign in again at the session's provider, then to do `then`.
+async fn step_up(
+    req: &HttpRequest,
+    state: &AppState,
+    s: &Session,
+    then: AccountAction,
+) -> HttpResponse {
+    let purpose = Purpose::Account(AccountLogin::StepUp {
+        user_id: s.user_id.clone(),
+        session_id: s.id.clone(),
+        provider_id: s.provider_id.clone(),
+        then,
+    });
+    begin_login(req, state, &purpose, Some(&s.provider_id)).await
+}
+
+/// Starts connecting `provider_id` to the session's user: an upstream login there whose
+/// pending row names the user and the session.
+async fn start_link(
+    req: &HttpRequest,
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+    provider_id: &str,
+) -> HttpResponse {
+    let purpose = Purpose::Account(AccountLogin::Link {
+        user_id: user_id.to_owned(),
+        session_id: session_id.to_owned(),
+    });
+    begin_login(req, state, &purpose, Some(provider_id)).await
+}
+
+#[post("/account/connect")]
+pub async fn connect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (session, form) = match checked_form(&req, &state, &body).await {
+        Ok(checked) => checked,
+        Err(page) => return page,
+    };
+    let provider_id = form.get("provider").map(String::as_str).unwrap_or_default();
+    match crate::providers::repo::find(&state.store, provider_id).await {
+        Ok(Some(p)) if p.enabled => {}
+        Ok(_) => {
+            let message = "That sign-in method is not available.";
+            return refused(StatusCode::BAD_REQUEST, "Unknown sign-in method", message);
+        }
+        Err(e) => return server_error_page(e),
+    }
+    match identities::with_tokens(
+        &state.store,
+        identities::Which::UserAt(&session.user_id, provider_id),
+    )
+    .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => return to_account("already"),
+        Err(e) => return server_error_page(e),
+    }
+    if needs_step_up(&session) {
+        let then = AccountAction::Connect {
+            provider_id: provider_id.to_owned(),
+        };
+        return step_up(&req, &state, &session, then).await;
+    }
+    start_link(&req, &state, &session.user_id, &session.id, provider_id).await
+}
+
+#[post("/account/disconnect")]
+pub async fn disconnect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (session, form) = match checked_form(&req, &state, &body).await {
+        Ok(checked) => checked,
+        Err(page) => return page,
+    };
+    let identity_id = form.get("identity").map(String::as_str).unwrap_or_default();
+    if needs_step_up(&session) {
+        let then = AccountAction::Disconnect {
+            identity_id: identity_id.to_owned(),
+        };
+        return step_up(&req, &state, &session, then).await;
+    }
+    unlink(&req, &state, &session.user_id, identity_id).await
+}
+
+/// Disconnects `identity_id` from `user_id` (the user's own request) and shows the result.
+async fn unlink(
+    req: &HttpRequest,
+    state: &AppState,
+    user_id: &str,
+    identity_id: &str,
+) -> HttpResponse {
+    let caller = links::self_service(user_id, client_ip_text(req));
+    let result = async {
+        let mut tx = state.store.begin_write().await?;
+        links::unlink_in(&mut tx, user_id, identity_id, &caller, Via::Account).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok::<_, LinkError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => to_account("disconnected"),
+        Err(LinkError::LastIdentity) => refused(
+            StatusCode::CONFLICT,
+            "This account cannot be disconnected",
+            "It is your only way to sign in. Connect another account first.",
+        ),
+        Err(LinkError::IdentityNotFound(_) | LinkError::UserNotFound(_)) => refused(
+            StatusCode::NOT_FOUND,
+            "Nothing was changed",
+            "That account is not connected to you.",
+        ),
+        Err(LinkError::BelongsToAnother { .. }) => refused(
+            StatusCode::CONFLICT,
+            "Nothing was changed",
+            "That account is not connected to you.",
+        ),
+        Err(LinkError::Store(e)) => server_error_page(e),
+    }
+}
+
+/// The end of an account login (after the callback or the SAML completion step checked the
+/// state, the browser binding and the provider): what the pending row says it is for.
+pub async fn finish(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    login: &AccountLogin,
+    started_at: i64,
+    identity: &UpstreamIdentity,
+) -> HttpResponse {
+    match login {
+        AccountLogin::SignIn => sign_in(req, state, provider, identity).await,
+        AccountLogin::StepUp {
+            user_id,
+            session_id,
+            provider_id,
+            then,
+        } => {
+            let step = StepUp {
+                user_id,
+                session_id,
+                provider_id,
+                started_at,
+            };
+            match stepped_up(req, state, provider, &step, identity).await {
+                Ok(()) => match then {
+                    AccountAction::Connect { provider_id } => {
+                        start_link(req, state, user_id, session_id, provider_id).await
+                    }
+                    AccountAction::Disconnect { identity_id } => {
+                        unlink(req, state, user_id, identity_id).await
+                    }
+                },
+                Err(page) => page,
+            }
+        }
+        AccountLogin::Link {
+            user_id,
+            session_id,
+        } => link(req, state, provider, user_id, session_id, identity).await,
+    }
+}
+
+/// A signed-out visitor's sign-in: the user is found, linked or created as at any login, the
+/// session starts, and the browser goes to `/account`.
+async fn sign_in(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    identity: &UpstreamIdentity,
+) -> HttpResponse {
+    let result = async {
+        let mut tx = state.store.begin_write().await?;
+        let (_, cookie) = log_in_in(&mut tx, req, state, provider, identity, None).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok::<_, LoginError>(cookie)
+    }
+    .await;
+    match result {
+        Ok(cookie) => {
+            let mut response = HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/account"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+            if let Err(e) = response.add_cookie(&cookie) {
+                return server_error_page(e);
+            }
+            response
+        }
+        Err(LoginError::Disabled { user_id }) => {
+            let reason = format!("user {user_id} is disabled");
+            record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
+            refused(
+                StatusCode::FORBIDDEN,
+                "Sign-in not allowed",
+                "This account is disabled. If you think it should not be, tell your administrator.",
+            )
+        }
+        Err(LoginError::Store(e)) => server_error_page(e),
+    }
+}
+
+/// The session whose user asked for an account login, still live in this browser and still
+/// that user's; the page to show otherwise.
+async fn same_session(
+    req: &HttpRequest,
+    state: &AppState,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Session, HttpResponse> {
+    match signed_in(req, state).await? {
+        Some((s, _)) if s.id == session_id && s.user_id == user_id => Ok(s),
+        _ => Err(expired_page()),
+    }
+}
+
+/// What a step-up login must match.
+struct StepUp<'a> {
+    user_id: &'a str,
+    session_id: &'a str,
+    provider_id: &'a str,
+    started_at: i64,
+}
+
+/// Checks a step-up login: the same session in this browser, the provider it came through,
+/// a real new authentication, and the same user; then records the new sign-in time on the
+/// session (and the identity's fresh claims and tokens).
+async fn stepped_up(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    step: &StepUp<'_>,
+    identity: &UpstreamIdentity,
+) -> Result<(), HttpResponse> {
+    let session = same_session(req, state, step.user_id, step.session_id).await?;
+    let fail = async |reason: &str| {
+        record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
+    };
+    if provider.id.as_str() != step.provider_id {
+        fail("the step-up login came back from another provider").await;
+        return Err(expired_page());
+    }
+    if !authenticated_since(step.started_at, identity.auth_time) {
+        fail("the IdP did not authenticate the user again, as the step-up asked").await;
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "Please sign in again",
+            "Your sign-in provider used an earlier sign-in instead of asking you again. \
+             Please try again; if this keeps happening, tell your administrator.",
+        ));
+    }
+    let result = async {
+        let mut tx = state.store.begin_write().await?;
+        let found =
+            identities::find_by_subject_in(&mut tx, provider.id.as_str(), &identity.subject)
+                .await?;
+        let Some((identity_id, _)) = found.filter(|(_, owner)| owner == step.user_id) else {
+            return Ok(false);
+        };
+        users::update_claims(
+            &mut tx,
+            &state.sealer,
+            step.user_id,
+            &identity_id,
+            identity,
+            provider.trust_email,
+        )
+        .await?;
+        let now = crate::store::now();
+        let auth_time = identity.auth_time.map_or(now, |t| t.min(now));
+        sessions::reauthenticated_in(&mut tx, &session.id, auth_time).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(true)
+    }
+    .await;
+    match result {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            fail("the step-up login was another user's").await;
+            Err(refused(
+                StatusCode::FORBIDDEN,
+                "Nothing was changed",
+                "You signed in again with a different account than the one you are signed in \
+                 with. Sign in again with the same account to make this change.",
+            ))
+        }
+        Err(e) => Err(server_error_page(e)),
+    }
+}
+
+/// Connects `identity` to the user whose session asked, unless it is another user's.
+async fn link(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    user_id: &str,
+    session_id: &str,
+    identity: &UpstreamIdentity,
+) -> HttpResponse {
+    if let Err(page) = same_session(req, state, user_id, session_id).await {
+        let reason = "the link login reached a browser without the session that asked";
+        record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
+        return page;
+    }
+    let caller = links::self_service(user_id, client_ip_text(req));
+    let result = async {
+        let mut tx = state.store.begin_write().await?;
+        let linked = links::link_in(
+            &mut tx,
+            &state.sealer,
+            user_id,
+            identity,
+            &caller,
+            Via::Account,
+        )
+        .await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok::<_, LinkError>(linked)
+    }
+    .await;
+    match result {
+        Ok(Linked::New { .. }) => to_account("connected"),
+        Ok(Linked::Already { .. }) => to_account("already"),
+        Err(LinkError::BelongsToAnother { other_user_id }) => {
+            let provider_id = provider.id.as_str();
+            let audited = async {
+                let mut tx = state.store.begin_write().await?;
+                links::record_refusal_in(&mut tx, &caller, user_id, provider_id, &other_user_id)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, crate::store::StoreError>(())
+            }
+            .await;
+            if let Err(e) = audited {
+                return server_error_page(e);
+            }
+            let reason = "account linking refused: the identity belongs to another user";
+            record_failure(state, req, Some(provider_id), None, &reason).await;
+            refused(
+                StatusCode::CONFLICT,
+                "This account is already connected to someone else",
+                "The account you signed in with is already connected to a different user here. \
+                 Nothing was changed. An administrator must resolve this; tell yours.",
+            )
+        }
+        Err(LinkError::UserNotFound(_)) => expired_page(),
+        Err(LinkError::IdentityNotFound(_) | LinkError::LastIdentity) => expired_page(),
+        Err(LinkError::Store(e)) => server_error_page(e),
+    }
+}

@@ -1,0 +1,216 @@
+//! Connecting and disconnecting a user's identities on purpose: by the user on the account page
+//! (`oidc::account`) and by admins (unlink only, `admin::users`). Both go through here, so the
+//! rules hold whoever asks:
+//!
+//! - an identity that belongs to another user is never moved or merged: linking it is refused
+//!   ([`LinkError::BelongsToAnother`]) and both users stay as they were;
+//! - a user's last identity is never removed ([`LinkError::LastIdentity`]): without one, the
+//!   user could never sign in again;
+//! - unlinking takes with it what the identity still carried: its upstream tokens (sealed in
+//!   the identity row, so deleting the row removes them from the vault), the refresh tokens
+//!   and unredeemed codes issued from it, the SSO sessions that came through it, and the
+//!   address verification its provider gave.
+//!
+//! Each change, its audit entry and its `identity.linked` / `identity.unlinked` event commit
+//! in the caller's transaction. The user's row is locked first, so two concurrent unlinks of a
+//! two-identity user cannot both pass the last-identity check.
+
+use serde_json::json;
+use sqlx::AnyConnection;
+
+use crate::audit::Caller;
+use crate::crypto::Sealer;
+use crate::grants::{codes, refresh, sessions};
+use crate::store::StoreError;
+use crate::upstream::UpstreamIdentity;
+use crate::webhooks::events::{self, EventType};
+
+use super::{identities, repo};
+
+/// The `session.ended` reason when an identity's sessions end with it.
+pub const REASON_UNLINKED: &str = "identity unlinked";
+
+/// Who asked for a link or an unlink, as the event's `via` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The user, on the account page.
+    Account,
+    /// An admin (UI or API).
+    Admin,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Account => "account",
+            Via::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("no such user `{0}`")]
+    UserNotFound(String),
+    #[error("the user has no identity `{0}`")]
+    IdentityNotFound(String),
+    #[error("the last identity of a user cannot be removed")]
+    LastIdentity,
+    #[error("this identity belongs to another user")]
+    BelongsToAnother { other_user_id: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What linking did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Linked {
+    /// A new identity was attached to the user.
+    New { identity_id: String },
+    /// The identity was the user's already: nothing changed.
+    Already { identity_id: String },
+}
+
+/// What unlinking took with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unlinked {
+    pub provider_id: String,
+    pub sessions_ended: u64,
+    pub refresh_tokens_revoked: u64,
+}
+
+/// The audit caller for a user's own change on the account page.
+pub fn self_service(user_id: &str, ip: Option<String>) -> Caller {
+    Caller {
+        actor: format!("user:{user_id}"),
+        ip,
+    }
+}
+
+/// Attaches `identity` (just verified by an upstream login) to `user_id`, in the caller's
+/// transaction. An identity that is another user's is refused, and nothing changes.
+pub async fn link_in(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    user_id: &str,
+    identity: &UpstreamIdentity,
+    caller: &Caller,
+    via: Via,
+) -> Result<Linked, LinkError> {
+    if !repo::lock_in(conn, user_id).await? {
+        return Err(LinkError::UserNotFound(user_id.to_owned()));
+    }
+    let provider = identity.provider.as_str();
+    match identities::find_by_subject_in(conn, provider, &identity.subject).await? {
+        Some((identity_id, owner)) if owner == user_id => {
+            return Ok(Linked::Already { identity_id });
+        }
+        Some((_, other_user_id)) => return Err(LinkError::BelongsToAnother { other_user_id }),
+        None => {}
+    }
+    let identity_id = uuid::Uuid::new_v4().to_string();
+    identities::insert_in(conn, &identity_id, user_id, provider, &identity.subject).await?;
+    // The identity keeps what its provider said; the user's own claims stay those of the
+    // identity it signs in with.
+    identities::set_claims_in(conn, &identity_id, identity).await?;
+    if let Some(tokens) = &identity.tokens {
+        let sealed = identities::SealedTokens::seal(sealer, &identity_id, tokens);
+        identities::store_tokens_in(conn, &identity_id, &sealed).await?;
+    }
+    let data = json!({
+        "user_id": user_id,
+        "provider": provider,
+        "identity_id": identity_id,
+        "via": via.as_str(),
+    });
+    events::record(&mut *conn, EventType::IdentityLinked, data.clone()).await?;
+    let target = format!("user:{user_id}");
+    crate::audit::record(
+        conn,
+        &caller.actor,
+        "identity.linked",
+        &target,
+        data,
+        caller.ip(),
+    )
+    .await?;
+    Ok(Linked::New { identity_id })
+}
+
+/// Records, in its own statement on `conn`, that linking an identity of `provider` to
+/// `user_id` was refused because it is `other_user_id`'s.
+pub async fn record_refusal_in(
+    conn: &mut AnyConnection,
+    caller: &Caller,
+    user_id: &str,
+    provider: &str,
+    other_user_id: &str,
+) -> Result<(), StoreError> {
+    let details = json!({
+        "provider": provider,
+        "reason": "the identity belongs to another user",
+        "other_user_id": other_user_id,
+    });
+    let target = format!("user:{user_id}");
+    crate::audit::record(
+        conn,
+        &caller.actor,
+        "identity.link_refused",
+        &target,
+        details,
+        caller.ip(),
+    )
+    .await
+}
+
+/// Removes identity `identity_id` from `user_id`, in the caller's transaction, with what it
+/// carried (see the module doc). The user's last identity is refused.
+pub async fn unlink_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    identity_id: &str,
+    caller: &Caller,
+    via: Via,
+) -> Result<Unlinked, LinkError> {
+    if !repo::lock_in(conn, user_id).await? {
+        return Err(LinkError::UserNotFound(user_id.to_owned()));
+    }
+    let identity = identities::find_in(conn, identity_id)
+        .await?
+        .filter(|i| i.user_id == user_id)
+        .ok_or_else(|| LinkError::IdentityNotFound(identity_id.to_owned()))?;
+    if identities::count_of_user_in(conn, user_id).await? <= 1 {
+        return Err(LinkError::LastIdentity);
+    }
+    let ids = [identity.id.clone()];
+    let unlinked = Unlinked {
+        refresh_tokens_revoked: refresh::revoke_of_identities_in(conn, &ids).await?,
+        sessions_ended: sessions::end_identity_sessions_in(conn, identity_id, REASON_UNLINKED)
+            .await?,
+        provider_id: identity.provider_id.clone(),
+    };
+    codes::delete_unredeemed_of_identities_in(conn, &ids).await?;
+    identities::delete_in(conn, identity_id, user_id).await?;
+    repo::withdraw_user_verification_in(conn, user_id, &identity.provider_id).await?;
+    let data = json!({
+        "user_id": user_id,
+        "provider": identity.provider_id,
+        "identity_id": identity_id,
+        "via": via.as_str(),
+    });
+    events::record(&mut *conn, EventType::IdentityUnlinked, data.clone()).await?;
+    let mut details = data;
+    details["sessions_ended"] = json!(unlinked.sessions_ended);
+    details["refresh_tokens_revoked"] = json!(unlinked.refresh_tokens_revoked);
+    let target = format!("user:{user_id}");
+    crate::audit::record(
+        conn,
+        &caller.actor,
+        "identity.unlinked",
+        &target,
+        details,
+        caller.ip(),
+    )
+    .await?;
+    Ok(unlinked)
+}
