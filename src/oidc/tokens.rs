@@ -1,10 +1,20 @@
-//! The JWTs Portico issues: ID tokens (OIDC Core 2) and access tokens (RFC 9068).
+//! The JWTs Portico issues: ID tokens (OIDC Core 2) and access tokens (RFC 9068), and the user
+//! claims that ID tokens, userinfo and introspection carry.
+//!
+//! User claims are made in one place, [`user_claims`]: the claims the scopes give, as one JSON
+//! object, then the client's rules (`crate::claims::selection`: its group filter on `groups`,
+//! its claim list on the whole object). Every answer that carries user claims takes them from
+//! there, so that a client sees the same claims in its ID token (code and refresh grants), at
+//! userinfo and at introspection, as the client is set now. The access token carries no user
+//! claims (RFC 9068 leaves them optional; Portico puts none in it).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::scope::Scope;
+use crate::clients::Client;
 use crate::keys::jwt::{self, Expect, JwtError, JwtType};
 use crate::keys::{KeyRing, KeyRingError, SigningAlg};
 use crate::state::AppState;
@@ -56,8 +66,24 @@ pub struct IdClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
     pub azp: String,
+    /// From [`user_claims`].
     #[serde(flatten)]
-    pub profile: ProfileClaims,
+    pub profile: UserClaims,
+}
+
+/// The user claims of one answer, as a JSON object (flattened beside the protocol claims).
+pub type UserClaims = Map<String, Value>;
+
+/// The user claims `client` receives of `user` under `scope`: what the scopes give, narrowed
+/// by the client's group filter and claim list. The one source of user claims for ID tokens,
+/// userinfo and introspection.
+pub fn user_claims(user: &User, scope: &Scope, client: &Client) -> UserClaims {
+    let mut claims = match serde_json::to_value(ProfileClaims::for_scope(user, scope)) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    crate::claims::selection::release(&mut claims, client.claims.as_ref(), &client.group_filter);
+    claims
 }
 
 /// Claims by scope: `email` gives email/email_verified, `profile` name/picture, `groups` groups.

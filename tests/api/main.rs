@@ -10,6 +10,7 @@ mod allowed_providers;
 mod branding;
 mod broker;
 mod cli;
+mod client_claims;
 mod client_ip;
 mod declared;
 mod faults;
