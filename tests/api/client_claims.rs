@@ -340,6 +340,15 @@ async fn bad_settings_are_refused_by_the_api(db: &TestDb) {
     let unknown = json!({ "group_filter": { "allowed": ["eng-*"] } });
     error(post(unknown).await, 400, "bad_request").await;
     assert!(stored(&s.app, "bad").await.is_none());
+    // The OpenAPI document describes both fields.
+    let doc = json_of(s.admin_call(Method::GET, "/openapi.json", None).await, 200).await;
+    let schemas = &doc["components"]["schemas"];
+    for schema in ["ClientInput", "ClientView"] {
+        let fields = &schemas[schema]["properties"];
+        assert!(fields.get("claims").is_some(), "{schema}: {fields}");
+        assert!(fields.get("group_filter").is_some(), "{schema}: {fields}");
+    }
+    assert!(schemas["GroupFilterLists"]["properties"]["deny"].is_object());
     assert_eq!(audit_count(&s.app, "client.created").await, 0);
     s.app.stop();
 }
