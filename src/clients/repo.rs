@@ -278,8 +278,8 @@ pub async fn create_in(
 }
 
 /// Replaces what an admin may edit: name, URIs, grants, scopes, allowed providers and
-/// resources, the development flag, the claim list and the group filter. The type and the secret stay (a type change would leave
-/// a secret behind or ask for one).
+/// resources, the development flag, the claim list and the group filter. The type and the
+/// secret stay (a type change would leave a secret behind or ask for one).
 pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Client, ClientError> {
     let current = editable(conn, new.client_id.as_str()).await?;
     if current.client_type != new.client_type {

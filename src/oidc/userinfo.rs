@@ -1,6 +1,7 @@
 //! `GET`/`POST /userinfo` (OIDC Core 5.3): the claims of the access token's user, as its
-//! scopes allow and its client's claim rules (as they are now) keep (`tokens::user_claims`). The token is verified offline (allow-listed algorithms, `typ: at+jwt`);
-//! one query fetches the user and checks that the token is still live (`oidc::liveness`).
+//! scopes allow and its client's claim rules (as they are now) keep (`tokens::user_claims`).
+//! The token is verified offline (allow-listed algorithms, `typ: at+jwt`); the liveness check
+//! (`oidc::liveness`) reads the user and the client and says whether the token is still live.
 
 use super::liveness::{self, Liveness};
 use super::scope::Scope;

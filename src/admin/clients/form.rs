@@ -2,8 +2,9 @@
 //! create form on `/admin/clients` and the edit form on `/admin/clients/{id}`. Closed sets are
 //! choices (the type a select, grant types and allowed providers checkboxes, development a
 //! checkbox, limiting the claims a checkbox beside the list of names); group patterns are typed
-//! one per line, since a group name may hold spaces; a form sent back with errors keeps what was typed and ticked, and shows every
-//! error at once beside its field, the first of them focused.
+//! one per line, since a group name may hold spaces. A form sent back with errors keeps what
+//! was typed and ticked, and shows every error at once beside its field, the first of them
+//! focused.
 
 use crate::admin::clients::service::{ClientInput, ClientView};
 use crate::admin::http::pages::Pairs;
