@@ -306,7 +306,9 @@ fn client_differs(
         && stored.access_token_ttl == ttl(new.access_token_ttl, defaults.access_token_secs)
         && stored.id_token_ttl == ttl(new.id_token_ttl, defaults.id_token_secs)
         && stored.refresh_token_ttl == ttl(new.refresh_token_ttl, defaults.refresh_token_secs)
-        && stored.development == new.development)
+        && stored.development == new.development
+        && stored.claims == new.claims
+        && stored.group_filter == new.group_filter)
 }
 
 fn taken(kind: Kind, id: &str) -> DeclaredError {

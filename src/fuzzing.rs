@@ -71,6 +71,8 @@ fn client(id: &str, client_type: ClientType, redirect_uris: &[&str]) -> Client {
         refresh_token_ttl: 3600,
         managed_by_config: false,
         development: false,
+        claims: None,
+        group_filter: crate::claims::GroupFilter::default(),
         created_at: 0,
     }
 }

@@ -4,7 +4,11 @@
 //! group `admin` at GitHub is not the `admin` of the corporate IdP. This module holds the rules
 //! that decide which names pass; `pattern` is the matcher that providers (allow and deny lists)
 //! and clients (a group filter per app) share, so that one syntax means one thing everywhere.
+//! `selection` is what one app receives: its claim list and group filter, applied to the final
+//! JSON object of user claims.
 
 pub mod pattern;
+pub mod selection;
 
 pub use pattern::{GroupFilter, GroupPattern, PatternError};
+pub use selection::{ClaimSelection, PROTOCOL_CLAIMS, SelectionError};

@@ -5,6 +5,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::NewClient;
+use crate::claims::GroupFilter;
 
 /// A `[[clients]]` entry.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -45,6 +46,47 @@ pub struct ClientConfig {
     /// A development client: it may register http://localhost redirect URIs.
     #[serde(default)]
     pub development: bool,
+    /// The user claims the client receives (claim names, no protocol claim); absent: every
+    /// claim its scopes give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Vec<String>>,
+    /// Which of the user's groups the client sees in the `groups` claim.
+    #[serde(default, skip_serializing_if = "GroupFilterLists::is_empty")]
+    pub group_filter: GroupFilterLists,
+}
+
+/// A group filter as written (portico.toml, the admin API): patterns, each a glob or a
+/// `/regex/` matching a whole group name; a name passes when it matches some `allow` pattern
+/// (or `allow` is empty) and no `deny` pattern. Parsed into a [`crate::claims::GroupFilter`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupFilterLists {
+    /// Patterns of the groups the client may see; empty: every group.
+    pub allow: Vec<String>,
+    /// Patterns of groups it never sees, even when allowed (deny wins).
+    pub deny: Vec<String>,
+}
+
+impl GroupFilterLists {
+    /// The lists of a parsed filter, as written.
+    pub fn of(filter: &GroupFilter) -> Self {
+        let texts = |list: &[crate::claims::GroupPattern]| {
+            list.iter().map(|p| p.as_str().to_owned()).collect()
+        };
+        Self {
+            allow: texts(&filter.allow),
+            deny: texts(&filter.deny),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_empty() && self.deny.is_empty()
+    }
+
+    /// The filter, every pattern checked and each list bounded.
+    pub fn parse(&self) -> Result<GroupFilter, crate::claims::PatternError> {
+        GroupFilter::parse(&self.allow, &self.deny)
+    }
 }
 
 /// Checks `[[clients]]` at load time, so a bad entry stops the start with a message naming it.

@@ -9,6 +9,7 @@ use super::{
     ClientConfig, ClientId, ClientType, DEFAULT_SCOPES, GrantType, RedirectError, RedirectUri,
     ResourceUri,
 };
+use crate::claims::{ClaimSelection, GroupFilter};
 use crate::keys::SigningAlg;
 use crate::upstream::ProviderId;
 
@@ -51,6 +52,9 @@ pub struct NewClient {
     pub refresh_token_ttl: Option<u64>,
     /// May register http://localhost redirect URIs.
     pub development: bool,
+    /// `None`: every user claim its scopes give.
+    pub claims: Option<ClaimSelection>,
+    pub group_filter: GroupFilter,
 }
 
 impl NewClient {
@@ -72,6 +76,8 @@ impl NewClient {
             id_token_ttl: secs(client.id_token_ttl),
             refresh_token_ttl: secs(client.refresh_token_ttl),
             development: client.development,
+            claims: client.claims.clone(),
+            group_filter: client.group_filter.clone(),
         }
     }
 
@@ -111,6 +117,16 @@ impl NewClient {
             id_token_ttl: c.id_token_ttl_secs,
             refresh_token_ttl: c.refresh_token_ttl_secs,
             development: c.development,
+            claims: c
+                .claims
+                .as_deref()
+                .map(ClaimSelection::parse)
+                .transpose()
+                .map_err(|e| format!("claims: {e}"))?,
+            group_filter: c
+                .group_filter
+                .parse()
+                .map_err(|e| format!("group_filter: {e}"))?,
         };
         new.validate()?;
         match (client_type, &c.client_secret) {

@@ -6,11 +6,12 @@ mod definition;
 mod redirect;
 pub mod repo;
 
+use crate::claims::{ClaimSelection, GroupFilter};
 use crate::crypto::TokenDigest;
 use crate::keys::SigningAlg;
 use crate::upstream::ProviderId;
 
-pub use config::{ClientConfig, validate_config};
+pub use config::{ClientConfig, GroupFilterLists, validate_config};
 pub use definition::{ClientError, NewClient, Rules, parse_resources};
 pub use redirect::{RedirectError, RedirectUri};
 
@@ -171,6 +172,10 @@ pub struct Client {
     pub managed_by_config: bool,
     /// A development client may register http://localhost redirect URIs.
     pub development: bool,
+    /// The user claims it receives; `None`: every claim its scopes give.
+    pub claims: Option<ClaimSelection>,
+    /// Which of the user's groups it sees.
+    pub group_filter: GroupFilter,
     pub created_at: i64,
 }
 

@@ -13,6 +13,7 @@ use super::{
     Client, ClientConfig, ClientError, ClientId, ClientType, GrantType, Lifetimes, NewClient,
     RedirectUri, ResourceUri,
 };
+use crate::claims::{ClaimSelection, GroupFilter};
 use crate::crypto::{TokenDigest, random_token};
 use crate::keys::SigningAlg;
 use crate::store::{self, Store, StoreError};
@@ -21,7 +22,7 @@ use crate::upstream::ProviderId;
 const COLUMNS: &str = "client_id, name, client_type, secret_digest, redirect_uris, \
      post_logout_redirect_uris, grant_types, scopes, allowed_providers, allowed_resources, \
      id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, managed_by_config, \
-     development, created_at";
+     development, claims, group_filter, created_at";
 
 /// A list column, each entry parsed; one that no longer parses is left out.
 fn parsed<T, E>(
@@ -33,9 +34,30 @@ fn parsed<T, E>(
     Ok(raw.iter().filter_map(|v| parse(v).ok()).collect())
 }
 
+/// The claim list (NULL: none, every claim stays) and the group filter, as stored. A pattern or
+/// name that no longer parses makes the row corrupt rather than the filter wider.
+fn claim_rules(row: &AnyRow) -> Result<(Option<ClaimSelection>, GroupFilter), StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("client {what}"));
+    let claims: Option<String> = row.try_get("claims")?;
+    let claims = claims
+        .map(|raw| serde_json::from_str(&raw).map_err(|_| corrupt("claim list")))
+        .transpose()?;
+    let filter: String = row.try_get("group_filter")?;
+    let filter = serde_json::from_str(&filter).map_err(|_| corrupt("group filter"))?;
+    Ok((claims, filter))
+}
+
+/// The claim list and group filter as their columns hold them.
+fn claim_columns(new: &NewClient) -> (Option<String>, String) {
+    let claims = new.claims.as_ref().map(|c| store::to_json_list(c.names()));
+    let filter = serde_json::to_string(&new.group_filter).expect("a filter serialises");
+    (claims, filter)
+}
+
 fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("client {what}"));
     let digest: Option<Vec<u8>> = row.try_get("secret_digest")?;
+    let (claims, group_filter) = claim_rules(row)?;
     Ok(Client {
         client_id: ClientId::parse(&row.try_get::<String, _>("client_id")?)
             .map_err(|_| corrupt("id"))?,
@@ -56,6 +78,8 @@ fn client_from_row(row: &AnyRow) -> Result<Client, StoreError> {
         refresh_token_ttl: row.try_get("refresh_token_ttl")?,
         managed_by_config: store::flag(row, "managed_by_config")?,
         development: store::flag(row, "development")?,
+        claims,
+        group_filter,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -181,7 +205,8 @@ async fn write_client(
              access_token_ttl = excluded.access_token_ttl, id_token_ttl = excluded.id_token_ttl, \
              refresh_token_ttl = excluded.refresh_token_ttl, \
              managed_by_config = excluded.managed_by_config, \
-             development = excluded.development, updated_at = excluded.updated_at \
+             development = excluded.development, claims = excluded.claims, \
+             group_filter = excluded.group_filter, updated_at = excluded.updated_at \
              WHERE clients.managed_by_config = 1"
     } else {
         "ON CONFLICT (client_id) DO NOTHING"
@@ -190,10 +215,12 @@ async fn write_client(
         "INSERT INTO clients (client_id, name, client_type, secret_digest, redirect_uris, \
              post_logout_redirect_uris, grant_types, scopes, allowed_providers, \
              allowed_resources, id_token_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, \
-             managed_by_config, development, created_at, updated_at) VALUES ($1, $2, $3, $4, \
-             $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) {conflict}"
+             managed_by_config, development, claims, group_filter, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19, $19) {conflict}"
     );
     let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
+    let (claims, group_filter) = claim_columns(new);
     let result = sqlx::query(&sql)
         .bind(new.client_id.as_str())
         .bind(&new.name)
@@ -211,6 +238,8 @@ async fn write_client(
         .bind(new.refresh_token_ttl.unwrap_or(defaults.refresh_token_secs) as i64)
         .bind(i64::from(managed))
         .bind(i64::from(new.development))
+        .bind(claims)
+        .bind(group_filter)
         .bind(now)
         .execute(&mut *conn)
         .await?;
@@ -249,8 +278,8 @@ pub async fn create_in(
 }
 
 /// Replaces what an admin may edit: name, URIs, grants, scopes, allowed providers and
-/// resources, and the development flag. The type and the secret stay (a type change would leave
-/// a secret behind or ask for one).
+/// resources, the development flag, the claim list and the group filter. The type and the
+/// secret stay (a type change would leave a secret behind or ask for one).
 pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Client, ClientError> {
     let current = editable(conn, new.client_id.as_str()).await?;
     if current.client_type != new.client_type {
@@ -260,10 +289,12 @@ pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Clie
     }
     new.validate().map_err(ClientError::Invalid)?;
     let grants: Vec<&str> = new.grant_types.iter().map(|g| g.as_str()).collect();
+    let (claims, group_filter) = claim_columns(new);
     sqlx::query(
         "UPDATE clients SET name = $1, redirect_uris = $2, post_logout_redirect_uris = $3, \
          grant_types = $4, scopes = $5, allowed_providers = $6, allowed_resources = $7, \
-         development = $8, updated_at = $9 WHERE client_id = $10",
+         development = $8, claims = $9, group_filter = $10, updated_at = $11 \
+         WHERE client_id = $12",
     )
     .bind(&new.name)
     .bind(store::to_json_list(&new.redirect_uris))
@@ -273,6 +304,8 @@ pub async fn update_in(conn: &mut AnyConnection, new: &NewClient) -> Result<Clie
     .bind(store::to_json_list(&new.allowed_providers))
     .bind(store::to_json_list(&new.allowed_resources))
     .bind(i64::from(new.development))
+    .bind(claims)
+    .bind(group_filter)
     .bind(store::now())
     .bind(new.client_id.as_str())
     .execute(&mut *conn)

@@ -103,8 +103,8 @@ async fn authorize(req: &HttpRequest, state: &AppState) -> Result<AccessClaims, 
         .await
         .map_err(internal)?
     {
-        Liveness::Live(Some(_)) => Ok(claims),
-        Liveness::Live(None) => Err(invalid_token("the token has no user")),
+        Liveness::Live { user: Some(_), .. } => Ok(claims),
+        Liveness::Live { user: None, .. } => Err(invalid_token("the token has no user")),
         Liveness::Dead(why) => Err(invalid_token(why)),
     }
 }

@@ -11,6 +11,7 @@
 //! keep access tokens short-lived, or introspect.
 
 use super::tokens::{AccessClaims, jti_minted_ms};
+use crate::clients::Client;
 use crate::grants::revocations;
 use crate::store::{Store, StoreError};
 use crate::users::{self, User};
@@ -18,8 +19,12 @@ use crate::users::{self, User};
 /// What a verified access token stands for now.
 #[derive(Debug)]
 pub enum Liveness {
-    /// Live: with its user, for a token issued to one (not for `client_credentials`).
-    Live(Option<User>),
+    /// Live: with its user, for a token issued to one (not for `client_credentials`), and its
+    /// client as it is now (whose claim rules decide what the user's claims show).
+    Live {
+        user: Option<User>,
+        client: Box<Client>,
+    },
     /// Dead, and why (safe to show the token's holder).
     Dead(&'static str),
 }
@@ -34,14 +39,12 @@ pub async fn check(store: &Store, claims: &AccessClaims) -> Result<Liveness, Sto
     if revocations::is_revoked(store, &claims.jti).await? {
         return Ok(Liveness::Dead("the token is revoked"));
     }
-    if crate::clients::repo::find(store, &claims.client_id)
-        .await?
-        .is_none()
-    {
+    let Some(client) = crate::clients::repo::find(store, &claims.client_id).await? else {
         return Ok(Liveness::Dead("the token's client no longer exists"));
-    }
+    };
+    let client = Box::new(client);
     if !has_user(claims) {
-        return Ok(Liveness::Live(None));
+        return Ok(Liveness::Live { user: None, client });
     }
     let Some(user) = users::repo::find(store, &claims.sub).await? else {
         return Ok(Liveness::Dead("the token has no user"));
@@ -53,5 +56,8 @@ pub async fn check(store: &Store, claims: &AccessClaims) -> Result<Liveness, Sto
     if user.tokens_revoked_at_ms.is_some_and(|at| minted_ms <= at) {
         return Ok(Liveness::Dead("the user's sessions were ended"));
     }
-    Ok(Liveness::Live(Some(user)))
+    Ok(Liveness::Live {
+        user: Some(user),
+        client,
+    })
 }

@@ -7,7 +7,10 @@
 //! token issued to it or naming it as audience, a refresh token issued to it (and only while
 //! the client still allows the provider its login came through). To anyone else every token
 //! is `active: false`, so a client cannot probe others' tokens. An access
-//! token is active exactly when `/userinfo` would accept it (`oidc::liveness`).
+//! token is active exactly when `/userinfo` would accept it (`oidc::liveness`); an active user
+//! token with the `openid` scope also carries the user claims that `/userinfo` would answer
+//! (`tokens::user_claims`: its scopes, and the claim rules of the client it was issued to, as
+//! they are now), never in place of an introspection member.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde_json::{Value, json};
@@ -15,8 +18,9 @@ use serde_json::{Value, json};
 use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
 use super::liveness::{self, Liveness};
+use super::scope::Scope;
 use super::token::no_store;
-use super::tokens::verify_access;
+use super::tokens::{user_claims, verify_access};
 use crate::clients::Client;
 use crate::crypto::TokenDigest;
 use crate::grants::{refresh, revocations};
@@ -106,11 +110,11 @@ async fn introspection(
         if c.client_id != caller && c.aud != caller {
             return Ok(inactive);
         }
-        match liveness::check(&state.store, &c).await? {
-            Liveness::Live(_) => {}
+        let (user, token_client) = match liveness::check(&state.store, &c).await? {
+            Liveness::Live { user, client } => (user, client),
             Liveness::Dead(_) => return Ok(inactive),
-        }
-        return Ok(json!({
+        };
+        let mut answer = json!({
             "active": true,
             "token_type": "Bearer",
             "scope": c.scope,
@@ -121,7 +125,16 @@ async fn introspection(
             "exp": c.exp,
             "iat": c.iat,
             "jti": c.jti,
-        }));
+        });
+        let scope = Scope::parse(&c.scope).unwrap_or_default();
+        if let (Some(user), Some(members)) = (user, answer.as_object_mut())
+            && scope.contains("openid")
+        {
+            for (name, value) in user_claims(&user, &scope, &token_client) {
+                members.entry(name).or_insert(value);
+            }
+        }
+        return Ok(answer);
     }
     let Some(token) = refresh::find(&state.store, &TokenDigest::of(token)).await? else {
         return Ok(inactive);

@@ -26,7 +26,7 @@ use super::authorize::pkce_matches;
 use super::client_auth;
 use super::error::{ErrorCode, OAuthError};
 use super::scope::Scope;
-use super::tokens::{self, AccessClaims, IdClaims, ProfileClaims};
+use super::tokens::{self, AccessClaims, IdClaims};
 use crate::clients::{Client, GrantType};
 use crate::crypto::TokenDigest;
 use crate::grants::refresh::{self, NewRefresh, Rotation};
@@ -175,7 +175,7 @@ fn mint(state: &AppState, issue: &Issue<'_>) -> Result<TokenResponse, OAuthError
                 nonce: issue.nonce.map(str::to_owned),
                 at_hash: Some(tokens::at_hash(alg, &access_token)),
                 azp: client_id.to_owned(),
-                profile: ProfileClaims::for_scope(user, issue.scope),
+                profile: tokens::user_claims(user, issue.scope, issue.client),
             };
             Some(tokens::sign_id(&state.keys, alg, &claims).map_err(OAuthError::server)?)
         }

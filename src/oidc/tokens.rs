@@ -1,10 +1,21 @@
-//! The JWTs Portico issues: ID tokens (OIDC Core 2) and access tokens (RFC 9068).
+//! The JWTs Portico issues: ID tokens (OIDC Core 2) and access tokens (RFC 9068), and the user
+//! claims that ID tokens, userinfo and introspection carry.
+//!
+//! User claims are made in one place, [`user_claims`]: the claims the scopes give, as one JSON
+//! object, then the client's rules (`crate::claims::selection`: its group filter on `groups`,
+//! its claim list on the whole object). Every answer that carries user claims takes them from
+//! there, so that a client sees the same claims in its ID token (code and refresh grants), at
+//! userinfo and at introspection, as the client is set now. The access token carries no user
+//! claims (RFC 9068 leaves them optional; Portico puts none in it).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::scope::Scope;
+use crate::claims::{ClaimSelection, GroupFilter};
+use crate::clients::Client;
 use crate::keys::jwt::{self, Expect, JwtError, JwtType};
 use crate::keys::{KeyRing, KeyRingError, SigningAlg};
 use crate::state::AppState;
@@ -56,8 +67,34 @@ pub struct IdClaims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at_hash: Option<String>,
     pub azp: String,
+    /// From [`user_claims`].
     #[serde(flatten)]
-    pub profile: ProfileClaims,
+    pub profile: UserClaims,
+}
+
+/// The user claims of one answer, as a JSON object (flattened beside the protocol claims).
+pub type UserClaims = Map<String, Value>;
+
+/// The user claims `client` receives of `user` under `scope`: what the scopes give, narrowed
+/// by the client's group filter and claim list. The one source of user claims for ID tokens,
+/// userinfo and introspection.
+pub fn user_claims(user: &User, scope: &Scope, client: &Client) -> UserClaims {
+    released(user, scope, client.claims.as_ref(), &client.group_filter)
+}
+
+/// The scope claims of `user` as one JSON object, with `selection` and `filter` applied.
+fn released(
+    user: &User,
+    scope: &Scope,
+    selection: Option<&ClaimSelection>,
+    filter: &GroupFilter,
+) -> UserClaims {
+    let mut claims = match serde_json::to_value(ProfileClaims::for_scope(user, scope)) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    crate::claims::selection::release(&mut claims, selection, filter);
+    claims
 }
 
 /// Claims by scope: `email` gives email/email_verified, `profile` name/picture, `groups` groups.
@@ -132,4 +169,59 @@ pub fn sign_access(
 
 pub fn sign_id(keys: &KeyRing, alg: SigningAlg, claims: &IdClaims) -> Result<String, KeyRingError> {
     Ok(jwt::encode(&*keys.signer(alg)?, JwtType::Jwt, claims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn alice() -> User {
+        User {
+            id: "u1".into(),
+            email: Some("alice@corp.example".into()),
+            email_verified: true,
+            email_verified_by: None,
+            name: Some("Alice".into()),
+            picture: None,
+            groups: ["eng-web", "eng-api", "sales", "admin"]
+                .map(str::to_owned)
+                .to_vec(),
+            disabled: false,
+            tokens_revoked_at_ms: None,
+            created_at: 0,
+            updated_at: 0,
+            last_login_at: None,
+        }
+    }
+
+    fn claims_of(selection: Option<&ClaimSelection>, filter: &GroupFilter, scope: &str) -> Value {
+        let scope = Scope::parse(scope).unwrap();
+        Value::Object(released(&alice(), &scope, selection, filter))
+    }
+
+    #[test]
+    fn user_claims_follow_the_scopes_then_the_clients_filter_and_list() {
+        let all = "openid profile email groups";
+        let open = GroupFilter::default();
+        assert_eq!(
+            claims_of(None, &open, all)["groups"],
+            json!(["eng-web", "eng-api", "sales", "admin"])
+        );
+        let eng = GroupFilter::parse(&["eng-*".into()], &[]).unwrap();
+        let narrowed = claims_of(None, &eng, all);
+        assert_eq!(narrowed["groups"], json!(["eng-web", "eng-api"]));
+        assert_eq!(narrowed["name"], "Alice");
+
+        let list = ClaimSelection::parse(&["email".into(), "name".into()]).unwrap();
+        assert_eq!(
+            claims_of(Some(&list), &eng, all),
+            json!({ "email": "alice@corp.example", "name": "Alice" })
+        );
+        // The list never adds what the scopes do not give.
+        assert_eq!(
+            claims_of(Some(&list), &eng, "openid email"),
+            json!({ "email": "alice@corp.example" })
+        );
+    }
 }

@@ -1,10 +1,11 @@
 //! `GET`/`POST /userinfo` (OIDC Core 5.3): the claims of the access token's user, as its
-//! scopes allow. The token is verified offline (allow-listed algorithms, `typ: at+jwt`);
-//! one query fetches the user and checks that the token is still live (`oidc::liveness`).
+//! scopes allow and its client's claim rules (as they are now) keep (`tokens::user_claims`).
+//! The token is verified offline (allow-listed algorithms, `typ: at+jwt`); the liveness check
+//! (`oidc::liveness`) reads the user and the client and says whether the token is still live.
 
 use super::liveness::{self, Liveness};
 use super::scope::Scope;
-use super::tokens::{ProfileClaims, verify_access};
+use super::tokens::{UserClaims, user_claims, verify_access};
 use crate::ops::client_ip::client_ip as peer_ip;
 use crate::state::AppState;
 use actix_web::http::header;
@@ -15,7 +16,7 @@ use serde::Serialize;
 struct UserInfo {
     sub: String,
     #[serde(flatten)]
-    profile: ProfileClaims,
+    profile: UserClaims,
 }
 
 pub(crate) fn bearer_error(
@@ -82,9 +83,12 @@ pub async fn userinfo(
             "the token lacks the openid scope",
         );
     }
-    let user = match liveness::check(&state.store, &claims).await {
-        Ok(Liveness::Live(Some(user))) => user,
-        Ok(Liveness::Live(None)) => return invalid_token("the token has no user"),
+    let (user, client) = match liveness::check(&state.store, &claims).await {
+        Ok(Liveness::Live {
+            user: Some(user),
+            client,
+        }) => (user, client),
+        Ok(Liveness::Live { user: None, .. }) => return invalid_token("the token has no user"),
         Ok(Liveness::Dead(why)) => return invalid_token(why),
         Err(e) if e.is_unavailable() => {
             tracing::warn!(error = %e, "userinfo: the database is unavailable");
@@ -99,6 +103,6 @@ pub async fn userinfo(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(UserInfo {
             sub: user.id.clone(),
-            profile: ProfileClaims::for_scope(&user, &scope),
+            profile: user_claims(&user, &scope, &client),
         })
 }

@@ -70,6 +70,11 @@ const SQLITE: &[Source] = &[
         include_str!("../../migrations/sqlite/0012_client_development.sql"),
     ),
     (
+        14,
+        "client_claims",
+        include_str!("../../migrations/sqlite/0014_client_claims.sql"),
+    ),
+    (
         16,
         "broker_scopes",
         include_str!("../../migrations/sqlite/0016_broker_scopes.sql"),
@@ -136,6 +141,11 @@ const POSTGRES: &[Source] = &[
         12,
         "client_development",
         include_str!("../../migrations/postgres/0012_client_development.sql"),
+    ),
+    (
+        14,
+        "client_claims",
+        include_str!("../../migrations/postgres/0014_client_claims.sql"),
     ),
     (
         16,

@@ -12,6 +12,7 @@ mod branding;
 mod broker;
 mod broker_scopes;
 mod cli;
+mod client_claims;
 mod client_ip;
 mod declared;
 mod faults;

@@ -82,7 +82,8 @@ pub async fn show(
     Ok(web::Json(client))
 }
 
-/// Replaces a client's name, URIs, grant types, scopes and allowed providers.
+/// Replaces a client's name, URIs, grant types, scopes, allowed providers and resources, the
+/// development flag, the claims it receives and its group filter.
 #[utoipa::path(
     put, path = "/clients/{id}", tag = "clients",
     params(("id" = String, Path, description = "The client_id")),

@@ -1,17 +1,19 @@
 //! The client form: one set of fields, drawn by one partial (`admin/client_form.html`), for the
 //! create form on `/admin/clients` and the edit form on `/admin/clients/{id}`. Closed sets are
 //! choices (the type a select, grant types and allowed providers checkboxes, development a
-//! checkbox); a form sent back with errors keeps what was typed and ticked, and shows every
-//! error at once beside its field, the first of them focused.
+//! checkbox, limiting the claims a checkbox beside the list of names); group patterns are typed
+//! one per line, since a group name may hold spaces. A form sent back with errors keeps what
+//! was typed and ticked, and shows every error at once beside its field, the first of them
+//! focused.
 
 use crate::admin::clients::service::{ClientInput, ClientView};
 use crate::admin::http::pages::Pairs;
 use crate::admin::http::validation::FieldErrors;
-use crate::clients::{DEFAULT_SCOPES, GrantType};
+use crate::clients::{DEFAULT_SCOPES, GrantType, GroupFilterLists};
 use crate::store::{Store, StoreError};
 
 /// The fields in the order the form shows them: the first with an error takes the focus.
-const ORDER: [&str; 10] = [
+const ORDER: [&str; 12] = [
     "client_id",
     "name",
     "type",
@@ -22,11 +24,22 @@ const ORDER: [&str; 10] = [
     "scopes",
     "allowed_providers",
     "allowed_resources",
+    "claims",
+    "group_filter",
 ];
 
 /// A list as typed in a text field: one item per line or separated by spaces.
 pub(super) fn words(raw: &str) -> Vec<String> {
     raw.split_whitespace().map(str::to_owned).collect()
+}
+
+/// A list typed one item per line (items may hold spaces), blank lines left out.
+fn lines(raw: &str) -> Vec<String> {
+    raw.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What the form shows: the stored client (or the defaults of a new one) at first, the admin's
@@ -48,6 +61,13 @@ pub struct ClientValues {
     /// One per line.
     pub allowed_resources: String,
     pub development: bool,
+    /// Whether the client receives only the claims named in `claims`.
+    pub limit_claims: bool,
+    /// Separated by spaces.
+    pub claims: String,
+    /// Group patterns, one per line.
+    pub group_allow: String,
+    pub group_deny: String,
 }
 
 impl ClientValues {
@@ -68,6 +88,10 @@ impl ClientValues {
             allowed_providers: Vec::new(),
             allowed_resources: String::new(),
             development: false,
+            limit_claims: false,
+            claims: String::new(),
+            group_allow: String::new(),
+            group_deny: String::new(),
         }
     }
 
@@ -83,6 +107,10 @@ impl ClientValues {
             allowed_providers: client.allowed_providers.clone(),
             allowed_resources: client.allowed_resources.join("\n"),
             development: client.development,
+            limit_claims: client.claims.is_some(),
+            claims: client.claims.as_deref().unwrap_or_default().join(" "),
+            group_allow: client.group_filter.allow.join("\n"),
+            group_deny: client.group_filter.deny.join("\n"),
         }
     }
 
@@ -98,6 +126,10 @@ impl ClientValues {
             allowed_providers: form.all("allowed_providers"),
             allowed_resources: form.one("allowed_resources"),
             development: form.one("development") == "true",
+            limit_claims: form.one("limit_claims") == "true",
+            claims: form.one("claims"),
+            group_allow: form.one("group_allow"),
+            group_deny: form.one("group_deny"),
         }
     }
 
@@ -116,6 +148,11 @@ impl ClientValues {
             allowed_providers: self.allowed_providers.clone(),
             allowed_resources: words(&self.allowed_resources),
             development: self.development,
+            claims: self.limit_claims.then(|| words(&self.claims)),
+            group_filter: GroupFilterLists {
+                allow: lines(&self.group_allow),
+                deny: lines(&self.group_deny),
+            },
         }
     }
 }

@@ -10,10 +10,11 @@ use crate::admin::http::error::{Classify, Fault};
 use crate::admin::http::pagination::{Page, PageRequest};
 use crate::admin::http::validation::{self, FieldErrors};
 use crate::admin::{Caller, http::time};
+use crate::claims::ClaimSelection;
 use crate::clients::repo;
 use crate::clients::{
-    Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, NewClient, RedirectUri,
-    Rules,
+    Client, ClientError, ClientId, ClientType, DEFAULT_SCOPES, GrantType, GroupFilterLists,
+    NewClient, RedirectUri, Rules,
 };
 use crate::grants::refresh::{self, Owner};
 use crate::keys::SigningAlg;
@@ -47,6 +48,11 @@ pub struct ClientView {
     /// A development client: it may register `http://localhost` redirect URIs (matched
     /// exactly, port included). For local development only.
     pub development: bool,
+    /// The user claims the client receives (ID token, userinfo, introspection); `null`: every
+    /// claim its scopes give. The protocol claims (`iss`, `sub`, `aud`, ...) are always there.
+    pub claims: Option<Vec<String>>,
+    /// Which of the user's groups the client sees in the `groups` claim.
+    pub group_filter: GroupFilterLists,
     /// RFC 3339.
     pub created_at: String,
     #[serde(skip)]
@@ -68,6 +74,8 @@ impl From<&Client> for ClientView {
             allowed_resources: texts(&c.allowed_resources, |r| r.as_str()),
             managed_by_config: c.managed_by_config,
             development: c.development,
+            claims: c.claims.as_ref().map(|s| s.names().to_vec()),
+            group_filter: GroupFilterLists::of(&c.group_filter),
             created_at: time::rfc3339(c.created_at),
             created_at_secs: c.created_at,
         }
@@ -114,6 +122,18 @@ pub struct ClientInput {
     /// local development only (default false). Turning it off is refused while such URIs remain.
     #[serde(default)]
     pub development: bool,
+    /// The user claims the client receives, by name (at most 100); absent or `null`: every
+    /// claim its scopes give, as without the setting. It only removes: scopes still decide
+    /// what there is. Protocol claims (`iss`, `sub`, `aud`, `exp`, `iat`, `auth_time`, `nonce`,
+    /// `acr`, `amr`, `azp`, `sid`, `at_hash`, `scope`, `client_id`, `jti`) are always present
+    /// and refused here. Applies to the ID token, userinfo and introspection.
+    #[serde(default)]
+    pub claims: Option<Vec<String>>,
+    /// Which of the user's groups the client sees: patterns (a glob with `*` and `?`, or a
+    /// `/regex/`), each matching a whole group name, at most 256 characters and 100 per list.
+    /// Absent: every group.
+    #[serde(default)]
+    pub group_filter: GroupFilterLists,
 }
 
 impl ClientInput {
@@ -225,6 +245,19 @@ impl ClientInput {
         let allowed_resources = crate::clients::parse_resources(&listed)
             .map_err(|e| errors.add("allowed_resources", e))
             .unwrap_or_default();
+        let claims = self
+            .claims
+            .as_deref()
+            .map(ClaimSelection::parse)
+            .transpose()
+            .map_err(|e| errors.add("claims", e.to_string()))
+            .ok()
+            .flatten();
+        let group_filter = self
+            .group_filter
+            .parse()
+            .map_err(|e| errors.add("group_filter", e.to_string()))
+            .unwrap_or_default();
         // The rules across fields, each on the field it names, beside the fields' own errors.
         let rules = Rules {
             client_type,
@@ -259,6 +292,8 @@ impl ClientInput {
             id_token_ttl: None,
             refresh_token_ttl: None,
             development,
+            claims,
+            group_filter,
         })
     }
 }
@@ -324,6 +359,8 @@ fn details(c: &ClientView) -> serde_json::Value {
         "allowed_providers": c.allowed_providers,
         "allowed_resources": c.allowed_resources,
         "development": c.development,
+        "claims": c.claims,
+        "group_filter": c.group_filter,
     })
 }
 
