@@ -19,7 +19,7 @@ use crate::users::{self, User};
 #[derive(Debug)]
 pub enum Liveness {
     /// Live: with its user, for a token issued to one (not for `client_credentials`).
-    Live(Option<User>),
+    Live(Option<Box<User>>),
     /// Dead, and why (safe to show the token's holder).
     Dead(&'static str),
 }
@@ -53,5 +53,5 @@ pub async fn check(store: &Store, claims: &AccessClaims) -> Result<Liveness, Sto
     if user.tokens_revoked_at_ms.is_some_and(|at| minted_ms <= at) {
         return Ok(Liveness::Dead("the user's sessions were ended"));
     }
-    Ok(Liveness::Live(Some(user)))
+    Ok(Liveness::Live(Some(Box::new(user))))
 }

@@ -73,6 +73,11 @@ pub struct ProfileClaims {
     pub picture: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    /// The claims the user's provider adds (`static_claims`, `extra_claims`), whatever the
+    /// scope: flattened beside the others, so that a step that selects claims per client can
+    /// filter the final object by name. Never a reserved name (`claims::pipeline::RESERVED`).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ProfileClaims {
@@ -85,6 +90,7 @@ impl ProfileClaims {
             name: if profile { user.name.clone() } else { None },
             picture: if profile { user.picture.clone() } else { None },
             groups: scope.contains("groups").then(|| user.groups.clone()),
+            extra: user.extra_claims.clone(),
         }
     }
 }

@@ -83,7 +83,7 @@ pub async fn userinfo(
         );
     }
     let user = match liveness::check(&state.store, &claims).await {
-        Ok(Liveness::Live(Some(user))) => user,
+        Ok(Liveness::Live(Some(user))) => *user,
         Ok(Liveness::Live(None)) => return invalid_token("the token has no user"),
         Ok(Liveness::Dead(why)) => return invalid_token(why),
         Err(e) if e.is_unavailable() => {

@@ -69,6 +69,11 @@ const SQLITE: &[Source] = &[
         "client_development",
         include_str!("../../migrations/sqlite/0012_client_development.sql"),
     ),
+    (
+        13,
+        "claims",
+        include_str!("../../migrations/sqlite/0013_claims.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -131,6 +136,11 @@ const POSTGRES: &[Source] = &[
         12,
         "client_development",
         include_str!("../../migrations/postgres/0012_client_development.sql"),
+    ),
+    (
+        13,
+        "claims",
+        include_str!("../../migrations/postgres/0013_claims.sql"),
     ),
 ];
 

@@ -2,6 +2,7 @@
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::ProviderId;
 
@@ -19,6 +20,10 @@ pub struct UpstreamIdentity {
     pub name: Option<String>,
     pub picture: Option<String>,
     pub groups: Vec<String>,
+    /// Claims of the provider's own (`static_claims`, `extra_claims`), by name; never a
+    /// reserved name (`crate::claims::pipeline::RESERVED`).
+    #[serde(default)]
+    pub extra_claims: Map<String, Value>,
     /// When the provider authenticated the user (Unix seconds), when it says: a SAML
     /// AuthnInstant, an ID token's `auth_time`. Without it, Portico's login time stands.
     pub auth_time: Option<i64>,

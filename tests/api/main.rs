@@ -9,6 +9,7 @@ mod admin;
 mod allowed_providers;
 mod branding;
 mod broker;
+mod claims;
 mod cli;
 mod client_ip;
 mod declared;
