@@ -627,6 +627,47 @@ mod tests {
         assert_eq!(out.truncated.unwrap().received, 150);
     }
 
+    /// A writer into a shared buffer, to read what was logged.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_cap_logs_a_warning_naming_the_provider_the_count_and_the_cap() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let r = rules(json!({"max_groups": 2}));
+        tracing::subscriber::with_default(subscriber, || {
+            groups(&r, &["a", "b"]);
+            groups(&r, &["a", "b", "c", "d", "e"]);
+        });
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("WARN"), "{text}");
+        assert!(
+            text.contains("provider corp sent 5 groups") && text.contains("first 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("received=5") && text.contains("cap=2"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn huge_inputs_are_bounded() {
         let claims = Map::new();
