@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::admin::{api_token, call, create_admin, csrf_in, error, json_of, page, signed_in};
-use crate::federation_flow::login_at;
+use crate::federation_flow::{full_login, github_provider, login_at, spawn_with};
 use crate::helpers::{TestApp, TestDb, spawn_app_with, try_spawn_app_with};
 use crate::oidc_support::{
     Authorized, CLIENT_ID, CLIENT_SECRET, REDIRECT, clients, exchange, jwt_claims, param, provider,
@@ -17,6 +17,7 @@ use crate::oidc_support::{
 };
 use crate::on_both_backends;
 use crate::saml_support::{Saml, log_in};
+use crate::standins::github::{GithubStandIn, Scenario};
 use crate::upstream_idp::{UpUser, Upstream};
 use portico::crypto::MasterKey;
 
@@ -24,6 +25,7 @@ on_both_backends!(
     nested_groups_reach_the_tokens_prefixed_filtered_renamed_and_capped_with_static_claims,
     the_same_group_from_two_providers_stays_apart,
     saml_multi_valued_groups_go_through_the_pipeline,
+    github_teams_go_through_the_pipeline,
     the_admin_api_previews_claims_and_refuses_bad_input,
     the_admin_page_previews_claims_behind_its_csrf_token,
     bad_claim_rules_are_refused_at_start_and_by_the_api,
@@ -173,6 +175,38 @@ async fn saml_multi_valued_groups_go_through_the_pipeline(db: &TestDb) {
     saml.app.stop();
 }
 
+async fn github_teams_go_through_the_pipeline(db: &TestDb) {
+    let standin = GithubStandIn::start(Scenario {
+        teams: vec![
+            ("acme".into(), "platform".into()),
+            ("acme".into(), "security".into()),
+            ("acme".into(), "contractors".into()),
+        ],
+        ..Scenario::default()
+    })
+    .await;
+    let rules = r#"
+scopes = ["read:user", "user:email", "read:org"]
+group_prefix = "github:"
+group_allow = ["github:acme:*"]
+group_deny = ["github:acme:contractors"]
+group_rename = { "github:acme:platform" = "platform-team" }
+static_claims = { source = "github" }
+extra_claims = { github_login = "login" }
+"#;
+    let app = spawn_with(db, github_provider(&standin, rules)).await;
+    let (_, info) = full_login(&app, "github", SCOPES).await;
+    // Organisations and the denied team are gone; the rest prefixed or renamed.
+    assert_eq!(
+        info["groups"],
+        json!(["platform-team", "github:acme:security"]),
+        "{info}"
+    );
+    assert_eq!(info["source"], "github");
+    assert_eq!(info["github_login"], "octocat");
+    app.stop();
+}
+
 /// An app with provider `corp` (OIDC, nested groups and rules) and an admin.
 async fn app_with_rules(db: &TestDb) -> TestApp {
     let app = spawn_app_with(db, MasterKey::generate(), |s| {
@@ -262,6 +296,18 @@ async fn the_admin_api_previews_claims_and_refuses_bad_input(db: &TestDb) {
     assert_eq!(missing.status(), 404);
     let anonymous = call(&app, Method::POST, None, path, Some(json!({"claims": {}}))).await;
     assert_eq!(anonymous.status(), 401);
+    // Documented.
+    let doc: Value = app
+        .get("/admin/api/v1/openapi.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let op = &doc["paths"]["/providers/{id}/claims-preview"]["post"];
+    assert!(op["responses"]["200"].is_object(), "{op}");
+    for schema in ["ClaimsPreview", "PreviewRequest"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
     app.stop();
 }
 
