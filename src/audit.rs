@@ -49,6 +49,7 @@ pub const ACTIONS: &[&str] = &[
     "client.updated",
     "client.secret_rotated",
     "client.deleted",
+    "identity.scopes_granted",
     "keys.rotated",
     "provider.created",
     "provider.updated",

@@ -105,6 +105,7 @@ pub async fn open_read_only(settings: &Settings) -> anyhow::Result<(Store, Seale
 /// What the janitor deletes, each rule declared by its table's owner.
 pub const JANITOR_RULES: &[&crate::store::janitor::Rule] = &[
     &crate::grants::pending::JANITOR,
+    &crate::vault::upgrades::JANITOR,
     &crate::grants::codes::JANITOR,
     &crate::grants::refresh::JANITOR,
     &crate::grants::refresh::JANITOR_SUCCESSORS,
@@ -486,5 +487,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
         )
         .configure(oidc::routes)
         .service(oidc::broker::broker_token)
+        .service(oidc::connect::connect)
         .configure(admin::routes);
 }

@@ -2,7 +2,8 @@
 //!
 //! The `state` finds (and consumes) the pending authorization in the database, which must
 //! belong to this browser and this provider. The connector turns the callback into an
-//! identity; `complete::finish_login` (shared with the SAML ACS) does the rest.
+//! identity; `complete::finish_login` (shared with the SAML ACS) does the rest. A `state` of
+//! no pending login may be that of a broker upgrade (`super::connect`), which finishes there.
 
 use std::collections::HashMap;
 
@@ -79,6 +80,23 @@ pub async fn callback(
     let (pending, secret) = match taken.await {
         Ok(Some(found)) => found,
         Ok(None) => {
+            let upgrade =
+                crate::vault::upgrades::take_by_state(&state.store, &state.sealer, upstream_state);
+            match upgrade.await {
+                Ok(Some((upgrade, secret))) => {
+                    return super::connect::finish(
+                        &req,
+                        &state,
+                        &provider_id,
+                        &params,
+                        upgrade,
+                        &secret,
+                    )
+                    .await;
+                }
+                Ok(None) => {}
+                Err(e) => return server_error_page(e),
+            }
             let reason = "state mismatch: the callback matches no pending login (forged, replayed \
                           or expired)";
             fail(None, &reason).await;

@@ -126,6 +126,7 @@ async fn start_upstream(
         login_hint: pending.request.login_hint.as_deref().or(email),
         force_login: pending.request.prompt_login,
         max_age: pending.request.max_age,
+        extra_scopes: &[],
     };
     // A SAML provider starts with an AuthnRequest; its RelayState is the `state` below.
     let begun = if let Some(why) = refused {

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod callback;
 pub mod client_auth;
 pub mod complete;
+pub mod connect;
 pub mod discovery;
 pub mod error;
 pub mod jwks;

@@ -90,6 +90,16 @@ pub struct LoggedOutPage {
     pub brand: Brand,
 }
 
+/// After a user added upstream scopes a service asked for (`super::connect`), when the service
+/// named no return URI.
+#[derive(Template)]
+#[template(path = "scopes_granted.html")]
+pub struct ScopesGrantedPage {
+    pub brand: Brand,
+    pub client_name: String,
+    pub provider_name: String,
+}
+
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {
         Ok(html) => HttpResponse::build(status)

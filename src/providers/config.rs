@@ -31,6 +31,9 @@ pub struct ProviderConfig {
     pub issuer: Option<String>,
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// The upstream scopes a service may ask the user to add through the broker.
+    #[serde(default)]
+    pub incremental_scopes: Vec<String>,
     #[serde(default)]
     pub email_domains: Vec<String>,
     #[serde(default)]
@@ -78,6 +81,7 @@ impl super::Provider {
             && self.client_id == declared.client_id
             && self.issuer == declared.issuer
             && self.scopes == setup.scopes
+            && self.incremental_scopes == setup.incremental_scopes
             && self.settings == setup.settings
             && self.email_domains == declared.email_domains
             && self.trust_email == declared.trust_email
@@ -110,6 +114,7 @@ pub fn setup(p: &ProviderConfig) -> Result<Checked, String> {
         has_secret: p.client_secret.is_some(),
         issuer: p.issuer.as_deref(),
         scopes: p.scopes.as_deref(),
+        incremental_scopes: &p.incremental_scopes,
         options: &p.options,
         from_config: true,
     };
@@ -213,6 +218,17 @@ redirect_uri = "https://wiki.example.com/cb"
     }
 
     #[test]
+    fn incremental_scopes_are_split_and_kept_once() {
+        let github = setup(&entry(
+            "kind = \"github\"\nclient_secret = \"s\"\nincremental_scopes = [\"repo read:org\", \"repo\"]",
+        ))
+        .unwrap();
+        assert_eq!(github.incremental_scopes, ["repo", "read:org"]);
+        let oidc = setup(&entry("kind = \"oidc\"\nissuer = \"https://idp.example\"")).unwrap();
+        assert!(oidc.incremental_scopes.is_empty());
+    }
+
+    #[test]
     fn kind_options_land_in_settings() {
         let google = setup(&entry(
             "kind = \"google\"\nclient_secret = \"s\"\nhosted_domains = [\" Example.com \"]\n\
@@ -278,6 +294,15 @@ redirect_uri = "https://wiki.example.com/cb"
             (
                 "kind = \"google\"\nclient_secret = \"s\"\nhosted_domains = [\"not a domain\"]",
                 "hosted_domains: “not a domain” is not a domain name",
+            ),
+            (
+                "kind = \"github\"\nclient_secret = \"s\"\nincremental_scopes = [\"re\\\\po\"]",
+                "is not a valid scope",
+            ),
+            (
+                "kind = \"saml\"\nsaml_idp_metadata_url = \"https://idp.example/m\"\n\
+                 incremental_scopes = [\"repo\"]",
+                "SAML 2.0 providers have no scopes",
             ),
         ];
         for (body, expected) in cases {

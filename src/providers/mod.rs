@@ -33,6 +33,9 @@ pub struct Provider {
     sealed_secret: Option<Vec<u8>>,
     pub issuer: Option<String>,
     pub scopes: Vec<String>,
+    /// The upstream scopes a service may ask the user to add to the stored grant through the
+    /// broker (`oidc::broker`); anything else it asks for is refused.
+    pub incremental_scopes: Vec<String>,
     /// The kind's options (`upstream::kinds`), as its check wrote them.
     pub settings: serde_json::Value,
     pub email_domains: Vec<String>,

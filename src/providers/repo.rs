@@ -14,7 +14,7 @@ use crate::store::{self, Store, StoreError, flag, json_list};
 use crate::upstream::{ProviderId, ProviderKind};
 
 const COLUMNS: &str = "id, kind, display_name, enabled, client_id, client_secret, issuer, \
-                       scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
+                       scopes, incremental_scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
                        updated_at, saml_sp_key";
 
 fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
@@ -34,6 +34,7 @@ fn provider_from_row(row: &AnyRow) -> Result<Option<Provider>, StoreError> {
         sealed_secret: row.try_get("client_secret")?,
         issuer: row.try_get("issuer")?,
         scopes: json_list(row, "scopes")?,
+        incremental_scopes: json_list(row, "incremental_scopes")?,
         settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
         email_domains: json_list(row, "email_domains")?,
         trust_email: flag(row, "trust_email")?,
@@ -126,6 +127,7 @@ pub async fn upsert_config_in(
             .map_or(SecretChange::Clear, SecretChange::Set),
         issuer: p.issuer.clone(),
         scopes: setup.scopes,
+        incremental_scopes: setup.incremental_scopes,
         settings: setup.settings,
         email_domains: p.email_domains.clone(),
         trust_email: p.trust_email,
@@ -195,7 +197,8 @@ async fn insert(
         "DO UPDATE SET kind = excluded.kind, display_name = excluded.display_name, \
          enabled = excluded.enabled, client_id = excluded.client_id, \
          client_secret = excluded.client_secret, issuer = excluded.issuer, \
-         scopes = excluded.scopes, settings = excluded.settings, \
+         scopes = excluded.scopes, incremental_scopes = excluded.incremental_scopes, \
+         settings = excluded.settings, \
          email_domains = excluded.email_domains, trust_email = excluded.trust_email, \
          managed_by_config = 1, updated_at = excluded.updated_at \
          WHERE providers.managed_by_config = 1"
@@ -205,7 +208,8 @@ async fn insert(
     let inserted = sqlx::query(&format!(
         "INSERT INTO providers (id, kind, display_name, enabled, client_id, client_secret, \
          issuer, scopes, settings, email_domains, trust_email, managed_by_config, created_at, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) \
+         updated_at, incremental_scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
          ON CONFLICT (id) {conflict}"
     ))
     .bind(new.id.as_str())
@@ -221,6 +225,7 @@ async fn insert(
     .bind(i64::from(new.trust_email))
     .bind(i64::from(managed))
     .bind(store::now())
+    .bind(store::to_json_list(&new.incremental_scopes))
     .execute(&mut *conn)
     .await?;
     Ok(inserted.rows_affected() > 0)
@@ -263,6 +268,7 @@ pub struct ProviderWrite {
     pub secret: SecretChange,
     pub issuer: Option<String>,
     pub scopes: Vec<String>,
+    pub incremental_scopes: Vec<String>,
     pub settings: serde_json::Value,
     pub email_domains: Vec<String>,
     pub trust_email: bool,
@@ -316,12 +322,12 @@ pub async fn update_in(
     editable(conn, new.id.as_str()).await?;
     let secret_sql = match new.secret {
         SecretChange::Keep => "",
-        SecretChange::Set(_) | SecretChange::Clear => ", client_secret = $11",
+        SecretChange::Set(_) | SecretChange::Clear => ", client_secret = $12",
     };
     let sql = format!(
         "UPDATE providers SET {BUMP}, display_name = $2, enabled = $3, client_id = $4, \
-         issuer = $5, scopes = $6, settings = $7, email_domains = $8, trust_email = $9 \
-         {secret_sql} WHERE id = $10"
+         issuer = $5, scopes = $6, settings = $7, email_domains = $8, trust_email = $9, \
+         incremental_scopes = $11 {secret_sql} WHERE id = $10"
     );
     let mut query = sqlx::query(&sql)
         .bind(store::now())
@@ -333,7 +339,8 @@ pub async fn update_in(
         .bind(new.settings.to_string())
         .bind(store::to_json_list(&new.email_domains))
         .bind(i64::from(new.trust_email))
-        .bind(new.id.as_str());
+        .bind(new.id.as_str())
+        .bind(store::to_json_list(&new.incremental_scopes));
     match &new.secret {
         SecretChange::Keep => {}
         SecretChange::Set(s) => query = query.bind(Some(seal(sealer, &new.id, s))),

@@ -74,6 +74,11 @@ const SQLITE: &[Source] = &[
         "claims",
         include_str!("../../migrations/sqlite/0013_claims.sql"),
     ),
+    (
+        16,
+        "broker_scopes",
+        include_str!("../../migrations/sqlite/0016_broker_scopes.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -141,6 +146,11 @@ const POSTGRES: &[Source] = &[
         13,
         "claims",
         include_str!("../../migrations/postgres/0013_claims.sql"),
+    ),
+    (
+        16,
+        "broker_scopes",
+        include_str!("../../migrations/postgres/0016_broker_scopes.sql"),
     ),
 ];
 

@@ -52,6 +52,8 @@ pub const PENDING_UPSTREAM_SECRET: SealedColumn =
 /// ...and the identity a SAML ACS verified, until the browser completes the login.
 pub const PENDING_IDENTITY: SealedColumn =
     column("pending_authorizations", "id", "completed_identity");
+/// A broker upgrade's upstream login secrets (nonce, PKCE verifier), until its callback.
+pub const BROKER_UPGRADE_SECRET: SealedColumn = column("broker_upgrades", "id", "upstream_secret");
 /// A rotated refresh token's successor, during the grace window.
 pub const REFRESH_SUCCESSOR: SealedColumn = column("refresh_successors", "id", "successor");
 /// A webhook endpoint's signing secret, and the previous one during a rotation.
@@ -71,6 +73,7 @@ pub const ALL: &[SealedColumn] = &[
     IDENTITY_TOKEN_META,
     PENDING_UPSTREAM_SECRET,
     PENDING_IDENTITY,
+    BROKER_UPGRADE_SECRET,
     REFRESH_SUCCESSOR,
     WEBHOOK_SECRET,
     WEBHOOK_PREVIOUS_SECRET,

@@ -193,6 +193,10 @@ impl Preset for GoogleOptions {
         if let [domain] = self.hosted_domains.as_slice() {
             pairs.push(("hd".into(), domain.clone()));
         }
+        // Asking for more: Google keeps what the user granted before in the new grant too.
+        if !request.extra_scopes.is_empty() {
+            pairs.push(("include_granted_scopes".into(), "true".into()));
+        }
         let mut out = url;
         out.query_pairs_mut().clear().extend_pairs(pairs);
         out
@@ -257,6 +261,7 @@ mod tests {
             login_hint: None,
             force_login,
             max_age: None,
+            extra_scopes: &[],
         }
     }
 

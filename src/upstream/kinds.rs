@@ -81,6 +81,9 @@ pub trait Kind: Sync + 'static {
     const DEFAULT_SCOPES: &'static [&'static str] = &[];
     /// Whether the admin form offers "Test discovery" of the issuer.
     const DISCOVERY: bool = false;
+    /// Whether its logins take OAuth scopes, so that a service may ask the user to grant more
+    /// of them through the broker (`incremental_scopes`); SAML has none.
+    const INCREMENTAL_SCOPES: bool = true;
     /// The admin form's inputs between the display name and the e-mail domains.
     const FORM: &'static [Field];
 
@@ -150,6 +153,8 @@ pub trait AnyKind: Sync {
     fn summary(&self) -> &'static str;
     fn form(&self) -> &'static [Field];
     fn offers_discovery(&self) -> bool;
+    /// Whether it takes `incremental_scopes` ([`Kind::INCREMENTAL_SCOPES`]).
+    fn takes_incremental_scopes(&self) -> bool;
     /// Whether the kind's check refuses `field` (`client_id`, `client_secret`, `issuer`) empty.
     fn requires(&self, field: &str) -> bool;
     /// The options with their defaults (a blank form).
@@ -200,6 +205,10 @@ impl<K: Kind> AnyKind for K {
         K::DISCOVERY
     }
 
+    fn takes_incremental_scopes(&self) -> bool {
+        K::INCREMENTAL_SCOPES
+    }
+
     fn requires(&self, field: &str) -> bool {
         let need = match field {
             "client_id" => K::CLIENT_ID,
@@ -245,6 +254,10 @@ impl<K: Kind> AnyKind for K {
             _ => {}
         }
         errors.extend(misplaced(Some(kind), entry.options));
+        let incremental =
+            incremental_scopes(entry.incremental_scopes, K::INCREMENTAL_SCOPES, K::TITLE)
+                .map_err(|e| errors.push(e))
+                .unwrap_or_default();
         let defaults = self.defaults();
         let own = (entry.options.0.iter())
             .filter(|(k, v)| defaults.contains_key(*k) && !v.is_null())
@@ -271,6 +284,7 @@ impl<K: Kind> AnyKind for K {
                 };
                 Ok(Checked {
                     scopes,
+                    incremental_scopes: incremental,
                     settings: Value::Object(object(&options)),
                     key,
                 })
@@ -393,6 +407,8 @@ pub struct Entry<'a> {
     pub issuer: Option<&'a str>,
     /// `None`: the kind's default.
     pub scopes: Option<&'a [String]>,
+    /// The scopes a service may ask the user to add through the broker.
+    pub incremental_scopes: &'a [String],
     pub options: &'a Options,
     pub from_config: bool,
 }
@@ -401,6 +417,8 @@ pub struct Entry<'a> {
 #[derive(Debug)]
 pub struct Checked {
     pub scopes: Vec<String>,
+    /// `incremental_scopes`, checked: scope tokens, each once.
+    pub incremental_scopes: Vec<String>,
     pub settings: Value,
     /// The secret the kind keeps sealed beside the row (the SAML SP key).
     pub key: Option<SecretString>,
@@ -723,6 +741,46 @@ pub fn upstream_url(raw: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+/// At most this many incremental scopes per provider.
+pub const MAX_INCREMENTAL_SCOPES: usize = 50;
+
+/// Whether `raw` is an RFC 6749 scope token: 1 to 200 visible ASCII characters but `"` and `\`.
+pub fn is_scope_token(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= 200
+        && raw
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// A provider's incremental scopes (split on spaces, each once), refused for a kind without
+/// scopes (`takes`: [`Kind::INCREMENTAL_SCOPES`]).
+fn incremental_scopes(list: &[String], takes: bool, title: &str) -> Result<Vec<String>, Invalid> {
+    const FIELD: &str = "incremental_scopes";
+    let mut out: Vec<String> = Vec::new();
+    for raw in list.iter().flat_map(|s| s.split_whitespace()) {
+        if !is_scope_token(raw) {
+            let message = format!(
+                "“{raw}” is not a valid scope: scopes are separated by spaces and hold no quotes \
+                 or backslashes."
+            );
+            return Err(Invalid::new(FIELD, message));
+        }
+        if !out.iter().any(|s| s == raw) {
+            out.push(raw.to_owned());
+        }
+    }
+    if !out.is_empty() && !takes {
+        let message = format!("{title} providers have no scopes: leave incremental_scopes empty.");
+        return Err(Invalid::new(FIELD, message));
+    }
+    if out.len() > MAX_INCREMENTAL_SCOPES {
+        let message = format!("List at most {MAX_INCREMENTAL_SCOPES} incremental scopes.");
+        return Err(Invalid::new(FIELD, message));
+    }
+    Ok(out)
 }
 
 /// DNS names, lower-cased: labels of letters, digits and `-`, at least two of them.

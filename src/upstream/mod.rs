@@ -76,6 +76,10 @@ pub struct LoginRequest<'a> {
     pub force_login: bool,
     /// The downstream `max_age`, in seconds.
     pub max_age: Option<u64>,
+    /// Scopes to ask for besides the provider's own (the broker's incremental scopes: those
+    /// the stored grant has and those a service asked the user to add); each connector asks
+    /// for every one once.
+    pub extra_scopes: &'a [String],
 }
 
 /// The start of a redirect login.

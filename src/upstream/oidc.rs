@@ -593,8 +593,12 @@ impl<P: Preset> CallbackLogin for OidcConnector<P> {
                     Nonce::new_random,
                 )
                 .set_pkce_challenge(challenge);
-            for scope in self.config.scopes.iter().filter(|s| *s != "openid") {
-                auth = auth.add_scope(Scope::new(scope.clone()));
+            let mut asked: Vec<&String> = Vec::new();
+            for scope in self.config.scopes.iter().chain(request.extra_scopes) {
+                if scope != "openid" && !asked.contains(&scope) {
+                    asked.push(scope);
+                    auth = auth.add_scope(Scope::new(scope.clone()));
+                }
             }
             if let Some(hint) = request.login_hint {
                 auth = auth.set_login_hint(LoginHint::new(hint.to_owned()));

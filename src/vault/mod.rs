@@ -2,9 +2,11 @@
 //! and scope, each sealed to the identity row (`users::identities` stores and seals them), and
 //! kept fresh: `refresh` makes one upstream refresh per identity however many callers ask at
 //! once (a lease in the identity row, claimed by a conditional UPDATE), for the broker
-//! (`oidc::broker`) and for downstream refreshes.
+//! (`oidc::broker`) and for downstream refreshes. `upgrades` holds the tickets by which a user
+//! adds upstream scopes a service asked for.
 
 pub mod refresh;
+pub mod upgrades;
 
 use secrecy::ExposeSecret;
 

@@ -81,6 +81,7 @@ redirect_uris = ["https://admin-app.example/cb"]
 
 fn admin_provider(id: &str) -> ProviderWrite {
     ProviderWrite {
+        incremental_scopes: Vec::new(),
         id: portico::upstream::ProviderId::parse(id).unwrap(),
         kind: portico::upstream::ProviderKind::parse("oidc").unwrap(),
         display_name: "Made by an admin".into(),

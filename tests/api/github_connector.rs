@@ -37,6 +37,7 @@ fn request() -> LoginRequest<'static> {
         login_hint: None,
         force_login: false,
         max_age: None,
+        extra_scopes: &[],
     }
 }
 
@@ -84,6 +85,20 @@ async fn the_authorize_url_carries_state_pkce_and_scopes() {
     assert_eq!(param(url, "prompt").as_deref(), Some("select_account"));
     // Nothing secret in the URL: the verifier stays in the sealed secret.
     assert!(!url.as_str().contains(start.secret.expose_secret()));
+
+    // A broker upgrade asks for its extra scopes too, each once.
+    let extra = ["user:email".to_owned(), "repo".to_owned()];
+    let upgrade = c
+        .begin(LoginRequest {
+            extra_scopes: &extra,
+            ..request()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        param(&upgrade.url, "scope").as_deref(),
+        Some("read:user user:email read:org repo")
+    );
 
     // Another login gets another state and challenge.
     let again = c.begin(request()).await.unwrap();

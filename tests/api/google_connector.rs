@@ -39,6 +39,7 @@ fn request(force_login: bool) -> LoginRequest<'static> {
         login_hint: None,
         force_login,
         max_age: None,
+        extra_scopes: &[],
     }
 }
 
@@ -65,8 +66,30 @@ async fn a_login_asks_for_offline_access_and_gets_a_refresh_token() {
     assert_eq!(param(url, "prompt").as_deref(), Some("consent"));
     assert_eq!(param(url, "hd").as_deref(), Some("example.com"));
     assert_eq!(param(url, "scope").as_deref(), Some("openid email profile"));
+    assert!(param(url, "include_granted_scopes").is_none());
     assert_eq!(param(url, "code_challenge_method").as_deref(), Some("S256"));
     assert!(param(url, "nonce").is_some());
+
+    // A broker upgrade asks for more, keeping what was granted before.
+    let extra = [
+        "email".to_owned(),
+        "https://www.googleapis.com/auth/drive.file".to_owned(),
+    ];
+    let upgrade = c
+        .begin(LoginRequest {
+            extra_scopes: &extra,
+            ..request(false)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        param(&upgrade.url, "scope").as_deref(),
+        Some("openid email profile https://www.googleapis.com/auth/drive.file")
+    );
+    assert_eq!(
+        param(&upgrade.url, "include_granted_scopes").as_deref(),
+        Some("true")
+    );
 
     let params = authorize(&start, REDIRECT_URI).await;
     let identity = c

@@ -75,6 +75,15 @@ impl TestDb {
         }
     }
 
+    /// A store of its own on this database, for reading it while no app runs (or after one
+    /// has stopped: an app's own pool closes with it).
+    pub async fn store(&self) -> portico::store::Store {
+        let url = DatabaseUrl::parse(&self.url).expect("test database URL");
+        portico::store::Store::connect(&url, 2)
+            .await
+            .expect("connect to the test database")
+    }
+
     pub async fn cleanup(self) {
         if let Some((admin, name)) = &self.pg
             && let Ok(mut conn) = sqlx::PgConnection::connect(admin).await

@@ -9,6 +9,7 @@ mod admin;
 mod allowed_providers;
 mod branding;
 mod broker;
+mod broker_scopes;
 mod claims;
 mod cli;
 mod client_ip;

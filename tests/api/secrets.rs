@@ -84,13 +84,13 @@ async fn rotate_master_reseals_every_secret(db: &TestDb) {
     webhooks_admin::rotate_secret(&app.state, &cli, &id)
         .await
         .unwrap();
-    let store = app.state.store.clone();
-    let (before, _) = open_all(&store, &Sealer::new(&old)).await;
+    let (before, _) = open_all(&app.state.store, &Sealer::new(&old)).await;
     assert!(
         before >= 6,
         "key check, three signing keys and two webhook secrets are sealed"
     );
-    app.stop();
+    app.shut_down().await;
+    let store = db.store().await;
 
     let new = MasterKey::generate();
     let key_file = db.dir.join("new.key");
@@ -119,8 +119,8 @@ async fn rotate_master_reseals_every_secret(db: &TestDb) {
 async fn rotate_master_changes_nothing_when_it_fails(db: &TestDb) {
     let old = MasterKey::generate();
     let app = spawn_app_with(db, old.clone(), |_| {}).await;
-    let store = app.state.store.clone();
-    app.stop();
+    app.shut_down().await;
+    let store = db.store().await;
     // A sealed value that does not open (sealed for another row) makes the rotation fail part-way.
     let sealer = Sealer::new(&old);
     let misplaced = sealer.seal(

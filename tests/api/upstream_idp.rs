@@ -64,7 +64,11 @@ struct Grant {
     challenge: String,
     redirect_uri: String,
     sub: String,
+    scope: String,
 }
+
+/// The scopes every grant of the stand-in carries.
+const BASE_SCOPE: &str = "openid email profile groups";
 
 struct Inner {
     issuer: String,
@@ -76,7 +80,12 @@ struct Inner {
     misbehave: Mutex<Misbehave>,
     codes: Mutex<HashMap<String, Grant>>,
     access: Mutex<HashMap<String, String>>,
-    refresh: Mutex<HashMap<String, String>>,
+    /// Refresh token -> (subject, granted scope).
+    refresh: Mutex<HashMap<String, (String, String)>>,
+    /// Scopes beyond [`BASE_SCOPE`] it grants when an authorize request asks for them.
+    grantable: Mutex<Vec<String>>,
+    /// The `scope` of every authorize request, in order.
+    authorize_scopes: Mutex<Vec<String>>,
     refresh_calls: AtomicUsize,
     /// How long a refresh takes to answer, in milliseconds.
     refresh_delay_ms: AtomicI64,
@@ -126,6 +135,8 @@ impl Upstream {
             codes: Mutex::new(HashMap::new()),
             access: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashMap::new()),
+            grantable: Mutex::new(Vec::new()),
+            authorize_scopes: Mutex::new(Vec::new()),
             refresh_calls: AtomicUsize::new(0),
             refresh_delay_ms: AtomicI64::new(0),
             expires_in: AtomicI64::new(3600),
@@ -210,6 +221,16 @@ impl Upstream {
         self.inner.back_channel_calls.load(Ordering::SeqCst)
     }
 
+    /// Scopes beyond the base ones it grants from now on when asked for.
+    pub fn grant_scopes(&self, scopes: &[&str]) {
+        *self.inner.grantable.lock().unwrap() = scopes.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// The `scope` of every authorize request so far.
+    pub fn authorize_scopes(&self) -> Vec<String> {
+        self.inner.authorize_scopes.lock().unwrap().clone()
+    }
+
     /// Makes every upstream refresh token invalid (the user's upstream grant was revoked).
     pub fn revoke_refresh_tokens(&self) {
         self.inner.refresh.lock().unwrap().clear();
@@ -260,6 +281,17 @@ async fn authorize(s: web::Data<Inner>, q: web::Query<HashMap<String, String>>) 
     }
     let code = random();
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
+    let asked = q.get("scope").cloned().unwrap_or_default();
+    s.authorize_scopes.lock().unwrap().push(asked.clone());
+    let grantable = s.grantable.lock().unwrap().clone();
+    let mut scope = BASE_SCOPE.to_owned();
+    for extra in asked
+        .split(' ')
+        .filter(|a| grantable.iter().any(|g| g == a))
+    {
+        scope.push(' ');
+        scope.push_str(extra);
+    }
     s.codes.lock().unwrap().insert(
         code.clone(),
         Grant {
@@ -267,6 +299,7 @@ async fn authorize(s: web::Data<Inner>, q: web::Query<HashMap<String, String>>) 
             challenge: q.get("code_challenge").cloned().unwrap_or_default(),
             redirect_uri: redirect_uri.clone(),
             sub: s.current.lock().unwrap().clone(),
+            scope,
         },
     );
     let mut url = url::Url::parse(&redirect_uri).unwrap();
@@ -333,7 +366,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
         return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" }));
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let (sub, nonce) = match form.get("grant_type").map(String::as_str) {
+    let (sub, nonce, scope) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(grant) = form
                 .get("code")
@@ -348,7 +381,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
             {
                 return token_error("invalid_grant");
             }
-            (grant.sub, grant.nonce)
+            (grant.sub, grant.nonce, grant.scope)
         }
         Some("refresh_token") => {
             s.refresh_calls.fetch_add(1, Ordering::SeqCst);
@@ -356,13 +389,13 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
             if delay > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(delay as u64)).await;
             }
-            let Some(sub) = form
+            let Some((sub, scope)) = form
                 .get("refresh_token")
                 .and_then(|t| s.refresh.lock().unwrap().remove(t))
             else {
                 return token_error("invalid_grant");
             };
-            (sub, None)
+            (sub, None, scope)
         }
         _ => return token_error("unsupported_grant_type"),
     };
@@ -372,7 +405,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
     let access = random();
     let refresh = random();
     s.access.lock().unwrap().insert(access.clone(), sub.clone());
-    s.refresh.lock().unwrap().insert(refresh.clone(), sub);
+    (s.refresh.lock().unwrap()).insert(refresh.clone(), (sub, scope.clone()));
     let id_token = id_token(&s, &user, nonce.as_deref());
     s.issued
         .lock()
@@ -384,7 +417,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
         "expires_in": s.expires_in.load(Ordering::SeqCst),
         "refresh_token": refresh,
         "id_token": id_token,
-        "scope": "openid email profile groups",
+        "scope": scope,
     }))
 }
 

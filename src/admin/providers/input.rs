@@ -46,6 +46,11 @@ pub struct ProviderInput {
     /// Default: the kind's (oidc: `openid email profile`).
     #[serde(default)]
     pub scopes: Option<Vec<String>>,
+    /// Upstream scopes a service may ask the user to add to the stored grant through the token
+    /// broker (`GET /broker/{provider}/token?scope=…`, docs/broker.md); any other scope it asks
+    /// for is refused. Not for saml. At most 50.
+    #[serde(default)]
+    pub incremental_scopes: Vec<String>,
     /// Home-realm hints: e-mail domains sent to this provider from the login page.
     #[serde(default)]
     pub email_domains: Vec<String>,
@@ -196,6 +201,7 @@ impl ProviderInput {
             has_secret,
             issuer: issuer.as_deref(),
             scopes: scopes.as_deref().filter(|s| !s.is_empty()),
+            incremental_scopes: &self.incremental_scopes,
             options: &self.options,
             from_config: false,
         };
@@ -218,6 +224,7 @@ impl ProviderInput {
             secret,
             issuer,
             scopes: checked.scopes,
+            incremental_scopes: checked.incremental_scopes,
             settings: checked.settings,
             email_domains,
             trust_email: self.trust_email,

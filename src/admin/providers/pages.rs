@@ -73,6 +73,13 @@ const DISPLAY_NAME: Input = Input::new(
     "shown on the login page; default: the ID",
     Widget::Text,
 );
+/// Offered where the kind takes scopes ([`kinds::AnyKind::takes_incremental_scopes`]).
+const INCREMENTAL_SCOPES: Input = Input::new(
+    "incremental_scopes",
+    "Incremental scopes",
+    "scopes a service may ask the user to add through the token broker, separated by spaces",
+    Widget::Words,
+);
 const TAIL: [Input; 3] = [
     Input::new(
         "email_domains",
@@ -96,9 +103,15 @@ fn inputs(kind: ProviderKind, creating: bool) -> Vec<&'static Input> {
     } else {
         &[&DISPLAY_NAME]
     };
-    let form = kinds::find(kind).form();
+    let kind = kinds::find(kind);
+    let incremental: &[&Input] = if kind.takes_incremental_scopes() {
+        &[&INCREMENTAL_SCOPES]
+    } else {
+        &[]
+    };
     (head.iter().copied())
-        .chain(form)
+        .chain(kind.form())
+        .chain(incremental.iter().copied())
         .chain(&kinds::CLAIM_RULES)
         .chain(&TAIL)
         .collect()

@@ -36,6 +36,8 @@ pub struct ProviderView {
     pub issuer: Option<String>,
     /// Empty: the kind's default scopes.
     pub scopes: Vec<String>,
+    /// Scopes a service may ask the user to add through the token broker.
+    pub incremental_scopes: Vec<String>,
     pub email_domains: Vec<String>,
     pub trust_email: bool,
     /// The kind's options that are set.
@@ -65,6 +67,7 @@ impl ProviderView {
             has_client_secret: p.has_secret(),
             issuer: p.issuer.clone().filter(|i| !i.is_empty()),
             scopes: p.scopes.clone(),
+            incremental_scopes: p.incremental_scopes.clone(),
             email_domains: p.email_domains.clone(),
             trust_email: p.trust_email,
             options: kind.view(&p.settings),
@@ -142,6 +145,7 @@ fn details(p: &Provider, v: &ProviderView) -> Value {
         "client_id": v.client_id,
         "issuer": v.issuer,
         "scopes": v.scopes,
+        "incremental_scopes": v.incremental_scopes,
         "email_domains": v.email_domains,
         "trust_email": v.trust_email,
     });

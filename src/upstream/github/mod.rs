@@ -199,12 +199,18 @@ impl CallbackLogin for GithubConnector {
         Box::pin(async move {
             let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
             let state = CsrfToken::new_random();
+            let mut scopes = self.scopes.clone();
+            for extra in request.extra_scopes {
+                if !scopes.contains(extra) {
+                    scopes.push(extra.clone());
+                }
+            }
             let url = oauth::authorize_url(
                 &self.config.web_base,
                 &self.config.client_id,
                 &AuthorizeParams {
                     redirect_uri: request.redirect_uri,
-                    scopes: &self.scopes,
+                    scopes: &scopes,
                     state: state.secret(),
                     code_challenge: challenge.as_str(),
                     login_hint: request.login_hint,

@@ -51,6 +51,7 @@ impl Kind for Saml {
     const SUMMARY: &'static str = "Okta, Entra ID, ADFS, Shibboleth… by IdP metadata";
     const CLIENT_ID: Need = Need::Optional;
     const ISSUER: Need = Need::Refused("its IdP metadata names it");
+    const INCREMENTAL_SCOPES: bool = false;
     const FORM: &'static [Field] = &[
         Field::new(
             "saml_idp_metadata_xml",

@@ -169,9 +169,19 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
-/// The text of an element, once it appears.
+/// The text of an element, once it appears (found again when the page replaced it between
+/// the search and the read).
 async fn text_of(client: &Client, css: &str) -> String {
-    wait_for(client, css).await.text().await.unwrap()
+    let started = Instant::now();
+    loop {
+        match wait_for(client, css).await.text().await {
+            Ok(text) => return text,
+            Err(e) if started.elapsed() < WAIT && page_was_changing(&e) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("could not read {css}: {e}; {}", whereabouts(client).await),
+        }
+    }
 }
 
 async fn wait_for_url(client: &Client, part: &str) {

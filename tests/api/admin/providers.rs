@@ -58,6 +58,7 @@ fn github() -> Value {
         "allowed_orgs": ["acme", "acme:platform"],
         "email_domains": ["Acme.example"],
         "trust_email": true,
+        "incremental_scopes": ["repo", "read:org repo"],
     })
 }
 
@@ -90,6 +91,7 @@ async fn providers_are_created_read_updated_and_deleted(db: &TestDb) {
     assert_eq!(created["has_client_secret"], true);
     assert_eq!(created["allowed_orgs"], json!(["acme", "acme:platform"]));
     assert_eq!(created["email_domains"], json!(["acme.example"]));
+    assert_eq!(created["incremental_scopes"], json!(["repo", "read:org"]));
     assert!(created.get("client_secret").is_none());
     assert!(!created.to_string().contains(GITHUB_SECRET));
     assert!(created.get("hosted_domains").is_none(), "google-only field");
@@ -151,6 +153,7 @@ async fn providers_are_created_read_updated_and_deleted(db: &TestDb) {
     edited.as_object_mut().unwrap().remove("client_secret");
     edited["display_name"] = json!("GHE");
     edited["enabled"] = json!(false);
+    edited["incremental_scopes"] = json!([]);
     let updated = json_of(
         call(&app, Method::PUT, t, "/providers/ghe", Some(edited.clone())).await,
         200,
@@ -159,6 +162,7 @@ async fn providers_are_created_read_updated_and_deleted(db: &TestDb) {
     assert_eq!(updated["display_name"], "GHE");
     assert_eq!(updated["enabled"], false);
     assert_eq!(updated["has_client_secret"], true);
+    assert_eq!(updated["incremental_scopes"], json!([]));
     assert_eq!(sealed_secret(&app, "ghe").await.unwrap(), sealed);
     edited["client_secret"] = json!("a-new-secret-0123456789");
     json_of(
@@ -462,6 +466,20 @@ async fn kind_rules_and_bad_saml_metadata_are_422_with_the_field(db: &TestDb) {
                     "saml": { "name_id_format": "bogus" } }),
             "saml",
             "name_id_format",
+        ),
+        (
+            json!({ "id": "s", "kind": "saml",
+                    "saml_idp_metadata_url": "https://idp.example/metadata",
+                    "incremental_scopes": ["repo"] }),
+            "incremental_scopes",
+            "SAML 2.0 providers have no scopes",
+        ),
+        (
+            json!({ "id": "o", "kind": "oidc", "client_id": "c",
+                    "issuer": "https://idp.example",
+                    "incremental_scopes": ["repo", "bad\"scope"] }),
+            "incremental_scopes",
+            "is not a valid scope",
         ),
         (
             json!({ "id": "o", "kind": "oidc", "client_id": "c",

@@ -154,6 +154,7 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
             ("client_id", UPSTREAM_CLIENT_ID),
             ("client_secret", UPSTREAM_CLIENT_SECRET),
             ("scopes", "openid email"),
+            ("incremental_scopes", "repo read:org"),
             ("enabled", "on"),
             ("action", "save"),
         ],
@@ -169,6 +170,7 @@ async fn the_providers_pages_create_edit_and_delete(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert!(stored.enabled && stored.has_secret());
+    assert_eq!(stored.incremental_scopes, ["repo", "read:org"]);
     assert_eq!(stored.display_name, "<script>alert(1)</script>");
     assert_eq!(audit_count(&app, "provider.created").await, 1);
     for path in ["/admin/providers", "/admin/providers/corp"] {
@@ -279,6 +281,10 @@ async fn saml_and_config_managed_provider_pages(db: &TestDb) {
     let browser = signed_in(&app).await;
     let html = page(&app, &browser, "/admin/providers?kind=saml").await;
     assert!(html.contains("name=\"saml_idp_metadata_xml\""));
+    assert!(
+        !html.contains("name=\"incremental_scopes\""),
+        "SAML has no scopes"
+    );
     let csrf = csrf_in(&html);
 
     // Metadata that does not parse: the form again, the message at the field.

@@ -324,7 +324,7 @@ async fn the_bootstrap_admin_is_created_once() {
         sign_in(&app, &client(), EMAIL, PASSWORD).await.status(),
         303
     );
-    app.stop();
+    app.shut_down().await;
     // A later start with other bootstrap values changes nothing: an admin exists.
     let again = spawn_app_with(&db, key, |s| {
         s.bootstrap.admin_email = Some("eve@example.com".into());

@@ -1,0 +1,354 @@
+//! Incremental upstream scopes through the broker (keycloak#43965): a broker request naming a
+//! scope the stored grant lacks gets `insufficient_scope` and an upgrade URL; the user follows
+//! it, signs in at the provider with the extra scope, and the broker then serves a token with
+//! it. Every attack the feature opens is tried as an attacker would: a scope the admin did not
+//! allow, the URL opened in another user's browser or in none, an upstream login as someone
+//! else, a replayed or expired ticket, and a return URL of the attacker's.
+
+use serde_json::Value;
+
+use crate::helpers::{TestApp, TestDb};
+use crate::oidc_support::*;
+use crate::on_both_backends;
+use crate::upstream_idp::{UpUser, Upstream};
+
+const BROKER: &str = "broker:read-token";
+
+on_both_backends!(
+    a_missing_scope_is_granted_through_the_upgrade_url,
+    the_user_lands_at_a_registered_redirect_uri_of_the_client,
+    a_scope_the_admin_did_not_allow_is_refused,
+    the_url_opened_in_another_users_browser_or_none_is_refused,
+    an_upstream_login_as_another_subject_is_refused,
+    a_replayed_or_expired_ticket_is_refused,
+    an_unregistered_return_url_is_refused,
+);
+
+/// Portico whose test client may read broker tokens and whose provider lets `repo` and
+/// `read:org` be asked for incrementally; the stand-in grants both when asked.
+async fn spawn(db: &TestDb, upstream: &Upstream) -> TestApp {
+    upstream.grant_scopes(&["repo", "read:org", "admin:org"]);
+    spawn_portico(db, upstream, |s| {
+        s.clients[0]
+            .scopes
+            .as_mut()
+            .expect("the test client lists its scopes")
+            .push(BROKER.into());
+        s.providers[0].incremental_scopes = vec!["repo".into(), "read:org".into()];
+    })
+    .await
+}
+
+/// Logs in through Portico in the app's browser and returns an access token for the broker.
+async fn portico_token(app: &TestApp) -> String {
+    let rp = relying_party(app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let auth = authorize(app, &rp, REDIRECT, &[BROKER]).await;
+    let (tokens, _) = exchange(&rp, auth).await;
+    use openidconnect::OAuth2TokenResponse;
+    tokens.access_token().secret().clone()
+}
+
+/// `GET /broker/corp/token` with `query`: status, WWW-Authenticate, body.
+async fn broker(app: &TestApp, token: &str, query: &[(&str, &str)]) -> (u16, String, Value) {
+    let res = rp_http()
+        .get(app.url("/broker/corp/token"))
+        .query(query)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, challenge, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Asks for `scope` and expects the upgrade answer; returns the upgrade URL.
+async fn upgrade_uri(app: &TestApp, token: &str, query: &[(&str, &str)]) -> String {
+    let (status, challenge, body) = broker(app, token, query).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "insufficient_scope", "{body}");
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\""), "{challenge}");
+    assert!(body.get("access_token").is_none());
+    let uri = body["upgrade_uri"]
+        .as_str()
+        .expect("an upgrade_uri")
+        .to_owned();
+    assert!(
+        uri.starts_with(&format!("{}/broker/corp/connect?", app.address)),
+        "{uri}"
+    );
+    uri
+}
+
+/// The scope the broker serves now.
+async fn served_scope(app: &TestApp, token: &str) -> String {
+    let (status, _, body) = broker(app, token, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    body["scope"].as_str().unwrap().to_owned()
+}
+
+/// The sealed upstream tokens of the identity, as stored.
+async fn stored_grant(app: &TestApp) -> Vec<Vec<u8>> {
+    let row: (Vec<u8>, Vec<u8>) = sqlx::query_as("SELECT access_token, token_meta FROM identities")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    vec![row.0, row.1]
+}
+
+async fn audited(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'identity.scopes_granted'")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap()
+}
+
+/// A browser of its own, signed in to Portico as `user`.
+async fn other_browser(app: &TestApp, upstream: &Upstream, user: UpUser) -> reqwest::Client {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    upstream.login_as(user);
+    let rp = relying_party(app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let (url, ..) = start(&rp, &[], &[]);
+    let arrived = browse_with(&browser, app, url.as_str(), REDIRECT)
+        .await
+        .url();
+    assert!(param(&arrived, "code").is_some(), "{arrived}");
+    browser
+}
+
+fn alice() -> UpUser {
+    UpUser::new("alice-sub", "alice@corp.example")
+}
+
+async fn a_missing_scope_is_granted_through_the_upgrade_url(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+
+    // Scopes the grant has are served as before.
+    let (status, _, body) = broker(&app, &token, &[("scope", "email profile")]).await;
+    assert_eq!(status, 200, "{body}");
+
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo email")]).await;
+    let (_, challenge, _) = broker(&app, &token, &[("scope", "repo")]).await;
+    assert!(challenge.contains(r#"scope="repo""#), "{challenge}");
+
+    let (status, page) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200, "{page}");
+    let asked = upstream.authorize_scopes().last().cloned().unwrap();
+    for scope in ["openid", "email", "profile", "groups", "repo"] {
+        assert!(asked.split(' ').any(|s| s == scope), "{asked}");
+    }
+    let scope = served_scope(&app, &token).await;
+    assert!(scope.split(' ').any(|s| s == "repo"), "{scope}");
+    let (status, _, body) = broker(&app, &token, &[("scope", "repo")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(audited(&app).await, 1);
+
+    // A later upgrade keeps what earlier ones granted.
+    let uri = upgrade_uri(&app, &token, &[("scope", "read:org")]).await;
+    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200);
+    let scope = served_scope(&app, &token).await;
+    for s in ["repo", "read:org", "email"] {
+        assert!(scope.split(' ').any(|x| x == s), "{scope}");
+    }
+    app.stop();
+}
+
+async fn the_user_lands_at_a_registered_redirect_uri_of_the_client(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(
+        &app,
+        &token,
+        &[("scope", "repo"), ("redirect_uri", REDIRECT)],
+    )
+    .await;
+    let arrived = browse(&app, &uri, REDIRECT).await.url();
+    assert_eq!(arrived.as_str().split('?').next(), Some(REDIRECT));
+    let scope = served_scope(&app, &token).await;
+    assert!(scope.split(' ').any(|s| s == "repo"), "{scope}");
+    app.stop();
+}
+
+async fn a_scope_the_admin_did_not_allow_is_refused(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    for asked in ["admin:org", "repo admin:org", "delete_repo"] {
+        let (status, _, body) = broker(&app, &token, &[("scope", asked)]).await;
+        assert_eq!(status, 400, "{asked}: {body}");
+        assert_eq!(body["error"], "invalid_scope", "{body}");
+        assert!(body.get("upgrade_uri").is_none());
+    }
+    let (status, _, body) = broker(&app, &token, &[("scope", "bad\"scope")]).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &Value::from("invalid_scope"))
+    );
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM broker_upgrades")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(tickets, 0, "no ticket for a refused scope");
+
+    // Without broker:read-token the scope parameter changes nothing.
+    let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let auth = authorize(&app, &rp, REDIRECT, &["email"]).await;
+    let (tokens, _) = exchange(&rp, auth).await;
+    use openidconnect::OAuth2TokenResponse;
+    let weak = tokens.access_token().secret().clone();
+    let (status, _, body) = broker(&app, &weak, &[("scope", "repo")]).await;
+    assert_eq!(status, 403);
+    assert!(body.get("upgrade_uri").is_none(), "{body}");
+    app.stop();
+}
+
+async fn the_url_opened_in_another_users_browser_or_none_is_refused(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let before = stored_grant(&app).await;
+
+    // Mallory's browser, signed in to Portico as Mallory (the attacker's own login).
+    let mallory = other_browser(
+        &app,
+        &upstream,
+        UpUser::new("mallory-sub", "mallory@corp.example"),
+    )
+    .await;
+    let asked_before = upstream.authorize_scopes().len();
+    let (status, page) = browse_with(&mallory, &app, &uri, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("Sign in first"), "{page}");
+    // A browser with no Portico session at all.
+    let (status, _) = browse_with(&rp_http(), &app, &uri, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 403);
+    assert_eq!(
+        upstream.authorize_scopes().len(),
+        asked_before,
+        "nobody was sent upstream"
+    );
+    assert_eq!(stored_grant(&app).await, before);
+    let (status, _, _) = broker(&app, &token, &[("scope", "repo")]).await;
+    assert_eq!(status, 403, "the grant still lacks repo");
+    assert_eq!(audited(&app).await, 0);
+
+    // The user it was made for can still use it.
+    upstream.login_as(alice());
+    let (status, page) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200, "{page}");
+    assert!(served_scope(&app, &token).await.contains("repo"));
+    app.stop();
+}
+
+async fn an_upstream_login_as_another_subject_is_refused(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let before = stored_grant(&app).await;
+    let scope_before = served_scope(&app, &token).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+
+    // At the provider, the browser signs in as someone else (the attacker's account).
+    upstream.login_as(UpUser::new("mallory-sub", "mallory@corp.example"));
+    let (status, page) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("Another account"), "{page}");
+    assert_eq!(
+        stored_grant(&app).await,
+        before,
+        "the stored grant is unchanged"
+    );
+    assert_eq!(served_scope(&app, &token).await, scope_before);
+    let identities: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM identities")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(identities, 1, "no identity was linked");
+    assert_eq!(audited(&app).await, 0);
+    app.stop();
+}
+
+async fn a_replayed_or_expired_ticket_is_refused(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200);
+    let asked = upstream.authorize_scopes().len();
+    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 400, "a used ticket");
+    assert_eq!(upstream.authorize_scopes().len(), asked);
+
+    // A forged ticket.
+    let forged = format!("{}/broker/corp/connect?ticket=AAAA", app.address);
+    let (status, _) = browse(&app, &forged, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 400);
+
+    // An expired one.
+    let uri = upgrade_uri(&app, &token, &[("scope", "read:org")]).await;
+    sqlx::query("UPDATE broker_upgrades SET expires_at = $1")
+        .bind(portico::store::now() - 1)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 400);
+    assert_eq!(upstream.authorize_scopes().len(), asked);
+    assert!(!served_scope(&app, &token).await.contains("read:org"));
+
+    // The ticket names its provider: another provider's connect URL does not take it.
+    let uri = upgrade_uri(&app, &token, &[("scope", "read:org")]).await;
+    let elsewhere = uri.replace("/broker/corp/", "/broker/other/");
+    let (status, _) = browse(&app, &elsewhere, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400);
+    app.stop();
+}
+
+async fn an_unregistered_return_url_is_refused(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    for evil in [
+        "https://evil.example/cb",
+        "http://127.0.0.1:7777/cb/../evil",
+        "http://127.0.0.1:7777/cb?next=https://evil.example",
+        POST_LOGOUT,
+    ] {
+        let query = [("scope", "repo"), ("redirect_uri", evil)];
+        let (status, _, body) = broker(&app, &token, &query).await;
+        assert_eq!(status, 400, "{evil}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{body}");
+        assert!(body.get("upgrade_uri").is_none());
+    }
+    // A return URL added to the upgrade URL is not taken: the user lands on Portico's page.
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let tampered = format!("{uri}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb");
+    let (status, page) = browse(&app, &tampered, "https://evil.example").await.page();
+    assert_eq!(status, 200, "{page}");
+    app.stop();
+}
