@@ -17,10 +17,10 @@ use url::Url;
 
 use super::http::UpstreamHttp;
 use super::kinds::{self, Field, Invalid, Kind, Row, Shared, Widget};
-use super::oidc::{
-    ClaimMapping, Mapped, OidcConfig, OidcConnector, Preset, map_claims, raw_claims,
+use super::oidc::{ClaimMapping, OidcConfig, OidcConnector, Preset, map_claims, raw_claims};
+use super::{
+    Connector, LoginRequest, Mapped, ProviderId, ProviderKind, UpstreamError, UpstreamIdentity,
 };
-use super::{Connector, LoginRequest, ProviderId, ProviderKind, UpstreamError, UpstreamIdentity};
 use crate::claims::ClaimRules;
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";

@@ -1,10 +1,12 @@
-//! What a successful upstream login yields.
+//! What a successful upstream login yields, and what a claim set maps to (a login's, or one an
+//! admin pastes into the preview).
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ProviderId;
+use crate::claims::MappedClaims;
 
 /// An identity at one provider: it maps to a Portico user through `(provider, subject)`.
 /// Serialised without its tokens (a SAML login's, kept sealed between the ACS and the browser's
@@ -41,4 +43,38 @@ pub struct UpstreamTokens {
     /// Unix seconds.
     pub expires_at: Option<i64>,
     pub scope: Option<String>,
+}
+
+/// What a claim set maps to: the identity's attributes, and the pipeline's output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mapped {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+    #[serde(flatten)]
+    pub claims: MappedClaims,
+}
+
+impl Mapped {
+    /// The identity of `subject` with these attributes.
+    pub fn identity(
+        self,
+        provider: ProviderId,
+        subject: String,
+        tokens: Option<UpstreamTokens>,
+    ) -> UpstreamIdentity {
+        UpstreamIdentity {
+            provider,
+            subject,
+            email: self.email,
+            email_verified: self.email_verified,
+            name: self.name,
+            picture: self.picture,
+            groups: self.claims.groups,
+            extra_claims: self.claims.extra_claims,
+            auth_time: None,
+            tokens,
+        }
+    }
 }

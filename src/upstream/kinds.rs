@@ -23,9 +23,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::http::UpstreamHttp;
-use super::oidc::Mapped;
 use super::saml::SamlContext;
-use super::{Connector, ProviderId, ProviderKind};
+use super::{Connector, Mapped, ProviderId, ProviderKind};
 
 /// Every kind this build serves.
 pub static KINDS: [&dyn AnyKind; 4] = [

@@ -29,10 +29,10 @@ use url::Url;
 use super::http::UpstreamHttp;
 use super::kinds::{self, Field, Kind, Need, Row, Shared, Widget};
 use super::{
-    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
-    RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
+    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, Mapped, ProviderId,
+    ProviderKind, RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
 };
-use crate::claims::{self, ClaimPath, ClaimRules, MappedClaims, RawClaims};
+use crate::claims::{self, ClaimPath, ClaimRules, RawClaims};
 use crate::net::error_chain;
 
 /// Discovery metadata (and with it the JWKS) is re-read after this long.
@@ -464,40 +464,6 @@ impl<P: Preset> OidcConnector<P> {
             &claims,
         );
         Ok(mapped.identity(self.config.id.clone(), subject, Some(tokens)))
-    }
-}
-
-/// What a claim set maps to: the identity's attributes, and the pipeline's output.
-#[derive(Debug, Clone, Serialize)]
-pub struct Mapped {
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub name: Option<String>,
-    pub picture: Option<String>,
-    #[serde(flatten)]
-    pub claims: MappedClaims,
-}
-
-impl Mapped {
-    /// The identity of `subject` with these attributes.
-    pub fn identity(
-        self,
-        provider: ProviderId,
-        subject: String,
-        tokens: Option<UpstreamTokens>,
-    ) -> UpstreamIdentity {
-        UpstreamIdentity {
-            provider,
-            subject,
-            email: self.email,
-            email_verified: self.email_verified,
-            name: self.name,
-            picture: self.picture,
-            groups: self.claims.groups,
-            extra_claims: self.claims.extra_claims,
-            auth_time: None,
-            tokens,
-        }
     }
 }
 

@@ -11,8 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::claims::{self, ClaimPath, ClaimRules, RawClaims};
 use crate::upstream::kinds::{self, Field, Invalid, Kind, Need, Row, Shared, Widget};
-use crate::upstream::oidc::Mapped;
-use crate::upstream::{Connector, ProviderId, ProviderKind};
+use crate::upstream::{Connector, Mapped, ProviderId, ProviderKind};
 
 pub const GITHUB_API_BASE: &str = "https://api.github.com";
 pub const GITHUB_WEB_BASE: &str = "https://github.com";

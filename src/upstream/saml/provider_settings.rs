@@ -21,8 +21,7 @@ use crate::upstream::http::UpstreamHttp;
 use crate::upstream::kinds::{
     self, Field, Invalid, Kind, Need, Row, Shared, Shown, ShownValue, Widget,
 };
-use crate::upstream::oidc::Mapped;
-use crate::upstream::{Connector, IdpInitiatedTarget, ProviderId, ProviderKind};
+use crate::upstream::{Connector, IdpInitiatedTarget, Mapped, ProviderId, ProviderKind};
 
 const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
 
