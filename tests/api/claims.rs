@@ -346,6 +346,16 @@ async fn the_admin_page_previews_claims_behind_its_csrf_token(db: &TestDb) {
     let html = res.text().await.unwrap();
     assert!(html.contains("not valid JSON"), "{html}");
     assert!(html.contains("{not json"));
+    // A paste over 64 KiB is refused unread.
+    let huge = format!("{{\"groups\": [\"{}\"]}}", "x".repeat(70 * 1024));
+    let res = browser
+        .post(&url)
+        .form(&[("csrf", csrf.as_str()), ("claims", huge.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("larger than 64 KiB"));
     // Without the CSRF token: refused.
     let res = browser
         .post(&url)
