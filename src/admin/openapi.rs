@@ -43,6 +43,7 @@ use crate::admin::{sign_ins::api as sign_ins_api, users::api as users_api};
         providers_api::update,
         providers_api::delete,
         providers_api::discover,
+        providers_api::claims_preview,
         webhooks_api::list,
         webhooks_api::create,
         webhooks_api::show,

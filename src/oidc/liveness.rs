@@ -22,7 +22,7 @@ pub enum Liveness {
     /// Live: with its user, for a token issued to one (not for `client_credentials`), and its
     /// client as it is now (whose claim rules decide what the user's claims show).
     Live {
-        user: Option<User>,
+        user: Option<Box<User>>,
         client: Box<Client>,
     },
     /// Dead, and why (safe to show the token's holder).
@@ -57,7 +57,7 @@ pub async fn check(store: &Store, claims: &AccessClaims) -> Result<Liveness, Sto
         return Ok(Liveness::Dead("the user's sessions were ended"));
     }
     Ok(Liveness::Live {
-        user: Some(user),
+        user: Some(Box::new(user)),
         client,
     })
 }

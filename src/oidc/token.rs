@@ -482,6 +482,7 @@ async fn refresh_token(
         user.name = identity.name.clone();
         user.picture = identity.picture.clone();
         user.groups = identity.groups.clone();
+        user.extra_claims = identity.extra_claims.clone();
     }
 
     // The successor carries what the token carried.

@@ -110,6 +110,11 @@ pub struct ProfileClaims {
     pub picture: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
+    /// The claims the user's provider adds (`static_claims`, `extra_claims`), whatever the
+    /// scope: flattened beside the others, so that a step that selects claims per client can
+    /// filter the final object by name. Never a reserved name (`claims::pipeline::RESERVED`).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ProfileClaims {
@@ -122,6 +127,7 @@ impl ProfileClaims {
             name: if profile { user.name.clone() } else { None },
             picture: if profile { user.picture.clone() } else { None },
             groups: scope.contains("groups").then(|| user.groups.clone()),
+            extra: user.extra_claims.clone(),
         }
     }
 }
@@ -192,6 +198,10 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             last_login_at: None,
+            extra_claims: json!({ "department": "engineering" })
+                .as_object()
+                .cloned()
+                .unwrap(),
         }
     }
 
@@ -212,6 +222,14 @@ mod tests {
         let narrowed = claims_of(None, &eng, all);
         assert_eq!(narrowed["groups"], json!(["eng-web", "eng-api"]));
         assert_eq!(narrowed["name"], "Alice");
+        // A provider's static or extra claim goes through the same selection.
+        assert_eq!(narrowed["department"], "engineering");
+        let with_department =
+            ClaimSelection::parse(&["email".into(), "department".into()]).unwrap();
+        assert_eq!(
+            claims_of(Some(&with_department), &eng, all),
+            json!({ "email": "alice@corp.example", "department": "engineering" })
+        );
 
         let list = ClaimSelection::parse(&["email".into(), "name".into()]).unwrap();
         assert_eq!(

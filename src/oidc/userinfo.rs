@@ -87,7 +87,7 @@ pub async fn userinfo(
         Ok(Liveness::Live {
             user: Some(user),
             client,
-        }) => (user, client),
+        }) => (*user, client),
         Ok(Liveness::Live { user: None, .. }) => return invalid_token("the token has no user"),
         Ok(Liveness::Dead(why)) => return invalid_token(why),
         Err(e) if e.is_unavailable() => {

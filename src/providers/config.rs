@@ -236,9 +236,13 @@ redirect_uri = "https://wiki.example.com/cb"
         ))
         .unwrap();
         assert_eq!(
-            google.settings,
-            serde_json::json!({ "hosted_domains": ["example.com"], "offline_access": false })
+            google.settings["hosted_domains"],
+            serde_json::json!(["example.com"])
         );
+        assert_eq!(google.settings["offline_access"], false);
+        // Every kind stores its claims pipeline, its defaults included.
+        assert_eq!(google.settings["max_groups"], 100);
+        assert!(google.settings["group_prefix"].is_null());
         let github = setup(&entry(
             "kind = \"github\"\nclient_secret = \"s\"\nallowed_orgs = [\"acme:platform\"]\n\
              github_api_base = \"https://ghe.example/api/v3/\"",

@@ -70,6 +70,11 @@ const SQLITE: &[Source] = &[
         include_str!("../../migrations/sqlite/0012_client_development.sql"),
     ),
     (
+        13,
+        "claims",
+        include_str!("../../migrations/sqlite/0013_claims.sql"),
+    ),
+    (
         14,
         "client_claims",
         include_str!("../../migrations/sqlite/0014_client_claims.sql"),
@@ -141,6 +146,11 @@ const POSTGRES: &[Source] = &[
         12,
         "client_development",
         include_str!("../../migrations/postgres/0012_client_development.sql"),
+    ),
+    (
+        13,
+        "claims",
+        include_str!("../../migrations/postgres/0013_claims.sql"),
     ),
     (
         14,

@@ -26,7 +26,7 @@ use url::Url;
 
 pub use keyset::{Conditions, Keyset, NewestFirst};
 pub use master_key_check::{KeyCheck, MasterKeyMismatch};
-pub use row::{flag, json_list, to_json_list};
+pub use row::{flag, json_list, json_object, to_json_list, to_json_object};
 pub use sealed::{ALL as SEALED_COLUMNS, SealedColumn};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Reading rows by column name, with one encoding per kind of value: a flag is an integer 0
 //! or 1 (SQLite has no boolean, and the `Any` driver reads PostgreSQL's BIGINT alike); a list
-//! is a JSON array of strings in a TEXT column.
+//! is a JSON array of strings in a TEXT column, an object (claims by name) a JSON object.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -21,4 +21,19 @@ pub fn json_list(row: &AnyRow, column: &str) -> Result<Vec<String>, StoreError> 
 /// A list as its column holds it.
 pub fn to_json_list<T: serde::Serialize>(items: &[T]) -> String {
     serde_json::to_string(items).expect("a list serialises")
+}
+
+/// A JSON object column (claims by name); an unreadable object is corrupt data.
+pub fn json_object(
+    row: &AnyRow,
+    column: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    let raw: String = row.try_get(column)?;
+    serde_json::from_str(&raw)
+        .map_err(|_| StoreError::Corrupt(format!("object in column {column}")))
+}
+
+/// An object as its column holds it.
+pub fn to_json_object(map: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::to_string(map).expect("an object serialises")
 }

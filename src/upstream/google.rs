@@ -12,13 +12,16 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use url::Url;
 
 use super::http::UpstreamHttp;
 use super::kinds::{self, Field, Invalid, Kind, Row, Shared, Widget};
-use super::oidc::{ClaimMapping, OidcConfig, OidcConnector, Preset, raw_claims};
-use super::{Connector, LoginRequest, ProviderId, ProviderKind, UpstreamError, UpstreamIdentity};
+use super::oidc::{ClaimMapping, OidcConfig, OidcConnector, Preset, map_claims, raw_claims};
+use super::{
+    Connector, LoginRequest, Mapped, ProviderId, ProviderKind, UpstreamError, UpstreamIdentity,
+};
+use crate::claims::ClaimRules;
 
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
@@ -27,7 +30,7 @@ pub struct Google;
 
 /// Google's own settings (the provider's kind-specific options).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct GoogleOptions {
     /// Google Workspace domains whose accounts may log in, matched against the ID token's
     /// `hd` claim. Empty lets in any Google account, consumer accounts included.
@@ -35,6 +38,9 @@ pub struct GoogleOptions {
     /// Ask Google for a refresh token (`access_type=offline&prompt=consent`), so that the
     /// identity can be refreshed and upstream access tokens served later.
     pub offline_access: bool,
+    /// Static and extra claims (Google sends no groups) ([`crate::claims::pipeline`]).
+    #[serde(flatten)]
+    pub rules: ClaimRules,
 }
 
 impl Default for GoogleOptions {
@@ -42,6 +48,7 @@ impl Default for GoogleOptions {
         Self {
             hosted_domains: Vec::new(),
             offline_access: true,
+            rules: ClaimRules::default(),
         }
     }
 }
@@ -81,6 +88,20 @@ impl Kind for Google {
     fn check(options: &mut GoogleOptions, _from_config: bool) -> Result<(), Invalid> {
         options.hosted_domains = kinds::domain_names("hosted_domains", &options.hosted_domains)?;
         Ok(())
+    }
+
+    /// The standard claims (the hosted-domain check needs a signed ID token: not previewed).
+    fn preview(
+        o: &GoogleOptions,
+        provider: &ProviderId,
+        raw: &Map<String, Value>,
+    ) -> Result<Mapped, String> {
+        Ok(map_claims(
+            provider,
+            &ClaimMapping::default(),
+            &o.rules,
+            raw,
+        ))
     }
 
     fn build(
@@ -134,6 +155,7 @@ impl GoogleConnector {
             scopes,
             // Google's claims are the standard ones; it has no groups claim.
             claims: ClaimMapping::default(),
+            rules: options.rules.clone(),
         };
         OidcConnector::with_preset(oidc, http, options)
     }
@@ -268,6 +290,7 @@ mod tests {
         let c = connector(GoogleOptions {
             offline_access: false,
             hosted_domains: vec!["Example.COM".into(), "example.org".into()],
+            ..GoogleOptions::default()
         });
         let generic = Url::parse("https://accounts.google.com/auth?state=s").unwrap();
         let url = c.options().authorize_url(generic, &request(false));

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::http::UpstreamHttp;
 use super::saml::SamlContext;
-use super::{Connector, ProviderId, ProviderKind};
+use super::{Connector, Mapped, ProviderId, ProviderKind};
 
 /// Every kind this build serves.
 pub static KINDS: [&dyn AnyKind; 4] = [
@@ -42,7 +42,8 @@ pub fn find(kind: ProviderKind) -> &'static dyn AnyKind {
         .expect("every ProviderKind is in KINDS")
 }
 
-/// The kind that has the option `name`.
+/// The kind that has the option `name` (the first one, for the claims pipeline's options,
+/// which every kind has: [`crate::claims::pipeline::OPTION_NAMES`]).
 pub fn owner(name: &str) -> Option<&'static dyn AnyKind> {
     KINDS
         .iter()
@@ -128,6 +129,15 @@ pub trait Kind: Sync + 'static {
     /// The audit entry's options (never a secret; a document may be left out).
     fn audit(_options: &mut Map<String, Value>) {}
 
+    /// What a login whose upstream claims are `raw` would yield, by this provider's mapping
+    /// and claims pipeline, the same code as a login: the admin's preview. `Err`: a login
+    /// with these claims would be refused, and why.
+    fn preview(
+        options: &Self::Options,
+        provider: &ProviderId,
+        raw: &Map<String, Value>,
+    ) -> Result<Mapped, String>;
+
     fn build(
         options: Self::Options,
         row: &Row<'_>,
@@ -162,6 +172,12 @@ pub trait AnyKind: Sync {
     /// without them.
     fn view(&self, settings: &Value) -> Map<String, Value>;
     fn audit(&self, settings: &Value) -> Map<String, Value>;
+    fn preview(
+        &self,
+        settings: &Value,
+        provider: &ProviderId,
+        raw: &Map<String, Value>,
+    ) -> Result<Mapped, String>;
     fn shown(&self, settings: &Value, issuer: &str, id: &str) -> Shown;
     fn vouches_for_email(&self, settings: &Value) -> bool;
     fn build(&self, row: &Row<'_>, shared: &Shared<'_>) -> Result<Arc<dyn Connector>, String>;
@@ -247,7 +263,16 @@ impl<K: Kind> AnyKind for K {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let options = serde_json::from_value(Value::Object(own))
-            .map_err(|e| Invalid::new("settings", e.to_string()))
+            .map_err(|e| {
+                // A message that starts with an option's name is about that option.
+                let message = e.to_string();
+                let field = (message.split_once(':'))
+                    .map(|(head, _)| head)
+                    .filter(|head| defaults.contains_key(*head))
+                    .unwrap_or("settings")
+                    .to_owned();
+                Invalid::new(&field, message)
+            })
             .and_then(|mut o| K::check(&mut o, entry.from_config).map(|_| o));
         match options {
             Ok(mut options) if errors.is_empty() => {
@@ -306,6 +331,17 @@ impl<K: Kind> AnyKind for K {
         stored::<K>(settings).is_ok_and(|o| K::vouches_for_email(&o))
     }
 
+    fn preview(
+        &self,
+        settings: &Value,
+        provider: &ProviderId,
+        raw: &Map<String, Value>,
+    ) -> Result<Mapped, String> {
+        let options = stored::<K>(settings)
+            .map_err(|e| format!("provider `{provider}` has unreadable settings: {e}"))?;
+        K::preview(&options, provider, raw)
+    }
+
     fn build(&self, row: &Row<'_>, shared: &Shared<'_>) -> Result<Arc<dyn Connector>, String> {
         let options = stored::<K>(row.settings)
             .map_err(|e| format!("provider `{}` has unreadable settings: {e}", row.id))?;
@@ -340,6 +376,9 @@ pub fn misplaced(kind: Option<ProviderKind>, options: &Options) -> Vec<Invalid> 
         .filter(|(_, v)| !v.is_null())
         .map(|(k, _)| k)
     {
+        if kind.is_some_and(|k| find(k).defaults().contains_key(name)) {
+            continue;
+        }
         match owner(name).map(|o| o.kind()) {
             Some(k) if Some(k) == kind => {}
             Some(k) => errors.push(Invalid::new(
@@ -467,6 +506,10 @@ pub enum Widget {
     Secret,
     /// A boolean.
     Checkbox,
+    /// A whole number; empty leaves the option unset (its default).
+    Number,
+    /// A JSON value (an object of names), in a text area; empty leaves the option unset.
+    Json,
 }
 
 impl Field {
@@ -493,6 +536,53 @@ pub const SCOPES: Field = Field::new(
     "separated by spaces; empty: the kind's default",
     Widget::Words,
 );
+
+/// The claims pipeline's inputs ([`crate::claims::pipeline`]), on every kind's form after its
+/// own.
+pub const CLAIM_RULES: [Field; 7] = [
+    Field::new(
+        "group_prefix",
+        "Group prefix",
+        "put before every group name first, e.g. corp: (recommended with several providers)",
+        Widget::Text,
+    ),
+    Field::new(
+        "group_allow",
+        "Groups allowed",
+        "patterns of prefixed names, separated by spaces: a glob (eng-*) or a /regex/; empty: all",
+        Widget::Words,
+    ),
+    Field::new(
+        "group_deny",
+        "Groups denied",
+        "patterns of prefixed names, separated by spaces; deny wins over allow",
+        Widget::Words,
+    ),
+    Field::new(
+        "group_rename",
+        "Group renames",
+        "JSON object: prefixed name to new name, e.g. {\"corp:0f3a…\": \"engineering\"}",
+        Widget::Json,
+    ),
+    Field::new(
+        "max_groups",
+        "Maximum groups",
+        "more are cut (with a warning in the log); default 100, at most 1000",
+        Widget::Number,
+    ),
+    Field::new(
+        "static_claims",
+        "Static claims",
+        "JSON object of claims every user of this provider gets, e.g. {\"department\": \"engineering\"}",
+        Widget::Json,
+    ),
+    Field::new(
+        "extra_claims",
+        "Extra claims",
+        "JSON object: claim name to the path of an upstream claim, e.g. {\"cost_center\": \"/org/cc\"}",
+        Widget::Json,
+    ),
+];
 
 /// The message for a missing issuer (the kind's check, and "Test discovery" with none).
 pub const ENTER_ISSUER: &str = "Enter the issuer URL, e.g. https://accounts.example.com.";
@@ -585,8 +675,13 @@ impl<'de> Deserialize<'de> for Options {
                 return Err(de::Error::custom(format_args!("unknown field `{name}`")));
             };
             if !value.is_null() {
-                kind.read(name, value)
-                    .map_err(|e| de::Error::custom(format_args!("{name}: {e}")))?;
+                kind.read(name, value).map_err(|e| {
+                    if e.starts_with(&format!("{name}:")) {
+                        de::Error::custom(e)
+                    } else {
+                        de::Error::custom(format_args!("{name}: {e}"))
+                    }
+                })?;
             }
         }
         Ok(Self(map))
@@ -718,15 +813,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_option_has_one_kind() {
+    fn every_option_has_one_kind_but_the_claims_pipeline_which_all_have() {
+        use crate::claims::pipeline::OPTION_NAMES;
         for kind in KINDS {
-            for option in kind.defaults().keys() {
+            let defaults = kind.defaults();
+            for option in defaults.keys() {
+                if OPTION_NAMES.contains(&option.as_str()) {
+                    continue;
+                }
                 assert_eq!(
                     owner(option).map(|o| o.kind()),
                     Some(kind.kind()),
                     "{option}"
                 );
             }
+            for option in OPTION_NAMES {
+                assert!(
+                    defaults.contains_key(*option),
+                    "{} lacks {option}",
+                    kind.kind()
+                );
+            }
         }
+    }
+
+    #[test]
+    fn the_pipeline_options_are_accepted_on_every_kind() {
+        let options: Options =
+            serde_json::from_value(serde_json::json!({"group_prefix": "x:"})).unwrap();
+        for kind in KINDS {
+            assert!(misplaced(Some(kind.kind()), &options).is_empty());
+        }
+        assert_eq!(misplaced(None, &options).len(), 1);
     }
 }

@@ -36,7 +36,7 @@ use secrecy::SecretString;
 use url::Url;
 
 pub use error::UpstreamError;
-pub use identity::{UpstreamIdentity, UpstreamTokens};
+pub use identity::{Mapped, UpstreamIdentity, UpstreamTokens};
 pub use provider::{ProviderId, ProviderKind};
 
 /// One configured upstream provider.

@@ -29,9 +29,10 @@ use url::Url;
 use super::http::UpstreamHttp;
 use super::kinds::{self, Field, Kind, Need, Row, Shared, Widget};
 use super::{
-    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderId, ProviderKind,
-    RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
+    CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, Mapped, ProviderId,
+    ProviderKind, RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
 };
+use crate::claims::{self, ClaimPath, ClaimRules, RawClaims};
 use crate::net::error_chain;
 
 /// Discovery metadata (and with it the JWKS) is re-read after this long.
@@ -41,25 +42,28 @@ const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How far in the future an `iat` may lie (clock skew).
 const IAT_LEEWAY_SECS: i64 = 60;
 
-/// Which claims carry the identity's attributes.
+/// Which claims carry the identity's attributes: each a claim name, a dotted path
+/// (`realm_access.roles`) or a JSON pointer (`/org/groups`) into the ID token's claims merged
+/// with userinfo ([`ClaimPath`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClaimMapping {
-    pub email: String,
-    pub email_verified: String,
-    pub name: String,
-    pub picture: String,
+    pub email: ClaimPath,
+    pub email_verified: ClaimPath,
+    pub name: ClaimPath,
+    pub picture: ClaimPath,
     /// The claim holding group names (a list or one string); `None` maps no groups.
-    pub groups: Option<String>,
+    pub groups: Option<ClaimPath>,
 }
 
 impl Default for ClaimMapping {
     fn default() -> Self {
+        let path = |name| ClaimPath::parse(name).expect("a claim name is a path");
         Self {
-            email: "email".into(),
-            email_verified: "email_verified".into(),
-            name: "name".into(),
-            picture: "picture".into(),
+            email: path("email"),
+            email_verified: path("email_verified"),
+            name: path("name"),
+            picture: path("picture"),
             groups: None,
         }
     }
@@ -74,6 +78,9 @@ pub struct Oidc;
 pub struct OidcOptions {
     /// Which claims carry e-mail, name, picture, groups.
     pub claims: ClaimMapping,
+    /// What becomes of the groups, and the claims added ([`crate::claims::pipeline`]).
+    #[serde(flatten)]
+    pub rules: ClaimRules,
 }
 
 impl Kind for Oidc {
@@ -121,10 +128,19 @@ impl Kind for Oidc {
         Field::new(
             "claims.groups",
             "Groups claim",
-            "the claim holding group names, e.g. groups or roles; empty: no groups",
+            "the claim holding group names: a name (groups), a path (realm_access.roles) or a \
+             JSON pointer (/org/groups); empty: no groups",
             Widget::Text,
         ),
     ];
+
+    fn preview(
+        o: &OidcOptions,
+        provider: &ProviderId,
+        raw: &Map<String, Value>,
+    ) -> Result<Mapped, String> {
+        Ok(map_claims(provider, &o.claims, &o.rules, raw))
+    }
 
     fn build(
         options: OidcOptions,
@@ -138,6 +154,7 @@ impl Kind for Oidc {
             client_secret: row.client_secret.clone(),
             scopes: row.scopes.to_vec(),
             claims: options.claims,
+            rules: options.rules,
         };
         Ok(Arc::new(OidcConnector::<Generic>::new(
             config,
@@ -156,6 +173,7 @@ pub struct OidcConfig {
     /// Scopes besides `openid`.
     pub scopes: Vec<String>,
     pub claims: ClaimMapping,
+    pub rules: ClaimRules,
 }
 
 /// What a kind built on this connector does differently (Google): the authorize URL it needs,
@@ -439,56 +457,41 @@ impl<P: Preset> OidcConnector<P> {
                 .scopes()
                 .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
         };
-        Ok(map_claims(
+        let mapped = map_claims(
             &self.config.id,
             &self.config.claims,
-            subject,
+            &self.config.rules,
             &claims,
-            Some(tokens),
-        ))
+        );
+        Ok(mapped.identity(self.config.id.clone(), subject, Some(tokens)))
     }
 }
 
-/// Applies a claim mapping to a merged claim set.
+/// Applies a claim mapping and the provider's rules to a merged claim set (a login, and the
+/// admin's preview).
 pub fn map_claims(
     provider: &ProviderId,
     mapping: &ClaimMapping,
-    subject: String,
+    rules: &ClaimRules,
     claims: &Map<String, Value>,
-    tokens: Option<UpstreamTokens>,
-) -> UpstreamIdentity {
-    let text = |name: &str| {
-        claims
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let email_verified = match claims.get(&mapping.email_verified) {
+) -> Mapped {
+    let email_verified = match mapping.email_verified.lookup(claims) {
         Some(Value::Bool(b)) => *b,
         // Some providers send the boolean as a string.
         Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
         _ => false,
     };
-    let groups = match mapping.groups.as_deref().and_then(|g| claims.get(g)) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(s)) => vec![s.clone()],
-        _ => Vec::new(),
-    };
-    UpstreamIdentity {
-        provider: provider.clone(),
-        subject,
-        email: text(&mapping.email).map(|e| e.to_ascii_lowercase()),
+    let groups = mapping
+        .groups
+        .as_ref()
+        .map(|g| g.strings(claims))
+        .unwrap_or_default();
+    Mapped {
+        email: mapping.email.text(claims).map(|e| e.to_ascii_lowercase()),
         email_verified,
-        name: text(&mapping.name),
-        picture: text(&mapping.picture),
-        groups,
-        auth_time: None,
-        tokens,
+        name: mapping.name.text(claims),
+        picture: mapping.picture.text(claims),
+        claims: claims::apply(provider.as_str(), rules, RawClaims { groups, claims }),
     }
 }
 

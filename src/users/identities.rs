@@ -12,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::crypto::Sealer;
 use crate::store::sealed::{self, SealedColumn};
-use crate::store::{self, Store, StoreError, flag, json_list};
+use crate::store::{self, Store, StoreError, flag, json_list, json_object};
 use crate::upstream::{UpstreamIdentity, UpstreamTokens};
 
 /// An identity row, without its tokens.
@@ -28,6 +28,8 @@ pub struct IdentityRow {
     pub name: Option<String>,
     pub picture: Option<String>,
     pub groups: Vec<String>,
+    /// Claims the provider's pipeline added (`static_claims`, `extra_claims`).
+    pub extra_claims: serde_json::Map<String, serde_json::Value>,
     /// The upstream grant has ended: the user must sign in at the provider again.
     pub needs_login: bool,
     pub created_at: i64,
@@ -45,7 +47,7 @@ pub struct SealedTokens {
 }
 
 const COLUMNS: &str = "id, user_id, provider_id, subject, email, email_verified, name, picture, \
-     groups, needs_login, created_at, updated_at";
+     groups, extra_claims, needs_login, created_at, updated_at";
 
 fn from_row(r: &AnyRow) -> Result<IdentityRow, StoreError> {
     Ok(IdentityRow {
@@ -58,6 +60,7 @@ fn from_row(r: &AnyRow) -> Result<IdentityRow, StoreError> {
         name: r.try_get("name")?,
         picture: r.try_get("picture")?,
         groups: json_list(r, "groups")?,
+        extra_claims: json_object(r, "extra_claims")?,
         needs_login: flag(r, "needs_login")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -175,13 +178,14 @@ pub async fn set_claims_in(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE identities SET email = $1, email_verified = $2, name = $3, picture = $4, \
-         groups = $5, updated_at = $6 WHERE id = $7",
+         groups = $5, extra_claims = $6, updated_at = $7 WHERE id = $8",
     )
     .bind(claims.email.as_deref())
     .bind(i64::from(claims.email_verified))
     .bind(claims.name.as_deref())
     .bind(claims.picture.as_deref())
     .bind(store::to_json_list(&claims.groups))
+    .bind(store::to_json_object(&claims.extra_claims))
     .bind(store::now())
     .bind(id)
     .execute(&mut *conn)

@@ -5,7 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::store::{self, Store, StoreError, flag, json_list};
+use crate::store::{self, Store, StoreError, flag, json_list, json_object};
 use crate::upstream::UpstreamIdentity;
 
 /// A user: the claims Portico serves for it, and its state.
@@ -19,6 +19,8 @@ pub struct User {
     pub name: Option<String>,
     pub picture: Option<String>,
     pub groups: Vec<String>,
+    /// Claims its provider adds (`static_claims`, `extra_claims`), by name.
+    pub extra_claims: serde_json::Map<String, serde_json::Value>,
     pub disabled: bool,
     /// Access tokens minted before this moment (Unix ms) are dead ("sign out everywhere").
     pub tokens_revoked_at_ms: Option<i64>,
@@ -28,7 +30,7 @@ pub struct User {
 }
 
 const COLUMNS: &str = "id, email, email_verified, email_verified_by, name, picture, groups, \
-     disabled, tokens_revoked_at_ms, created_at, updated_at, last_login_at";
+     extra_claims, disabled, tokens_revoked_at_ms, created_at, updated_at, last_login_at";
 
 fn from_row(r: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
@@ -39,6 +41,7 @@ fn from_row(r: &AnyRow) -> Result<User, StoreError> {
         name: r.try_get("name")?,
         picture: r.try_get("picture")?,
         groups: json_list(r, "groups")?,
+        extra_claims: json_object(r, "extra_claims")?,
         disabled: flag(r, "disabled")?,
         tokens_revoked_at_ms: r.try_get("tokens_revoked_at_ms")?,
         created_at: r.try_get("created_at")?,
@@ -101,7 +104,7 @@ pub async fn set_claims_in(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE users SET email = $1, email_verified = $2, email_verified_by = $3, name = $4, \
-         picture = $5, groups = $6, updated_at = $7 WHERE id = $8",
+         picture = $5, groups = $6, extra_claims = $7, updated_at = $8 WHERE id = $9",
     )
     .bind(claims.email.as_deref())
     .bind(i64::from(verified_by.is_some()))
@@ -109,6 +112,7 @@ pub async fn set_claims_in(
     .bind(claims.name.as_deref())
     .bind(claims.picture.as_deref())
     .bind(store::to_json_list(&claims.groups))
+    .bind(store::to_json_object(&claims.extra_claims))
     .bind(store::now())
     .bind(id)
     .execute(&mut *conn)

@@ -53,6 +53,7 @@ impl Vaulted {
             name: row.name,
             picture: row.picture,
             groups: row.groups,
+            extra_claims: row.extra_claims,
             auth_time: None,
             tokens,
         };

@@ -111,15 +111,7 @@ pub async fn full_login(app: &TestApp, provider: &str, scopes: &[&str]) -> (Stri
     let id_claims = jwt_claims(&tokens.id_token().unwrap().to_string());
     assert_eq!(id_claims["nonce"], nonce.secret().as_str());
     let access = tokens.access_token().secret().clone();
-    let info: Value = rp_http()
-        .get(app.url("/userinfo"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = userinfo_of(app, &access).await;
     assert_eq!(info["sub"], id_claims["sub"]);
     (access, info)
 }

@@ -25,6 +25,7 @@ fn connector(gh: &GithubStandIn, allowed_orgs: &[&str], scopes: &[&str]) -> Gith
             options: GithubOptions {
                 allowed_orgs: allowed_orgs.iter().map(|s| s.to_string()).collect(),
             },
+            rules: Default::default(),
         },
         upstream_http(),
     )

@@ -11,6 +11,7 @@ mod allowed_providers;
 mod branding;
 mod broker;
 mod broker_scopes;
+mod claims;
 mod cli;
 mod client_claims;
 mod client_ip;

@@ -357,6 +357,19 @@ pub async fn post_form(
     )
 }
 
+/// The userinfo answer for access token `token`, as JSON.
+pub async fn userinfo_of(app: &TestApp, token: &str) -> Value {
+    rp_http()
+        .get(app.url("/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub async fn userinfo_status(app: &TestApp, token: &str) -> u16 {
     rp_http()
         .get(app.url("/userinfo"))

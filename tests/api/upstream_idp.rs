@@ -29,6 +29,8 @@ pub struct UpUser {
     pub groups: Vec<String>,
     /// A second list claim (`roles`), for claim mappings that read groups from elsewhere.
     pub roles: Vec<String>,
+    /// More claims of the ID token (nested ones: `{"org": {"groups": [...]}}`).
+    pub extra: serde_json::Map<String, Value>,
 }
 
 impl UpUser {
@@ -40,6 +42,7 @@ impl UpUser {
             name: format!("User {sub}"),
             groups: vec!["staff".into()],
             roles: vec!["viewer".into()],
+            extra: serde_json::Map::new(),
         }
     }
 }
@@ -336,6 +339,9 @@ fn id_token(s: &Inner, user: &UpUser, nonce: Option<&str>) -> String {
         "groups": user.groups,
         "roles": user.roles,
     });
+    for (k, v) in &user.extra {
+        claims[k] = v.clone();
+    }
     match (how, nonce) {
         (Misbehave::WrongNonce, _) => claims["nonce"] = json!("not-the-nonce"),
         (_, Some(n)) => claims["nonce"] = json!(n),

@@ -1,6 +1,9 @@
 //! `/admin/api/v1/providers`: the JSON face of [`crate::admin::providers::service`].
 
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::admin::http::api::{ApiCaller, PageParams};
 use crate::admin::http::error::{ApiError, ErrorBody};
@@ -9,7 +12,9 @@ use crate::admin::providers::discovery::{
     self as providers_discovery, DiscoveryReport, DiscoveryRequest,
 };
 use crate::admin::providers::input::ProviderInput;
-use crate::admin::providers::service::{self as providers_admin, ProviderView};
+use crate::admin::providers::service::{
+    self as providers_admin, ClaimsPreview, PREVIEW_MAX_BYTES, ProviderView,
+};
 use crate::state::AppState;
 
 pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
@@ -27,6 +32,52 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
                 .put(update)
                 .delete(delete),
         )
+        .service(
+            crate::admin::http::api::resource("/providers/{id}/claims-preview")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(PREVIEW_MAX_BYTES)
+                        .error_handler(|err, _| {
+                            ApiError::BadRequest(format!("the JSON body is unreadable: {err}"))
+                                .into()
+                        }),
+                )
+                .post(claims_preview),
+        )
+}
+
+/// An upstream claim set to preview.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PreviewRequest {
+    /// The claims as the provider sends them: for oidc and google the ID token's claims merged
+    /// with userinfo; for saml an object of attribute name to a list of values; for github
+    /// `login`, `name`, `email` and `groups` (organisations and `org:team`).
+    #[schema(value_type = Object)]
+    pub claims: Value,
+}
+
+/// What a login with these upstream claims would yield through this provider: its claim
+/// mapping and claims pipeline (prefix, filter, renames, cap, static and extra claims) run as
+/// at a login. Changes nothing. The body is at most 64 KiB.
+#[utoipa::path(
+    post, path = "/providers/{id}/claims-preview", tag = "providers",
+    params(("id" = String, Path, description = "The provider id (slug)")),
+    request_body = PreviewRequest,
+    responses(
+        (status = 200, description = "The claims a login would yield", body = ClaimsPreview),
+        (status = 400, description = "Unreadable or too large JSON body", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 422, description = "The claims are not an object, or a login with them is refused", body = ErrorBody),
+    ),
+)]
+pub async fn claims_preview(
+    _caller: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<PreviewRequest>,
+) -> Result<web::Json<ClaimsPreview>, ApiError> {
+    let preview = providers_admin::preview_claims(&state, &id, &body.claims).await?;
+    Ok(web::Json(preview))
 }
 
 /// Upstream identity providers, newest first; never a client secret.

@@ -60,7 +60,9 @@ pub struct ProviderInput {
     /// The kind's options, as in `[[providers]]` (docs/providers/): google `hosted_domains`,
     /// `offline_access`; github `allowed_orgs`, `github_api_base`, `github_web_base`; oidc
     /// `claims`; saml `saml_idp_metadata_xml` or `saml_idp_metadata_url`, and `saml` (an SP
-    /// signing key is configured in portico.toml only). Unknown keys are refused.
+    /// signing key is configured in portico.toml only); every kind the claims pipeline's
+    /// `group_prefix`, `group_allow`, `group_deny`, `group_rename`, `max_groups`,
+    /// `static_claims`, `extra_claims` (docs/providers/claims.md). Unknown keys are refused.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub options: Options,

@@ -30,7 +30,9 @@ use crate::admin::http::pages::{back_to, form_status, render, see_other, submit}
 use crate::admin::http::validation::FieldErrors;
 use crate::admin::providers::discovery::{self as providers_discovery, DiscoveryReport};
 use crate::admin::providers::input::ProviderInput;
-use crate::admin::providers::service::{self as providers_admin, ProviderView};
+use crate::admin::providers::service::{
+    self as providers_admin, ClaimsPreview, PreviewError, ProviderView,
+};
 use crate::oidc::logos;
 use crate::providers::repo::ProviderWrite;
 use crate::providers::{Provider, supported_kind};
@@ -50,6 +52,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/providers/{id}/disable",
             web::post().to(set_enabled::<false>),
+        )
+        .route(
+            "/providers/{id}/claims-preview",
+            web::post().to(preview_claims),
         );
     asks_first::<DeleteProvider>(cfg, "/providers/{id}/delete", "/providers/{id}/delete");
 }
@@ -106,6 +112,7 @@ fn inputs(kind: ProviderKind, creating: bool) -> Vec<&'static Input> {
     (head.iter().copied())
         .chain(kind.form())
         .chain(incremental.iter().copied())
+        .chain(&kinds::CLAIM_RULES)
         .chain(&TAIL)
         .collect()
 }
@@ -138,6 +145,8 @@ impl ProviderForm {
                 (Widget::Secret, _) | (_, None | Some(Value::Null)) => continue,
                 (Widget::Checkbox, Some(v)) if v.as_bool() == Some(true) => "on".to_owned(),
                 (Widget::Checkbox, Some(_)) => continue,
+                (Widget::Json, Some(Value::Object(map))) if map.is_empty() => continue,
+                (Widget::Json, Some(v)) => serde_json::to_string_pretty(v).unwrap_or_default(),
                 (Widget::Words, Some(Value::Array(items))) => items
                     .iter()
                     .filter_map(Value::as_str)
@@ -182,6 +191,24 @@ impl ProviderForm {
                 Widget::Text | Widget::Textarea | Widget::Secret => {
                     kinds::given(Some(raw)).map(Value::String)
                 }
+                Widget::Number => match kinds::given(Some(raw)) {
+                    None => None,
+                    Some(n) => Some(Value::from(n.parse::<u64>().map_err(|_| {
+                        FieldErrors::single(
+                            error_key(input),
+                            format!("{}: enter a whole number (not “{n}”).", input.label),
+                        )
+                    })?)),
+                },
+                Widget::Json => match kinds::given(Some(raw)) {
+                    None => None,
+                    Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                        FieldErrors::single(
+                            error_key(input),
+                            format!("{}: this is not JSON ({e}).", input.label),
+                        )
+                    })?),
+                },
                 Widget::Words => Some(raw.split_whitespace().map(|w| w.into()).collect())
                     .filter(|v: &Vec<Value>| !v.is_empty())
                     .map(Value::Array),
@@ -361,8 +388,8 @@ impl FormState {
                     label: input.label,
                     hint,
                     widget: match input.widget {
-                        Widget::Text | Widget::Words => "text",
-                        Widget::Textarea => "textarea",
+                        Widget::Text | Widget::Words | Widget::Number => "text",
+                        Widget::Textarea | Widget::Json => "textarea",
                         Widget::Secret => "secret",
                         Widget::Checkbox => "checkbox",
                     },
@@ -406,6 +433,7 @@ pub struct ProviderPage {
     view: ProviderView,
     form: FormState,
     notice: Option<&'static str>,
+    preview: PreviewState,
 }
 
 impl ProviderPage {
@@ -415,8 +443,71 @@ impl ProviderPage {
             view,
             form,
             notice: None,
+            preview: PreviewState::default(),
         }
     }
+}
+
+/// The claims preview of a provider's page: the claims pasted, and what came out or why not.
+#[derive(Default)]
+pub struct PreviewState {
+    pub claims: String,
+    pub result: Option<ClaimsPreview>,
+    pub error: Option<String>,
+}
+
+impl PreviewState {
+    /// The static and extra claims, one per line as `name: JSON value`.
+    pub fn extra_claims(&self) -> Vec<(String, String)> {
+        self.result
+            .iter()
+            .flat_map(|r| r.claims.iter())
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
+    }
+}
+
+/// The preview form: the upstream claims, as JSON text.
+#[derive(Debug, Deserialize)]
+struct PreviewForm {
+    #[serde(default)]
+    claims: String,
+}
+
+/// Runs the provider's mapping and claims pipeline on pasted claims and shows the result on its
+/// page; changes nothing (a POST only to carry the claims and the CSRF token).
+async fn preview_claims(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    form: Protected<PreviewForm>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    let view = providers_admin::get(&state, &id).await?;
+    let issuer = state.settings.server.issuer.as_str();
+    let values = ProviderForm::from_view(&view);
+    let provider_form = FormState::new(view.kind, values, Some(&view), issuer);
+    let outcome = match providers_admin::claims_from_text(&form.claims) {
+        Ok(claims) => providers_admin::preview_claims(&state, &id, &claims).await,
+        Err(e) => Err(e),
+    };
+    let mut preview = PreviewState {
+        claims: form.claims,
+        ..PreviewState::default()
+    };
+    let status = match outcome {
+        Ok(result) => {
+            preview.result = Some(result);
+            actix_web::http::StatusCode::OK
+        }
+        Err(PreviewError::Claims(why)) => {
+            preview.error = Some(why);
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Err(PreviewError::Provider(e)) => return Err(e.into()),
+    };
+    let mut page = ProviderPage::new(&session, view, provider_form);
+    page.preview = preview;
+    render(status, &page)
 }
 
 /// A kind on the "Add a provider" cards.

@@ -256,3 +256,89 @@ pub async fn delete(
     audited(state, tx, caller, "provider.deleted", &provider, d).await?;
     Ok((view, removed))
 }
+
+/// The largest upstream claim set a preview takes, in bytes (API body and form field alike).
+pub const PREVIEW_MAX_BYTES: usize = 64 * 1024;
+
+/// What a login through a provider would yield from an upstream claim set: its mapping and
+/// claims pipeline run on it, exactly as at a login.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClaimsPreview {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub picture: Option<String>,
+    /// After the prefix, filter, renames and cap.
+    pub groups: Vec<String>,
+    /// The static and extra claims, by name, as the ID token and userinfo carry them.
+    #[schema(value_type = Object)]
+    pub claims: Map<String, Value>,
+    /// Set when `max_groups` cut the groups: how many passed and how many are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The pasted claims are not usable, or a login with them would be refused.
+    #[error("{0}")]
+    Claims(String),
+}
+
+impl From<StoreError> for PreviewError {
+    fn from(e: StoreError) -> Self {
+        PreviewError::Provider(e.into())
+    }
+}
+
+impl Classify for PreviewError {
+    fn fault(self) -> Fault {
+        match self {
+            PreviewError::Provider(e) => e.fault(),
+            PreviewError::Claims(_) => Fault::Field("claims"),
+        }
+    }
+}
+
+/// Pasted text as a claim set (the form; the API's body arrives parsed), bounded.
+pub fn claims_from_text(text: &str) -> Result<Value, PreviewError> {
+    if text.len() > PREVIEW_MAX_BYTES {
+        return Err(PreviewError::Claims(format!(
+            "The claims are larger than {} KiB.",
+            PREVIEW_MAX_BYTES / 1024
+        )));
+    }
+    serde_json::from_str(text)
+        .map_err(|e| PreviewError::Claims(format!("The claims are not valid JSON: {e}.")))
+}
+
+/// Runs provider `id`'s mapping and claims pipeline over `claims` (a JSON object: for SAML,
+/// attribute name to a list of values; for GitHub, `login`, `name`, `email` and `groups`).
+pub async fn preview_claims(
+    state: &AppState,
+    id: &str,
+    claims: &Value,
+) -> Result<ClaimsPreview, PreviewError> {
+    let provider = current(state, id).await?;
+    let Value::Object(raw) = claims else {
+        return Err(PreviewError::Claims(
+            "Paste a JSON object of claims, e.g. {\"groups\": [\"admin\"]}.".into(),
+        ));
+    };
+    let mapped = kinds::find(provider.kind)
+        .preview(&provider.settings, &provider.id, raw)
+        .map_err(|why| {
+            PreviewError::Claims(format!("A login with these claims is refused: {why}"))
+        })?;
+    Ok(ClaimsPreview {
+        email: mapped.email,
+        email_verified: mapped.email_verified,
+        name: mapped.name,
+        picture: mapped.picture,
+        groups: mapped.claims.groups,
+        claims: mapped.claims.extra_claims,
+        truncated: mapped.claims.truncated.map(|t| t.note()),
+    })
+}

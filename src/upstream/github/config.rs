@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::GithubConnector;
+use serde_json::{Map, Value};
+
+use crate::claims::{self, ClaimPath, ClaimRules, RawClaims};
 use crate::upstream::kinds::{self, Field, Invalid, Kind, Need, Row, Shared, Widget};
-use crate::upstream::{Connector, ProviderId, ProviderKind};
+use crate::upstream::{Connector, Mapped, ProviderId, ProviderKind};
 
 pub const GITHUB_API_BASE: &str = "https://api.github.com";
 pub const GITHUB_WEB_BASE: &str = "https://github.com";
@@ -28,11 +31,14 @@ pub struct Github;
 
 /// GitHub's options as kept in `settings`: the connector's plus the two base URLs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct GithubSettings {
     pub allowed_orgs: Vec<String>,
     pub github_api_base: Option<String>,
     pub github_web_base: Option<String>,
+    /// What becomes of the groups (organisations and `org:team`), and the claims added.
+    #[serde(flatten)]
+    pub rules: ClaimRules,
 }
 
 impl GithubSettings {
@@ -89,6 +95,35 @@ impl Kind for Github {
         s.bases().map(|_| ())
     }
 
+    /// `raw` is what the API said: `login`, `name`, `email`, and `groups` (organisations and
+    /// `org:team`); `allowed_orgs` applies as at a login.
+    fn preview(
+        s: &GithubSettings,
+        provider: &ProviderId,
+        raw: &Map<String, Value>,
+    ) -> Result<Mapped, String> {
+        let login = raw.get("login").and_then(Value::as_str).unwrap_or("user");
+        let path = ClaimPath::parse("groups").expect("a claim name is a path");
+        let rules: Vec<OrgRule> = s.allowed_orgs.iter().map(|o| OrgRule::parse(o)).collect();
+        let groups =
+            super::groups::admit(login, path.strings(raw), &rules).map_err(|e| e.to_string())?;
+        let text = |name: &str| raw.get(name).and_then(Value::as_str).map(str::to_owned);
+        Ok(Mapped {
+            email: text("email").map(|e| e.to_ascii_lowercase()),
+            email_verified: false,
+            name: text("name").or_else(|| text("login")),
+            picture: None,
+            claims: claims::apply(
+                provider.as_str(),
+                &s.rules,
+                RawClaims {
+                    groups,
+                    claims: raw,
+                },
+            ),
+        })
+    }
+
     fn build(
         s: GithubSettings,
         row: &Row<'_>,
@@ -105,6 +140,7 @@ impl Kind for Github {
             options: GithubOptions {
                 allowed_orgs: s.allowed_orgs,
             },
+            rules: s.rules,
         };
         Ok(Arc::new(GithubConnector::new(config, shared.http.clone())))
     }
@@ -148,6 +184,7 @@ pub struct GithubConfig {
     /// The web host with `/login/oauth/*`: `https://github.com`, or `https://HOST`.
     pub web_base: BaseUrl,
     pub options: GithubOptions,
+    pub rules: ClaimRules,
 }
 
 /// An http(s) URL without query or fragment that paths are appended to.

@@ -31,6 +31,7 @@ use super::{
     CallbackLogin, CallbackParams, Connector, LoginRequest, LoginStart, ProviderKind,
     RefreshIdentity, UpstreamError, UpstreamIdentity, UpstreamTokens,
 };
+use crate::claims::{self, RawClaims};
 
 /// An access token expiring within this many seconds is refreshed before use.
 const REFRESH_MARGIN_SECS: i64 = 60;
@@ -124,6 +125,21 @@ impl GithubConnector {
             Vec::new()
         };
         let groups = groups::admit(&user.login, groups, &self.rules).map_err(ApiError::Failed)?;
+        let profile = serde_json::json!({
+            "id": user.id,
+            "login": &user.login,
+            "name": &user.name,
+            "email": &email,
+        });
+        let profile = profile.as_object().expect("an object");
+        let mapped = claims::apply(
+            self.config.id.as_str(),
+            &self.config.rules,
+            RawClaims {
+                groups,
+                claims: profile,
+            },
+        );
         Ok(UpstreamIdentity {
             provider: self.config.id.clone(),
             subject: user.id.to_string(),
@@ -133,7 +149,8 @@ impl GithubConnector {
             email_verified,
             name: user.name.filter(|n| !n.is_empty()).or(Some(user.login)),
             picture: user.avatar_url.filter(|p| !p.is_empty()),
-            groups,
+            groups: mapped.groups,
+            extra_claims: mapped.extra_claims,
             auth_time: None,
             tokens: Some(grant.tokens),
         })

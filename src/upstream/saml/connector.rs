@@ -5,7 +5,7 @@
 //! use and again every `metadata_refresh_secs` by the maintenance task. A failed refresh keeps
 //! the last good copy, so an IdP outage of its metadata endpoint does not stop logins.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use futures_util::future::BoxFuture;
@@ -15,6 +15,9 @@ use super::{
     DbOutstandingRequests, DbReplayCache, IdpMetadata, OutstandingRequests, SamlError, SamlOptions,
     SpConfig, VerifyContext, redirect_request, sp_metadata_xml, verify_response,
 };
+use serde_json::{Map, Value};
+
+use crate::claims::{self, ClaimRules, MappedClaims, RawClaims};
 use crate::crypto::random_token;
 use crate::store::{self, Store};
 use crate::upstream::{
@@ -95,9 +98,33 @@ enum MetadataSource {
     Url(String),
 }
 
+/// The provider's claims pipeline over an assertion's groups and attributes (each attribute a
+/// list of its values, the shape `extra_claims` paths read): a login's, and the admin's
+/// preview.
+pub fn mapped_claims(
+    provider: &str,
+    rules: &ClaimRules,
+    attributes: &BTreeMap<String, Vec<String>>,
+    groups: Vec<String>,
+) -> MappedClaims {
+    let claims: Map<String, Value> = attributes
+        .iter()
+        .map(|(name, values)| (name.clone(), Value::from(values.clone())))
+        .collect();
+    claims::apply(
+        provider,
+        rules,
+        RawClaims {
+            groups,
+            claims: &claims,
+        },
+    )
+}
+
 pub struct SamlConnector {
     id: ProviderId,
     sp: SpConfig,
+    rules: ClaimRules,
     source: MetadataSource,
     idp_initiated: Option<IdpInitiatedTarget>,
     max_session_secs: u64,
@@ -133,6 +160,7 @@ impl SamlConnector {
         Ok(Self {
             id,
             sp,
+            rules: options.rules,
             source,
             idp_initiated: settings.idp_initiated,
             max_session_secs: settings.max_session_secs,
@@ -261,6 +289,12 @@ impl SamlLogin for SamlConnector {
             let verified = verify_response(saml_response, &ctx)
                 .await
                 .map_err(upstream)?;
+            let mapped = mapped_claims(
+                self.id.as_str(),
+                &self.rules,
+                &verified.attributes,
+                verified.groups,
+            );
             Ok(UpstreamIdentity {
                 provider: self.id.clone(),
                 subject: verified.name_id,
@@ -271,7 +305,8 @@ impl SamlLogin for SamlConnector {
                 email_verified: self.email_verified,
                 name: verified.name,
                 picture: None,
-                groups: verified.groups,
+                groups: mapped.groups,
+                extra_claims: mapped.extra_claims,
                 auth_time: verified.authn_instant,
                 tokens: None,
             })

@@ -36,5 +36,7 @@ pub use idp_metadata::IdpMetadata;
 pub use provider_settings::{AttributeOverrides, Saml, SamlOptions, SamlProviderSettings};
 pub use replay::{DbReplayCache, ReplayCache};
 pub use requests::{DbOutstandingRequests, OutstandingRequests, REQUEST_LIFETIME_SECS};
-pub use response::{MAX_RESPONSE_BYTES, VerifiedAssertion, VerifyContext, verify_response};
+pub use response::{
+    MAX_RESPONSE_BYTES, MappedAttributes, VerifiedAssertion, VerifyContext, verify_response,
+};
 pub use sp_metadata::sp_metadata_xml;

@@ -3,6 +3,7 @@
 //! give the IdP. The SP private key is the exception: it is stored only sealed, in
 //! `providers.saml_sp_key`, and is set in portico.toml only.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -10,15 +11,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::connector::mapped_claims;
 use super::{
-    AttributeMapping, IdpMetadata, NAMEID_EMAIL, NAMEID_PERSISTENT, NAMEID_UNSPECIFIED,
-    SamlConnector, SpConfig, SpSigningKey,
+    AttributeMapping, IdpMetadata, MappedAttributes, NAMEID_EMAIL, NAMEID_PERSISTENT,
+    NAMEID_UNSPECIFIED, SamlConnector, SpConfig, SpSigningKey,
 };
+use crate::claims::ClaimRules;
 use crate::upstream::http::UpstreamHttp;
 use crate::upstream::kinds::{
     self, Field, Invalid, Kind, Need, Row, Shared, Shown, ShownValue, Widget,
 };
-use crate::upstream::{Connector, IdpInitiatedTarget, ProviderKind};
+use crate::upstream::{Connector, IdpInitiatedTarget, Mapped, ProviderId, ProviderKind};
 
 const NAMEID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
 
@@ -35,6 +38,9 @@ pub struct SamlOptions {
     pub saml_idp_metadata_url: Option<String>,
     /// The `[providers.saml]` table.
     pub saml: SamlProviderSettings,
+    /// What becomes of the groups attribute's values, and the claims added.
+    #[serde(flatten)]
+    pub rules: ClaimRules,
 }
 
 impl Kind for Saml {
@@ -176,6 +182,38 @@ impl Kind for Saml {
     fn audit(options: &mut Map<String, Value>) {
         let pasted = options.remove("saml_idp_metadata_xml").is_some();
         options.insert("saml_idp_metadata_pasted".into(), pasted.into());
+    }
+
+    /// `raw` is the assertion's attributes: name to a list of values (or one value).
+    fn preview(
+        o: &SamlOptions,
+        provider: &ProviderId,
+        raw: &Map<String, Value>,
+    ) -> Result<Mapped, String> {
+        let attributes: BTreeMap<String, Vec<String>> = raw
+            .iter()
+            .map(|(name, values)| {
+                let values = match values {
+                    Value::Array(items) => items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .take(crate::claims::pipeline::MAX_INPUT_GROUPS)
+                        .map(str::to_owned)
+                        .collect(),
+                    Value::String(s) => vec![s.clone()],
+                    _ => Vec::new(),
+                };
+                (name.clone(), values)
+            })
+            .collect();
+        let read = MappedAttributes::read(&o.saml.attributes.mapping(), &attributes);
+        Ok(Mapped {
+            email: read.email,
+            email_verified: o.saml.email_verified,
+            name: read.name,
+            picture: None,
+            claims: mapped_claims(provider.as_str(), &o.rules, &attributes, read.groups),
+        })
     }
 
     fn build(

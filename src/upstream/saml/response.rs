@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use libxml::tree::Node;
 
-use super::config::NAMEID_EMAIL;
+use super::config::{AttributeMapping, NAMEID_EMAIL};
 use super::signature;
 use super::xml::{
     NS_ASSERTION, NS_PROTOCOL, attr, child, children, descendants, is, reject_split_text, text,
@@ -192,25 +192,11 @@ fn check_response(
         .ok_or(SamlError::Missing("assertion ID"))?;
     let attributes = read_attributes(assertion)?;
     let name_id_format = attr(&name_id_node, "Format");
-    let mapping = &sp.attributes;
-    let email = first_value(&attributes, &mapping.email)
+    let read = MappedAttributes::read(&sp.attributes, &attributes);
+    let email = read
+        .email
         .or_else(|| (name_id_format.as_deref() == Some(NAMEID_EMAIL)).then(|| name_id.clone()));
-    let name = first_value(&attributes, &mapping.name).or_else(|| {
-        let parts: Vec<String> = [&mapping.given_name, &mapping.family_name]
-            .into_iter()
-            .filter_map(|names| first_value(&attributes, names))
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(" "))
-    });
-    let mut groups: Vec<String> = mapping
-        .groups
-        .iter()
-        .filter_map(|n| attributes.get(n))
-        .flatten()
-        .cloned()
-        .collect();
-    groups.sort();
-    groups.dedup();
+    let (name, groups) = (read.name, read.groups);
     let statement = child(assertion, NS_ASSERTION, "AuthnStatement");
     let session_index = statement.as_ref().and_then(|s| attr(s, "SessionIndex"));
     let authn_instant = statement
@@ -235,6 +221,43 @@ fn check_response(
         in_response_to,
         expires_at: end + sp.clock_skew_secs,
     })
+}
+
+/// What the attribute mapping reads from an assertion's attributes (a login, and the admin's
+/// preview): the first present of each list of names, and the values of every groups
+/// attribute (multi-valued), sorted, each once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedAttributes {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl MappedAttributes {
+    pub fn read(mapping: &AttributeMapping, attributes: &BTreeMap<String, Vec<String>>) -> Self {
+        let email = first_value(attributes, &mapping.email);
+        let name = first_value(attributes, &mapping.name).or_else(|| {
+            let parts: Vec<String> = [&mapping.given_name, &mapping.family_name]
+                .into_iter()
+                .filter_map(|names| first_value(attributes, names))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        });
+        let mut groups: Vec<String> = mapping
+            .groups
+            .iter()
+            .filter_map(|n| attributes.get(n))
+            .flatten()
+            .cloned()
+            .collect();
+        groups.sort();
+        groups.dedup();
+        Self {
+            email,
+            name,
+            groups,
+        }
+    }
 }
 
 fn check_status(response: &Node) -> Result<(), SamlError> {

@@ -316,7 +316,19 @@ async fn oidc_claim_mapping_goes_through_the_form(db: &TestDb) {
     ] {
         assert!(html.contains(&format!("name=\"{name}\"")), "{name}");
     }
-    assert!(html.contains("the claim holding group names, e.g. groups or roles; empty: no groups"));
+    assert!(html.contains("the claim holding group names: a name (groups), a path"));
+    // The claims pipeline's inputs, on every kind's form.
+    for name in [
+        "group_prefix",
+        "group_allow",
+        "group_deny",
+        "group_rename",
+        "max_groups",
+        "static_claims",
+        "extra_claims",
+    ] {
+        assert!(html.contains(&format!("name=\"{name}\"")), "{name}");
+    }
     let csrf = csrf_in(&html);
     let issuer = upstream.issuer.as_str();
     let mut form = vec![
@@ -331,6 +343,33 @@ async fn oidc_claim_mapping_goes_through_the_form(db: &TestDb) {
         ("enabled", "on"),
         ("action", "save"),
     ];
+    // Claim rules that do not parse: told beside their inputs, nothing saved.
+    let mut bad = form.clone();
+    bad.push(("static_claims", "{\"department\": "));
+    let (status, body) = post(&app, &browser, "/admin/providers", &bad).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("Static claims: this is not JSON"), "{body}");
+    let mut bad = form.clone();
+    bad.push(("static_claims", "{\"sub\": \"root\"}"));
+    bad.push(("max_groups", "many"));
+    let (status, body) = post(&app, &browser, "/admin/providers", &bad).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("Maximum groups: enter a whole number"),
+        "{body}"
+    );
+    let mut bad = form.clone();
+    bad.push(("static_claims", "{\"sub\": \"root\"}"));
+    let (status, body) = post(&app, &browser, "/admin/providers", &bad).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("`sub` is a reserved claim"), "{body}");
+    form.extend([
+        ("group_prefix", "corp:"),
+        ("group_allow", "corp:wiki-*  corp:ops"),
+        ("group_rename", "{\"corp:ops\": \"operations\"}"),
+        ("max_groups", "10"),
+        ("static_claims", "{\"department\": \"engineering\"}"),
+    ]);
     let (status, body) = post(&app, &browser, "/admin/providers", &form).await;
     assert_eq!(status, 303, "{body}");
     let got = json_of(
@@ -340,6 +379,19 @@ async fn oidc_claim_mapping_goes_through_the_form(db: &TestDb) {
     .await;
     assert_eq!(got["claims"]["groups"], "roles", "{got}");
     assert_eq!(got["claims"]["email"], "email", "{got}");
+    assert_eq!(got["group_prefix"], "corp:", "{got}");
+    assert_eq!(
+        got["group_allow"],
+        json!(["corp:wiki-*", "corp:ops"]),
+        "{got}"
+    );
+    assert_eq!(
+        got["group_rename"],
+        json!({"corp:ops": "operations"}),
+        "{got}"
+    );
+    assert_eq!(got["max_groups"], 10, "{got}");
+    assert_eq!(got["static_claims"], json!({"department": "engineering"}));
 
     // The edit form shows it, and saving it unchanged keeps it.
     let html = page(&app, &browser, "/admin/providers/corp").await;
@@ -366,7 +418,8 @@ async fn oidc_claim_mapping_goes_through_the_form(db: &TestDb) {
     let auth = authorize(&app, &rp, REDIRECT, &["email", "profile", "groups"]).await;
     let (tokens, _) = exchange(&rp, auth).await;
     let claims = jwt_claims(&tokens.id_token().unwrap().to_string());
-    assert_eq!(claims["groups"], json!(["wiki-editor"]), "{claims}");
+    assert_eq!(claims["groups"], json!(["corp:wiki-editor"]), "{claims}");
+    assert_eq!(claims["department"], "engineering", "{claims}");
 
     // Cleared: the mapping is gone, so no groups are read.
     for entry in form.iter_mut() {
