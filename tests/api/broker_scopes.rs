@@ -22,6 +22,10 @@ on_both_backends!(
     an_upstream_login_as_another_subject_is_refused,
     a_replayed_or_expired_ticket_is_refused,
     an_unregistered_return_url_is_refused,
+    the_user_is_asked_on_portico_naming_the_client_and_the_scopes,
+    the_consent_form_needs_its_csrf_token_and_its_user,
+    cancel_returns_access_denied_and_drops_the_ticket,
+    a_ticket_is_checked_again_when_used,
 );
 
 /// Portico whose test client may read broker tokens and whose provider lets `repo` and
@@ -129,6 +133,103 @@ async fn other_browser(app: &TestApp, upstream: &Upstream, user: UpUser) -> reqw
     browser
 }
 
+/// The value of the form field `name` in `page`.
+fn field_in(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).expect("the field") + marker.len();
+    let end = start + page[start..].find('"').unwrap();
+    page[start..end].to_owned()
+}
+
+/// Opens the upgrade URL in `b`: Portico's own page (nothing is sent upstream yet).
+async fn consent_page(app: &TestApp, b: &reqwest::Client, uri: &str) -> String {
+    let (status, page) = browse_with(b, app, uri, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("id=\"continue\""), "{page}");
+    page
+}
+
+/// POSTs the consent page's form in `b` with `action`, `csrf` and `ticket` as given.
+async fn decide(
+    app: &TestApp,
+    b: &reqwest::Client,
+    fields: &(impl serde::Serialize + ?Sized),
+) -> reqwest::Response {
+    b.post(app.url("/broker/corp/connect"))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Follows `res` in `b` to a page, or to a URL starting with `stop`.
+async fn follow_from(
+    app: &TestApp,
+    b: &reqwest::Client,
+    res: reqwest::Response,
+    stop: &str,
+) -> Arrival {
+    if !res.status().is_redirection() {
+        let status = res.status().as_u16();
+        return Arrival::Page(status, res.text().await.unwrap());
+    }
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let next = if location.starts_with('/') {
+        app.url(&location)
+    } else {
+        location
+    };
+    if next.starts_with(stop) {
+        return Arrival::At(url::Url::parse(&next).unwrap());
+    }
+    browse_with(b, app, &next, stop).await
+}
+
+/// The consent page's form, answered with `action`.
+fn form_of(page: &str, action: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("csrf", field_in(page, "csrf")),
+        ("ticket", field_in(page, "ticket")),
+        ("action", action.to_owned()),
+    ]
+}
+
+/// Opens the upgrade URL in `b` and answers Portico's page with `action`.
+async fn answer(app: &TestApp, b: &reqwest::Client, uri: &str, action: &str) -> reqwest::Response {
+    let page = consent_page(app, b, uri).await;
+    decide(app, b, &form_of(&page, action)).await
+}
+
+/// Opens the upgrade URL in `b`, continues on Portico's page, and follows through the
+/// provider to a page or to `stop`.
+async fn grant_with(app: &TestApp, b: &reqwest::Client, uri: &str, stop: &str) -> Arrival {
+    let res = answer(app, b, uri, "continue").await;
+    follow_from(app, b, res, stop).await
+}
+
+async fn grant(app: &TestApp, uri: &str, stop: &str) -> Arrival {
+    grant_with(app, &app.client, uri, stop).await
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap()
+}
+
+async fn refusals(app: &TestApp) -> Vec<String> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'broker.upgrade_refused' ORDER BY id",
+    )
+    .fetch_all(app.state.store.pool())
+    .await
+    .unwrap();
+    rows
+}
+
 fn alice() -> UpUser {
     UpUser::new("alice-sub", "alice@corp.example")
 }
@@ -146,8 +247,9 @@ async fn a_missing_scope_is_granted_through_the_upgrade_url(db: &TestDb) {
     let (_, challenge, _) = broker(&app, &token, &[("scope", "repo")]).await;
     assert!(challenge.contains(r#"scope="repo""#), "{challenge}");
 
-    let (status, page) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    let (status, page) = grant(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Access granted"), "{page}");
     let asked = upstream.authorize_scopes().last().cloned().unwrap();
     for scope in ["openid", "email", "profile", "groups", "repo"] {
         assert!(asked.split(' ').any(|s| s == scope), "{asked}");
@@ -160,7 +262,7 @@ async fn a_missing_scope_is_granted_through_the_upgrade_url(db: &TestDb) {
 
     // A later upgrade keeps what earlier ones granted.
     let uri = upgrade_uri(&app, &token, &[("scope", "read:org")]).await;
-    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    let (status, _) = grant(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 200);
     let scope = served_scope(&app, &token).await;
     for s in ["repo", "read:org", "email"] {
@@ -179,7 +281,7 @@ async fn the_user_lands_at_a_registered_redirect_uri_of_the_client(db: &TestDb) 
         &[("scope", "repo"), ("redirect_uri", REDIRECT)],
     )
     .await;
-    let arrived = browse(&app, &uri, REDIRECT).await.url();
+    let arrived = grant(&app, &uri, REDIRECT).await.url();
     assert_eq!(arrived.as_str().split('?').next(), Some(REDIRECT));
     let scope = served_scope(&app, &token).await;
     assert!(scope.split(' ').any(|s| s == "repo"), "{scope}");
@@ -256,7 +358,7 @@ async fn the_url_opened_in_another_users_browser_or_none_is_refused(db: &TestDb)
 
     // The user it was made for can still use it.
     upstream.login_as(alice());
-    let (status, page) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    let (status, page) = grant(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 200, "{page}");
     assert!(served_scope(&app, &token).await.contains("repo"));
     app.stop();
@@ -272,7 +374,7 @@ async fn an_upstream_login_as_another_subject_is_refused(db: &TestDb) {
 
     // At the provider, the browser signs in as someone else (the attacker's account).
     upstream.login_as(UpUser::new("mallory-sub", "mallory@corp.example"));
-    let (status, page) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    let (status, page) = grant(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("Another account"), "{page}");
     assert_eq!(
@@ -295,7 +397,7 @@ async fn a_replayed_or_expired_ticket_is_refused(db: &TestDb) {
     let app = spawn(db, &upstream).await;
     let token = portico_token(&app).await;
     let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
-    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    let (status, _) = grant(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 200);
     let asked = upstream.authorize_scopes().len();
     let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
@@ -348,7 +450,199 @@ async fn an_unregistered_return_url_is_refused(db: &TestDb) {
     // A return URL added to the upgrade URL is not taken: the user lands on Portico's page.
     let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
     let tampered = format!("{uri}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb");
-    let (status, page) = browse(&app, &tampered, "https://evil.example").await.page();
+    let (status, page) = grant(&app, &tampered, "https://evil.example").await.page();
     assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Access granted"), "{page}");
+    app.stop();
+}
+
+async fn the_user_is_asked_on_portico_naming_the_client_and_the_scopes(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo read:org")]).await;
+    let issued = "SELECT COUNT(*) FROM audit_log WHERE action = 'broker.upgrade_issued'";
+    assert_eq!(
+        count(&app, issued).await,
+        1,
+        "the ticket's issuance is audited"
+    );
+    let asked = upstream.authorize_scopes().len();
+
+    // Opening the link shows Portico's page; nothing goes upstream, the ticket stays.
+    let page = consent_page(&app, &app.client, &uri).await;
+    assert_eq!(
+        upstream.authorize_scopes().len(),
+        asked,
+        "nobody was sent upstream"
+    );
+    for shown in [
+        "<title>Allow more access at Corp corp?",
+        "<strong>The App</strong> asks for more access to your Corp corp account",
+        "alice@corp.example",
+        "<code>repo</code>",
+        "<code>read:org</code>",
+        "every application that may use Corp corp",
+        "id=\"cancel\"",
+        "autofocus",
+    ] {
+        assert!(page.contains(shown), "{shown}: {page}");
+    }
+    let open = "SELECT COUNT(*) FROM broker_upgrades WHERE ticket_digest IS NOT NULL";
+    assert_eq!(count(&app, open).await, 1);
+    // Shown again on reload; Continue then goes upstream, once.
+    let page = consent_page(&app, &app.client, &uri).await;
+    let fields = form_of(&page, "continue");
+    let res = decide(&app, &app.client, &fields).await;
+    assert_eq!(res.status(), 302);
+    let cookies: Vec<String> = (res.headers().get_all("set-cookie").iter())
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("portico_upgrade_") && c.contains("HttpOnly")),
+        "a binding cookie named after the upgrade: {cookies:?}"
+    );
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.contains("login_hint=alice%40corp.example"),
+        "{location}"
+    );
+    let (status, page) = browse(&app, &location, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("every application that may use Corp corp"),
+        "{page}"
+    );
+    let res = decide(&app, &app.client, &fields).await;
+    assert_eq!(res.status(), 400, "a used ticket");
+    assert_eq!(upstream.authorize_scopes().len(), asked + 1);
+    app.stop();
+}
+
+async fn the_consent_form_needs_its_csrf_token_and_its_user(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let page = consent_page(&app, &app.client, &uri).await;
+    let (csrf, ticket) = (field_in(&page, "csrf"), field_in(&page, "ticket"));
+    let asked = upstream.authorize_scopes().len();
+    let before = stored_grant(&app).await;
+
+    // The user's own browser, but a form without the token or with a forged one (another
+    // site posting into the session).
+    for bad in ["", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        let fields = [("csrf", bad), ("ticket", &*ticket), ("action", "continue")];
+        let res = decide(&app, &app.client, &fields).await;
+        assert_eq!(res.status(), 403, "csrf {bad:?}");
+    }
+    let no_csrf = [("ticket", &*ticket), ("action", "continue")];
+    assert_eq!(decide(&app, &app.client, &no_csrf).await.status(), 403);
+    // The right form from a browser with no session, or with Mallory's.
+    let fields = [
+        ("csrf", &*csrf),
+        ("ticket", &*ticket),
+        ("action", "continue"),
+    ];
+    assert_eq!(decide(&app, &rp_http(), &fields).await.status(), 403);
+    let mallory = other_browser(
+        &app,
+        &upstream,
+        UpUser::new("mallory-sub", "mallory@corp.example"),
+    )
+    .await;
+    let asked_mallory = upstream.authorize_scopes().len();
+    assert_eq!(decide(&app, &mallory, &fields).await.status(), 403);
+    let cancel = [("csrf", &*csrf), ("ticket", &*ticket), ("action", "cancel")];
+    assert_eq!(decide(&app, &mallory, &cancel).await.status(), 403);
+    assert_eq!(upstream.authorize_scopes().len(), asked_mallory);
+    assert!(
+        asked_mallory == asked + 1,
+        "only Mallory's own sign-in went upstream"
+    );
+    assert_eq!(stored_grant(&app).await, before);
+    assert!(refusals(&app).await.len() >= 5, "each refusal is audited");
+
+    // The ticket is still its user's.
+    upstream.login_as(alice());
+    let (status, page) = grant(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200, "{page}");
+    assert!(served_scope(&app, &token).await.contains("repo"));
+    app.stop();
+}
+
+async fn cancel_returns_access_denied_and_drops_the_ticket(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let asked = upstream.authorize_scopes().len();
+    let query = [("scope", "repo"), ("redirect_uri", REDIRECT)];
+    let uri = upgrade_uri(&app, &token, &query).await;
+    let res = answer(&app, &app.client, &uri, "cancel").await;
+    let arrived = follow_from(&app, &app.client, res, REDIRECT).await.url();
+    assert_eq!(param(&arrived, "error").as_deref(), Some("access_denied"));
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM broker_upgrades").await, 0);
+    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 400, "a cancelled ticket is gone");
+
+    // Without a return URI: Portico's page.
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let res = answer(&app, &app.client, &uri, "cancel").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("Nothing was changed"));
+    assert_eq!(
+        upstream.authorize_scopes().len(),
+        asked,
+        "nobody was sent upstream"
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM broker_upgrades").await, 0);
+    assert!(refusals(&app).await.iter().all(|d| d.contains("cancelled")));
+    assert_eq!(audited(&app).await, 0);
+    app.stop();
+}
+
+async fn a_ticket_is_checked_again_when_used(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let asked = upstream.authorize_scopes().len();
+
+    // The admin withdraws the scope after the ticket was made: the page refuses it.
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    sqlx::query("UPDATE providers SET incremental_scopes = '[\"read:org\"]'")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 400);
+
+    // Withdrawn between Continue and the callback: nothing is stored.
+    let uri = upgrade_uri(&app, &token, &[("scope", "read:org")]).await;
+    let res = answer(&app, &app.client, &uri, "continue").await;
+    assert_eq!(res.status(), 302);
+    sqlx::query("UPDATE providers SET incremental_scopes = '[]'")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let before = stored_grant(&app).await;
+    let (status, _) = follow_from(&app, &app.client, res, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400);
+    assert_eq!(stored_grant(&app).await, before);
+    assert_eq!(audited(&app).await, 0);
+    assert_eq!(upstream.authorize_scopes().len(), asked + 1);
+    assert!(
+        refusals(&app)
+            .await
+            .iter()
+            .any(|d| d.contains("no longer an incremental scope")),
+        "{:?}",
+        refusals(&app).await
+    );
     app.stop();
 }
