@@ -483,9 +483,19 @@ async fn finished(
             return upstream_failure(&err, None, issuer);
         }
     };
-    match store_upgrade(req, state, provider, upgrade, &mut identity).await {
-        Ok(true) => {}
-        Ok(false) => {
+    let write = store_upgrade(req, state, provider, upgrade, &mut identity);
+    match under_lease(state, &upgrade.identity_id, write).await {
+        Ok(Stored::Done) => {}
+        Ok(Stored::Busy) => {
+            fail("a refresh of the identity's tokens did not finish in time").await;
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please try again",
+                "Your account at the provider is being updated. Nothing was changed. Return to \
+                 the application and try again in a moment.",
+            );
+        }
+        Ok(Stored::OtherAccount) => {
             fail("the provider signed in another account than the one being upgraded").await;
             return error_page(
                 StatusCode::FORBIDDEN,
@@ -512,26 +522,47 @@ fn landed(provider: &Provider, client: &Client) -> HttpResponse {
     render(StatusCode::OK, &page)
 }
 
-/// Stores the upgraded grant, audited, if `identity` is the one the ticket upgrades; `false`
-/// (nothing stored) when the provider signed in someone else.
+/// How storing an upgrade ended.
+enum Stored {
+    Done,
+    /// The provider signed in someone else than the identity being upgraded; nothing stored.
+    OtherAccount,
+    /// A refresh of the identity held its lease too long; nothing stored.
+    Busy,
+}
+
+/// Runs `write` (which ends the lease when it stores) under the refresh lease of identity
+/// `id` (`vault::refresh`): a refresh running meanwhile finishes first and one starting
+/// meanwhile waits and then reads the upgraded grant, so neither overwrites the other's tokens.
+async fn under_lease(
+    state: &AppState,
+    id: &str,
+    write: impl Future<Output = Result<Stored, crate::store::StoreError>>,
+) -> Result<Stored, crate::store::StoreError> {
+    if !crate::vault::refresh::await_lease(&state.store, id).await? {
+        return Ok(Stored::Busy);
+    }
+    let outcome = write.await;
+    if !matches!(outcome, Ok(Stored::Done))
+        && let Err(e) = crate::users::identities::release_lease(&state.store, id, false).await
+    {
+        tracing::error!(error = %e, "releasing an identity's refresh lease failed");
+    }
+    outcome
+}
+
+/// Stores the upgraded grant, audited, if `identity` is the one the ticket upgrades; run
+/// [`under_lease`]. The identity is checked to be the ticket's (its user's row locked) in the
+/// transaction that stores the tokens and ends the lease.
 async fn store_upgrade(
     req: &HttpRequest,
     state: &AppState,
     provider: &Provider,
     upgrade: &Upgrade,
     identity: &mut UpstreamIdentity,
-) -> Result<bool, crate::store::StoreError> {
-    let which = crate::vault::Which::Id(&upgrade.identity_id);
-    let Some(current) = crate::vault::find(&state.store, &state.sealer, which).await? else {
-        return Ok(false);
-    };
-    if current.user_id != upgrade.user_id
-        || identity.provider != current.identity.provider
-        || identity.subject != current.identity.subject
-    {
-        return Ok(false);
-    }
-    // A provider that leaves `scope` out of its answer granted what was asked (RFC 6749 5.1).
+) -> Result<Stored, crate::store::StoreError> {
+    // A provider that leaves `scope` out of its answer granted what was asked (RFC 6749 5.1):
+    // the exact list sent.
     if let Some(tokens) = identity.tokens.as_mut()
         && tokens.scope.is_none()
     {
@@ -539,6 +570,12 @@ async fn store_upgrade(
     }
     let scope = identity.tokens.as_ref().and_then(|t| t.scope.clone());
     let mut tx = state.store.begin_write().await?;
+    crate::users::repo::lock_in(&mut tx, &upgrade.user_id).await?;
+    let (at, subject) = (identity.provider.as_str(), identity.subject.as_str());
+    match crate::users::identities::find_by_subject_in(&mut tx, at, subject).await? {
+        Some((id, user)) if id == upgrade.identity_id && user == upgrade.user_id => {}
+        _ => return Ok(Stored::OtherAccount),
+    }
     crate::users::update_claims(
         &mut tx,
         &state.sealer,
@@ -548,6 +585,7 @@ async fn store_upgrade(
         provider.trust_email,
     )
     .await?;
+    crate::users::identities::end_lease_in(&mut tx, &upgrade.identity_id, false).await?;
     crate::audit::record(
         &mut tx,
         &format!("user:{}", upgrade.user_id),
@@ -563,5 +601,5 @@ async fn store_upgrade(
     )
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Stored::Done)
 }

@@ -26,6 +26,8 @@ on_both_backends!(
     the_consent_form_needs_its_csrf_token_and_its_user,
     cancel_returns_access_denied_and_drops_the_ticket,
     a_ticket_is_checked_again_when_used,
+    an_upgrade_waits_for_a_refresh_holding_the_lease,
+    a_provider_omitting_scope_keeps_the_grant_it_was_asked_for,
 );
 
 /// Portico whose test client may read broker tokens and whose provider lets `repo` and
@@ -644,5 +646,83 @@ async fn a_ticket_is_checked_again_when_used(db: &TestDb) {
         "{:?}",
         refusals(&app).await
     );
+    app.stop();
+}
+
+async fn lease_until(app: &TestApp) -> Option<i64> {
+    sqlx::query_scalar("SELECT refresh_lease_until FROM identities")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap()
+}
+
+async fn an_upgrade_waits_for_a_refresh_holding_the_lease(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let res = answer(&app, &app.client, &uri, "continue").await;
+    assert_eq!(res.status(), 302);
+    let before = stored_grant(&app).await;
+
+    // A refresh of the identity (on any instance) holds the lease while the callback arrives.
+    let held = portico::store::now() + 60;
+    sqlx::query("UPDATE identities SET refresh_lease_until = $1")
+        .bind(held)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let issued = upstream.issued_tokens().len();
+    let callback = follow_from(&app, &app.client, res, "http://nowhere.invalid");
+    let refresh = async {
+        // The provider answered the callback's code exchange: the upgrade has its tokens.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while upstream.issued_tokens().len() == issued {
+            assert!(std::time::Instant::now() < deadline, "no code exchange");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // While the refresh holds the lease, the upgrade has not written over its tokens.
+        assert_eq!(stored_grant(&app).await, before);
+        assert_eq!(lease_until(&app).await, Some(held));
+        // The refresh ends (its own write is not shown: it only ends the lease).
+        sqlx::query("UPDATE identities SET refresh_lease_until = NULL")
+            .execute(app.state.store.pool())
+            .await
+            .unwrap();
+    };
+    let (arrival, ()) = tokio::join!(callback, refresh);
+    let (status, page) = arrival.page();
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Access granted"), "{page}");
+    assert_ne!(stored_grant(&app).await, before);
+    assert_eq!(lease_until(&app).await, None, "the upgrade ended its lease");
+    assert!(served_scope(&app, &token).await.contains("repo"));
+    app.stop();
+}
+
+async fn a_provider_omitting_scope_keeps_the_grant_it_was_asked_for(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    // The upgrade's answer has no scope: what was sent stands, exactly.
+    upstream.omit_scope(true);
+    upstream.set_expires_in(30);
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let (status, _) = grant(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200);
+    let sent = upstream.authorize_scopes().last().cloned().unwrap();
+    let refreshes = upstream.refresh_calls();
+    // The token expires within the broker's margin: it is refreshed, and the refresh's answer
+    // has no scope either; the grant keeps its scope.
+    let scope = served_scope(&app, &token).await;
+    assert_eq!(upstream.refresh_calls(), refreshes + 1, "refreshed");
+    let mut served: Vec<&str> = scope.split(' ').collect();
+    let mut asked: Vec<&str> = sent.split(' ').collect();
+    served.sort_unstable();
+    asked.sort_unstable();
+    assert_eq!(served, asked, "{scope} / {sent}");
+    assert!(served.contains(&"repo"));
+    let (status, _, body) = broker(&app, &token, &[("scope", "repo")]).await;
+    assert_eq!(status, 200, "{body}");
     app.stop();
 }
