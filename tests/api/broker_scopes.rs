@@ -28,6 +28,7 @@ on_both_backends!(
     a_ticket_is_checked_again_when_used,
     an_upgrade_waits_for_a_refresh_holding_the_lease,
     a_provider_omitting_scope_keeps_the_grant_it_was_asked_for,
+    a_later_sign_in_keeps_the_upgraded_grant_until_it_ends,
 );
 
 /// Portico whose test client may read broker tokens and whose provider lets `repo` and
@@ -232,6 +233,18 @@ async fn refusals(app: &TestApp) -> Vec<String> {
     rows
 }
 
+/// Portico, the upstream, a broker token of Alice, whose grant was upgraded with `repo`, and
+/// the (spent) upgrade URL.
+async fn upgraded(db: &TestDb) -> (Upstream, TestApp, String, String) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let (status, page) = grant(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200, "{page}");
+    (upstream, app, token, uri)
+}
+
 fn alice() -> UpUser {
     UpUser::new("alice-sub", "alice@corp.example")
 }
@@ -395,12 +408,7 @@ async fn an_upstream_login_as_another_subject_is_refused(db: &TestDb) {
 }
 
 async fn a_replayed_or_expired_ticket_is_refused(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
-    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
-    let (status, _) = grant(&app, &uri, "http://nowhere.invalid").await.page();
-    assert_eq!(status, 200);
+    let (upstream, app, token, uri) = upgraded(db).await;
     let asked = upstream.authorize_scopes().len();
     let (status, _) = browse(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 400, "a used ticket");
@@ -724,5 +732,36 @@ async fn a_provider_omitting_scope_keeps_the_grant_it_was_asked_for(db: &TestDb)
     assert!(served.contains(&"repo"));
     let (status, _, body) = broker(&app, &token, &[("scope", "repo")]).await;
     assert_eq!(status, 200, "{body}");
+    app.stop();
+}
+
+async fn a_later_sign_in_keeps_the_upgraded_grant_until_it_ends(db: &TestDb) {
+    let (upstream, app, token, _) = upgraded(db).await;
+    assert!(served_scope(&app, &token).await.contains("repo"));
+
+    // Alice signs in again in another browser: the provider is asked for the configured
+    // scopes only, and its smaller grant does not replace the upgraded one.
+    let asked = upstream.authorize_scopes().len();
+    let _second = other_browser(&app, &upstream, alice()).await;
+    assert_eq!(
+        upstream.authorize_scopes().len(),
+        asked + 1,
+        "an upstream sign-in"
+    );
+    let last = upstream.authorize_scopes().last().cloned().unwrap();
+    assert!(!last.split(' ').any(|s| s == "repo"), "{last}");
+    let (status, _, body) = broker(&app, &token, &[("scope", "repo")]).await;
+    assert_eq!(status, 200, "the upgrade lasts: {body}");
+
+    // Once the grant has ended upstream (invalid_grant seen), a new sign-in replaces it.
+    sqlx::query("UPDATE identities SET needs_login = 1")
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let _third = other_browser(&app, &upstream, alice()).await;
+    let fresh = portico_token(&app).await;
+    let (status, _, body) = broker(&app, &fresh, &[("scope", "repo")]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "insufficient_scope", "{body}");
     app.stop();
 }
