@@ -2,14 +2,20 @@
 //! and the user is to add it by signing in at the provider again. This module owns
 //! `broker_upgrades`.
 //!
-//! A ticket is bound to one user's identity at one provider, to the scopes to ask for, to the
-//! client that asked and to where the user lands afterwards, all decided when the broker made
-//! it; the URL carries only a random ticket, kept here by digest. It lives
+//! A ticket is bound to one user's identity at one provider, to the scopes the service asked
+//! for, to the client that asked and to where the user lands afterwards, all decided when the
+//! broker made it; the URL carries only a random ticket, kept here by digest. It lives
 //! [`TICKET_SECS`] and is spent by the first visit that claims it (the user's own, in a
-//! browser signed in to Portico as that user, checked by the web layer): the claim clears the
-//! ticket and records the upstream `state` (by digest), the connector's secret (sealed to the
-//! row) and the digest of a fresh binding set in that browser. The callback takes the row by
-//! its `state`, once. So a link that leaks is useless to anyone else, and used once.
+//! browser signed in to Portico as that user, after Portico's consent page, checked by the web
+//! layer): the claim clears the ticket and records the upstream `state` (by digest), the
+//! connector's secret (sealed to the row), the digest of a fresh binding set in that browser,
+//! and the exact scopes sent (what the provider granted if its answer names none). The
+//! callback takes the row by its `state`, once. So a link that leaks is useless to anyone
+//! else, and used once.
+//!
+//! Rows are bounded per identity: every live row, claimed or not, counts toward
+//! [`MAX_PER_IDENTITY`] (the user's row locked while counting, so concurrent requests on
+//! PostgreSQL cannot all pass), and a claim drops the identity's other claimed rows.
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
@@ -107,7 +113,7 @@ pub async fn create(
         .await?;
     sqlx::query(
         "DELETE FROM broker_upgrades WHERE id IN (SELECT id FROM broker_upgrades \
-         WHERE identity_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1000 OFFSET $2)",
+         WHERE identity_id = $1 ORDER BY created_at_ms DESC, id DESC LIMIT 1000 OFFSET $2)",
     )
     .bind(new.identity_id)
     .bind(MAX_PER_IDENTITY - 1)
@@ -115,8 +121,8 @@ pub async fn create(
     .await?;
     sqlx::query(
         "INSERT INTO broker_upgrades (id, ticket_digest, user_id, identity_id, provider_id, \
-         client_id, scopes, requested, return_uri, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         client_id, scopes, requested, return_uri, created_at, created_at_ms, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&id)
     .bind(digest(ticket.expose_secret()))
@@ -128,6 +134,7 @@ pub async fn create(
     .bind(store::to_json_list(new.requested))
     .bind(new.return_uri)
     .bind(now)
+    .bind(store::now_ms())
     .bind(now + TICKET_SECS)
     .execute(&mut *tx)
     .await?;

@@ -29,6 +29,13 @@ on_both_backends!(
     an_upgrade_waits_for_a_refresh_holding_the_lease,
     a_provider_omitting_scope_keeps_the_grant_it_was_asked_for,
     a_later_sign_in_keeps_the_upgraded_grant_until_it_ends,
+    the_upstream_callback_replayed_in_another_browser_is_refused,
+    the_callback_at_another_providers_endpoint_is_refused,
+    a_session_switched_to_another_user_before_the_callback_is_refused,
+    a_provider_granting_less_than_asked_leaves_the_scope_missing,
+    odd_scope_inputs_are_refused_or_normalised,
+    an_identity_keeps_at_most_five_live_upgrades,
+    the_janitor_removes_expired_upgrades,
 );
 
 /// Portico whose test client may read broker tokens and whose provider lets `repo` and
@@ -44,6 +51,14 @@ async fn spawn(db: &TestDb, upstream: &Upstream) -> TestApp {
         s.providers[0].incremental_scopes = vec!["repo".into(), "read:org".into()];
     })
     .await
+}
+
+/// The upstream stand-in, Portico (`spawn`) and a broker token of Alice.
+async fn setup(db: &TestDb) -> (Upstream, TestApp, String) {
+    let upstream = Upstream::start().await;
+    let app = spawn(db, &upstream).await;
+    let token = portico_token(&app).await;
+    (upstream, app, token)
 }
 
 /// Logs in through Portico in the app's browser and returns an access token for the broker.
@@ -236,9 +251,7 @@ async fn refusals(app: &TestApp) -> Vec<String> {
 /// Portico, the upstream, a broker token of Alice, whose grant was upgraded with `repo`, and
 /// the (spent) upgrade URL.
 async fn upgraded(db: &TestDb) -> (Upstream, TestApp, String, String) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
     let (status, page) = grant(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 200, "{page}");
@@ -250,9 +263,7 @@ fn alice() -> UpUser {
 }
 
 async fn a_missing_scope_is_granted_through_the_upgrade_url(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
 
     // Scopes the grant has are served as before.
     let (status, _, body) = broker(&app, &token, &[("scope", "email profile")]).await;
@@ -287,9 +298,7 @@ async fn a_missing_scope_is_granted_through_the_upgrade_url(db: &TestDb) {
 }
 
 async fn the_user_lands_at_a_registered_redirect_uri_of_the_client(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (_upstream, app, token) = setup(db).await;
     let uri = upgrade_uri(
         &app,
         &token,
@@ -304,9 +313,7 @@ async fn the_user_lands_at_a_registered_redirect_uri_of_the_client(db: &TestDb) 
 }
 
 async fn a_scope_the_admin_did_not_allow_is_refused(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (_upstream, app, token) = setup(db).await;
     for asked in ["admin:org", "repo admin:org", "delete_repo"] {
         let (status, _, body) = broker(&app, &token, &[("scope", asked)]).await;
         assert_eq!(status, 400, "{asked}: {body}");
@@ -337,9 +344,7 @@ async fn a_scope_the_admin_did_not_allow_is_refused(db: &TestDb) {
 }
 
 async fn the_url_opened_in_another_users_browser_or_none_is_refused(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
     let before = stored_grant(&app).await;
 
@@ -380,9 +385,7 @@ async fn the_url_opened_in_another_users_browser_or_none_is_refused(db: &TestDb)
 }
 
 async fn an_upstream_login_as_another_subject_is_refused(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let before = stored_grant(&app).await;
     let scope_before = served_scope(&app, &token).await;
     let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
@@ -442,9 +445,7 @@ async fn a_replayed_or_expired_ticket_is_refused(db: &TestDb) {
 }
 
 async fn an_unregistered_return_url_is_refused(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (_upstream, app, token) = setup(db).await;
     for evil in [
         "https://evil.example/cb",
         "http://127.0.0.1:7777/cb/../evil",
@@ -467,9 +468,7 @@ async fn an_unregistered_return_url_is_refused(db: &TestDb) {
 }
 
 async fn the_user_is_asked_on_portico_naming_the_client_and_the_scopes(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let uri = upgrade_uri(&app, &token, &[("scope", "repo read:org")]).await;
     let issued = "SELECT COUNT(*) FROM audit_log WHERE action = 'broker.upgrade_issued'";
     assert_eq!(
@@ -534,9 +533,7 @@ async fn the_user_is_asked_on_portico_naming_the_client_and_the_scopes(db: &Test
 }
 
 async fn the_consent_form_needs_its_csrf_token_and_its_user(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
     let page = consent_page(&app, &app.client, &uri).await;
     let (csrf, ticket) = (field_in(&page, "csrf"), field_in(&page, "ticket"));
@@ -586,9 +583,7 @@ async fn the_consent_form_needs_its_csrf_token_and_its_user(db: &TestDb) {
 }
 
 async fn cancel_returns_access_denied_and_drops_the_ticket(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let asked = upstream.authorize_scopes().len();
     let query = [("scope", "repo"), ("redirect_uri", REDIRECT)];
     let uri = upgrade_uri(&app, &token, &query).await;
@@ -616,9 +611,7 @@ async fn cancel_returns_access_denied_and_drops_the_ticket(db: &TestDb) {
 }
 
 async fn a_ticket_is_checked_again_when_used(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let asked = upstream.authorize_scopes().len();
 
     // The admin withdraws the scope after the ticket was made: the page refuses it.
@@ -665,9 +658,7 @@ async fn lease_until(app: &TestApp) -> Option<i64> {
 }
 
 async fn an_upgrade_waits_for_a_refresh_holding_the_lease(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
     let res = answer(&app, &app.client, &uri, "continue").await;
     assert_eq!(res.status(), 302);
@@ -709,9 +700,7 @@ async fn an_upgrade_waits_for_a_refresh_holding_the_lease(db: &TestDb) {
 }
 
 async fn a_provider_omitting_scope_keeps_the_grant_it_was_asked_for(db: &TestDb) {
-    let upstream = Upstream::start().await;
-    let app = spawn(db, &upstream).await;
-    let token = portico_token(&app).await;
+    let (upstream, app, token) = setup(db).await;
     // The upgrade's answer has no scope: what was sent stands, exactly.
     upstream.omit_scope(true);
     upstream.set_expires_in(30);
@@ -763,5 +752,238 @@ async fn a_later_sign_in_keeps_the_upgraded_grant_until_it_ends(db: &TestDb) {
     let (status, _, body) = broker(&app, &fresh, &[("scope", "repo")]).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"], "insufficient_scope", "{body}");
+    app.stop();
+}
+
+/// Continues the upgrade at `uri` in the app's browser and follows it through the provider up
+/// to Portico's callback, which is not opened: its URL (with the provider's code and state).
+async fn callback_url(app: &TestApp, uri: &str) -> String {
+    let res = answer(app, &app.client, uri, "continue").await;
+    assert_eq!(res.status(), 302);
+    let stop = app.url("/callback/");
+    let arrived = follow_from(app, &app.client, res, &stop).await.url();
+    assert!(param(&arrived, "code").is_some(), "{arrived}");
+    arrived.to_string()
+}
+
+/// Nothing was stored (the grant is `before`, no `identity.scopes_granted`), and a refusal
+/// with `reason` is audited.
+async fn refused_unchanged(app: &TestApp, before: &[Vec<u8>], reason: &str) {
+    assert_eq!(stored_grant(app).await, before);
+    assert_eq!(audited(app).await, 0);
+    let reasons = refusals(app).await;
+    assert!(reasons.iter().any(|r| r.contains(reason)), "{reasons:?}");
+}
+
+async fn upgrade_rows(app: &TestApp) -> i64 {
+    count(app, "SELECT COUNT(*) FROM broker_upgrades").await
+}
+
+async fn the_upstream_callback_replayed_in_another_browser_is_refused(db: &TestDb) {
+    let (upstream, app, token) = setup(db).await;
+
+    // Another browser of the same user (signed in as Alice, no upgrade cookie).
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let callback = callback_url(&app, &uri).await;
+    let second = other_browser(&app, &upstream, alice()).await;
+    let (status, page) = browse_with(&second, &app, &callback, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400, "{page}");
+    // The state was spent by the refused attempt: the original browser cannot finish either.
+    let (status, _) = browse(&app, &callback, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400);
+
+    // A victim's browser (another user's session), and a browser with no session at all.
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let callback = callback_url(&app, &uri).await;
+    let victim = other_browser(&app, &upstream, UpUser::new("bob-sub", "bob@corp.example")).await;
+    let (status, _) = browse_with(&victim, &app, &callback, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400);
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    upstream.login_as(alice());
+    let callback = callback_url(&app, &uri).await;
+    let (status, _) = browse_with(&rp_http(), &app, &callback, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400);
+
+    // (Alice's own sign-ins in the other browsers stored their grants; no upgrade did.)
+    assert_eq!(audited(&app).await, 0, "nothing stored by an upgrade");
+    let reasons = refusals(&app).await;
+    let started_elsewhere = reasons
+        .iter()
+        .filter(|r| r.contains("did not start the upgrade"))
+        .count();
+    assert_eq!(started_elsewhere, 3, "{reasons:?}");
+    let (status, _, _) = broker(&app, &token, &[("scope", "repo")]).await;
+    assert_eq!(status, 403, "the grant still lacks repo");
+    app.stop();
+}
+
+async fn the_callback_at_another_providers_endpoint_is_refused(db: &TestDb) {
+    let (_upstream, app, token) = setup(db).await;
+    let before = stored_grant(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let callback = callback_url(&app, &uri).await;
+    let elsewhere = callback.replace("/callback/corp", "/callback/other");
+    assert_ne!(elsewhere, callback);
+    let (status, _) = browse(&app, &elsewhere, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400);
+    refused_unchanged(&app, &before, "another provider's endpoint").await;
+    app.stop();
+}
+
+async fn a_session_switched_to_another_user_before_the_callback_is_refused(db: &TestDb) {
+    let (upstream, app, token) = setup(db).await;
+    let before = stored_grant(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let callback = callback_url(&app, &uri).await;
+
+    // The same browser signs in to Portico as Mallory before the callback arrives.
+    upstream.login_as(UpUser::new("mallory-sub", "mallory@corp.example"));
+    let rp = relying_party(&app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let (url, ..) = start(&rp, &[], &[("prompt", "login")]);
+    let arrived = browse(&app, url.as_str(), REDIRECT).await.url();
+    assert!(param(&arrived, "code").is_some(), "{arrived}");
+
+    let (status, page) = browse(&app, &callback, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 403, "{page}");
+    refused_unchanged(&app, &before, "no longer signed in as the user").await;
+    app.stop();
+}
+
+async fn a_provider_granting_less_than_asked_leaves_the_scope_missing(db: &TestDb) {
+    let (upstream, app, token) = setup(db).await;
+    // The user unticks `repo` at the provider: it grants only its base scopes.
+    upstream.grant_scopes(&["read:org"]);
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo read:org")]).await;
+    let (status, _) = grant(&app, &uri, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 200);
+    let scope = served_scope(&app, &token).await;
+    assert!(scope.split(' ').any(|s| s == "read:org"), "{scope}");
+    assert!(!scope.split(' ').any(|s| s == "repo"), "{scope}");
+    let (status, _, body) = broker(&app, &token, &[("scope", "repo")]).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["scope"], "repo", "{body}");
+    let (status, _, body) = broker(&app, &token, &[("scope", "read:org")]).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop();
+}
+
+async fn odd_scope_inputs_are_refused_or_normalised(db: &TestDb) {
+    let (_upstream, app, token) = setup(db).await;
+    // Scope names are compared exactly: another case is another scope, not allowed.
+    for refused in [
+        "REPO",
+        "Repo",
+        "repo\tread:org",
+        "repo\nread:org",
+        "repo,read:org",
+    ] {
+        let (status, _, body) = broker(&app, &token, &[("scope", refused)]).await;
+        assert_eq!(status, 400, "{refused:?}: {body}");
+        assert_eq!(body["error"], "invalid_scope", "{body}");
+    }
+    // 51 distinct scope tokens are too many; 50 are read (and refused as not allowed).
+    let many: Vec<String> = (0..51).map(|i| format!("s{i}")).collect();
+    let (status, _, body) = broker(&app, &token, &[("scope", &many.join(" "))]).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("at most 50"),
+        "{body}"
+    );
+    let (status, _, body) = broker(&app, &token, &[("scope", &many[..50].join(" "))]).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("incremental_scopes")
+    );
+    assert_eq!(upgrade_rows(&app).await, 0, "no ticket for refused input");
+
+    // Extra spaces and repeats collapse: one ticket for `repo` (repeats do not count to 50).
+    let repeated = format!("  repo {} ", ["repo"; 60].join("  "));
+    let (_, challenge, body) = broker(&app, &token, &[("scope", &repeated)]).await;
+    assert_eq!(body["scope"], "repo", "{body}");
+    assert!(challenge.contains(r#"scope="repo""#), "{challenge}");
+    let requested: String = sqlx::query_scalar("SELECT requested FROM broker_upgrades")
+        .fetch_one(app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(requested, r#"["repo"]"#);
+    app.stop();
+}
+
+async fn an_identity_keeps_at_most_five_live_upgrades(db: &TestDb) {
+    let (_upstream, app, token) = setup(db).await;
+    // One ticket followed (claimed), then six more: every live row counts toward the cap.
+    let first = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    let callback = callback_url(&app, &first).await;
+    let mut uris = Vec::new();
+    for _ in 0..6 {
+        uris.push(upgrade_uri(&app, &token, &[("scope", "repo")]).await);
+    }
+    assert_eq!(upgrade_rows(&app).await, 5);
+    // The claimed one and the oldest new one went; the five newest work.
+    let (status, _) = browse(&app, &callback, "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400, "the claimed row was dropped");
+    let (status, _) = browse(&app, &uris[0], "http://nowhere.invalid")
+        .await
+        .page();
+    assert_eq!(status, 400, "the oldest open ticket was dropped");
+    consent_page(&app, &app.client, &uris[5]).await;
+
+    // Following one drops the identity's other claimed rows.
+    callback_url(&app, &uris[1]).await;
+    callback_url(&app, &uris[2]).await;
+    let claimed = "SELECT COUNT(*) FROM broker_upgrades WHERE ticket_digest IS NULL";
+    assert_eq!(count(&app, claimed).await, 1);
+    assert_eq!(upgrade_rows(&app).await, 4);
+
+    // Concurrent requests cannot pass the cap together.
+    let burst = (0..8).map(|_| broker(&app, &token, &[("scope", "repo")]));
+    for (status, _, body) in futures_util::future::join_all(burst).await {
+        assert_eq!(status, 403, "{body}");
+    }
+    assert_eq!(upgrade_rows(&app).await, 5);
+    app.stop();
+}
+
+async fn the_janitor_removes_expired_upgrades(db: &TestDb) {
+    let (_upstream, app, token) = setup(db).await;
+    let old = upgrade_uri(&app, &token, &[("scope", "read:org")]).await;
+    let live = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    sqlx::query("UPDATE broker_upgrades SET expires_at = $1 WHERE requested = $2")
+        .bind(portico::store::now() - 1)
+        .bind(r#"["read:org"]"#)
+        .execute(app.state.store.pool())
+        .await
+        .unwrap();
+    let settings = portico::store::janitor::JanitorSettings::default();
+    let rules = [&portico::vault::upgrades::JANITOR];
+    let report = (app.state.store)
+        .sweep(portico::store::now(), &settings, &rules)
+        .await
+        .unwrap();
+    assert_eq!(report, vec![("broker_upgrades", 1)]);
+    assert_eq!(upgrade_rows(&app).await, 1);
+    let (status, _) = browse(&app, &old, "http://nowhere.invalid").await.page();
+    assert_eq!(status, 400);
+    consent_page(&app, &app.client, &live).await;
     app.stop();
 }
