@@ -36,11 +36,21 @@ on_both_backends!(
     odd_scope_inputs_are_refused_or_normalised,
     an_identity_keeps_at_most_five_live_upgrades,
     the_janitor_removes_expired_upgrades,
+    the_upgrade_pages_are_rate_limited_per_address,
 );
 
 /// Portico whose test client may read broker tokens and whose provider lets `repo` and
 /// `read:org` be asked for incrementally; the stand-in grants both when asked.
 async fn spawn(db: &TestDb, upstream: &Upstream) -> TestApp {
+    spawn_with(db, upstream, |_| {}).await
+}
+
+/// As [`spawn`], with `more` settings.
+async fn spawn_with(
+    db: &TestDb,
+    upstream: &Upstream,
+    more: impl FnOnce(&mut portico::config::Settings),
+) -> TestApp {
     upstream.grant_scopes(&["repo", "read:org", "admin:org"]);
     spawn_portico(db, upstream, |s| {
         s.clients[0]
@@ -49,6 +59,7 @@ async fn spawn(db: &TestDb, upstream: &Upstream) -> TestApp {
             .expect("the test client lists its scopes")
             .push(BROKER.into());
         s.providers[0].incremental_scopes = vec!["repo".into(), "read:org".into()];
+        more(s);
     })
     .await
 }
@@ -985,5 +996,47 @@ async fn the_janitor_removes_expired_upgrades(db: &TestDb) {
     let (status, _) = browse(&app, &old, "http://nowhere.invalid").await.page();
     assert_eq!(status, 400);
     consent_page(&app, &app.client, &live).await;
+    app.stop();
+}
+
+async fn the_upgrade_pages_are_rate_limited_per_address(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let app = spawn_with(db, &upstream, |s| {
+        s.oidc.rate_limit.per_ip_per_sec = 1;
+        s.oidc.rate_limit.per_ip_burst = 20;
+    })
+    .await;
+    let token = portico_token(&app).await;
+    let uri = upgrade_uri(&app, &token, &[("scope", "repo")]).await;
+    // Guessing tickets (GET) or posting forms (POST) from one address runs into the limit.
+    let forged = app.url("/broker/corp/connect?ticket=guess");
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let res = if i % 2 == 0 {
+            app.client.get(&forged).send().await.unwrap()
+        } else {
+            let form = [("ticket", "guess"), ("csrf", "x"), ("action", "continue")];
+            decide(&app, &app.client, &form).await
+        };
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == 400));
+    // The user's real link still works once the address is under its limit again (the
+    // limiter refills one request a second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, page) = browse(&app, &uri, "http://nowhere.invalid").await.page();
+        if status == 200 {
+            assert!(page.contains("id=\"continue\""), "{page}");
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(std::time::Instant::now() < deadline, "still limited");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     app.stop();
 }
