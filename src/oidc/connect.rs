@@ -508,16 +508,27 @@ async fn finished(
     }
     match &upgrade.return_uri {
         Some(uri) => super::error::found(uri.clone()),
-        None => landed(provider, &client),
+        None => landed(provider, &client, upgrade, &identity),
     }
 }
 
-/// Portico's page saying it is done.
-fn landed(provider: &Provider, client: &Client) -> HttpResponse {
+/// Portico's page saying it is done, naming the requested scopes the provider did not grant.
+fn landed(
+    provider: &Provider,
+    client: &Client,
+    upgrade: &Upgrade,
+    identity: &UpstreamIdentity,
+) -> HttpResponse {
+    let scope = identity.tokens.as_ref().and_then(|t| t.scope.as_deref());
+    let granted: Vec<&str> = scope.unwrap_or("").split([' ', ',']).collect();
     let page = ScopesGrantedPage {
         brand: Brand::current(),
         client_name: client.name.clone(),
         provider_name: provider.display_name.clone(),
+        not_granted: (upgrade.requested.iter())
+            .filter(|s| !granted.contains(&s.as_str()))
+            .cloned()
+            .collect(),
     };
     render(StatusCode::OK, &page)
 }

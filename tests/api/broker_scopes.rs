@@ -877,8 +877,11 @@ async fn a_provider_granting_less_than_asked_leaves_the_scope_missing(db: &TestD
     // The user unticks `repo` at the provider: it grants only its base scopes.
     upstream.grant_scopes(&["read:org"]);
     let uri = upgrade_uri(&app, &token, &[("scope", "repo read:org")]).await;
-    let (status, _) = grant(&app, &uri, "http://nowhere.invalid").await.page();
+    let (status, page) = grant(&app, &uri, "http://nowhere.invalid").await.page();
     assert_eq!(status, 200);
+    assert!(page.contains("Access partly granted"), "{page}");
+    assert!(page.contains("<li><code>repo</code></li>"), "{page}");
+    assert!(!page.contains("<code>read:org</code>"), "{page}");
     let scope = served_scope(&app, &token).await;
     assert!(scope.split(' ').any(|s| s == "read:org"), "{scope}");
     assert!(!scope.split(' ').any(|s| s == "repo"), "{scope}");
