@@ -45,6 +45,8 @@ pub const ACTIONS: &[&str] = &[
     "admin.sign_in_refused",
     "api_token.created",
     "api_token.revoked",
+    "broker.upgrade_issued",
+    "broker.upgrade_refused",
     "client.created",
     "client.updated",
     "client.secret_rotated",

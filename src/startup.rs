@@ -488,5 +488,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .configure(oidc::routes)
         .service(oidc::broker::broker_token)
         .service(oidc::connect::connect)
+        .service(oidc::connect::decide)
         .configure(admin::routes);
 }

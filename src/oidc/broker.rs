@@ -135,7 +135,7 @@ fn needs(query: &HashMap<String, String>) -> Option<Needs> {
 }
 
 /// The scopes the stored grant has.
-fn granted(v: &Vaulted) -> Vec<String> {
+pub(crate) fn granted(v: &Vaulted) -> Vec<String> {
     let scope = v.tokens().and_then(|t| t.scope.as_deref()).unwrap_or("");
     scope
         .split([' ', ','])
@@ -147,6 +147,7 @@ fn granted(v: &Vaulted) -> Vec<String> {
 /// The answer to a request for scopes the grant lacks (`missing`): refused unless the admin
 /// lets each be asked for at this provider, else a ticket for the user to add them.
 async fn upgrade(
+    req: &HttpRequest,
     state: &AppState,
     client: &Client,
     provider: &Provider,
@@ -180,18 +181,16 @@ async fn upgrade(
         },
         None => None,
     };
-    let mut scopes = granted(vaulted);
-    scopes.extend(missing.iter().cloned());
     let new = NewUpgrade {
         user_id: &vaulted.user_id,
         identity_id: &vaulted.identity_id,
         provider_id: provider.id.as_str(),
         client_id: client.client_id.as_str(),
-        scopes: &scopes,
         requested: missing,
         return_uri: return_uri.as_deref(),
     };
-    let ticket = match upgrades::create(&state.store, &new).await {
+    let ip = crate::ops::client_ip::client_ip_text(req);
+    let ticket = match upgrades::create(&state.store, &new, ip.as_deref()).await {
         Ok(t) => t,
         Err(e) => return internal(e),
     };
@@ -280,7 +279,10 @@ pub async fn broker_token(
         .collect();
     if !missing.is_empty() {
         let return_uri = needs.return_uri.as_deref();
-        return upgrade(&state, &client, &provider, &vaulted, &missing, return_uri).await;
+        return upgrade(
+            &req, &state, &client, &provider, &vaulted, &missing, return_uri,
+        )
+        .await;
     }
     match refresh_identity(state.vault(), &provider, vaulted, Want::FreshToken).await {
         Ok(Refreshed::Fresh(v)) => match v.tokens() {

@@ -102,6 +102,20 @@ pub(crate) async fn log_in_in(
     identity: &UpstreamIdentity,
     client_id: Option<&str>,
 ) -> Result<(session::Session, Cookie<'static>), LoginError> {
+    // A sign-in that asked only the configured scopes keeps a larger grant the user added
+    // through the broker: only its claims are written.
+    let (store, sealer) = (&state.store, &state.sealer);
+    let claims_only;
+    let identity =
+        if crate::vault::keeps_larger_grant(tx, store, sealer, provider, identity).await? {
+            claims_only = UpstreamIdentity {
+                tokens: None,
+                ..identity.clone()
+            };
+            &claims_only
+        } else {
+            identity
+        };
     let outcome = users::apply_login(tx, &state.sealer, identity, provider.trust_email).await?;
     let started = session::start(
         tx,

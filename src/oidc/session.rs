@@ -21,7 +21,7 @@ pub const LOGIN_COOKIE: &str = "portico_login";
 /// A cookie with Portico's attributes: HttpOnly, SameSite=Lax, Secure behind https.
 pub fn cookie(
     settings: &Settings,
-    name: &'static str,
+    name: impl Into<std::borrow::Cow<'static, str>>,
     value: String,
     max_age: i64,
 ) -> Cookie<'static> {
@@ -53,7 +53,10 @@ pub fn form_token_matches(purpose: &str, session_cookie: &str, presented: &str) 
     expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
-pub fn removal(settings: &Settings, name: &'static str) -> Cookie<'static> {
+pub fn removal(
+    settings: &Settings,
+    name: impl Into<std::borrow::Cow<'static, str>>,
+) -> Cookie<'static> {
     cookie(settings, name, String::new(), 0)
 }
 

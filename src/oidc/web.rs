@@ -98,6 +98,8 @@ pub struct ScopesGrantedPage {
     pub brand: Brand,
     pub client_name: String,
     pub provider_name: String,
+    /// Requested scopes the provider's answer left out (the user unticked them there).
+    pub not_granted: Vec<String>,
 }
 
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {

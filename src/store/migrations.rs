@@ -84,6 +84,11 @@ const SQLITE: &[Source] = &[
         "broker_scopes",
         include_str!("../../migrations/sqlite/0016_broker_scopes.sql"),
     ),
+    (
+        17,
+        "broker_upgrade_order",
+        include_str!("../../migrations/sqlite/0017_broker_upgrade_order.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -161,6 +166,11 @@ const POSTGRES: &[Source] = &[
         16,
         "broker_scopes",
         include_str!("../../migrations/postgres/0016_broker_scopes.sql"),
+    ),
+    (
+        17,
+        "broker_upgrade_order",
+        include_str!("../../migrations/postgres/0017_broker_upgrade_order.sql"),
     ),
 ];
 

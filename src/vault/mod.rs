@@ -77,3 +77,43 @@ pub async fn find(
         .map(|(row, sealed)| Vaulted::open(sealer, row, &sealed))
         .transpose()
 }
+
+/// Whether a new login's grant (`identity`, at `provider`) would drop upstream scopes the user
+/// added through the broker (`upgrades`): the stored grant of the same identity has one of the
+/// provider's incremental scopes that the new grant lacks, and can still be refreshed (a
+/// refresh token, no `invalid_grant` seen). Then the login keeps the stored, larger grant and
+/// only its claims are updated: a normal sign-in asks the provider for its configured scopes
+/// only, and must not silently undo an upgrade. A grant that has ended is always replaced.
+pub async fn keeps_larger_grant(
+    conn: &mut sqlx::AnyConnection,
+    store: &Store,
+    sealer: &Sealer,
+    provider: &crate::providers::Provider,
+    identity: &UpstreamIdentity,
+) -> Result<bool, StoreError> {
+    if provider.incremental_scopes.is_empty() || identity.tokens.is_none() {
+        return Ok(false);
+    }
+    let at = identity.provider.as_str();
+    let Some((id, _)) = identities::find_by_subject_in(conn, at, &identity.subject).await? else {
+        return Ok(false);
+    };
+    let Some(stored) = find(store, sealer, Which::Id(&id)).await? else {
+        return Ok(false);
+    };
+    let refreshable = stored.tokens().is_some_and(|t| t.refresh_token.is_some());
+    if stored.needs_login || !refreshable {
+        return Ok(false);
+    }
+    let scopes = |t: Option<&UpstreamTokens>| -> Vec<String> {
+        let scope = t.and_then(|t| t.scope.as_deref()).unwrap_or("");
+        (scope.split([' ', ',']).filter(|s| !s.is_empty()))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (had, new) = (scopes(stored.tokens()), scopes(identity.tokens.as_ref()));
+    Ok(provider
+        .incremental_scopes
+        .iter()
+        .any(|s| had.contains(s) && !new.contains(s)))
+}

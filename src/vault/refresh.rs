@@ -98,6 +98,23 @@ pub async fn refresh_identity(
     }
 }
 
+/// Claims the refresh lease of identity `id` for a writer other than a refresh (a broker
+/// upgrade storing a new grant), waiting as a refresh would for one running; `false` when it
+/// did not end in time. The caller ends the lease with its write (`end_lease_in`) or gives it
+/// back (`release_lease`).
+pub async fn await_lease(store: &Store, id: &str) -> Result<bool, StoreError> {
+    let started = Instant::now();
+    loop {
+        if identities::claim_lease(store, id, store::now() + LEASE_SECS).await? {
+            return Ok(true);
+        }
+        if started.elapsed() >= WAIT_FOR_REFRESH {
+            return Ok(false);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Whether `v` already answers `want`: after waiting for another refresh, claims are as fresh
 /// as its token.
 fn is_fresh(v: &Vaulted, want: Want, waited: bool) -> bool {
@@ -172,7 +189,7 @@ async fn leased(
     let Some(refresher) = connector.refresh() else {
         return Ok((Refreshed::Unrefreshable(current, CANNOT_REFRESH), true));
     };
-    let identity = match refresher.refresh_identity(&current.identity).await {
+    let mut identity = match refresher.refresh_identity(&current.identity).await {
         Ok(identity) => identity,
         Err(UpstreamError::InvalidGrant) => {
             tracing::info!(provider = %provider.id, identity = %identity_id, "upstream grant ended");
@@ -183,6 +200,12 @@ async fn leased(
             return Ok((Refreshed::Failed(e), true));
         }
     };
+    // An answer without `scope` has the scope of the grant it refreshed (RFC 6749 5.1, 6).
+    if let Some(tokens) = identity.tokens.as_mut()
+        && tokens.scope.is_none()
+    {
+        tokens.scope = current.tokens().and_then(|t| t.scope.clone());
+    }
     let mut tx = ctx.store.begin_write().await?;
     let (user_id, trust_email) = (&current.user_id, provider.trust_email);
     crate::users::update_claims(

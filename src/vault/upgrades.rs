@@ -2,14 +2,20 @@
 //! and the user is to add it by signing in at the provider again. This module owns
 //! `broker_upgrades`.
 //!
-//! A ticket is bound to one user's identity at one provider, to the scopes to ask for, to the
-//! client that asked and to where the user lands afterwards, all decided when the broker made
-//! it; the URL carries only a random ticket, kept here by digest. It lives
+//! A ticket is bound to one user's identity at one provider, to the scopes the service asked
+//! for, to the client that asked and to where the user lands afterwards, all decided when the
+//! broker made it; the URL carries only a random ticket, kept here by digest. It lives
 //! [`TICKET_SECS`] and is spent by the first visit that claims it (the user's own, in a
-//! browser signed in to Portico as that user, checked by the web layer): the claim clears the
-//! ticket and records the upstream `state` (by digest), the connector's secret (sealed to the
-//! row) and the digest of a fresh binding set in that browser. The callback takes the row by
-//! its `state`, once. So a link that leaks is useless to anyone else, and used once.
+//! browser signed in to Portico as that user, after Portico's consent page, checked by the web
+//! layer): the claim clears the ticket and records the upstream `state` (by digest), the
+//! connector's secret (sealed to the row), the digest of a fresh binding set in that browser,
+//! and the exact scopes sent (what the provider granted if its answer names none). The
+//! callback takes the row by its `state`, once. So a link that leaks is useless to anyone
+//! else, and used once.
+//!
+//! Rows are bounded per identity: every live row, claimed or not, counts toward
+//! [`MAX_PER_IDENTITY`] (the user's row locked while counting, so concurrent requests on
+//! PostgreSQL cannot all pass), and a claim drops the identity's other claimed rows.
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::Row;
@@ -20,8 +26,9 @@ use crate::store::{self, Store, StoreError, json_list, sealed};
 
 /// How long a ticket waits for the user's visit, and then the upstream login for its callback.
 pub const TICKET_SECS: i64 = 600;
-/// Unvisited tickets kept per identity: a new one beyond it replaces the oldest.
-pub const MAX_OPEN_PER_IDENTITY: i64 = 5;
+/// Live rows (tickets, visited or not) kept per identity: a new one beyond it replaces the
+/// oldest.
+pub const MAX_PER_IDENTITY: i64 = 5;
 
 /// A ticket as stored.
 #[derive(Debug, Clone)]
@@ -31,7 +38,8 @@ pub struct Upgrade {
     pub identity_id: String,
     pub provider_id: String,
     pub client_id: String,
-    /// Every scope to ask the provider for beyond its own: the stored grant's and the new ones.
+    /// Once claimed, every scope sent to the provider (its own, the stored grant's as it was
+    /// then, and the new ones): what it granted when its answer leaves `scope` out.
     pub scopes: Vec<String>,
     /// The scopes the service asked for that the grant lacked.
     pub requested: Vec<String>,
@@ -81,43 +89,68 @@ pub struct NewUpgrade<'a> {
     pub identity_id: &'a str,
     pub provider_id: &'a str,
     pub client_id: &'a str,
-    pub scopes: &'a [String],
     pub requested: &'a [String],
     pub return_uri: Option<&'a str>,
 }
 
-/// Stores a ticket for `new` (dropping the oldest unvisited ones of the identity beyond
-/// [`MAX_OPEN_PER_IDENTITY`]) and returns the ticket, which only its URL carries.
-pub async fn create(store: &Store, new: &NewUpgrade<'_>) -> Result<SecretString, StoreError> {
+/// Stores a ticket for `new` and returns the ticket, which only its URL carries; audited as
+/// `broker.upgrade_issued` in the same transaction. Every live row of the identity, visited
+/// or not, counts toward [`MAX_PER_IDENTITY`]: beyond it the oldest go. The user's row is
+/// locked first, so concurrent requests (on PostgreSQL) cannot all pass the count.
+pub async fn create(
+    store: &Store,
+    new: &NewUpgrade<'_>,
+    ip: Option<&str>,
+) -> Result<SecretString, StoreError> {
     let ticket = crate::crypto::random_token("");
-    let now = store::now();
+    let (id, now) = (uuid::Uuid::new_v4().to_string(), store::now());
     let mut tx = store.begin_write().await?;
+    crate::users::repo::lock_in(&mut tx, new.user_id).await?;
+    sqlx::query("DELETE FROM broker_upgrades WHERE identity_id = $1 AND expires_at <= $2")
+        .bind(new.identity_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "DELETE FROM broker_upgrades WHERE id IN (SELECT id FROM broker_upgrades \
-         WHERE identity_id = $1 AND ticket_digest IS NOT NULL \
-         ORDER BY created_at DESC, id DESC LIMIT 1000 OFFSET $2)",
+         WHERE identity_id = $1 ORDER BY created_at_ms DESC, id DESC LIMIT 1000 OFFSET $2)",
     )
     .bind(new.identity_id)
-    .bind(MAX_OPEN_PER_IDENTITY - 1)
+    .bind(MAX_PER_IDENTITY - 1)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
         "INSERT INTO broker_upgrades (id, ticket_digest, user_id, identity_id, provider_id, \
-         client_id, scopes, requested, return_uri, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         client_id, scopes, requested, return_uri, created_at, created_at_ms, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
-    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(&id)
     .bind(digest(ticket.expose_secret()))
     .bind(new.user_id)
     .bind(new.identity_id)
     .bind(new.provider_id)
     .bind(new.client_id)
-    .bind(store::to_json_list(new.scopes))
+    .bind(store::to_json_list(new.requested))
     .bind(store::to_json_list(new.requested))
     .bind(new.return_uri)
     .bind(now)
+    .bind(store::now_ms())
     .bind(now + TICKET_SECS)
     .execute(&mut *tx)
+    .await?;
+    crate::audit::record(
+        &mut tx,
+        &format!("client:{}", new.client_id),
+        "broker.upgrade_issued",
+        &format!("identity:{}", new.identity_id),
+        serde_json::json!({
+            "upgrade": id,
+            "provider": new.provider_id,
+            "requested": new.requested,
+            "return_uri": new.return_uri,
+        }),
+        ip,
+    )
     .await?;
     tx.commit().await?;
     Ok(ticket)
@@ -146,10 +179,13 @@ pub struct Claim<'a> {
     /// The upstream login's `state` and the connector's secret values.
     pub upstream_state: &'a SecretString,
     pub secret: &'a SecretString,
+    /// Every scope sent to the provider.
+    pub scopes: &'a [String],
 }
 
 /// Spends the ticket `ticket` of row `id` for the upstream login `claim` started; `false`
-/// when it was spent or expired meanwhile (of two visits at once, one wins).
+/// when it was spent or expired meanwhile (of two visits at once, one wins). The identity's
+/// other visited rows go: one upstream upgrade at a time per identity.
 pub async fn claim(
     store: &Store,
     sealer: &Sealer,
@@ -159,21 +195,48 @@ pub async fn claim(
 ) -> Result<bool, StoreError> {
     let column = sealed::BROKER_UPGRADE_SECRET;
     let now = store::now();
+    let mut tx = store.begin_write().await?;
     let claimed = sqlx::query(
         "UPDATE broker_upgrades SET ticket_digest = NULL, browser_digest = $1, \
-         upstream_state_digest = $2, upstream_secret = $3, expires_at = $4 \
-         WHERE id = $5 AND ticket_digest = $6 AND expires_at > $7",
+         upstream_state_digest = $2, upstream_secret = $3, expires_at = $4, scopes = $5 \
+         WHERE id = $6 AND ticket_digest = $7 AND expires_at > $8",
     )
     .bind(digest(claim.browser))
     .bind(digest(claim.upstream_state.expose_secret()))
     .bind(sealer.seal_str(claim.secret.expose_secret(), column.target(id)))
     .bind(now + TICKET_SECS)
+    .bind(store::to_json_list(claim.scopes))
     .bind(id)
     .bind(digest(ticket))
     .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if claimed.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "DELETE FROM broker_upgrades WHERE ticket_digest IS NULL AND id <> $1 \
+         AND identity_id = (SELECT identity_id FROM broker_upgrades WHERE id = $1)",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Drops the unvisited ticket `ticket` of row `id` (the user cancelled); `false` when it was
+/// spent or expired meanwhile.
+pub async fn cancel(store: &Store, id: &str, ticket: &str) -> Result<bool, StoreError> {
+    let dropped = sqlx::query(
+        "DELETE FROM broker_upgrades WHERE id = $1 AND ticket_digest = $2 AND expires_at > $3",
+    )
+    .bind(id)
+    .bind(digest(ticket))
+    .bind(store::now())
     .execute(&mut *store.write_conn().await?)
     .await?;
-    Ok(claimed.rows_affected() == 1)
+    Ok(dropped.rows_affected() == 1)
 }
 
 /// Takes (deletes and returns) the claimed ticket whose upstream login sent back `state`,

@@ -100,6 +100,8 @@ struct Inner {
     back_channel_calls: AtomicUsize,
     /// The `prompt` of every authorize request, in order (`None`: none sent).
     prompts: Mutex<Vec<Option<String>>>,
+    /// When set, token responses leave `scope` out (RFC 6749 5.1: "the same as requested").
+    omit_scope: AtomicBool,
 }
 
 pub struct Upstream {
@@ -146,6 +148,7 @@ impl Upstream {
             failing: AtomicBool::new(false),
             back_channel_calls: AtomicUsize::new(0),
             prompts: Mutex::new(Vec::new()),
+            omit_scope: AtomicBool::new(false),
         });
         let data = inner.clone();
         let server = HttpServer::new(move || {
@@ -212,6 +215,11 @@ impl Upstream {
     /// Every access, refresh and ID token issued so far.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.inner.issued.lock().unwrap().clone()
+    }
+
+    /// Makes token responses leave `scope` out (or name it again).
+    pub fn omit_scope(&self, omit: bool) {
+        self.inner.omit_scope.store(omit, Ordering::SeqCst);
     }
 
     /// Makes the back channel answer 503 (or work again).
@@ -420,14 +428,18 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
         .lock()
         .unwrap()
         .extend([access.clone(), refresh.clone(), id_token.clone()]);
-    HttpResponse::Ok().json(json!({
+    let mut answer = json!({
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": s.expires_in.load(Ordering::SeqCst),
         "refresh_token": refresh,
         "id_token": id_token,
         "scope": scope,
-    }))
+    });
+    if s.omit_scope.load(Ordering::SeqCst) {
+        answer.as_object_mut().unwrap().remove("scope");
+    }
+    HttpResponse::Ok().json(answer)
 }
 
 async fn userinfo(s: web::Data<Inner>, req: HttpRequest) -> HttpResponse {
