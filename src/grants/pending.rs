@@ -80,6 +80,12 @@ impl AccountLogin {
     pub fn force_login(&self) -> bool {
         matches!(self, AccountLogin::StepUp { .. })
     }
+
+    /// The `max_age` to send: 0 for a step-up, so that an OIDC provider authenticates again
+    /// and states when (`auth_time`, OIDC Core 3.1.2.1) even where it ignores `prompt=login`.
+    pub fn max_age(&self) -> Option<u64> {
+        self.force_login().then_some(0)
+    }
 }
 
 /// How a purpose is stored in the `request` column: an account login under `account`; a

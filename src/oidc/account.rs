@@ -4,10 +4,14 @@
 //! - Signed out, `/account` sends the visitor through Portico's own sign-in (the chooser) with
 //!   an account login ([`AccountLogin::SignIn`]); the login ends here, never at a URL taken
 //!   from the request.
-//! - Connecting and disconnecting need a recent sign-in: a session whose `auth_time` is older
-//!   than [`STEP_UP_MAX_AGE_SECS`] first signs in again, forced, at the provider it came
-//!   through ([`AccountLogin::StepUp`]); the provider must really authenticate again (as for
-//!   `max_age`), and as the same user. Then the action continues.
+//! - Connecting and disconnecting need a recent sign-in, as the provider STATES it (an ID
+//!   token's `auth_time`, a SAML AuthnInstant; `Session::stated_auth_time`): a session whose
+//!   stated time is older than [`STEP_UP_MAX_AGE_SECS`], or that has none (the IdP answered
+//!   silently from its own session), first signs in again at the provider it came through
+//!   ([`AccountLogin::StepUp`]: `prompt=login`, `max_age=0`, SAML ForceAuthn). The provider
+//!   must state a new authentication since the step-up began, as the same user; an IdP that
+//!   ignores the request and does not say when it authenticated is refused. Then the action
+//!   continues.
 //! - Connecting is an upstream login whose pending row holds the session's user and session
 //!   ([`AccountLogin::Link`]), bound to this browser like every pending login. What comes back
 //!   is linked to that user, unless it is another user's: then nothing is merged, the page says
@@ -26,7 +30,7 @@ use chrono::DateTime;
 use super::authorize::{begin_login, server_error_page};
 use super::branding::Brand;
 use super::callback::record_failure;
-use super::complete::{authenticated_since, log_in_in};
+use super::complete::{log_in_in, stated_since};
 use super::login::expired_page;
 use super::session::{self, SESSION_COOKIE, Session};
 use super::token::parse_form;
@@ -226,9 +230,26 @@ async fn checked_form(
     Ok((session, form))
 }
 
-/// Whether the session's sign-in is too old for a change to the user's accounts.
+/// Whether the session's sign-in is too old for a change to the user's accounts: only the
+/// time the provider stated counts, so a session whose login the provider did not date (an IdP
+/// answering silently from its own session, GitHub) always signs in again first.
 fn needs_step_up(session: &Session) -> bool {
-    crate::store::now() - session.auth_time > STEP_UP_MAX_AGE_SECS
+    let now = crate::store::now();
+    session
+        .stated_auth_time
+        .is_none_or(|at| now - at > STEP_UP_MAX_AGE_SECS)
+}
+
+/// Whether a step-up login at `provider`, started at `started_at`, proves a new
+/// authentication: the provider must state one since (OIDC `auth_time`, which `max_age=0`
+/// asks for; SAML AuthnInstant). A provider that can never state it (GitHub) was sent its
+/// forced account chooser, which is all that can be asked of it (docs/account.md).
+fn step_up_proven(provider: &Provider, started_at: i64, identity: &UpstreamIdentity) -> bool {
+    if provider.kind.states_auth_time() {
+        stated_since(started_at, identity.auth_time)
+    } else {
+        true
+    }
 }
 
 /// Sends the user to sign in again at the session's provider, then to do `then`.
@@ -479,7 +500,7 @@ async fn stepped_up(
         fail("the step-up login came back from another provider").await;
         return Err(expired_page());
     }
-    if !authenticated_since(step.started_at, identity.auth_time) {
+    if !step_up_proven(provider, step.started_at, identity) {
         fail("the IdP did not authenticate the user again, as the step-up asked").await;
         return Err(refused(
             StatusCode::FORBIDDEN,
@@ -507,7 +528,8 @@ async fn stepped_up(
         .await?;
         let now = crate::store::now();
         let auth_time = identity.auth_time.map_or(now, |t| t.min(now));
-        sessions::reauthenticated_in(&mut tx, &session.id, auth_time).await?;
+        let stated = identity.auth_time.map(|t| t.min(now));
+        sessions::reauthenticated_in(&mut tx, &session.id, auth_time, stated).await?;
         tx.commit().await?;
         Ok::<_, crate::store::StoreError>(true)
     }

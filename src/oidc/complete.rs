@@ -62,6 +62,13 @@ pub(crate) fn authenticated_since(started_at: i64, auth_time: Option<i64>) -> bo
     auth_time.is_none_or(|at| at >= started_at - CLOCK_SKEW_SECS)
 }
 
+/// Whether the provider STATED (`auth_time`) that it authenticated the user after a forced
+/// login started at `started_at`. Stricter than [`authenticated_since`]: silence proves
+/// nothing, since an IdP may ignore `prompt=login` and answer from an old session.
+pub(crate) fn stated_since(started_at: i64, auth_time: Option<i64>) -> bool {
+    auth_time.is_some_and(|at| at >= started_at - CLOCK_SKEW_SECS)
+}
+
 /// Finishes the upstream login of `pending` as its purpose says: a client's authorization
 /// (a code for its redirect URI) or a login for the account page.
 pub async fn finish_pending(

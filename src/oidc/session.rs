@@ -82,8 +82,9 @@ pub async fn current(
 }
 
 /// Starts a session in the caller's transaction; returns it and the cookie to set.
-/// `auth_time` is when the user authenticated, as the provider says (a SAML AuthnInstant),
-/// never later than now; `None`: now.
+/// `auth_time` is when the user authenticated, as the provider says (an ID token's
+/// `auth_time`, a SAML AuthnInstant), never later than now; `None`: now, and the session
+/// records that the provider did not say (it is then never recent enough for account changes).
 pub async fn start(
     conn: &mut AnyConnection,
     settings: &Settings,
@@ -100,6 +101,7 @@ pub async fn start(
         identity_id,
         provider_id,
         auth_time: auth_time.map_or(now, |t| t.min(now)),
+        stated_auth_time: auth_time.map(|t| t.min(now)),
         expires_at: now + settings.oidc.session_absolute_secs as i64,
     };
     let session = sessions::start_in(conn, &new).await?;

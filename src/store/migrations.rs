@@ -79,6 +79,11 @@ const SQLITE: &[Source] = &[
         "broker_scopes",
         include_str!("../../migrations/sqlite/0016_broker_scopes.sql"),
     ),
+    (
+        18,
+        "stated_auth_time",
+        include_str!("../../migrations/sqlite/0018_stated_auth_time.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -151,6 +156,11 @@ const POSTGRES: &[Source] = &[
         16,
         "broker_scopes",
         include_str!("../../migrations/postgres/0016_broker_scopes.sql"),
+    ),
+    (
+        18,
+        "stated_auth_time",
+        include_str!("../../migrations/postgres/0018_stated_auth_time.sql"),
     ),
 ];
 

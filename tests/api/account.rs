@@ -25,6 +25,8 @@ on_both_backends!(
     admin_unlink_revokes_the_identitys_tokens,
     the_admin_ui_unlinks_after_asking,
     a_saml_step_up_must_be_a_fresh_authentication,
+    a_silent_step_up_at_an_unlocked_browser_connects_nothing,
+    a_session_from_a_silent_sign_in_is_not_fresh_for_connecting,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -344,6 +346,19 @@ async fn account_forms_without_the_csrf_token_change_nothing(db: &TestDb) {
     s.app.stop();
 }
 
+/// Makes every session's sign-in `secs` older, both Portico's time and the provider's stated
+/// one.
+async fn age_sessions(app: &TestApp, secs: i64) {
+    sqlx::query(
+        "UPDATE sso_sessions SET auth_time = auth_time - $1, \
+         stated_auth_time = stated_auth_time - $1",
+    )
+    .bind(secs)
+    .execute(app.state.store.pool())
+    .await
+    .unwrap();
+}
+
 /// The id of `user_id`'s identity at `provider`.
 async fn identity_at(s: &Setup, user_id: &str, provider: &str) -> String {
     let found = identities_of(s, user_id).await.into_iter();
@@ -528,11 +543,7 @@ async fn a_stale_session_signs_in_again_before_connecting(db: &TestDb) {
     let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
     assert_eq!(s.corp.prompts(), vec![None]);
     // The session's sign-in is ten minutes old.
-    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 600 WHERE user_id = $1")
-        .bind(&alice_id)
-        .execute(s.app.state.store.pool())
-        .await
-        .unwrap();
+    age_sessions(&s.app, 600).await;
 
     let (url, status, page) = connect(&s, &alice, "other").await;
     assert_eq!(status, 200, "{url}: {page}");
@@ -556,11 +567,7 @@ async fn a_stale_session_signs_in_again_before_connecting(db: &TestDb) {
     );
 
     // A step-up that comes back as someone else changes nothing.
-    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 600 WHERE user_id = $1")
-        .bind(&alice_id)
-        .execute(s.app.state.store.pool())
-        .await
-        .unwrap();
+    age_sessions(&s.app, 600).await;
     s.corp.login_as(UpUser::new("eve-sub", "eve@corp.example"));
     let other_id = identity_at(&s, &alice_id, "other").await;
     let (url, status, page) = disconnect(&s, &alice, &other_id).await;
@@ -792,10 +799,7 @@ async fn a_saml_step_up_must_be_a_fresh_authentication(db: &TestDb) {
             .await
             .unwrap()
     };
-    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 600")
-        .execute(app.state.store.pool())
-        .await
-        .unwrap();
+    age_sessions(app, 600).await;
     let connect = || async {
         let page = b.get(app.url("/account")).send().await.unwrap();
         let csrf = csrf_in(&page.text().await.unwrap());
@@ -835,4 +839,104 @@ async fn a_saml_step_up_must_be_a_fresh_authentication(db: &TestDb) {
     assert!(url.ends_with("/account?done=connected"), "{url}");
     assert_eq!(linked().await, 2);
     app.stop();
+}
+
+/// The attack of the security review: at the victim's unlocked browser (her Portico sign-in
+/// ten minutes old, her IdP session still open), the attacker clicks Connect for `other`,
+/// where he is signed in as himself. Her IdP ignores `prompt=login` and answers at once.
+async fn a_silent_step_up_at_an_unlocked_browser_connects_nothing(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    age_sessions(&s.app, 600).await;
+    s.other
+        .login_as(UpUser::new("mallory-at-other", "mallory@other.example"));
+    s.corp.ignore_prompt(true);
+    let refused = |what: &'static str| {
+        let s = &s;
+        let alice = &alice;
+        async move {
+            let (url, status, page) = connect(s, alice, "other").await;
+            assert_eq!(status, 403, "{what}: {url}: {page}");
+            assert!(page.contains("earlier sign-in"), "{what}: {page}");
+            assert!(
+                user_of(s, "other", "mallory-at-other").await.is_none(),
+                "{what}: nothing was connected"
+            );
+            assert!(s.other.prompts().is_empty(), "{what}: never sent on");
+        }
+    };
+
+    // It does not say when it authenticated her: refused.
+    s.corp.state_auth_time(false);
+    refused("no auth_time").await;
+    // It says, truthfully, that it authenticated her an hour ago: refused.
+    s.corp.state_auth_time(true);
+    s.corp
+        .signed_in_at("alice-sub", portico::store::now() - 3600);
+    refused("an old auth_time").await;
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    let failed = events(&s.app, "login.failed").await;
+    let step_up_failures = failed
+        .iter()
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .contains("as the step-up asked")
+        })
+        .count();
+    assert_eq!(step_up_failures, 2, "{failed:?}");
+    // The step-up asked for a new authentication every time.
+    assert!(
+        s.corp.prompts()[1..]
+            .iter()
+            .all(|p| p.as_deref() == Some("login")),
+        "{:?}",
+        s.corp.prompts()
+    );
+
+    // An IdP that does authenticate her again (and says so) lets the connect go on.
+    s.corp.ignore_prompt(false);
+    s.other
+        .login_as(UpUser::new("alice-at-other", "alice@other.example"));
+    let (url, status, page) = connect(&s, &alice, "other").await;
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.ends_with("/account?done=connected"), "{url}");
+    assert_eq!(user_of(&s, "other", "alice-at-other").await, Some(alice_id));
+    s.app.stop();
+}
+
+/// Signed out of Portico but not of her IdP (which ignores `prompt=login`), the victim's
+/// browser signs in to /account silently. That sign-in is new to Portico, not to anyone at the
+/// browser: it must not count as recent for connecting.
+async fn a_session_from_a_silent_sign_in_is_not_fresh_for_connecting(db: &TestDb) {
+    let s = setup(db).await;
+    s.other
+        .login_as(UpUser::new("mallory-at-other", "mallory@other.example"));
+    // Her IdP session is an hour old.
+    s.corp
+        .signed_in_at("alice-sub", portico::store::now() - 3600);
+    s.corp.ignore_prompt(true);
+    for states in [false, true] {
+        s.corp.state_auth_time(states);
+        let b = browser();
+        sign_in(&s, &b, "corp").await;
+        let (url, status, page) = connect(&s, &b, "other").await;
+        assert_eq!(status, 403, "auth_time stated: {states}: {url}: {page}");
+        assert!(page.contains("earlier sign-in"), "{page}");
+        // The connect first went back to corp, forced; `other` was never asked.
+        assert_eq!(s.corp.prompts().last(), Some(&Some("login".to_owned())));
+        assert!(s.other.prompts().is_empty());
+        assert!(user_of(&s, "other", "mallory-at-other").await.is_none());
+    }
+    // The sign-in time a provider did not state is not recorded as stated.
+    let stated: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT stated_auth_time FROM sso_sessions ORDER BY auth_time")
+            .fetch_all(s.app.state.store.pool())
+            .await
+            .unwrap();
+    assert!(stated.contains(&None), "{stated:?}");
+    s.app.stop();
 }
