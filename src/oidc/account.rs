@@ -27,15 +27,15 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use chrono::DateTime;
 
-use super::authorize::{begin_login, server_error_page};
+use super::authorize::{begin_login, save_bound, server_error_page};
 use super::branding::Brand;
 use super::callback::record_failure;
 use super::complete::{log_in_in, stated_since};
 use super::login::expired_page;
-use super::session::{self, SESSION_COOKIE, Session};
+use super::session::{self, LOGIN_COOKIE, SESSION_COOKIE, Session};
 use super::token::parse_form;
 use super::web::{error_page, render};
-use crate::grants::pending::{AccountAction, AccountLogin, Purpose};
+use crate::grants::pending::{self, AccountAction, AccountLogin, Purpose};
 use crate::grants::sessions;
 use crate::ops::client_ip::client_ip_text;
 use crate::providers::Provider;
@@ -61,6 +61,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "connected" => Some("The account is connected. You can now sign in with it."),
         "already" => Some("That account was already connected to you. Nothing changed."),
         "disconnected" => Some("The account is disconnected."),
+        "cancelled" => Some("Nothing was connected."),
         _ => None,
     }
 }
@@ -418,6 +419,8 @@ pub async fn finish(
             user_id,
             session_id,
         } => link(req, state, provider, user_id, session_id, identity).await,
+        // Never a login: a confirmation has no upstream state to come back with.
+        AccountLogin::Confirm { .. } => expired_page(),
     }
 }
 
@@ -549,7 +552,10 @@ async fn stepped_up(
     }
 }
 
-/// Connects `identity` to the user whose session asked, unless it is another user's.
+/// The end of a connect login: an account already known (this user's or another's) goes
+/// straight to [`commit_link`], which changes nothing for it; a new one is kept, server-side
+/// and sealed, until the user confirms it on a page that names it ([`confirm_page`]), so that
+/// whichever account the provider's session held is never linked unseen.
 async fn link(
     req: &HttpRequest,
     state: &AppState,
@@ -563,6 +569,179 @@ async fn link(
         record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
         return page;
     }
+    let known = async {
+        let mut conn = state.store.pool().acquire().await?;
+        identities::find_by_subject_in(&mut conn, provider.id.as_str(), &identity.subject).await
+    }
+    .await;
+    match known {
+        Ok(Some(_)) => return commit_link(req, state, provider, user_id, identity).await,
+        Ok(None) => {}
+        Err(e) => return server_error_page(e),
+    }
+    let purpose = Purpose::Account(AccountLogin::Confirm {
+        user_id: user_id.to_owned(),
+        session_id: session_id.to_owned(),
+        provider_id: provider.id.to_string(),
+    });
+    let held = async {
+        let (id, cookie) = save_bound(req, state, &purpose).await?;
+        let json = serde_json::to_string(identity)
+            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        pending::complete(&state.store, &state.sealer, &id, &json).await?;
+        Ok::<_, crate::store::StoreError>((id, cookie))
+    }
+    .await;
+    match held {
+        Ok((id, cookie)) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/account/confirm?c={id}")))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .cookie(cookie)
+            .finish(),
+        Err(e) => server_error_page(e),
+    }
+}
+
+/// A held connect `id` as this browser and session may see it: the user, session and
+/// provider it is for; the page to show otherwise.
+async fn held_connect(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<String, HttpResponse> {
+    let found = match pending::find(&state.store, id).await {
+        Ok(found) => found,
+        Err(e) => return Err(server_error_page(e)),
+    };
+    let login_cookie = req.cookie(LOGIN_COOKIE);
+    let Some(p) =
+        found.filter(|p| p.is_live() && p.belongs_to(login_cookie.as_ref().map(|c| c.value())))
+    else {
+        return Err(expired_page());
+    };
+    match p.purpose {
+        Purpose::Account(AccountLogin::Confirm {
+            user_id,
+            session_id,
+            provider_id,
+        }) if user_id == session.user_id && session_id == session.id => Ok(provider_id),
+        _ => Err(expired_page()),
+    }
+}
+
+/// A held identity's JSON, read back.
+fn held_identity(json: &secrecy::SecretString) -> serde_json::Result<UpstreamIdentity> {
+    serde_json::from_str(secrecy::ExposeSecret::expose_secret(json))
+}
+
+#[derive(Template)]
+#[template(path = "account_confirm.html")]
+struct ConfirmPage {
+    brand: Brand,
+    id: String,
+    account: String,
+    provider_name: String,
+    user: String,
+    csrf: String,
+}
+
+/// Asks the user to confirm connecting a held account, naming it and the user.
+#[get("/account/confirm")]
+pub async fn confirm_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let (session, cookie) = match signed_in(&req, &state).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired_page(),
+        Err(page) => return page,
+    };
+    let id = query.get("c").map(String::as_str).unwrap_or_default();
+    let provider_id = match held_connect(&req, &state, &session, id).await {
+        Ok(held) => held,
+        Err(page) => return page,
+    };
+    let opened = async {
+        let identity = pending::completed(&state.store, &state.sealer, id).await?;
+        let provider = crate::providers::repo::find(&state.store, &provider_id).await?;
+        let user = users::repo::find(&state.store, &session.user_id).await?;
+        Ok::<_, crate::store::StoreError>((identity, provider, user))
+    }
+    .await;
+    let (identity, provider, user) = match opened {
+        Ok((Some(identity), Some(provider), Some(user))) => (identity, provider, user),
+        Ok(_) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
+    let identity = match held_identity(&identity) {
+        Ok(identity) => identity,
+        Err(e) => return server_error_page(e),
+    };
+    let page = ConfirmPage {
+        brand: Brand::current(),
+        id: id.to_owned(),
+        account: identity
+            .email
+            .clone()
+            .unwrap_or_else(|| identity.subject.clone()),
+        provider_name: provider.display_name.clone(),
+        user: user.email.or(user.name).unwrap_or(user.id),
+        csrf: session::form_token(CSRF_PURPOSE, &cookie),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The user's answer to [`confirm_page`]: connect (the held account is taken, single use, and
+/// linked as any connect) or cancel (it is dropped).
+#[post("/account/confirm")]
+pub async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (session, form) = match checked_form(&req, &state, &body).await {
+        Ok(checked) => checked,
+        Err(page) => return page,
+    };
+    let id = form.get("c").map(String::as_str).unwrap_or_default();
+    let provider_id = match held_connect(&req, &state, &session, id).await {
+        Ok(held) => held,
+        Err(page) => return page,
+    };
+    if form.get("decision").map(String::as_str) != Some("connect") {
+        return match pending::delete(&state.store, id).await {
+            Ok(()) => to_account("cancelled"),
+            Err(e) => server_error_page(e),
+        };
+    }
+    let taken = async {
+        let taken = pending::take_completed(&state.store, &state.sealer, id).await?;
+        let provider = crate::providers::repo::find(&state.store, &provider_id).await?;
+        Ok::<_, crate::store::StoreError>((taken, provider))
+    }
+    .await;
+    let (identity, provider) = match taken {
+        Ok((Some((_, identity)), Some(provider))) if provider.enabled => (identity, provider),
+        Ok(_) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
+    let identity = match held_identity(&identity) {
+        Ok(identity) => identity,
+        Err(e) => return server_error_page(e),
+    };
+    commit_link(&req, &state, &provider, &session.user_id, &identity).await
+}
+
+/// Connects `identity` to `user_id` (the user's own request), unless it is another user's.
+async fn commit_link(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    user_id: &str,
+    identity: &UpstreamIdentity,
+) -> HttpResponse {
     let caller = links::self_service(user_id, client_ip_text(req));
     let result = async {
         let mut tx = state.store.begin_write().await?;

@@ -27,6 +27,7 @@ on_both_backends!(
     a_saml_step_up_must_be_a_fresh_authentication,
     a_silent_step_up_at_an_unlocked_browser_connects_nothing,
     a_session_from_a_silent_sign_in_is_not_fresh_for_connecting,
+    a_connect_is_forced_and_confirmed_before_anything_is_linked,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -162,9 +163,23 @@ async fn audit(s: &Setup, action: &str) -> Vec<(String, String, Value)> {
         .collect()
 }
 
-/// Connects `provider` from the account page in `b` (a fresh session: no step-up); returns
-/// the final URL, status and page.
+/// Connects `provider` from the account page in `b`, confirming the account when asked;
+/// returns the final URL, status and page.
 async fn connect(s: &Setup, b: &reqwest::Client, provider: &str) -> (String, u16, String) {
+    let (url, status, page) = connect_unconfirmed(s, b, provider).await;
+    if status == 200 && url.contains("/account/confirm?") {
+        return answer_confirmation(s, b, &page, "connect").await;
+    }
+    (url, status, page)
+}
+
+/// Starts connecting `provider` from the account page in `b`, up to the first page (the
+/// confirmation, or a refusal); returns its URL, status and body.
+async fn connect_unconfirmed(
+    s: &Setup,
+    b: &reqwest::Client,
+    provider: &str,
+) -> (String, u16, String) {
     let csrf = csrf_in(&account(s, b).await);
     let res = post(
         s,
@@ -173,6 +188,36 @@ async fn connect(s: &Setup, b: &reqwest::Client, provider: &str) -> (String, u16
         &[("csrf", &csrf), ("provider", provider)],
     )
     .await;
+    follow(b, &s.app, res, None).await
+}
+
+/// The held connect a confirmation page names (its hidden `c`).
+fn held_in(page: &str) -> String {
+    let start = page
+        .find("name=\"c\" value=\"")
+        .expect("a confirmation page")
+        + "name=\"c\" value=\"".len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Answers the confirmation `page` in `b` with `decision`; returns the final URL, status, page.
+async fn answer_confirmation(
+    s: &Setup,
+    b: &reqwest::Client,
+    page: &str,
+    decision: &str,
+) -> (String, u16, String) {
+    let form = [
+        ("csrf", csrf_in(page)),
+        ("c", held_in(page)),
+        ("decision", decision.to_owned()),
+    ];
+    let res = b
+        .post(s.app.url("/account/confirm"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     follow(b, &s.app, res, None).await
 }
 
@@ -249,8 +294,9 @@ async fn a_user_connects_a_second_provider_and_disconnects_it(db: &TestDb) {
         user_of(&s, "other", "alice-at-other").await,
         Some(alice_id.clone())
     );
-    // The other stand-in was not asked to force a login: the session is fresh.
-    assert_eq!(s.other.prompts(), vec![None]);
+    // No step-up at corp (the session is fresh); the connect login at `other` was forced.
+    assert_eq!(s.corp.prompts(), vec![None]);
+    assert_eq!(s.other.prompts(), vec![Some("login".into())]);
 
     let linked = events(&s.app, "identity.linked").await;
     assert_eq!(linked.len(), 1, "{linked:?}");
@@ -425,7 +471,9 @@ async fn a_link_callback_in_another_browser_or_replayed_is_refused(db: &TestDb) 
     // A completed link, replayed in the same browser, does nothing more.
     let callback = link_callback(&s, &alice).await;
     let res = alice.get(&callback).send().await.unwrap();
-    let (url, status, _) = follow(&alice, &s.app, res, None).await;
+    let (_, status, page) = follow(&alice, &s.app, res, None).await;
+    assert_eq!(status, 200);
+    let (url, status, _) = answer_confirmation(&s, &alice, &page, "connect").await;
     assert_eq!(status, 200);
     assert!(url.ends_with("/account?done=connected"), "{url}");
     let res = alice.get(&callback).send().await.unwrap();
@@ -550,7 +598,7 @@ async fn a_stale_session_signs_in_again_before_connecting(db: &TestDb) {
     assert!(url.ends_with("/account?done=connected"), "{url}");
     // Corp was asked to authenticate Alice again before `other` was asked at all.
     assert_eq!(s.corp.prompts(), vec![None, Some("login".into())]);
-    assert_eq!(s.other.prompts(), vec![None]);
+    assert_eq!(s.other.prompts(), vec![Some("login".into())]);
     assert_eq!(
         user_of(&s, "other", "alice-at-other").await,
         Some(alice_id.clone())
@@ -836,6 +884,20 @@ async fn a_saml_step_up_must_be_a_fresh_authentication(db: &TestDb) {
     let (forced, url, status, page) = saml_answer(&saml, connect().await, 0).await;
     assert!(forced);
     assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.contains("/account/confirm?c="), "{url}");
+    let form = [
+        ("csrf", csrf_in(&page)),
+        ("c", held_in(&page)),
+        ("decision", "connect".to_owned()),
+    ];
+    let res = b
+        .post(app.url("/account/confirm"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let (url, status, page) = follow(b, app, res, None).await;
+    assert_eq!(status, 200, "{url}: {page}");
     assert!(url.ends_with("/account?done=connected"), "{url}");
     assert_eq!(linked().await, 2);
     app.stop();
@@ -938,5 +1000,82 @@ async fn a_session_from_a_silent_sign_in_is_not_fresh_for_connecting(db: &TestDb
             .await
             .unwrap();
     assert!(stated.contains(&None), "{stated:?}");
+    s.app.stop();
+}
+
+/// The attacker at the victim's fresh session clicks Connect: whatever account the provider's
+/// session holds must not be linked unseen. The connect login is forced, and what comes back
+/// is only linked once the user confirms it on a page naming it; the held result is single
+/// use, bound to the browser and the session, and a cancel links nothing.
+async fn a_connect_is_forced_and_confirmed_before_anything_is_linked(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    s.other
+        .login_as(UpUser::new("mallory-at-other", "mallory@other.example"));
+
+    let (url, status, page) = connect_unconfirmed(&s, &alice, "other").await;
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.contains("/account/confirm?c="), "{url}");
+    assert_eq!(
+        s.other.prompts(),
+        vec![Some("login".to_owned())],
+        "the connect login was forced"
+    );
+    assert!(page.contains("mallory@other.example"), "{page}");
+    assert!(page.contains("alice@corp.example"), "{page}");
+    assert!(
+        user_of(&s, "other", "mallory-at-other").await.is_none(),
+        "nothing is linked before the user confirms"
+    );
+    let held = held_in(&page);
+    let csrf = csrf_in(&page);
+    let confirm_in = |b: &reqwest::Client, csrf: String, held: String| {
+        let b = b.clone();
+        let url = s.app.url("/account/confirm");
+        async move {
+            let form = [("csrf", csrf), ("c", held), ("decision", "connect".into())];
+            b.post(url).form(&form).send().await.unwrap()
+        }
+    };
+    // A forged confirmation (no or another CSRF token) changes nothing.
+    let res = confirm_in(&alice, "forged".into(), held.clone()).await;
+    assert_eq!(res.status(), 403);
+    // Another browser, even signed in as Alice, cannot spend it (nor see it).
+    let other_browser = browser();
+    sign_in(&s, &other_browser, "corp").await;
+    let theirs = csrf_in(&account(&s, &other_browser).await);
+    let res = confirm_in(&other_browser, theirs, held.clone()).await;
+    assert_eq!(res.status(), 400, "not this browser's");
+    let res = other_browser
+        .get(s.app.url(&format!("/account/confirm?c={held}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(user_of(&s, "other", "mallory-at-other").await.is_none());
+
+    // Alice cancels: nothing is linked, and the held result is gone.
+    let (url, status, _) = answer_confirmation(&s, &alice, &page, "cancel").await;
+    assert_eq!(status, 200);
+    assert!(url.ends_with("/account?done=cancelled"), "{url}");
+    let res = confirm_in(&alice, csrf.clone(), held.clone()).await;
+    assert_eq!(res.status(), 400, "a cancelled connect cannot be confirmed");
+    assert!(user_of(&s, "other", "mallory-at-other").await.is_none());
+    assert!(events(&s.app, "identity.linked").await.is_empty());
+
+    // Her own account, confirmed, is linked once; the confirmation cannot be replayed.
+    s.other
+        .login_as(UpUser::new("alice-at-other", "alice@other.example"));
+    let (_, _, page) = connect_unconfirmed(&s, &alice, "other").await;
+    assert!(page.contains("alice@other.example"), "{page}");
+    let (url, status, _) = answer_confirmation(&s, &alice, &page, "connect").await;
+    assert_eq!(status, 200);
+    assert!(url.ends_with("/account?done=connected"), "{url}");
+    assert_eq!(user_of(&s, "other", "alice-at-other").await, Some(alice_id));
+    let res = confirm_in(&alice, csrf_in(&page), held_in(&page)).await;
+    assert_eq!(res.status(), 400, "single use");
+    assert_eq!(events(&s.app, "identity.linked").await.len(), 1);
     s.app.stop();
 }
