@@ -63,9 +63,15 @@ pub enum AccountLogin {
         provider_id: String,
         then: AccountAction,
     },
-    /// The identity that comes back is offered to `user_id`, whose session is `session_id`,
-    /// for confirmation (`Confirm`).
-    Link { user_id: String, session_id: String },
+    /// The identity that comes back from `provider_id` (and only from there: the login's
+    /// provider is pinned, whatever `/login?provider=` says) is offered to `user_id`, whose
+    /// session is `session_id`, for confirmation (`Confirm`).
+    Link {
+        user_id: String,
+        session_id: String,
+        #[serde(default)]
+        provider_id: String,
+    },
     /// Not a login: an identity that came back from a `Link` login at `provider_id`, kept
     /// (sealed, in `completed_identity`) until the user confirms connecting it. Bound to the
     /// browser like a login, single use, and only for the same user and session.

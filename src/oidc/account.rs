@@ -281,6 +281,7 @@ async fn start_link(
     let purpose = Purpose::Account(AccountLogin::Link {
         user_id: user_id.to_owned(),
         session_id: session_id.to_owned(),
+        provider_id: provider_id.to_owned(),
     });
     begin_login(req, state, &purpose, Some(provider_id)).await
 }
@@ -370,7 +371,7 @@ async fn unlink(
             "Nothing was changed",
             "That account is not connected to you.",
         ),
-        Err(LinkError::BelongsToAnother { .. }) => refused(
+        Err(LinkError::BelongsToAnother { .. } | LinkError::SameProvider) => refused(
             StatusCode::CONFLICT,
             "Nothing was changed",
             "That account is not connected to you.",
@@ -418,7 +419,15 @@ pub async fn finish(
         AccountLogin::Link {
             user_id,
             session_id,
-        } => link(req, state, provider, user_id, session_id, identity).await,
+            provider_id,
+        } => {
+            if provider.id.as_str() != provider_id {
+                let reason = "the link login came back from another provider than the one asked";
+                record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
+                return expired_page();
+            }
+            link(req, state, provider, user_id, session_id, identity).await
+        }
         // Never a login: a confirmation has no upstream state to come back with.
         AccountLogin::Confirm { .. } => expired_page(),
     }
@@ -784,6 +793,12 @@ async fn commit_link(
             )
         }
         Err(LinkError::UserNotFound(_)) => expired_page(),
+        Err(LinkError::SameProvider) => refused(
+            StatusCode::CONFLICT,
+            "Nothing was changed",
+            "You already have an account at this sign-in method connected. Disconnect it \
+             first to connect a different one.",
+        ),
         Err(LinkError::IdentityNotFound(_) | LinkError::LastIdentity) => expired_page(),
         Err(LinkError::Store(e)) => server_error_page(e),
     }

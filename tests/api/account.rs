@@ -28,6 +28,7 @@ on_both_backends!(
     a_silent_step_up_at_an_unlocked_browser_connects_nothing,
     a_session_from_a_silent_sign_in_is_not_fresh_for_connecting,
     a_connect_is_forced_and_confirmed_before_anything_is_linked,
+    a_connect_login_is_pinned_to_the_posted_provider,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -1077,5 +1078,47 @@ async fn a_connect_is_forced_and_confirmed_before_anything_is_linked(db: &TestDb
     let res = confirm_in(&alice, csrf_in(&page), held_in(&page)).await;
     assert_eq!(res.status(), 400, "single use");
     assert_eq!(events(&s.app, "identity.linked").await.len(), 1);
+    s.app.stop();
+}
+
+/// The connect form names `other`; the attacker edits the sign-in URL it leads to
+/// (`/login?req=…&provider=corp`) to connect an account at another provider (here a second
+/// one at `corp`, which the page never offers). The login is pinned to the posted provider.
+async fn a_connect_login_is_pinned_to_the_posted_provider(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    let csrf = csrf_in(&account(&s, &alice).await);
+    let res = post(
+        &s,
+        &alice,
+        "/account/connect",
+        &[("csrf", &csrf), ("provider", "other")],
+    )
+    .await;
+    assert!(res.status().is_redirection());
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("provider=other"), "{location}");
+    let edited = location.replace("provider=other", "provider=corp");
+    s.corp.login_as(UpUser::new("eve-sub", "eve@corp.example"));
+    let res = alice.get(s.app.url(&edited)).send().await.unwrap();
+    let (url, status, page) = follow(&alice, &s.app, res, None).await;
+    if status == 200 && url.contains("/account/confirm?") {
+        // Even confirmed, nothing may be linked.
+        let (url, status, page) = answer_confirmation(&s, &alice, &page, "connect").await;
+        panic!("the edited connect reached a confirmation: {url} {status} {page}");
+    }
+    assert_eq!(status, 400, "{url}: {page}");
+    assert!(user_of(&s, "corp", "eve-sub").await.is_none());
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    let failed = events(&s.app, "login.failed").await;
+    assert!(
+        failed.iter().any(|e| e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another provider than the one asked")),
+        "{failed:?}"
+    );
     s.app.stop();
 }
