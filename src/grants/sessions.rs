@@ -131,6 +131,21 @@ pub async fn end_identity_sessions_in(
     end_matching_in(conn, Which::Identity(identity_id), reason).await
 }
 
+/// Gives live session `id` the cookie token `token`: the old token's digest is replaced, so
+/// the old cookie finds nothing any more.
+pub async fn rotate_token_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    token: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sso_sessions SET token_digest = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(TokenDigest::of(token).as_bytes().to_vec())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Records that the user of session `id` authenticated again at `auth_time` (a step-up), at
 /// `stated` by the provider's own account (`None`: it did not say).
 pub async fn reauthenticated_in(

@@ -404,16 +404,21 @@ pub async fn finish(
                 provider_id,
                 started_at,
             };
-            match stepped_up(req, state, provider, &step, identity).await {
-                Ok(()) => match then {
-                    AccountAction::Connect { provider_id } => {
-                        start_link(req, state, user_id, session_id, provider_id).await
-                    }
-                    AccountAction::Disconnect { identity_id } => {
-                        unlink(req, state, user_id, identity_id).await
-                    }
-                },
-                Err(page) => page,
+            let cookie = match stepped_up(req, state, provider, &step, identity).await {
+                Ok(cookie) => cookie,
+                Err(page) => return page,
+            };
+            let mut response = match then {
+                AccountAction::Connect { provider_id } => {
+                    start_link(req, state, user_id, session_id, provider_id).await
+                }
+                AccountAction::Disconnect { identity_id } => {
+                    unlink(req, state, user_id, identity_id).await
+                }
+            };
+            match response.add_cookie(&cookie) {
+                Ok(()) => response,
+                Err(e) => server_error_page(e),
             }
         }
         AccountLogin::Link {
@@ -496,14 +501,15 @@ struct StepUp<'a> {
 
 /// Checks a step-up login: the same session in this browser, the provider it came through,
 /// a real new authentication, and the same user; then records the new sign-in time on the
-/// session (and the identity's fresh claims and tokens).
+/// session (and the identity's fresh claims and tokens) and gives the session a new cookie
+/// (returned): the fresh window belongs to this browser's new cookie only.
 async fn stepped_up(
     req: &HttpRequest,
     state: &AppState,
     provider: &Provider,
     step: &StepUp<'_>,
     identity: &UpstreamIdentity,
-) -> Result<(), HttpResponse> {
+) -> Result<actix_web::cookie::Cookie<'static>, HttpResponse> {
     let session = same_session(req, state, step.user_id, step.session_id).await?;
     let fail = async |reason: &str| {
         record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
@@ -527,7 +533,7 @@ async fn stepped_up(
             identities::find_by_subject_in(&mut tx, provider.id.as_str(), &identity.subject)
                 .await?;
         let Some((identity_id, _)) = found.filter(|(_, owner)| owner == step.user_id) else {
-            return Ok(false);
+            return Ok(None);
         };
         users::update_claims(
             &mut tx,
@@ -542,13 +548,14 @@ async fn stepped_up(
         let auth_time = identity.auth_time.map_or(now, |t| t.min(now));
         let stated = identity.auth_time.map(|t| t.min(now));
         sessions::reauthenticated_in(&mut tx, &session.id, auth_time, stated).await?;
+        let cookie = session::rotate(&mut tx, &state.settings, &session.id).await?;
         tx.commit().await?;
-        Ok::<_, crate::store::StoreError>(true)
+        Ok::<_, crate::store::StoreError>(Some(cookie))
     }
     .await;
     match result {
-        Ok(true) => Ok(()),
-        Ok(false) => {
+        Ok(Some(cookie)) => Ok(cookie),
+        Ok(None) => {
             fail("the step-up login was another user's").await;
             Err(refused(
                 StatusCode::FORBIDDEN,

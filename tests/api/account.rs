@@ -29,6 +29,7 @@ on_both_backends!(
     a_session_from_a_silent_sign_in_is_not_fresh_for_connecting,
     a_connect_is_forced_and_confirmed_before_anything_is_linked,
     a_connect_login_is_pinned_to_the_posted_provider,
+    a_step_up_gives_the_session_a_new_cookie,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -1119,6 +1120,64 @@ async fn a_connect_login_is_pinned_to_the_posted_provider(db: &TestDb) {
             .unwrap()
             .contains("another provider than the one asked")),
         "{failed:?}"
+    );
+    s.app.stop();
+}
+
+/// An attacker who took Alice's session cookie and a CSRF token from her account page (while
+/// her sign-in was stale) waits for her to step up, then uses them within the fresh window.
+/// The step-up gave her browser a new cookie: the old one is signed out.
+async fn a_step_up_gives_the_session_a_new_cookie(db: &TestDb) {
+    let s = setup(db).await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let alice = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    age_sessions(&s.app, 600).await;
+    let site = url::Url::parse(&s.app.url("/")).unwrap();
+    let stolen = reqwest::cookie::CookieStore::cookies(&*jar, &site).unwrap();
+    let stolen_csrf = csrf_in(&account(&s, &alice).await);
+
+    // Alice connects `other`, signing in again first.
+    let (url, status, page) = connect(&s, &alice, "other").await;
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.ends_with("/account?done=connected"), "{url}");
+    assert_eq!(s.corp.prompts().last(), Some(&Some("login".to_owned())));
+    let other_id = identity_at(&s, &alice_id, "other").await;
+
+    // The attacker's copy of the old cookie is signed out; Alice's browser is not.
+    let attacker = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = attacker
+        .post(s.app.url("/account/disconnect"))
+        .header("cookie", stolen.clone())
+        .form(&[
+            ("csrf", stolen_csrf.as_str()),
+            ("identity", other_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("Please sign in"));
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 2);
+    let res = attacker
+        .get(s.app.url("/account"))
+        .header("cookie", stolen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "the old cookie finds no session");
+    assert!(
+        account(&s, &alice)
+            .await
+            .contains("id=\"disconnect-other\"")
     );
     s.app.stop();
 }
