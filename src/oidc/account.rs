@@ -30,7 +30,7 @@ use chrono::DateTime;
 use super::authorize::{begin_login, save_bound, server_error_page};
 use super::branding::Brand;
 use super::callback::record_failure;
-use super::complete::{log_in_in, stated_since};
+use super::complete::{Succeeded, log_in_in, record_success_in, stated_since};
 use super::login::expired_page;
 use super::session::{self, LOGIN_COOKIE, SESSION_COOKIE, Session};
 use super::token::parse_form;
@@ -549,6 +549,13 @@ async fn stepped_up(
         let stated = identity.auth_time.map(|t| t.min(now));
         sessions::reauthenticated_in(&mut tx, &session.id, auth_time, stated).await?;
         let cookie = session::rotate(&mut tx, &state.settings, &session.id).await?;
+        let login = Succeeded {
+            user_id: step.user_id,
+            client_id: None,
+            new_user: false,
+            step_up: true,
+        };
+        record_success_in(&mut tx, req, provider, identity, &login).await?;
         tx.commit().await?;
         Ok::<_, crate::store::StoreError>(Some(cookie))
     }

@@ -119,22 +119,52 @@ pub(crate) async fn log_in_in(
         identity.auth_time,
     )
     .await?;
+    let login = Succeeded {
+        user_id: &outcome.user_id,
+        client_id,
+        new_user: outcome.new_user,
+        step_up: false,
+    };
+    record_success_in(tx, req, provider, identity, &login).await?;
+    Ok(started)
+}
+
+/// A login that succeeded, for its `login.succeeded` event.
+pub(crate) struct Succeeded<'a> {
+    pub user_id: &'a str,
+    /// `None`: a login for the account page.
+    pub client_id: Option<&'a str>,
+    pub new_user: bool,
+    /// The account page's step-up: a signed-in user authenticated again.
+    pub step_up: bool,
+}
+
+/// Records `login.succeeded` for `login` (of `identity` at `provider`) in the caller's
+/// transaction.
+pub(crate) async fn record_success_in(
+    tx: &mut sqlx::AnyConnection,
+    req: &HttpRequest,
+    provider: &Provider,
+    identity: &UpstreamIdentity,
+    login: &Succeeded<'_>,
+) -> Result<(), crate::store::StoreError> {
     events::record(
         tx,
         EventType::LoginSucceeded,
         json!({
-            "user_id": outcome.user_id,
+            "user_id": login.user_id,
             "provider": provider.id.as_str(),
-            "client_id": client_id,
+            "client_id": login.client_id,
             "email": identity.email,
             "ip": client_ip_text(req),
             "user_agent": header_text(req, "user-agent"),
-            "new_user": outcome.new_user,
+            "new_user": login.new_user,
+            "step_up": login.step_up,
             "request_id": crate::ops::request_id::of(req),
         }),
     )
     .await?;
-    Ok(started)
+    Ok(())
 }
 
 /// Turns `identity` into a Portico login for `request` (saved at `started_at`; `None` for a

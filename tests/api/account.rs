@@ -605,6 +605,13 @@ async fn a_stale_session_signs_in_again_before_connecting(db: &TestDb) {
         user_of(&s, "other", "alice-at-other").await,
         Some(alice_id.clone())
     );
+    // The step-up is recorded as a login (for the account page, marked as a step-up).
+    let logins = events(&s.app, "login.succeeded").await;
+    assert_eq!(logins.len(), 2, "{logins:?}");
+    let step_ups: Vec<&Value> = logins.iter().filter(|e| e["step_up"] == true).collect();
+    assert_eq!(step_ups.len(), 1, "{logins:?}");
+    assert_eq!(step_ups[0]["user_id"], alice_id.as_str());
+    assert_eq!(step_ups[0]["client_id"], Value::Null);
     let auth_time: i64 =
         sqlx::query_scalar("SELECT auth_time FROM sso_sessions WHERE user_id = $1")
             .bind(&alice_id)
