@@ -116,7 +116,9 @@ fn to_account(done: &str) -> HttpResponse {
         .finish()
 }
 
-/// The signed-in session and its cookie's value, if any.
+/// The signed-in session and its cookie's value, if any. A session whose identity is gone or
+/// needs a new upstream login (its upstream grant ended) counts as signed out here: it may not
+/// change the user's accounts, and `/account` signs in again.
 async fn signed_in(
     req: &HttpRequest,
     state: &AppState,
@@ -125,7 +127,9 @@ async fn signed_in(
         return Ok(None);
     };
     match session::current(&state.store, req, &state.settings).await {
-        Ok(s) => Ok(s.map(|s| (s, cookie.value().to_owned()))),
+        Ok(s) => Ok(s
+            .filter(|s| !s.needs_login)
+            .map(|s| (s, cookie.value().to_owned()))),
         Err(e) => Err(server_error_page(e)),
     }
 }

@@ -30,6 +30,7 @@ on_both_backends!(
     a_connect_is_forced_and_confirmed_before_anything_is_linked,
     a_connect_login_is_pinned_to_the_posted_provider,
     a_step_up_gives_the_session_a_new_cookie,
+    a_session_that_needs_a_new_login_is_signed_out_here,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -1186,5 +1187,33 @@ async fn a_step_up_gives_the_session_a_new_cookie(db: &TestDb) {
             .await
             .contains("id=\"disconnect-other\"")
     );
+    s.app.stop();
+}
+
+/// Alice's upstream grant ended (a refresh met `invalid_grant`: her identity needs a new
+/// login). Her old session must not change her accounts, nor show the page.
+async fn a_session_that_needs_a_new_login_is_signed_out_here(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    let csrf = csrf_in(&account(&s, &alice).await);
+    sqlx::query("UPDATE identities SET needs_login = 1 WHERE user_id = $1")
+        .bind(&alice_id)
+        .execute(s.app.state.store.pool())
+        .await
+        .unwrap();
+    let res = alice.get(s.app.url("/account")).send().await.unwrap();
+    assert_eq!(res.status(), 302, "sent to sign in again");
+    let res = post(
+        &s,
+        &alice,
+        "/account/connect",
+        &[("csrf", &csrf), ("provider", "other")],
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    assert!(s.other.prompts().is_empty());
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
     s.app.stop();
 }
