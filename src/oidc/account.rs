@@ -232,6 +232,20 @@ async fn checked_form(
             "This form has expired or came from elsewhere. Open your account page and try again.",
         ));
     }
+    // A provider an admin turned off no longer vouches for anyone: a session it made may not
+    // change the user's accounts (nor step up there).
+    match crate::providers::repo::find(&state.store, &session.provider_id).await {
+        Ok(Some(p)) if p.enabled => {}
+        Ok(_) => {
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "Nothing was changed",
+                "The sign-in method of this session is no longer available. Sign out, then \
+                 sign in with another of your accounts to make this change.",
+            ));
+        }
+        Err(e) => return Err(server_error_page(e)),
+    }
     Ok((session, form))
 }
 

@@ -31,6 +31,7 @@ on_both_backends!(
     a_connect_login_is_pinned_to_the_posted_provider,
     a_step_up_gives_the_session_a_new_cookie,
     a_session_that_needs_a_new_login_is_signed_out_here,
+    a_session_from_a_disabled_provider_changes_no_accounts,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -1214,6 +1215,32 @@ async fn a_session_that_needs_a_new_login_is_signed_out_here(db: &TestDb) {
     .await;
     assert_eq!(res.status(), 403);
     assert!(s.other.prompts().is_empty());
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    s.app.stop();
+}
+
+/// An admin turned off the provider Alice's session came through (say, after it was found
+/// compromised). That session may no longer connect or disconnect accounts.
+async fn a_session_from_a_disabled_provider_changes_no_accounts(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    let csrf = csrf_in(&account(&s, &alice).await);
+    sqlx::query("UPDATE providers SET enabled = 0 WHERE id = 'corp'")
+        .execute(s.app.state.store.pool())
+        .await
+        .unwrap();
+    let res = post(
+        &s,
+        &alice,
+        "/account/connect",
+        &[("csrf", &csrf), ("provider", "other")],
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("no longer available"));
+    assert!(s.other.prompts().is_empty(), "never sent on");
     assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
     s.app.stop();
 }
