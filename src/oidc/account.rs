@@ -232,6 +232,12 @@ async fn checked_form(
             "This form has expired or came from elsewhere. Open your account page and try again.",
         ));
     }
+    // Each change starts a sign-in round trip and writes rows: bounded per address and user.
+    let limited = (state.limits.check_ip(crate::ops::client_ip::client_ip(req)))
+        .or_else(|| state.limits.check_account(&session.user_id));
+    if let Some(limited) = limited {
+        return Err(limited);
+    }
     // A provider an admin turned off no longer vouches for anyone: a session it made may not
     // change the user's accounts (nor step up there).
     match crate::providers::repo::find(&state.store, &session.provider_id).await {

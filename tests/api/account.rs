@@ -32,6 +32,7 @@ on_both_backends!(
     a_step_up_gives_the_session_a_new_cookie,
     a_session_that_needs_a_new_login_is_signed_out_here,
     a_session_from_a_disabled_provider_changes_no_accounts,
+    account_changes_are_rate_limited_per_user,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -1240,5 +1241,26 @@ async fn a_session_from_a_disabled_provider_changes_no_accounts(db: &TestDb) {
     let res = refused_connect(&s, &alice, &csrf).await;
     assert!(res.contains("no longer available"));
     assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    s.app.stop();
+}
+
+/// One user (or a script holding her session) posting account forms in a loop is stopped with
+/// 429 and `Retry-After` after the per-user burst; each form would otherwise start a sign-in.
+async fn account_changes_are_rate_limited_per_user(db: &TestDb) {
+    let s = setup(db).await;
+    let (alice, _, csrf) = alice_signed_in(&s).await;
+    let burst = 2 * portico::ops::ratelimit::ACCOUNT_CHANGES_PER_MINUTE as usize;
+    let mut statuses = Vec::new();
+    // Twice the burst: even at one request a second the bucket (one more per 6 s) runs dry.
+    for _ in 0..2 * burst {
+        let form = [("csrf", csrf.as_str()), ("identity", "not-hers")];
+        let res = post(&s, &alice, "/account/disconnect", &form).await;
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+        }
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses[0], 404, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
     s.app.stop();
 }
