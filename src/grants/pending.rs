@@ -63,8 +63,23 @@ pub enum AccountLogin {
         provider_id: String,
         then: AccountAction,
     },
-    /// The identity that comes back is connected to `user_id`, whose session is `session_id`.
-    Link { user_id: String, session_id: String },
+    /// The identity that comes back from `provider_id` (and only from there: the login's
+    /// provider is pinned, whatever `/login?provider=` says) is offered to `user_id`, whose
+    /// session is `session_id`, for confirmation (`Confirm`).
+    Link {
+        user_id: String,
+        session_id: String,
+        #[serde(default)]
+        provider_id: String,
+    },
+    /// Not a login: an identity that came back from a `Link` login at `provider_id`, kept
+    /// (sealed, in `completed_identity`) until the user confirms connecting it. Bound to the
+    /// browser like a login, single use, and only for the same user and session.
+    Confirm {
+        user_id: String,
+        session_id: String,
+        provider_id: String,
+    },
 }
 
 /// What a step-up was asked for.
@@ -77,8 +92,19 @@ pub enum AccountAction {
 
 impl AccountLogin {
     /// Whether the provider must authenticate the user again (not answer from its session).
+    /// A step-up proves the user is still there; a connect must not link whichever account
+    /// the provider's session happens to hold (GitHub, Google: the account chooser).
     pub fn force_login(&self) -> bool {
-        matches!(self, AccountLogin::StepUp { .. })
+        matches!(
+            self,
+            AccountLogin::StepUp { .. } | AccountLogin::Link { .. }
+        )
+    }
+
+    /// The `max_age` to send: 0 for a step-up, so that an OIDC provider authenticates again
+    /// and states when (`auth_time`, OIDC Core 3.1.2.1) even where it ignores `prompt=login`.
+    pub fn max_age(&self) -> Option<u64> {
+        matches!(self, AccountLogin::StepUp { .. }).then_some(0)
     }
 }
 
@@ -332,6 +358,24 @@ pub async fn complete(
         .execute(&mut *store.write_conn().await?)
         .await?;
     Ok(())
+}
+
+/// The identity JSON of completed row `id`, left in place (to show before it is taken).
+pub async fn completed(
+    store: &Store,
+    sealer: &Sealer,
+    id: &str,
+) -> Result<Option<SecretString>, StoreError> {
+    let sealed: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT completed_identity FROM pending_authorizations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(store.pool())
+            .await?;
+    sealed
+        .flatten()
+        .map(|s| sealer.open_string(&s, sealed::PENDING_IDENTITY.target(id)))
+        .transpose()
+        .map_err(StoreError::from)
 }
 
 /// Takes (deletes and returns) a completed login and its identity JSON. Single use: of

@@ -18,6 +18,10 @@ pub struct Session {
     pub provider_id: String,
     /// When the user authenticated (the provider's time when it says, else the login's).
     pub auth_time: i64,
+    /// When the provider itself said the user authenticated (an ID token's `auth_time`, a
+    /// SAML AuthnInstant); `None` when it did not say. Only this shows a recent sign-in for
+    /// account changes: a provider may answer from its own old session without asking anyone.
+    pub stated_auth_time: Option<i64>,
     /// The identity's upstream grant has ended (an upstream refresh met `invalid_grant`): the
     /// session may not answer a new authorization without a new upstream login. Filled in by
     /// the caller from the identity.
@@ -32,25 +36,30 @@ pub struct NewSession<'a> {
     pub identity_id: &'a str,
     pub provider_id: &'a str,
     pub auth_time: i64,
+    pub stated_auth_time: Option<i64>,
     pub expires_at: i64,
 }
+
+/// The columns a [`Session`] is read from.
+const RETURNED: &str = "id, user_id, identity_id, provider_id, auth_time, stated_auth_time";
 
 /// Starts a session in the caller's transaction.
 pub async fn start_in(
     conn: &mut AnyConnection,
     new: &NewSession<'_>,
 ) -> Result<Session, StoreError> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "INSERT INTO sso_sessions (id, token_digest, user_id, identity_id, provider_id, \
-         auth_time, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         RETURNING id, user_id, identity_id, provider_id, auth_time",
-    )
+         auth_time, stated_auth_time, last_seen_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {RETURNED}"
+    ))
     .bind(uuid::Uuid::new_v4().to_string())
     .bind(TokenDigest::of(new.token).as_bytes().to_vec())
     .bind(new.user_id)
     .bind(new.identity_id)
     .bind(new.provider_id)
     .bind(new.auth_time)
+    .bind(new.stated_auth_time)
     .bind(store::now())
     .bind(new.expires_at)
     .fetch_one(&mut *conn)
@@ -65,11 +74,11 @@ pub async fn touch(
     idle_secs: u64,
 ) -> Result<Option<Session>, StoreError> {
     let now = store::now();
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "UPDATE sso_sessions SET last_seen_at = $1 WHERE token_digest = $2 \
          AND ended_at IS NULL AND expires_at > $1 AND last_seen_at > $3 \
-         RETURNING id, user_id, identity_id, provider_id, auth_time",
-    )
+         RETURNING {RETURNED}"
+    ))
     .bind(now)
     .bind(TokenDigest::of(token).as_bytes().to_vec())
     .bind(now - idle_secs as i64)
@@ -122,17 +131,38 @@ pub async fn end_identity_sessions_in(
     end_matching_in(conn, Which::Identity(identity_id), reason).await
 }
 
-/// Records that the user of session `id` authenticated again at `auth_time` (a step-up).
+/// Gives live session `id` the cookie token `token`: the old token's digest is replaced, so
+/// the old cookie finds nothing any more.
+pub async fn rotate_token_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    token: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sso_sessions SET token_digest = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(TokenDigest::of(token).as_bytes().to_vec())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that the user of session `id` authenticated again at `auth_time` (a step-up), at
+/// `stated` by the provider's own account (`None`: it did not say).
 pub async fn reauthenticated_in(
     conn: &mut AnyConnection,
     id: &str,
     auth_time: i64,
+    stated: Option<i64>,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sso_sessions SET auth_time = $1 WHERE id = $2 AND ended_at IS NULL")
-        .bind(auth_time)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE sso_sessions SET auth_time = $1, stated_auth_time = $2 \
+         WHERE id = $3 AND ended_at IS NULL",
+    )
+    .bind(auth_time)
+    .bind(stated)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

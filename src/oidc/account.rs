@@ -4,10 +4,14 @@
 //! - Signed out, `/account` sends the visitor through Portico's own sign-in (the chooser) with
 //!   an account login ([`AccountLogin::SignIn`]); the login ends here, never at a URL taken
 //!   from the request.
-//! - Connecting and disconnecting need a recent sign-in: a session whose `auth_time` is older
-//!   than [`STEP_UP_MAX_AGE_SECS`] first signs in again, forced, at the provider it came
-//!   through ([`AccountLogin::StepUp`]); the provider must really authenticate again (as for
-//!   `max_age`), and as the same user. Then the action continues.
+//! - Connecting and disconnecting need a recent sign-in, as the provider STATES it (an ID
+//!   token's `auth_time`, a SAML AuthnInstant; `Session::stated_auth_time`): a session whose
+//!   stated time is older than [`STEP_UP_MAX_AGE_SECS`], or that has none (the IdP answered
+//!   silently from its own session), first signs in again at the provider it came through
+//!   ([`AccountLogin::StepUp`]: `prompt=login`, `max_age=0`, SAML ForceAuthn). The provider
+//!   must state a new authentication since the step-up began, as the same user; an IdP that
+//!   ignores the request and does not say when it authenticated is refused. Then the action
+//!   continues.
 //! - Connecting is an upstream login whose pending row holds the session's user and session
 //!   ([`AccountLogin::Link`]), bound to this browser like every pending login. What comes back
 //!   is linked to that user, unless it is another user's: then nothing is merged, the page says
@@ -23,15 +27,15 @@ use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use chrono::DateTime;
 
-use super::authorize::{begin_login, server_error_page};
+use super::authorize::{begin_login, save_bound, server_error_page};
 use super::branding::Brand;
 use super::callback::record_failure;
-use super::complete::{authenticated_since, log_in_in};
+use super::complete::{Succeeded, log_in_in, record_success_in, stated_since};
 use super::login::expired_page;
-use super::session::{self, SESSION_COOKIE, Session};
+use super::session::{self, LOGIN_COOKIE, SESSION_COOKIE, Session};
 use super::token::parse_form;
 use super::web::{error_page, render};
-use crate::grants::pending::{AccountAction, AccountLogin, Purpose};
+use crate::grants::pending::{self, AccountAction, AccountLogin, Purpose};
 use crate::grants::sessions;
 use crate::ops::client_ip::client_ip_text;
 use crate::providers::Provider;
@@ -57,6 +61,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "connected" => Some("The account is connected. You can now sign in with it."),
         "already" => Some("That account was already connected to you. Nothing changed."),
         "disconnected" => Some("The account is disconnected."),
+        "cancelled" => Some("Nothing was connected."),
         _ => None,
     }
 }
@@ -111,7 +116,9 @@ fn to_account(done: &str) -> HttpResponse {
         .finish()
 }
 
-/// The signed-in session and its cookie's value, if any.
+/// The signed-in session and its cookie's value, if any. A session whose identity is gone or
+/// needs a new upstream login (its upstream grant ended) counts as signed out here: it may not
+/// change the user's accounts, and `/account` signs in again.
 async fn signed_in(
     req: &HttpRequest,
     state: &AppState,
@@ -120,7 +127,9 @@ async fn signed_in(
         return Ok(None);
     };
     match session::current(&state.store, req, &state.settings).await {
-        Ok(s) => Ok(s.map(|s| (s, cookie.value().to_owned()))),
+        Ok(s) => Ok(s
+            .filter(|s| !s.needs_login)
+            .map(|s| (s, cookie.value().to_owned()))),
         Err(e) => Err(server_error_page(e)),
     }
 }
@@ -223,12 +232,49 @@ async fn checked_form(
             "This form has expired or came from elsewhere. Open your account page and try again.",
         ));
     }
+    // Each change starts a sign-in round trip and writes rows: bounded per address and user.
+    let limited = (state.limits.check_ip(crate::ops::client_ip::client_ip(req)))
+        .or_else(|| state.limits.check_account(&session.user_id));
+    if let Some(limited) = limited {
+        return Err(limited);
+    }
+    // A provider an admin turned off no longer vouches for anyone: a session it made may not
+    // change the user's accounts (nor step up there).
+    match crate::providers::repo::find(&state.store, &session.provider_id).await {
+        Ok(Some(p)) if p.enabled => {}
+        Ok(_) => {
+            return Err(refused(
+                StatusCode::FORBIDDEN,
+                "Nothing was changed",
+                "The sign-in method of this session is no longer available. Sign out, then \
+                 sign in with another of your accounts to make this change.",
+            ));
+        }
+        Err(e) => return Err(server_error_page(e)),
+    }
     Ok((session, form))
 }
 
-/// Whether the session's sign-in is too old for a change to the user's accounts.
+/// Whether the session's sign-in is too old for a change to the user's accounts: only the
+/// time the provider stated counts, so a session whose login the provider did not date (an IdP
+/// answering silently from its own session, GitHub) always signs in again first.
 fn needs_step_up(session: &Session) -> bool {
-    crate::store::now() - session.auth_time > STEP_UP_MAX_AGE_SECS
+    let now = crate::store::now();
+    session
+        .stated_auth_time
+        .is_none_or(|at| now - at > STEP_UP_MAX_AGE_SECS)
+}
+
+/// Whether a step-up login at `provider`, started at `started_at`, proves a new
+/// authentication: the provider must state one since (OIDC `auth_time`, which `max_age=0`
+/// asks for; SAML AuthnInstant). A provider that can never state it (GitHub) was sent its
+/// forced account chooser, which is all that can be asked of it (docs/account.md).
+fn step_up_proven(provider: &Provider, started_at: i64, identity: &UpstreamIdentity) -> bool {
+    if provider.kind.states_auth_time() {
+        stated_since(started_at, identity.auth_time)
+    } else {
+        true
+    }
 }
 
 /// Sends the user to sign in again at the session's provider, then to do `then`.
@@ -259,6 +305,7 @@ async fn start_link(
     let purpose = Purpose::Account(AccountLogin::Link {
         user_id: user_id.to_owned(),
         session_id: session_id.to_owned(),
+        provider_id: provider_id.to_owned(),
     });
     begin_login(req, state, &purpose, Some(provider_id)).await
 }
@@ -348,7 +395,7 @@ async fn unlink(
             "Nothing was changed",
             "That account is not connected to you.",
         ),
-        Err(LinkError::BelongsToAnother { .. }) => refused(
+        Err(LinkError::BelongsToAnother { .. } | LinkError::SameProvider) => refused(
             StatusCode::CONFLICT,
             "Nothing was changed",
             "That account is not connected to you.",
@@ -381,22 +428,37 @@ pub async fn finish(
                 provider_id,
                 started_at,
             };
-            match stepped_up(req, state, provider, &step, identity).await {
-                Ok(()) => match then {
-                    AccountAction::Connect { provider_id } => {
-                        start_link(req, state, user_id, session_id, provider_id).await
-                    }
-                    AccountAction::Disconnect { identity_id } => {
-                        unlink(req, state, user_id, identity_id).await
-                    }
-                },
-                Err(page) => page,
+            let cookie = match stepped_up(req, state, provider, &step, identity).await {
+                Ok(cookie) => cookie,
+                Err(page) => return page,
+            };
+            let mut response = match then {
+                AccountAction::Connect { provider_id } => {
+                    start_link(req, state, user_id, session_id, provider_id).await
+                }
+                AccountAction::Disconnect { identity_id } => {
+                    unlink(req, state, user_id, identity_id).await
+                }
+            };
+            match response.add_cookie(&cookie) {
+                Ok(()) => response,
+                Err(e) => server_error_page(e),
             }
         }
         AccountLogin::Link {
             user_id,
             session_id,
-        } => link(req, state, provider, user_id, session_id, identity).await,
+            provider_id,
+        } => {
+            if provider.id.as_str() != provider_id {
+                let reason = "the link login came back from another provider than the one asked";
+                record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
+                return expired_page();
+            }
+            link(req, state, provider, user_id, session_id, identity).await
+        }
+        // Never a login: a confirmation has no upstream state to come back with.
+        AccountLogin::Confirm { .. } => expired_page(),
     }
 }
 
@@ -463,14 +525,15 @@ struct StepUp<'a> {
 
 /// Checks a step-up login: the same session in this browser, the provider it came through,
 /// a real new authentication, and the same user; then records the new sign-in time on the
-/// session (and the identity's fresh claims and tokens).
+/// session (and the identity's fresh claims and tokens) and gives the session a new cookie
+/// (returned): the fresh window belongs to this browser's new cookie only.
 async fn stepped_up(
     req: &HttpRequest,
     state: &AppState,
     provider: &Provider,
     step: &StepUp<'_>,
     identity: &UpstreamIdentity,
-) -> Result<(), HttpResponse> {
+) -> Result<actix_web::cookie::Cookie<'static>, HttpResponse> {
     let session = same_session(req, state, step.user_id, step.session_id).await?;
     let fail = async |reason: &str| {
         record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
@@ -479,7 +542,7 @@ async fn stepped_up(
         fail("the step-up login came back from another provider").await;
         return Err(expired_page());
     }
-    if !authenticated_since(step.started_at, identity.auth_time) {
+    if !step_up_proven(provider, step.started_at, identity) {
         fail("the IdP did not authenticate the user again, as the step-up asked").await;
         return Err(refused(
             StatusCode::FORBIDDEN,
@@ -494,7 +557,7 @@ async fn stepped_up(
             identities::find_by_subject_in(&mut tx, provider.id.as_str(), &identity.subject)
                 .await?;
         let Some((identity_id, _)) = found.filter(|(_, owner)| owner == step.user_id) else {
-            return Ok(false);
+            return Ok(None);
         };
         users::update_claims(
             &mut tx,
@@ -507,14 +570,23 @@ async fn stepped_up(
         .await?;
         let now = crate::store::now();
         let auth_time = identity.auth_time.map_or(now, |t| t.min(now));
-        sessions::reauthenticated_in(&mut tx, &session.id, auth_time).await?;
+        let stated = identity.auth_time.map(|t| t.min(now));
+        sessions::reauthenticated_in(&mut tx, &session.id, auth_time, stated).await?;
+        let cookie = session::rotate(&mut tx, &state.settings, &session.id).await?;
+        let login = Succeeded {
+            user_id: step.user_id,
+            client_id: None,
+            new_user: false,
+            step_up: true,
+        };
+        record_success_in(&mut tx, req, provider, identity, &login).await?;
         tx.commit().await?;
-        Ok::<_, crate::store::StoreError>(true)
+        Ok::<_, crate::store::StoreError>(Some(cookie))
     }
     .await;
     match result {
-        Ok(true) => Ok(()),
-        Ok(false) => {
+        Ok(Some(cookie)) => Ok(cookie),
+        Ok(None) => {
             fail("the step-up login was another user's").await;
             Err(refused(
                 StatusCode::FORBIDDEN,
@@ -527,7 +599,10 @@ async fn stepped_up(
     }
 }
 
-/// Connects `identity` to the user whose session asked, unless it is another user's.
+/// The end of a connect login: an account already known (this user's or another's) goes
+/// straight to [`commit_link`], which changes nothing for it; a new one is kept, server-side
+/// and sealed, until the user confirms it on a page that names it ([`confirm_page`]), so that
+/// whichever account the provider's session held is never linked unseen.
 async fn link(
     req: &HttpRequest,
     state: &AppState,
@@ -541,6 +616,179 @@ async fn link(
         record_failure(state, req, Some(provider.id.as_str()), None, &reason).await;
         return page;
     }
+    let known = async {
+        let mut conn = state.store.pool().acquire().await?;
+        identities::find_by_subject_in(&mut conn, provider.id.as_str(), &identity.subject).await
+    }
+    .await;
+    match known {
+        Ok(Some(_)) => return commit_link(req, state, provider, user_id, identity).await,
+        Ok(None) => {}
+        Err(e) => return server_error_page(e),
+    }
+    let purpose = Purpose::Account(AccountLogin::Confirm {
+        user_id: user_id.to_owned(),
+        session_id: session_id.to_owned(),
+        provider_id: provider.id.to_string(),
+    });
+    let held = async {
+        let (id, cookie) = save_bound(req, state, &purpose).await?;
+        let json = serde_json::to_string(identity)
+            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        pending::complete(&state.store, &state.sealer, &id, &json).await?;
+        Ok::<_, crate::store::StoreError>((id, cookie))
+    }
+    .await;
+    match held {
+        Ok((id, cookie)) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/account/confirm?c={id}")))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .cookie(cookie)
+            .finish(),
+        Err(e) => server_error_page(e),
+    }
+}
+
+/// A held connect `id` as this browser and session may see it: the user, session and
+/// provider it is for; the page to show otherwise.
+async fn held_connect(
+    req: &HttpRequest,
+    state: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<String, HttpResponse> {
+    let found = match pending::find(&state.store, id).await {
+        Ok(found) => found,
+        Err(e) => return Err(server_error_page(e)),
+    };
+    let login_cookie = req.cookie(LOGIN_COOKIE);
+    let Some(p) =
+        found.filter(|p| p.is_live() && p.belongs_to(login_cookie.as_ref().map(|c| c.value())))
+    else {
+        return Err(expired_page());
+    };
+    match p.purpose {
+        Purpose::Account(AccountLogin::Confirm {
+            user_id,
+            session_id,
+            provider_id,
+        }) if user_id == session.user_id && session_id == session.id => Ok(provider_id),
+        _ => Err(expired_page()),
+    }
+}
+
+/// A held identity's JSON, read back.
+fn held_identity(json: &secrecy::SecretString) -> serde_json::Result<UpstreamIdentity> {
+    serde_json::from_str(secrecy::ExposeSecret::expose_secret(json))
+}
+
+#[derive(Template)]
+#[template(path = "account_confirm.html")]
+struct ConfirmPage {
+    brand: Brand,
+    id: String,
+    account: String,
+    provider_name: String,
+    user: String,
+    csrf: String,
+}
+
+/// Asks the user to confirm connecting a held account, naming it and the user.
+#[get("/account/confirm")]
+pub async fn confirm_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let (session, cookie) = match signed_in(&req, &state).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired_page(),
+        Err(page) => return page,
+    };
+    let id = query.get("c").map(String::as_str).unwrap_or_default();
+    let provider_id = match held_connect(&req, &state, &session, id).await {
+        Ok(held) => held,
+        Err(page) => return page,
+    };
+    let opened = async {
+        let identity = pending::completed(&state.store, &state.sealer, id).await?;
+        let provider = crate::providers::repo::find(&state.store, &provider_id).await?;
+        let user = users::repo::find(&state.store, &session.user_id).await?;
+        Ok::<_, crate::store::StoreError>((identity, provider, user))
+    }
+    .await;
+    let (identity, provider, user) = match opened {
+        Ok((Some(identity), Some(provider), Some(user))) => (identity, provider, user),
+        Ok(_) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
+    let identity = match held_identity(&identity) {
+        Ok(identity) => identity,
+        Err(e) => return server_error_page(e),
+    };
+    let page = ConfirmPage {
+        brand: Brand::current(),
+        id: id.to_owned(),
+        account: identity
+            .email
+            .clone()
+            .unwrap_or_else(|| identity.subject.clone()),
+        provider_name: provider.display_name.clone(),
+        user: user.email.or(user.name).unwrap_or(user.id),
+        csrf: session::form_token(CSRF_PURPOSE, &cookie),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The user's answer to [`confirm_page`]: connect (the held account is taken, single use, and
+/// linked as any connect) or cancel (it is dropped).
+#[post("/account/confirm")]
+pub async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (session, form) = match checked_form(&req, &state, &body).await {
+        Ok(checked) => checked,
+        Err(page) => return page,
+    };
+    let id = form.get("c").map(String::as_str).unwrap_or_default();
+    let provider_id = match held_connect(&req, &state, &session, id).await {
+        Ok(held) => held,
+        Err(page) => return page,
+    };
+    if form.get("decision").map(String::as_str) != Some("connect") {
+        return match pending::delete(&state.store, id).await {
+            Ok(()) => to_account("cancelled"),
+            Err(e) => server_error_page(e),
+        };
+    }
+    let taken = async {
+        let taken = pending::take_completed(&state.store, &state.sealer, id).await?;
+        let provider = crate::providers::repo::find(&state.store, &provider_id).await?;
+        Ok::<_, crate::store::StoreError>((taken, provider))
+    }
+    .await;
+    let (identity, provider) = match taken {
+        Ok((Some((_, identity)), Some(provider))) if provider.enabled => (identity, provider),
+        Ok(_) => return expired_page(),
+        Err(e) => return server_error_page(e),
+    };
+    let identity = match held_identity(&identity) {
+        Ok(identity) => identity,
+        Err(e) => return server_error_page(e),
+    };
+    commit_link(&req, &state, &provider, &session.user_id, &identity).await
+}
+
+/// Connects `identity` to `user_id` (the user's own request), unless it is another user's.
+async fn commit_link(
+    req: &HttpRequest,
+    state: &AppState,
+    provider: &Provider,
+    user_id: &str,
+    identity: &UpstreamIdentity,
+) -> HttpResponse {
     let caller = links::self_service(user_id, client_ip_text(req));
     let result = async {
         let mut tx = state.store.begin_write().await?;
@@ -583,6 +831,12 @@ async fn link(
             )
         }
         Err(LinkError::UserNotFound(_)) => expired_page(),
+        Err(LinkError::SameProvider) => refused(
+            StatusCode::CONFLICT,
+            "Nothing was changed",
+            "You already have an account at this sign-in method connected. Disconnect it \
+             first to connect a different one.",
+        ),
         Err(LinkError::IdentityNotFound(_) | LinkError::LastIdentity) => expired_page(),
         Err(LinkError::Store(e)) => server_error_page(e),
     }

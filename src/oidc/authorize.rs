@@ -268,25 +268,8 @@ pub(crate) async fn begin_login(
     purpose: &pending::Purpose,
     provider: Option<&str>,
 ) -> HttpResponse {
-    // A fresh binding for this login; the cookie keeps those of other logins still pending
-    // in this browser (other tabs), never a value that binds nothing.
-    let binding = random_token("").expose_secret().to_owned();
-    let cookie = req.cookie(LOGIN_COOKIE);
-    let others: Vec<&str> = cookie
-        .as_ref()
-        .map(|c| pending::bindings(c.value()).collect())
-        .unwrap_or_default();
-    let others = match pending::live_bindings(&state.store, &others).await {
-        Ok(live) => live,
-        Err(e) => return server_error_page(e),
-    };
-    let cookie_value = std::iter::once(binding.as_str())
-        .chain(others.into_iter().take(pending::MAX_BINDINGS - 1))
-        .collect::<Vec<_>>()
-        .join(".");
-    let ttl = state.settings.oidc.pending_login_ttl_secs;
-    let id = match pending::create(&state.store, purpose, &binding, ttl).await {
-        Ok(id) => id,
+    let (id, cookie) = match save_bound(req, state, purpose).await {
+        Ok(saved) => saved,
         Err(e) => return server_error_page(e),
     };
     let mut location = format!("/login?req={}", urlencode(&id));
@@ -297,13 +280,34 @@ pub(crate) async fn begin_login(
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .cookie(session::cookie(
-            &state.settings,
-            LOGIN_COOKIE,
-            cookie_value,
-            ttl as i64,
-        ))
+        .cookie(cookie)
         .finish()
+}
+
+/// Saves a pending row for `purpose` bound to this browser: a fresh binding, added to the
+/// login cookie (returned, to be set) with those of other logins still pending here.
+pub(crate) async fn save_bound(
+    req: &HttpRequest,
+    state: &AppState,
+    purpose: &pending::Purpose,
+) -> Result<(String, actix_web::cookie::Cookie<'static>), crate::store::StoreError> {
+    // A fresh binding for this login; the cookie keeps those of other logins still pending
+    // in this browser (other tabs), never a value that binds nothing.
+    let binding = random_token("").expose_secret().to_owned();
+    let cookie = req.cookie(LOGIN_COOKIE);
+    let others: Vec<&str> = cookie
+        .as_ref()
+        .map(|c| pending::bindings(c.value()).collect())
+        .unwrap_or_default();
+    let others = pending::live_bindings(&state.store, &others).await?;
+    let cookie_value = std::iter::once(binding.as_str())
+        .chain(others.into_iter().take(pending::MAX_BINDINGS - 1))
+        .collect::<Vec<_>>()
+        .join(".");
+    let ttl = state.settings.oidc.pending_login_ttl_secs;
+    let id = pending::create(&state.store, purpose, &binding, ttl).await?;
+    let cookie = session::cookie(&state.settings, LOGIN_COOKIE, cookie_value, ttl as i64);
+    Ok((id, cookie))
 }
 
 fn urlencode(s: &str) -> String {

@@ -62,6 +62,13 @@ pub(crate) fn authenticated_since(started_at: i64, auth_time: Option<i64>) -> bo
     auth_time.is_none_or(|at| at >= started_at - CLOCK_SKEW_SECS)
 }
 
+/// Whether the provider STATED (`auth_time`) that it authenticated the user after a forced
+/// login started at `started_at`. Stricter than [`authenticated_since`]: silence proves
+/// nothing, since an IdP may ignore `prompt=login` and answer from an old session.
+pub(crate) fn stated_since(started_at: i64, auth_time: Option<i64>) -> bool {
+    auth_time.is_some_and(|at| at >= started_at - CLOCK_SKEW_SECS)
+}
+
 /// Finishes the upstream login of `pending` as its purpose says: a client's authorization
 /// (a code for its redirect URI) or a login for the account page.
 pub async fn finish_pending(
@@ -126,22 +133,52 @@ pub(crate) async fn log_in_in(
         identity.auth_time,
     )
     .await?;
+    let login = Succeeded {
+        user_id: &outcome.user_id,
+        client_id,
+        new_user: outcome.new_user,
+        step_up: false,
+    };
+    record_success_in(tx, req, provider, identity, &login).await?;
+    Ok(started)
+}
+
+/// A login that succeeded, for its `login.succeeded` event.
+pub(crate) struct Succeeded<'a> {
+    pub user_id: &'a str,
+    /// `None`: a login for the account page.
+    pub client_id: Option<&'a str>,
+    pub new_user: bool,
+    /// The account page's step-up: a signed-in user authenticated again.
+    pub step_up: bool,
+}
+
+/// Records `login.succeeded` for `login` (of `identity` at `provider`) in the caller's
+/// transaction.
+pub(crate) async fn record_success_in(
+    tx: &mut sqlx::AnyConnection,
+    req: &HttpRequest,
+    provider: &Provider,
+    identity: &UpstreamIdentity,
+    login: &Succeeded<'_>,
+) -> Result<(), crate::store::StoreError> {
     events::record(
         tx,
         EventType::LoginSucceeded,
         json!({
-            "user_id": outcome.user_id,
+            "user_id": login.user_id,
             "provider": provider.id.as_str(),
-            "client_id": client_id,
+            "client_id": login.client_id,
             "email": identity.email,
             "ip": client_ip_text(req),
             "user_agent": header_text(req, "user-agent"),
-            "new_user": outcome.new_user,
+            "new_user": login.new_user,
+            "step_up": login.step_up,
             "request_id": crate::ops::request_id::of(req),
         }),
     )
     .await?;
-    Ok(started)
+    Ok(())
 }
 
 /// Turns `identity` into a Portico login for `request` (saved at `started_at`; `None` for a

@@ -146,7 +146,7 @@ async fn start_upstream(
             redirect_uri: &redirect_uri,
             login_hint: email,
             force_login: a.force_login(),
-            max_age: None,
+            max_age: a.max_age(),
             extra_scopes: &[],
         },
     };

@@ -34,6 +34,8 @@ pub fn routes(cfg: &mut actix::ServiceConfig) {
         .service(account::account_page)
         .service(account::connect)
         .service(account::disconnect)
+        .service(account::confirm_page)
+        .service(account::confirm)
         .service(login::login_page)
         .service(callback::callback)
         .service(token::token_endpoint)

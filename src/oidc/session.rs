@@ -84,9 +84,28 @@ pub async fn current(
     Ok(Some(session))
 }
 
+/// Gives session `id` a new cookie token in the caller's transaction (the old cookie stops
+/// working); returns the cookie to set. After a step-up, so that a cookie (and the CSRF
+/// tokens bound to it) taken before does not share the fresh sign-in.
+pub async fn rotate(
+    conn: &mut AnyConnection,
+    settings: &Settings,
+    id: &str,
+) -> Result<Cookie<'static>, StoreError> {
+    let token = random_token("");
+    sessions::rotate_token_in(conn, id, token.expose_secret()).await?;
+    Ok(cookie(
+        settings,
+        SESSION_COOKIE,
+        token.expose_secret().to_owned(),
+        settings.oidc.session_absolute_secs as i64,
+    ))
+}
+
 /// Starts a session in the caller's transaction; returns it and the cookie to set.
-/// `auth_time` is when the user authenticated, as the provider says (a SAML AuthnInstant),
-/// never later than now; `None`: now.
+/// `auth_time` is when the user authenticated, as the provider says (an ID token's
+/// `auth_time`, a SAML AuthnInstant), never later than now; `None`: now, and the session
+/// records that the provider did not say (it is then never recent enough for account changes).
 pub async fn start(
     conn: &mut AnyConnection,
     settings: &Settings,
@@ -103,6 +122,7 @@ pub async fn start(
         identity_id,
         provider_id,
         auth_time: auth_time.map_or(now, |t| t.min(now)),
+        stated_auth_time: auth_time.map(|t| t.min(now)),
         expires_at: now + settings.oidc.session_absolute_secs as i64,
     };
     let session = sessions::start_in(conn, &new).await?;

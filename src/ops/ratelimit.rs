@@ -45,8 +45,15 @@ impl Default for RateLimitSettings {
 pub struct RateLimits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_client: Option<DefaultKeyedRateLimiter<String>>,
+    /// Changes to a user's own accounts (`/account` connect, disconnect, confirm), per user:
+    /// a fixed, small quota ([`ACCOUNT_CHANGES_PER_MINUTE`]), since no person makes more.
+    per_account: Option<DefaultKeyedRateLimiter<String>>,
     clock: DefaultClock,
 }
+
+/// How many account changes (each its own sign-in round trip) one user may start per minute,
+/// after a burst of twice that.
+pub const ACCOUNT_CHANGES_PER_MINUTE: u32 = 10;
 
 fn quota(per_sec: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
@@ -56,6 +63,11 @@ fn quota(per_sec: u32, burst: u32) -> Quota {
 
 impl RateLimits {
     pub fn new(settings: &RateLimitSettings) -> Arc<Self> {
+        let per_account = settings.enabled.then(|| {
+            let rate = NonZeroU32::new(ACCOUNT_CHANGES_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(2 * ACCOUNT_CHANGES_PER_MINUTE).unwrap_or(rate);
+            RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
+        });
         let (per_ip, per_client) = if settings.enabled {
             (
                 Some(RateLimiter::keyed(quota(
@@ -73,6 +85,7 @@ impl RateLimits {
         Arc::new(Self {
             per_ip,
             per_client,
+            per_account,
             clock: DefaultClock::default(),
         })
     }
@@ -88,11 +101,24 @@ impl RateLimits {
 
     /// `Some(429 response)` when `client_id` is over its limit.
     pub fn check_client(&self, client_id: &str) -> Option<HttpResponse> {
-        let limiter = self.per_client.as_ref()?;
-        limiter
-            .check_key(&client_id.to_owned())
+        self.check_named(self.per_client.as_ref(), client_id)
+    }
+
+    /// `Some(429 response)` when `key` is over `limiter`'s limit.
+    fn check_named(
+        &self,
+        limiter: Option<&DefaultKeyedRateLimiter<String>>,
+        key: &str,
+    ) -> Option<HttpResponse> {
+        limiter?
+            .check_key(&key.to_owned())
             .err()
             .map(|not_until| too_many(not_until.wait_time_from(self.clock.now())))
+    }
+
+    /// `Some(429 response)` when `user_id` started too many account changes.
+    pub fn check_account(&self, user_id: &str) -> Option<HttpResponse> {
+        self.check_named(self.per_account.as_ref(), user_id)
     }
 
     /// Forgets idle keys so that the maps do not grow without bound.
@@ -101,7 +127,7 @@ impl RateLimits {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        if let Some(l) = &self.per_client {
+        for l in [&self.per_client, &self.per_account].into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
         }

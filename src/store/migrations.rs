@@ -89,6 +89,11 @@ const SQLITE: &[Source] = &[
         "broker_upgrade_order",
         include_str!("../../migrations/sqlite/0017_broker_upgrade_order.sql"),
     ),
+    (
+        18,
+        "stated_auth_time",
+        include_str!("../../migrations/sqlite/0018_stated_auth_time.sql"),
+    ),
 ];
 
 const POSTGRES: &[Source] = &[
@@ -171,6 +176,11 @@ const POSTGRES: &[Source] = &[
         17,
         "broker_upgrade_order",
         include_str!("../../migrations/postgres/0017_broker_upgrade_order.sql"),
+    ),
+    (
+        18,
+        "stated_auth_time",
+        include_str!("../../migrations/postgres/0018_stated_auth_time.sql"),
     ),
 ];
 

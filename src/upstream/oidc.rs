@@ -421,6 +421,9 @@ impl<P: Preset> OidcConnector<P> {
             .and_then(Value::as_str)
             .ok_or_else(|| UpstreamError::MissingClaim("sub".into()))?
             .to_owned();
+        // Read from the ID token only, before userinfo is merged: userinfo states nothing
+        // about when the user authenticated.
+        let auth_time = stated_auth_time(&claims, crate::store::now())?;
         if let Some(prev) = previous
             && prev.subject != subject
         {
@@ -463,8 +466,36 @@ impl<P: Preset> OidcConnector<P> {
             &self.config.rules,
             &claims,
         );
-        Ok(mapped.identity(self.config.id.clone(), subject, Some(tokens)))
+        let mut identity = mapped.identity(self.config.id.clone(), subject, Some(tokens));
+        identity.auth_time = auth_time;
+        Ok(identity)
     }
+}
+
+/// When the provider says it authenticated the user: the ID token's `auth_time` (OIDC Core
+/// 2), a number of seconds, not later than now beyond the clock skew. `None` when the token
+/// does not say: then nothing is known about how fresh the login was (an IdP may answer from
+/// an old session whatever Portico asked), and nothing that needs a fresh authentication
+/// may rely on it.
+fn stated_auth_time(claims: &Map<String, Value>, now: i64) -> Result<Option<i64>, UpstreamError> {
+    let Some(value) = claims.get("auth_time") else {
+        return Ok(None);
+    };
+    let at = match value {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.abs() < 1e15)
+                .map(|f| f.floor() as i64)
+        }),
+        _ => None,
+    }
+    .ok_or_else(|| UpstreamError::InvalidIdToken("its auth_time is not a number".into()))?;
+    if at > now + IAT_LEEWAY_SECS {
+        return Err(UpstreamError::InvalidIdToken(
+            "its auth_time is in the future".into(),
+        ));
+    }
+    Ok(Some(at))
 }
 
 /// Applies a claim mapping and the provider's rules to a merged claim set (a login, and the
@@ -649,5 +680,45 @@ impl<P: Preset> RefreshIdentity for OidcConnector<P> {
             self.preset.check(&identity, Some(previous))?;
             Ok(identity)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stated(claims: Value) -> Result<Option<i64>, UpstreamError> {
+        stated_auth_time(claims.as_object().unwrap(), 1_000_000)
+    }
+
+    #[test]
+    fn auth_time_is_read_only_when_it_is_a_plausible_number() {
+        assert_eq!(stated(json!({"sub": "a"})).unwrap(), None);
+        assert_eq!(
+            stated(json!({"auth_time": 999_000})).unwrap(),
+            Some(999_000)
+        );
+        assert_eq!(
+            stated(json!({"auth_time": 999_000.7})).unwrap(),
+            Some(999_000)
+        );
+        // Within the clock skew of now, and no further.
+        assert_eq!(
+            stated(json!({"auth_time": 1_000_000 + IAT_LEEWAY_SECS})).unwrap(),
+            Some(1_000_000 + IAT_LEEWAY_SECS)
+        );
+        for bad in [
+            json!({"auth_time": 1_000_000 + IAT_LEEWAY_SECS + 1}),
+            json!({"auth_time": "999000"}),
+            json!({"auth_time": null}),
+            json!({"auth_time": true}),
+            json!({"auth_time": 1e300}),
+        ] {
+            assert!(
+                matches!(stated(bad.clone()), Err(UpstreamError::InvalidIdToken(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -70,6 +70,13 @@ impl ProviderKind {
         }
     }
 
+    /// Whether providers of this kind can say when they authenticated the user (an OIDC ID
+    /// token's `auth_time`, a SAML AuthnInstant). GitHub's OAuth cannot: a GitHub login never
+    /// proves that anyone authenticated recently.
+    pub fn states_auth_time(self) -> bool {
+        !matches!(self, ProviderKind::Github)
+    }
+
     /// The registered kind named `raw`.
     pub fn parse(raw: &str) -> Option<Self> {
         super::kinds::KINDS

@@ -372,6 +372,22 @@ pub async fn find_in(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Whether `user_id` has an identity at `provider_id`, in the caller's transaction.
+pub async fn user_has_at_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    provider_id: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM identities WHERE user_id = $1 AND provider_id = $2",
+    )
+    .bind(user_id)
+    .bind(provider_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
+}
+
 /// How many identities `user_id` has, in the caller's transaction.
 pub async fn count_of_user_in(conn: &mut AnyConnection, user_id: &str) -> Result<i64, StoreError> {
     Ok(

@@ -4,6 +4,7 @@
 //!
 //! - an identity that belongs to another user is never moved or merged: linking it is refused
 //!   ([`LinkError::BelongsToAnother`]) and both users stay as they were;
+//! - a user has at most one identity per provider ([`LinkError::SameProvider`]);
 //! - a user's last identity is never removed ([`LinkError::LastIdentity`]): without one, the
 //!   user could never sign in again;
 //! - unlinking takes with it what the identity still carried: its upstream tokens (sealed in
@@ -58,6 +59,8 @@ pub enum LinkError {
     LastIdentity,
     #[error("this identity belongs to another user")]
     BelongsToAnother { other_user_id: String },
+    #[error("the user already has an identity at this provider")]
+    SameProvider,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -107,6 +110,11 @@ pub async fn link_in(
         }
         Some((_, other_user_id)) => return Err(LinkError::BelongsToAnother { other_user_id }),
         None => {}
+    }
+    // One account per provider and user: a second one would be a second way in that the
+    // account page never offered (it lists providers, not accounts).
+    if identities::user_has_at_in(conn, user_id, provider).await? {
+        return Err(LinkError::SameProvider);
     }
     let identity_id = uuid::Uuid::new_v4().to_string();
     identities::insert_in(conn, &identity_id, user_id, provider, &identity.subject).await?;

@@ -25,6 +25,14 @@ on_both_backends!(
     admin_unlink_revokes_the_identitys_tokens,
     the_admin_ui_unlinks_after_asking,
     a_saml_step_up_must_be_a_fresh_authentication,
+    a_silent_step_up_at_an_unlocked_browser_connects_nothing,
+    a_session_from_a_silent_sign_in_is_not_fresh_for_connecting,
+    a_connect_is_forced_and_confirmed_before_anything_is_linked,
+    a_connect_login_is_pinned_to_the_posted_provider,
+    a_step_up_gives_the_session_a_new_cookie,
+    a_session_that_needs_a_new_login_is_signed_out_here,
+    a_session_from_a_disabled_provider_changes_no_accounts,
+    account_changes_are_rate_limited_per_user,
 );
 
 /// Two providers on two stand-ins: `corp` (Alice's first) and `other`.
@@ -160,9 +168,23 @@ async fn audit(s: &Setup, action: &str) -> Vec<(String, String, Value)> {
         .collect()
 }
 
-/// Connects `provider` from the account page in `b` (a fresh session: no step-up); returns
-/// the final URL, status and page.
+/// Connects `provider` from the account page in `b`, confirming the account when asked;
+/// returns the final URL, status and page.
 async fn connect(s: &Setup, b: &reqwest::Client, provider: &str) -> (String, u16, String) {
+    let (url, status, page) = connect_unconfirmed(s, b, provider).await;
+    if status == 200 && url.contains("/account/confirm?") {
+        return answer_confirmation(s, b, &page, "connect").await;
+    }
+    (url, status, page)
+}
+
+/// Starts connecting `provider` from the account page in `b`, up to the first page (the
+/// confirmation, or a refusal); returns its URL, status and body.
+async fn connect_unconfirmed(
+    s: &Setup,
+    b: &reqwest::Client,
+    provider: &str,
+) -> (String, u16, String) {
     let csrf = csrf_in(&account(s, b).await);
     let res = post(
         s,
@@ -171,6 +193,36 @@ async fn connect(s: &Setup, b: &reqwest::Client, provider: &str) -> (String, u16
         &[("csrf", &csrf), ("provider", provider)],
     )
     .await;
+    follow(b, &s.app, res, None).await
+}
+
+/// The held connect a confirmation page names (its hidden `c`).
+fn held_in(page: &str) -> String {
+    let start = page
+        .find("name=\"c\" value=\"")
+        .expect("a confirmation page")
+        + "name=\"c\" value=\"".len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Answers the confirmation `page` in `b` with `decision`; returns the final URL, status, page.
+async fn answer_confirmation(
+    s: &Setup,
+    b: &reqwest::Client,
+    page: &str,
+    decision: &str,
+) -> (String, u16, String) {
+    let form = [
+        ("csrf", csrf_in(page)),
+        ("c", held_in(page)),
+        ("decision", decision.to_owned()),
+    ];
+    let res = b
+        .post(s.app.url("/account/confirm"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     follow(b, &s.app, res, None).await
 }
 
@@ -247,8 +299,9 @@ async fn a_user_connects_a_second_provider_and_disconnects_it(db: &TestDb) {
         user_of(&s, "other", "alice-at-other").await,
         Some(alice_id.clone())
     );
-    // The other stand-in was not asked to force a login: the session is fresh.
-    assert_eq!(s.other.prompts(), vec![None]);
+    // No step-up at corp (the session is fresh); the connect login at `other` was forced.
+    assert_eq!(s.corp.prompts(), vec![None]);
+    assert_eq!(s.other.prompts(), vec![Some("login".into())]);
 
     let linked = events(&s.app, "identity.linked").await;
     assert_eq!(linked.len(), 1, "{linked:?}");
@@ -344,6 +397,19 @@ async fn account_forms_without_the_csrf_token_change_nothing(db: &TestDb) {
     s.app.stop();
 }
 
+/// Makes every session's sign-in `secs` older, both Portico's time and the provider's stated
+/// one.
+async fn age_sessions(app: &TestApp, secs: i64) {
+    sqlx::query(
+        "UPDATE sso_sessions SET auth_time = auth_time - $1, \
+         stated_auth_time = stated_auth_time - $1",
+    )
+    .bind(secs)
+    .execute(app.state.store.pool())
+    .await
+    .unwrap();
+}
+
 /// The id of `user_id`'s identity at `provider`.
 async fn identity_at(s: &Setup, user_id: &str, provider: &str) -> String {
     let found = identities_of(s, user_id).await.into_iter();
@@ -410,7 +476,9 @@ async fn a_link_callback_in_another_browser_or_replayed_is_refused(db: &TestDb) 
     // A completed link, replayed in the same browser, does nothing more.
     let callback = link_callback(&s, &alice).await;
     let res = alice.get(&callback).send().await.unwrap();
-    let (url, status, _) = follow(&alice, &s.app, res, None).await;
+    let (_, status, page) = follow(&alice, &s.app, res, None).await;
+    assert_eq!(status, 200);
+    let (url, status, _) = answer_confirmation(&s, &alice, &page, "connect").await;
     assert_eq!(status, 200);
     assert!(url.ends_with("/account?done=connected"), "{url}");
     let res = alice.get(&callback).send().await.unwrap();
@@ -528,22 +596,25 @@ async fn a_stale_session_signs_in_again_before_connecting(db: &TestDb) {
     let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
     assert_eq!(s.corp.prompts(), vec![None]);
     // The session's sign-in is ten minutes old.
-    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 600 WHERE user_id = $1")
-        .bind(&alice_id)
-        .execute(s.app.state.store.pool())
-        .await
-        .unwrap();
+    age_sessions(&s.app, 600).await;
 
     let (url, status, page) = connect(&s, &alice, "other").await;
     assert_eq!(status, 200, "{url}: {page}");
     assert!(url.ends_with("/account?done=connected"), "{url}");
     // Corp was asked to authenticate Alice again before `other` was asked at all.
     assert_eq!(s.corp.prompts(), vec![None, Some("login".into())]);
-    assert_eq!(s.other.prompts(), vec![None]);
+    assert_eq!(s.other.prompts(), vec![Some("login".into())]);
     assert_eq!(
         user_of(&s, "other", "alice-at-other").await,
         Some(alice_id.clone())
     );
+    // The step-up is recorded as a login (for the account page, marked as a step-up).
+    let logins = events(&s.app, "login.succeeded").await;
+    assert_eq!(logins.len(), 2, "{logins:?}");
+    let step_ups: Vec<&Value> = logins.iter().filter(|e| e["step_up"] == true).collect();
+    assert_eq!(step_ups.len(), 1, "{logins:?}");
+    assert_eq!(step_ups[0]["user_id"], alice_id.as_str());
+    assert_eq!(step_ups[0]["client_id"], Value::Null);
     let auth_time: i64 =
         sqlx::query_scalar("SELECT auth_time FROM sso_sessions WHERE user_id = $1")
             .bind(&alice_id)
@@ -556,11 +627,7 @@ async fn a_stale_session_signs_in_again_before_connecting(db: &TestDb) {
     );
 
     // A step-up that comes back as someone else changes nothing.
-    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 600 WHERE user_id = $1")
-        .bind(&alice_id)
-        .execute(s.app.state.store.pool())
-        .await
-        .unwrap();
+    age_sessions(&s.app, 600).await;
     s.corp.login_as(UpUser::new("eve-sub", "eve@corp.example"));
     let other_id = identity_at(&s, &alice_id, "other").await;
     let (url, status, page) = disconnect(&s, &alice, &other_id).await;
@@ -792,10 +859,7 @@ async fn a_saml_step_up_must_be_a_fresh_authentication(db: &TestDb) {
             .await
             .unwrap()
     };
-    sqlx::query("UPDATE sso_sessions SET auth_time = auth_time - 600")
-        .execute(app.state.store.pool())
-        .await
-        .unwrap();
+    age_sessions(app, 600).await;
     let connect = || async {
         let page = b.get(app.url("/account")).send().await.unwrap();
         let csrf = csrf_in(&page.text().await.unwrap());
@@ -832,7 +896,371 @@ async fn a_saml_step_up_must_be_a_fresh_authentication(db: &TestDb) {
     let (forced, url, status, page) = saml_answer(&saml, connect().await, 0).await;
     assert!(forced);
     assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.contains("/account/confirm?c="), "{url}");
+    let form = [
+        ("csrf", csrf_in(&page)),
+        ("c", held_in(&page)),
+        ("decision", "connect".to_owned()),
+    ];
+    let res = b
+        .post(app.url("/account/confirm"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let (url, status, page) = follow(b, app, res, None).await;
+    assert_eq!(status, 200, "{url}: {page}");
     assert!(url.ends_with("/account?done=connected"), "{url}");
     assert_eq!(linked().await, 2);
     app.stop();
+}
+
+/// The attack of the security review: at the victim's unlocked browser (her Portico sign-in
+/// ten minutes old, her IdP session still open), the attacker clicks Connect for `other`,
+/// where he is signed in as himself. Her IdP ignores `prompt=login` and answers at once.
+async fn a_silent_step_up_at_an_unlocked_browser_connects_nothing(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    age_sessions(&s.app, 600).await;
+    s.other
+        .login_as(UpUser::new("mallory-at-other", "mallory@other.example"));
+    s.corp.ignore_prompt(true);
+    let refused = |what: &'static str| {
+        let s = &s;
+        let alice = &alice;
+        async move {
+            let (url, status, page) = connect(s, alice, "other").await;
+            assert_eq!(status, 403, "{what}: {url}: {page}");
+            assert!(page.contains("earlier sign-in"), "{what}: {page}");
+            assert!(
+                user_of(s, "other", "mallory-at-other").await.is_none(),
+                "{what}: nothing was connected"
+            );
+            assert!(s.other.prompts().is_empty(), "{what}: never sent on");
+        }
+    };
+
+    // It does not say when it authenticated her: refused.
+    s.corp.state_auth_time(false);
+    refused("no auth_time").await;
+    // It says, truthfully, that it authenticated her an hour ago: refused.
+    s.corp.state_auth_time(true);
+    s.corp
+        .signed_in_at("alice-sub", portico::store::now() - 3600);
+    refused("an old auth_time").await;
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    let failed = events(&s.app, "login.failed").await;
+    let step_up_failures = failed
+        .iter()
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .contains("as the step-up asked")
+        })
+        .count();
+    assert_eq!(step_up_failures, 2, "{failed:?}");
+    // The step-up asked for a new authentication every time.
+    assert!(
+        s.corp.prompts()[1..]
+            .iter()
+            .all(|p| p.as_deref() == Some("login")),
+        "{:?}",
+        s.corp.prompts()
+    );
+
+    // An IdP that does authenticate her again (and says so) lets the connect go on.
+    s.corp.ignore_prompt(false);
+    s.other
+        .login_as(UpUser::new("alice-at-other", "alice@other.example"));
+    let (url, status, page) = connect(&s, &alice, "other").await;
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.ends_with("/account?done=connected"), "{url}");
+    assert_eq!(user_of(&s, "other", "alice-at-other").await, Some(alice_id));
+    s.app.stop();
+}
+
+/// Signed out of Portico but not of her IdP (which ignores `prompt=login`), the victim's
+/// browser signs in to /account silently. That sign-in is new to Portico, not to anyone at the
+/// browser: it must not count as recent for connecting.
+async fn a_session_from_a_silent_sign_in_is_not_fresh_for_connecting(db: &TestDb) {
+    let s = setup(db).await;
+    s.other
+        .login_as(UpUser::new("mallory-at-other", "mallory@other.example"));
+    // Her IdP session is an hour old.
+    s.corp
+        .signed_in_at("alice-sub", portico::store::now() - 3600);
+    s.corp.ignore_prompt(true);
+    for states in [false, true] {
+        s.corp.state_auth_time(states);
+        let b = browser();
+        sign_in(&s, &b, "corp").await;
+        let (url, status, page) = connect(&s, &b, "other").await;
+        assert_eq!(status, 403, "auth_time stated: {states}: {url}: {page}");
+        assert!(page.contains("earlier sign-in"), "{page}");
+        // The connect first went back to corp, forced; `other` was never asked.
+        assert_eq!(s.corp.prompts().last(), Some(&Some("login".to_owned())));
+        assert!(s.other.prompts().is_empty());
+        assert!(user_of(&s, "other", "mallory-at-other").await.is_none());
+    }
+    // The sign-in time a provider did not state is not recorded as stated.
+    let stated: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT stated_auth_time FROM sso_sessions ORDER BY auth_time")
+            .fetch_all(s.app.state.store.pool())
+            .await
+            .unwrap();
+    assert!(stated.contains(&None), "{stated:?}");
+    s.app.stop();
+}
+
+/// The attacker at the victim's fresh session clicks Connect: whatever account the provider's
+/// session holds must not be linked unseen. The connect login is forced, and what comes back
+/// is only linked once the user confirms it on a page naming it; the held result is single
+/// use, bound to the browser and the session, and a cancel links nothing.
+async fn a_connect_is_forced_and_confirmed_before_anything_is_linked(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    s.other
+        .login_as(UpUser::new("mallory-at-other", "mallory@other.example"));
+
+    let (url, status, page) = connect_unconfirmed(&s, &alice, "other").await;
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.contains("/account/confirm?c="), "{url}");
+    assert_eq!(
+        s.other.prompts(),
+        vec![Some("login".to_owned())],
+        "the connect login was forced"
+    );
+    assert!(page.contains("mallory@other.example"), "{page}");
+    assert!(page.contains("alice@corp.example"), "{page}");
+    assert!(
+        user_of(&s, "other", "mallory-at-other").await.is_none(),
+        "nothing is linked before the user confirms"
+    );
+    let held = held_in(&page);
+    let csrf = csrf_in(&page);
+    let confirm_in = |b: &reqwest::Client, csrf: String, held: String| {
+        let b = b.clone();
+        let url = s.app.url("/account/confirm");
+        async move {
+            let form = [("csrf", csrf), ("c", held), ("decision", "connect".into())];
+            b.post(url).form(&form).send().await.unwrap()
+        }
+    };
+    // A forged confirmation (no or another CSRF token) changes nothing.
+    let res = confirm_in(&alice, "forged".into(), held.clone()).await;
+    assert_eq!(res.status(), 403);
+    // Another browser, even signed in as Alice, cannot spend it (nor see it).
+    let other_browser = browser();
+    sign_in(&s, &other_browser, "corp").await;
+    let theirs = csrf_in(&account(&s, &other_browser).await);
+    let res = confirm_in(&other_browser, theirs, held.clone()).await;
+    assert_eq!(res.status(), 400, "not this browser's");
+    let res = other_browser
+        .get(s.app.url(&format!("/account/confirm?c={held}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(user_of(&s, "other", "mallory-at-other").await.is_none());
+
+    // Alice cancels: nothing is linked, and the held result is gone.
+    let (url, status, _) = answer_confirmation(&s, &alice, &page, "cancel").await;
+    assert_eq!(status, 200);
+    assert!(url.ends_with("/account?done=cancelled"), "{url}");
+    let res = confirm_in(&alice, csrf.clone(), held.clone()).await;
+    assert_eq!(res.status(), 400, "a cancelled connect cannot be confirmed");
+    assert!(user_of(&s, "other", "mallory-at-other").await.is_none());
+    assert!(events(&s.app, "identity.linked").await.is_empty());
+
+    // Her own account, confirmed, is linked once; the confirmation cannot be replayed.
+    s.other
+        .login_as(UpUser::new("alice-at-other", "alice@other.example"));
+    let (_, _, page) = connect_unconfirmed(&s, &alice, "other").await;
+    assert!(page.contains("alice@other.example"), "{page}");
+    let (url, status, _) = answer_confirmation(&s, &alice, &page, "connect").await;
+    assert_eq!(status, 200);
+    assert!(url.ends_with("/account?done=connected"), "{url}");
+    assert_eq!(user_of(&s, "other", "alice-at-other").await, Some(alice_id));
+    let res = confirm_in(&alice, csrf_in(&page), held_in(&page)).await;
+    assert_eq!(res.status(), 400, "single use");
+    assert_eq!(events(&s.app, "identity.linked").await.len(), 1);
+    s.app.stop();
+}
+
+/// The connect form names `other`; the attacker edits the sign-in URL it leads to
+/// (`/login?req=…&provider=corp`) to connect an account at another provider (here a second
+/// one at `corp`, which the page never offers). The login is pinned to the posted provider.
+async fn a_connect_login_is_pinned_to_the_posted_provider(db: &TestDb) {
+    let s = setup(db).await;
+    let alice = browser();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    let csrf = csrf_in(&account(&s, &alice).await);
+    let res = post(
+        &s,
+        &alice,
+        "/account/connect",
+        &[("csrf", &csrf), ("provider", "other")],
+    )
+    .await;
+    assert!(res.status().is_redirection());
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("provider=other"), "{location}");
+    let edited = location.replace("provider=other", "provider=corp");
+    s.corp.login_as(UpUser::new("eve-sub", "eve@corp.example"));
+    let res = alice.get(s.app.url(&edited)).send().await.unwrap();
+    let (url, status, page) = follow(&alice, &s.app, res, None).await;
+    if status == 200 && url.contains("/account/confirm?") {
+        // Even confirmed, nothing may be linked.
+        let (url, status, page) = answer_confirmation(&s, &alice, &page, "connect").await;
+        panic!("the edited connect reached a confirmation: {url} {status} {page}");
+    }
+    assert_eq!(status, 400, "{url}: {page}");
+    assert!(user_of(&s, "corp", "eve-sub").await.is_none());
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    let failed = events(&s.app, "login.failed").await;
+    assert!(
+        failed.iter().any(|e| e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another provider than the one asked")),
+        "{failed:?}"
+    );
+    s.app.stop();
+}
+
+/// An attacker who took Alice's session cookie and a CSRF token from her account page (while
+/// her sign-in was stale) waits for her to step up, then uses them within the fresh window.
+/// The step-up gave her browser a new cookie: the old one is signed out.
+async fn a_step_up_gives_the_session_a_new_cookie(db: &TestDb) {
+    let s = setup(db).await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let alice = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    sign_in(&s, &alice, "corp").await;
+    let alice_id = user_of(&s, "corp", "alice-sub").await.unwrap();
+    age_sessions(&s.app, 600).await;
+    let site = url::Url::parse(&s.app.url("/")).unwrap();
+    let stolen = reqwest::cookie::CookieStore::cookies(&*jar, &site).unwrap();
+    let stolen_csrf = csrf_in(&account(&s, &alice).await);
+
+    // Alice connects `other`, signing in again first.
+    let (url, status, page) = connect(&s, &alice, "other").await;
+    assert_eq!(status, 200, "{url}: {page}");
+    assert!(url.ends_with("/account?done=connected"), "{url}");
+    assert_eq!(s.corp.prompts().last(), Some(&Some("login".to_owned())));
+    let other_id = identity_at(&s, &alice_id, "other").await;
+
+    // The attacker's copy of the old cookie is signed out; Alice's browser is not.
+    let attacker = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = attacker
+        .post(s.app.url("/account/disconnect"))
+        .header("cookie", stolen.clone())
+        .form(&[
+            ("csrf", stolen_csrf.as_str()),
+            ("identity", other_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("Please sign in"));
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 2);
+    let res = attacker
+        .get(s.app.url("/account"))
+        .header("cookie", stolen)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "the old cookie finds no session");
+    assert!(
+        account(&s, &alice)
+            .await
+            .contains("id=\"disconnect-other\"")
+    );
+    s.app.stop();
+}
+
+/// Alice signed in to the account page through `corp`: her browser, user id and a CSRF token.
+async fn alice_signed_in(s: &Setup) -> (reqwest::Client, String, String) {
+    let alice = browser();
+    sign_in(s, &alice, "corp").await;
+    let alice_id = user_of(s, "corp", "alice-sub").await.unwrap();
+    let csrf = csrf_in(&account(s, &alice).await);
+    (alice, alice_id, csrf)
+}
+
+/// POSTs a connect of `other` in `b`, which must be refused (403) before `other` is asked;
+/// returns the page.
+async fn refused_connect(s: &Setup, b: &reqwest::Client, csrf: &str) -> String {
+    let form = [("csrf", csrf), ("provider", "other")];
+    let res = post(s, b, "/account/connect", &form).await;
+    assert_eq!(res.status(), 403);
+    assert!(s.other.prompts().is_empty(), "never sent on");
+    res.text().await.unwrap()
+}
+
+/// Alice's upstream grant ended (a refresh met `invalid_grant`: her identity needs a new
+/// login). Her old session must not change her accounts, nor show the page.
+async fn a_session_that_needs_a_new_login_is_signed_out_here(db: &TestDb) {
+    let s = setup(db).await;
+    let (alice, alice_id, csrf) = alice_signed_in(&s).await;
+    sqlx::query("UPDATE identities SET needs_login = 1 WHERE user_id = $1")
+        .bind(&alice_id)
+        .execute(s.app.state.store.pool())
+        .await
+        .unwrap();
+    let res = alice.get(s.app.url("/account")).send().await.unwrap();
+    assert_eq!(res.status(), 302, "sent to sign in again");
+    let res = refused_connect(&s, &alice, &csrf).await;
+    assert!(res.contains("Nothing was changed") || res.contains("Please sign in"));
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    s.app.stop();
+}
+
+/// An admin turned off the provider Alice's session came through (say, after it was found
+/// compromised). That session may no longer connect or disconnect accounts.
+async fn a_session_from_a_disabled_provider_changes_no_accounts(db: &TestDb) {
+    let s = setup(db).await;
+    let (alice, alice_id, csrf) = alice_signed_in(&s).await;
+    sqlx::query("UPDATE providers SET enabled = 0 WHERE id = 'corp'")
+        .execute(s.app.state.store.pool())
+        .await
+        .unwrap();
+    let res = refused_connect(&s, &alice, &csrf).await;
+    assert!(res.contains("no longer available"));
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    s.app.stop();
+}
+
+/// One user (or a script holding her session) posting account forms in a loop is stopped with
+/// 429 and `Retry-After` after the per-user burst; each form would otherwise start a sign-in.
+async fn account_changes_are_rate_limited_per_user(db: &TestDb) {
+    let s = setup(db).await;
+    let (alice, _, csrf) = alice_signed_in(&s).await;
+    let burst = 2 * portico::ops::ratelimit::ACCOUNT_CHANGES_PER_MINUTE as usize;
+    let mut statuses = Vec::new();
+    // Twice the burst: even at one request a second the bucket (one more per 6 s) runs dry.
+    for _ in 0..2 * burst {
+        let form = [("csrf", csrf.as_str()), ("identity", "not-hers")];
+        let res = post(&s, &alice, "/account/disconnect", &form).await;
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+        }
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses[0], 404, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    s.app.stop();
 }

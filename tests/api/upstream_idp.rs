@@ -1,6 +1,9 @@
 //! A real OpenID Connect provider served over HTTP inside the tests: discovery, JWKS, an
 //! authorize endpoint that logs in the "current" user at once and redirects back with a code,
 //! a token endpoint (code with PKCE, refresh) that signs real RS256 ID tokens, and userinfo.
+//! It keeps its own sessions: it authenticates a user again only when asked (`prompt=login`,
+//! `max_age`), and states when in the ID token's `auth_time`, unless told to ignore those
+//! requests or to leave `auth_time` out, as some real IdPs do.
 //! It can be told to misbehave, to test what Portico refuses.
 
 #![allow(dead_code)]
@@ -65,6 +68,8 @@ struct Grant {
     redirect_uri: String,
     sub: String,
     scope: String,
+    /// When the stand-in last authenticated the user (its own session's sign-in time).
+    auth_time: i64,
 }
 
 /// The scopes every grant of the stand-in carries.
@@ -102,6 +107,13 @@ struct Inner {
     prompts: Mutex<Vec<Option<String>>>,
     /// When set, token responses leave `scope` out (RFC 6749 5.1: "the same as requested").
     omit_scope: AtomicBool,
+    /// The stand-in's own sessions: when it last authenticated each subject. It answers from
+    /// them unless asked (`prompt=login`, a `max_age` they exceed) to authenticate again.
+    signed_in_at: Mutex<HashMap<String, i64>>,
+    /// When set, it ignores `prompt=login` and `max_age` (answers from its session anyway).
+    ignores_prompt: AtomicBool,
+    /// Whether its ID tokens state `auth_time` (on by default).
+    states_auth_time: AtomicBool,
 }
 
 pub struct Upstream {
@@ -149,6 +161,9 @@ impl Upstream {
             back_channel_calls: AtomicUsize::new(0),
             prompts: Mutex::new(Vec::new()),
             omit_scope: AtomicBool::new(false),
+            signed_in_at: Mutex::new(HashMap::new()),
+            ignores_prompt: AtomicBool::new(false),
+            states_auth_time: AtomicBool::new(true),
         });
         let data = inner.clone();
         let server = HttpServer::new(move || {
@@ -247,6 +262,22 @@ impl Upstream {
         self.inner.prompts.lock().unwrap().clone()
     }
 
+    /// Makes it ignore `prompt=login` and `max_age`, answering from its own session (or obey
+    /// them again): an IdP that does not authenticate again when asked.
+    pub fn ignore_prompt(&self, ignores: bool) {
+        self.inner.ignores_prompt.store(ignores, Ordering::SeqCst);
+    }
+
+    /// Makes its ID tokens state `auth_time` (the default) or leave it out.
+    pub fn state_auth_time(&self, states: bool) {
+        self.inner.states_auth_time.store(states, Ordering::SeqCst);
+    }
+
+    /// Sets when its own session authenticated `sub` (to make that session old).
+    pub fn signed_in_at(&self, sub: &str, at: i64) {
+        (self.inner.signed_in_at.lock().unwrap()).insert(sub.to_owned(), at);
+    }
+
     /// Makes every upstream refresh token invalid (the user's upstream grant was revoked).
     pub fn revoke_refresh_tokens(&self) {
         self.inner.refresh.lock().unwrap().clear();
@@ -296,6 +327,27 @@ async fn authorize(s: web::Data<Inner>, q: web::Query<HashMap<String, String>>) 
         return HttpResponse::BadRequest().body("bad authorize request");
     }
     s.prompts.lock().unwrap().push(q.get("prompt").cloned());
+    let sub = s.current.lock().unwrap().clone();
+    let now = portico::store::now();
+    let auth_time = {
+        let mut sessions = s.signed_in_at.lock().unwrap();
+        let last = sessions.get(&sub).copied();
+        let forced = q
+            .get("prompt")
+            .is_some_and(|p| p.split(' ').any(|p| p == "login"));
+        let too_old = q
+            .get("max_age")
+            .and_then(|m| m.parse::<i64>().ok())
+            .is_some_and(|max| last.is_none_or(|at| now - at > max));
+        let obeys = !s.ignores_prompt.load(Ordering::SeqCst);
+        match last {
+            Some(at) if !(obeys && (forced || too_old)) => at,
+            _ => {
+                sessions.insert(sub.clone(), now);
+                now
+            }
+        }
+    };
     let code = random();
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     let asked = q.get("scope").cloned().unwrap_or_default();
@@ -315,8 +367,9 @@ async fn authorize(s: web::Data<Inner>, q: web::Query<HashMap<String, String>>) 
             nonce: q.get("nonce").cloned(),
             challenge: q.get("code_challenge").cloned().unwrap_or_default(),
             redirect_uri: redirect_uri.clone(),
-            sub: s.current.lock().unwrap().clone(),
+            sub,
             scope,
+            auth_time,
         },
     );
     let mut url = url::Url::parse(&redirect_uri).unwrap();
@@ -332,7 +385,7 @@ fn token_error(error: &str) -> HttpResponse {
     HttpResponse::BadRequest().json(json!({ "error": error }))
 }
 
-fn id_token(s: &Inner, user: &UpUser, nonce: Option<&str>) -> String {
+fn id_token(s: &Inner, user: &UpUser, nonce: Option<&str>, auth_time: Option<i64>) -> String {
     let how = *s.misbehave.lock().unwrap();
     let now = portico::store::now();
     let mut claims = json!({
@@ -349,6 +402,9 @@ fn id_token(s: &Inner, user: &UpUser, nonce: Option<&str>) -> String {
     });
     for (k, v) in &user.extra {
         claims[k] = v.clone();
+    }
+    if let Some(at) = auth_time.filter(|_| s.states_auth_time.load(Ordering::SeqCst)) {
+        claims["auth_time"] = json!(at);
     }
     match (how, nonce) {
         (Misbehave::WrongNonce, _) => claims["nonce"] = json!("not-the-nonce"),
@@ -383,7 +439,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
         return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" }));
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let (sub, nonce, scope) = match form.get("grant_type").map(String::as_str) {
+    let (sub, nonce, scope, auth_time) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(grant) = form
                 .get("code")
@@ -398,7 +454,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
             {
                 return token_error("invalid_grant");
             }
-            (grant.sub, grant.nonce, grant.scope)
+            (grant.sub, grant.nonce, grant.scope, Some(grant.auth_time))
         }
         Some("refresh_token") => {
             s.refresh_calls.fetch_add(1, Ordering::SeqCst);
@@ -412,7 +468,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
             else {
                 return token_error("invalid_grant");
             };
-            (sub, None, scope)
+            (sub, None, scope, None)
         }
         _ => return token_error("unsupported_grant_type"),
     };
@@ -423,7 +479,7 @@ async fn token(s: web::Data<Inner>, req: HttpRequest, body: web::Bytes) -> HttpR
     let refresh = random();
     s.access.lock().unwrap().insert(access.clone(), sub.clone());
     (s.refresh.lock().unwrap()).insert(refresh.clone(), (sub, scope.clone()));
-    let id_token = id_token(&s, &user, nonce.as_deref());
+    let id_token = id_token(&s, &user, nonce.as_deref(), auth_time);
     s.issued
         .lock()
         .unwrap()

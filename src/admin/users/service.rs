@@ -50,8 +50,10 @@ impl From<LinkError> for UserAdminError {
     fn from(e: LinkError) -> Self {
         match e {
             LinkError::UserNotFound(id) => UserAdminError::NotFound(id),
-            LinkError::IdentityNotFound(id) | LinkError::BelongsToAnother { other_user_id: id } => {
-                UserAdminError::IdentityNotFound(id)
+            LinkError::IdentityNotFound(id) => UserAdminError::IdentityNotFound(id),
+            // Never another user's id in an answer about this one.
+            LinkError::BelongsToAnother { .. } | LinkError::SameProvider => {
+                UserAdminError::IdentityNotFound("(not this user's)".to_owned())
             }
             LinkError::LastIdentity => UserAdminError::LastIdentity,
             LinkError::Store(e) => UserAdminError::Store(e),

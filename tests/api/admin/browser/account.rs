@@ -65,8 +65,13 @@ async fn walk(app: &TestApp, driver: &super::Driver, browser: &fantoccini::Clien
     axe.check_both_schemes(browser, driver, "account page, one account")
         .await;
 
-    // Connect the second provider: its sign-in, then back to the page, which lists both.
+    // Connect the second provider: its sign-in, the question naming the account, then back
+    // to the page, which lists both.
     click(browser, "#connect-partner").await;
+    wait_for(browser, "#confirm-connect").await;
+    axe.check_both_schemes(browser, driver, "connect confirmation")
+        .await;
+    click(browser, "#confirm-connect").await;
     at(browser, "done=connected").await;
     wait_for(browser, "#account-notice").await;
     wait_for(browser, "#disconnect-partner").await;
