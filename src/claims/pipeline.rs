@@ -3,8 +3,13 @@
 //!
 //! Why one pipeline: a group name means something only in its directory. Without a prefix per
 //! provider, a group `admin` at any directory would grant the `admin` of every other. So every
-//! connector (OIDC, Google, SAML, GitHub) hands its raw groups to [`apply`], and the core never
-//! sees an unprocessed name. The steps, in order:
+//! connector (OIDC, Google, SAML, GitHub) hands its raw groups to [`apply`]. The prefix is the
+//! admin's choice, not a guarantee: a provider WITHOUT one passes names as its directory sends
+//! them, `corp:admin` included, so with two or more providers each needs its own (Portico warns
+//! at start and on the providers page, [`unprefixed`]). What is enforced: with a prefix, rules
+//! that could never match or that rename out of it are refused ([`ClaimRules::parse`]); across
+//! providers, prefixes may not overlap and no rename may land in another's namespace
+//! ([`check_namespaces`]). The steps, in order:
 //!
 //! 1. `group_prefix` is put in front of every name, FIRST, so that every later rule (and every
 //!    client) sees `corp:admin`, never a bare `admin`;
@@ -436,6 +441,92 @@ impl ClaimRules {
     pub fn rename_targets(&self) -> impl Iterator<Item = &str> {
         self.rename.values().map(String::as_str)
     }
+}
+
+/// Why the group namespaces of two providers collide: the option to fix, and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clash {
+    /// The provider whose option clashes.
+    pub provider: String,
+    pub option: &'static str,
+    pub message: String,
+}
+
+impl ClaimRules {
+    /// The rules in a provider's stored settings or options object (other keys ignored);
+    /// `None` for settings that do not read as rules (the kind's own check reports them).
+    pub fn of_settings(settings: &Value) -> Option<Self> {
+        serde_json::from_value(settings.clone()).ok()
+    }
+}
+
+/// Checks that no provider can hand out names in another provider's namespace: two prefixes
+/// may not overlap (one may not start with the other: `corp:` and `corp:eu:`), and a rename
+/// target may not start with another provider's prefix (`"gh:x" = "corp:admin"`). Without
+/// this, a group of one directory could pass for a group of another. The first clash found,
+/// naming the provider (among `changed`, when given: the one being written) and the option.
+pub fn check_namespaces<'a>(
+    providers: &[(&'a str, &'a ClaimRules)],
+    changed: Option<&str>,
+) -> Result<(), Clash> {
+    for &(a, rules_a) in providers {
+        for &(b, rules_b) in providers {
+            if a == b {
+                continue;
+            }
+            let Some(prefix_b) = rules_b.prefix() else {
+                continue;
+            };
+            // Report on the provider being written when one is (its form shows it).
+            let (who, other) = match changed {
+                Some(c) if c == b => (b, a),
+                _ => (a, b),
+            };
+            if let Some(prefix_a) = rules_a.prefix()
+                && (prefix_a.starts_with(prefix_b) || prefix_b.starts_with(prefix_a))
+            {
+                let (mine, theirs) = if who == a {
+                    (prefix_a, prefix_b)
+                } else {
+                    (prefix_b, prefix_a)
+                };
+                return Err(Clash {
+                    provider: who.to_owned(),
+                    option: "group_prefix",
+                    message: format!(
+                        "group_prefix `{mine}` overlaps provider `{other}`'s `{theirs}`: one \
+                         starts with the other, so their groups could pass for each other's; \
+                         choose prefixes that do not"
+                    ),
+                });
+            }
+            if let Some(target) = rules_a.rename_targets().find(|t| t.starts_with(prefix_b)) {
+                return Err(Clash {
+                    provider: a.to_owned(),
+                    option: "group_rename",
+                    message: format!(
+                        "group_rename: `{target}` starts with `{prefix_b}`, the group_prefix of \
+                         provider `{b}`: a provider may not hand out another provider's groups"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The providers without a prefix, when two or more map groups: any of them could send a
+/// name that another's apps read as its own (`corp:admin`). Empty when all are prefixed or
+/// only one provider is there.
+pub fn unprefixed<'a>(providers: &[(&'a str, &'a ClaimRules)]) -> Vec<&'a str> {
+    if providers.len() < 2 {
+        return Vec::new();
+    }
+    providers
+        .iter()
+        .filter(|(_, rules)| rules.prefix().is_none())
+        .map(|(id, _)| *id)
+        .collect()
 }
 
 /// With a prefix, every name the rules see starts with it: a rename key or a wildcard-free
@@ -922,6 +1013,34 @@ mod tests {
             json!({"department": "engineering", "level": 3, "staff": true, "tags": ["a", "b"],
                    "cost_center": "cc-42", "team": ["x"]})
         );
+    }
+
+    #[test]
+    fn namespaces_of_providers_may_not_overlap_or_be_renamed_into() {
+        let corp = rules(json!({"group_prefix": "corp:"}));
+        let eu = rules(json!({"group_prefix": "corp:eu:"}));
+        let bare = rules(json!({"group_rename": {"x": "corp:admin"}}));
+        let ok = rules(json!({"group_prefix": "gh:", "group_rename": {"gh:x": "gh:y"}}));
+        assert_eq!(
+            check_namespaces(&[("corp", &corp), ("gh", &ok)], None),
+            Ok(())
+        );
+        let e = check_namespaces(&[("corp", &corp), ("eu", &eu)], Some("eu")).unwrap_err();
+        assert_eq!((e.provider.as_str(), e.option), ("eu", "group_prefix"));
+        assert!(
+            e.message.contains("overlaps provider `corp`"),
+            "{}",
+            e.message
+        );
+        // A prefixed provider cannot rename out of its namespace (refused alone); an
+        // unprefixed one may not rename into another's.
+        let e = check_namespaces(&[("corp", &corp), ("bare", &bare)], None).unwrap_err();
+        assert_eq!((e.provider.as_str(), e.option), ("bare", "group_rename"));
+        assert!(e.message.contains("provider `corp`"), "{}", e.message);
+        // The same prefix twice overlaps too.
+        assert!(check_namespaces(&[("a", &corp), ("b", &corp)], None).is_err());
+        assert_eq!(unprefixed(&[("corp", &corp), ("bare", &bare)]), ["bare"]);
+        assert!(unprefixed(&[("bare", &bare)]).is_empty());
     }
 
     #[test]

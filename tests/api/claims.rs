@@ -29,6 +29,7 @@ on_both_backends!(
     the_admin_api_previews_claims_and_refuses_bad_input,
     the_admin_page_previews_claims_behind_its_csrf_token,
     bad_claim_rules_are_refused_at_start_and_by_the_api,
+    namespaces_may_not_overlap_and_unprefixed_providers_are_warned_about,
 );
 
 const SCOPES: &[&str] = &["email", "profile", "groups"];
@@ -491,5 +492,67 @@ max_groups = 5000
     assert_eq!(created["group_rename"], json!({"kc:a": "kc:b"}));
     assert_eq!(created["static_claims"], json!({"department": "x"}));
     assert_eq!(created["max_groups"], 100);
+    app.stop();
+}
+
+/// Across providers: overlapping prefixes stop the start; a provider beside others without a
+/// prefix is named on the providers page; the API refuses a prefix or a rename target inside
+/// another provider's namespace.
+async fn namespaces_may_not_overlap_and_unprefixed_providers_are_warned_about(db: &TestDb) {
+    let master = MasterKey::generate();
+    let key = || MasterKey::parse(&master.to_base64()).unwrap();
+    let err = try_spawn_app_with(db, key(), |s| {
+        let mut corp = provider("corp", "https://idp.example", false);
+        corp.options["group_prefix"] = "corp:".into();
+        let mut eu = provider("eu", "https://idp.example", false);
+        eu.options["group_prefix"] = "corp:eu:".into();
+        s.providers = vec![corp, eu];
+    })
+    .await
+    .err()
+    .map(|e| format!("{e:#}"))
+    .expect("refused");
+    assert!(
+        err.contains("group_prefix") && err.contains("overlaps"),
+        "{err}"
+    );
+
+    let app = spawn_app_with(db, key(), |s| {
+        let mut corp = provider("corp", "https://idp.example", false);
+        corp.options["group_prefix"] = "corp:".into();
+        s.providers = vec![corp, provider("other", "https://idp.example", false)];
+        s.clients = clients();
+    })
+    .await;
+    create_admin(&app).await;
+    let browser = signed_in(&app).await;
+    let html = page(&app, &browser, "/admin/providers").await;
+    assert!(html.contains("id=\"namespace-warning\""), "{html}");
+    assert!(html.contains("beside other providers: other."), "{html}");
+
+    let token = api_token(&app, "namespaces").await;
+    let cases = [
+        (
+            json!({"id": "sub", "group_prefix": "corp:x:"}),
+            "group_prefix",
+        ),
+        (json!({"id": "wide", "group_prefix": "co"}), "group_prefix"),
+        (
+            json!({"id": "bare", "group_rename": {"ops": "corp:admin"}}),
+            "group_rename",
+        ),
+    ];
+    for (extra, field) in cases {
+        let mut body = json!({"kind": "oidc", "client_id": "portico",
+                              "issuer": "https://idp.example"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let res = call(&app, Method::POST, Some(&token), "/providers", Some(body)).await;
+        assert_eq!(res.status(), 422, "{extra}");
+        let e: Value = res.json().await.unwrap();
+        let message = e["fields"][field].as_str().unwrap_or_default();
+        assert!(message.contains("provider `corp`"), "{extra}: {e}");
+    }
     app.stop();
 }
