@@ -155,6 +155,13 @@ impl Application {
             .await
             .context("cannot apply the resources declared in the configuration")?;
         withdraw_untrusted_verifications(&store, &settings.providers).await?;
+        let stored = crate::providers::repo::all(&store).await?;
+        crate::providers::namespace_clash(&stored)
+            .map_err(anyhow::Error::msg)
+            .context("the group namespaces of the providers clash")?;
+        if let Some(warning) = crate::providers::namespace_warning(&stored) {
+            tracing::warn!("{warning}");
+        }
         let (webhook_service, dispatcher) = start_webhooks(&settings, &store, &sealer)?;
         let limits = ops::ratelimit::RateLimits::new(&settings.oidc.rate_limit);
         let http = upstream_http_client(&settings.upstream)?;

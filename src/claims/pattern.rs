@@ -2,7 +2,10 @@
 //! literal) or, between slashes, a regular expression (`/^eng-(web|api)$/`).
 //!
 //! Both match the whole name: a glob is anchored by construction, and a regular expression is
-//! wrapped in `^(?:…)$`, so that `/admin/` cannot pass `not-admin-really` by accident. Patterns
+//! wrapped in `^(?:…)$`, so that `/admin/` cannot pass `not-admin-really` by accident; the text
+//! between the slashes is compiled on its own first, so that `/a)|(b/` is refused rather than
+//! turned into the different `^(?:a)|(b)$`. `*`, `?` and `.` match newlines too, so a name
+//! cannot slip past a deny pattern by carrying a line break. Patterns
 //! come from portico.toml and the admin API, so they are bounded: at most
 //! `MAX_PATTERN_LEN` characters and a small compiled size (the `regex` crate runs in linear
 //! time; the size limit bounds its memory).
@@ -31,6 +34,17 @@ pub enum PatternError {
     TooMany,
 }
 
+fn compile(body: &str, source: &str) -> Result<Regex, PatternError> {
+    RegexBuilder::new(body)
+        .size_limit(COMPILED_SIZE_LIMIT)
+        .dot_matches_new_line(true)
+        .build()
+        .map_err(|e| PatternError::Regex {
+            pattern: source.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
 /// One pattern, as written and compiled.
 #[derive(Clone)]
 pub struct GroupPattern {
@@ -48,20 +62,15 @@ impl GroupPattern {
             let head: String = source.chars().take(32).collect();
             return Err(PatternError::TooLong(head));
         }
-        let body = match source
-            .strip_prefix('/')
-            .and_then(|rest| rest.strip_suffix('/'))
-        {
-            Some(regex) if !regex.is_empty() => format!("^(?:{regex})$"),
-            _ => glob_to_regex(source),
+        let body = match regex_of(source) {
+            Some(regex) => {
+                // On its own first: wrapped, `a)|(b` would compile into another pattern.
+                compile(regex, source)?;
+                format!("^(?:{regex})$")
+            }
+            None => glob_to_regex(source),
         };
-        let compiled = RegexBuilder::new(&body)
-            .size_limit(COMPILED_SIZE_LIMIT)
-            .build()
-            .map_err(|e| PatternError::Regex {
-                pattern: source.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let compiled = compile(&body, source)?;
         Ok(Self {
             source: source.to_owned(),
             compiled,
@@ -72,10 +81,32 @@ impl GroupPattern {
         &self.source
     }
 
+    /// Whether this pattern can match some name that starts with `prefix`: `None` for a
+    /// `/regex/` (undecidable here); for a glob, whether its fixed text before the first
+    /// wildcard and `prefix` agree (a wildcard-free glob must start with `prefix` itself).
+    pub fn can_match_prefix(&self, prefix: &str) -> Option<bool> {
+        if regex_of(&self.source).is_some() {
+            return None;
+        }
+        let fixed = match self.source.find(['*', '?']) {
+            Some(at) => &self.source[..at],
+            None => return Some(self.source.starts_with(prefix)),
+        };
+        Some(fixed.starts_with(prefix) || prefix.starts_with(fixed))
+    }
+
     /// Whether `name` matches, as a whole.
     pub fn matches(&self, name: &str) -> bool {
         self.compiled.is_match(name)
     }
+}
+
+/// The regular expression between the slashes of `/…/`, if `source` is one.
+fn regex_of(source: &str) -> Option<&str> {
+    source
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_suffix('/'))
+        .filter(|regex| !regex.is_empty())
 }
 
 /// `*` and `?` become `.*` and `.`; every other character is literal.
@@ -139,17 +170,14 @@ pub struct GroupFilter {
 }
 
 impl GroupFilter {
-    /// A filter from pattern texts (a form or a JSON body), each list bounded.
+    /// A filter from pattern texts (a JSON body, or a form's non-blank lines), each list
+    /// bounded. An empty entry is refused, not skipped: `""` in a list is a mistake to report.
     pub fn parse(allow: &[String], deny: &[String]) -> Result<Self, PatternError> {
         let list = |texts: &[String]| -> Result<Vec<GroupPattern>, PatternError> {
             if texts.len() > MAX_PATTERNS {
                 return Err(PatternError::TooMany);
             }
-            texts
-                .iter()
-                .filter(|t| !t.trim().is_empty())
-                .map(|t| GroupPattern::parse(t))
-                .collect()
+            texts.iter().map(|t| GroupPattern::parse(t)).collect()
         };
         Ok(Self {
             allow: list(allow)?,
@@ -225,6 +253,52 @@ mod tests {
         ));
         let many: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("g{i}")).collect();
         assert_eq!(GroupFilter::parse(&many, &[]), Err(PatternError::TooMany));
+    }
+
+    #[test]
+    fn a_regex_is_checked_on_its_own_before_it_is_wrapped() {
+        // Wrapped blindly, this would become `^(?:a)|(b)$`, matching `a-anything`.
+        assert!(matches!(
+            GroupPattern::parse("/a)|(b/"),
+            Err(PatternError::Regex { .. })
+        ));
+        assert!(p("/a|b/").matches("b"));
+        assert!(!p("/a|b/").matches("ab"));
+    }
+
+    #[test]
+    fn wildcards_match_across_newlines() {
+        assert!(p("*-contractors").matches("x\ny-contractors"));
+        assert!(p("a?b").matches("a\nb"));
+        assert!(p("/admin.*/").matches("admin\nx"));
+        let deny = GroupFilter::parse(&[], &["eng-*".into()]).unwrap();
+        assert!(!deny.permits("eng-\nsecret"));
+    }
+
+    #[test]
+    fn an_empty_entry_in_a_list_is_refused() {
+        assert_eq!(
+            GroupFilter::parse(&["eng".into(), "".into()], &[]),
+            Err(PatternError::Empty)
+        );
+        assert_eq!(
+            GroupFilter::parse(&[], &[" ".into()]),
+            Err(PatternError::Empty)
+        );
+        assert!(toml::from_str::<GroupFilter>("allow = [\"\"]").is_err());
+    }
+
+    #[test]
+    fn a_glob_can_match_a_prefix_when_its_fixed_text_agrees() {
+        assert_eq!(p("corp:admin").can_match_prefix("corp:"), Some(true));
+        assert_eq!(p("admin").can_match_prefix("corp:"), Some(false));
+        // Wildcard-free and shorter than the prefix: can never match a prefixed name.
+        assert_eq!(p("corp").can_match_prefix("corp:"), Some(false));
+        assert_eq!(p("corp:eng-*").can_match_prefix("corp:"), Some(true));
+        assert_eq!(p("co*").can_match_prefix("corp:"), Some(true));
+        assert_eq!(p("*admin").can_match_prefix("corp:"), Some(true));
+        assert_eq!(p("eng-*").can_match_prefix("corp:"), Some(false));
+        assert_eq!(p("/admin/").can_match_prefix("corp:"), None);
     }
 
     #[test]

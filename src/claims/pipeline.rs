@@ -3,8 +3,13 @@
 //!
 //! Why one pipeline: a group name means something only in its directory. Without a prefix per
 //! provider, a group `admin` at any directory would grant the `admin` of every other. So every
-//! connector (OIDC, Google, SAML, GitHub) hands its raw groups to [`apply`], and the core never
-//! sees an unprocessed name. The steps, in order:
+//! connector (OIDC, Google, SAML, GitHub) hands its raw groups to [`apply`]. The prefix is the
+//! admin's choice, not a guarantee: a provider WITHOUT one passes names as its directory sends
+//! them, `corp:admin` included, so with two or more providers each needs its own (Portico warns
+//! at start and on the providers page, [`unprefixed`]). What is enforced: with a prefix, rules
+//! that could never match or that rename out of it are refused ([`ClaimRules::parse`]); across
+//! providers, prefixes may not overlap and no rename may land in another's namespace
+//! ([`check_namespaces`]). The steps, in order:
 //!
 //! 1. `group_prefix` is put in front of every name, FIRST, so that every later rule (and every
 //!    client) sees `corp:admin`, never a bare `admin`;
@@ -51,6 +56,8 @@ pub const MAX_LIST_ITEMS: usize = 64;
 pub const MAX_PATH_LEN: usize = 256;
 /// Segments of a path.
 pub const MAX_PATH_SEGMENTS: usize = 16;
+/// The largest serialized size of one user's static and extra claims together, in bytes.
+pub const MAX_CLAIMS_SIZE: usize = 8 * 1024;
 
 /// Claims Portico sets itself (or that mean something to every client): a static or extra
 /// claim may not take their names.
@@ -92,7 +99,17 @@ pub const RESERVED: &[&str] = &[
     "updated_at",
     "groups",
     "roles",
+    // Introspection's own (RFC 7662).
+    "active",
+    "token_type",
+    "username",
 ];
+
+/// Whether `name` is a [`RESERVED`] claim, in any case (`SUB` or `Email` is refused too: a
+/// client that compares names loosely must not be fooled).
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
 
 /// The option names the pipeline adds to every provider kind.
 pub const OPTION_NAMES: &[&str] = &[
@@ -357,6 +374,9 @@ impl ClaimRules {
             }
             rename.insert(from.to_owned(), to.to_owned());
         }
+        if let Some(prefix) = &prefix {
+            within_prefix(prefix, &filter, &rename)?;
+        }
         if raw.max_groups == 0 || raw.max_groups > HARD_MAX_GROUPS {
             return Err(ClaimRulesError::MaxGroups(raw.max_groups));
         }
@@ -382,6 +402,12 @@ impl ClaimRules {
             })?;
             static_claims.insert(name, value);
         }
+        if claims_size(&static_claims) > MAX_CLAIMS_SIZE {
+            return Err(ClaimRulesError::Claim {
+                option: "static_claims",
+                reason: format!("at most {MAX_CLAIMS_SIZE} bytes in all"),
+            });
+        }
         let mut extra_claims = BTreeMap::new();
         for (name, path) in raw.extra_claims {
             if static_claims.contains_key(&name) {
@@ -405,6 +431,155 @@ impl ClaimRules {
     pub fn max_groups(&self) -> usize {
         self.max_groups
     }
+
+    /// The namespace of this provider's groups, if it has one.
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// The names `group_rename` gives.
+    pub fn rename_targets(&self) -> impl Iterator<Item = &str> {
+        self.rename.values().map(String::as_str)
+    }
+}
+
+/// Why the group namespaces of two providers collide: the option to fix, and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clash {
+    /// The provider whose option clashes.
+    pub provider: String,
+    pub option: &'static str,
+    pub message: String,
+}
+
+impl ClaimRules {
+    /// The rules in a provider's stored settings or options object (other keys ignored);
+    /// `None` for settings that do not read as rules (the kind's own check reports them).
+    pub fn of_settings(settings: &Value) -> Option<Self> {
+        serde_json::from_value(settings.clone()).ok()
+    }
+}
+
+/// Checks that no provider can hand out names in another provider's namespace: two prefixes
+/// may not overlap (one may not start with the other: `corp:` and `corp:eu:`), and a rename
+/// target may not start with another provider's prefix (`"gh:x" = "corp:admin"`). Without
+/// this, a group of one directory could pass for a group of another. The first clash found,
+/// naming the provider (among `changed`, when given: the one being written) and the option.
+pub fn check_namespaces<'a>(
+    providers: &[(&'a str, &'a ClaimRules)],
+    changed: Option<&str>,
+) -> Result<(), Clash> {
+    for &(a, rules_a) in providers {
+        for &(b, rules_b) in providers {
+            if a == b {
+                continue;
+            }
+            let Some(prefix_b) = rules_b.prefix() else {
+                continue;
+            };
+            // Report on the provider being written when one is (its form shows it).
+            let (who, other) = match changed {
+                Some(c) if c == b => (b, a),
+                _ => (a, b),
+            };
+            if let Some(prefix_a) = rules_a.prefix()
+                && (prefix_a.starts_with(prefix_b) || prefix_b.starts_with(prefix_a))
+            {
+                let (mine, theirs) = if who == a {
+                    (prefix_a, prefix_b)
+                } else {
+                    (prefix_b, prefix_a)
+                };
+                return Err(Clash {
+                    provider: who.to_owned(),
+                    option: "group_prefix",
+                    message: format!(
+                        "group_prefix `{mine}` overlaps provider `{other}`'s `{theirs}`: one \
+                         starts with the other, so their groups could pass for each other's; \
+                         choose prefixes that do not"
+                    ),
+                });
+            }
+            if let Some(target) = rules_a.rename_targets().find(|t| t.starts_with(prefix_b)) {
+                return Err(Clash {
+                    provider: a.to_owned(),
+                    option: "group_rename",
+                    message: format!(
+                        "group_rename: `{target}` starts with `{prefix_b}`, the group_prefix of \
+                         provider `{b}`: a provider may not hand out another provider's groups"
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The providers without a prefix, when two or more map groups: any of them could send a
+/// name that another's apps read as its own (`corp:admin`). Empty when all are prefixed or
+/// only one provider is there.
+pub fn unprefixed<'a>(providers: &[(&'a str, &'a ClaimRules)]) -> Vec<&'a str> {
+    if providers.len() < 2 {
+        return Vec::new();
+    }
+    providers
+        .iter()
+        .filter(|(_, rules)| rules.prefix().is_none())
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// With a prefix, every name the rules see starts with it: a rename key or a wildcard-free
+/// (or fixed-start) pattern that does not can never match, and would fail open silently (a deny
+/// that denies nothing); a rename target that does not leaves the provider's namespace. A
+/// `/regex/` cannot be decided here and is left alone (the docs say so).
+fn within_prefix(
+    prefix: &str,
+    filter: &GroupFilter,
+    rename: &BTreeMap<String, String>,
+) -> Result<(), ClaimRulesError> {
+    for (list, patterns) in [("group_allow", &filter.allow), ("group_deny", &filter.deny)] {
+        if let Some(p) = patterns
+            .iter()
+            .find(|p| p.can_match_prefix(prefix) == Some(false))
+        {
+            return Err(ClaimRulesError::Pattern {
+                list,
+                reason: format!(
+                    "`{p}` can never match: with group_prefix `{prefix}`, every group name \
+                     starts with `{prefix}` (write `{prefix}{p}`)"
+                ),
+            });
+        }
+    }
+    for (from, to) in rename {
+        if !from.starts_with(prefix) {
+            return Err(ClaimRulesError::Rename(format!(
+                "`{from}` can never match: with group_prefix `{prefix}`, every group name \
+                 starts with `{prefix}` (write `{prefix}{from}`)"
+            )));
+        }
+        if !to.starts_with(prefix) {
+            return Err(ClaimRulesError::Rename(format!(
+                "`{to}` leaves the provider's namespace: with group_prefix `{prefix}`, a new \
+                 name must start with `{prefix}` too"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The serialized size of a set of claims, as they appear in a token (name and value).
+fn claims_size(claims: &Map<String, Value>) -> usize {
+    claims
+        .iter()
+        .map(|(name, value)| claim_size(name, value))
+        .sum()
+}
+
+fn claim_size(name: &str, value: &Value) -> usize {
+    // `"name":value,`
+    name.len() + 4 + serde_json::to_string(value).map_or(usize::MAX / 2, |v| v.len())
 }
 
 /// A claim name: letters, digits, `_ - . :`, not reserved.
@@ -422,7 +597,7 @@ fn claim_name(name: &str) -> Result<(), String> {
             "“{name}” is not a claim name: use letters, digits, _ - . :"
         ));
     }
-    if RESERVED.contains(&name) {
+    if is_reserved(name) {
         return Err(format!(
             "`{name}` is a reserved claim that Portico sets itself; choose another name"
         ));
@@ -474,6 +649,48 @@ pub struct MappedClaims {
     /// Set when `max_groups` cut the list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncated>,
+    /// Extra claims left out, by name: their value was over the limits, or over
+    /// [`MAX_CLAIMS_SIZE`] in all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
+}
+
+impl MappedClaims {
+    /// Logs what the rules cut (a login's; the preview shows the notes instead): the cap, and
+    /// the claims left out, by provider and claim name, never a value.
+    pub fn warn(&self, provider: &str) {
+        if let Some(t) = &self.truncated {
+            tracing::warn!(
+                provider,
+                received = t.received,
+                cap = t.kept,
+                "provider {provider} sent {} groups after its rules; only the first {} are \
+                 kept (max_groups)",
+                t.received,
+                t.kept
+            );
+        }
+        for claim in &self.dropped {
+            tracing::warn!(
+                provider,
+                claim = claim.as_str(),
+                "provider {provider}: extra claim {claim} was left out (its value is over the \
+                 limits of a claim, or of {MAX_CLAIMS_SIZE} bytes in all)"
+            );
+        }
+    }
+
+    /// What the preview shows of [`Self::warn`].
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.truncated.iter().map(Truncated::note).collect();
+        notes.extend(self.dropped.iter().map(|claim| {
+            format!(
+                "Extra claim {claim} is left out: its value is over the limits of a claim, or \
+                 of {MAX_CLAIMS_SIZE} bytes in all."
+            )
+        }));
+        notes
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -493,12 +710,14 @@ impl Truncated {
     }
 }
 
-/// Runs `rules` of provider `provider` over `raw`.
-pub fn apply(provider: &str, rules: &ClaimRules, raw: RawClaims<'_>) -> MappedClaims {
+/// Runs `rules` over `raw`. Logs nothing: a login calls [`MappedClaims::warn`] on the result,
+/// the preview shows [`MappedClaims::notes`]. A name with a control character is dropped (no
+/// directory means a line break in a group name, and a client's log or UI might).
+pub fn apply(rules: &ClaimRules, raw: RawClaims<'_>) -> MappedClaims {
     let mut seen = HashSet::new();
     let mut groups = Vec::new();
     for name in raw.groups.into_iter().take(MAX_INPUT_GROUPS) {
-        if name.is_empty() || name.len() > MAX_GROUP_LEN {
+        if name.is_empty() || name.len() > MAX_GROUP_LEN || name.chars().any(char::is_control) {
             continue;
         }
         let name = match &rules.prefix {
@@ -518,28 +737,29 @@ pub fn apply(provider: &str, rules: &ClaimRules, raw: RawClaims<'_>) -> MappedCl
             received: groups.len(),
             kept: rules.max_groups,
         };
-        tracing::warn!(
-            provider,
-            received = t.received,
-            cap = t.kept,
-            "provider {provider} sent {} groups after its rules; only the first {} are kept \
-             (max_groups)",
-            t.received,
-            t.kept
-        );
         groups.truncate(rules.max_groups);
         t
     });
     let mut extra_claims = rules.static_claims.clone();
+    let mut size = claims_size(&extra_claims);
+    let mut dropped = Vec::new();
     for (name, path) in &rules.extra_claims {
-        if let Some(value) = path.lookup(raw.claims).and_then(bounded_value) {
-            extra_claims.insert(name.clone(), value);
+        let Some(value) = path.lookup(raw.claims) else {
+            continue;
+        };
+        match bounded_value(value) {
+            Some(value) if size + claim_size(name, &value) <= MAX_CLAIMS_SIZE => {
+                size += claim_size(name, &value);
+                extra_claims.insert(name.clone(), value);
+            }
+            _ => dropped.push(name.clone()),
         }
     }
     MappedClaims {
         groups,
         extra_claims,
         truncated,
+        dropped,
     }
 }
 
@@ -561,7 +781,6 @@ mod tests {
     fn groups(rules: &ClaimRules, names: &[&str]) -> MappedClaims {
         let claims = Map::new();
         apply(
-            "corp",
             rules,
             RawClaims {
                 groups: names.iter().map(|n| (*n).to_owned()).collect(),
@@ -575,15 +794,54 @@ mod tests {
         let r = rules(json!({
             "group_prefix": "corp:",
             "group_allow": ["corp:eng-*", "corp:admin"],
-            "group_rename": {"corp:eng-web": "web-team", "eng-api": "never-matches"},
+            "group_rename": {"corp:eng-web": "corp:web-team"},
         }));
         let out = groups(&r, &["eng-web", "eng-api", "admin", "sales", "corp:eng-x"]);
         // `corp:eng-x` became `corp:corp:eng-x`, which the allow-list does not match.
-        assert_eq!(out.groups, ["web-team", "corp:eng-api", "corp:admin"]);
+        assert_eq!(out.groups, ["corp:web-team", "corp:eng-api", "corp:admin"]);
         assert!(out.truncated.is_none());
-        // A filter written for bare names matches nothing once a prefix is set.
-        let r = rules(json!({"group_prefix": "corp:", "group_allow": ["admin"]}));
-        assert!(groups(&r, &["admin"]).groups.is_empty());
+        // A filter written for bare names could only fail open: it is refused (next test).
+    }
+
+    #[test]
+    fn with_a_prefix_rules_that_cannot_match_or_leave_the_namespace_are_refused() {
+        let prefixed = |rest: Value| {
+            let mut v = json!({"group_prefix": "corp:"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(rest.as_object().unwrap().clone());
+            v
+        };
+        // A deny written for bare names would deny nothing: refused, naming the option.
+        let e = refused(prefixed(json!({"group_deny": ["admin"]})));
+        assert!(
+            e.starts_with("group_deny:") && e.contains("corp:admin"),
+            "{e}"
+        );
+        let e = refused(prefixed(json!({"group_allow": ["eng-*"]})));
+        assert!(
+            e.starts_with("group_allow:") && e.contains("group_prefix"),
+            "{e}"
+        );
+        // A rename whose key cannot match, or whose target escapes the namespace.
+        let e = refused(prefixed(json!({"group_rename": {"admin": "corp:root"}})));
+        assert!(
+            e.starts_with("group_rename:") && e.contains("never match"),
+            "{e}"
+        );
+        let e = refused(prefixed(json!({"group_rename": {"corp:x": "other:admin"}})));
+        assert!(
+            e.starts_with("group_rename:") && e.contains("namespace"),
+            "{e}"
+        );
+        let e = refused(prefixed(json!({"group_rename": {"corp:x": "admin"}})));
+        assert!(e.contains("group_prefix"), "{e}");
+        // Compatible globs, and /regex/ (undecidable), pass.
+        rules(prefixed(json!({
+            "group_allow": ["corp:*", "co*", "*-admins", "/anything/"],
+            "group_deny": ["c?rp:secret"],
+            "group_rename": {"corp:a": "corp:b"},
+        })));
     }
 
     #[test]
@@ -652,8 +910,11 @@ mod tests {
             .finish();
         let r = rules(json!({"max_groups": 2}));
         tracing::subscriber::with_default(subscriber, || {
-            groups(&r, &["a", "b"]);
-            groups(&r, &["a", "b", "c", "d", "e"]);
+            groups(&r, &["a", "b"]).warn("corp");
+            let cut = groups(&r, &["a", "b", "c", "d", "e"]);
+            // Applying logs nothing (the preview applies too); a login warns.
+            assert!(log.0.lock().unwrap().is_empty());
+            cut.warn("corp");
         });
         let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
@@ -678,7 +939,6 @@ mod tests {
         names.insert(1, String::new());
         let r = rules(json!({"max_groups": HARD_MAX_GROUPS}));
         let out = apply(
-            "corp",
             &r,
             RawClaims {
                 groups: names,
@@ -742,7 +1002,6 @@ mod tests {
         }));
         let claims = json!({"org": {"cc": "cc-42", "team": ["x"], "obj": {"deep": 1}}});
         let out = apply(
-            "corp",
             &r,
             RawClaims {
                 groups: vec![],
@@ -754,6 +1013,85 @@ mod tests {
             json!({"department": "engineering", "level": 3, "staff": true, "tags": ["a", "b"],
                    "cost_center": "cc-42", "team": ["x"]})
         );
+    }
+
+    #[test]
+    fn namespaces_of_providers_may_not_overlap_or_be_renamed_into() {
+        let corp = rules(json!({"group_prefix": "corp:"}));
+        let eu = rules(json!({"group_prefix": "corp:eu:"}));
+        let bare = rules(json!({"group_rename": {"x": "corp:admin"}}));
+        let ok = rules(json!({"group_prefix": "gh:", "group_rename": {"gh:x": "gh:y"}}));
+        assert_eq!(
+            check_namespaces(&[("corp", &corp), ("gh", &ok)], None),
+            Ok(())
+        );
+        let e = check_namespaces(&[("corp", &corp), ("eu", &eu)], Some("eu")).unwrap_err();
+        assert_eq!((e.provider.as_str(), e.option), ("eu", "group_prefix"));
+        assert!(
+            e.message.contains("overlaps provider `corp`"),
+            "{}",
+            e.message
+        );
+        // A prefixed provider cannot rename out of its namespace (refused alone); an
+        // unprefixed one may not rename into another's.
+        let e = check_namespaces(&[("corp", &corp), ("bare", &bare)], None).unwrap_err();
+        assert_eq!((e.provider.as_str(), e.option), ("bare", "group_rename"));
+        assert!(e.message.contains("provider `corp`"), "{}", e.message);
+        // The same prefix twice overlaps too.
+        assert!(check_namespaces(&[("a", &corp), ("b", &corp)], None).is_err());
+        assert_eq!(unprefixed(&[("corp", &corp), ("bare", &bare)]), ["bare"]);
+        assert!(unprefixed(&[("bare", &bare)]).is_empty());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_dropped() {
+        let out = groups(
+            &ClaimRules::default(),
+            &["eng", "admin\nx", "ops\u{7f}", "web"],
+        );
+        assert_eq!(out.groups, ["eng", "web"]);
+    }
+
+    #[test]
+    fn extra_claims_over_the_limits_are_dropped_and_named() {
+        let r = rules(json!({
+            "static_claims": {"big": "s".repeat(MAX_VALUE_LEN)},
+            "extra_claims": {"a": "/a", "b": "/b", "c": "/c", "d": "/d", "e": "/e",
+                             "f": "/f", "g": "/g", "obj": "/obj"},
+        }));
+        let v = "v".repeat(MAX_VALUE_LEN);
+        let claims = json!({"a": v, "b": v, "c": v, "d": v, "e": v, "f": v, "g": v,
+                            "obj": {"x": 1}});
+        let out = apply(
+            &r,
+            RawClaims {
+                groups: vec![],
+                claims: claims.as_object().unwrap(),
+            },
+        );
+        let size = claims_size(&out.extra_claims);
+        assert!(size <= MAX_CLAIMS_SIZE, "{size}");
+        // 1 static + 6 values of ~1 KiB fit in 8 KiB; the 7th and the object are left out.
+        assert_eq!(out.dropped, ["g", "obj"]);
+        assert!(out.notes().iter().any(|n| n.contains("Extra claim g")));
+        // Static claims are bounded in all when written.
+        let many: Map<String, Value> = (0..9)
+            .map(|i| (format!("c{i}"), json!("s".repeat(MAX_VALUE_LEN))))
+            .collect();
+        let e = refused(json!({"static_claims": many}));
+        assert!(
+            e.contains("static_claims") && e.contains("bytes in all"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reserved_names_are_refused_in_any_case() {
+        for name in ["SUB", "Email", "Groups", "active", "Token_Type"] {
+            let e = refused(json!({"static_claims": {name: "x"}}));
+            assert!(e.contains("reserved"), "{name}: {e}");
+        }
+        assert!(is_reserved("ISS") && !is_reserved("department"));
     }
 
     #[test]
@@ -795,7 +1133,7 @@ mod tests {
 group_prefix = "corp:"
 group_allow = ["corp:*"]
 group_deny = ["/corp:.*-ext/"]
-group_rename = { "corp:a" = "b" }
+group_rename = { "corp:a" = "corp:b" }
 max_groups = 7
 static_claims = { department = "engineering", level = 2, tags = ["x"] }
 extra_claims = { cc = "/org/cc" }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::scope::Scope;
+use crate::claims::pipeline::is_reserved;
 use crate::claims::{ClaimSelection, GroupFilter};
 use crate::clients::Client;
 use crate::keys::jwt::{self, Expect, JwtError, JwtType};
@@ -110,9 +111,12 @@ pub struct ProfileClaims {
     pub picture: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
-    /// The claims the user's provider adds (`static_claims`, `extra_claims`), whatever the
-    /// scope: flattened beside the others, so that a step that selects claims per client can
-    /// filter the final object by name. Never a reserved name (`claims::pipeline::RESERVED`).
+    /// The claims the user's provider adds (`static_claims`, `extra_claims`), under the
+    /// `profile` scope only (OIDC Core 5.4 releases profile-like claims there; an
+    /// `openid`-only client gets none): flattened beside the others, so that a step that
+    /// selects claims per client can filter the final object by name. A reserved name
+    /// (`claims::pipeline::RESERVED`, in any case) is dropped here too, whatever was stored:
+    /// the pipeline refuses them, this keeps a stored row from ever overriding `sub`.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -127,7 +131,15 @@ impl ProfileClaims {
             name: if profile { user.name.clone() } else { None },
             picture: if profile { user.picture.clone() } else { None },
             groups: scope.contains("groups").then(|| user.groups.clone()),
-            extra: user.extra_claims.clone(),
+            extra: if profile {
+                user.extra_claims
+                    .iter()
+                    .filter(|(name, _)| !is_reserved(name))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect()
+            } else {
+                Map::new()
+            },
         }
     }
 }
@@ -198,10 +210,11 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             last_login_at: None,
-            extra_claims: json!({ "department": "engineering" })
-                .as_object()
-                .cloned()
-                .unwrap(),
+            extra_claims: json!({ "department": "engineering", "sub": "root", "Email": "x@evil",
+                                  "active": true })
+            .as_object()
+            .cloned()
+            .unwrap(),
         }
     }
 
@@ -241,5 +254,21 @@ mod tests {
             claims_of(Some(&list), &eng, "openid email"),
             json!({ "email": "alice@corp.example" })
         );
+    }
+
+    #[test]
+    fn provider_claims_need_the_profile_scope_and_never_take_a_reserved_name() {
+        let open = GroupFilter::default();
+        assert_eq!(claims_of(None, &open, "openid"), json!({}));
+        assert_eq!(
+            claims_of(None, &open, "openid email"),
+            json!({ "email": "alice@corp.example", "email_verified": true })
+        );
+        let profile = claims_of(None, &open, "openid profile");
+        assert_eq!(profile["department"], "engineering");
+        // Stored `sub`, `Email` (any case), `active` never come out.
+        for name in ["sub", "Email", "active"] {
+            assert!(profile.get(name).is_none(), "{profile}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::claims::ClaimRules;
 use crate::crypto::Sealer;
 use crate::store::sealed;
 use serde::{Deserialize, Serialize};
@@ -134,7 +135,18 @@ pub fn validate_config(providers: &[ProviderConfig]) -> Result<(), String> {
         }
         setup(p)?;
     }
-    Ok(())
+    let rules: Vec<(&str, ClaimRules)> = providers
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.id.as_str(),
+                ClaimRules::of_settings(&p.options.to_value())?,
+            ))
+        })
+        .collect();
+    let pairs: Vec<(&str, &ClaimRules)> = rules.iter().map(|(id, r)| (*id, r)).collect();
+    crate::claims::pipeline::check_namespaces(&pairs, None)
+        .map_err(|c| format!("provider `{}`: {}", c.provider, c.message))
 }
 
 #[cfg(test)]

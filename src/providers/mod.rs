@@ -72,6 +72,48 @@ pub fn vouches_for_email(
     trust_email && kinds::find(kind).vouches_for_email(settings)
 }
 
+/// The warning when two or more enabled providers map groups and some have no `group_prefix`:
+/// such a provider can send a literal `corp:admin` that the apps read as the `corp` provider's
+/// (docs/providers/claims.md). Logged at start, shown on the admin providers page.
+pub fn namespace_warning(providers: &[Provider]) -> Option<String> {
+    let enabled: Vec<&Provider> = providers.iter().filter(|p| p.enabled).collect();
+    let rules = rules_of(&enabled);
+    let bare = crate::claims::pipeline::unprefixed(&pairs(&rules));
+    (!bare.is_empty()).then(|| {
+        format!(
+            "providers without a group_prefix beside other providers: {}. Their group names \
+             share one namespace with every other provider's, so such a provider can send a \
+             group that reads as another's (e.g. `corp:admin`); give each a group_prefix",
+            bare.join(", ")
+        )
+    })
+}
+
+/// The first clash of group namespaces among the stored providers (declared and created in the
+/// admin UI alike), named: checked at start, after the declared ones are applied.
+pub fn namespace_clash(providers: &[Provider]) -> Result<(), String> {
+    let all: Vec<&Provider> = providers.iter().collect();
+    let rules = rules_of(&all);
+    crate::claims::pipeline::check_namespaces(&pairs(&rules), None)
+        .map_err(|c| format!("provider `{}`: {}", c.provider, c.message))
+}
+
+fn rules_of<'a>(providers: &[&'a Provider]) -> Vec<(&'a str, crate::claims::ClaimRules)> {
+    providers
+        .iter()
+        .filter_map(|p| {
+            let rules = crate::claims::ClaimRules::of_settings(&p.settings)?;
+            Some((p.id.as_str(), rules))
+        })
+        .collect()
+}
+
+fn pairs<'a>(
+    rules: &'a [(&'a str, crate::claims::ClaimRules)],
+) -> Vec<(&'a str, &'a crate::claims::ClaimRules)> {
+    rules.iter().map(|(id, r)| (*id, r)).collect()
+}
+
 /// A built connector and the `updated_at` of the row it was built from.
 type CachedConnector = (i64, Arc<dyn Connector>);
 

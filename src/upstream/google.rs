@@ -93,15 +93,10 @@ impl Kind for Google {
     /// The standard claims (the hosted-domain check needs a signed ID token: not previewed).
     fn preview(
         o: &GoogleOptions,
-        provider: &ProviderId,
+        _provider: &ProviderId,
         raw: &Map<String, Value>,
     ) -> Result<Mapped, String> {
-        Ok(map_claims(
-            provider,
-            &ClaimMapping::default(),
-            &o.rules,
-            raw,
-        ))
+        Ok(map_claims(&ClaimMapping::default(), &o.rules, raw))
     }
 
     fn build(

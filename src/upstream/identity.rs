@@ -64,6 +64,8 @@ impl Mapped {
         subject: String,
         tokens: Option<UpstreamTokens>,
     ) -> UpstreamIdentity {
+        // A login's (the preview never makes an identity): what the rules cut is logged.
+        self.claims.warn(provider.as_str());
         UpstreamIdentity {
             provider,
             subject,

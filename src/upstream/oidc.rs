@@ -136,10 +136,10 @@ impl Kind for Oidc {
 
     fn preview(
         o: &OidcOptions,
-        provider: &ProviderId,
+        _provider: &ProviderId,
         raw: &Map<String, Value>,
     ) -> Result<Mapped, String> {
-        Ok(map_claims(provider, &o.claims, &o.rules, raw))
+        Ok(map_claims(&o.claims, &o.rules, raw))
     }
 
     fn build(
@@ -460,12 +460,7 @@ impl<P: Preset> OidcConnector<P> {
                 .scopes()
                 .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
         };
-        let mapped = map_claims(
-            &self.config.id,
-            &self.config.claims,
-            &self.config.rules,
-            &claims,
-        );
+        let mapped = map_claims(&self.config.claims, &self.config.rules, &claims);
         let mut identity = mapped.identity(self.config.id.clone(), subject, Some(tokens));
         identity.auth_time = auth_time;
         Ok(identity)
@@ -501,7 +496,6 @@ fn stated_auth_time(claims: &Map<String, Value>, now: i64) -> Result<Option<i64>
 /// Applies a claim mapping and the provider's rules to a merged claim set (a login, and the
 /// admin's preview).
 pub fn map_claims(
-    provider: &ProviderId,
     mapping: &ClaimMapping,
     rules: &ClaimRules,
     claims: &Map<String, Value>,
@@ -522,7 +516,7 @@ pub fn map_claims(
         email_verified,
         name: mapping.name.text(claims),
         picture: mapping.picture.text(claims),
-        claims: claims::apply(provider.as_str(), rules, RawClaims { groups, claims }),
+        claims: claims::apply(rules, RawClaims { groups, claims }),
     }
 }
 

@@ -29,6 +29,7 @@ on_both_backends!(
     the_admin_api_previews_claims_and_refuses_bad_input,
     the_admin_page_previews_claims_behind_its_csrf_token,
     bad_claim_rules_are_refused_at_start_and_by_the_api,
+    namespaces_may_not_overlap_and_unprefixed_providers_are_warned_about,
 );
 
 const SCOPES: &[&str] = &["email", "profile", "groups"];
@@ -72,7 +73,7 @@ async fn nested_groups_reach_the_tokens_prefixed_filtered_renamed_and_capped_wit
         p.options["group_prefix"] = "corp:".into();
         p.options["group_allow"] = json!(["corp:eng-*", "corp:admin", "/corp:team-[0-9]+/"]);
         p.options["group_deny"] = json!(["corp:eng-secret"]);
-        p.options["group_rename"] = json!({"corp:eng-web": "web-team"});
+        p.options["group_rename"] = json!({"corp:eng-web": "corp:web-team"});
         p.options["max_groups"] = 4.into();
         p.options["static_claims"] = json!({"department": "engineering", "tier": 2});
         p.options["extra_claims"] = json!({"division": "org.dept"});
@@ -101,7 +102,7 @@ async fn nested_groups_reach_the_tokens_prefixed_filtered_renamed_and_capped_wit
     ));
     let (id, info) = claims_via(&app, "corp").await;
     // Prefixed first, filtered (deny wins), renamed, each once, cut at 4 in order.
-    let expected = json!(["web-team", "corp:admin", "corp:team-1", "corp:team-2"]);
+    let expected = json!(["corp:web-team", "corp:admin", "corp:team-1", "corp:team-2"]);
     assert_eq!(id["groups"], expected, "{id}");
     assert_eq!(info["groups"], expected, "{info}");
     for claims in [&id, &info] {
@@ -158,7 +159,7 @@ async fn the_same_group_from_two_providers_stays_apart(db: &TestDb) {
 async fn saml_multi_valued_groups_go_through_the_pipeline(db: &TestDb) {
     let saml = Saml::start(db, |p| {
         p.options["group_prefix"] = "acme:".into();
-        p.options["group_rename"] = json!({"acme:admins": "acme-admins"});
+        p.options["group_rename"] = json!({"acme:admins": "acme:admin-team"});
         p.options["static_claims"] = json!({"idp": "acme", "staff": true});
         p.options["extra_claims"] = json!({"mail_list": "mail"});
     })
@@ -167,7 +168,7 @@ async fn saml_multi_valued_groups_go_through_the_pipeline(db: &TestDb) {
     let (tokens, _) = exchange(&saml.rp, started.auth).await;
     let id = jwt_claims(&tokens.id_token().unwrap().to_string());
     // The stand-in's `groups` attribute has two values: engineering and admins.
-    assert_eq!(id["groups"], json!(["acme-admins", "acme:engineering"]));
+    assert_eq!(id["groups"], json!(["acme:admin-team", "acme:engineering"]));
     assert_eq!(id["idp"], "acme");
     assert_eq!(id["staff"], true);
     // A SAML attribute is a list of values.
@@ -190,7 +191,7 @@ scopes = ["read:user", "user:email", "read:org"]
 group_prefix = "github:"
 group_allow = ["github:acme:*"]
 group_deny = ["github:acme:contractors"]
-group_rename = { "github:acme:platform" = "platform-team" }
+group_rename = { "github:acme:platform" = "github:platform-team" }
 static_claims = { source = "github" }
 extra_claims = { github_login = "login" }
 "#;
@@ -199,7 +200,7 @@ extra_claims = { github_login = "login" }
     // Organisations and the denied team are gone; the rest prefixed or renamed.
     assert_eq!(
         info["groups"],
-        json!(["platform-team", "github:acme:security"]),
+        json!(["github:platform-team", "github:acme:security"]),
         "{info}"
     );
     assert_eq!(info["source"], "github");
@@ -367,21 +368,36 @@ async fn the_admin_page_previews_claims_behind_its_csrf_token(db: &TestDb) {
     app.stop();
 }
 
-async fn bad_claim_rules_are_refused_at_start_and_by_the_api(db: &TestDb) {
-    // At start: a reserved static claim stops it, naming the provider and the option.
-    let master = MasterKey::generate();
-    let same = MasterKey::parse(&master.to_base64()).unwrap();
-    let err = try_spawn_app_with(db, master, |s| {
+/// Why a start with provider `corp` whose options `options` sets is refused.
+async fn start_refused(db: &TestDb, key: &MasterKey, options: Value) -> String {
+    let key = MasterKey::parse(&key.to_base64()).unwrap();
+    try_spawn_app_with(db, key, move |s| {
         let mut p = provider("corp", "https://idp.example", false);
-        p.options["static_claims"] = json!({"sub": "root"});
+        for (k, v) in options.as_object().unwrap() {
+            p.options[k] = v.clone();
+        }
         s.providers = vec![p];
     })
     .await
     .err()
     .map(|e| format!("{e:#}"))
-    .expect("refused");
+    .expect("refused")
+}
+
+async fn bad_claim_rules_are_refused_at_start_and_by_the_api(db: &TestDb) {
+    // At start: a reserved static claim stops it, naming the provider and the option.
+    let master = MasterKey::generate();
+    let same = MasterKey::parse(&master.to_base64()).unwrap();
+    let err = start_refused(db, &master, json!({"static_claims": {"sub": "root"}})).await;
     assert!(
         err.contains("corp") && err.contains("static_claims") && err.contains("`sub`"),
+        "{err}"
+    );
+    // At start: a rename out of the provider's namespace stops it too.
+    let rename_out = json!({"group_prefix": "corp:", "group_rename": {"corp:helpdesk": "admin"}});
+    let err = start_refused(db, &master, rename_out).await;
+    assert!(
+        err.contains("corp") && err.contains("group_rename") && err.contains("group_prefix"),
         "{err}"
     );
     // The same rule as portico.toml text.
@@ -410,13 +426,45 @@ max_groups = 5000
         }
         b
     };
+    // A rule bad on its own makes the body unreadable (400 `bad_request`); a rule bad only
+    // beside another option (a rename and the prefix) is a 422 `validation_failed` on it.
     let cases = [
-        (json!({"static_claims": {"groups": ["admin"]}}), "reserved"),
-        (json!({"group_allow": ["/(/"]}), "group_allow"),
-        (json!({"max_groups": 0}), "max_groups"),
-        (json!({"extra_claims": {"dept": "/a//b"}}), "claim path"),
+        (
+            json!({"static_claims": {"groups": ["admin"]}}),
+            400,
+            "reserved",
+        ),
+        (json!({"group_allow": ["/(/"]}), 400, "group_allow"),
+        (json!({"max_groups": 0}), 400, "max_groups"),
+        (
+            json!({"extra_claims": {"dept": "/a//b"}}),
+            400,
+            "claim path",
+        ),
+        // With a prefix: a deny written for bare names would deny nothing (fail open) ...
+        (
+            json!({"group_prefix": "kc:", "group_deny": ["admin"]}),
+            422,
+            "group_deny: `admin` can never match",
+        ),
+        // ... and a rename may not leave the namespace (a bare `admin` for everyone).
+        (
+            json!({"group_prefix": "kc:", "group_rename": {"kc:ops": "admin"}}),
+            422,
+            "leaves the provider's namespace",
+        ),
+        (
+            json!({"group_prefix": "kc:", "group_rename": {"ops": "kc:admin"}}),
+            422,
+            "group_rename: `ops` can never match",
+        ),
+        // A reserved name in another case, and a regex that only compiles once wrapped.
+        (json!({"static_claims": {"SUB": "root"}}), 400, "reserved"),
+        (json!({"group_deny": ["/a)|(b/"]}), 400, "group_deny"),
+        // An empty pattern is refused, not dropped.
+        (json!({"group_deny": ["kc:x", ""]}), 400, "group_deny"),
     ];
-    for (extra, word) in cases {
+    for (extra, expected, word) in cases {
         let res = call(
             &app,
             Method::POST,
@@ -427,20 +475,84 @@ max_groups = 5000
         .await;
         let status = res.status().as_u16();
         let text = res.text().await.unwrap();
-        assert!(matches!(status, 400 | 422), "{extra}: {status} {text}");
+        assert_eq!(status, expected, "{extra}: {text}");
         assert!(text.contains(word), "{extra}: {text}");
     }
     // Good rules are stored and shown back as given.
-    let good = body(json!({"group_prefix": "kc:", "group_rename": {"kc:a": "b"},
-                          "static_claims": {"department": "x"}}));
+    let good = body(
+        json!({"group_prefix": "kc:", "group_rename": {"kc:a": "kc:b"},
+                          "static_claims": {"department": "x"}}),
+    );
     let created = json_of(
         call(&app, Method::POST, Some(&token), "/providers", Some(good)).await,
         201,
     )
     .await;
     assert_eq!(created["group_prefix"], "kc:");
-    assert_eq!(created["group_rename"], json!({"kc:a": "b"}));
+    assert_eq!(created["group_rename"], json!({"kc:a": "kc:b"}));
     assert_eq!(created["static_claims"], json!({"department": "x"}));
     assert_eq!(created["max_groups"], 100);
+    app.stop();
+}
+
+/// Across providers: overlapping prefixes stop the start; a provider beside others without a
+/// prefix is named on the providers page; the API refuses a prefix or a rename target inside
+/// another provider's namespace.
+async fn namespaces_may_not_overlap_and_unprefixed_providers_are_warned_about(db: &TestDb) {
+    let master = MasterKey::generate();
+    let key = || MasterKey::parse(&master.to_base64()).unwrap();
+    let err = try_spawn_app_with(db, key(), |s| {
+        let mut corp = provider("corp", "https://idp.example", false);
+        corp.options["group_prefix"] = "corp:".into();
+        let mut eu = provider("eu", "https://idp.example", false);
+        eu.options["group_prefix"] = "corp:eu:".into();
+        s.providers = vec![corp, eu];
+    })
+    .await
+    .err()
+    .map(|e| format!("{e:#}"))
+    .expect("refused");
+    assert!(
+        err.contains("group_prefix") && err.contains("overlaps"),
+        "{err}"
+    );
+
+    let app = spawn_app_with(db, key(), |s| {
+        let mut corp = provider("corp", "https://idp.example", false);
+        corp.options["group_prefix"] = "corp:".into();
+        s.providers = vec![corp, provider("other", "https://idp.example", false)];
+        s.clients = clients();
+    })
+    .await;
+    create_admin(&app).await;
+    let browser = signed_in(&app).await;
+    let html = page(&app, &browser, "/admin/providers").await;
+    assert!(html.contains("id=\"namespace-warning\""), "{html}");
+    assert!(html.contains("beside other providers: other."), "{html}");
+
+    let token = api_token(&app, "namespaces").await;
+    let cases = [
+        (
+            json!({"id": "sub", "group_prefix": "corp:x:"}),
+            "group_prefix",
+        ),
+        (json!({"id": "wide", "group_prefix": "co"}), "group_prefix"),
+        (
+            json!({"id": "bare", "group_rename": {"ops": "corp:admin"}}),
+            "group_rename",
+        ),
+    ];
+    for (extra, field) in cases {
+        let mut body = json!({"kind": "oidc", "client_id": "portico",
+                              "issuer": "https://idp.example"});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let res = call(&app, Method::POST, Some(&token), "/providers", Some(body)).await;
+        assert_eq!(res.status(), 422, "{extra}");
+        let e: Value = res.json().await.unwrap();
+        let message = e["fields"][field].as_str().unwrap_or_default();
+        assert!(message.contains("provider `corp`"), "{extra}: {e}");
+    }
     app.stop();
 }

@@ -21,6 +21,7 @@ on_both_backends!(
     bad_settings_are_refused_by_the_api,
     declared_settings_are_stored_diffed_and_checked_at_start,
     the_client_forms_round_trip_the_settings,
+    provider_claims_need_profile_and_stored_reserved_names_never_leak,
 );
 
 const REDIRECT_A: &str = "http://127.0.0.1:7777/team-a-cb";
@@ -53,12 +54,17 @@ struct Setup {
 
 impl Setup {
     async fn new(db: &TestDb) -> Self {
+        Self::with(db, |_| {}).await
+    }
+
+    /// [`Self::new`], with the settings changed by `customize` first.
+    async fn with(db: &TestDb, customize: impl FnOnce(&mut portico::config::Settings)) -> Self {
         let upstream = Upstream::start().await;
         upstream.login_as(UpUser {
             groups: ALICE_GROUPS.map(str::to_owned).to_vec(),
             ..UpUser::new("alice-sub", "alice@corp.example")
         });
-        let app = spawn_portico(db, &upstream, |_| {}).await;
+        let app = spawn_portico(db, &upstream, customize).await;
         let admin = api_token(&app, "automation").await;
         Self {
             _upstream: upstream,
@@ -546,4 +552,52 @@ async fn the_client_forms_round_trip_the_settings(db: &TestDb) {
         "{html}"
     );
     s.app.stop();
+}
+
+/// Static and extra claims are profile-like (OIDC Core 5.4): an `openid`-only client gets none.
+/// And should a stored row ever hold a reserved name (a bug, a hand edit, an old version), it
+/// never reaches the ID token of a refresh, userinfo or introspection.
+async fn provider_claims_need_profile_and_stored_reserved_names_never_leak(db: &TestDb) {
+    let s = Setup::with(db, |settings| {
+        settings.providers[0].options["static_claims"] = json!({"department": "engineering"});
+    })
+    .await;
+    let secret = s.create(client_body("team-a", REDIRECT_A, json!({}))).await;
+
+    // `openid` alone: no provider claims anywhere.
+    let rp = relying_party(&s.app, "team-a", Some(&secret), REDIRECT_A).await;
+    let auth = authorize(&s.app, &rp, REDIRECT_A, &[]).await;
+    let (tokens, _) = exchange(&rp, auth).await;
+    let id = jwt_claims(&tokens.id_token().unwrap().to_string());
+    assert!(id.get("department").is_none(), "{id}");
+    let access = tokens.access_token().secret().clone();
+    let info = s.userinfo(&access).await;
+    assert!(info.get("department").is_none(), "{info}");
+    let seen = s.introspect("team-a", &secret, &access).await;
+    assert!(seen.get("department").is_none(), "{seen}");
+
+    // With `profile`: released.
+    let (access, refresh, id) = s.sign_in("team-a", &secret, REDIRECT_A).await;
+    assert_eq!(id["department"], "engineering", "{id}");
+
+    // A stored row with reserved names, on the user (userinfo, introspection) and on the
+    // identity (the refresh grant's ID token).
+    let forged = r#"{"department":"engineering","sub":"root","Email":"x@evil.example","active":false,"email":"x@evil.example"}"#;
+    for table in ["users", "identities"] {
+        sqlx::query(&format!("UPDATE {table} SET extra_claims = $1"))
+            .bind(forged)
+            .execute(s.app.state.store.pool())
+            .await
+            .unwrap();
+    }
+    let (_, _, refreshed) = s.refresh("team-a", &secret, &refresh).await;
+    let info = s.userinfo(&access).await;
+    let seen = s.introspect("team-a", &secret, &access).await;
+    for claims in [&refreshed, &info, &seen] {
+        assert_eq!(claims["department"], "engineering", "{claims}");
+        assert_ne!(claims["sub"], "root", "{claims}");
+        assert!(claims.get("Email").is_none(), "{claims}");
+        assert_eq!(claims["email"], "alice@corp.example", "{claims}");
+    }
+    assert_eq!(seen["active"], true, "{seen}");
 }

@@ -114,7 +114,10 @@ pub async fn create(
     state: web::Data<AppState>,
     body: web::Json<ProviderInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.validate(None, state.connectors.http()).await?;
+    let others = crate::providers::repo::all(&state.store).await?;
+    let new = body
+        .validate(None, &others, state.connectors.http())
+        .await?;
     let created = providers_admin::create(&state, &api.caller, &new).await?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -156,8 +159,9 @@ pub async fn update(
     body: web::Json<ProviderInput>,
 ) -> Result<web::Json<ProviderView>, ApiError> {
     let current = providers_admin::editable(&state, &id).await?;
+    let others = crate::providers::repo::all(&state.store).await?;
     let new = body
-        .validate(Some(&current), state.connectors.http())
+        .validate(Some(&current), &others, state.connectors.http())
         .await?;
     let provider = providers_admin::update(&state, &api.caller, &new).await?;
     Ok(web::Json(provider))

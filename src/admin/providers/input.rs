@@ -7,6 +7,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::admin::http::validation::{self, FieldErrors};
+use crate::claims::ClaimRules;
+use crate::claims::pipeline::check_namespaces;
 use crate::providers::Provider;
 use crate::providers::repo::{ProviderWrite, SecretChange};
 use crate::providers::supported_kind;
@@ -101,17 +103,37 @@ fn scopes(errors: &mut FieldErrors, list: &[String]) -> Vec<String> {
     out
 }
 
+/// The written provider's group namespace against every other stored provider's.
+fn namespaces(write: &ProviderWrite, others: &[Provider]) -> Result<(), FieldErrors> {
+    let Some(mine) = ClaimRules::of_settings(&write.settings) else {
+        return Ok(());
+    };
+    let theirs: Vec<(&str, ClaimRules)> = others
+        .iter()
+        .filter(|p| p.id != write.id)
+        .filter_map(|p| Some((p.id.as_str(), ClaimRules::of_settings(&p.settings)?)))
+        .collect();
+    let mut all: Vec<(&str, &ClaimRules)> = vec![(write.id.as_str(), &mine)];
+    all.extend(theirs.iter().map(|(id, r)| (*id, r)));
+    check_namespaces(&all, Some(write.id.as_str()))
+        .map_err(|clash| FieldErrors::single(clash.option, clash.message))
+}
+
 impl ProviderInput {
     /// Checks every field for a new provider (`current` is `None`) or an update of `current`,
     /// naming each bad field; then what the kind checks on the network (a new SAML metadata
     /// URL is fetched and must parse, so a wrong one is found now rather than at the first
     /// login).
+    /// `others` are the stored providers: the new rules may not clash with their group
+    /// namespaces (`claims::pipeline::check_namespaces`).
     pub async fn validate(
         &self,
         current: Option<&Provider>,
+        others: &[Provider],
         http: &UpstreamHttp,
     ) -> Result<ProviderWrite, FieldErrors> {
         let write = self.validate_fields(current)?;
+        namespaces(&write, others)?;
         kinds::find(write.kind)
             .verify(&write.settings, current.map(|p| &p.settings), http)
             .await

@@ -424,6 +424,8 @@ pub struct ProvidersPage {
     kinds: Vec<KindCard>,
     form: Option<FormState>,
     notice: Option<&'static str>,
+    /// `providers::namespace_warning`, when it applies.
+    namespace_warning: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -534,7 +536,9 @@ async fn list_page(
     form: Option<FormState>,
     notice: Option<&'static str>,
 ) -> Result<ProvidersPage, PageError> {
+    let stored = crate::providers::repo::all(&state.store).await?;
     Ok(ProvidersPage {
+        namespace_warning: crate::providers::namespace_warning(&stored),
         chrome: Chrome::new(session, "providers"),
         providers: providers_admin::all(state).await?,
         kinds: kinds::KINDS
@@ -583,16 +587,22 @@ async fn discover_into(state: &AppState, form: &mut FormState) {
     }
 }
 
-/// The form turned into the API's input and validated like it.
+/// The form turned into the API's input and validated like it (against the stored
+/// providers too: the outer error is the store's).
 async fn validated(
     state: &AppState,
     form: &ProviderForm,
     kind: ProviderKind,
     current: Option<(&Provider, &ProviderView)>,
-) -> Result<ProviderWrite, FieldErrors> {
-    form.input(kind, current.map(|(_, v)| v))?
-        .validate(current.map(|(p, _)| p), state.connectors.http())
-        .await
+) -> Result<Result<ProviderWrite, FieldErrors>, crate::store::StoreError> {
+    let others = crate::providers::repo::all(&state.store).await?;
+    let input = match form.input(kind, current.map(|(_, v)| v)) {
+        Ok(input) => input,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    Ok(input
+        .validate(current.map(|(p, _)| p), &others, state.connectors.http())
+        .await)
 }
 
 async fn create_provider(
@@ -606,7 +616,7 @@ async fn create_provider(
     if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        let input = validated(&state, &form, kind, None).await;
+        let input = validated(&state, &form, kind, None).await?;
         let caller = session.caller();
         let created = submit(input, async |new| {
             providers_admin::create(&state, &caller, &new).await
@@ -662,7 +672,7 @@ async fn update_provider(
     if form.get("action") == "discover" {
         discover_into(&state, &mut state_form).await;
     } else {
-        let input = validated(&state, &values, kind, Some((&current, &view))).await;
+        let input = validated(&state, &values, kind, Some((&current, &view))).await?;
         let caller = session.caller();
         let saved = submit(input, async |new| {
             providers_admin::update(&state, &caller, &new).await

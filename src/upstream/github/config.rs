@@ -99,7 +99,7 @@ impl Kind for Github {
     /// `org:team`); `allowed_orgs` applies as at a login.
     fn preview(
         s: &GithubSettings,
-        provider: &ProviderId,
+        _provider: &ProviderId,
         raw: &Map<String, Value>,
     ) -> Result<Mapped, String> {
         let login = raw.get("login").and_then(Value::as_str).unwrap_or("user");
@@ -114,7 +114,6 @@ impl Kind for Github {
             name: text("name").or_else(|| text("login")),
             picture: None,
             claims: claims::apply(
-                provider.as_str(),
                 &s.rules,
                 RawClaims {
                     groups,

@@ -133,13 +133,13 @@ impl GithubConnector {
         });
         let profile = profile.as_object().expect("an object");
         let mapped = claims::apply(
-            self.config.id.as_str(),
             &self.config.rules,
             RawClaims {
                 groups,
                 claims: profile,
             },
         );
+        mapped.warn(self.config.id.as_str());
         Ok(UpstreamIdentity {
             provider: self.config.id.clone(),
             subject: user.id.to_string(),

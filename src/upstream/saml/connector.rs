@@ -102,7 +102,6 @@ enum MetadataSource {
 /// list of its values, the shape `extra_claims` paths read): a login's, and the admin's
 /// preview.
 pub fn mapped_claims(
-    provider: &str,
     rules: &ClaimRules,
     attributes: &BTreeMap<String, Vec<String>>,
     groups: Vec<String>,
@@ -112,7 +111,6 @@ pub fn mapped_claims(
         .map(|(name, values)| (name.clone(), Value::from(values.clone())))
         .collect();
     claims::apply(
-        provider,
         rules,
         RawClaims {
             groups,
@@ -289,12 +287,8 @@ impl SamlLogin for SamlConnector {
             let verified = verify_response(saml_response, &ctx)
                 .await
                 .map_err(upstream)?;
-            let mapped = mapped_claims(
-                self.id.as_str(),
-                &self.rules,
-                &verified.attributes,
-                verified.groups,
-            );
+            let mapped = mapped_claims(&self.rules, &verified.attributes, verified.groups);
+            mapped.warn(self.id.as_str());
             Ok(UpstreamIdentity {
                 provider: self.id.clone(),
                 subject: verified.name_id,

@@ -187,7 +187,7 @@ impl Kind for Saml {
     /// `raw` is the assertion's attributes: name to a list of values (or one value).
     fn preview(
         o: &SamlOptions,
-        provider: &ProviderId,
+        _provider: &ProviderId,
         raw: &Map<String, Value>,
     ) -> Result<Mapped, String> {
         let attributes: BTreeMap<String, Vec<String>> = raw
@@ -212,7 +212,7 @@ impl Kind for Saml {
             email_verified: o.saml.email_verified,
             name: read.name,
             picture: None,
-            claims: mapped_claims(provider.as_str(), &o.rules, &attributes, read.groups),
+            claims: mapped_claims(&o.rules, &attributes, read.groups),
         })
     }
 

@@ -363,10 +363,22 @@ async fn oidc_claim_mapping_goes_through_the_form(db: &TestDb) {
     let (status, body) = post(&app, &browser, "/admin/providers", &bad).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("`sub` is a reserved claim"), "{body}");
+    // A rename out of the prefix's namespace: told beside the input, nothing saved.
+    let mut bad = form.clone();
+    bad.extend([
+        ("group_prefix", "corp:"),
+        ("group_rename", "{\"corp:ops\": \"admin\"}"),
+    ]);
+    let (status, body) = post(&app, &browser, "/admin/providers", &bad).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("leaves the provider&#39;s namespace"),
+        "{body}"
+    );
     form.extend([
         ("group_prefix", "corp:"),
         ("group_allow", "corp:wiki-*  corp:ops"),
-        ("group_rename", "{\"corp:ops\": \"operations\"}"),
+        ("group_rename", "{\"corp:ops\": \"corp:operations\"}"),
         ("max_groups", "10"),
         ("static_claims", "{\"department\": \"engineering\"}"),
     ]);
@@ -387,7 +399,7 @@ async fn oidc_claim_mapping_goes_through_the_form(db: &TestDb) {
     );
     assert_eq!(
         got["group_rename"],
-        json!({"corp:ops": "operations"}),
+        json!({"corp:ops": "corp:operations"}),
         "{got}"
     );
     assert_eq!(got["max_groups"], 10, "{got}");
