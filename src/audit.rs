@@ -53,6 +53,7 @@ pub const ACTIONS: &[&str] = &[
     "client.deleted",
     "identity.linked",
     "identity.link_refused",
+    "identity.moved",
     "identity.scopes_granted",
     "identity.unlinked",
     "keys.rotated",

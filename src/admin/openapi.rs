@@ -60,6 +60,7 @@ use crate::admin::{sign_ins::api as sign_ins_api, users::api as users_api};
         users_api::enable,
         users_api::end_sessions,
         users_api::unlink_identity,
+        users_api::move_identity,
         sign_ins_api::list_sign_ins,
     ),
     modifiers(&BearerAuth),

@@ -415,3 +415,28 @@ pub async fn delete_in(
             == 1,
     )
 }
+
+/// Gives identity `id`, `from_user`'s, to `to_user`, without the upstream tokens sealed in it
+/// (they came with `from_user`'s sign-ins): the broker serves none until `to_user` signs in
+/// through it.
+/// False if `from_user` has no such identity.
+pub async fn reassign_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    from_user: &str,
+    to_user: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE identities SET user_id = $1, access_token = NULL, refresh_token = NULL, \
+         id_token = NULL, token_meta = NULL, updated_at = $2 \
+         WHERE id = $3 AND user_id = $4",
+    )
+    .bind(to_user)
+    .bind(store::now())
+    .bind(id)
+    .bind(from_user)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1)
+}

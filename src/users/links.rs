@@ -1,9 +1,10 @@
 //! Connecting and disconnecting a user's identities on purpose: by the user on the account page
-//! (`oidc::account`) and by admins (unlink only, `admin::users`). Both go through here, so the
-//! rules hold whoever asks:
+//! (`oidc::account`) and by admins (unlink, and moving an identity from one user to another,
+//! `admin::users`). All go through here, so the rules hold whoever asks:
 //!
-//! - an identity that belongs to another user is never moved or merged: linking it is refused
-//!   ([`LinkError::BelongsToAnother`]) and both users stay as they were;
+//! - an identity that belongs to another user is never moved or merged silently: linking it is
+//!   refused ([`LinkError::BelongsToAnother`]) and both users stay as they were; only an admin
+//!   moves it, on purpose ([`move_in`]), and the user it leaves loses what it carried;
 //! - a user has at most one identity per provider ([`LinkError::SameProvider`]);
 //! - a user's last identity is never removed ([`LinkError::LastIdentity`]): without one, the
 //!   user could never sign in again;
@@ -171,6 +172,25 @@ pub async fn record_refusal_in(
     .await
 }
 
+/// Ends what `identity` carried for its user, as it leaves that user: the refresh tokens and
+/// unredeemed codes issued from it, the SSO sessions that came through it, and the user's
+/// address verification its provider gave. Its upstream tokens go with the row change.
+async fn end_what_it_carried_in(
+    conn: &mut AnyConnection,
+    identity: &identities::IdentityRow,
+) -> Result<Unlinked, StoreError> {
+    let ids = [identity.id.clone()];
+    let unlinked = Unlinked {
+        refresh_tokens_revoked: refresh::revoke_of_identities_in(conn, &ids).await?,
+        sessions_ended: sessions::end_identity_sessions_in(conn, &identity.id, REASON_UNLINKED)
+            .await?,
+        provider_id: identity.provider_id.clone(),
+    };
+    codes::delete_unredeemed_of_identities_in(conn, &ids).await?;
+    repo::withdraw_user_verification_in(conn, &identity.user_id, &identity.provider_id).await?;
+    Ok(unlinked)
+}
+
 /// Removes identity `identity_id` from `user_id`, in the caller's transaction, with what it
 /// carried (see the module doc). The user's last identity is refused.
 pub async fn unlink_in(
@@ -190,16 +210,8 @@ pub async fn unlink_in(
     if identities::count_of_user_in(conn, user_id).await? <= 1 {
         return Err(LinkError::LastIdentity);
     }
-    let ids = [identity.id.clone()];
-    let unlinked = Unlinked {
-        refresh_tokens_revoked: refresh::revoke_of_identities_in(conn, &ids).await?,
-        sessions_ended: sessions::end_identity_sessions_in(conn, identity_id, REASON_UNLINKED)
-            .await?,
-        provider_id: identity.provider_id.clone(),
-    };
-    codes::delete_unredeemed_of_identities_in(conn, &ids).await?;
+    let unlinked = end_what_it_carried_in(conn, &identity).await?;
     identities::delete_in(conn, identity_id, user_id).await?;
-    repo::withdraw_user_verification_in(conn, user_id, &identity.provider_id).await?;
     let data = json!({
         "user_id": user_id,
         "provider": identity.provider_id,
@@ -221,4 +233,109 @@ pub async fn unlink_in(
     )
     .await?;
     Ok(unlinked)
+}
+
+/// Why an admin's move of an identity was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    #[error("no such user `{0}`")]
+    UserNotFound(String),
+    #[error("no such identity `{0}`")]
+    IdentityNotFound(String),
+    #[error("the identity is this user's already")]
+    AlreadyTheUsers,
+    #[error(
+        "this is the only identity of user {owner}: without it that user could never sign in; \
+         first give that user another identity, or delete that user"
+    )]
+    LastIdentityOfOwner { owner: String },
+    #[error("the user already has an identity at this provider (one identity per provider)")]
+    SameProvider,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What moving an identity did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The user the identity left.
+    pub from_user_id: String,
+    pub unlinked: Unlinked,
+}
+
+/// Moves identity `identity_id` from the user that has it (B) to `user_id` (A), in the
+/// caller's transaction: what the admin does when a user's connect was refused because the
+/// identity is another user's. Both user rows are locked, in id order so two crossed moves
+/// cannot deadlock. Refused when the identity is B's last (B could never sign in again), when A
+/// already has an identity at its provider, or when it is A's already. Otherwise what it
+/// carried for B ends as on an unlink (refresh tokens, codes, sessions, the verification its
+/// provider gave B, its upstream tokens), it becomes A's, and `identity.unlinked` (B),
+/// `identity.linked` (A) and the audit entry `identity.moved` naming both are written.
+pub async fn move_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    identity_id: &str,
+    caller: &Caller,
+) -> Result<Moved, MoveError> {
+    let not_found = || MoveError::IdentityNotFound(identity_id.to_owned());
+    let owner = identities::find_in(conn, identity_id)
+        .await?
+        .ok_or_else(not_found)?
+        .user_id;
+    let mut order = [user_id, owner.as_str()];
+    order.sort_unstable();
+    for id in order {
+        if !repo::lock_in(conn, id).await? && id == user_id {
+            return Err(MoveError::UserNotFound(user_id.to_owned()));
+        }
+    }
+    // Read again under the locks: an identity that changed hands meanwhile is not the one the
+    // admin asked about.
+    let identity = identities::find_in(conn, identity_id)
+        .await?
+        .filter(|i| i.user_id == owner)
+        .ok_or_else(not_found)?;
+    if owner == user_id {
+        return Err(MoveError::AlreadyTheUsers);
+    }
+    if identities::count_of_user_in(conn, &owner).await? <= 1 {
+        return Err(MoveError::LastIdentityOfOwner { owner });
+    }
+    if identities::user_has_at_in(conn, user_id, &identity.provider_id).await? {
+        return Err(MoveError::SameProvider);
+    }
+    let unlinked = end_what_it_carried_in(conn, &identity).await?;
+    identities::reassign_in(conn, identity_id, &owner, user_id).await?;
+    let event = |user: &str| {
+        json!({
+            "user_id": user,
+            "provider": identity.provider_id,
+            "identity_id": identity_id,
+            "via": Via::Admin.as_str(),
+        })
+    };
+    events::record(&mut *conn, EventType::IdentityUnlinked, event(&owner)).await?;
+    events::record(&mut *conn, EventType::IdentityLinked, event(user_id)).await?;
+    let details = json!({
+        "identity_id": identity_id,
+        "provider": identity.provider_id,
+        "from_user_id": owner,
+        "to_user_id": user_id,
+        "sessions_ended": unlinked.sessions_ended,
+        "refresh_tokens_revoked": unlinked.refresh_tokens_revoked,
+    });
+    let target = format!("user:{user_id}");
+    crate::audit::record(
+        conn,
+        &caller.actor,
+        "identity.moved",
+        &target,
+        details,
+        caller.ip(),
+    )
+    .await?;
+    Ok(Moved {
+        from_user_id: owner,
+        unlinked,
+    })
 }

@@ -2,7 +2,9 @@
 //! and every attack on it, as the attacker would try it: a cross-site POST without the CSRF
 //! token, a link callback replayed or taken to another browser, an identity that is another
 //! user's, disconnecting the last identity, a stale session that must sign in again, and an
-//! admin unlink that must take the identity's upstream tokens with it. Events and audit rows
+//! admin unlink that must take the identity's upstream tokens with it, and an admin moving an
+//! identity from one user to another (refused when it would leave a user without a way in or
+//! with two identities at one provider). Events and audit rows
 //! are checked along the way.
 
 use reqwest::Method;
@@ -24,6 +26,9 @@ on_both_backends!(
     a_stale_session_signs_in_again_before_connecting,
     admin_unlink_revokes_the_identitys_tokens,
     the_admin_ui_unlinks_after_asking,
+    an_admin_moves_another_users_identity_to_a_user,
+    moving_an_identity_is_refused_when_it_would_break_a_user,
+    the_admin_ui_moves_an_identity_after_asking,
     a_saml_step_up_must_be_a_fresh_authentication,
     a_silent_step_up_at_an_unlocked_browser_connects_nothing,
     a_session_from_a_silent_sign_in_is_not_fresh_for_connecting,
@@ -650,29 +655,8 @@ async fn admin_unlink_revokes_the_identitys_tokens(db: &TestDb) {
     let other_id = identity_at(&s, &alice_id, "other").await;
 
     // An application holds a refresh token issued through the `other` identity.
-    let rp = relying_party(&s.app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
-    let (url, _, nonce, verifier) = start(
-        &rp,
-        &["email", "offline_access"],
-        &[("provider", "other"), ("prompt", "login")],
-    );
-    let arrived = browse_with(&browser(), &s.app, url.as_str(), REDIRECT)
-        .await
-        .url();
-    let code = param(&arrived, "code").unwrap();
-    let (tokens, _) = exchange(
-        &rp,
-        Authorized {
-            code,
-            nonce,
-            verifier,
-        },
-    )
-    .await;
-    use openidconnect::{OAuth2TokenResponse, TokenResponse};
-    let claims = jwt_claims(&tokens.id_token().unwrap().to_string());
-    assert_eq!(claims["sub"], alice_id.as_str());
-    let refresh = tokens.refresh_token().unwrap().secret().clone();
+    let (sub, refresh) = rp_sign_in(&s, "other").await;
+    assert_eq!(sub, alice_id);
     let vault = |id: String| {
         let store = s.app.state.store.clone();
         async move {
@@ -739,6 +723,30 @@ async fn admin_unlink_revokes_the_identitys_tokens(db: &TestDb) {
     s.app.stop();
 }
 
+/// POSTs the confirmation page `ask` without `confirm=yes` (the page again, 200) and without
+/// the CSRF token (403): the caller checks that nothing changed.
+async fn unconfirmed_posts_change_nothing(
+    s: &Setup,
+    admin: &reqwest::Client,
+    ask: &str,
+    csrf: &str,
+) {
+    let res = admin
+        .post(s.app.url(ask))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = admin
+        .post(s.app.url(ask))
+        .form(&[("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
 async fn the_admin_ui_unlinks_after_asking(db: &TestDb) {
     use crate::admin::{create_admin, page, signed_in};
     let s = setup(db).await;
@@ -765,21 +773,7 @@ async fn the_admin_ui_unlinks_after_asking(db: &TestDb) {
     assert!(question.contains("Unlink the other identity"), "{question}");
     assert!(question.contains("deleted from the vault"), "{question}");
     let csrf = csrf_in(&question);
-    // Without the confirmation, or without the token, nothing happens.
-    let res = admin
-        .post(s.app.url(&ask))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let res = admin
-        .post(s.app.url(&ask))
-        .form(&[("confirm", "yes")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 403);
+    unconfirmed_posts_change_nothing(&s, &admin, &ask, &csrf).await;
     assert_eq!(identities_of(&s, &alice_id).await.len(), 2);
     let res = admin
         .post(s.app.url(&ask))
@@ -797,6 +791,249 @@ async fn the_admin_ui_unlinks_after_asking(db: &TestDb) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].0, format!("admin:{}", crate::admin::EMAIL));
     assert_eq!(events(&s.app, "identity.unlinked").await[0]["via"], "admin");
+    s.app.stop();
+}
+
+/// Bob signs in with `corp` (bob-sub) and connects the `other` account `shared-at-other`;
+/// Alice signs in with `corp` (alice-sub). Returns (Bob's browser, Bob's id, Alice's id, the
+/// id of Bob's `other` identity); `corp` signs in Alice from then on.
+async fn bob_has_the_shared_account(s: &Setup) -> (reqwest::Client, String, String, String) {
+    s.corp.login_as(UpUser::new("bob-sub", "bob@corp.example"));
+    let bob = browser();
+    sign_in(s, &bob, "corp").await;
+    let bob_id = user_of(s, "corp", "bob-sub").await.unwrap();
+    s.other
+        .login_as(UpUser::new("shared-at-other", "shared@other.example"));
+    connect(s, &bob, "other").await;
+    let shared = identity_at(s, &bob_id, "other").await;
+    s.corp
+        .login_as(UpUser::new("alice-sub", "alice@corp.example"));
+    let alice = browser();
+    sign_in(s, &alice, "corp").await;
+    let alice_id = user_of(s, "corp", "alice-sub").await.unwrap();
+    (bob, bob_id, alice_id, shared)
+}
+
+/// Signs in to the client through `provider` (a forced login) with offline access; returns the
+/// ID token's `sub` and the refresh token.
+async fn rp_sign_in(s: &Setup, provider: &str) -> (String, String) {
+    use openidconnect::{OAuth2TokenResponse, TokenResponse};
+    let rp = relying_party(&s.app, CLIENT_ID, Some(CLIENT_SECRET), REDIRECT).await;
+    let (url, _, nonce, verifier) = start(
+        &rp,
+        &["email", "offline_access"],
+        &[("provider", provider), ("prompt", "login")],
+    );
+    let arrived = browse_with(&browser(), &s.app, url.as_str(), REDIRECT)
+        .await
+        .url();
+    let code = param(&arrived, "code").unwrap();
+    let (tokens, _) = exchange(
+        &rp,
+        Authorized {
+            code,
+            nonce,
+            verifier,
+        },
+    )
+    .await;
+    let claims = jwt_claims(&tokens.id_token().unwrap().to_string());
+    let refresh = tokens.refresh_token().unwrap().secret().clone();
+    (claims["sub"].as_str().unwrap().to_owned(), refresh)
+}
+
+async fn move_call(s: &Setup, token: &str, to: &str, identity: &str) -> reqwest::Response {
+    let path = format!("/users/{to}/identities");
+    let body = serde_json::json!({ "identity_id": identity });
+    call(&s.app, Method::POST, Some(token), &path, Some(body)).await
+}
+
+async fn an_admin_moves_another_users_identity_to_a_user(db: &TestDb) {
+    let s = setup(db).await;
+    let (_bob, bob_id, alice_id, shared) = bob_has_the_shared_account(&s).await;
+    // An application holds Bob's refresh token, issued through the shared account.
+    let (sub, bobs_refresh) = rp_sign_in(&s, "other").await;
+    assert_eq!(sub, bob_id);
+
+    let token = api_token(&s.app, "ops").await;
+    let moved = json_of(move_call(&s, &token, &alice_id, &shared).await, 200).await;
+    assert_eq!(moved["id"], shared.as_str());
+    assert_eq!(moved["provider"], "other");
+    assert_eq!(moved["subject"], "shared-at-other");
+    assert_eq!(identity_at(&s, &alice_id, "other").await, shared);
+    assert_eq!(identities_of(&s, &bob_id).await.len(), 1);
+    assert_eq!(
+        user_of(&s, "other", "shared-at-other").await,
+        Some(alice_id.clone())
+    );
+
+    // Bob's refresh token from the identity is refused; signing in through it lands as Alice.
+    let (status, _, answer) = post_form(
+        &s.app,
+        "/token",
+        Some((CLIENT_ID, CLIENT_SECRET)),
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &bobs_refresh),
+        ],
+    )
+    .await;
+    assert_invalid_grant(status, &answer);
+    let (sub, _) = rp_sign_in(&s, "other").await;
+    assert_eq!(sub, alice_id);
+
+    let unlinked = events(&s.app, "identity.unlinked").await;
+    assert_eq!(unlinked.len(), 1);
+    assert_eq!(unlinked[0]["user_id"], bob_id.as_str());
+    assert_eq!(unlinked[0]["identity_id"], shared.as_str());
+    assert_eq!(unlinked[0]["via"], "admin");
+    let linked = events(&s.app, "identity.linked").await;
+    let last = linked.last().unwrap();
+    assert_eq!(last["user_id"], alice_id.as_str());
+    assert_eq!(last["identity_id"], shared.as_str());
+    assert_eq!(last["via"], "admin");
+    let rows = audit(&s, "identity.moved").await;
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].0.starts_with("api_token:ops"), "{}", rows[0].0);
+    assert_eq!(rows[0].1, format!("user:{alice_id}"));
+    assert_eq!(rows[0].2["from_user_id"], bob_id.as_str());
+    assert_eq!(rows[0].2["to_user_id"], alice_id.as_str());
+    assert_eq!(rows[0].2["refresh_tokens_revoked"], 1);
+    s.app.stop();
+}
+
+async fn moving_an_identity_is_refused_when_it_would_break_a_user(db: &TestDb) {
+    let s = setup(db).await;
+    let (_bob, bob_id, alice_id, shared) = bob_has_the_shared_account(&s).await;
+    // Carol has `other` (carol-at-other) and `corp` (carol-sub).
+    s.other
+        .login_as(UpUser::new("carol-at-other", "carol@other.example"));
+    let carol = browser();
+    sign_in(&s, &carol, "other").await;
+    let carol_id = user_of(&s, "other", "carol-at-other").await.unwrap();
+    s.corp
+        .login_as(UpUser::new("carol-sub", "carol@corp.example"));
+    connect(&s, &carol, "corp").await;
+    assert_eq!(identities_of(&s, &carol_id).await.len(), 2);
+    let token = api_token(&s.app, "ops").await;
+
+    // Alice's only identity cannot go to Bob: Alice could never sign in again.
+    let alices = identity_at(&s, &alice_id, "corp").await;
+    let body = error(
+        move_call(&s, &token, &bob_id, &alices).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert!(
+        body.to_string()
+            .contains("another identity, or delete that user"),
+        "{body}"
+    );
+    // Bob already has an `other` identity: one per provider and user.
+    let carols = identity_at(&s, &carol_id, "other").await;
+    let body = error(
+        move_call(&s, &token, &bob_id, &carols).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert!(
+        body.to_string().contains("one identity per provider"),
+        "{body}"
+    );
+    // Bob's own identity to Bob.
+    error(
+        move_call(&s, &token, &bob_id, &shared).await,
+        409,
+        "conflict",
+    )
+    .await;
+    // Unknown identity, unknown user.
+    error(
+        move_call(&s, &token, &bob_id, "nope").await,
+        404,
+        "not_found",
+    )
+    .await;
+    error(
+        move_call(&s, &token, "no-such-user", &carols).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    assert_eq!(identities_of(&s, &alice_id).await.len(), 1);
+    assert_eq!(identities_of(&s, &bob_id).await.len(), 2);
+    assert_eq!(identities_of(&s, &carol_id).await.len(), 2);
+    assert!(audit(&s, "identity.moved").await.is_empty());
+    assert_eq!(events(&s.app, "identity.unlinked").await.len(), 0);
+    s.app.stop();
+}
+
+async fn the_admin_ui_moves_an_identity_after_asking(db: &TestDb) {
+    use crate::admin::{create_admin, page, signed_in};
+    let s = setup(db).await;
+    let (_bob, bob_id, alice_id, shared) = bob_has_the_shared_account(&s).await;
+    create_admin(&s.app).await;
+    let admin = signed_in(&s.app).await;
+    // The identity id is on Bob's page; Alice's page offers the move.
+    let bobs_page = page(&s.app, &admin, &format!("/admin/users/{bob_id}")).await;
+    assert!(bobs_page.contains(&shared), "{bobs_page}");
+    let alices_page = page(&s.app, &admin, &format!("/admin/users/{alice_id}")).await;
+    assert!(
+        alices_page.contains("Move an identity to this user"),
+        "{alices_page}"
+    );
+    let ask = format!("/admin/users/{alice_id}/identities/move?identity={shared}");
+    let question = page(&s.app, &admin, &ask).await;
+    assert!(question.contains("Move the other identity"), "{question}");
+    assert!(question.contains("leaves bob@corp.example"), "{question}");
+    assert!(question.contains("keeps 1 other identities"), "{question}");
+    assert_eq!(
+        identities_of(&s, &bob_id).await.len(),
+        2,
+        "a GET changes nothing"
+    );
+    let csrf = csrf_in(&question);
+    unconfirmed_posts_change_nothing(&s, &admin, &ask, &csrf).await;
+    assert_eq!(identities_of(&s, &bob_id).await.len(), 2);
+    assert!(audit(&s, "identity.moved").await.is_empty());
+    let res = admin
+        .post(s.app.url(&ask))
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        format!("/admin/users/{alice_id}?done=moved").as_str()
+    );
+    assert_eq!(identity_at(&s, &alice_id, "other").await, shared);
+    assert_eq!(identities_of(&s, &bob_id).await.len(), 1);
+    let rows = audit(&s, "identity.moved").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, format!("admin:{}", crate::admin::EMAIL));
+    let done = page(
+        &s.app,
+        &admin,
+        &format!("/admin/users/{alice_id}?done=moved"),
+    )
+    .await;
+    assert!(done.contains("moved to this user"), "{done}");
+    // Bob's last identity now: the move is refused and changes nothing.
+    let bobs = identity_at(&s, &bob_id, "corp").await;
+    let res = admin
+        .post(s.app.url(&format!(
+            "/admin/users/{alice_id}/identities/move?identity={bobs}"
+        )))
+        .form(&[("csrf", csrf.as_str()), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(identities_of(&s, &bob_id).await.len(), 1);
     s.app.stop();
 }
 

@@ -153,7 +153,10 @@ struct ConfirmPage {
 
 /// The confirmation page (200): the question, the object, the consequence, a CSRF-protected
 /// form that confirms and a Cancel link.
-fn confirmation_page(session: &AdminSession, c: Confirmation) -> Result<HttpResponse, PageError> {
+pub(crate) fn confirmation_page(
+    session: &AdminSession,
+    c: Confirmation,
+) -> Result<HttpResponse, PageError> {
     let chrome = Chrome::new(session, c.section);
     render(StatusCode::OK, &ConfirmPage { chrome, c })
 }

@@ -6,7 +6,8 @@ use crate::admin::http::api::{ApiCaller, resource};
 use crate::admin::http::error::{ApiError, ErrorBody};
 use crate::admin::http::pagination::Page;
 use crate::admin::users::service::{
-    self as users_admin, IdentityUnlinked, SessionsEnded, UserDetail, UserParams, UserView,
+    self as users_admin, IdentityUnlinked, IdentityView, MoveIdentity, SessionsEnded, UserDetail,
+    UserParams, UserView,
 };
 use crate::state::AppState;
 
@@ -17,6 +18,7 @@ pub fn routes(scope: actix_web::Scope) -> actix_web::Scope {
         .service(resource("/users/{id}/disable").post(disable))
         .service(resource("/users/{id}/enable").post(enable))
         .service(resource("/users/{id}/sessions").delete(end_sessions))
+        .service(resource("/users/{id}/identities").post(move_identity))
         .service(resource("/users/{id}/identities/{identity_id}").delete(unlink_identity))
 }
 
@@ -117,8 +119,9 @@ pub async fn end_sessions(
 /// Unlinks one of the user's identities. Refused (409) for the user's last identity. The
 /// identity's upstream tokens are deleted from the vault with it; the refresh tokens and codes
 /// issued from it are revoked and the SSO sessions that came through it end, with
-/// `identity.unlinked` and the audit entry in the same transaction. Admins do not attach
-/// identities: the user connects another account from `/account`.
+/// `identity.unlinked` and the audit entry in the same transaction. Admins attach no new
+/// identity: the user connects another account from `/account` (an identity that is another
+/// user's is moved with `POST /users/{id}/identities`).
 #[utoipa::path(
     delete, path = "/users/{id}/identities/{identity_id}", tag = "users",
     params(
@@ -139,5 +142,31 @@ pub async fn unlink_identity(
     let (id, identity_id) = path.into_inner();
     Ok(web::Json(
         users_admin::unlink_identity(&state, &api.caller, &id, &identity_id).await?,
+    ))
+}
+
+/// Moves an identity from the user that has it to this user: what an admin does when a user's
+/// connect was refused because the account is another user's. What the identity carried for
+/// the other user ends (refresh tokens, codes, the sessions that came through it, the address
+/// verification its provider gave, its upstream tokens); `identity.unlinked` (the other user),
+/// `identity.linked` (this user) and the audit entry `identity.moved` commit together.
+#[utoipa::path(
+    post, path = "/users/{id}/identities", tag = "users",
+    params(("id" = String, Path, description = "The user that gets the identity")),
+    request_body = MoveIdentity,
+    responses(
+        (status = 200, description = "The identity, now this user's", body = IdentityView),
+        (status = 404, description = "No such user, or no such identity", body = ErrorBody),
+        (status = 409, description = "The other user's last identity (give that user another identity or delete it first), this user already has an identity at the provider, or the identity is this user's already", body = ErrorBody),
+    ),
+)]
+pub async fn move_identity(
+    api: ApiCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<MoveIdentity>,
+) -> Result<web::Json<IdentityView>, ApiError> {
+    Ok(web::Json(
+        users_admin::move_identity(&state, &api.caller, &id, &body.identity_id).await?,
     ))
 }

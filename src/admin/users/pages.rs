@@ -1,13 +1,16 @@
 //! `/admin/users`: search users, and a user's page with its identities, disable/enable and
-//! "end sessions" (disabling and ending sessions ask first). Same service as the API.
+//! "end sessions" (disabling and ending sessions ask first), unlinking an identity and moving
+//! another user's identity to this user (both ask first). Same service as the API.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use askama_web::WebTemplate;
+use serde::Deserialize;
 
 use crate::admin::auth::session::AdminSession;
 use crate::admin::http::csrf::{NoFields, Protected};
 use crate::admin::http::error::PageError;
+use crate::admin::http::pages::confirmation_page;
 use crate::admin::http::pages::{Ask, Chrome, Confirmation, Destructive, Done, asks_first};
 use crate::admin::http::pages::{back_to, form_status, link, render, url_segment};
 use crate::admin::http::validation::FieldErrors;
@@ -25,6 +28,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     asks_first::<EndSessions>(cfg, end, end);
     let unlink = "/identities/{id}/unlink";
     asks_first::<Unlink>(cfg, unlink, unlink);
+    cfg.route("/users/{id}/identities/move", web::get().to(ask_move))
+        .route("/users/{id}/identities/move", web::post().to(do_move));
 }
 
 #[derive(Template, WebTemplate)]
@@ -90,6 +95,11 @@ async fn user_page(
             (
                 "unlinked",
                 "The identity was unlinked; its upstream tokens, refresh tokens and sessions \
+                 ended.",
+            ),
+            (
+                "moved",
+                "The identity was moved to this user; what it carried for the other user \
                  ended.",
             ),
         ]),
@@ -257,4 +267,89 @@ impl Destructive for Unlink {
         users_admin::unlink_identity(state, &session.caller(), &user_id, id).await?;
         Ok(back_to("/admin/users", &user_id, "unlinked"))
     }
+}
+
+/// `?identity=`: the identity to move to the user of the path.
+#[derive(Debug, Deserialize)]
+struct MoveQuery {
+    #[serde(default)]
+    identity: String,
+}
+
+/// The confirmation form of a move (`confirm=yes`).
+#[derive(Debug, Deserialize)]
+struct MoveForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The question before moving identity `identity_id` to user `id`: who loses it and what ends.
+async fn move_question(
+    state: &AppState,
+    id: &str,
+    identity_id: &str,
+) -> Result<Confirmation, PageError> {
+    let to = users_admin::get(state, id).await?;
+    let identity_id = identity_id.trim();
+    let from_id = users_admin::owner_of_identity(state, identity_id).await?;
+    let from = users_admin::get(state, &from_id).await?;
+    let Some(identity) = from.identities.iter().find(|i| i.id == identity_id) else {
+        return Err(PageError::NotFound);
+    };
+    let name = |u: &UserDetail| u.user.email.clone().unwrap_or_else(|| u.user.id.clone());
+    let (to_named, from_named) = (name(&to), name(&from));
+    let kept = from.identities.len().saturating_sub(1);
+    Ok(Confirmation {
+        title: format!(
+            "Move the {} identity of {from_named} to {to_named}?",
+            identity.provider
+        ),
+        facts: vec![
+            ("From user", format!("{from_named} ({})", from.user.id)),
+            ("To user", format!("{to_named} ({})", to.user.id)),
+            ("Provider", identity.provider.clone()),
+            ("Subject", identity.subject.clone()),
+        ],
+        consequences: vec![
+            format!(
+                "The identity leaves {from_named}: its sessions and refresh tokens that came \
+                 through it end, and its upstream tokens are deleted from the vault."
+            ),
+            format!("{from_named} keeps {kept} other identities."),
+            format!("Signing in through this provider account signs in as {to_named} from now on."),
+        ],
+        action: link(
+            &format!("/admin/users/{}/identities/move", url_segment(id)),
+            &[("identity", identity_id)],
+        ),
+        button: "Move identity",
+        cancel: format!("/admin/users/{}", url_segment(id)),
+        section: "users",
+    })
+}
+
+async fn ask_move(
+    session: AdminSession,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<MoveQuery>,
+) -> Result<HttpResponse, PageError> {
+    let c = move_question(&state, &id, &query.identity).await?;
+    confirmation_page(&session, c)
+}
+
+async fn do_move(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<MoveQuery>,
+    form: Protected<MoveForm>,
+) -> Result<HttpResponse, PageError> {
+    let Protected { session, form } = form;
+    let identity_id = query.identity.trim();
+    if form.confirm != "yes" {
+        let c = move_question(&state, &id, identity_id).await?;
+        return confirmation_page(&session, c);
+    }
+    users_admin::move_identity(&state, &session.caller(), &id, identity_id).await?;
+    Ok(back_to("/admin/users", &id, "moved"))
 }

@@ -1,6 +1,7 @@
 //! Users as admins see and control them: search, a user with its identities (never a token),
-//! disable/enable, ending a user's sessions, and unlinking an identity (`users::links`; admins
-//! do not attach identities: a user connects another account from `/account`). Each change,
+//! disable/enable, ending a user's sessions, unlinking an identity, and moving an identity from
+//! the user that has it to another (`users::links`; admins attach no new identity: a user
+//! connects another account from `/account`). Each change,
 //! its `session.ended` events and its audit entry commit in one transaction.
 //!
 //! Ending sessions also revokes the user's refresh tokens, and the access tokens issued so far
@@ -20,7 +21,7 @@ use crate::grants::sessions;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::users::identities::{self, IdentityRow};
-use crate::users::links::{self, LinkError, Via};
+use crate::users::links::{self, LinkError, MoveError, Via};
 use crate::users::repo::{self, User as UserRow};
 
 /// The `session.ended` reasons an admin action records.
@@ -42,6 +43,9 @@ pub enum UserAdminError {
          the user can connect another one from /account first"
     )]
     LastIdentity,
+    /// A move refused by the rules of `users::links::move_in`.
+    #[error(transparent)]
+    MoveRefused(MoveError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -61,6 +65,17 @@ impl From<LinkError> for UserAdminError {
     }
 }
 
+impl From<MoveError> for UserAdminError {
+    fn from(e: MoveError) -> Self {
+        match e {
+            MoveError::UserNotFound(id) => UserAdminError::NotFound(id),
+            MoveError::IdentityNotFound(id) => UserAdminError::IdentityNotFound(id),
+            MoveError::Store(e) => UserAdminError::Store(e),
+            refused => UserAdminError::MoveRefused(refused),
+        }
+    }
+}
+
 impl From<sqlx::Error> for UserAdminError {
     fn from(e: sqlx::Error) -> Self {
         UserAdminError::Store(e.into())
@@ -73,7 +88,8 @@ impl Classify for UserAdminError {
             UserAdminError::NotFound(_) | UserAdminError::IdentityNotFound(_) => Fault::NotFound,
             UserAdminError::AlreadyDisabled
             | UserAdminError::NotDisabled
-            | UserAdminError::LastIdentity => Fault::Conflict,
+            | UserAdminError::LastIdentity
+            | UserAdminError::MoveRefused(_) => Fault::Conflict,
             UserAdminError::Store(e) => Fault::Store(e),
         }
     }
@@ -183,6 +199,13 @@ pub struct IdentityUnlinked {
     pub sessions_ended: u64,
     /// Refresh tokens issued from the identity, revoked.
     pub refresh_tokens_revoked: u64,
+}
+
+/// Which identity to move to the user.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct MoveIdentity {
+    /// The identity's id (from the other user's `identities`).
+    pub identity_id: String,
 }
 
 /// `?q=&limit=&cursor=` for the user list.
@@ -357,4 +380,27 @@ pub async fn unlink_identity(
         sessions_ended: unlinked.sessions_ended,
         refresh_tokens_revoked: unlinked.refresh_tokens_revoked,
     })
+}
+
+/// Moves identity `identity_id` from the user that has it to user `id`
+/// (`users::links::move_in`): refused (409) when it is that user's last identity, when user
+/// `id` already has one at its provider, or when it is user `id`'s already. Returns the
+/// identity as it is now, user `id`'s.
+pub async fn move_identity(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    identity_id: &str,
+) -> Result<IdentityView, UserAdminError> {
+    // An id no identity could have is not worth a transaction (and is bounded before SQL).
+    if identity_id.is_empty() || identity_id.len() > 64 {
+        return Err(UserAdminError::IdentityNotFound(identity_id.to_owned()));
+    }
+    let mut tx = state.store.begin_write().await?;
+    links::move_in(&mut tx, id, identity_id, caller).await?;
+    let moved = identities::find_in(&mut tx, identity_id).await?;
+    tx.commit().await?;
+    moved
+        .map(IdentityView::from)
+        .ok_or_else(|| UserAdminError::IdentityNotFound(identity_id.to_owned()))
 }
