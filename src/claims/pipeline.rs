@@ -5,11 +5,12 @@
 //! provider, a group `admin` at any directory would grant the `admin` of every other. So every
 //! connector (OIDC, Google, SAML, GitHub) hands its raw groups to [`apply`]. The prefix is the
 //! admin's choice, not a guarantee: a provider WITHOUT one passes names as its directory sends
-//! them, `corp:admin` included, so with two or more providers each needs its own (Portico warns
-//! at start and on the providers page, [`unprefixed`]). What is enforced: with a prefix, rules
+//! them (`admin` from two such directories is one group), so with two or more providers each
+//! needs its own (Portico warns at start and on the providers page, [`unprefixed`]). What is enforced: with a prefix, rules
 //! that could never match or that rename out of it are refused ([`ClaimRules::parse`]); across
 //! providers, prefixes may not overlap and no rename may land in another's namespace
-//! ([`check_namespaces`]). The steps, in order:
+//! ([`check_namespaces`]), and after a provider's own steps every name in another provider's
+//! namespace is dropped ([`drop_foreign`], where the claims are stored). The steps, in order:
 //!
 //! 1. `group_prefix` is put in front of every name, FIRST, so that every later rule (and every
 //!    client) sees `corp:admin`, never a bare `admin`;
@@ -653,12 +654,46 @@ pub struct MappedClaims {
     /// [`MAX_CLAIMS_SIZE`] in all.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
+    /// Groups left out because they start with another provider's `group_prefix`
+    /// ([`drop_foreign`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub foreign: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Drops from `groups` every name that starts with one of `foreign`, the `group_prefix`es of
+/// the OTHER providers (case-sensitive, as prefixes are), and says how many went. Run after a
+/// provider's own steps: a provider without a prefix (or one whose directory sends such names
+/// verbatim) may never hand out a group in another provider's namespace, such as a literal
+/// `corp:admin` beside the real `corp` provider. The prefixes are read from the providers
+/// table where the claims are stored (`users::update_claims`), so a change of any provider's
+/// prefix holds on every instance from the next login or refresh on.
+pub fn drop_foreign(groups: &mut Vec<String>, foreign: &[String]) -> usize {
+    let before = groups.len();
+    groups.retain(|g| !foreign.iter().any(|p| g.starts_with(p.as_str())));
+    before - groups.len()
+}
+
+/// The warning of [`drop_foreign`]: the provider and the count, never a name.
+pub fn warn_foreign(provider: &str, count: usize) {
+    if count > 0 {
+        tracing::warn!(
+            provider,
+            dropped = count,
+            "provider {provider} sent {count} groups that start with another provider's \
+             group_prefix; they are left out"
+        );
+    }
 }
 
 impl MappedClaims {
     /// Logs what the rules cut (a login's; the preview shows the notes instead): the cap, and
     /// the claims left out, by provider and claim name, never a value.
     pub fn warn(&self, provider: &str) {
+        warn_foreign(provider, self.foreign);
         if let Some(t) = &self.truncated {
             tracing::warn!(
                 provider,
@@ -680,9 +715,22 @@ impl MappedClaims {
         }
     }
 
+    /// [`drop_foreign`] on these groups, noted.
+    pub fn drop_foreign(&mut self, foreign: &[String]) {
+        self.foreign += drop_foreign(&mut self.groups, foreign);
+    }
+
     /// What the preview shows of [`Self::warn`].
     pub fn notes(&self) -> Vec<String> {
-        let mut notes: Vec<String> = self.truncated.iter().map(Truncated::note).collect();
+        let mut notes: Vec<String> = Vec::new();
+        if self.foreign > 0 {
+            notes.push(format!(
+                "{} groups start with another provider's group_prefix and are left out: a \
+                 provider may not hand out another provider's groups.",
+                self.foreign
+            ));
+        }
+        notes.extend(self.truncated.iter().map(Truncated::note));
         notes.extend(self.dropped.iter().map(|claim| {
             format!(
                 "Extra claim {claim} is left out: its value is over the limits of a claim, or \
@@ -760,6 +808,7 @@ pub fn apply(rules: &ClaimRules, raw: RawClaims<'_>) -> MappedClaims {
         extra_claims,
         truncated,
         dropped,
+        foreign: 0,
     }
 }
 
@@ -885,9 +934,54 @@ mod tests {
         assert_eq!(out.truncated.unwrap().received, 150);
     }
 
+    #[test]
+    fn another_providers_prefix_is_dropped_after_the_rules_noted_and_warned_by_count() {
+        // `plain` has no prefix; its directory sends a literal `corp:admin`.
+        let r = rules(json!({"group_rename": {"x": "corp:ops"}}));
+        let mut out = groups(&r, &["corp:admin", "dev", "x", "Corp:admin", "corpx"]);
+        out.drop_foreign(&["corp:".to_owned(), "gh:".to_owned()]);
+        // Case-sensitive, as prefixes are; a rename into it is caught too.
+        assert_eq!(out.groups, ["dev", "Corp:admin", "corpx"]);
+        assert_eq!(out.foreign, 2);
+        let notes = out.notes();
+        assert!(
+            notes[0].contains("2 groups start with another provider's"),
+            "{notes:?}"
+        );
+        assert!(!notes[0].contains("corp:admin"), "{notes:?}");
+        let text = Captured::logged(|| out.warn("plain"));
+        assert!(
+            text.contains("WARN") && text.contains("provider plain sent 2 groups"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("corp:admin") && !text.contains("corp:ops"),
+            "{text}"
+        );
+        // Nothing foreign: no note.
+        let mut clean = groups(&r, &["dev"]);
+        clean.drop_foreign(&["corp:".to_owned()]);
+        assert_eq!(clean.foreign, 0);
+        assert!(clean.notes().is_empty());
+    }
+
     /// A writer into a shared buffer, to read what was logged.
     #[derive(Clone, Default)]
     struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        /// What `f` logged.
+        fn logged(f: impl FnOnce()) -> String {
+            let log = Captured::default();
+            let writer = log.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            tracing::subscriber::with_default(subscriber, f);
+            String::from_utf8(log.0.lock().unwrap().clone()).unwrap()
+        }
+    }
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -902,21 +996,15 @@ mod tests {
 
     #[test]
     fn the_cap_logs_a_warning_naming_the_provider_the_count_and_the_cap() {
-        let log = Captured::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
         let r = rules(json!({"max_groups": 2}));
-        tracing::subscriber::with_default(subscriber, || {
+        let mut cut = None;
+        let quiet = Captured::logged(|| {
             groups(&r, &["a", "b"]).warn("corp");
-            let cut = groups(&r, &["a", "b", "c", "d", "e"]);
             // Applying logs nothing (the preview applies too); a login warns.
-            assert!(log.0.lock().unwrap().is_empty());
-            cut.warn("corp");
+            cut = Some(groups(&r, &["a", "b", "c", "d", "e"]));
         });
-        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(quiet.is_empty(), "{quiet}");
+        let text = Captured::logged(|| cut.unwrap().warn("corp"));
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(text.contains("WARN"), "{text}");
         assert!(

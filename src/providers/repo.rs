@@ -67,6 +67,34 @@ pub async fn all(store: &Store) -> Result<Vec<Provider>, StoreError> {
     where_(store, "").await
 }
 
+/// [`foreign_prefixes_in`] on a pooled connection (the claims preview).
+pub async fn foreign_prefixes(store: &Store, except: &str) -> Result<Vec<String>, StoreError> {
+    foreign_prefixes_in(&mut *store.pool().acquire().await?, except).await
+}
+
+/// The `group_prefix` of every provider but `except`, enabled or not (a disabled provider's
+/// namespace is still its apps'): the names `except` may never hand out
+/// (`claims::pipeline::drop_foreign`). One query, read at every login and refresh, so a prefix
+/// changed on any instance holds everywhere at once.
+pub async fn foreign_prefixes_in(
+    conn: &mut AnyConnection,
+    except: &str,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT settings FROM providers WHERE id <> $1")
+        .bind(except)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(settings,)| {
+            let settings = serde_json::from_str(&settings).ok()?;
+            crate::claims::ClaimRules::of_settings(&settings)?
+                .prefix()
+                .map(str::to_owned)
+        })
+        .collect())
+}
+
 /// How many providers there are, enabled or not (the dashboard's setup checklist).
 pub async fn count(store: &Store) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM providers")

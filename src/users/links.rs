@@ -121,6 +121,7 @@ pub async fn link_in(
     identities::insert_in(conn, &identity_id, user_id, provider, &identity.subject).await?;
     // The identity keeps what its provider said; the user's own claims stay those of the
     // identity it signs in with.
+    let identity = &super::without_foreign(conn, identity).await?;
     identities::set_claims_in(conn, &identity_id, identity).await?;
     if let Some(tokens) = &identity.tokens {
         let sealed = identities::SealedTokens::seal(sealer, &identity_id, tokens);

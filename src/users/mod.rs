@@ -117,7 +117,8 @@ pub async fn apply_login(
 
 /// Copies an identity's fresh claims to the identity row and to its user, and stores the
 /// upstream tokens that came (sealed to the identity row). The identity row keeps what the
-/// provider said; the user's `email_verified` is [`vouched`].
+/// provider said, less the groups in another provider's namespace ([`without_foreign`]); the
+/// user's `email_verified` is [`vouched`]. Returns the groups as stored.
 pub async fn update_claims(
     conn: &mut AnyConnection,
     sealer: &Sealer,
@@ -125,12 +126,30 @@ pub async fn update_claims(
     identity_id: &str,
     identity: &UpstreamIdentity,
     trust_email: bool,
-) -> Result<(), StoreError> {
+) -> Result<Vec<String>, StoreError> {
+    let identity = &without_foreign(conn, identity).await?;
     identities::set_claims_in(conn, identity_id, identity).await?;
     if let Some(tokens) = &identity.tokens {
         let sealed = identities::SealedTokens::seal(sealer, identity_id, tokens);
         identities::store_tokens_in(conn, identity_id, &sealed).await?;
     }
     let verified_by = vouched(identity, trust_email).then(|| identity.provider.as_str());
-    repo::set_claims_in(conn, user_id, identity, verified_by).await
+    repo::set_claims_in(conn, user_id, identity, verified_by).await?;
+    Ok(identity.groups.clone())
+}
+
+/// `identity` without the groups that start with another provider's `group_prefix`
+/// (`claims::pipeline::drop_foreign`), warned about by provider and count. Every write of an
+/// identity's claims passes here, so no login, refresh or link stores such a name, whatever
+/// the connector and however recently another provider's prefix changed.
+pub async fn without_foreign(
+    conn: &mut AnyConnection,
+    identity: &UpstreamIdentity,
+) -> Result<UpstreamIdentity, StoreError> {
+    let provider = identity.provider.as_str();
+    let foreign = crate::providers::repo::foreign_prefixes_in(conn, provider).await?;
+    let mut identity = identity.clone();
+    let dropped = crate::claims::pipeline::drop_foreign(&mut identity.groups, &foreign);
+    crate::claims::pipeline::warn_foreign(provider, dropped);
+    Ok(identity)
 }

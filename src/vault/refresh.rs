@@ -208,7 +208,8 @@ async fn leased(
     }
     let mut tx = ctx.store.begin_write().await?;
     let (user_id, trust_email) = (&current.user_id, provider.trust_email);
-    crate::users::update_claims(
+    // What goes on into tokens is what was stored (less another provider's groups).
+    identity.groups = crate::users::update_claims(
         &mut tx,
         ctx.sealer,
         user_id,

@@ -30,6 +30,7 @@ on_both_backends!(
     the_admin_page_previews_claims_behind_its_csrf_token,
     bad_claim_rules_are_refused_at_start_and_by_the_api,
     namespaces_may_not_overlap_and_unprefixed_providers_are_warned_about,
+    an_unprefixed_provider_never_hands_out_another_providers_groups,
 );
 
 const SCOPES: &[&str] = &["email", "profile", "groups"];
@@ -153,6 +154,87 @@ async fn the_same_group_from_two_providers_stays_apart(db: &TestDb) {
     .await
     .unwrap();
     assert_eq!(bare, 0);
+    app.stop();
+}
+
+/// The attack: `plain` has no prefix, and its directory (the attacker's) names a group
+/// `corp:admin`, the real `corp` provider's namespace that the apps trust.
+async fn an_unprefixed_provider_never_hands_out_another_providers_groups(db: &TestDb) {
+    let upstream = Upstream::start().await;
+    let issuer = upstream.issuer.clone();
+    let app = spawn_app_with(db, MasterKey::generate(), move |s| {
+        let mut corp = provider("corp", &issuer, false);
+        corp.options["group_prefix"] = "corp:".into();
+        let plain = provider("plain", &issuer, false);
+        s.providers = vec![corp, plain];
+        s.clients = clients();
+    })
+    .await;
+    let mut mallory = UpUser::new("mallory", "mallory@plain.example");
+    mallory.groups = vec!["corp:admin".into(), "dev".into(), "corp:".into()];
+    upstream.login_as(mallory);
+    let (id, info) = claims_via(&app, "plain").await;
+    assert_eq!(id["groups"], json!(["dev"]), "{id}");
+    assert_eq!(info["groups"], json!(["dev"]), "{info}");
+    // Nothing stored says it either (the user's row, the identity's).
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM users WHERE groups LIKE '%corp:%') + \
+         (SELECT COUNT(*) FROM identities WHERE groups LIKE '%corp:%')",
+    )
+    .fetch_one(app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+
+    // The preview drops them too, and says how many (never which).
+    create_admin(&app).await;
+    let token = api_token(&app, "preview").await;
+    let claims = json!({"sub": "m", "groups": ["corp:admin", "dev"]});
+    let body = json_of(
+        call(
+            &app,
+            Method::POST,
+            Some(token.as_str()),
+            "/providers/plain/claims-preview",
+            Some(json!({"claims": claims})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(body["groups"], json!(["dev"]), "{body}");
+    let notes = body["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{body}");
+    let note = notes[0].as_str().unwrap();
+    assert!(
+        note.contains("1 groups start with another provider's group_prefix"),
+        "{note}"
+    );
+    assert!(!note.contains("corp:admin"), "{note}");
+    // And the page shows the note.
+    let browser = signed_in(&app).await;
+    let html = page(&app, &browser, "/admin/providers/plain").await;
+    let csrf = csrf_in(&html);
+    let res = browser
+        .post(app.url("/admin/providers/plain/claims-preview"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("claims", claims.to_string().as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains(">dev<") && !html.contains(">corp:admin<"),
+        "{html}"
+    );
+    assert!(
+        html.contains("class=\"alert preview-note\"")
+            && html.contains("1 groups start with another provider&#39;s group_prefix"),
+        "{html}"
+    );
     app.stop();
 }
 

@@ -276,6 +276,10 @@ pub struct ClaimsPreview {
     /// Set when `max_groups` cut the groups: how many passed and how many are kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<String>,
+    /// Everything the rules cut, as a login would log it: groups in another provider's
+    /// namespace, the cap (as `truncated`), extra claims left out. Empty when nothing was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -327,11 +331,15 @@ pub async fn preview_claims(
             "Paste a JSON object of claims, e.g. {\"groups\": [\"admin\"]}.".into(),
         ));
     };
-    let mapped = kinds::find(provider.kind)
+    let mut mapped = kinds::find(provider.kind)
         .preview(&provider.settings, &provider.id, raw)
         .map_err(|why| {
             PreviewError::Claims(format!("A login with these claims is refused: {why}"))
         })?;
+    let foreign =
+        crate::providers::repo::foreign_prefixes(&state.store, provider.id.as_str()).await?;
+    mapped.claims.drop_foreign(&foreign);
+    let notes = mapped.claims.notes();
     Ok(ClaimsPreview {
         email: mapped.email,
         email_verified: mapped.email_verified,
@@ -340,5 +348,6 @@ pub async fn preview_claims(
         groups: mapped.claims.groups,
         claims: mapped.claims.extra_claims,
         truncated: mapped.claims.truncated.map(|t| t.note()),
+        notes,
     })
 }
