@@ -329,14 +329,13 @@ pub async fn connect(
         }
         Err(e) => return server_error_page(e),
     }
-    match identities::with_tokens(
-        &state.store,
-        identities::Which::UserAt(&session.user_id, provider_id),
-    )
-    .await
-    {
-        Ok(None) => {}
-        Ok(Some(_)) => return to_account("already"),
+    let linked = match state.store.pool().acquire().await {
+        Ok(mut conn) => identities::user_has_at_in(&mut conn, &session.user_id, provider_id).await,
+        Err(e) => Err(e.into()),
+    };
+    match linked {
+        Ok(false) => {}
+        Ok(true) => return to_account("already"),
         Err(e) => return server_error_page(e),
     }
     if needs_step_up(&session) {
